@@ -1,0 +1,102 @@
+// Runs a Graph on libtorch, node by node, through the op registry.
+//
+// - Compilation (constructor): every node gets a kernel from the registry; unsupported ops,
+//   opsets and bad attributes fail here with the node named.
+// - Values live in integer slots; a value is freed after its last reader unless it is fetched.
+// - Static values (initializers and everything computed only from them, e.g. shape arithmetic on
+//   constants) are computed once and cached until hooks or the grad mode change.
+// - Hooks observe or replace any value by name (graph input, initializer or node output). This is
+//   how calibration observers, fake quantization and activation caching attach.
+// - run(feeds, fetches) runs only the nodes needed to compute `fetches` from `feeds`: a layer or a
+//   block can be run alone by feeding its inputs.
+// - By default runs under c10::InferenceMode; set_grad_enabled(true) records autograd instead.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "exec/kernel.h"
+#include "graph/ir.h"
+
+namespace mixq {
+
+class Executor {
+ public:
+  // value: the tensor; the hook may replace it (e.g. with a fake-quantized copy).
+  using Hook = std::function<void(const std::string& name, at::Tensor& value)>;
+
+  explicit Executor(Graph graph);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const Graph& graph() const { return graph_; }
+
+  // Runs the whole graph. `inputs` follow graph().inputs order; returns graph().outputs order.
+  // Inputs are checked against the declared dtype/rank/static dims (kInvalidData on mismatch).
+  std::vector<at::Tensor> run(const std::vector<at::Tensor>& inputs);
+
+  // Runs the part of the graph needed to compute `fetches` from `feeds` (names of any values).
+  // Feeding an intermediate value cuts the graph there. Throws kInvalidArgument when a fetch
+  // depends on a graph input that is not fed, or names an unknown value.
+  std::map<std::string, at::Tensor> run(const std::map<std::string, at::Tensor>& feeds,
+                                        const std::vector<std::string>& fetches);
+
+  // Hooks: called in the order added, each time the value is produced. Returns an id.
+  int add_hook(const std::string& value, Hook hook);
+  void remove_hook(int id);
+  void clear_hooks();
+
+  void set_grad_enabled(bool enabled);
+  bool grad_enabled() const { return grad_enabled_; }
+
+  bool has_value(const std::string& name) const { return slot_of_.count(name) != 0; }
+  // Every value name (inputs, initializers, node outputs), in slot order.
+  const std::vector<std::string>& value_names() const { return slot_name_; }
+
+ private:
+  struct CompiledNode;
+  struct HookEntry {
+    int id;
+    int slot;
+    Hook fn;
+  };
+
+  int slot(const std::string& name) const;
+  void check_input(size_t i, const at::Tensor& t) const;
+  void invalidate_static();
+  void ensure_static();
+  void apply_hooks(int slot, at::Tensor& t) const;
+  void run_node(size_t idx, std::vector<at::Tensor>& values) const;
+  // Executes `order` (node indices) with `values` pre-filled; frees values after last use unless
+  // keep[slot] is set.
+  void execute(const std::vector<int>& order, std::vector<at::Tensor>& values,
+               const std::vector<char>& keep) const;
+
+  Graph graph_;
+  std::vector<CompiledNode> nodes_;
+  std::unordered_map<std::string, int> slot_of_;
+  std::vector<std::string> slot_name_;
+  std::vector<int> input_slots_, output_slots_;
+  std::vector<int> init_slot_;             // slots holding initializers
+  std::vector<at::Tensor> init_value_;     // their tensors
+  std::vector<HookEntry> hooks_;
+  std::vector<char> hooked_;               // per slot: any hook attached
+  int next_hook_id_ = 1;
+  bool grad_enabled_ = false;
+
+  // Static cache.
+  bool static_valid_ = false;
+  std::vector<char> is_static_;            // per slot
+  std::vector<at::Tensor> static_values_;  // per slot (defined where is_static_)
+  std::vector<int> dynamic_order_;         // nodes to run per full inference
+  std::vector<int> full_last_use_;
+};
+
+}  // namespace mixq

@@ -1,0 +1,16 @@
+#include <ATen/ATen.h>
+
+#include "exec/ops/ops.h"
+
+namespace mixq {
+namespace {
+
+}  // namespace
+
+const std::vector<OpRow>& shape_op_rows() {
+  static const std::vector<OpRow> rows = {
+  };
+  return rows;
+}
+
+}  // namespace mixq

@@ -1,0 +1,233 @@
+#include "onnx/import.h"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "mixq/error.h"
+#include "onnx/tensor_proto.h"
+
+namespace mixq {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kMaxOpset = 17;  // the newest opset libonnx 1.12 (Debian 12) knows
+
+std::string read_file(const std::string& path) {
+  std::error_code ec;
+  MIXQ_CHECK(fs::exists(path, ec), ErrorKind::kIO, "cannot open '", path,
+             "': no such file");
+  MIXQ_CHECK(!fs::is_directory(path, ec), ErrorKind::kIO, "'", path,
+             "' is a directory, expected an .onnx file");
+  std::ifstream f(path, std::ios::binary);
+  MIXQ_CHECK(f.good(), ErrorKind::kIO, "cannot open '", path, "' for reading");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+ValueInfo value_info_from_proto(const onnx::ValueInfoProto& vi) {
+  ValueInfo out;
+  out.name = vi.name();
+  if (vi.has_type() && vi.type().has_tensor_type()) {
+    const auto& tt = vi.type().tensor_type();
+    out.dtype = static_cast<DType>(tt.elem_type());
+    if (tt.has_shape()) {
+      out.has_shape = true;
+      for (const auto& d : tt.shape().dim()) {
+        out.dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+        out.dim_names.push_back(d.has_dim_param() ? d.dim_param() : "");
+      }
+    }
+  }
+  return out;
+}
+
+Attribute attribute_from_proto(const onnx::AttributeProto& a, const std::string& base_dir,
+                               const std::string& what) {
+  Attribute out;
+  auto t = a.type();
+  if (t == onnx::AttributeProto::UNDEFINED) {  // pre-IR-3 models: infer from the filled field
+    if (a.has_f()) t = onnx::AttributeProto::FLOAT;
+    else if (a.has_i()) t = onnx::AttributeProto::INT;
+    else if (a.has_s()) t = onnx::AttributeProto::STRING;
+    else if (a.has_t()) t = onnx::AttributeProto::TENSOR;
+    else if (a.floats_size()) t = onnx::AttributeProto::FLOATS;
+    else if (a.ints_size()) t = onnx::AttributeProto::INTS;
+    else if (a.strings_size()) t = onnx::AttributeProto::STRINGS;
+  }
+  switch (t) {
+    case onnx::AttributeProto::FLOAT: out.type = AttrType::kFloat; out.f = a.f(); break;
+    case onnx::AttributeProto::INT: out.type = AttrType::kInt; out.i = a.i(); break;
+    case onnx::AttributeProto::STRING: out.type = AttrType::kString; out.s = a.s(); break;
+    case onnx::AttributeProto::TENSOR:
+      out.type = AttrType::kTensor;
+      out.t = tensor_from_proto(a.t(), base_dir, what + " attribute '" + a.name() + "'");
+      break;
+    case onnx::AttributeProto::FLOATS:
+      out.type = AttrType::kFloats;
+      out.floats.assign(a.floats().begin(), a.floats().end());
+      break;
+    case onnx::AttributeProto::INTS:
+      out.type = AttrType::kInts;
+      out.ints.assign(a.ints().begin(), a.ints().end());
+      break;
+    case onnx::AttributeProto::STRINGS:
+      out.type = AttrType::kStrings;
+      out.strings.assign(a.strings().begin(), a.strings().end());
+      break;
+    case onnx::AttributeProto::GRAPH: out.type = AttrType::kGraph; break;
+    default: out.type = AttrType::kOther; break;
+  }
+  return out;
+}
+
+// Structural checks with messages that name the node: duplicate outputs, dangling inputs,
+// topological order, graph outputs that nothing produces.
+void check_structure(const Graph& g, const std::string& file) {
+  std::set<std::string> defined;
+  for (const auto& vi : g.inputs) defined.insert(vi.name);
+  for (const auto& kv : g.initializers) defined.insert(kv.first);
+  std::set<std::string> produced_later;
+  for (const auto& n : g.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty()) produced_later.insert(o);
+  for (const auto& n : g.nodes) {
+    for (const auto& in : n.inputs) {
+      if (in.empty() || defined.count(in)) continue;
+      if (produced_later.count(in))
+        throw Error(ErrorKind::kInvalidModel,
+                    detail::concat(file, ": ", g.describe(n), " reads '", in,
+                                   "' before the node that produces it: the nodes are not in "
+                                   "topological order (re-save the model with onnx's tools)"));
+      throw Error(ErrorKind::kInvalidModel,
+                  detail::concat(file, ": ", g.describe(n), " input '", in,
+                                 "' is not produced by any node, graph input or initializer "
+                                 "(dangling input: is an initializer missing?)"));
+    }
+    for (const auto& o : n.outputs) {
+      if (o.empty()) continue;
+      MIXQ_CHECK(defined.insert(o).second, ErrorKind::kInvalidModel, file, ": ", g.describe(n),
+                 " output '", o, "' is already defined by another node, input or initializer");
+    }
+  }
+  for (const auto& o : g.outputs)
+    MIXQ_CHECK(defined.count(o.name), ErrorKind::kInvalidModel, file, ": graph output '", o.name,
+               "' is not produced by any node");
+  MIXQ_CHECK(!g.outputs.empty(), ErrorKind::kInvalidModel, file, ": the graph has no outputs");
+}
+
+}  // namespace
+
+Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
+                      const std::string& base_dir, const ImportOptions& opts) {
+  onnx::ModelProto model;
+  MIXQ_CHECK(!bytes.empty(), ErrorKind::kInvalidModel, display_name,
+             ": the file is empty (expected an ONNX model)");
+  MIXQ_CHECK(bytes.size() < (size_t(2) << 30), ErrorKind::kInvalidModel, display_name,
+             ": protobuf files over 2 GiB cannot be parsed; store weights as external data");
+  MIXQ_CHECK(model.ParseFromString(bytes), ErrorKind::kInvalidModel, display_name,
+             ": not a valid ONNX model (protobuf parsing failed: the file is corrupt, truncated or "
+             "not an .onnx file)");
+  MIXQ_CHECK(model.has_graph(), ErrorKind::kInvalidModel, display_name,
+             ": the file parses but holds no graph (is it an ONNX model?)");
+
+  Graph g;
+  g.source_path = display_name;
+  g.ir_version = model.ir_version();
+  g.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
+  for (const auto& op : model.opset_import()) {
+    std::string dom = op.domain() == "ai.onnx" ? "" : op.domain();
+    g.opsets[dom] = op.version();
+  }
+  if (model.opset_import_size() == 0) g.opsets[""] = 1;  // IR < 3 default
+  for (const auto& kv : model.metadata_props()) g.metadata[kv.key()] = kv.value();
+
+  const int64_t opset = g.opset();
+  MIXQ_CHECK(opset <= kMaxOpset, ErrorKind::kUnsupported, display_name, ": the model uses opset ",
+             opset, "; mixq supports opsets up to ", kMaxOpset,
+             " (re-export with opset_version between 11 and ", kMaxOpset, ")");
+
+  if (opts.run_checker) {
+    try {
+      onnx::checker::CheckerContext ctx;
+      ctx.set_ir_version(static_cast<int>(model.ir_version()));
+      std::unordered_map<std::string, int> versions;
+      for (const auto& kv : g.opsets) versions[kv.first] = static_cast<int>(kv.second);
+      ctx.set_opset_imports(versions);
+      ctx.set_model_dir(base_dir);
+      onnx::checker::LexicalScopeContext lex;
+      onnx::checker::check_graph(model.graph(), ctx, lex);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      // The checker appends a long context dump; the first paragraph is the useful part.
+      auto cut = msg.find("\n\n==> Context:");
+      std::string ctx = cut == std::string::npos ? "" : msg.substr(cut + 14);
+      if (cut != std::string::npos) msg = msg.substr(0, cut);
+      throw Error(ErrorKind::kInvalidModel,
+                  detail::concat(display_name, ": the ONNX checker rejects the model: ", msg,
+                                 ctx.empty() ? "" : " [" + ctx.substr(0, ctx.find('\n')) + "]",
+                                 " (fix the exporter's output; `python3 -c \"import onnx; "
+                                 "onnx.checker.check_model('model.onnx')\"` shows the same)"));
+    }
+  }
+
+  const auto& gp = model.graph();
+  g.name = gp.name();
+  MIXQ_CHECK(gp.sparse_initializer_size() == 0, ErrorKind::kUnsupported, display_name,
+             ": sparse initializers are not supported (densify them before quantizing)");
+  for (const auto& init : gp.initializer()) {
+    MIXQ_CHECK(!init.name().empty(), ErrorKind::kInvalidModel, display_name,
+               ": an initializer has no name");
+    g.initializers[init.name()] = tensor_from_proto(
+        init, base_dir, "initializer '" + init.name() + "' in " + display_name);
+  }
+  for (const auto& in : gp.input())
+    if (!g.is_initializer(in.name())) g.inputs.push_back(value_info_from_proto(in));
+  for (const auto& out : gp.output()) g.outputs.push_back(value_info_from_proto(out));
+  for (const auto& vi : gp.value_info()) g.value_info[vi.name()] = value_info_from_proto(vi);
+
+  std::set<std::string> names;
+  g.nodes.reserve(gp.node_size());
+  for (int i = 0; i < gp.node_size(); ++i) {
+    const auto& np = gp.node(i);
+    Node n;
+    n.op_type = np.op_type();
+    n.domain = np.domain() == "ai.onnx" ? "" : np.domain();
+    n.name = np.name().empty() ? np.op_type() + "_" + std::to_string(i) : np.name();
+    if (!names.insert(n.name).second) {  // keep names unique: hooks and messages rely on them
+      n.name += "#" + std::to_string(i);
+      names.insert(n.name);
+    }
+    n.inputs.assign(np.input().begin(), np.input().end());
+    n.outputs.assign(np.output().begin(), np.output().end());
+    for (const auto& a : np.attribute())
+      n.attrs[a.name()] = attribute_from_proto(a, base_dir, "node '" + n.name + "'");
+    g.nodes.push_back(std::move(n));
+  }
+  check_structure(g, display_name);
+  return g;
+}
+
+Graph load_onnx(const std::string& path, const ImportOptions& opts) {
+  std::string bytes = read_file(path);
+  std::string dir = fs::path(path).parent_path().string();
+  return load_onnx_bytes(bytes, path, dir, opts);
+}
+
+at::Tensor load_tensor_pb(const std::string& path, std::string* name_out) {
+  std::string bytes = read_file(path);
+  onnx::TensorProto tp;
+  MIXQ_CHECK(tp.ParseFromString(bytes), ErrorKind::kInvalidData, path,
+             ": not a serialized onnx.TensorProto (protobuf parsing failed)");
+  if (name_out) *name_out = tp.name();
+  return tensor_from_proto(tp, fs::path(path).parent_path().string(), "tensor file '" + path + "'");
+}
+
+}  // namespace mixq
