@@ -154,30 +154,6 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
              opset, "; mixq supports opsets up to ", kMaxOpset,
              " (re-export with opset_version between 11 and ", kMaxOpset, ")");
 
-  if (opts.run_checker) {
-    try {
-      onnx::checker::CheckerContext ctx;
-      ctx.set_ir_version(static_cast<int>(model.ir_version()));
-      std::unordered_map<std::string, int> versions;
-      for (const auto& kv : g.opsets) versions[kv.first] = static_cast<int>(kv.second);
-      ctx.set_opset_imports(versions);
-      ctx.set_model_dir(base_dir);
-      onnx::checker::LexicalScopeContext lex;
-      onnx::checker::check_graph(model.graph(), ctx, lex);
-    } catch (const std::exception& e) {
-      std::string msg = e.what();
-      // The checker appends a long context dump; the first paragraph is the useful part.
-      auto cut = msg.find("\n\n==> Context:");
-      std::string ctx = cut == std::string::npos ? "" : msg.substr(cut + 14);
-      if (cut != std::string::npos) msg = msg.substr(0, cut);
-      throw Error(ErrorKind::kInvalidModel,
-                  detail::concat(display_name, ": the ONNX checker rejects the model: ", msg,
-                                 ctx.empty() ? "" : " [" + ctx.substr(0, ctx.find('\n')) + "]",
-                                 " (fix the exporter's output; `python3 -c \"import onnx; "
-                                 "onnx.checker.check_model('model.onnx')\"` shows the same)"));
-    }
-  }
-
   const auto& gp = model.graph();
   g.name = gp.name();
   MIXQ_CHECK(gp.sparse_initializer_size() == 0, ErrorKind::kUnsupported, display_name,
@@ -212,6 +188,31 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
     g.nodes.push_back(std::move(n));
   }
   check_structure(g, display_name);
+  // Our own checks first (their messages name the node); then ONNX's checker for the rest.
+  if (opts.run_checker) {
+    try {
+      onnx::checker::CheckerContext ctx;
+      ctx.set_ir_version(static_cast<int>(model.ir_version()));
+      std::unordered_map<std::string, int> versions;
+      for (const auto& kv : g.opsets) versions[kv.first] = static_cast<int>(kv.second);
+      ctx.set_opset_imports(versions);
+      ctx.set_model_dir(base_dir);
+      onnx::checker::LexicalScopeContext lex;
+      onnx::checker::check_graph(model.graph(), ctx, lex);
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      // The checker appends a long context dump; the first paragraph is the useful part.
+      auto cut = msg.find("\n\n==> Context:");
+      std::string ctx = cut == std::string::npos ? "" : msg.substr(cut + 14);
+      if (cut != std::string::npos) msg = msg.substr(0, cut);
+      throw Error(ErrorKind::kInvalidModel,
+                  detail::concat(display_name, ": the ONNX checker rejects the model: ", msg,
+                                 ctx.empty() ? "" : " [" + ctx.substr(0, ctx.find('\n')) + "]",
+                                 " (fix the exporter's output; `python3 -c \"import onnx; "
+                                 "onnx.checker.check_model('model.onnx')\"` shows the same)"));
+    }
+  }
+
   return g;
 }
 

@@ -1,2 +1,46 @@
+// mixq: mixed-precision post-training quantization of ONNX models. Thin CLI over the library:
+// each subcommand is one row below and one cmd_*.cpp file.
 #include <iostream>
-int main() { std::cout << "mixq\n"; }
+
+#include "common.h"
+#include "mixq/error.h"
+
+namespace mixq::cli {
+namespace {
+
+const Command kCommands[] = {
+    {"info", "List a model's quantizable layers (op, shape, params, MACs) and totals", setup_info},
+    {"eval", "Top-1 accuracy of a model on a dataset", setup_eval},
+    {"demo", "Evaluate the bundled Fashion-MNIST models (the default end-to-end job)", setup_demo},
+};
+
+}  // namespace
+}  // namespace mixq::cli
+
+int main(int argc, char** argv) {
+  using namespace mixq::cli;
+  CLI::App app{"mixq: mixed-precision post-training quantization of ONNX models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "mixq 0.1.0");
+  std::vector<std::pair<CLI::App*, RunFn>> subs;
+  for (const auto& c : kCommands) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    subs.emplace_back(sub, c.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto& [sub, run] : subs)
+      if (sub->parsed()) return run();
+  } catch (const mixq::Error& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return e.exit_code();
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,250 @@
+#include "data/dataset.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <sstream>
+
+#include "data/idx.h"
+#include "data/npy.h"
+#include "mixq/error.h"
+#include "onnx/import.h"
+
+namespace mixq {
+
+namespace fs = std::filesystem;
+
+std::string fmnist_dir() {
+  const char* env = std::getenv("MIXQ_FMNIST_DIR");
+  return env && *env ? env : "/usr/share/datasets/fashion-mnist";
+}
+
+Preprocess preprocess_from_metadata(const Graph& g, bool* found) {
+  Preprocess pp;
+  bool any = false;
+  auto read = [&](const char* key, float& dst) {
+    auto it = g.metadata.find(key);
+    if (it == g.metadata.end()) return;
+    try {
+      dst = std::stof(it->second);
+      any = true;
+    } catch (const std::exception&) {
+      throw Error(ErrorKind::kInvalidModel, detail::concat(g.source_path, ": metadata '", key,
+                                                           "' is not a number: '", it->second, "'"));
+    }
+  };
+  read("mixq.input_scale", pp.scale);
+  read("mixq.input_mean", pp.mean);
+  read("mixq.input_std", pp.std);
+  MIXQ_CHECK(pp.std != 0.0f, ErrorKind::kInvalidModel, g.source_path, ": metadata mixq.input_std is 0");
+  if (found) *found = any;
+  return pp;
+}
+
+namespace {
+
+// Samples held in memory: one tensor per model input plus optional labels.
+class TensorDataset final : public Dataset {
+ public:
+  TensorDataset(std::vector<at::Tensor> inputs, at::Tensor labels, std::string name)
+      : inputs_(std::move(inputs)), labels_(std::move(labels)), name_(std::move(name)) {}
+  int64_t size() const override { return inputs_.empty() ? 0 : inputs_[0].size(0); }
+  bool has_labels() const override { return labels_.defined(); }
+  Batch get(int64_t b, int64_t e) const override {
+    Batch out;
+    for (const auto& t : inputs_) out.inputs.push_back(t.slice(0, b, e));
+    if (labels_.defined()) out.labels = labels_.slice(0, b, e);
+    return out;
+  }
+  std::string describe() const override {
+    return name_ + " (" + std::to_string(size()) + " samples)";
+  }
+
+ private:
+  std::vector<at::Tensor> inputs_;
+  at::Tensor labels_;
+  std::string name_;
+};
+
+// Fashion-MNIST: uint8 images kept as loaded; preprocessing applied per batch.
+class FmnistDataset final : public Dataset {
+ public:
+  FmnistDataset(at::Tensor images, at::Tensor labels, Preprocess pp, std::string name)
+      : images_(std::move(images)), labels_(std::move(labels)), pp_(pp), name_(std::move(name)) {}
+  int64_t size() const override { return images_.size(0); }
+  bool has_labels() const override { return true; }
+  Batch get(int64_t b, int64_t e) const override {
+    at::Tensor x = images_.slice(0, b, e).to(at::kFloat).unsqueeze(1);
+    x = x * pp_.scale;
+    x = (x - pp_.mean) / pp_.std;
+    return {{x}, labels_.slice(0, b, e)};
+  }
+  std::string describe() const override {
+    return name_ + " (" + std::to_string(size()) + " samples)";
+  }
+
+ private:
+  at::Tensor images_, labels_;
+  Preprocess pp_;
+  std::string name_;
+};
+
+struct FmnistSplit {
+  at::Tensor images, labels;
+};
+
+const FmnistSplit& load_fmnist_split(const std::string& split) {
+  static std::mutex mu;
+  static std::map<std::string, FmnistSplit> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(split);
+  if (it != cache.end()) return it->second;
+  const std::string prefix = fmnist_dir() + "/" + (split == "train" ? "train" : "t10k");
+  FmnistSplit s;
+  s.images = load_idx_u8(prefix + "-images-idx3-ubyte.gz");
+  s.labels = load_idx_u8(prefix + "-labels-idx1-ubyte.gz").to(at::kLong);
+  MIXQ_CHECK(s.images.dim() == 3 && s.images.size(1) == 28 && s.images.size(2) == 28,
+             ErrorKind::kInvalidData, prefix, "-images: expected N x 28 x 28 images");
+  MIXQ_CHECK(s.labels.dim() == 1 && s.labels.size(0) == s.images.size(0), ErrorKind::kInvalidData,
+             prefix, "-labels: count does not match the images");
+  return cache[split] = s;
+}
+
+int64_t parse_count(const std::string& text, const std::string& spec) {
+  try {
+    size_t used = 0;
+    long long n = std::stoll(text, &used);
+    if (used == text.size() && n > 0) return n;
+  } catch (const std::exception&) {
+  }
+  throw Error(ErrorKind::kInvalidArgument,
+              "dataset '" + spec + "': ':" + text + "' must be a positive sample count");
+}
+
+// Checks one input array against the model's declared input.
+void check_against(const at::Tensor& t, const ValueInfo& vi, const std::string& what) {
+  std::ostringstream got;
+  got << dtype_name(dtype_of(t.scalar_type())) << t.sizes();
+  MIXQ_CHECK(t.dim() >= 1 && t.size(0) > 0, ErrorKind::kInvalidData, what,
+             " is empty: it needs at least one sample along the first (batch) dimension, got ",
+             got.str());
+  if (vi.dtype != DType::kUndefined) {
+    at::ScalarType want = scalar_type_for(vi.dtype, what);
+    MIXQ_CHECK(t.scalar_type() == want, ErrorKind::kInvalidData, what, " holds ", got.str(),
+               " but model input '", vi.name, "' is ", vi.str(),
+               " (convert it, e.g. x.astype(np.float32))");
+  }
+  if (vi.has_shape) {
+    bool ok = static_cast<size_t>(t.dim()) == vi.dims.size();
+    for (size_t d = 1; ok && d < vi.dims.size(); ++d)
+      ok = vi.dims[d] < 0 || vi.dims[d] == t.size(static_cast<int64_t>(d));
+    MIXQ_CHECK(ok, ErrorKind::kInvalidData, what, " holds ", got.str(), " but model input '",
+               vi.name, "' is ", vi.str(), " (samples must be stacked along the first dimension)");
+  }
+}
+
+// Picks the arrays for the model inputs (and labels) out of a name -> array map.
+std::unique_ptr<Dataset> from_named(std::map<std::string, at::Tensor> arrays,
+                                    const std::vector<ValueInfo>& model_inputs, const std::string& spec) {
+  MIXQ_CHECK(!arrays.empty(), ErrorKind::kInvalidData, spec, ": holds no arrays");
+  std::vector<at::Tensor> inputs;
+  for (const auto& vi : model_inputs) {
+    auto it = arrays.find(vi.name);
+    if (it == arrays.end() && model_inputs.size() == 1)
+      for (const char* alias : {"x", "input", "inputs", "data", "arr_0"})
+        if ((it = arrays.find(alias)) != arrays.end()) break;
+    if (it == arrays.end()) {
+      std::ostringstream names;
+      for (const auto& kv : arrays) names << " " << kv.first;
+      throw Error(ErrorKind::kInvalidData, spec + ": no array for model input '" + vi.name +
+                                               "' (arrays present:" + names.str() +
+                                               "); name it after the input" +
+                                               (model_inputs.size() == 1 ? " or 'x'" : ""));
+    }
+    check_against(it->second, vi, spec + ":" + it->first);
+    inputs.push_back(it->second);
+  }
+  at::Tensor labels;
+  for (const char* key : {"labels", "label", "y", "arr_1"}) {
+    auto it = arrays.find(key);
+    if (it == arrays.end()) continue;
+    MIXQ_CHECK(!at::isFloatingType(it->second.scalar_type()) && it->second.dim() == 1,
+               ErrorKind::kInvalidData, spec, ":", key, " must be a 1-D integer array of class ids");
+    labels = it->second.to(at::kLong);
+    break;
+  }
+  const int64_t n = inputs.front().size(0);
+  for (size_t i = 1; i < inputs.size(); ++i)
+    MIXQ_CHECK(inputs[i].size(0) == n, ErrorKind::kInvalidData, spec, ": inputs hold ", n, " and ",
+               inputs[i].size(0), " samples");
+  MIXQ_CHECK(!labels.defined() || labels.size(0) == n, ErrorKind::kInvalidData, spec, ": ",
+             labels.defined() ? labels.size(0) : 0, " labels for ", n, " samples");
+  return std::make_unique<TensorDataset>(std::move(inputs), labels, spec);
+}
+
+}  // namespace
+
+std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::vector<ValueInfo>& model_inputs,
+                                      const Preprocess& pp) {
+  MIXQ_CHECK(!spec.empty(), ErrorKind::kInvalidArgument, "empty dataset spec (try fmnist:test)");
+  if (spec.rfind("fmnist:", 0) == 0) {
+    std::string rest = spec.substr(7);
+    std::string split = rest.substr(0, rest.find(':'));
+    MIXQ_CHECK(split == "train" || split == "test", ErrorKind::kInvalidArgument, "dataset '", spec,
+               "': the split must be 'train' or 'test'");
+    int64_t limit = -1;
+    if (rest.find(':') != std::string::npos) limit = parse_count(rest.substr(rest.find(':') + 1), spec);
+    MIXQ_CHECK(model_inputs.size() == 1, ErrorKind::kInvalidData, "dataset '", spec,
+               "' provides one image input, but the model has ", model_inputs.size(), " inputs");
+    const FmnistSplit& s = load_fmnist_split(split);
+    int64_t n = limit < 0 ? s.images.size(0) : std::min<int64_t>(limit, s.images.size(0));
+    auto ds = std::make_unique<FmnistDataset>(s.images.slice(0, 0, n), s.labels.slice(0, 0, n), pp, spec);
+    const ValueInfo& vi = model_inputs[0];
+    bool ok = !vi.has_shape || (vi.dims.size() == 4 && (vi.dims[1] < 0 || vi.dims[1] == 1) &&
+                                (vi.dims[2] < 0 || vi.dims[2] == 28) && (vi.dims[3] < 0 || vi.dims[3] == 28));
+    MIXQ_CHECK(ok, ErrorKind::kInvalidData, "dataset '", spec, "' yields float[N,1,28,28] images but model input '",
+               vi.name, "' is ", vi.str(), " (is this a Fashion-MNIST model?)");
+    MIXQ_CHECK(vi.dtype == DType::kFloat || vi.dtype == DType::kUndefined, ErrorKind::kInvalidData,
+               "dataset '", spec, "' yields float images but model input '", vi.name, "' is ", vi.str());
+    return ds;
+  }
+  std::error_code ec;
+  MIXQ_CHECK(fs::exists(spec, ec), ErrorKind::kIO, "dataset '", spec,
+             "' does not exist (expected fmnist:train|test[:N], an .npz/.npy/.pb file or a directory)");
+  fs::path p(spec);
+  if (fs::is_directory(p)) {
+    std::map<std::string, at::Tensor> arrays;
+    if (fs::exists(p / "input_0.pb")) {  // ONNX test-data layout
+      std::vector<at::Tensor> inputs;
+      for (size_t i = 0; i < model_inputs.size(); ++i) {
+        fs::path f = p / ("input_" + std::to_string(i) + ".pb");
+        MIXQ_CHECK(fs::exists(f), ErrorKind::kInvalidData, spec, ": missing ", f.filename().string(),
+                   " for model input '", model_inputs[i].name, "'");
+        inputs.push_back(load_tensor_pb(f.string()));
+        check_against(inputs.back(), model_inputs[i], f.string());
+      }
+      return std::make_unique<TensorDataset>(std::move(inputs), at::Tensor(), spec);
+    }
+    for (const auto& e : fs::directory_iterator(p))
+      if (e.path().extension() == ".npy") arrays[e.path().stem().string()] = load_npy(e.path().string());
+    MIXQ_CHECK(!arrays.empty(), ErrorKind::kInvalidData, "dataset directory '", spec,
+               "' holds no .npy files (nor ONNX input_<i>.pb files)");
+    return from_named(std::move(arrays), model_inputs, spec);
+  }
+  const std::string ext = p.extension().string();
+  if (ext == ".npz") return from_named(load_npz(spec), model_inputs, spec);
+  if (ext == ".npy") return from_named({{"x", load_npy(spec)}}, model_inputs, spec);
+  if (ext == ".pb") {
+    MIXQ_CHECK(model_inputs.size() == 1, ErrorKind::kInvalidData, spec,
+               ": one .pb file feeds a single-input model; use a directory of input_<i>.pb files");
+    at::Tensor t = load_tensor_pb(spec);
+    check_against(t, model_inputs[0], spec);
+    return std::make_unique<TensorDataset>(std::vector<at::Tensor>{t}, at::Tensor(), spec);
+  }
+  throw Error(ErrorKind::kInvalidArgument, "dataset '" + spec + "': unknown kind (expected " +
+                                               "fmnist:train|test[:N], .npz, .npy, .pb or a directory)");
+}
+
+}  // namespace mixq

@@ -1,0 +1,164 @@
+#include "data/npy.h"
+
+#include <ATen/ops/empty.h>
+#include <zip.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "mixq/error.h"
+
+namespace mixq {
+
+namespace {
+
+struct NpyDtype {
+  const char* descr;
+  at::ScalarType type;
+  size_t size;
+};
+// Little-endian (or byte-sized) types only; '=' is native order, which is little-endian here.
+const NpyDtype kNpyTypes[] = {
+    {"f4", at::kFloat, 4}, {"f8", at::kDouble, 8}, {"f2", at::kHalf, 2},  {"i8", at::kLong, 8},
+    {"i4", at::kInt, 4},   {"i2", at::kShort, 2},  {"i1", at::kChar, 1},  {"u1", at::kByte, 1},
+    {"b1", at::kBool, 1},
+};
+
+// Value of `key` in the header dict: the text after "'key':" up to the matching delimiter.
+std::string header_field(const std::string& header, const std::string& key, const std::string& what) {
+  auto k = header.find("'" + key + "'");
+  MIXQ_CHECK(k != std::string::npos, ErrorKind::kInvalidData, what, ": .npy header has no '", key,
+             "' field");
+  auto colon = header.find(':', k);
+  MIXQ_CHECK(colon != std::string::npos, ErrorKind::kInvalidData, what, ": malformed .npy header");
+  size_t p = colon + 1;
+  while (p < header.size() && header[p] == ' ') ++p;
+  MIXQ_CHECK(p < header.size(), ErrorKind::kInvalidData, what, ": malformed .npy header");
+  if (header[p] == '\'') {
+    auto end = header.find('\'', p + 1);
+    MIXQ_CHECK(end != std::string::npos, ErrorKind::kInvalidData, what, ": malformed .npy header");
+    return header.substr(p + 1, end - p - 1);
+  }
+  if (header[p] == '(') {
+    auto end = header.find(')', p);
+    MIXQ_CHECK(end != std::string::npos, ErrorKind::kInvalidData, what, ": malformed .npy header");
+    return header.substr(p + 1, end - p - 1);
+  }
+  auto end = header.find_first_of(",}", p);
+  return header.substr(p, end == std::string::npos ? std::string::npos : end - p);
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  MIXQ_CHECK(f.good(), ErrorKind::kIO, "cannot open '", path, "'");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+at::Tensor parse_npy(const std::string& bytes, const std::string& what) {
+  static const char kMagic[] = "\x93NUMPY";
+  MIXQ_CHECK(bytes.size() >= 10 && std::memcmp(bytes.data(), kMagic, 6) == 0,
+             ErrorKind::kInvalidData, what, ": not a .npy file (bad magic)");
+  const auto major = static_cast<unsigned char>(bytes[6]);
+  size_t header_len, header_start;
+  if (major == 1) {
+    header_len = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+    header_start = 10;
+  } else {
+    MIXQ_CHECK(major == 2 || major == 3, ErrorKind::kInvalidData, what, ": .npy version ", int(major),
+               " is not supported");
+    MIXQ_CHECK(bytes.size() >= 12, ErrorKind::kInvalidData, what, ": truncated .npy header");
+    uint32_t len;
+    std::memcpy(&len, bytes.data() + 8, 4);
+    header_len = len;
+    header_start = 12;
+  }
+  MIXQ_CHECK(header_len <= bytes.size() - header_start, ErrorKind::kInvalidData, what,
+             ": truncated .npy header");
+  const std::string header = bytes.substr(header_start, header_len);
+  const size_t data_start = header_start + header_len;
+
+  std::string descr = header_field(header, "descr", what);
+  MIXQ_CHECK(descr.size() >= 2, ErrorKind::kInvalidData, what, ": bad dtype '", descr, "'");
+  char order = descr[0];
+  std::string code = descr.substr(1);
+  MIXQ_CHECK(order == '<' || order == '|' || order == '=', ErrorKind::kInvalidData, what,
+             ": big-endian arrays ('", descr, "') are not supported; save with a little-endian dtype");
+  const NpyDtype* dt = nullptr;
+  for (const auto& t : kNpyTypes)
+    if (code == t.descr) dt = &t;
+  MIXQ_CHECK(dt != nullptr, ErrorKind::kInvalidData, what, ": dtype '", descr,
+             "' is not supported (use float32, float64, float16, int8-64, uint8 or bool)");
+  std::string fortran = header_field(header, "fortran_order", what);
+  MIXQ_CHECK(fortran.find("False") != std::string::npos, ErrorKind::kInvalidData, what,
+             ": Fortran-ordered arrays are not supported (save np.ascontiguousarray(x))");
+
+  std::vector<int64_t> shape;
+  std::string dims = header_field(header, "shape", what);
+  std::stringstream ss(dims);
+  std::string item;
+  int64_t numel = 1;
+  while (std::getline(ss, item, ',')) {
+    size_t a = item.find_first_not_of(' ');
+    if (a == std::string::npos) continue;
+    int64_t d;
+    try {
+      d = std::stoll(item.substr(a));
+    } catch (const std::exception&) {
+      throw Error(ErrorKind::kInvalidData, what + ": bad shape '(" + dims + ")' in .npy header");
+    }
+    MIXQ_CHECK(d >= 0 && (d == 0 || numel <= (int64_t(1) << 40) / d), ErrorKind::kInvalidData, what,
+               ": bad or too large shape '(", dims, ")'");
+    numel *= d;
+    shape.push_back(d);
+  }
+  const size_t nbytes = static_cast<size_t>(numel) * dt->size;
+  MIXQ_CHECK(bytes.size() - data_start == nbytes, ErrorKind::kInvalidData, what, ": holds ",
+             bytes.size() - data_start, " data bytes but shape (", dims, ") of ", descr, " needs ",
+             nbytes, " (truncated or corrupt file)");
+  at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dt->type));
+  if (nbytes) std::memcpy(t.data_ptr(), bytes.data() + data_start, nbytes);
+  return t;
+}
+
+at::Tensor load_npy(const std::string& path) { return parse_npy(read_all(path), path); }
+
+std::map<std::string, at::Tensor> load_npz(const std::string& path) {
+  int err = 0;
+  zip_t* z = zip_open(path.c_str(), ZIP_RDONLY, &err);
+  MIXQ_CHECK(z != nullptr, ErrorKind::kInvalidData, "cannot open '", path,
+             "' as an .npz (zip) archive (libzip error ", err, ")");
+  std::map<std::string, at::Tensor> out;
+  try {
+    zip_int64_t n = zip_get_num_entries(z, 0);
+    for (zip_int64_t i = 0; i < n; ++i) {
+      zip_stat_t st;
+      MIXQ_CHECK(zip_stat_index(z, i, 0, &st) == 0, ErrorKind::kInvalidData, path,
+                 ": unreadable archive entry ", i);
+      std::string name = st.name;
+      MIXQ_CHECK(st.size < (zip_uint64_t(1) << 34), ErrorKind::kInvalidData, path, ": entry '", name,
+                 "' is too large");
+      std::string bytes(static_cast<size_t>(st.size), '\0');
+      zip_file_t* f = zip_fopen_index(z, i, 0);
+      MIXQ_CHECK(f != nullptr, ErrorKind::kInvalidData, path, ": cannot read entry '", name, "'");
+      zip_int64_t got = zip_fread(f, bytes.data(), st.size);
+      zip_fclose(f);
+      MIXQ_CHECK(got == static_cast<zip_int64_t>(st.size), ErrorKind::kInvalidData, path,
+                 ": entry '", name, "' is truncated or corrupt");
+      if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0)
+        name = name.substr(0, name.size() - 4);
+      out[name] = parse_npy(bytes, path + ":" + name);
+    }
+  } catch (...) {
+    zip_discard(z);
+    throw;
+  }
+  zip_discard(z);
+  return out;
+}
+
+}  // namespace mixq

@@ -1,0 +1,84 @@
+// mixq info MODEL: the quantizable layers with op, weight shape, params and MACs; --ops lists the
+// operators mixq supports.
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "common.h"
+#include "exec/executor.h"
+#include "exec/shapes.h"
+#include "graph/layers.h"
+#include "onnx/import.h"
+
+namespace mixq::cli {
+
+namespace {
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
+  os << ']';
+  return os.str();
+}
+}  // namespace
+
+RunFn setup_info(CLI::App& sub) {
+  struct Opts {
+    GlobalOptions g;
+    std::string model;
+    bool ops = false;
+  };
+  auto o = std::make_shared<Opts>();
+  sub.add_option("model", o->model, "ONNX model file");
+  sub.add_flag("--ops", o->ops, "List the supported ONNX operators and opset ranges instead");
+  add_global_options(sub, o->g);
+  return [o]() {
+    apply_global_options(o->g);
+    if (o->ops) {
+      nlohmann::json rows = nlohmann::json::array();
+      for (const auto& r : op_table()) {
+        rows.push_back({{"op", r.op_type}, {"since", r.since}, {"until", r.until}});
+        if (!o->g.json) std::printf("%-24s opset %d-%d\n", r.op_type, r.since, r.until);
+      }
+      if (o->g.json) print_json({{"ops", rows}});
+      return 0;
+    }
+    MIXQ_CHECK(!o->model.empty(), ErrorKind::kInvalidArgument, "info needs a MODEL (or --ops)");
+    Graph g = load_onnx(o->model);
+    auto layers = find_layers(g);
+    Executor ex(g);
+    annotate_macs(ex, layers);
+    int64_t params = 0, macs = 0, all_params = 0;
+    for (const auto& kv : g.initializers)
+      if (at::isFloatingType(kv.second.scalar_type())) all_params += kv.second.numel();
+    nlohmann::json jl = nlohmann::json::array();
+    for (const auto& L : layers) {
+      params += L.params;
+      macs += L.macs;
+      jl.push_back({{"name", L.node}, {"op", L.op}, {"weight", L.weight}, {"weight_shape", L.weight_shape},
+                    {"bias", L.bias}, {"params", L.params}, {"macs", L.macs}, {"output_shape", L.out_shape}});
+    }
+    if (o->g.json) {
+      std::vector<std::string> in;
+      for (const auto& vi : g.inputs) in.push_back(vi.str());
+      print_json({{"model", o->model}, {"opset", g.opset()}, {"nodes", g.nodes.size()},
+                  {"inputs", in}, {"layers", jl}, {"params", params}, {"macs", macs},
+                  {"float_params", all_params}});
+      return 0;
+    }
+    std::printf("%s: opset %lld, %zu nodes, producer '%s'\n", o->model.c_str(), (long long)g.opset(),
+                g.nodes.size(), g.producer.c_str());
+    for (const auto& vi : g.inputs) std::printf("input  %s: %s\n", vi.name.c_str(), vi.str().c_str());
+    for (const auto& vi : g.outputs) std::printf("output %s: %s\n", vi.name.c_str(), vi.str().c_str());
+    std::printf("\n%-4s %-40s %-14s %-18s %10s %12s\n", "#", "layer", "op", "weight", "params", "MACs");
+    int i = 0;
+    for (const auto& L : layers)
+      std::printf("%-4d %-40s %-14s %-18s %10lld %12lld\n", i++, L.node.substr(0, 40).c_str(),
+                  L.op.c_str(), shape_str(L.weight_shape).c_str(), (long long)L.params, (long long)L.macs);
+    std::printf("\n%zu quantizable layers, %lld params (%lld float params in the model), %lld MACs per sample\n",
+                layers.size(), (long long)params, (long long)all_params, (long long)macs);
+    return 0;
+  };
+}
+
+}  // namespace mixq::cli

@@ -1,0 +1,43 @@
+// Shared pieces of the mixq CLI: global options, the subcommand table, output helpers.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace mixq::cli {
+
+// Options every subcommand has.
+struct GlobalOptions {
+  bool json = false;     // print exactly one JSON object on stdout
+  int threads = 0;       // 0: libtorch's default (all cores)
+  bool verbose = false;
+  bool quiet = false;
+};
+
+// Adds --json/--threads/--verbose/--quiet to a subcommand.
+void add_global_options(CLI::App& sub, GlobalOptions& g);
+// Applies threads and log level; call first in every run function.
+void apply_global_options(const GlobalOptions& g);
+// Prints `j` as the single stdout JSON object.
+void print_json(const nlohmann::json& j);
+
+// The bundled fixture directory: --models, else $MIXQ_MODELS_DIR, else the source tree's models/.
+std::string default_models_dir();
+
+// One subcommand: `setup` declares its options on the CLI11 subcommand and returns the function
+// that runs it (capturing the parsed options). Rows live in main.cpp.
+using RunFn = std::function<int()>;
+struct Command {
+  const char* name;
+  const char* help;
+  RunFn (*setup)(CLI::App& sub);
+};
+
+RunFn setup_info(CLI::App& sub);
+RunFn setup_eval(CLI::App& sub);
+RunFn setup_demo(CLI::App& sub);
+
+}  // namespace mixq::cli
