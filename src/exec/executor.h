@@ -28,7 +28,9 @@ namespace mixq {
 
 class Executor {
  public:
-  // value: the tensor; the hook may replace it (e.g. with a fake-quantized copy).
+  // value: the tensor; the hook may replace it (e.g. with a fake-quantized copy) but must never
+  // modify it in place: values can be views of inputs, initializers or other values (Reshape,
+  // Identity, Slice... return views to keep batch-1 latency low).
   using Hook = std::function<void(const std::string& name, at::Tensor& value)>;
 
   explicit Executor(Graph graph);

@@ -164,9 +164,21 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
     g.initializers[init.name()] = tensor_from_proto(
         init, base_dir, "initializer '" + init.name() + "' in " + display_name);
   }
-  for (const auto& in : gp.input())
-    if (!g.is_initializer(in.name())) g.inputs.push_back(value_info_from_proto(in));
-  for (const auto& out : gp.output()) g.outputs.push_back(value_info_from_proto(out));
+  // mixq runs tensors only: sequence, map and optional values are refused up front.
+  auto require_tensor = [&](const onnx::ValueInfoProto& vi, const char* kind) {
+    MIXQ_CHECK(!vi.has_type() || vi.type().has_tensor_type(), ErrorKind::kUnsupported, display_name,
+               ": graph ", kind, " '", vi.name(), "' is not a tensor (sequence, map and optional ",
+               "values are not supported by mixq)");
+  };
+  for (const auto& in : gp.input()) {
+    if (g.is_initializer(in.name())) continue;
+    require_tensor(in, "input");
+    g.inputs.push_back(value_info_from_proto(in));
+  }
+  for (const auto& out : gp.output()) {
+    require_tensor(out, "output");
+    g.outputs.push_back(value_info_from_proto(out));
+  }
   for (const auto& vi : gp.value_info()) g.value_info[vi.name()] = value_info_from_proto(vi);
 
   std::set<std::string> names;

@@ -10,6 +10,8 @@
 #include <string>
 #include <sys/wait.h>
 
+#include "mixq/error.h"
+
 namespace mixq::test {
 
 inline std::string source_dir() { return MIXQ_SOURCE_DIR; }
