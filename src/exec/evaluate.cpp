@@ -36,8 +36,8 @@ EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& opts) 
     loss_sum += at::cross_entropy_loss(out, labels, {}, at::Reduction::Sum).item<double>();
     if (opts.keep_logits) all_logits.push_back(out.clone());
     r.samples += e - b;
-    bar.advance(e - b);
     bar.set_postfix("top1 " + std::to_string(100.0 * r.correct / r.samples).substr(0, 5) + "%");
+    bar.advance(e - b);
   }
   bar.finish();
   r.top1 = 100.0 * static_cast<double>(r.correct) / static_cast<double>(r.samples);

@@ -194,4 +194,21 @@ at::Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& bas
   return out;
 }
 
+onnx::TensorProto tensor_to_proto(const at::Tensor& t, const std::string& name) {
+  const DType dt = dtype_of(t.scalar_type());
+  MIXQ_CHECK(dt != DType::kUndefined, ErrorKind::kUnsupported, "tensor '", name, "': element type ",
+             t.scalar_type(), " cannot be stored in an ONNX file");
+  // raw_data is little-endian by definition; mixq only builds for little-endian hosts.
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "raw_data needs a little-endian host");
+  at::Tensor c = t.detach().to(at::kCPU).contiguous();
+  onnx::TensorProto tp;
+  tp.set_name(name);
+  tp.set_data_type(static_cast<int32_t>(dt));
+  for (int64_t d : c.sizes()) tp.add_dims(d);
+  const size_t nbytes = static_cast<size_t>(c.numel()) * c.element_size();
+  tp.set_raw_data(nbytes ? std::string(static_cast<const char*>(c.data_ptr()), nbytes)
+                         : std::string());
+  return tp;
+}
+
 }  // namespace mixq

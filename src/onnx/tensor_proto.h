@@ -17,4 +17,9 @@ namespace mixq {
 at::Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& base_dir,
                              const std::string& what);
 
+// Converts a tensor (any device/layout; copied to contiguous CPU) to a TensorProto named `name`
+// with raw_data (little-endian) and the ONNX data_type of its scalar type (int32 tensors that held
+// uint16 are written as int32). Types ONNX cannot hold (complex, quantized) throw kUnsupported.
+onnx::TensorProto tensor_to_proto(const at::Tensor& t, const std::string& name);
+
 }  // namespace mixq

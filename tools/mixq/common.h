@@ -39,5 +39,7 @@ struct Command {
 RunFn setup_info(CLI::App& sub);
 RunFn setup_eval(CLI::App& sub);
 RunFn setup_demo(CLI::App& sub);
+RunFn setup_quantize(CLI::App& sub);
+
 
 }  // namespace mixq::cli

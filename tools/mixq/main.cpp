@@ -11,6 +11,7 @@ namespace {
 const Command kCommands[] = {
     {"info", "List a model's quantizable layers (op, shape, params, MACs) and totals", setup_info},
     {"eval", "Top-1 accuracy of a model on a dataset", setup_eval},
+    {"quantize", "Quantize a model: plan bit-widths, calibrate, evaluate, export QDQ ONNX", setup_quantize},
     {"demo", "Evaluate the bundled Fashion-MNIST models (the default end-to-end job)", setup_demo},
 };
 

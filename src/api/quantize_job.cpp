@@ -1,0 +1,110 @@
+#include "api/quantize_job.h"
+
+#include <chrono>
+
+#include "core/log.h"
+#include "exec/shapes.h"
+#include "graph/fold_bn.h"
+#include "onnx/import.h"
+#include "quant/qdq.h"
+
+namespace mixq {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+void apply_method(const std::string& method, PlanDefaults& d) {
+  if (method == "kl") {  // KL is an activation estimator; weights use min-max (as TensorRT does)
+    d.weight_range = RangeMethod::kMinMax;
+    d.input_range = RangeMethod::kKl;
+    return;
+  }
+  d.weight_range = d.input_range = parse_range_method(method);
+}
+
+QuantizeResult run_quantize(const QuantizeJob& job) {
+  auto t_start = std::chrono::steady_clock::now();
+  QuantizeResult r;
+  Graph original = load_onnx(job.model_path);
+  Preprocess pp = job.preprocess ? *job.preprocess : preprocess_from_metadata(original);
+  r.prepared = original;
+  r.bn_folded = fold_batchnorm(r.prepared);
+  log::verbose("prepare: folded " + std::to_string(r.bn_folded) + " BatchNormalization nodes");
+
+  auto layers = find_layers(r.prepared);
+  MIXQ_CHECK(!layers.empty(), ErrorKind::kUnsupported, job.model_path,
+             ": no quantizable layers (Conv, ConvTranspose, Gemm, MatMul or Gather with constant weights)");
+  {
+    Executor shapes(r.prepared);
+    annotate_macs(shapes, layers);
+  }
+  auto t_search = std::chrono::steady_clock::now();
+  PlanDefaults d = job.defaults;
+  apply_method(job.method, d);
+  r.plan = make_plan(r.prepared, layers, d);
+  r.plan.model = job.model_path;
+  r.plan.method = job.method;
+  if (!job.plan_path.empty()) {
+    r.plan = load_plan(job.plan_path, r.plan);
+  } else {
+    find_allocator(job.search).run(r.prepared, r.plan, job.search_opts);
+  }
+  r.seconds_search = seconds_since(t_search);
+
+  auto calib = open_dataset(job.calib, r.prepared.inputs, pp);
+  auto t_quant = std::chrono::steady_clock::now();
+  r.qmodel = quantize_model(r.prepared, r.plan, *calib, job.qopts);
+  r.seconds_quantize = seconds_since(t_quant) + r.seconds_search;
+
+  if (!job.eval.empty()) {
+    auto data = open_dataset(job.eval, original.inputs, pp);
+    EvalOptions eo;
+    eo.batch_size = job.eval_batch;
+    eo.progress = job.qopts.progress;
+    if (job.eval_float) {
+      Executor fex(original);
+      eo.label = "eval float";
+      r.float_eval = evaluate(fex, *data, eo);
+    }
+    Executor qex(qdq_graph(r.qmodel));
+    eo.label = "eval quant";
+    r.quant_eval = evaluate(qex, *data, eo);
+  }
+  r.seconds_total = seconds_since(t_start);
+  return r;
+}
+
+nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) {
+  const PlanCost& c = r.plan.cost;
+  nlohmann::json j = {{"model", job.model_path},
+                      {"calib", job.calib},
+                      {"eval", job.eval},
+                      {"method", job.method},
+                      {"search", r.plan.search},
+                      {"search_params", r.plan.search_params},
+                      {"avg_wbits", c.avg_wbits},
+                      {"size_bytes", c.size_bytes},
+                      {"float_bytes", c.float_bytes},
+                      {"size_ratio", c.size_ratio},
+                      {"bops", c.bops},
+                      {"bn_folded", r.bn_folded},
+                      {"seconds", r.seconds_quantize},
+                      {"seconds_search", r.seconds_search},
+                      {"seconds_total", r.seconds_total}};
+  j["top1_float"] = r.float_eval ? nlohmann::json(r.float_eval->top1) : nlohmann::json(nullptr);
+  j["top1_quant"] = r.quant_eval ? nlohmann::json(r.quant_eval->top1) : nlohmann::json(nullptr);
+  j["loss_float"] = r.float_eval ? nlohmann::json(r.float_eval->loss) : nlohmann::json(nullptr);
+  j["loss_quant"] = r.quant_eval ? nlohmann::json(r.quant_eval->loss) : nlohmann::json(nullptr);
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& L : r.plan.layers)
+    layers.push_back({{"name", L.name}, {"op", L.op}, {"wbits", L.weight_scheme.bits},
+                      {"abits", L.quantize_input ? nlohmann::json(L.input_scheme.bits) : nlohmann::json(nullptr)},
+                      {"params", L.params}, {"macs", L.macs}, {"pinned", L.pinned}});
+  j["layers"] = layers;
+  return j;
+}
+
+}  // namespace mixq

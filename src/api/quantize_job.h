@@ -1,0 +1,53 @@
+// The end-to-end quantization job behind `mixq quantize` and `mixq demo`:
+// load -> prepare (fold BN) -> plan (allocator or user plan) -> quantize (calibrate) ->
+// simulate + evaluate -> outputs. Each stage's artifact is kept in the result for reports.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+
+#include "data/dataset.h"
+#include "exec/evaluate.h"
+#include "quant/plan.h"
+#include "quant/qmodel.h"
+#include "quant/quantize.h"
+#include "search/allocator.h"
+
+namespace mixq {
+
+struct QuantizeJob {
+  std::string model_path;
+  std::string calib = "fmnist:train:1024";
+  std::string eval;                 // dataset to evaluate on ("" = skip evaluation)
+  bool eval_float = true;           // also evaluate the float model
+  std::string method = "minmax";    // range method: minmax | mse | percentile | kl
+  PlanDefaults defaults;            // bits, granularity, symmetry, pinning
+  std::string search = "uniform";   // allocator (search/allocator.h)
+  SearchOptions search_opts;
+  std::string plan_path;            // apply this plan instead of searching
+  QuantizeOptions qopts;
+  int64_t eval_batch = 250;
+  std::optional<Preprocess> preprocess;  // override the model's metadata
+};
+
+struct QuantizeResult {
+  Graph prepared;                   // BN-folded float graph
+  int bn_folded = 0;
+  QuantPlan plan;
+  QuantizedModel qmodel;
+  std::optional<EvalResult> float_eval, quant_eval;
+  double seconds_search = 0, seconds_quantize = 0, seconds_total = 0;
+};
+
+QuantizeResult run_quantize(const QuantizeJob& job);
+
+// The `--json` / `--report` object: top1_float, top1_quant, avg_wbits, size_bytes, size_ratio,
+// bops, seconds, plan summary per layer.
+nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r);
+
+// Applies --method to the defaults' weight and input range estimators.
+void apply_method(const std::string& method, PlanDefaults& d);
+
+}  // namespace mixq

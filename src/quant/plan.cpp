@@ -1,0 +1,265 @@
+#include "quant/plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "core/atomic_file.h"
+#include "mixq/error.h"
+
+namespace mixq {
+
+namespace {
+
+// The output-channel axis of a layer's weight (what per-channel scales run along).
+int64_t channel_axis(const Graph& g, const LayerInfo& L) {
+  const int64_t rank = static_cast<int64_t>(L.weight_shape.size());
+  if (L.op == "Conv" || L.op == "Gather") return 0;
+  if (L.op == "ConvTranspose") return rank > 1 ? 1 : 0;
+  if (L.op == "Gemm") {
+    for (const auto& n : g.nodes)
+      if (n.name == L.node) {
+        const Attribute* tb = n.attr("transB");
+        return tb && tb->i != 0 ? 0 : (rank > 1 ? 1 : 0);
+      }
+  }
+  if (L.op == "MatMul") return L.weight_input == 1 ? rank - 1 : (rank > 1 ? rank - 2 : 0);
+  return 0;
+}
+
+// The activation a layer reads ("" for Gather: its input is indices, not an activation).
+std::string activation_input(const Graph& g, const LayerInfo& L) {
+  if (L.op == "Gather") return "";
+  for (const auto& n : g.nodes)
+    if (n.name == L.node) return n.inputs[L.weight_input == 1 ? 0 : 1];
+  return "";
+}
+
+int64_t num_scales(const LayerPlan& L) {
+  const QScheme& s = L.weight_scheme;
+  if (s.granularity == Granularity::kPerTensor) return 1;
+  int64_t c = L.weight_shape.empty() ? 1 : L.weight_shape[static_cast<size_t>(s.axis)];
+  if (s.granularity == Granularity::kPerChannel) return c;
+  int64_t k = L.params / std::max<int64_t>(c, 1);
+  return c * ((k + s.group_size - 1) / s.group_size);
+}
+
+nlohmann::json scheme_json(const QScheme& s, RangeMethod r, bool weight) {
+  nlohmann::json j = {{"bits", s.bits}, {"symmetric", s.symmetric}, {"range", range_method_name(r)}};
+  if (weight) {
+    j["granularity"] = granularity_name(s.granularity);
+    j["axis"] = s.axis;
+    if (s.granularity == Granularity::kPerGroup) j["group_size"] = s.group_size;
+    j["rounding"] = rounding_name(s.rounding);
+  }
+  return j;
+}
+
+bool valid_bits(int b) { return (b >= 2 && b <= 8) || b == 16; }
+
+}  // namespace
+
+const LayerPlan* QuantPlan::find(const std::string& name) const {
+  for (const auto& L : layers)
+    if (L.name == name) return &L;
+  return nullptr;
+}
+
+QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const PlanDefaults& d) {
+  QuantPlan plan;
+  plan.model = g.source_path;
+  std::set<std::string> layer_tensors;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LayerInfo& info = layers[i];
+    LayerPlan L;
+    L.name = info.node;
+    L.op = info.op;
+    L.weight = info.weight;
+    L.weight_shape = info.weight_shape;
+    L.params = g.initializers.at(info.weight).numel();
+    L.bias_params = info.bias.empty() ? 0 : g.initializers.at(info.bias).numel();
+    L.macs = info.macs;
+    L.pinned = d.pin_bits > 0 && (i == 0 || i + 1 == layers.size());
+    L.weight_scheme.bits = L.pinned ? d.pin_bits : d.wbits;
+    L.weight_scheme.symmetric = d.wsymmetric;
+    L.weight_scheme.granularity = d.granularity;
+    L.weight_scheme.group_size = d.group_size;
+    L.weight_scheme.axis = channel_axis(g, info);
+    L.weight_scheme.rounding = d.rounding;
+    L.weight_range = d.weight_range;
+    L.input = activation_input(g, info);
+    L.quantize_input = !L.input.empty();
+    L.input_scheme.bits = L.pinned ? std::max(d.pin_bits, d.abits) : d.abits;
+    L.input_scheme.symmetric = !d.asymmetric_act;
+    L.input_range = d.input_range;
+    layer_tensors.insert(info.weight);
+    if (!info.bias.empty()) layer_tensors.insert(info.bias);
+    plan.layers.push_back(std::move(L));
+  }
+  for (const auto& [name, t] : g.initializers)
+    if (!layer_tensors.count(name)) plan.other_bytes += static_cast<int64_t>(t.numel() * t.element_size());
+  unify_shared_inputs(plan);
+  update_cost(plan);
+  return plan;
+}
+
+void unify_shared_inputs(QuantPlan& plan) {
+  std::map<std::string, int> bits;
+  for (const auto& L : plan.layers)
+    if (L.quantize_input) bits[L.input] = std::max(bits[L.input], L.input_scheme.bits);
+  for (auto& L : plan.layers)
+    if (L.quantize_input) L.input_scheme.bits = bits[L.input];
+}
+
+void update_cost(QuantPlan& plan) {
+  PlanCost c;
+  double bits = 0, wparams = 0, wbits_sum = 0, float_bits = 0;
+  for (const auto& L : plan.layers) {
+    const QScheme& s = L.weight_scheme;
+    int64_t scales = num_scales(L);
+    bits += double(L.params) * s.bits + double(scales) * (32 + (s.symmetric ? 0 : 8)) + double(L.bias_params) * 32;
+    float_bits += double(L.params + L.bias_params) * 32;
+    wparams += double(L.params);
+    wbits_sum += double(L.params) * s.bits;
+    int abits = L.quantize_input ? L.input_scheme.bits : 32;
+    c.bops += double(L.macs) * s.bits * abits;
+  }
+  bits += double(plan.other_bytes) * 8;
+  float_bits += double(plan.other_bytes) * 8;
+  c.size_bytes = static_cast<int64_t>(std::ceil(bits / 8));
+  c.float_bytes = static_cast<int64_t>(std::ceil(float_bits / 8));
+  c.size_ratio = c.float_bytes > 0 ? double(c.size_bytes) / double(c.float_bytes) : 0;
+  c.avg_wbits = wparams > 0 ? wbits_sum / wparams : 0;
+  plan.cost = c;
+}
+
+nlohmann::json plan_to_json(const QuantPlan& plan) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& L : plan.layers) {
+    nlohmann::json j = {{"name", L.name}, {"op", L.op}, {"weight", L.weight},
+                        {"weight_shape", L.weight_shape}, {"params", L.params}, {"macs", L.macs},
+                        {"pinned", L.pinned}, {"weight_quant", scheme_json(L.weight_scheme, L.weight_range, true)}};
+    if (L.quantize_input) {
+      j["input_quant"] = scheme_json(L.input_scheme, L.input_range, false);
+      j["input_quant"]["tensor"] = L.input;
+    } else {
+      j["input_quant"] = nullptr;
+    }
+    layers.push_back(std::move(j));
+  }
+  const PlanCost& c = plan.cost;
+  return {{"mixq_plan_version", QuantPlan::kVersion},
+          {"model", plan.model},
+          {"search", plan.search},
+          {"search_params", plan.search_params},
+          {"method", plan.method},
+          {"budget", plan.budget},
+          {"cost", {{"size_bytes", c.size_bytes}, {"float_bytes", c.float_bytes}, {"size_ratio", c.size_ratio},
+                    {"avg_wbits", c.avg_wbits}, {"bops", c.bops}}},
+          {"layers", layers}};
+}
+
+void validate_plan(const QuantPlan& plan, const std::string& where) {
+  std::map<std::string, const LayerPlan*> by_input;
+  for (const auto& L : plan.layers) {
+    const std::string at = where + ": layer '" + L.name + "'";
+    const QScheme& w = L.weight_scheme;
+    MIXQ_CHECK(valid_bits(w.bits), ErrorKind::kInvalidArgument, at, ": weight bits ", w.bits,
+               " is not possible (use 2-8 or 16)");
+    MIXQ_CHECK(w.axis >= 0 && w.axis < std::max<int64_t>(1, static_cast<int64_t>(L.weight_shape.size())),
+               ErrorKind::kInvalidArgument, at, ": weight axis ", w.axis, " is outside the weight's rank ",
+               L.weight_shape.size());
+    if (w.granularity == Granularity::kPerGroup)
+      MIXQ_CHECK(w.group_size > 0, ErrorKind::kInvalidArgument, at, ": per_group needs group_size >= 1 (got ",
+                 w.group_size, "); a group size at least the reduction length means one group per channel");
+    if (!L.quantize_input) continue;
+    MIXQ_CHECK(valid_bits(L.input_scheme.bits), ErrorKind::kInvalidArgument, at, ": input bits ",
+               L.input_scheme.bits, " is not possible (use 2-8 or 16)");
+    auto it = by_input.find(L.input);
+    if (it == by_input.end()) {
+      by_input[L.input] = &L;
+      continue;
+    }
+    const LayerPlan& o = *it->second;
+    MIXQ_CHECK(o.input_scheme.bits == L.input_scheme.bits && o.input_scheme.symmetric == L.input_scheme.symmetric &&
+                   o.input_range == L.input_range,
+               ErrorKind::kInvalidArgument, at, " and layer '", o.name, "' read the same tensor '", L.input,
+               "' and must share one activation quantizer, but their input_quant differ");
+  }
+}
+
+QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& tmpl, const std::string& where) {
+  auto fail = [&](const std::string& msg) -> void {
+    throw Error(ErrorKind::kInvalidArgument, where + ": " + msg);
+  };
+  QuantPlan plan = tmpl;
+  std::string current;  // the layer being read, for messages
+  try {
+    if (!j.is_object()) fail("a plan is a JSON object");
+    if (!j.contains("mixq_plan_version")) fail("missing 'mixq_plan_version' (is this a mixq plan?)");
+    int version = j.at("mixq_plan_version").get<int>();
+    if (version != QuantPlan::kVersion)
+      fail("plan version " + std::to_string(version) + " is not supported (this mixq reads version " +
+           std::to_string(QuantPlan::kVersion) + ")");
+    plan.search = j.value("search", std::string("user"));
+    plan.search_params = j.value("search_params", nlohmann::json::object());
+    plan.method = j.value("method", tmpl.method);
+    plan.budget = j.value("budget", nlohmann::json::object());
+    if (!j.contains("layers") || !j.at("layers").is_array()) fail("missing 'layers' array");
+    std::set<std::string> seen;
+    for (const auto& jl : j.at("layers")) {
+      std::string name = jl.at("name").get<std::string>();
+      current = name;
+      auto it = std::find_if(plan.layers.begin(), plan.layers.end(), [&](const LayerPlan& L) { return L.name == name; });
+      if (it == plan.layers.end())
+        fail("layer '" + name + "' is not a quantizable layer of the model (see `mixq info`)");
+      if (!seen.insert(name).second) fail("layer '" + name + "' appears twice");
+      LayerPlan& L = *it;
+      const auto& wq = jl.at("weight_quant");
+      L.weight_scheme.bits = wq.at("bits").get<int>();
+      L.weight_scheme.symmetric = wq.value("symmetric", L.weight_scheme.symmetric);
+      if (wq.contains("granularity")) L.weight_scheme.granularity = parse_granularity(wq.at("granularity").get<std::string>());
+      L.weight_scheme.axis = wq.value("axis", L.weight_scheme.axis);
+      L.weight_scheme.group_size = wq.value("group_size", L.weight_scheme.group_size);
+      if (wq.contains("rounding")) L.weight_scheme.rounding = parse_rounding(wq.at("rounding").get<std::string>());
+      if (wq.contains("range")) L.weight_range = parse_range_method(wq.at("range").get<std::string>());
+      L.pinned = jl.value("pinned", L.pinned);
+      if (jl.contains("input_quant") && !jl.at("input_quant").is_null() && L.quantize_input) {
+        const auto& aq = jl.at("input_quant");
+        L.input_scheme.bits = aq.at("bits").get<int>();
+        L.input_scheme.symmetric = aq.value("symmetric", L.input_scheme.symmetric);
+        if (aq.contains("range")) L.input_range = parse_range_method(aq.at("range").get<std::string>());
+      }
+    }
+    for (const auto& L : plan.layers)
+      if (!seen.count(L.name)) fail("layer '" + L.name + "' is missing from the plan (every quantizable layer needs an entry)");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorKind::kInvalidArgument, where + ": malformed plan" +
+                                                 (current.empty() ? "" : " at layer '" + current + "'") + ": " + e.what());
+  } catch (const Error& e) {
+    if (std::string(e.what()).rfind(where, 0) == 0) throw;
+    throw Error(e.kind(), where + ": layer '" + current + "': " + e.what());
+  }
+  validate_plan(plan, where);
+  update_cost(plan);
+  return plan;
+}
+
+QuantPlan load_plan(const std::string& path, const QuantPlan& tmpl) {
+  std::ifstream f(path);
+  MIXQ_CHECK(f.good(), ErrorKind::kIO, "cannot open plan '", path, "'");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(f);
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kInvalidArgument, path + ": not valid JSON: " + e.what());
+  }
+  return plan_from_json(j, tmpl, path);
+}
+
+void save_plan(const QuantPlan& plan, const std::string& path) {
+  write_file_atomic(path, plan_to_json(plan).dump(2) + "\n");
+}
+
+}  // namespace mixq

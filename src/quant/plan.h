@@ -1,0 +1,96 @@
+// QuantPlan: the central artifact. For every quantizable layer, the weight scheme and the
+// input-activation scheme; plus the search that produced it, the budget and the predicted cost.
+// Every allocator produces one, every quantization method consumes one, users can read, diff and
+// edit it (`mixq quantize --plan FILE`). JSON schema: docs/quantplan.md (version 1).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "graph/layers.h"
+#include "quant/quantizer.h"
+#include "quant/scheme.h"
+
+namespace mixq {
+
+struct LayerPlan {
+  std::string name;        // layer node name (the key users edit plans by)
+  std::string op;
+  std::string weight;      // initializer quantized
+  std::vector<int64_t> weight_shape;
+  int64_t params = 0;      // weight elements (bias excluded; biases stay float32)
+  int64_t bias_params = 0;
+  int64_t macs = 0;        // per sample
+  QScheme weight_scheme;
+  RangeMethod weight_range = RangeMethod::kMinMax;
+  bool quantize_input = true;   // Gather (embedding lookup) has no activation to quantize
+  std::string input;            // activation tensor quantized (shared by every layer reading it)
+  QScheme input_scheme;         // per tensor
+  RangeMethod input_range = RangeMethod::kMinMax;
+  bool pinned = false;          // first/last layer kept at 8 bits by default
+};
+
+struct PlanCost {
+  int64_t size_bytes = 0;   // every stored bit: weights at their bits + scales (fp32) + zero
+                            // points (one byte each, asymmetric only) + everything kept float32
+  int64_t float_bytes = 0;  // the float32 model counted the same way
+  double size_ratio = 0;    // size_bytes / float_bytes
+  double avg_wbits = 0;     // params-weighted mean weight bits over quantized layers
+  double bops = 0;          // sum MACs * w_bits * a_bits (float32 layers count 32 x 32)
+  double gbops() const { return bops / 1e9; }
+};
+
+struct QuantPlan {
+  static constexpr int kVersion = 1;
+  std::string model;                // model path as given
+  std::string search = "uniform";   // allocator that produced the plan ("user" when edited)
+  nlohmann::json search_params = nlohmann::json::object();
+  std::string method = "minmax";    // quantization method the plan was made for
+  nlohmann::json budget = nlohmann::json::object();  // e.g. {"avg_wbits": 4}
+  std::vector<LayerPlan> layers;
+  int64_t other_bytes = 0;          // initializers that are not layer weights/biases, at their dtype size
+  PlanCost cost;
+
+  const LayerPlan* find(const std::string& name) const;
+};
+
+// Defaults for a fresh plan: every layer at the same precision, first and last layer pinned.
+struct PlanDefaults {
+  int wbits = 8, abits = 8;
+  bool wsymmetric = false, asymmetric_act = true;
+  Granularity granularity = Granularity::kPerChannel;
+  int64_t group_size = 0;
+  Rounding rounding = Rounding::kNearest;
+  RangeMethod weight_range = RangeMethod::kMinMax;
+  RangeMethod input_range = RangeMethod::kMinMax;
+  int pin_bits = 8;          // first/last layer weight and input bits; 0 = do not pin
+};
+
+// A plan covering every quantizable layer of the (prepared) graph. `layers` must carry MACs
+// (exec/shapes.h annotate_macs).
+QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const PlanDefaults& d);
+
+// Sets a layer's weight bits (and keeps the shared-input rule: layers reading the same tensor get
+// the same activation scheme, the highest bits among them).
+void unify_shared_inputs(QuantPlan& plan);
+
+// Recomputes plan.cost from the layers (call after any change to bit-widths).
+void update_cost(QuantPlan& plan);
+
+nlohmann::json plan_to_json(const QuantPlan& plan);
+// Parses and validates a plan against the model's layers: unknown or missing layers, bits outside
+// 2-8/16, unknown granularity/rounding/range names, group sizes that do not fit, and layers that
+// read the same tensor with different activation schemes are kInvalidArgument errors naming the
+// layer and the field. `where` names the plan file in messages.
+QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& model_template, const std::string& where);
+
+QuantPlan load_plan(const std::string& path, const QuantPlan& model_template);
+void save_plan(const QuantPlan& plan, const std::string& path);  // atomic
+
+// Checks the invariants every consumer relies on (same as plan_from_json's checks).
+void validate_plan(const QuantPlan& plan, const std::string& where);
+
+}  // namespace mixq

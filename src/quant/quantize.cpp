@@ -1,0 +1,105 @@
+#include "quant/quantize.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <map>
+
+#include "core/progress.h"
+#include "exec/executor.h"
+#include "quant/observer.h"
+#include "quant/quantizer.h"
+
+namespace mixq {
+
+namespace {
+
+// Runs the whole calibration set through `ex` once (hooks do the observing).
+void calibration_pass(Executor& ex, const Dataset& calib, int64_t batch, const std::string& label, bool progress) {
+  Progress bar(label, progress ? calib.size() : 0, "img");
+  for (int64_t b = 0; b < calib.size(); b += batch) {
+    int64_t e = std::min(calib.size(), b + batch);
+    ex.run(calib.get(b, e).inputs);
+    bar.advance(e - b);
+  }
+}
+
+}  // namespace
+
+Graph with_dequantized_weights(const QuantizedModel& qm) {
+  Graph g = qm.graph;
+  for (const auto& w : qm.weights) g.initializers[w.weight] = dequantize(w.codes, w.params, w.scheme);
+  return g;
+}
+
+QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, const Dataset& calib,
+                              const QuantizeOptions& opts) {
+  MIXQ_CHECK(calib.size() > 0, ErrorKind::kInvalidData, "calibration set ", calib.describe(),
+             " is empty; pass --calib with at least one sample (e.g. fmnist:train:1024)");
+  validate_plan(plan, "plan");
+  QuantizedModel qm;
+  qm.graph = prepared;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(opts.seed);
+  for (const auto& L : plan.layers) {
+    auto it = prepared.initializers.find(L.weight);
+    MIXQ_CHECK(it != prepared.initializers.end(), ErrorKind::kInvalidArgument, "plan layer '", L.name,
+               "' names weight '", L.weight, "' which the model does not have");
+    at::Tensor w = it->second.to(at::kFloat);
+    MIXQ_CHECK(at::isfinite(w).all().item<bool>(), ErrorKind::kInvalidModel, prepared.source_path,
+               ": weight '", L.weight, "' of layer '", L.name, "' contains NaN or infinite values; ",
+               "fix the model before quantizing");
+    RangeOptions ro;
+    ro.method = L.weight_range == RangeMethod::kKl ? RangeMethod::kMinMax : L.weight_range;
+    QuantizedWeight qw;
+    qw.node = L.name;
+    qw.weight = L.weight;
+    qw.scheme = L.weight_scheme;
+    qw.params = weight_params(w, qw.scheme, ro);
+    at::Tensor noise;
+    if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
+    qw.codes = quantize(w, qw.params, qw.scheme, noise);
+    qm.weights.push_back(std::move(qw));
+  }
+
+  // One observer per distinct activation tensor (layers reading the same tensor share it).
+  std::map<std::string, const LayerPlan*> tensors;
+  for (const auto& L : plan.layers)
+    if (L.quantize_input) tensors.emplace(L.input, &L);
+  if (tensors.empty()) return qm;
+  std::map<std::string, ActivationObserver> observers;
+  bool need_hist = false;
+  for (const auto& [t, L] : tensors) {
+    RangeOptions ro;
+    ro.method = L->input_range;
+    observers.emplace(t, ActivationObserver(ro.bins));
+    need_hist = need_hist || observers.at(t).needs_histogram(ro);
+  }
+  Executor ex(with_dequantized_weights(qm));
+  std::vector<int> hooks;
+  for (auto& [t, obs] : observers) {
+    ActivationObserver* o = &obs;
+    hooks.push_back(ex.add_hook(t, [o](const std::string&, at::Tensor& x) { o->observe_range(x); }));
+  }
+  calibration_pass(ex, calib, opts.batch_size, "calibrate", opts.progress);
+  if (need_hist) {
+    ex.clear_hooks();
+    for (auto& [t, obs] : observers) {
+      ActivationObserver* o = &obs;
+      ex.add_hook(t, [o](const std::string&, at::Tensor& x) { o->observe_histogram(x); });
+    }
+    calibration_pass(ex, calib, opts.batch_size, "histogram", opts.progress);
+  }
+  for (const auto& [t, L] : tensors) {
+    RangeOptions ro;
+    ro.method = L->input_range;
+    QuantizedActivation qa;
+    qa.tensor = t;
+    qa.scheme = L->input_scheme;
+    qa.scheme.granularity = Granularity::kPerTensor;
+    qa.params = observers.at(t).params(qa.scheme, ro);
+    qm.activations.push_back(std::move(qa));
+  }
+  return qm;
+}
+
+}  // namespace mixq

@@ -1,0 +1,29 @@
+// Applying a QuantPlan: weights quantized once with their range estimator, activation quantizers
+// calibrated on real data through executor hooks (two passes when a histogram is needed).
+#pragma once
+
+#include <cstdint>
+
+#include "data/dataset.h"
+#include "quant/plan.h"
+#include "quant/qmodel.h"
+
+namespace mixq {
+
+struct QuantizeOptions {
+  int64_t batch_size = 256;
+  uint64_t seed = 0;       // stochastic rounding noise
+  bool progress = true;
+};
+
+// `prepared` is the graph the plan was made for (BatchNorm folded). Activation statistics are
+// collected with the weights already quantized, so each activation range sees the error of the
+// layers before it.
+QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, const Dataset& calib,
+                              const QuantizeOptions& opts = {});
+
+// The prepared graph with every quantized weight replaced by its dequantized value (no
+// activation quantization): what calibration and weight-only error checks run on.
+Graph with_dequantized_weights(const QuantizedModel& qm);
+
+}  // namespace mixq

@@ -1,0 +1,198 @@
+// QuantPlan: defaults, cost accounting, JSON round trip and validation; MixQuant allocation.
+#include <ATen/ATen.h>
+
+#include "exec/executor.h"
+#include "exec/shapes.h"
+#include "quant/plan.h"
+#include "search/allocator.h"
+#include "test_util.h"
+
+namespace mixq {
+namespace {
+
+// x[N,1,8,8] -> conv_a(4x1x3x3) -> r -> conv_b(6x4x3x3) and conv_c(6x4x1x1) both read r
+//            -> add -> flatten -> fc(Gemm transB=1, [10, 6*4*4]) -> out
+Graph test_graph() {
+  at::manual_seed(1);
+  Graph g;
+  g.source_path = "plan_test.onnx";
+  g.opsets[""] = 13;
+  ValueInfo x;
+  x.name = "x";
+  x.dtype = DType::kFloat;
+  x.has_shape = true;
+  x.dims = {-1, 1, 8, 8};
+  g.inputs = {x};
+  ValueInfo out;
+  out.name = "out";
+  out.dtype = DType::kFloat;
+  g.outputs = {out};
+  g.initializers["wa"] = at::randn({4, 1, 3, 3});
+  g.initializers["wb"] = at::randn({6, 4, 3, 3}) * 0.1;
+  g.initializers["wc"] = at::randn({6, 4, 1, 1});
+  g.initializers["bc"] = at::randn({6});
+  g.initializers["wf"] = at::randn({10, 96}) * 0.05;
+  g.initializers["bf"] = at::randn({10});
+  auto node = [&](const std::string& name, const std::string& op, std::vector<std::string> in, std::string o) {
+    Node n;
+    n.name = name;
+    n.op_type = op;
+    n.inputs = std::move(in);
+    n.outputs = {std::move(o)};
+    return n;
+  };
+  Attribute stride;
+  stride.type = AttrType::kInts;
+  stride.ints = {2, 2};
+  Attribute pads;
+  pads.type = AttrType::kInts;
+  pads.ints = {1, 1, 1, 1};
+  Node a = node("conv_a", "Conv", {"x", "wa"}, "ya");
+  a.attrs["pads"] = pads;
+  Node b = node("conv_b", "Conv", {"r", "wb"}, "yb");
+  b.attrs["pads"] = pads;
+  b.attrs["strides"] = stride;
+  Node c = node("conv_c", "Conv", {"r", "wc", "bc"}, "yc");
+  c.attrs["strides"] = stride;
+  Node fc = node("fc", "Gemm", {"flat", "wf", "bf"}, "out");
+  Attribute tb;
+  tb.type = AttrType::kInt;
+  tb.i = 1;
+  fc.attrs["transB"] = tb;
+  g.nodes = {a, node("relu", "Relu", {"ya"}, "r"), b, c, node("add", "Add", {"yb", "yc"}, "s"),
+             node("flatten", "Flatten", {"s"}, "flat"), fc};
+  return g;
+}
+
+QuantPlan plan_for(const Graph& g, const PlanDefaults& d) {
+  auto layers = find_layers(g);
+  Executor ex(g);
+  annotate_macs(ex, layers);
+  return make_plan(g, layers, d);
+}
+
+TEST(Plan, DefaultsPinFirstAndLastAndShareInputs) {
+  Graph g = test_graph();
+  PlanDefaults d;
+  d.wbits = 4;
+  d.abits = 4;
+  QuantPlan p = plan_for(g, d);
+  ASSERT_EQ(p.layers.size(), 4u);
+  EXPECT_TRUE(p.layers[0].pinned);
+  EXPECT_EQ(p.layers[0].weight_scheme.bits, 8);
+  EXPECT_EQ(p.layers[0].input_scheme.bits, 8);
+  EXPECT_FALSE(p.layers[1].pinned);
+  EXPECT_EQ(p.layers[1].weight_scheme.bits, 4);
+  EXPECT_EQ(p.layers[1].input, "r");
+  EXPECT_EQ(p.layers[2].input, "r");
+  EXPECT_EQ(p.layers[3].weight_scheme.axis, 0);  // Gemm transB=1: rows are outputs
+  EXPECT_EQ(p.layers[1].macs, 6 * 4 * 4 * 4 * 9);
+  EXPECT_EQ(p.layers[3].macs, 10 * 96);
+}
+
+TEST(Plan, CostCountsEveryStoredBit) {
+  Graph g = test_graph();
+  PlanDefaults d;
+  d.wbits = 4;
+  d.granularity = Granularity::kPerChannel;
+  QuantPlan p = plan_for(g, d);
+  // conv_a 8b: 36 w, 4 scales+zp; conv_b 4b: 216 w, 6; conv_c 4b: 24 w, 6, bias 6; fc 8b: 960 w, 10, bias 10.
+  double bits = 36 * 8 + 4 * 40 + 216 * 4 + 6 * 40 + 24 * 4 + 6 * 40 + 6 * 32 + 960 * 8 + 10 * 40 + 10 * 32;
+  EXPECT_EQ(p.cost.size_bytes, static_cast<int64_t>(std::ceil(bits / 8)));
+  EXPECT_EQ(p.cost.float_bytes, (36 + 216 + 24 + 6 + 960 + 10) * 4);
+  EXPECT_NEAR(p.cost.avg_wbits, (36 * 8 + 216 * 4 + 24 * 4 + 960 * 8) / 1236.0, 1e-12);
+  double bops = 0;
+  for (const auto& L : p.layers) bops += double(L.macs) * L.weight_scheme.bits * L.input_scheme.bits;
+  EXPECT_DOUBLE_EQ(p.cost.bops, bops);
+  d.wsymmetric = true;  // no zero points
+  QuantPlan ps = plan_for(g, d);
+  EXPECT_EQ(p.cost.size_bytes - ps.cost.size_bytes, (4 + 6 + 6 + 10));
+}
+
+TEST(Plan, JsonRoundTripAndUserEdits) {
+  Graph g = test_graph();
+  QuantPlan p = plan_for(g, PlanDefaults{});
+  nlohmann::json j = plan_to_json(p);
+  j["layers"][1]["weight_quant"]["bits"] = 3;
+  j["layers"][1]["weight_quant"]["granularity"] = "per_group";
+  j["layers"][1]["weight_quant"]["group_size"] = 12;
+  QuantPlan q = plan_from_json(j, p, "edited.json");
+  EXPECT_EQ(q.layers[1].weight_scheme.bits, 3);
+  EXPECT_EQ(q.layers[1].weight_scheme.granularity, Granularity::kPerGroup);
+  EXPECT_LT(q.cost.size_bytes, p.cost.size_bytes + 100);
+  EXPECT_EQ(plan_to_json(plan_from_json(plan_to_json(q), p, "x")), plan_to_json(q));
+}
+
+void expect_rejected(nlohmann::json j, const QuantPlan& tmpl, const std::string& needle) {
+  try {
+    plan_from_json(j, tmpl, "bad.json");
+    FAIL() << "accepted a bad plan; expected '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Plan, RejectsImpossiblePlans) {
+  Graph g = test_graph();
+  QuantPlan p = plan_for(g, PlanDefaults{});
+  nlohmann::json good = plan_to_json(p);
+  auto j = good;
+  j["layers"][1]["name"] = "conv_zzz";
+  expect_rejected(j, p, "conv_zzz");
+  j = good;
+  j["layers"][1]["weight_quant"]["bits"] = 9;
+  expect_rejected(j, p, "weight bits 9");
+  j = good;
+  j["layers"][2]["input_quant"]["bits"] = 4;  // conv_c shares 'r' with conv_b (8 bits)
+  expect_rejected(j, p, "same tensor 'r'");
+  j = good;
+  j["layers"].erase(3);
+  expect_rejected(j, p, "'fc' is missing");
+  j = good;
+  j["layers"][1]["weight_quant"]["granularity"] = "per_banana";
+  expect_rejected(j, p, "per_banana");
+  j = good;
+  j["layers"][1]["weight_quant"]["granularity"] = "per_group";
+  j["layers"][1]["weight_quant"]["group_size"] = 0;
+  expect_rejected(j, p, "group_size >= 1");
+  j = good;
+  j["mixq_plan_version"] = 7;
+  expect_rejected(j, p, "version 7");
+}
+
+TEST(MixQuant, BitsShrinkAsQemGrows) {
+  Graph g = test_graph();
+  QuantPlan p = plan_for(g, PlanDefaults{});
+  auto at1 = mixquant_bits(g, p, 1.0, 8);
+  EXPECT_EQ(at1, (std::vector<int>{8, 8, 8, 8}));  // e_b <= e_8 only at b = 8
+  std::vector<int> prev = at1;
+  for (double qem : {2.0, 4.0, 16.0, 64.0, 256.0, 4096.0, 1e6}) {
+    auto b = mixquant_bits(g, p, qem, 8);
+    for (size_t i = 0; i < b.size(); ++i) EXPECT_LE(b[i], prev[i]) << "qem " << qem;
+    prev = b;
+  }
+  EXPECT_EQ(prev[0], 8);  // pinned
+  EXPECT_EQ(prev[1], 2);
+}
+
+TEST(MixQuant, BudgetFindsTheSmallestQemWithinIt) {
+  Graph g = test_graph();
+  QuantPlan p = plan_for(g, PlanDefaults{});
+  p.layers[0].pinned = p.layers[3].pinned = false;
+  SearchOptions so;
+  so.budget_avg_wbits = 4.0;
+  allocate_mixquant(g, p, so);
+  EXPECT_LE(p.cost.avg_wbits, 4.0 + 1e-9);
+  double qem = p.search_params.at("qem").get<double>();
+  // A slightly smaller QEM would exceed the budget.
+  QuantPlan tighter = p;
+  auto bits = mixquant_bits(g, tighter, qem * 0.97, 8);
+  for (size_t i = 0; i < bits.size(); ++i) tighter.layers[i].weight_scheme.bits = bits[i];
+  update_cost(tighter);
+  EXPECT_GT(tighter.cost.avg_wbits, 4.0);
+}
+
+}  // namespace
+}  // namespace mixq

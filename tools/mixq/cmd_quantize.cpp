@@ -1,0 +1,85 @@
+// mixq quantize MODEL: plan (uniform / MixQuant / a user plan), quantize with a range method,
+// simulate and evaluate, export QDQ ONNX + plan + report.
+#include <cstdio>
+
+#include "api/quantize_job.h"
+#include "common.h"
+#include "core/atomic_file.h"
+#include "onnx/export.h"
+#include "quant/qdq.h"
+
+namespace mixq::cli {
+
+// Options shared by quantize and demo: bits, granularity, method, search.
+void add_quant_options(CLI::App& sub, QuantizeJob& job) {
+  auto& d = job.defaults;
+  sub.add_option("--calib", job.calib, "Calibration data (training set only)")->capture_default_str();
+  sub.add_option("--wbits", job.search_opts.wbits, "Weight bits for --search uniform (2-8, 16)")
+      ->capture_default_str();
+  sub.add_option("--abits", d.abits, "Activation bits (layer inputs)")->capture_default_str();
+  sub.add_option("--method", job.method, "Range method: minmax, mse, percentile, kl")
+      ->check(CLI::IsMember({"minmax", "mse", "percentile", "kl"}))->capture_default_str();
+  sub.add_option("--granularity", [&d](const CLI::results_t& v) { d.granularity = parse_granularity(v[0]); return true; },
+                 "Weight granularity: per_tensor, per_channel (default), per_group");
+  sub.add_option("--group-size", d.group_size, "Elements per group for per_group");
+  sub.add_flag("--symmetric-weights", d.wsymmetric, "Symmetric (signed) weight grid instead of asymmetric");
+  sub.add_option("--rounding", [&d](const CLI::results_t& v) { d.rounding = parse_rounding(v[0]); return true; },
+                 "Weight rounding: nearest (default), floor, ceil, stochastic");
+  sub.add_option("--pin-bits", d.pin_bits, "Bits of the first and last layer (0: treat them like the rest)")
+      ->capture_default_str();
+  sub.add_option("--search", job.search, "Bit allocation: uniform, mixquant")->capture_default_str();
+  sub.add_option("--qem", job.search_opts.qem, "MixQuant quantization error multiplier (>= 1)");
+  sub.add_option("--qem-ref-bits", job.search_opts.qem_ref_bits, "MixQuant reference bit-width")->capture_default_str();
+  sub.add_option("--budget-bits", job.search_opts.budget_avg_wbits, "Target average weight bits (MixQuant: finds the QEM)");
+  sub.add_option("--seed", job.qopts.seed, "Seed (stochastic rounding)")->capture_default_str();
+}
+
+RunFn setup_quantize(CLI::App& sub) {
+  struct Opts {
+    GlobalOptions g;
+    QuantizeJob job;
+    std::string out, plan_out, report;
+  };
+  auto o = std::make_shared<Opts>();
+  o->job.defaults.wbits = 4;
+  sub.add_option("model", o->job.model_path, "Float ONNX model")->required();
+  add_quant_options(sub, o->job);
+  sub.add_option("--plan", o->job.plan_path, "Apply this QuantPlan (JSON) instead of searching");
+  sub.add_option("--eval", o->job.eval, "Evaluate float and quantized model on this dataset (e.g. fmnist:test)");
+  sub.add_flag("--no-float-eval", [o](int64_t) { o->job.eval_float = false; },
+               "With --eval: skip evaluating the float model");
+  sub.add_option("-o,--output", o->out, "Write the QDQ ONNX model here");
+  sub.add_option("--plan-out", o->plan_out, "Write the QuantPlan (JSON) here");
+  sub.add_option("--report", o->report, "Write the JSON report here");
+  add_global_options(sub, o->g);
+  return [o]() {
+    apply_global_options(o->g);
+    QuantizeJob& job = o->job;
+    job.defaults.wbits = job.search_opts.wbits;
+    job.qopts.progress = !o->g.quiet;
+    for (const std::string* p : {&o->out, &o->plan_out, &o->report})
+      MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
+                 "refusing to overwrite the input model '", job.model_path, "' with ", *p);
+    QuantizeResult r = run_quantize(job);
+    if (!o->out.empty()) save_onnx(qdq_graph(r.qmodel), o->out);
+    if (!o->plan_out.empty()) save_plan(r.plan, o->plan_out);
+    nlohmann::json rep = quantize_report(job, r);
+    if (!o->report.empty()) write_file_atomic(o->report, rep.dump(2) + "\n");
+    if (o->g.json) {
+      print_json(rep);
+      return 0;
+    }
+    const PlanCost& c = r.plan.cost;
+    std::printf("%s: %s search, %s ranges, %zu layers, avg %.2f weight bits\n", job.model_path.c_str(),
+                r.plan.search.c_str(), job.method.c_str(), r.plan.layers.size(), c.avg_wbits);
+    std::printf("size %lld bytes (%.1f%% of float %lld), %.3f GBOPs, quantized in %.2f s\n", (long long)c.size_bytes,
+                100 * c.size_ratio, (long long)c.float_bytes, c.gbops(), r.seconds_quantize);
+    if (r.float_eval) std::printf("top-1 float %.2f%%\n", r.float_eval->top1);
+    if (r.quant_eval) std::printf("top-1 quant %.2f%%\n", r.quant_eval->top1);
+    for (const std::string* p : {&o->out, &o->plan_out, &o->report})
+      if (!p->empty()) std::printf("wrote %s\n", p->c_str());
+    return 0;
+  };
+}
+
+}  // namespace mixq::cli
