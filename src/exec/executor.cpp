@@ -5,6 +5,9 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <sstream>
 
@@ -91,9 +94,21 @@ Executor::Executor(Graph graph) : graph_(std::move(graph)) {
   }
   for (const auto& vi : graph_.outputs) output_slots_.push_back(slot(vi.name));
   hooked_.assign(slot_name_.size(), 0);
+  const char* prof = std::getenv("MIXQ_PROFILE");
+  profile_ = prof && *prof && std::string(prof) != "0";
 }
 
-Executor::~Executor() = default;
+Executor::~Executor() {
+  if (!profile_ || profile_by_op_.empty()) return;
+  double total = 0;
+  for (const auto& kv : profile_by_op_) total += kv.second.first;
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(profile_by_op_.begin(), profile_by_op_.end());
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::fprintf(stderr, "executor profile (%s): %.3f s in kernels\n", graph_.source_path.c_str(), total);
+  for (const auto& [op, t] : rows)
+    std::fprintf(stderr, "  %-24s %9.3f s %5.1f%% %8lld calls\n", op.c_str(), t.first, 100 * t.first / total,
+                 (long long)t.second);
+}
 
 int Executor::slot(const std::string& name) const {
   auto it = slot_of_.find(name);
@@ -158,7 +173,15 @@ void Executor::run_node(size_t idx, std::vector<at::Tensor>& values) const {
     return os.str();
   };
   try {
-    cn.kernel->compute(in, out);
+    if (profile_) {
+      auto t0 = std::chrono::steady_clock::now();
+      cn.kernel->compute(in, out);
+      auto& slot = profile_by_op_[node.op_type];
+      slot.first += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      slot.second++;
+    } else {
+      cn.kernel->compute(in, out);
+    }
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kInternal) throw;
     throw Error(e.kind(), describe_failure(e.what()));

@@ -93,6 +93,10 @@ class Executor {
   int next_hook_id_ = 1;
   bool grad_enabled_ = false;
 
+  // MIXQ_PROFILE=1: wall time per op type, printed to stderr when the executor is destroyed.
+  bool profile_ = false;
+  mutable std::map<std::string, std::pair<double, int64_t>> profile_by_op_;
+
   // Static cache.
   bool static_valid_ = false;
   std::vector<char> is_static_;            // per slot

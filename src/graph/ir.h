@@ -54,6 +54,13 @@ struct Attribute {
   std::vector<std::string> strings;
 };
 
+// Attribute constructors for graph-building code (passes, exporters, tests).
+inline Attribute int_attr(int64_t v) { Attribute a; a.type = AttrType::kInt; a.i = v; return a; }
+inline Attribute float_attr(float v) { Attribute a; a.type = AttrType::kFloat; a.f = v; return a; }
+inline Attribute string_attr(std::string v) { Attribute a; a.type = AttrType::kString; a.s = std::move(v); return a; }
+inline Attribute ints_attr(std::vector<int64_t> v) { Attribute a; a.type = AttrType::kInts; a.ints = std::move(v); return a; }
+inline Attribute floats_attr(std::vector<float> v) { Attribute a; a.type = AttrType::kFloats; a.floats = std::move(v); return a; }
+
 struct Node {
   std::string name;     // unique; the importer invents "<op>_<index>" for unnamed nodes
   std::string op_type;  // "Conv"

@@ -43,18 +43,6 @@ class Names {
   std::set<std::string> used_;
 };
 
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.type = AttrType::kInt;
-  a.i = v;
-  return a;
-}
-Attribute ints_attr(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = AttrType::kInts;
-  a.ints = std::move(v);
-  return a;
-}
 
 // Appends nodes and initializers to a graph under fresh names.
 struct Builder {

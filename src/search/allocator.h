@@ -17,6 +17,8 @@ struct SearchOptions {
   int wbits = 4;                // uniform: the bits of every unpinned layer
   double qem = 0;               // mixquant: quantization error multiplier (0: not given)
   int qem_ref_bits = 8;         // mixquant: the reference bit-width of the error threshold
+  std::string qem_ref = "layer";  // mixquant: threshold from each layer's own e_ref ("layer", the
+                                  // paper's reading) or from the model's mean e_ref ("model")
   double budget_avg_wbits = 0;  // target average weight bits (0: none)
 };
 
@@ -35,6 +37,7 @@ void allocate_mixquant(const Graph& g, QuantPlan& plan, const SearchOptions& opt
 
 // MixQuant's per-layer choice for one QEM (exposed for tests and the QEM sweep): for every
 // unpinned layer the smallest b in 2..8 with e_b <= qem * e_ref, e_b = MSE(W, DQ(Q_b(W))).
-std::vector<int> mixquant_bits(const Graph& g, const QuantPlan& plan, double qem, int ref_bits);
+std::vector<int> mixquant_bits(const Graph& g, const QuantPlan& plan, double qem, int ref_bits,
+                               const std::string& ref = "layer");
 
 }  // namespace mixq

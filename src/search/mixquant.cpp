@@ -22,10 +22,15 @@ namespace {
 // Roundoff errors per layer (index) and bits 2..16, computed once.
 struct ErrorTable {
   std::vector<std::array<double, 17>> e;
+  bool model_ref = false;  // threshold from the params-weighted mean e_ref over unpinned layers
+  double mean_ref = 0;
 };
 
-ErrorTable error_table(const Graph& g, const QuantPlan& plan, int ref_bits) {
+ErrorTable error_table(const Graph& g, const QuantPlan& plan, int ref_bits, const std::string& ref) {
+  MIXQ_CHECK(ref == "layer" || ref == "model", ErrorKind::kInvalidArgument, "--qem-ref must be 'layer' or 'model' (got '",
+             ref, "')");
   ErrorTable t;
+  t.model_ref = ref == "model";
   t.e.resize(plan.layers.size());
   for (size_t i = 0; i < plan.layers.size(); ++i) {
     const LayerPlan& L = plan.layers[i];
@@ -42,6 +47,13 @@ ErrorTable error_table(const Graph& g, const QuantPlan& plan, int ref_bits) {
       t.e[i][ref_bits] = roundtrip_mse(w, s);
     }
   }
+  double num = 0, den = 0;
+  for (size_t i = 0; i < plan.layers.size(); ++i)
+    if (!plan.layers[i].pinned) {
+      num += double(plan.layers[i].params) * t.e[i][ref_bits];
+      den += double(plan.layers[i].params);
+    }
+  t.mean_ref = den > 0 ? num / den : 0;
   return t;
 }
 
@@ -53,7 +65,7 @@ std::vector<int> choose(const QuantPlan& plan, const ErrorTable& t, double qem, 
       bits[i] = L.weight_scheme.bits;
       continue;
     }
-    const double threshold = qem * t.e[i][ref_bits];
+    const double threshold = qem * (t.model_ref ? t.mean_ref : t.e[i][ref_bits]);
     int chosen = 8;
     for (int b = 2; b <= 8; ++b)
       if (t.e[i][b] <= threshold) {
@@ -76,17 +88,17 @@ double avg_bits(const QuantPlan& plan, const std::vector<int>& bits) {
 
 }  // namespace
 
-std::vector<int> mixquant_bits(const Graph& g, const QuantPlan& plan, double qem, int ref_bits) {
+std::vector<int> mixquant_bits(const Graph& g, const QuantPlan& plan, double qem, int ref_bits, const std::string& ref) {
   MIXQ_CHECK(qem >= 1, ErrorKind::kInvalidArgument, "--qem must be >= 1 (got ", qem, ")");
   MIXQ_CHECK((ref_bits >= 2 && ref_bits <= 8) || ref_bits == 16, ErrorKind::kInvalidArgument,
              "--qem-ref-bits must be 2-8 or 16");
-  return choose(plan, error_table(g, plan, ref_bits), qem, ref_bits);
+  return choose(plan, error_table(g, plan, ref_bits, ref), qem, ref_bits);
 }
 
 void allocate_mixquant(const Graph& g, QuantPlan& plan, const SearchOptions& opts) {
   const int ref = opts.qem_ref_bits;
   MIXQ_CHECK((ref >= 2 && ref <= 8) || ref == 16, ErrorKind::kInvalidArgument, "--qem-ref-bits must be 2-8 or 16");
-  ErrorTable t = error_table(g, plan, ref);
+  ErrorTable t = error_table(g, plan, ref, opts.qem_ref);
   double qem = opts.qem > 0 ? opts.qem : 4.0;
   if (opts.budget_avg_wbits > 0 && opts.qem <= 0) {
     // avg bits is non-increasing in QEM: bisection on log(QEM) for the smallest feasible QEM.
@@ -107,7 +119,7 @@ void allocate_mixquant(const Graph& g, QuantPlan& plan, const SearchOptions& opt
   std::vector<int> bits = choose(plan, t, qem, ref);
   for (size_t i = 0; i < bits.size(); ++i) plan.layers[i].weight_scheme.bits = bits[i];
   plan.search = "mixquant";
-  plan.search_params = {{"qem", qem}, {"qem_ref_bits", ref}};
+  plan.search_params = {{"qem", qem}, {"qem_ref_bits", ref}, {"qem_ref", opts.qem_ref}};
   if (opts.budget_avg_wbits > 0) plan.budget = {{"avg_wbits", opts.budget_avg_wbits}};
   update_cost(plan);
 }

@@ -2,20 +2,11 @@
 #include <ATen/ATen.h>
 
 #include "exec/executor.h"
+#include "graph_util.h"
 #include "test_util.h"
 
 namespace mixq {
 namespace {
-
-Node make_node(const std::string& name, const std::string& op, std::vector<std::string> in,
-               std::vector<std::string> out) {
-  Node n;
-  n.name = name;
-  n.op_type = op;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  return n;
-}
 
 // x[N,4] -> MatMul(W[4,3]) -> y -> Add(b[3]) -> z -> Relu -> out
 Graph tiny_mlp() {

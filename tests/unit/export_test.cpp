@@ -12,48 +12,13 @@
 #include "exec/executor.h"
 #include "graph/fold_bn.h"
 #include "onnx/import.h"
+#include "graph_util.h"
 #include "test_util.h"
 
 namespace mixq {
 namespace {
 
 namespace fs = std::filesystem;
-
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.type = AttrType::kInt;
-  a.i = v;
-  return a;
-}
-Attribute float_attr(float v) {
-  Attribute a;
-  a.type = AttrType::kFloat;
-  a.f = v;
-  return a;
-}
-Attribute ints_attr(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = AttrType::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute string_attr(const std::string& s) {
-  Attribute a;
-  a.type = AttrType::kString;
-  a.s = s;
-  return a;
-}
-
-Node make_node(const std::string& name, const std::string& op, std::vector<std::string> in,
-               std::vector<std::string> out, std::map<std::string, Attribute> attrs = {}) {
-  Node n;
-  n.name = name;
-  n.op_type = op;
-  n.inputs = std::move(in);
-  n.outputs = std::move(out);
-  n.attrs = std::move(attrs);
-  return n;
-}
 
 ValueInfo tensor_info(const std::string& name, std::vector<int64_t> dims,
                       std::vector<std::string> names = {}) {

@@ -5,6 +5,7 @@
 #include "exec/shapes.h"
 #include "quant/plan.h"
 #include "search/allocator.h"
+#include "graph_util.h"
 #include "test_util.h"
 
 namespace mixq {
@@ -33,20 +34,11 @@ Graph test_graph() {
   g.initializers["bc"] = at::randn({6});
   g.initializers["wf"] = at::randn({10, 96}) * 0.05;
   g.initializers["bf"] = at::randn({10});
-  auto node = [&](const std::string& name, const std::string& op, std::vector<std::string> in, std::string o) {
-    Node n;
-    n.name = name;
-    n.op_type = op;
-    n.inputs = std::move(in);
-    n.outputs = {std::move(o)};
-    return n;
+  auto node = [](const std::string& name, const std::string& op, std::vector<std::string> in, std::string o) {
+    return make_node(name, op, std::move(in), {std::move(o)});
   };
-  Attribute stride;
-  stride.type = AttrType::kInts;
-  stride.ints = {2, 2};
-  Attribute pads;
-  pads.type = AttrType::kInts;
-  pads.ints = {1, 1, 1, 1};
+  Attribute stride = ints_attr({2, 2});
+  Attribute pads = ints_attr({1, 1, 1, 1});
   Node a = node("conv_a", "Conv", {"x", "wa"}, "ya");
   a.attrs["pads"] = pads;
   Node b = node("conv_b", "Conv", {"r", "wb"}, "yb");
@@ -55,10 +47,7 @@ Graph test_graph() {
   Node c = node("conv_c", "Conv", {"r", "wc", "bc"}, "yc");
   c.attrs["strides"] = stride;
   Node fc = node("fc", "Gemm", {"flat", "wf", "bf"}, "out");
-  Attribute tb;
-  tb.type = AttrType::kInt;
-  tb.i = 1;
-  fc.attrs["transB"] = tb;
+  fc.attrs["transB"] = int_attr(1);
   g.nodes = {a, node("relu", "Relu", {"ya"}, "r"), b, c, node("add", "Add", {"yb", "yc"}, "s"),
              node("flatten", "Flatten", {"s"}, "flat"), fc};
   return g;

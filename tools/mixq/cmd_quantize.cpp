@@ -30,6 +30,9 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--search", job.search, "Bit allocation: uniform, mixquant")->capture_default_str();
   sub.add_option("--qem", job.search_opts.qem, "MixQuant quantization error multiplier (>= 1)");
   sub.add_option("--qem-ref-bits", job.search_opts.qem_ref_bits, "MixQuant reference bit-width")->capture_default_str();
+  sub.add_option("--qem-ref", job.search_opts.qem_ref,
+                 "MixQuant threshold reference: 'layer' (each layer's own error at --qem-ref-bits) or 'model' "
+                 "(the model's mean error)")->capture_default_str();
   sub.add_option("--budget-bits", job.search_opts.budget_avg_wbits, "Target average weight bits (MixQuant: finds the QEM)");
   sub.add_option("--seed", job.qopts.seed, "Seed (stochastic rounding)")->capture_default_str();
 }
