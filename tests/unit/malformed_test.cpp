@@ -2,6 +2,7 @@
 // on a malformed model or dataset and checks the exit code and the single "error: ..." line.
 #include <onnx/onnx_pb.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -217,6 +218,52 @@ TEST_F(Malformed, DataForWrongModel) {
 TEST_F(Malformed, UnknownDatasetSpec) {
   auto path = save(dir, "ok.onnx", tiny_model());
   expect_clear_error(run_cli({"eval", path, "--data", "imagenet:val"}), {"imagenet:val"});
+}
+
+TEST_F(Malformed, PlanNamingUnknownLayerOrImpossibleBits) {
+  auto path = save(dir, "ok.onnx", tiny_model());
+  auto data = save_npy_f32(dir, "calib", {8, 4});
+  auto r = run_cli({"quantize", path, "--calib", data, "--plan-out", dir.file("plan.json"), "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string plan = read_file(dir.file("plan.json"));
+  std::string bad_layer = plan;
+  bad_layer.replace(bad_layer.find("\"name\": \"mm\""), 12, "\"name\": \"zz\"");
+  write_file(dir.file("bad_layer.json"), bad_layer);
+  expect_clear_error(run_cli({"quantize", path, "--calib", data, "--plan", dir.file("bad_layer.json")}),
+                     {"bad_layer.json", "'zz'", "not a quantizable layer"});
+  std::string bad_bits = plan;
+  auto at = bad_bits.find("\"bits\": 8");
+  bad_bits.replace(at, 9, "\"bits\": 11");
+  write_file(dir.file("bad_bits.json"), bad_bits);
+  expect_clear_error(run_cli({"quantize", path, "--calib", data, "--plan", dir.file("bad_bits.json")}),
+                     {"bad_bits.json", "bits 11"});
+  write_file(dir.file("garbage.json"), "{not json");
+  expect_clear_error(run_cli({"quantize", path, "--calib", data, "--plan", dir.file("garbage.json")}),
+                     {"garbage.json", "not valid JSON"});
+}
+
+TEST_F(Malformed, NanWeightsAreRefusedBeforeQuantizing) {
+  auto m = tiny_model();
+  m.mutable_graph()->mutable_initializer(0)->set_float_data(3, std::nanf(""));
+  auto path = save(dir, "nan.onnx", m);
+  auto data = save_npy_f32(dir, "calib", {8, 4});
+  expect_clear_error(run_cli({"quantize", path, "--calib", data, "-o", dir.file("q.onnx")}),
+                     {"nan.onnx", "'W'", "NaN"});
+  EXPECT_FALSE(std::filesystem::exists(dir.file("q.onnx")));
+}
+
+TEST_F(Malformed, RefusesToOverwriteTheInputModel) {
+  auto path = save(dir, "ok.onnx", tiny_model());
+  std::string before = read_file(path);
+  auto data = save_npy_f32(dir, "calib", {8, 4});
+  expect_clear_error(run_cli({"quantize", path, "--calib", data, "-o", path}), {"refusing to overwrite"});
+  EXPECT_EQ(read_file(path), before);
+}
+
+TEST_F(Malformed, EmptyCalibrationSet) {
+  auto path = save(dir, "ok.onnx", tiny_model());
+  auto data = save_npy_f32(dir, "calib0", {0, 4});
+  expect_clear_error(run_cli({"quantize", path, "--calib", data}), {"empty"});
 }
 
 }  // namespace
