@@ -32,6 +32,9 @@ CONFIGS = [
     (f"MixQuant avg {b}b mse", ["--search", "mixquant", "--budget-bits", str(b), "--method", "mse"]) for b in (3, 4)
 ] + [
     ("MixQuant avg 4b minmax", ["--search", "mixquant", "--budget-bits", "4", "--method", "minmax"]),
+] + [
+    (f"MixQuant avg {b}b mse, model ref", ["--search", "mixquant", "--qem-ref", "model", "--budget-bits", str(b),
+                                            "--method", "mse"]) for b in (3, 4, 5)
 ]
 
 
@@ -46,6 +49,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mixq", default=os.path.join(ROOT, "build", "mixq"))
     ap.add_argument("--models", default="")
+    ap.add_argument("--only-configs", default="", help="substring filter on config labels")
     args = ap.parse_args()
     fixtures = json.load(open(os.path.join(ROOT, "models", "fixtures.json")))["models"]
     names = args.models.split(",") if args.models else list(fixtures)
@@ -56,7 +60,7 @@ def main():
         model = os.path.join(ROOT, "models", fixtures[name]["file"])
         first = True
         top1_float = None
-        for label, extra in CONFIGS:
+        for label, extra in [c for c in CONFIGS if args.only_configs in c[0]]:
             r = run(args.mixq, model, extra + ([] if first else ["--no-float-eval"]))
             if first:
                 top1_float = r["top1_float"]

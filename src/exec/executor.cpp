@@ -21,6 +21,17 @@ struct Executor::CompiledNode {
   std::vector<int> out;  // slot per output, -1 for omitted outputs
 };
 
+// A fusion group compiled to slots. Used in place of `members` when none of `guard` is hooked.
+struct Executor::FusedNode {
+  std::string label;                    // "Fused:LayerNorm" (profile and messages)
+  std::unique_ptr<FusedKernel> kernel;
+  std::vector<int> in;                  // slots of FusionGroup::inputs
+  int out = -1;
+  std::vector<int> members;             // node indices, ascending
+  std::vector<int> interior;            // slots produced and consumed inside the group
+  std::vector<int> guard;               // interior + baked-in constant slots: a hook disables
+};
+
 namespace {
 
 std::string shape_str(const at::Tensor& t) {
@@ -96,6 +107,21 @@ Executor::Executor(Graph graph) : graph_(std::move(graph)) {
   hooked_.assign(slot_name_.size(), 0);
   const char* prof = std::getenv("MIXQ_PROFILE");
   profile_ = prof && *prof && std::string(prof) != "0";
+  if (!fusion_disabled_by_env()) {
+    for (auto& grp : find_fusions(graph_)) {
+      FusedNode f;
+      f.label = std::string("Fused:") + fusion_kind_name(grp.kind);
+      f.kernel = std::move(grp.kernel);
+      for (const auto& v : grp.inputs) f.in.push_back(slot(v));
+      f.out = slot(grp.output);
+      f.members = grp.nodes;
+      for (const auto& v : grp.interior) f.interior.push_back(slot(v));
+      f.guard = f.interior;
+      for (const auto& v : grp.constants) f.guard.push_back(slot(v));
+      fused_.push_back(std::move(f));
+    }
+  }
+  num_fused_ = fused_.size();
 }
 
 Executor::~Executor() {
@@ -156,7 +182,59 @@ void Executor::apply_hooks(int s, at::Tensor& t) const {
     if (h.slot == s) h.fn(slot_name_[s], t);
 }
 
+const std::vector<int>& Executor::node_inputs(int idx) const {
+  return static_cast<size_t>(idx) < nodes_.size() ? nodes_[idx].in : fused_[idx - nodes_.size()].in;
+}
+
+void Executor::run_fused(const FusedNode& f, std::vector<at::Tensor>& values) const {
+  std::vector<at::Tensor> in(f.in.size());
+  for (size_t i = 0; i < f.in.size(); ++i) in[i] = values[f.in[i]];
+  if (!f.kernel->accepts(in)) {  // dtype/shape the fused math does not cover: the original nodes
+    in.clear();
+    for (int m : f.members) run_node(static_cast<size_t>(m), values);
+    for (int s : f.interior) values[s] = at::Tensor();
+    return;
+  }
+  std::vector<at::Tensor> out(1);
+  auto describe_failure = [&](const std::string& what) {
+    std::ostringstream os;
+    os << graph_.source_path << ": " << f.label << " of nodes '" << graph_.nodes[f.members.front()].name
+       << "'..'" << graph_.nodes[f.members.back()].name << "' failed on inputs (";
+    for (size_t i = 0; i < in.size(); ++i)
+      os << (i ? ", " : "") << slot_name_[f.in[i]] << ": " << shape_str(in[i]);
+    os << "): " << what << " (MIXQ_NO_FUSION=1 runs the original nodes)";
+    return os.str();
+  };
+  try {
+    if (profile_) {
+      auto t0 = std::chrono::steady_clock::now();
+      f.kernel->compute(in, out);
+      auto& slot = profile_by_op_[f.label];
+      slot.first += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      slot.second++;
+    } else {
+      f.kernel->compute(in, out);
+    }
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kInternal) throw;
+    throw Error(e.kind(), describe_failure(e.what()));
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    auto nl = msg.find('\n');
+    throw Error(ErrorKind::kRuntime, describe_failure(msg.substr(0, nl)));
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kRuntime, describe_failure(e.what()));
+  }
+  MIXQ_ASSERT(out[0].defined(), f.label, " left its output undefined");
+  apply_hooks(f.out, out[0]);
+  values[f.out] = std::move(out[0]);
+}
+
 void Executor::run_node(size_t idx, std::vector<at::Tensor>& values) const {
+  if (idx >= nodes_.size()) {
+    run_fused(fused_[idx - nodes_.size()], values);
+    return;
+  }
   const CompiledNode& cn = nodes_[idx];
   std::vector<at::Tensor> in(cn.in.size());
   for (size_t i = 0; i < cn.in.size(); ++i)
@@ -204,11 +282,11 @@ void Executor::execute(const std::vector<int>& order, std::vector<at::Tensor>& v
                        const std::vector<char>& keep) const {
   std::vector<int> last_use(values.size(), -1);
   for (size_t p = 0; p < order.size(); ++p)
-    for (int s : nodes_[order[p]].in)
+    for (int s : node_inputs(order[p]))
       if (s >= 0) last_use[s] = static_cast<int>(p);
   for (size_t p = 0; p < order.size(); ++p) {
     run_node(order[p], values);
-    for (int s : nodes_[order[p]].in)
+    for (int s : node_inputs(order[p]))
       if (s >= 0 && last_use[s] == static_cast<int>(p) && !keep[s]) values[s] = at::Tensor();
   }
 }
@@ -227,6 +305,7 @@ void Executor::ensure_static() {
   }
   dynamic_order_.clear();
   std::vector<int> static_order;
+  std::vector<char> node_static(nodes_.size(), 0);
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const auto& cn = nodes_[i];
     bool st = std::all_of(cn.in.begin(), cn.in.end(), [&](int s) { return s < 0 || is_static_[s]; });
@@ -235,9 +314,33 @@ void Executor::ensure_static() {
       for (int s : cn.out)
         if (s >= 0) is_static_[s] = 1;
       static_order.push_back(static_cast<int>(i));
+      node_static[i] = 1;
     } else {
       dynamic_order_.push_back(static_cast<int>(i));
     }
+  }
+  // Fusion: a group whose nodes are all dynamic and none of whose interior values or baked-in
+  // constants is hooked runs as one fused node at its last member's position (its inputs are all
+  // produced before some member, its interior values are read by members only).
+  active_fused_ = 0;
+  if (!fused_.empty()) {
+    std::vector<int> replace(nodes_.size(), -1);  // -1 keep, -2 drop, else the fused index
+    for (size_t k = 0; k < fused_.size(); ++k) {
+      const FusedNode& f = fused_[k];
+      bool ok = std::none_of(f.members.begin(), f.members.end(), [&](int m) { return node_static[m]; }) &&
+                std::none_of(f.guard.begin(), f.guard.end(), [&](int s) { return hooked_[s]; });
+      if (!ok) continue;
+      for (int m : f.members) replace[m] = -2;
+      replace[f.members.back()] = static_cast<int>(nodes_.size() + k);
+      ++active_fused_;
+    }
+    std::vector<int> order;
+    order.reserve(dynamic_order_.size());
+    for (int i : dynamic_order_) {
+      if (replace[i] == -1) order.push_back(i);
+      else if (replace[i] >= 0) order.push_back(replace[i]);
+    }
+    dynamic_order_ = std::move(order);
   }
   // Compute static values once, keeping all of them (the dynamic part reads them every run).
   std::vector<char> keep_all(n, 1);

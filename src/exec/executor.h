@@ -10,6 +10,10 @@
 // - run(feeds, fetches) runs only the nodes needed to compute `fetches` from `feeds`: a layer or a
 //   block can be run alone by feeding its inputs.
 // - By default runs under c10::InferenceMode; set_grad_enabled(true) records autograd instead.
+// - run(inputs) runs fused kernels for decomposed LayerNorm / GELU / Linear chains (exec/fusion.h)
+//   in place of their nodes while no hook is attached to a value inside the chain (hooks on the
+//   chain's inputs and output still fire). run(feeds, fetches) always runs the original nodes.
+//   MIXQ_NO_FUSION=1 (read by the constructor) turns fusion off.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -21,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "exec/fusion.h"
 #include "exec/kernel.h"
 #include "graph/ir.h"
 
@@ -62,8 +67,14 @@ class Executor {
   // Every value name (inputs, initializers, node outputs), in slot order.
   const std::vector<std::string>& value_names() const { return slot_name_; }
 
+  // Diagnostics: the fusion groups found at construction (none with MIXQ_NO_FUSION=1), and how
+  // many of them the last run(inputs) used (-1 before the first run or after a hook change).
+  size_t fusion_groups() const { return num_fused_; }
+  int active_fusion_groups() const { return static_valid_ ? active_fused_ : -1; }
+
  private:
   struct CompiledNode;
+  struct FusedNode;
   struct HookEntry {
     int id;
     int slot;
@@ -75,7 +86,10 @@ class Executor {
   void invalidate_static();
   void ensure_static();
   void apply_hooks(int slot, at::Tensor& t) const;
+  // idx < nodes_.size(): a graph node; otherwise fused_[idx - nodes_.size()].
   void run_node(size_t idx, std::vector<at::Tensor>& values) const;
+  void run_fused(const FusedNode& f, std::vector<at::Tensor>& values) const;
+  const std::vector<int>& node_inputs(int idx) const;
   // Executes `order` (node indices) with `values` pre-filled; frees values after last use unless
   // keep[slot] is set.
   void execute(const std::vector<int>& order, std::vector<at::Tensor>& values,
@@ -83,6 +97,9 @@ class Executor {
 
   Graph graph_;
   std::vector<CompiledNode> nodes_;
+  std::vector<FusedNode> fused_;
+  size_t num_fused_ = 0;
+  int active_fused_ = 0;
   std::unordered_map<std::string, int> slot_of_;
   std::vector<std::string> slot_name_;
   std::vector<int> input_slots_, output_slots_;

@@ -1,0 +1,361 @@
+#include "exec/fusion.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+namespace mixq {
+
+const char* fusion_kind_name(FusionKind k) {
+  switch (k) {
+    case FusionKind::kLinear: return "Linear";
+    case FusionKind::kGelu: return "Gelu";
+    case FusionKind::kLayerNorm: return "LayerNorm";
+  }
+  return "?";
+}
+
+bool fusion_disabled_by_env() {
+  const char* v = std::getenv("MIXQ_NO_FUSION");
+  return v && *v && std::string(v) != "0";
+}
+
+namespace {
+
+bool is_float_type(at::ScalarType t) { return t == at::kFloat || t == at::kDouble; }
+
+// ---- fused kernels ---------------------------------------------------------------------------
+
+// in: X, W, b (then ignored extras). Y = X @ W + b.
+class LinearKernel final : public FusedKernel {
+ public:
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    const at::Tensor &x = in[0], &w = in[1], &b = in[2];
+    return x.defined() && w.defined() && b.defined() && is_float_type(x.scalar_type()) &&
+           w.scalar_type() == x.scalar_type() && b.scalar_type() == x.scalar_type() &&
+           x.dim() >= 2 && w.dim() == 2 && b.dim() == 1 && x.size(-1) == w.size(0) &&
+           b.size(0) == w.size(1) && x.device() == w.device() && x.device() == b.device();
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    const at::Tensor &x = in[0], &w = in[1], &b = in[2];
+    if (x.dim() == 2) {
+      out[0] = at::addmm(b, x, w);
+      return;
+    }
+    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+    shape.back() = w.size(1);
+    out[0] = at::addmm(b, x.reshape({-1, x.size(-1)}), w).view(shape);
+  }
+};
+
+// in: x. erf GELU. `ctype`: dtype of the chain's constants (the unfused chain computes in it).
+class GeluKernel final : public FusedKernel {
+ public:
+  explicit GeluKernel(at::ScalarType ctype) : ctype_(ctype) {}
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    return in[0].defined() && in[0].scalar_type() == ctype_ && is_float_type(ctype_);
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    out[0] = at::gelu(in[0]);
+  }
+
+ private:
+  at::ScalarType ctype_;
+};
+
+// in: X, gamma, beta. Normalizes over `axis`, which must be the last one at run time.
+class LayerNormKernel final : public FusedKernel {
+ public:
+  LayerNormKernel(int64_t axis, double eps, at::ScalarType ctype) : axis_(axis), eps_(eps), ctype_(ctype) {}
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    const at::Tensor &x = in[0], &g = in[1], &b = in[2];
+    if (!x.defined() || !g.defined() || !b.defined() || x.dim() < 1) return false;
+    int64_t ax = axis_ < 0 ? axis_ + x.dim() : axis_;
+    return ax == x.dim() - 1 && x.scalar_type() == ctype_ && is_float_type(ctype_) &&
+           g.scalar_type() == ctype_ && b.scalar_type() == ctype_ && g.dim() == 1 &&
+           b.dim() == 1 && g.size(0) == x.size(-1) && b.size(0) == x.size(-1) &&
+           x.device() == g.device() && x.device() == b.device();
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    out[0] = at::layer_norm(in[0], {in[0].size(-1)}, in[1], in[2], eps_, /*cudnn_enable=*/true);
+  }
+
+ private:
+  int64_t axis_;
+  double eps_;
+  at::ScalarType ctype_;
+};
+
+// ---- matching --------------------------------------------------------------------------------
+
+class Matcher {
+ public:
+  explicit Matcher(const Graph& g) : g_(g), claimed_(g.nodes.size(), 0) {
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+      for (const auto& o : g.nodes[i].outputs)
+        if (!o.empty()) producer_[o] = static_cast<int>(i);
+      for (const auto& v : g.nodes[i].inputs)
+        if (!v.empty()) uses_[v]++;
+    }
+    for (const auto& vi : g.outputs) graph_outputs_.insert(vi.name);
+  }
+
+  std::vector<FusionGroup> run() {
+    std::vector<FusionGroup> out;
+    // LayerNorm first (largest), then GELU, then Linear; members never overlap.
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (auto grp = match_layer_norm(static_cast<int>(i))) claim(*grp, out);
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (auto grp = match_gelu(static_cast<int>(i))) claim(*grp, out);
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (auto grp = match_linear(static_cast<int>(i))) claim(*grp, out);
+    std::sort(out.begin(), out.end(),
+              [](const FusionGroup& a, const FusionGroup& b) { return a.nodes.back() < b.nodes.back(); });
+    return out;
+  }
+
+ private:
+  const Node& node(int i) const { return g_.nodes[i]; }
+
+  // Index of the unclaimed default-domain node of type `op` with one output producing v, or -1.
+  int prod(const std::string& v, const char* op) const {
+    auto it = producer_.find(v);
+    if (it == producer_.end()) return -1;
+    const Node& n = node(it->second);
+    if (claimed_[it->second] || !n.domain.empty() || n.op_type != op || n.outputs.size() != 1) return -1;
+    return it->second;
+  }
+  bool is_op(int i, const char* op, size_t n_inputs) const {
+    const Node& n = node(i);
+    return !claimed_[i] && n.domain.empty() && n.op_type == op && n.outputs.size() == 1 &&
+           n.inputs.size() == n_inputs &&
+           std::none_of(n.inputs.begin(), n.inputs.end(), [](const std::string& s) { return s.empty(); });
+  }
+
+  // The single-element value of a constant (initializer or Constant node output), with its dtype.
+  std::optional<std::pair<double, at::ScalarType>> scalar_const(const std::string& v) const {
+    at::Tensor t;
+    auto init = g_.initializers.find(v);
+    if (init != g_.initializers.end()) {
+      t = init->second;
+    } else {
+      auto it = producer_.find(v);
+      if (it == producer_.end()) return std::nullopt;
+      const Node& n = node(it->second);
+      if (!n.domain.empty() || n.op_type != "Constant" || n.outputs.size() != 1) return std::nullopt;
+      if (const Attribute* a = n.attr("value"); a && a->type == AttrType::kTensor) t = a->t;
+      else if (const Attribute* a = n.attr("value_float"); a && a->type == AttrType::kFloat)
+        return std::make_pair(static_cast<double>(a->f), at::kFloat);
+      else return std::nullopt;
+    }
+    if (!t.defined() || t.numel() != 1) return std::nullopt;
+    if (!is_float_type(t.scalar_type()) && !at::isIntegralType(t.scalar_type(), false)) return std::nullopt;
+    return std::make_pair(t.item<double>(), t.scalar_type());
+  }
+  // v is a float/double constant equal to `want` exactly (as a value of the constant's dtype).
+  std::optional<at::ScalarType> float_const_eq(const std::string& v, double want) const {
+    auto c = scalar_const(v);
+    if (!c || !is_float_type(c->second)) return std::nullopt;
+    double w = c->second == at::kFloat ? static_cast<double>(static_cast<float>(want)) : want;
+    if (c->first != w) return std::nullopt;
+    return c->second;
+  }
+
+  // For a binary node i, calls f(a, b) with its inputs in both orders; returns the first success.
+  template <typename F>
+  static auto either(const Node& n, F f) -> decltype(f(n.inputs[0], n.inputs[1])) {
+    if (auto r = f(n.inputs[0], n.inputs[1])) return r;
+    return f(n.inputs[1], n.inputs[0]);
+  }
+
+  // Completes `grp` (nodes, interior, constants and the data inputs already set): checks the
+  // interior-value rules and appends every other outside value the members read to `inputs`.
+  bool finish(FusionGroup& grp) const {
+    std::sort(grp.nodes.begin(), grp.nodes.end());
+    if (std::adjacent_find(grp.nodes.begin(), grp.nodes.end()) != grp.nodes.end()) return false;
+    std::set<int> members(grp.nodes.begin(), grp.nodes.end());
+    std::set<std::string> produced;
+    for (int m : grp.nodes) {
+      if (claimed_[m]) return false;
+      produced.insert(node(m).outputs[0]);
+    }
+    grp.output = node(grp.nodes.back()).outputs[0];
+    grp.interior.clear();
+    std::unordered_map<std::string, int> inner_uses;
+    for (int m : grp.nodes)
+      for (const auto& v : node(m).inputs) inner_uses[v]++;
+    for (const auto& v : produced) {
+      if (v == grp.output) continue;
+      if (graph_outputs_.count(v)) return false;
+      auto u = uses_.find(v);
+      if (u == uses_.end() || u->second != inner_uses[v]) return false;  // an outside consumer
+      grp.interior.push_back(v);
+    }
+    for (int m : grp.nodes)
+      for (const auto& v : node(m).inputs)
+        if (!produced.count(v) && std::find(grp.inputs.begin(), grp.inputs.end(), v) == grp.inputs.end())
+          grp.inputs.push_back(v);
+    return true;
+  }
+
+  void claim(FusionGroup& grp, std::vector<FusionGroup>& out) {
+    for (int m : grp.nodes) claimed_[m] = 1;
+    out.push_back(std::move(grp));
+  }
+
+  // ReduceMean over one axis with keepdims; returns the axis.
+  std::optional<int64_t> reduce_mean_axis(int i) const {
+    const Node& n = node(i);
+    if (!n.domain.empty() || n.op_type != "ReduceMean" || n.outputs.size() != 1 || n.inputs.empty()) return std::nullopt;
+    const Attribute* kd = n.attr("keepdims");
+    if (kd && (kd->type != AttrType::kInt || kd->i != 1)) return std::nullopt;
+    std::vector<int64_t> axes;
+    if (const Attribute* a = n.attr("axes")) {
+      if (a->type != AttrType::kInts || n.inputs.size() != 1) return std::nullopt;
+      axes = a->ints;
+    } else if (n.inputs.size() == 2 && !n.inputs[1].empty()) {  // opset 18: axes input
+      auto c = scalar_const(n.inputs[1]);
+      if (!c || !at::isIntegralType(c->second, false)) return std::nullopt;
+      axes = {static_cast<int64_t>(c->first)};
+    } else {
+      return std::nullopt;  // reduce over all axes
+    }
+    if (axes.size() != 1) return std::nullopt;
+    return axes[0];
+  }
+
+  std::optional<FusionGroup> match_linear(int i) const {
+    if (!is_op(i, "Add", 2)) return std::nullopt;
+    return either(node(i), [&](const std::string& y, const std::string& b) -> std::optional<FusionGroup> {
+      int mm = prod(y, "MatMul");
+      if (mm < 0 || !is_op(mm, "MatMul", 2)) return std::nullopt;
+      const std::string& x = node(mm).inputs[0];
+      const std::string& w = node(mm).inputs[1];
+      auto wi = g_.initializers.find(w);
+      if (wi != g_.initializers.end() && wi->second.dim() != 2) return std::nullopt;
+      auto bi = g_.initializers.find(b);
+      if (bi != g_.initializers.end() && bi->second.dim() != 1) return std::nullopt;
+      FusionGroup grp{FusionKind::kLinear, {mm, i}, {x, w, b}, {}, {}, {}, nullptr};
+      if (!finish(grp)) return std::nullopt;
+      grp.kernel = std::make_unique<LinearKernel>();
+      return grp;
+    });
+  }
+
+  std::optional<FusionGroup> match_gelu(int i) const {
+    if (!is_op(i, "Mul", 2)) return std::nullopt;
+    const Node& outer = node(i);
+    // out = Mul(inner, z) with inner = Mul(p, q): the three leaves {p, q, z} are x, 0.5 and
+    // (1 + erf(x / sqrt2)) in some order.
+    return either(outer, [&](const std::string& inner_v, const std::string& z) -> std::optional<FusionGroup> {
+      int inner = prod(inner_v, "Mul");
+      if (inner < 0 || !is_op(inner, "Mul", 2)) return std::nullopt;
+      std::vector<std::string> leaves = {node(inner).inputs[0], node(inner).inputs[1], z};
+      for (int h = 0; h < 3; ++h) {
+        auto half_t = float_const_eq(leaves[h], 0.5);
+        if (!half_t) continue;
+        for (int a = 0; a < 3; ++a) {
+          if (a == h) continue;
+          const std::string& x = leaves[3 - h - a];
+          int add = prod(leaves[a], "Add");
+          if (add < 0 || !is_op(add, "Add", 2)) continue;
+          auto grp = either(node(add), [&](const std::string& e, const std::string& one) -> std::optional<FusionGroup> {
+            auto one_t = float_const_eq(one, 1.0);
+            int erf = prod(e, "Erf");
+            if (!one_t || *one_t != *half_t || erf < 0 || !is_op(erf, "Erf", 1)) return std::nullopt;
+            const std::string& t = node(erf).inputs[0];
+            int scale = prod(t, "Div");
+            std::string c;
+            if (scale >= 0 && is_op(scale, "Div", 2) && node(scale).inputs[0] == x) {
+              c = node(scale).inputs[1];
+              auto ct = float_const_eq(c, std::sqrt(2.0));
+              if (!ct || *ct != *half_t) return std::nullopt;
+            } else {
+              scale = prod(t, "Mul");
+              if (scale < 0 || !is_op(scale, "Mul", 2)) return std::nullopt;
+              const Node& sn = node(scale);
+              c = sn.inputs[0] == x ? sn.inputs[1] : sn.inputs[1] == x ? sn.inputs[0] : std::string();
+              if (c.empty()) return std::nullopt;
+              auto ct = float_const_eq(c, 1.0 / std::sqrt(2.0));
+              if (!ct || *ct != *half_t) return std::nullopt;
+            }
+            FusionGroup grp{FusionKind::kGelu, {scale, erf, add, inner, i}, {x}, {}, {}, {}, nullptr};
+            grp.constants = {c, one, leaves[h]};
+            if (!finish(grp)) return std::nullopt;
+            // x itself must come from outside (e.g. not be the inner product).
+            if (std::find(grp.interior.begin(), grp.interior.end(), x) != grp.interior.end()) return std::nullopt;
+            grp.kernel = std::make_unique<GeluKernel>(*half_t);
+            return grp;
+          });
+          if (grp) return grp;
+        }
+      }
+      return std::nullopt;
+    });
+  }
+
+  std::optional<FusionGroup> match_layer_norm(int i) const {
+    if (!is_op(i, "Add", 2)) return std::nullopt;
+    return either(node(i), [&](const std::string& yg, const std::string& beta) -> std::optional<FusionGroup> {
+      int mul = prod(yg, "Mul");
+      if (mul < 0 || !is_op(mul, "Mul", 2)) return std::nullopt;
+      return either(node(mul), [&](const std::string& y, const std::string& gamma) -> std::optional<FusionGroup> {
+        int div = prod(y, "Div");
+        if (div < 0 || !is_op(div, "Div", 2)) return std::nullopt;
+        const std::string& d = node(div).inputs[0];
+        int sqrt = prod(node(div).inputs[1], "Sqrt");
+        int sub = prod(d, "Sub");
+        if (sqrt < 0 || sub < 0 || !is_op(sqrt, "Sqrt", 1) || !is_op(sub, "Sub", 2)) return std::nullopt;
+        const std::string& x = node(sub).inputs[0];
+        int rm1 = prod(node(sub).inputs[1], "ReduceMean");
+        if (rm1 < 0 || node(rm1).inputs[0] != x) return std::nullopt;
+        int adde = prod(node(sqrt).inputs[0], "Add");
+        if (adde < 0 || !is_op(adde, "Add", 2)) return std::nullopt;
+        return either(node(adde), [&](const std::string& v, const std::string& eps_v) -> std::optional<FusionGroup> {
+          auto eps = scalar_const(eps_v);
+          int rm2 = prod(v, "ReduceMean");
+          if (!eps || !is_float_type(eps->second) || !std::isfinite(eps->first) || eps->first < 0 || rm2 < 0)
+            return std::nullopt;
+          int pw = prod(node(rm2).inputs[0], "Pow");
+          if (pw < 0 || !is_op(pw, "Pow", 2) || node(pw).inputs[0] != d) return std::nullopt;
+          auto two = scalar_const(node(pw).inputs[1]);
+          if (!two || two->first != 2.0) return std::nullopt;
+          auto ax1 = reduce_mean_axis(rm1), ax2 = reduce_mean_axis(rm2);
+          if (!ax1 || !ax2 || *ax1 != *ax2) return std::nullopt;
+          // gamma/beta known now must be 1-D (the run-time check covers the others).
+          for (const std::string* p : {&gamma, &beta}) {
+            auto it = g_.initializers.find(*p);
+            if (it != g_.initializers.end() && it->second.dim() != 1) return std::nullopt;
+          }
+          FusionGroup grp{FusionKind::kLayerNorm, {rm1, sub, pw, rm2, adde, sqrt, div, mul, i},
+                          {x, gamma, beta}, {}, {}, {}, nullptr};
+          grp.constants = {node(pw).inputs[1], eps_v};
+          if (node(rm1).inputs.size() == 2) grp.constants.push_back(node(rm1).inputs[1]);
+          if (node(rm2).inputs.size() == 2) grp.constants.push_back(node(rm2).inputs[1]);
+          if (!finish(grp)) return std::nullopt;
+          for (const std::string* p : {&x, &gamma, &beta})
+            if (std::find(grp.interior.begin(), grp.interior.end(), *p) != grp.interior.end()) return std::nullopt;
+          grp.kernel = std::make_unique<LayerNormKernel>(*ax1, eps->first, eps->second);
+          return grp;
+        });
+      });
+    });
+  }
+
+  const Graph& g_;
+  std::unordered_map<std::string, int> producer_;
+  std::unordered_map<std::string, int> uses_;
+  std::set<std::string> graph_outputs_;
+  std::vector<char> claimed_;
+};
+
+}  // namespace
+
+std::vector<FusionGroup> find_fusions(const Graph& g) { return Matcher(g).run(); }
+
+}  // namespace mixq

@@ -1,0 +1,64 @@
+// Inference-time operator fusion, like ONNX Runtime's graph optimizer, used inside the Executor.
+//
+// PyTorch's ONNX export decomposes LayerNorm, erf-GELU and Linear into chains of small
+// elementwise/reduction nodes. find_fusions() recognizes these chains in a Graph and returns one
+// group per chain with a fused kernel computing the whole chain with one libtorch call:
+//   Linear    MatMul(X, W) -> Add(., b)                      at::addmm on the 2-D view of X
+//   Gelu      x * 0.5 * (1 + erf(x / sqrt(2))), any order of the two Muls and of commutative
+//             operands; x / sqrt(2) may also be x * (1/sqrt(2))    at::gelu
+//   LayerNorm ReduceMean(X) -> Sub(X, .) -> Pow(., 2) -> ReduceMean -> Add(., eps) -> Sqrt ->
+//             Div(sub, .) -> Mul(., gamma) -> Add(., beta), one axis, keepdims   at::layer_norm
+// The graph itself is never rewritten: the executor runs a group's fused kernel in place of its
+// nodes only while no hook observes a value inside the group (see executor.cpp).
+//
+// Rules every group satisfies:
+// - every interior value (produced by a member node) is consumed only by member nodes and is not
+//   a graph output; the group's output is the last member's output;
+// - constants baked into the kernel (the exponent 2, eps, 1, 0.5, sqrt(2)) come from initializers
+//   or Constant nodes and are checked exactly at match time; their values are listed in
+//   `constants` so the executor can fall back when a hook could change them;
+// - tensors that are data for the kernel (X, W, b, gamma, beta) are read from their value slots at
+//   run time; FusedKernel::accepts() checks per call that dtypes and shapes are the ones the fused
+//   math covers (float/double, 2-D W with 1-D b, 1-D gamma/beta over the last axis, ...), and the
+//   executor runs the original nodes when it says no.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exec/kernel.h"
+#include "graph/ir.h"
+
+namespace mixq {
+
+enum class FusionKind { kLinear, kGelu, kLayerNorm };
+const char* fusion_kind_name(FusionKind k);  // "Linear", "Gelu", "LayerNorm"
+
+class FusedKernel : public OpKernel {
+ public:
+  // False when this call's inputs are outside what the fused math covers; the caller then runs the
+  // group's original nodes. compute() may assume accepts(in) returned true.
+  virtual bool accepts(const std::vector<at::Tensor>& in) const = 0;
+};
+
+struct FusionGroup {
+  FusionKind kind;
+  std::vector<int> nodes;              // member node indices, ascending; nodes.back() makes `output`
+  std::vector<std::string> inputs;     // kernel inputs: the data tensors first (see fusion.cpp),
+                                       // then every other value members read from outside the group
+  std::string output;
+  std::vector<std::string> interior;   // values produced and consumed inside the group
+  std::vector<std::string> constants;  // values whose contents were checked and baked in
+  std::unique_ptr<FusedKernel> kernel;
+};
+
+// Every fusable chain in g (default domain only), members disjoint across groups.
+std::vector<FusionGroup> find_fusions(const Graph& g);
+
+// True when MIXQ_NO_FUSION is set to something other than "" or "0".
+bool fusion_disabled_by_env();
+
+}  // namespace mixq

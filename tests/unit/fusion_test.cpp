@@ -1,0 +1,207 @@
+// Executor fusion (src/exec/fusion.h): the decomposed LayerNorm / GELU / Linear chains of the ViT
+// fixture are found and fused, the fused run matches the unfused one, hooks keep working.
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <map>
+
+#include "data/dataset.h"
+#include "exec/executor.h"
+#include "exec/fusion.h"
+#include "graph_util.h"
+#include "onnx/import.h"
+#include "test_util.h"
+
+namespace mixq::test {
+namespace {
+
+// Builds an executor with fusion on or off (MIXQ_NO_FUSION is read by the constructor).
+std::unique_ptr<Executor> make_executor(Graph g, bool fuse) {
+  const char* old = std::getenv("MIXQ_NO_FUSION");
+  std::string saved = old ? old : "";
+  if (fuse) unsetenv("MIXQ_NO_FUSION"); else setenv("MIXQ_NO_FUSION", "1", 1);
+  auto ex = std::make_unique<Executor>(std::move(g));
+  if (old) setenv("MIXQ_NO_FUSION", saved.c_str(), 1); else unsetenv("MIXQ_NO_FUSION");
+  return ex;
+}
+
+struct Vit {
+  Graph graph;
+  std::vector<at::Tensor> inputs;
+};
+
+const Vit& vit() {
+  static Vit v = [] {
+    Vit r;
+    r.graph = load_onnx(fixture("fmnist-vit"));
+    Preprocess pp = preprocess_from_metadata(r.graph);
+    r.inputs = open_dataset("fmnist:test:32", r.graph.inputs, pp)->get(0, 32).inputs;
+    return r;
+  }();
+  return v;
+}
+
+double rel_err(const at::Tensor& got, const at::Tensor& want) {
+  return (got - want).abs().max().item<double>() / std::max(1.0, want.abs().max().item<double>());
+}
+
+// The ViT fixture has 3 transformer blocks, each with ln1, ln2 (LayerNorm), one GELU and six
+// Linear layers (q, k, v, attn.out, fc1, fc2, exported as MatMul + Add(bias)), plus the final
+// LayerNorm: 3*2+1 = 7 LayerNorm, 3 GELU, 18 Linear. The head is a Gemm (already one kernel),
+// the attention score/context MatMuls have no bias Add.
+TEST(Fusion, FindsTheViTChains) {
+  auto groups = find_fusions(vit().graph);
+  std::map<std::string, int> count;
+  for (const auto& g : groups) count[fusion_kind_name(g.kind)]++;
+  EXPECT_EQ(count["LayerNorm"], 7);
+  EXPECT_EQ(count["Gelu"], 3);
+  EXPECT_EQ(count["Linear"], 18);
+  EXPECT_EQ(groups.size(), 28u);
+  for (const auto& g : groups) {
+    if (g.kind == FusionKind::kLayerNorm) {
+      EXPECT_EQ(g.nodes.size(), 9u);
+      EXPECT_EQ(g.interior.size(), 8u);
+      EXPECT_EQ(g.constants.size(), 2u);  // the exponent 2 and eps
+    } else if (g.kind == FusionKind::kGelu) {
+      EXPECT_EQ(g.nodes.size(), 5u);
+      EXPECT_EQ(g.constants.size(), 3u);  // sqrt(2), 1, 0.5
+    } else {
+      EXPECT_EQ(g.nodes.size(), 2u);
+    }
+  }
+  // 79 nodes become 28 fused ones (63 fewer kernels per run).
+  auto ex = make_executor(vit().graph, true);
+  EXPECT_EQ(ex->fusion_groups(), 28u);
+  ex->run(vit().inputs);
+  EXPECT_EQ(ex->active_fusion_groups(), 28);
+  EXPECT_EQ(make_executor(vit().graph, false)->fusion_groups(), 0u);
+}
+
+TEST(Fusion, FusedMatchesUnfusedOnRealImages) {
+  auto fused = make_executor(vit().graph, true);
+  auto plain = make_executor(vit().graph, false);
+  at::Tensor a = fused->run(vit().inputs).at(0);
+  at::Tensor b = plain->run(vit().inputs).at(0);
+  ASSERT_EQ(a.sizes(), b.sizes());
+  EXPECT_LE(rel_err(a, b), 1e-5);
+  EXPECT_TRUE(at::equal(a.argmax(1), b.argmax(1)));
+  // The subgraph path runs the original nodes and agrees too.
+  auto sub = fused->run({{"input", vit().inputs[0]}}, {"logits"}).at("logits");
+  EXPECT_LE(rel_err(sub, b), 1e-5);
+}
+
+TEST(Fusion, HookOnInteriorValueFallsBackForThatGroupOnly) {
+  auto fused = make_executor(vit().graph, true);
+  at::Tensor base = fused->run(vit().inputs).at(0);
+  int calls = 0;
+  std::vector<int64_t> shape;
+  int id = fused->add_hook("/blocks/blocks.0/act/Erf_output_0", [&](const std::string&, at::Tensor& t) {
+    ++calls;
+    shape = t.sizes().vec();
+  });
+  at::Tensor hooked = fused->run(vit().inputs).at(0);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(shape, (std::vector<int64_t>{32, 49, 128}));
+  EXPECT_EQ(fused->active_fusion_groups(), 27);  // only block 0's GELU runs unfused
+  EXPECT_LE(rel_err(hooked, base), 1e-5);
+  // An interior value of a LayerNorm and of a Linear.
+  fused->add_hook("/ln/Sqrt_output_0", [&](const std::string&, at::Tensor&) { ++calls; });
+  fused->add_hook("/blocks/blocks.1/fc1/MatMul_output_0", [&](const std::string&, at::Tensor&) { ++calls; });
+  at::Tensor hooked3 = fused->run(vit().inputs).at(0);
+  EXPECT_EQ(calls, 4);
+  EXPECT_EQ(fused->active_fusion_groups(), 25);
+  EXPECT_LE(rel_err(hooked3, base), 1e-5);
+  fused->clear_hooks();
+  fused->run(vit().inputs);
+  EXPECT_EQ(fused->active_fusion_groups(), 28);
+  (void)id;
+}
+
+TEST(Fusion, HooksOnGroupInputsAndOutputsFireAndReplaceConsistently) {
+  auto fused = make_executor(vit().graph, true);
+  auto plain = make_executor(vit().graph, false);
+  at::Tensor base = plain->run(vit().inputs).at(0);
+  // Replace block 0's ln2 input (also the residual) and fc1's weight; observe the GELU output.
+  int out_calls = 0;
+  for (Executor* ex : {fused.get(), plain.get()}) {
+    ex->add_hook("/blocks/blocks.0/Add_output_0", [](const std::string&, at::Tensor& t) { t = t * 1.5 + 0.25; });
+    ex->add_hook("onnx::MatMul_279", [](const std::string&, at::Tensor& t) { t = t * 0.5; });
+    ex->add_hook("/blocks/blocks.0/act/Mul_1_output_0", [&](const std::string&, at::Tensor& t) {
+      EXPECT_EQ(t.size(-1), 128);
+      ++out_calls;
+    });
+  }
+  at::Tensor a = fused->run(vit().inputs).at(0);
+  EXPECT_EQ(fused->active_fusion_groups(), 28);  // hooks on group inputs/outputs keep fusion
+  at::Tensor b = plain->run(vit().inputs).at(0);
+  EXPECT_EQ(out_calls, 2);
+  EXPECT_GT((b - base).abs().max().item<double>(), 1e-2);  // the replacement matters
+  EXPECT_LE(rel_err(a, b), 1e-5);
+}
+
+// x[N,4] -> MatMul(W) -> y -> Add(b) -> z (output); `second` adds Relu(y) -> r as another consumer
+// of the interior value y; `y_out` makes y a graph output instead.
+Graph linear_graph(bool second, bool y_out) {
+  at::manual_seed(1);
+  Graph g;
+  g.source_path = "linear.onnx";
+  g.opsets[""] = 13;
+  ValueInfo x;
+  x.name = "x";
+  x.dtype = DType::kFloat;
+  x.has_shape = true;
+  x.dims = {-1, 4};
+  x.dim_names = {"N", ""};
+  g.inputs = {x};
+  ValueInfo z;
+  z.name = "z";
+  z.dtype = DType::kFloat;
+  g.outputs = {z};
+  g.initializers["W"] = at::randn({4, 3});
+  g.initializers["b"] = at::randn({3});
+  g.nodes = {make_node("mm", "MatMul", {"x", "W"}, {"y"}), make_node("add", "Add", {"b", "y"}, {"z"})};
+  if (second) {
+    g.nodes.push_back(make_node("relu", "Relu", {"y"}, {"r"}));
+    ValueInfo r;
+    r.name = "r";
+    g.outputs.push_back(r);
+  }
+  if (y_out) {
+    ValueInfo y;
+    y.name = "y";
+    g.outputs.push_back(y);
+  }
+  return g;
+}
+
+TEST(Fusion, InteriorValueWithAnotherConsumerIsNotFused) {
+  EXPECT_EQ(find_fusions(linear_graph(false, false)).size(), 1u);
+  EXPECT_EQ(find_fusions(linear_graph(true, false)).size(), 0u);
+  EXPECT_EQ(find_fusions(linear_graph(false, true)).size(), 0u);
+
+  Graph g = linear_graph(true, false);
+  at::Tensor x = at::randn({5, 4});
+  at::Tensor want = at::matmul(x, g.initializers["W"]);
+  auto ex = make_executor(std::move(g), true);
+  auto out = ex->run({x});
+  EXPECT_EQ(ex->active_fusion_groups(), 0);
+  EXPECT_TRUE(at::allclose(out.at(1), at::relu(want)));
+}
+
+TEST(Fusion, SyntheticLinearFusesAndFallsBackOnShapesItDoesNotCover) {
+  Graph g = linear_graph(false, false);
+  at::Tensor w = g.initializers["W"], b = g.initializers["b"];
+  auto ex = make_executor(std::move(g), true);
+  at::Tensor x = at::randn({5, 4});
+  at::Tensor z = ex->run({x}).at(0);
+  EXPECT_EQ(ex->active_fusion_groups(), 1);
+  EXPECT_TRUE(at::allclose(z, at::matmul(x, w) + b, 1e-5, 1e-6));
+  // A hook replacing the bias with a [1,3] tensor: accepts() says no, the original nodes run.
+  ex->add_hook("b", [](const std::string&, at::Tensor& t) { t = t.reshape({1, 3}) * 2; });
+  z = ex->run({x}).at(0);
+  EXPECT_EQ(ex->active_fusion_groups(), 1);
+  EXPECT_TRUE(at::allclose(z, at::matmul(x, w) + 2 * b, 1e-5, 1e-6));
+}
+
+}  // namespace
+}  // namespace mixq::test
