@@ -61,7 +61,7 @@ CONFIGS = {
         seed=4, norm=True, epochs=20, batch=128, opt="adamw", lr=1e-3,
         wd=1e-4, warmup=1, flip=False, crop=0),
     "fmnist-embedbag": dict(
-        seed=5, norm=False, epochs=15, batch=128, opt="adamw", lr=3e-3,
+        seed=5, norm=False, epochs=10, batch=128, opt="adamw", lr=3e-3,
         wd=1e-5, warmup=1, flip=False, crop=0),
 }
 
