@@ -41,8 +41,10 @@ CONFIGS = [
 def run(mixq, model, args):
     cmd = [mixq, "quantize", model, "--calib", "fmnist:train:1024", "--abits", "8", "--eval", "fmnist:test",
            "--json", "-q"] + args
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out)
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:  # e.g. a budget the pinned layers make infeasible: report it, go on
+        return {"error": p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}"}
+    return json.loads(p.stdout)
 
 
 def main():
@@ -62,6 +64,9 @@ def main():
         top1_float = None
         for label, extra in [c for c in CONFIGS if args.only_configs in c[0]]:
             r = run(args.mixq, model, extra + ([] if first else ["--no-float-eval"]))
+            if "error" in r:
+                print(f"| {name} | {label} | not run: {r['error'].replace('|', '/')} | | | | | |", flush=True)
+                continue
             if first:
                 top1_float = r["top1_float"]
                 print(f"| {name} | float | {r['top1_float']:.2f} | | 32 | {r['float_bytes']} | 1.000 | |", flush=True)
