@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <optional>
 #include <sstream>
 
@@ -75,6 +76,31 @@ void check_ops_supported(const Graph& g) {
   throw Error(n.domain.empty() && !op_known(n.op_type) ? ErrorKind::kUnsupported
                                                         : ErrorKind::kUnsupported,
               os.str());
+}
+
+// Runs one kernel (timed into *profile when profiling) and turns whatever it throws into a
+// mixq::Error whose message is describe(what): the node or fused group and its input shapes.
+void invoke_kernel(OpKernel& kernel, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out,
+                   std::pair<double, int64_t>* profile,
+                   const std::function<std::string(const std::string&)>& describe) {
+  try {
+    if (profile) {
+      auto t0 = std::chrono::steady_clock::now();
+      kernel.compute(in, out);
+      profile->first += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      profile->second++;
+    } else {
+      kernel.compute(in, out);
+    }
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kInternal) throw;
+    throw Error(e.kind(), describe(e.what()));
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    throw Error(ErrorKind::kRuntime, describe(msg.substr(0, msg.find('\n'))));
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kRuntime, describe(e.what()));
+  }
 }
 
 }  // namespace
@@ -205,26 +231,7 @@ void Executor::run_fused(const FusedNode& f, std::vector<at::Tensor>& values) co
     os << "): " << what << " (MIXQ_NO_FUSION=1 runs the original nodes)";
     return os.str();
   };
-  try {
-    if (profile_) {
-      auto t0 = std::chrono::steady_clock::now();
-      f.kernel->compute(in, out);
-      auto& slot = profile_by_op_[f.label];
-      slot.first += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      slot.second++;
-    } else {
-      f.kernel->compute(in, out);
-    }
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::kInternal) throw;
-    throw Error(e.kind(), describe_failure(e.what()));
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    auto nl = msg.find('\n');
-    throw Error(ErrorKind::kRuntime, describe_failure(msg.substr(0, nl)));
-  } catch (const std::exception& e) {
-    throw Error(ErrorKind::kRuntime, describe_failure(e.what()));
-  }
+  invoke_kernel(*f.kernel, in, out, profile_ ? &profile_by_op_[f.label] : nullptr, describe_failure);
   MIXQ_ASSERT(out[0].defined(), f.label, " left its output undefined");
   apply_hooks(f.out, out[0]);
   values[f.out] = std::move(out[0]);
@@ -250,26 +257,7 @@ void Executor::run_node(size_t idx, std::vector<at::Tensor>& values) const {
     os << "): " << what;
     return os.str();
   };
-  try {
-    if (profile_) {
-      auto t0 = std::chrono::steady_clock::now();
-      cn.kernel->compute(in, out);
-      auto& slot = profile_by_op_[node.op_type];
-      slot.first += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      slot.second++;
-    } else {
-      cn.kernel->compute(in, out);
-    }
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::kInternal) throw;
-    throw Error(e.kind(), describe_failure(e.what()));
-  } catch (const c10::Error& e) {
-    std::string msg = e.what_without_backtrace();
-    auto nl = msg.find('\n');
-    throw Error(ErrorKind::kRuntime, describe_failure(msg.substr(0, nl)));
-  } catch (const std::exception& e) {
-    throw Error(ErrorKind::kRuntime, describe_failure(e.what()));
-  }
+  invoke_kernel(*cn.kernel, in, out, profile_ ? &profile_by_op_[node.op_type] : nullptr, describe_failure);
   for (size_t o = 0; o < cn.out.size(); ++o) {
     if (cn.out[o] < 0) continue;
     MIXQ_ASSERT(out[o].defined(), "kernel ", node.op_type, " left output ", o, " undefined");
