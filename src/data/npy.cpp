@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "mixq/error.h"
 
 namespace mixq {
@@ -126,6 +127,26 @@ at::Tensor parse_npy(const std::string& bytes, const std::string& what) {
 }
 
 at::Tensor load_npy(const std::string& path) { return parse_npy(read_all(path), path); }
+
+void save_npy(const std::string& path, const at::Tensor& t0) {
+  at::Tensor t = t0.contiguous();
+  const NpyDtype* dt = nullptr;
+  for (const auto& d : kNpyTypes)
+    if (d.type == t.scalar_type()) dt = &d;
+  MIXQ_CHECK(dt != nullptr, ErrorKind::kInvalidArgument, "cannot save a ", t.scalar_type(), " tensor as .npy");
+  std::string shape;
+  for (int64_t i = 0; i < t.dim(); ++i) shape += std::to_string(t.size(i)) + (t.dim() == 1 || i + 1 < t.dim() ? "," : "");
+  const char order = dt->size == 1 ? '|' : '<';
+  std::string header = std::string("{'descr': '") + order + dt->descr + "', 'fortran_order': False, 'shape': (" + shape + "), }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';  // data 64-byte aligned, as numpy writes
+  header += '\n';
+  std::string bytes("\x93NUMPY\x01\x00", 8);
+  bytes += static_cast<char>(header.size() & 0xff);
+  bytes += static_cast<char>((header.size() >> 8) & 0xff);
+  bytes += header;
+  bytes.append(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.nbytes()));
+  write_file_atomic(path, bytes);
+}
 
 std::map<std::string, at::Tensor> load_npz(const std::string& path) {
   int err = 0;

@@ -89,6 +89,17 @@ TEST(Npy, RoundTripsEveryDtype) {
   EXPECT_EQ(load_npy(dir.file("e.npy")).sizes(), at::IntArrayRef({0, 4}));
 }
 
+TEST(Npy, SaveLoadRoundTrip) {
+  TempDir dir;
+  for (auto st : {at::kFloat, at::kDouble, at::kLong, at::kByte, at::kBool}) {
+    at::Tensor t = (at::arange(24) % 5).reshape({2, 3, 4}).to(st);
+    save_npy(dir.file("t.npy"), t.transpose(0, 2));  // non-contiguous input is made contiguous
+    EXPECT_TRUE(at::equal(load_npy(dir.file("t.npy")), t.transpose(0, 2).contiguous())) << st;
+  }
+  save_npy(dir.file("v.npy"), at::ones({5}));
+  EXPECT_EQ(load_npy(dir.file("v.npy")).sizes(), at::IntArrayRef({5}));
+}
+
 TEST(Npy, RejectsBigEndianFortranAndGarbage) {
   TempDir dir;
   std::vector<float> v(4, 1.0f);

@@ -4,6 +4,7 @@
 #include "common.h"
 #include "core/log.h"
 #include "data/dataset.h"
+#include "data/npy.h"
 #include "exec/evaluate.h"
 #include "onnx/import.h"
 
@@ -15,6 +16,7 @@ RunFn setup_eval(CLI::App& sub) {
     std::string model, data = "fmnist:test";
     int64_t batch = 250;
     std::optional<float> mean, std, scale;
+    std::string save_logits;
   };
   auto o = std::make_shared<Opts>();
   sub.add_option("model", o->model, "ONNX model file")->required();
@@ -25,6 +27,7 @@ RunFn setup_eval(CLI::App& sub) {
   sub.add_option("--mean", o->mean, "Input normalization mean for fmnist (default: model metadata)");
   sub.add_option("--std", o->std, "Input normalization std for fmnist (default: model metadata)");
   sub.add_option("--scale", o->scale, "Pixel scale for fmnist (default: model metadata or 1/255)");
+  sub.add_option("--save-logits", o->save_logits, "Write every sample's output row to this .npy file");
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
@@ -42,8 +45,10 @@ RunFn setup_eval(CLI::App& sub) {
     Executor ex(std::move(g));
     EvalOptions eo;
     eo.batch_size = o->batch;
-    eo.progress = !o->g.json || !o->g.quiet;
+    eo.progress = !o->g.quiet;
+    eo.keep_logits = !o->save_logits.empty();
     EvalResult r = evaluate(ex, *ds, eo);
+    if (!o->save_logits.empty()) save_npy(o->save_logits, r.logits);
     if (o->g.json) {
       print_json({{"model", o->model}, {"data", o->data}, {"top1", r.top1}, {"correct", r.correct},
                   {"samples", r.samples}, {"loss", r.loss}, {"seconds", r.seconds},
