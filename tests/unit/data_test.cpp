@@ -6,29 +6,14 @@
 #include "data/dataset.h"
 #include "data/npy.h"
 #include "onnx/import.h"
+#include "graph_util.h"
 #include "test_util.h"
 
 namespace mixq::test {
 namespace {
 
-ValueInfo image_input() {
-  ValueInfo vi;
-  vi.name = "input";
-  vi.dtype = DType::kFloat;
-  vi.has_shape = true;
-  vi.dims = {-1, 1, 28, 28};
-  vi.dim_names = {"batch", "", "", ""};
-  return vi;
-}
-
-ValueInfo vec_input(int64_t n) {
-  ValueInfo vi;
-  vi.name = "x";
-  vi.dtype = DType::kFloat;
-  vi.has_shape = true;
-  vi.dims = {-1, n};
-  return vi;
-}
+ValueInfo image_input() { return float_value("input", {-1, 1, 28, 28}, {"batch", "", "", ""}); }
+ValueInfo vec_input(int64_t n) { return float_value("x", {-1, n}); }
 
 TEST(Fmnist, LoadsBothSplitsWithLabels) {
   auto train = open_dataset("fmnist:train", {image_input()});

@@ -11,20 +11,9 @@ namespace {
 // x[N,4] -> MatMul(W[4,3]) -> y -> Add(b[3]) -> z -> Relu -> out
 Graph tiny_mlp() {
   at::manual_seed(0);
-  Graph g;
-  g.source_path = "tiny.onnx";
-  g.opsets[""] = 13;
-  ValueInfo x;
-  x.name = "x";
-  x.dtype = DType::kFloat;
-  x.has_shape = true;
-  x.dims = {-1, 4};
-  x.dim_names = {"N", ""};
-  g.inputs = {x};
-  ValueInfo out;
-  out.name = "out";
-  out.dtype = DType::kFloat;
-  g.outputs = {out};
+  Graph g = new_graph("tiny.onnx");
+  g.inputs = {float_value("x", {-1, 4}, {"N", ""})};
+  g.outputs = {float_value("out")};
   g.initializers["W"] = at::randn({4, 3});
   g.initializers["b"] = at::randn({3});
   g.nodes = {make_node("mm", "MatMul", {"x", "W"}, {"y"}), make_node("add", "Add", {"y", "b"}, {"z"}),

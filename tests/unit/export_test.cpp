@@ -20,17 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-ValueInfo tensor_info(const std::string& name, std::vector<int64_t> dims,
-                      std::vector<std::string> names = {}) {
-  ValueInfo v;
-  v.name = name;
-  v.dtype = DType::kFloat;
-  v.has_shape = true;
-  v.dims = dims;
-  v.dim_names = names.empty() ? std::vector<std::string>(dims.size(), "") : names;
-  return v;
-}
-
 // x [N,3,6,6] -> Conv(W1 [4,3,3,3], b1) -> y -> Relu -> r -> Flatten -> f [N,64]
 //   -> Gemm(W2, b2; transB) -> out [N,5]
 Graph conv_relu_gemm(bool trans_b) {
@@ -39,8 +28,8 @@ Graph conv_relu_gemm(bool trans_b) {
   g.source_path = "crg.onnx";
   g.opsets[""] = 13;
   g.ir_version = 7;
-  g.inputs = {tensor_info("x", {-1, 3, 6, 6}, {"N", "", "", ""})};
-  g.outputs = {tensor_info("out", {-1, 5}, {"N", ""})};
+  g.inputs = {float_value("x", {-1, 3, 6, 6}, {"N", "", "", ""})};
+  g.outputs = {float_value("out", {-1, 5}, {"N", ""})};
   g.initializers["W1"] = at::randn({4, 3, 3, 3}) * 0.3;
   g.initializers["b1"] = at::randn({4}) * 0.1;
   g.initializers["W2"] = trans_b ? at::randn({5, 64}) * 0.2 : at::randn({64, 5}) * 0.2;
@@ -50,7 +39,7 @@ Graph conv_relu_gemm(bool trans_b) {
       make_node("relu", "Relu", {"y"}, {"r"}),
       make_node("flat", "Flatten", {"r"}, {"f"}, {{"axis", int_attr(1)}}),
       make_node("fc", "Gemm", {"f", "W2", "b2"}, {"out"}, {{"transB", int_attr(trans_b)}})};
-  g.value_info["y"] = tensor_info("y", {-1, 4, 4, 4}, {"N", "", "", ""});
+  g.value_info["y"] = float_value("y", {-1, 4, 4, 4}, {"N", "", "", ""});
   g.metadata["mixq.preprocess"] = "scale=1/255";
   return g;
 }
@@ -244,8 +233,8 @@ TEST(ExportOnnx, AllAttributeAndTensorTypesRoundTrip) {
   g.name = "attrs";
   g.opsets[""] = 13;
   g.opsets["com.example"] = 1;
-  g.inputs = {tensor_info("x", {2})};
-  g.outputs = {tensor_info("y", {2})};
+  g.inputs = {float_value("x", {2})};
+  g.outputs = {float_value("y", {2})};
   Node n = make_node("custom", "Foo", {"x", "i64", "i8", "u8", "b", "h", "d", "i32"}, {"y"});
   n.domain = "com.example";
   n.attrs["f"] = float_attr(1.5f);
@@ -408,7 +397,7 @@ TEST(ExportQdq, OnlyQuantizedLayersReadQuantizedValues) {
   qm.graph = conv_relu_gemm(true);
   Graph& g = qm.graph;
   g.nodes.push_back(make_node("conv_b", "Conv", {"x", "W1"}, {"y_b"}));
-  g.outputs.push_back(tensor_info("y_b", {-1, 4, 4, 4}, {"N", "", "", ""}));
+  g.outputs.push_back(float_value("y_b", {-1, 4, 4, 4}, {"N", "", "", ""}));
   std::map<std::string, at::Tensor> dq;
   qm.weights.push_back(
       qweight(g, "conv", "W1", scheme(4, true, Granularity::kPerChannel), &dq["W1"]));
@@ -444,8 +433,8 @@ TEST(ExportQdq, RaisesOldOpsetsTo13) {
   g.name = "old";
   g.opsets[""] = 10;
   g.ir_version = 5;
-  g.inputs = {tensor_info("x", {-1, 3, 4, 4}, {"N", "", "", ""})};
-  g.outputs = {tensor_info("out", {-1, 5}, {"N", ""})};
+  g.inputs = {float_value("x", {-1, 3, 4, 4}, {"N", "", "", ""})};
+  g.outputs = {float_value("out", {-1, 5}, {"N", ""})};
   g.initializers["W"] = at::randn({2, 3, 1, 1});
   g.initializers["fc.W"] = at::randn({5, 2 * 6 * 6});
   g.nodes = {
@@ -502,8 +491,8 @@ TEST(ExportQdq, RaisesOpset8AndHandlesAnyChannelAxis) {
     Graph& g = qm.graph;
     g.opsets[""] = 8;
     g.ir_version = 3;
-    g.inputs = {tensor_info("x", {-1, 6, 5, 5}, {"N", "", "", ""})};
-    g.outputs = {tensor_info("out", {-1, 4, 3, 3}, {"N", "", "", ""})};
+    g.inputs = {float_value("x", {-1, 6, 5, 5}, {"N", "", "", ""})};
+    g.outputs = {float_value("out", {-1, 4, 3, 3}, {"N", "", "", ""})};
     g.initializers["W"] = at::randn({4, 4, 3, 3});
     for (const char* p : {"bn_g", "bn_b", "bn_m"}) g.initializers[p] = at::randn({4});
     g.initializers["bn_v"] = at::rand({4}) + 0.5;

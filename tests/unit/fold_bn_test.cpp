@@ -11,23 +11,13 @@
 namespace mixq {
 namespace {
 
-ValueInfo tensor_info(const std::string& name, std::vector<int64_t> dims) {
-  ValueInfo v;
-  v.name = name;
-  v.dtype = DType::kFloat;
-  v.has_shape = !dims.empty();
-  v.dims = dims;
-  v.dim_names.assign(dims.size(), "");
-  return v;
-}
-
 Graph base_graph(const std::vector<int64_t>& in_dims) {
   Graph g;
   g.name = "bn";
   g.source_path = "bn.onnx";
   g.opsets[""] = 13;
-  g.inputs = {tensor_info("x", in_dims)};
-  g.outputs = {tensor_info("out", {})};
+  g.inputs = {float_value("x", in_dims)};
+  g.outputs = {float_value("out", {})};
   return g;
 }
 
@@ -171,7 +161,7 @@ TEST(FoldBatchNorm, SecondConsumerOfConvOutputPreventsFolding) {
   at::manual_seed(6);
   Graph g = conv_bn(3, 4, 1, true);
   g.nodes.push_back(make_node("add", "Add", {"out", "y"}, {"out2"}));  // y read twice
-  g.outputs.push_back(tensor_info("out2", {}));
+  g.outputs.push_back(float_value("out2", {}));
   Graph f = g;
   EXPECT_EQ(fold_batchnorm(f), 0);
   EXPECT_EQ(f.nodes.size(), g.nodes.size());
@@ -179,7 +169,7 @@ TEST(FoldBatchNorm, SecondConsumerOfConvOutputPreventsFolding) {
 
   // A graph output reading the conv output blocks it too.
   Graph h = conv_bn(3, 4, 1, true);
-  h.outputs.push_back(tensor_info("y", {}));
+  h.outputs.push_back(float_value("y", {}));
   EXPECT_EQ(fold_batchnorm(h), 0);
 }
 
@@ -192,7 +182,7 @@ TEST(FoldBatchNorm, UnfoldablePatternsStay) {
   EXPECT_EQ(fold_batchnorm(g), 0);
   Graph h = conv_bn(3, 4, 1, true);
   h.initializers.erase("bn.mean");
-  h.inputs.push_back(tensor_info("bn.mean", {4}));
+  h.inputs.push_back(float_value("bn.mean", {4}));
   EXPECT_EQ(fold_batchnorm(h), 0);
   // Training-mode BN (opset 14+) stays.
   Graph t = conv_bn(3, 4, 1, true);

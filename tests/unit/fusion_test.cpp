@@ -143,33 +143,18 @@ TEST(Fusion, HooksOnGroupInputsAndOutputsFireAndReplaceConsistently) {
 // of the interior value y; `y_out` makes y a graph output instead.
 Graph linear_graph(bool second, bool y_out) {
   at::manual_seed(1);
-  Graph g;
-  g.source_path = "linear.onnx";
-  g.opsets[""] = 13;
-  ValueInfo x;
-  x.name = "x";
-  x.dtype = DType::kFloat;
-  x.has_shape = true;
-  x.dims = {-1, 4};
-  x.dim_names = {"N", ""};
-  g.inputs = {x};
-  ValueInfo z;
-  z.name = "z";
-  z.dtype = DType::kFloat;
-  g.outputs = {z};
+  Graph g = new_graph("linear.onnx");
+  g.inputs = {float_value("x", {-1, 4}, {"N", ""})};
+  g.outputs = {float_value("z")};
   g.initializers["W"] = at::randn({4, 3});
   g.initializers["b"] = at::randn({3});
   g.nodes = {make_node("mm", "MatMul", {"x", "W"}, {"y"}), make_node("add", "Add", {"b", "y"}, {"z"})};
   if (second) {
     g.nodes.push_back(make_node("relu", "Relu", {"y"}, {"r"}));
-    ValueInfo r;
-    r.name = "r";
-    g.outputs.push_back(r);
+    g.outputs.push_back(float_value("r"));
   }
   if (y_out) {
-    ValueInfo y;
-    y.name = "y";
-    g.outputs.push_back(y);
+    g.outputs.push_back(float_value("y"));
   }
   return g;
 }

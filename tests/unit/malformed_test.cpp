@@ -21,18 +21,16 @@ onnx::ModelProto tiny_model() {
   op->set_version(13);
   auto* g = m.mutable_graph();
   g->set_name("tiny");
-  auto* in = g->add_input();
-  in->set_name("x");
-  auto* tt = in->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(onnx::TensorProto::FLOAT);
-  tt->mutable_shape()->add_dim()->set_dim_param("N");
-  tt->mutable_shape()->add_dim()->set_dim_value(4);
-  auto* out = g->add_output();
-  out->set_name("out");
-  auto* ot = out->mutable_type()->mutable_tensor_type();
-  ot->set_elem_type(onnx::TensorProto::FLOAT);
-  ot->mutable_shape()->add_dim()->set_dim_param("N");
-  ot->mutable_shape()->add_dim()->set_dim_value(3);
+  // float[N, width]
+  auto declare = [](onnx::ValueInfoProto* v, const char* name, int64_t width) {
+    v->set_name(name);
+    auto* tt = v->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    tt->mutable_shape()->add_dim()->set_dim_param("N");
+    tt->mutable_shape()->add_dim()->set_dim_value(width);
+  };
+  declare(g->add_input(), "x", 4);
+  declare(g->add_output(), "out", 3);
   auto* w = g->add_initializer();
   w->set_name("W");
   w->set_data_type(onnx::TensorProto::FLOAT);

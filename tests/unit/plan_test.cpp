@@ -15,19 +15,9 @@ namespace {
 //            -> add -> flatten -> fc(Gemm transB=1, [10, 6*4*4]) -> out
 Graph test_graph() {
   at::manual_seed(1);
-  Graph g;
-  g.source_path = "plan_test.onnx";
-  g.opsets[""] = 13;
-  ValueInfo x;
-  x.name = "x";
-  x.dtype = DType::kFloat;
-  x.has_shape = true;
-  x.dims = {-1, 1, 8, 8};
-  g.inputs = {x};
-  ValueInfo out;
-  out.name = "out";
-  out.dtype = DType::kFloat;
-  g.outputs = {out};
+  Graph g = new_graph("plan_test.onnx");
+  g.inputs = {float_value("x", {-1, 1, 8, 8})};
+  g.outputs = {float_value("out")};
   g.initializers["wa"] = at::randn({4, 1, 3, 3});
   g.initializers["wb"] = at::randn({6, 4, 3, 3}) * 0.1;
   g.initializers["wc"] = at::randn({6, 4, 1, 1});
