@@ -24,15 +24,10 @@ void annotate_macs(Executor& ex, std::vector<LayerInfo>& layers) {
   std::vector<std::vector<int64_t>> in_shapes(layers.size()), out_shapes(layers.size());
   std::vector<int> ids;
   for (size_t i = 0; i < layers.size(); ++i) {
-    const Node* node = nullptr;
-    for (const auto& n : g.nodes)
-      if (n.name == layers[i].node) node = &n;
-    MIXQ_ASSERT(node != nullptr);
-    const int act_input = layers[i].weight_input == 1 ? 0 : 1;
-    ids.push_back(ex.add_hook(node->outputs[0], [&, i](const std::string&, at::Tensor& t) {
+    ids.push_back(ex.add_hook(layers[i].output, [&, i](const std::string&, at::Tensor& t) {
       out_shapes[i] = t.sizes().vec();
     }));
-    ids.push_back(ex.add_hook(node->inputs[act_input], [&, i](const std::string&, at::Tensor& t) {
+    ids.push_back(ex.add_hook(layers[i].input, [&, i](const std::string&, at::Tensor& t) {
       in_shapes[i] = t.sizes().vec();
     }));
   }

@@ -28,6 +28,17 @@ std::vector<LayerInfo> find_layers(const Graph& g) {
     const at::Tensor& w = g.initializers.at(L.weight);
     if (!at::isFloatingType(w.scalar_type())) continue;  // integer tables are not weights
     L.weight_shape = w.sizes().vec();
+    L.input = n.inputs[L.weight_input == 1 ? 0 : 1];
+    L.output = n.outputs[0];
+    const int64_t rank = static_cast<int64_t>(L.weight_shape.size());
+    if (n.op_type == "ConvTranspose") {
+      L.channel_axis = rank > 1 ? 1 : 0;  // [Cin, Cout/group, k...]
+    } else if (n.op_type == "Gemm") {
+      const Attribute* tb = n.attr("transB");
+      L.channel_axis = tb && tb->i != 0 ? 0 : (rank > 1 ? 1 : 0);
+    } else if (n.op_type == "MatMul") {  // [..., K, N] as second operand, [..., M, K] as first
+      L.channel_axis = L.weight_input == 1 ? rank - 1 : (rank > 1 ? rank - 2 : 0);
+    }  // Conv [Cout, Cin/group, k...] and Gather tables [rows, dim]: axis 0
     L.params = w.numel() + (L.bias.empty() ? 0 : g.initializers.at(L.bias).numel());
     out.push_back(std::move(L));
   }

@@ -16,6 +16,9 @@ struct LayerInfo {
   std::string weight;  // initializer name of the weight / table
   std::string bias;    // initializer name of the bias, "" if none
   int weight_input = 1;                // which node input is the weight
+  std::string input;   // the other data input: the activation (Gather: the indices)
+  std::string output;  // the node's first output
+  int64_t channel_axis = 0;            // output-channel axis of the weight (per-channel scales)
   std::vector<int64_t> weight_shape;
   int64_t params = 0;  // weight + bias elements
   int64_t macs = 0;    // multiply-accumulates for one sample (filled by annotate_macs)

@@ -12,30 +12,6 @@ namespace mixq {
 
 namespace {
 
-// The output-channel axis of a layer's weight (what per-channel scales run along).
-int64_t channel_axis(const Graph& g, const LayerInfo& L) {
-  const int64_t rank = static_cast<int64_t>(L.weight_shape.size());
-  if (L.op == "Conv" || L.op == "Gather") return 0;
-  if (L.op == "ConvTranspose") return rank > 1 ? 1 : 0;
-  if (L.op == "Gemm") {
-    for (const auto& n : g.nodes)
-      if (n.name == L.node) {
-        const Attribute* tb = n.attr("transB");
-        return tb && tb->i != 0 ? 0 : (rank > 1 ? 1 : 0);
-      }
-  }
-  if (L.op == "MatMul") return L.weight_input == 1 ? rank - 1 : (rank > 1 ? rank - 2 : 0);
-  return 0;
-}
-
-// The activation a layer reads ("" for Gather: its input is indices, not an activation).
-std::string activation_input(const Graph& g, const LayerInfo& L) {
-  if (L.op == "Gather") return "";
-  for (const auto& n : g.nodes)
-    if (n.name == L.node) return n.inputs[L.weight_input == 1 ? 0 : 1];
-  return "";
-}
-
 int64_t num_scales(const LayerPlan& L) {
   const QScheme& s = L.weight_scheme;
   if (s.granularity == Granularity::kPerTensor) return 1;
@@ -85,10 +61,10 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
     L.weight_scheme.symmetric = d.wsymmetric;
     L.weight_scheme.granularity = d.granularity;
     L.weight_scheme.group_size = d.group_size;
-    L.weight_scheme.axis = channel_axis(g, info);
+    L.weight_scheme.axis = info.channel_axis;
     L.weight_scheme.rounding = d.rounding;
     L.weight_range = d.weight_range;
-    L.input = activation_input(g, info);
+    L.input = info.op == "Gather" ? "" : info.input;  // Gather reads indices, not an activation
     L.quantize_input = !L.input.empty();
     L.input_scheme.bits = L.pinned ? std::max(d.pin_bits, d.abits) : d.abits;
     L.input_scheme.symmetric = !d.asymmetric_act;

@@ -14,8 +14,6 @@
 
 namespace mixq::cli {
 
-void add_quant_options(CLI::App& sub, QuantizeJob& job);
-
 RunFn setup_demo(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
