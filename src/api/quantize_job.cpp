@@ -17,12 +17,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 void apply_method(const std::string& method, PlanDefaults& d) {
-  if (method == "kl") {  // KL is an activation estimator; weights use min-max (as TensorRT does)
-    d.weight_range = RangeMethod::kMinMax;
-    d.input_range = RangeMethod::kKl;
-    return;
-  }
-  d.weight_range = d.input_range = parse_range_method(method);
+  const MethodRow& m = find_method(method);
+  d.weight_range = m.weight_range;
+  d.input_range = m.input_range;
 }
 
 QuantizeResult run_quantize(const QuantizeJob& job) {
@@ -31,7 +28,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   Graph original = load_onnx(job.model_path);
   Preprocess pp = job.preprocess ? *job.preprocess : preprocess_from_metadata(original);
   r.prepared = original;
-  r.bn_folded = fold_batchnorm(r.prepared);
+  r.bn_folded = fold_batchnorm(r.prepared, &r.folded);
   log::verbose("prepare: folded " + std::to_string(r.bn_folded) + " BatchNormalization nodes");
 
   auto layers = find_layers(r.prepared);
@@ -57,6 +54,18 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   auto calib = open_dataset(job.calib, r.prepared.inputs, pp);
   auto t_quant = std::chrono::steady_clock::now();
   r.qmodel = quantize_model(r.prepared, r.plan, *calib, job.qopts);
+  {
+    ReconOptions ro = job.recon;
+    ro.seed = job.qopts.seed;
+    ro.progress = job.qopts.progress;
+    MethodContext ctx{r.prepared, r.plan, *calib, r.folded, ro, r.qmodel};
+    const MethodRow& m = find_method(job.method);
+    if (m.refine) m.refine(ctx);
+    if (ro.bn_reestimate) bn_reestimate(ctx);
+    if (ro.bias_tune) bias_tune(ctx);
+    r.method_report = ctx.report;
+    r.interrupted = ctx.interrupted;
+  }
   r.seconds_quantize = seconds_since(t_quant) + r.seconds_search;
 
   if (!job.eval.empty()) {
@@ -91,6 +100,10 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                       {"size_ratio", c.size_ratio},
                       {"bops", c.bops},
                       {"bn_folded", r.bn_folded},
+                      {"bn_reestimate", job.recon.bn_reestimate},
+                      {"bias_tune", job.recon.bias_tune},
+                      {"method_report", r.method_report},
+                      {"interrupted", r.interrupted},
                       {"seconds", r.seconds_quantize},
                       {"seconds_search", r.seconds_search},
                       {"seconds_total", r.seconds_total}};

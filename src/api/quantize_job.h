@@ -10,6 +10,8 @@
 
 #include "data/dataset.h"
 #include "exec/evaluate.h"
+#include "graph/fold_bn.h"
+#include "quant/methods/method.h"
 #include "quant/plan.h"
 #include "quant/qmodel.h"
 #include "quant/quantize.h"
@@ -22,7 +24,9 @@ struct QuantizeJob {
   std::string calib = "fmnist:train:1024";
   std::string eval;                 // dataset to evaluate on ("" = skip evaluation)
   bool eval_float = true;           // also evaluate the float model
-  std::string method = "minmax";    // range method: minmax | mse | percentile | kl
+  std::string method = "minmax";    // quant/methods/method.h table: minmax | mse | percentile | kl |
+                                    // adaround | brecq | adaquant
+  ReconOptions recon;               // reconstruction methods, BN re-estimation, bias tuning
   PlanDefaults defaults;            // bits, granularity, symmetry, pinning
   std::string search = "uniform";   // allocator (search/allocator.h)
   SearchOptions search_opts;
@@ -35,6 +39,9 @@ struct QuantizeJob {
 struct QuantizeResult {
   Graph prepared;                   // BN-folded float graph
   int bn_folded = 0;
+  std::vector<FoldedBn> folded;     // what each fold did (BN re-estimation needs it)
+  nlohmann::json method_report = nlohmann::json::object();  // per-unit losses and times
+  bool interrupted = false;         // Ctrl-C stopped a method early (outputs still consistent)
   QuantPlan plan;
   QuantizedModel qmodel;
   std::optional<EvalResult> float_eval, quant_eval;
@@ -47,7 +54,7 @@ QuantizeResult run_quantize(const QuantizeJob& job);
 // bops, seconds, plan summary per layer.
 nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r);
 
-// Applies --method to the defaults' weight and input range estimators.
+// Applies --method's initial range estimators (quant/methods/method.h) to the defaults.
 void apply_method(const std::string& method, PlanDefaults& d);
 
 }  // namespace mixq

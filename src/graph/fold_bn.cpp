@@ -56,7 +56,9 @@ const at::Tensor* initializer(const Graph& g, const std::string& name) {
 
 // The folded weight and bias of one layer, or nothing when the pattern does not fit.
 struct Folded {
-  at::Tensor weight, bias;  // float32
+  at::Tensor weight, bias;        // float32
+  at::Tensor gamma, beta, factor;  // [C] float32, for FoldedBn
+  double eps = 1e-5;
 };
 
 bool fold_one(const Graph& g, const Node& layer, const Node& bn, Folded& out) {
@@ -129,6 +131,10 @@ bool fold_one(const Graph& g, const Node& layer, const Node& bn, Folded& out) {
     b_eff = at::zeros({channels}, at::kDouble);
   }
   at::Tensor b_new = (b_eff - p[2]) * f + p[1];
+  out.eps = eps;
+  out.gamma = p[0].to(at::kFloat);
+  out.beta = p[1].to(at::kFloat);
+  out.factor = f.to(at::kFloat);
   out.weight = w_new.to(at::kFloat).contiguous();
   out.bias = b_new.to(at::kFloat).contiguous();
   return true;
@@ -149,7 +155,9 @@ bool is_inference_bn(const Graph& g, const Node& bn) {
 
 }  // namespace
 
-int fold_batchnorm(Graph& g) {
+int fold_batchnorm(Graph& g) { return fold_batchnorm(g, nullptr); }
+
+int fold_batchnorm(Graph& g, std::vector<FoldedBn>* records) {
   std::map<std::string, int> uses = use_counts(g);
   std::set<std::string> names = all_value_names(g);
   std::map<std::string, int> producer;
@@ -221,6 +229,7 @@ int fold_batchnorm(Graph& g) {
     }
     removed[i] = 1;
     ++folded;
+    if (records) records->push_back({layer.name, fb.gamma, fb.beta, fb.factor, fb.eps});
   }
   if (folded == 0) return 0;
 

@@ -1,6 +1,8 @@
 // Graph passes run by `prepare`: BatchNormalization folding and removal of inference no-ops.
 #pragma once
 
+#include <vector>
+
 #include "graph/ir.h"
 
 namespace mixq {
@@ -23,6 +25,16 @@ namespace mixq {
 // reads any more (the BN's parameters, replaced weights) are removed. BatchNormalization nodes
 // that do not match are left as they are. Returns the number folded.
 int fold_batchnorm(Graph& g);
+
+// What one fold did, for BatchNorm re-estimation (quant/methods/bn_reestimate.h): the layer's
+// output is now f * (W x + b - mean) + beta, f = gamma / sqrt(var + eps). [C] float32 tensors,
+// C = the layer's output channels (Conv/ConvTranspose: output axis 1; Gemm: the last axis).
+struct FoldedBn {
+  std::string layer;  // node name of the layer the BN went into
+  at::Tensor gamma, beta, factor;
+  double eps = 1e-5;
+};
+int fold_batchnorm(Graph& g, std::vector<FoldedBn>* folded);
 
 // Bypasses Identity nodes and inference Dropout nodes (opset < 7: is_test=1; opset >= 12: no
 // training_mode input or a constant false one; the mask output unused) whose output is not a

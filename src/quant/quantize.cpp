@@ -60,12 +60,18 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
     qw.codes = quantize(w, qw.params, qw.scheme, noise);
     qm.weights.push_back(std::move(qw));
   }
+  calibrate_activations(qm, plan, calib, opts);
+  return qm;
+}
 
+void calibrate_activations(QuantizedModel& qm, const QuantPlan& plan, const Dataset& calib,
+                           const QuantizeOptions& opts) {
+  qm.activations.clear();
   // One observer per distinct activation tensor (layers reading the same tensor share it).
   std::map<std::string, const LayerPlan*> tensors;
   for (const auto& L : plan.layers)
     if (L.quantize_input) tensors.emplace(L.input, &L);
-  if (tensors.empty()) return qm;
+  if (tensors.empty()) return;
   std::map<std::string, ActivationObserver> observers;
   bool need_hist = false;
   for (const auto& [t, L] : tensors) {
@@ -99,7 +105,6 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
     qa.params = observers.at(t).params(qa.scheme, ro);
     qm.activations.push_back(std::move(qa));
   }
-  return qm;
 }
 
 }  // namespace mixq

@@ -22,6 +22,11 @@ struct QuantizeOptions {
 QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, const Dataset& calib,
                               const QuantizeOptions& opts = {});
 
+// (Re)computes qm.activations for `plan` on `calib` with qm's current weight codes (called by
+// quantize_model, and again by methods that change the weights).
+void calibrate_activations(QuantizedModel& qm, const QuantPlan& plan, const Dataset& calib,
+                           const QuantizeOptions& opts = {});
+
 // The prepared graph with every quantized weight replaced by its dequantized value (no
 // activation quantization): what calibration and weight-only error checks run on.
 Graph with_dequantized_weights(const QuantizedModel& qm);

@@ -7,6 +7,8 @@
 #include "common.h"
 #include "exec/executor.h"
 #include "exec/shapes.h"
+#include "graph/blocks.h"
+#include "graph/fold_bn.h"
 #include "graph/layers.h"
 #include "onnx/import.h"
 
@@ -20,17 +22,48 @@ std::string shape_str(const std::vector<int64_t>& s) {
   os << ']';
   return os.str();
 }
+
+int print_blocks(const std::string& path, Graph g, bool json) {
+  fold_batchnorm(g);
+  auto layers = find_layers(g);
+  std::set<std::string> pinned;
+  if (!layers.empty()) pinned = {layers.front().node, layers.back().node};
+  auto units = partition_units(g, layers, pinned);
+  nlohmann::json ju = nlohmann::json::array();
+  for (const auto& u : units)
+    ju.push_back({{"name", u.name}, {"kind", unit_kind_name(u.kind)}, {"layers", u.layers},
+                  {"nodes", u.nodes.size()}, {"inputs", u.inputs}, {"outputs", u.outputs}});
+  if (json) {
+    print_json({{"model", path}, {"units", ju}});
+    return 0;
+  }
+  std::printf("%s: %zu units (BatchNorm folded)\n\n", path.c_str(), units.size());
+  int i = 0;
+  for (const auto& u : units) {
+    std::string ins, outs;
+    for (const auto& v : u.inputs) ins += (ins.empty() ? "" : ", ") + v;
+    for (const auto& v : u.outputs) outs += (outs.empty() ? "" : ", ") + v;
+    std::printf("%-3d %-18s %-34s %2zu layers %3zu nodes  %s -> %s\n", i++, unit_kind_name(u.kind),
+                u.name.substr(0, 34).c_str(), u.layers.size(), u.nodes.size(), ins.c_str(), outs.c_str());
+    for (const auto& l : u.layers) std::printf("      %s%s\n", l.c_str(), pinned.count(l) ? "  (pinned)" : "");
+  }
+  return 0;
+}
+
 }  // namespace
 
 RunFn setup_info(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
     std::string model;
-    bool ops = false;
+    bool ops = false, blocks = false;
   };
   auto o = std::make_shared<Opts>();
   sub.add_option("model", o->model, "ONNX model file");
   sub.add_flag("--ops", o->ops, "List the supported ONNX operators and opset ranges instead");
+  sub.add_flag("--blocks", o->blocks,
+               "Show the reconstruction units (residual / inverted-residual / transformer blocks, single "
+               "layers) of the BatchNorm-folded graph; the first and last layer stay alone (pinned)");
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
@@ -45,6 +78,7 @@ RunFn setup_info(CLI::App& sub) {
     }
     MIXQ_CHECK(!o->model.empty(), ErrorKind::kInvalidArgument, "info needs a MODEL (or --ops)");
     Graph g = load_onnx(o->model);
+    if (o->blocks) return print_blocks(o->model, g, o->g.json);
     auto layers = find_layers(g);
     Executor ex(g);
     annotate_macs(ex, layers);

@@ -5,6 +5,7 @@
 #include "api/quantize_job.h"
 #include "common.h"
 #include "core/atomic_file.h"
+#include "core/log.h"
 #include "onnx/export.h"
 #include "quant/qdq.h"
 
@@ -17,8 +18,28 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--wbits", job.search_opts.wbits, "Weight bits for --search uniform (2-8, 16)")
       ->capture_default_str();
   sub.add_option("--abits", d.abits, "Activation bits (layer inputs)")->capture_default_str();
-  sub.add_option("--method", job.method, "Range method: minmax, mse, percentile, kl")
-      ->check(CLI::IsMember({"minmax", "mse", "percentile", "kl"}))->capture_default_str();
+  sub.add_option("--method", job.method,
+                 "Quantization method: minmax, mse, percentile, kl (ranges only); adaround, brecq, adaquant "
+                 "(reconstruction on the calibration data)")
+      ->check(CLI::IsMember(method_names()))->capture_default_str();
+  auto& ro = job.recon;
+  sub.add_option("--rec-loss", ro.rec_loss, "AdaRound/BRECQ reconstruction loss: mse or fisher")
+      ->check(CLI::IsMember({"mse", "fisher"}))->capture_default_str();
+  sub.add_option_function<int64_t>("--iters", [&ro](int64_t n) { ro.scale_iters(n); },
+                                   "Rounding iterations per unit (default 20000); activation-step, AdaQuant and "
+                                   "bias-tuning iterations scale with it");
+  sub.add_flag("--no-act-learning", [&ro](int64_t) { ro.learn_act = false; },
+               "AdaRound/BRECQ: keep calibrated activation steps (skip LSQ step learning)");
+  sub.add_option_function<std::string>("--adaquant-mode", [&ro](const std::string& m) { ro.adaquant_sequential = m == "seq"; },
+                                       "AdaQuant inputs: seq (from the model quantized so far, default) or parallel "
+                                       "(from the float model)")
+      ->check(CLI::IsMember({"seq", "parallel"}));
+  sub.add_flag("--bn-reestimate", ro.bn_reestimate,
+               "Finish with BatchNorm re-estimation: statistics recomputed through the quantized model, refolded");
+  sub.add_flag("--bias-tune", ro.bias_tune, "Finish by tuning the biases to the float logits (KL)");
+  sub.add_option("--cache-mb", ro.cache_mb, "Cached reconstruction data kept in memory; the rest spills to a file")
+      ->capture_default_str();
+  sub.add_option("--cache-dir", ro.cache_dir, "Directory for spilled cache files (default $TMPDIR or /tmp)");
   sub.add_option("--granularity", [&d](const CLI::results_t& v) { d.granularity = parse_granularity(v[0]); return true; },
                  "Weight granularity: per_tensor, per_channel (default), per_group");
   sub.add_option("--group-size", d.group_size, "Elements per group for per_group");
@@ -34,7 +55,7 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                  "MixQuant threshold reference: 'layer' (each layer's own error at --qem-ref-bits) or 'model' "
                  "(the model's mean error)")->capture_default_str();
   sub.add_option("--budget-bits", job.search_opts.budget_avg_wbits, "Target average weight bits (MixQuant: finds the QEM)");
-  sub.add_option("--seed", job.qopts.seed, "Seed (stochastic rounding)")->capture_default_str();
+  sub.add_option("--seed", job.qopts.seed, "Seed (stochastic rounding, reconstruction batches)")->capture_default_str();
 }
 
 RunFn setup_quantize(CLI::App& sub) {
@@ -68,9 +89,12 @@ RunFn setup_quantize(CLI::App& sub) {
     if (!o->plan_out.empty()) save_plan(r.plan, o->plan_out);
     nlohmann::json rep = quantize_report(job, r);
     if (!o->report.empty()) write_file_atomic(o->report, rep.dump(2) + "\n");
+    // Ctrl-C during a method: the outputs above are complete and consistent, but say so.
+    const int rc = r.interrupted ? 130 : 0;
+    if (r.interrupted) log::warn("interrupted: the method stopped early; outputs hold what it reached");
     if (o->g.json) {
       print_json(rep);
-      return 0;
+      return rc;
     }
     const PlanCost& c = r.plan.cost;
     std::printf("%s: %s search, %s ranges, %zu layers, avg %.2f weight bits\n", job.model_path.c_str(),
@@ -81,7 +105,7 @@ RunFn setup_quantize(CLI::App& sub) {
     if (r.quant_eval) std::printf("top-1 quant %.2f%%\n", r.quant_eval->top1);
     for (const std::string* p : {&o->out, &o->plan_out, &o->report})
       if (!p->empty()) std::printf("wrote %s\n", p->c_str());
-    return 0;
+    return rc;
   };
 }
 

@@ -1,0 +1,172 @@
+// AdaQuant (Hubara et al., ICML 2021; seed 003): per layer, jointly learn a weight delta dW, a
+// bias delta db and the ranges (step sizes) of the weight and input quantizers so that
+//   || f(Q(W + dW) Q(X) + b + db) - f(W X_fp + b) ||^2   (f: the activation after the layer,
+// when the layer feeds only that activation) is minimal on the calibration set.
+// Adam with the paper's per-group learning rates: weights 1e-5, bias 1e-3, input range 1e-1,
+// weight range 1e-3; 1,000 iterations, batch 50. Quantizers use straight-through rounding.
+// Sequential (default): X comes from the model quantized so far (weights and activations).
+// Parallel: X comes from the float model, every layer independently.
+// Step sizes are clamped positive after each step. Pinned (first/last) layers are not tuned.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/optim/adam.h>
+
+#include <set>
+
+#include "core/interrupt.h"
+#include "core/progress.h"
+#include "graph/blocks.h"
+#include "quant/methods/method.h"
+#include "quant/methods/recon_loop.h"
+#include "quant/methods/soft_quant.h"
+#include "quant/quantizer.h"
+
+namespace mixq {
+
+void refine_adaquant(MethodContext& ctx) {
+  install_interrupt_handler();
+  const ReconOptions& o = ctx.opts;
+  std::set<std::string> pinned;
+  for (const auto& L : ctx.plan.layers)
+    if (L.pinned) pinned.insert(L.name);
+  std::vector<LayerInfo> layers;
+  for (const auto& L : find_layers(ctx.prepared))
+    for (const auto& w : ctx.qm.weights)
+      if (w.node == L.node) layers.push_back(L);
+  const std::vector<Unit> units = layer_units(ctx.prepared, layers);
+  CacheBudget budget;
+  budget.limit_bytes = o.cache_mb << 20;
+  budget.spill_dir = o.cache_dir;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  ReconModel rm(ctx.qm);
+  for (const auto& w : ctx.qm.weights) rm.use_quantized_weight(w.node);
+  // Sequential: the model quantized so far includes activations; enable them as units finish.
+  nlohmann::json jr = nlohmann::json::array();
+  int todo = 0, done = 0;
+  for (const auto& u : units) todo += pinned.count(u.layers[0]) ? 0 : 1;
+  ActQuant* first_act = units.empty() ? nullptr : rm.act_of_layer(units[0].layers[0]);
+  if (first_act && o.adaquant_sequential) first_act->enabled = true;
+  for (const auto& u : units) {
+    const std::string& l = u.layers[0];
+    ActQuant* act = rm.act_of_layer(l);
+    if (pinned.count(l)) {
+      if (act && o.adaquant_sequential) act->enabled = true;
+      continue;
+    }
+    ++done;
+    nlohmann::json ju = {{"unit", l}};
+    if (interrupted()) {
+      ju["skipped"] = "interrupted (Ctrl-C): keeps its range-estimated quantization";
+      if (act && o.adaquant_sequential) act->enabled = true;
+      jr.push_back(ju);
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    if (act) act->enabled = false;  // the unit's own input quantizer is part of what is learned
+    UnitCache cache;
+    if (o.adaquant_sequential) {
+      cache = cache_unit(rm, u, ctx, budget, false);
+    } else {
+      cache.in = rm.collect(rm.fp(), ctx.calib, u.inputs, &budget, o.calib_batch, "cache inputs", o.progress);
+      cache.out = rm.collect(rm.fp(), ctx.calib, u.outputs, &budget, o.calib_batch, "cache targets", o.progress);
+    }
+    if (act) act->enabled = true;
+    QuantizedWeight& qw = rm.weight(l);
+    const at::Tensor w0 = ctx.qm.graph.initializers.at(qw.weight).to(at::kFloat);
+    const std::string& bname = rm.bias_name(l);
+    const at::Tensor b0 = bname.empty() ? at::Tensor() : ctx.qm.graph.initializers.at(bname).to(at::kFloat);
+    ju["loss_initial"] = unit_loss_eval(rm, u, cache);
+
+    at::Tensor dw = at::zeros_like(w0).set_requires_grad(true);
+    at::Tensor db = b0.defined() ? at::zeros_like(b0).set_requires_grad(true) : at::Tensor();
+    at::Tensor ws = qw.params.scale.to(at::kFloat).clone().set_requires_grad(true);
+    const at::Tensor wz = broadcast_param(qw.params.zero_point.to(at::kFloat), qw.scheme, w0.sizes());
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    auto group = [&](at::Tensor t, double lr) {
+      groups.emplace_back(std::vector<at::Tensor>{t}, std::make_unique<torch::optim::AdamOptions>(lr));
+    };
+    group(dw, o.adaquant_lr_w);
+    group(ws, o.adaquant_lr_wrange);
+    if (db.defined()) group(db, o.adaquant_lr_b);
+    if (act) {
+      act->scale = act->scale.detach().clone().set_requires_grad(true);
+      group(act->scale, o.adaquant_lr_in);
+    }
+    torch::optim::Adam opt(std::move(groups), torch::optim::AdamOptions(o.adaquant_lr_w));
+    const double qmin = static_cast<double>(qw.scheme.qmin()), qmax = static_cast<double>(qw.scheme.qmax());
+    auto current_weight = [&]() {
+      return fake_quant_ste(w0 + dw, broadcast_param(ws, qw.scheme, w0.sizes()), wz, qmin, qmax);
+    };
+    rm.quant().set_grad_enabled(true);
+    const int64_t n = cache.rows(), batch = std::min(o.adaquant_batch, n);
+    char label[160];
+    std::snprintf(label, sizeof label, "adaquant %d/%d %s", done, todo, l.c_str());
+    Progress bar(label, o.progress ? o.adaquant_iters : 0, "it");
+    LoopTimer timer;
+    int64_t it = 0;
+    for (; it < o.adaquant_iters && !interrupted(); ++it) {
+      at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
+      rm.set_weight(l, current_weight());
+      if (db.defined()) rm.set_bias(l, b0 + db);
+      timer.other += timer.lap();
+      // AdaQuant's loss is the plain mean squared error.
+      std::map<std::string, at::Tensor> feeds;
+      for (size_t i = 0; i < u.inputs.size(); ++i) feeds[u.inputs[i]] = cache.in[i].gather(idx);
+      auto out = rm.quant().run(feeds, u.outputs);
+      at::Tensor loss;
+      for (size_t i = 0; i < u.outputs.size(); ++i) {
+        at::Tensor li = (out.at(u.outputs[i]) - cache.out[i].gather(idx)).pow(2).mean();
+        loss = loss.defined() ? loss + li : li;
+      }
+      timer.forward += timer.lap();
+      opt.zero_grad();
+      loss.backward();
+      timer.backward += timer.lap();
+      opt.step();
+      {
+        at::NoGradGuard ng;
+        ws.clamp_min_(1e-10);
+        if (act) act->scale.clamp_min_(1e-8);
+      }
+      timer.step += timer.lap();
+      if (it % 50 == 0) {
+        char pf[64];
+        std::snprintf(pf, sizeof pf, "mse %.4g", loss.item<double>());
+        bar.set_postfix(pf);
+      }
+      bar.advance();
+    }
+    bar.finish();
+    rm.quant().set_grad_enabled(false);
+    {
+      at::NoGradGuard ng;
+      // Write the learned weight, range and bias back: codes of W + dW under the learned scale.
+      QParams p = qw.params;
+      p.scale = ws.detach().clone().to(qw.params.scale.scalar_type());
+      at::Tensor w_new = (w0 + dw).detach();
+      qw.codes = quantize(w_new, p, qw.scheme).reshape(qw.codes.sizes()).contiguous();
+      qw.params = p;
+      ctx.qm.graph.initializers[qw.weight] = w_new.to(ctx.qm.graph.initializers.at(qw.weight).scalar_type());
+      rm.use_quantized_weight(l);
+      if (db.defined()) {
+        at::Tensor b_new = (b0 + db).detach().clone();
+        ctx.qm.graph.initializers[bname] = b_new.to(ctx.qm.graph.initializers.at(bname).scalar_type());
+        rm.set_bias(l, b_new);
+      }
+      if (act) act->scale = act->scale.detach();
+    }
+    ju["loss_learned"] = unit_loss_eval(rm, u, cache);
+    ju["iters"] = it;
+    ju["timing"] = timer.to_json(it);
+    ju["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (it < o.adaquant_iters) ctx.interrupted = true;
+    if (!o.adaquant_sequential && act) act->enabled = false;
+    jr.push_back(ju);
+  }
+  rm.store_activation_params();
+  ctx.report["units"] = jr;
+  ctx.report["mode"] = o.adaquant_sequential ? "sequential" : "parallel";
+  ctx.report["iters"] = o.adaquant_iters;
+}
+
+}  // namespace mixq

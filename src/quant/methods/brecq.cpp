@@ -1,0 +1,279 @@
+// BRECQ (Li et al., ICLR 2021; seed 001) and AdaRound (Nagel et al., ICML 2020): learned
+// rounding, reconstructed unit by unit in network order. AdaRound's units are single layers
+// (with the activation after them), BRECQ's are blocks (graph/blocks.h). Per unit:
+//  1. cache its inputs from the model quantized so far (activations float) and the float
+//     model's outputs (and, with --rec-loss fisher, squared task-loss gradients at the output);
+//  2. optimise the rounding variables V of its layers (quant/methods/soft_quant.h) with Adam
+//     (lr 1e-3, batch 32, 20,000 iterations): loss = reconstruction error + lambda (0.01) *
+//     sum(1 - |2h(V) - 1|^beta), the regulariser off for the first 20% and beta annealed
+//     linearly 20 -> 2 over the rest;
+//  3. hard rounding: codes = floor(W / s) + [V >= 0] + z.
+// Then activations: ranges recalibrated with the new weights, and per unit the step sizes of its
+// layers' input quantizers learned LSQ-style (Adam 4e-4, cosine to 0, 5,000 iterations), inputs
+// from the model with weights and earlier activations quantized. First and last layer (pinned)
+// are neither reconstructed nor learned.
+// Fisher weights (ours): g^2 with g = d(cross-entropy)/d(unit output) per sample, divided by the
+// mean g^2 so lambda keeps its meaning (BRECQ's released code weights by (|g| + 1)^2 of a
+// KL gradient instead, which for small gradients is close to plain MSE).
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/optim/adam.h>
+
+#include <cmath>
+#include <set>
+
+#include "core/interrupt.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "graph/blocks.h"
+#include "quant/methods/method.h"
+#include "quant/methods/recon_loop.h"
+#include "quant/methods/soft_quant.h"
+#include "quant/quantize.h"
+
+namespace mixq {
+
+namespace {
+
+double beta_at(const ReconOptions& o, int64_t it) {
+  const double start = o.warmup * static_cast<double>(o.iters);
+  const double ratio = (static_cast<double>(it) - start) / std::max(1.0, static_cast<double>(o.iters) - start);
+  return o.beta_end + (o.beta_start - o.beta_end) * std::max(0.0, 1.0 - ratio);
+}
+
+std::set<std::string> pinned_layers(const QuantPlan& plan) {
+  std::set<std::string> s;
+  for (const auto& L : plan.layers)
+    if (L.pinned) s.insert(L.name);
+  return s;
+}
+
+void set_lr(torch::optim::Adam& opt, double lr) {
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+}
+
+// Phase 1: learned rounding of every unit's unpinned layers.
+void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<Unit>& units,
+                          const std::set<std::string>& pinned, CacheBudget& budget, at::Generator& gen,
+                          nlohmann::json& jr) {
+  const ReconOptions& o = ctx.opts;
+  const bool fisher = o.rec_loss == "fisher";
+  int done = 0, todo = 0;
+  for (const auto& u : units)
+    for (const auto& l : u.layers)
+      if (!pinned.count(l)) { ++todo; break; }
+  double spent = 0;
+  for (const auto& u : units) {
+    std::vector<std::string> layers;
+    for (const auto& l : u.layers)
+      if (!pinned.count(l)) layers.push_back(l);
+    if (layers.empty()) continue;
+    ++done;
+    nlohmann::json ju = {{"unit", u.name}, {"kind", unit_kind_name(u.kind)}, {"layers", layers}};
+    if (interrupted()) {
+      ju["skipped"] = "interrupted (Ctrl-C): keeps its initial rounding";
+      jr.push_back(ju);
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    UnitCache cache = cache_unit(rm, u, ctx, budget, fisher);
+    ju["cache_spilled"] = !cache.in.empty() && cache.in[0].spilled();
+    std::vector<SoftRounding> rounders;
+    std::vector<at::Tensor> params;
+    for (const auto& l : layers) {
+      QuantizedWeight& w = rm.weight(l);
+      rounders.emplace_back(rm.qmodel().graph.initializers.at(w.weight), w.params, w.scheme);
+      params.push_back(rounders.back().v());
+    }
+    ju["loss_nearest"] = unit_loss_eval(rm, u, cache);
+    torch::optim::Adam opt(params, torch::optim::AdamOptions(o.lr));
+    rm.quant().set_grad_enabled(true);
+    const int64_t n = cache.rows(), batch = std::min(o.batch, n);
+    const int64_t warm = static_cast<int64_t>(o.warmup * static_cast<double>(o.iters));
+    char label[160];
+    std::snprintf(label, sizeof label, "%s %d/%d %s", ctx.plan.method.c_str(), done, todo, u.name.c_str());
+    Progress bar(label, o.progress ? o.iters : 0, "it");
+    LoopTimer timer;
+    int64_t it = 0;
+    double rec_last = 0;
+    for (; it < o.iters && !interrupted(); ++it) {
+      at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
+      for (size_t k = 0; k < layers.size(); ++k) {
+        const at::Tensor& orig = rm.qmodel().graph.initializers.at(rm.weight(layers[k]).weight);
+        rm.set_weight(layers[k], rounders[k].soft_weight().view(orig.sizes()));
+      }
+      timer.other += timer.lap();
+      at::Tensor rec = unit_loss(rm, u, cache, idx);
+      at::Tensor loss = rec;
+      if (it >= warm) {
+        const double beta = beta_at(o, it);
+        for (auto& r : rounders) loss = loss + o.lambda * r.regularizer(beta);
+      }
+      timer.forward += timer.lap();
+      opt.zero_grad();
+      loss.backward();
+      timer.backward += timer.lap();
+      opt.step();
+      timer.step += timer.lap();
+      if (it % 100 == 0 || it + 1 == o.iters) {
+        rec_last = rec.item<double>();
+        char pf[96];
+        std::snprintf(pf, sizeof pf, "rec %.4g loss %.4g", rec_last, loss.item<double>());
+        bar.set_postfix(pf);
+      }
+      bar.advance();
+    }
+    bar.finish();
+    rm.quant().set_grad_enabled(false);
+    for (size_t k = 0; k < layers.size(); ++k) {
+      QuantizedWeight& w = rm.weight(layers[k]);
+      w.codes = rounders[k].hard_codes().reshape(w.codes.sizes()).contiguous();
+      rm.use_quantized_weight(layers[k]);
+    }
+    ju["loss_learned"] = unit_loss_eval(rm, u, cache);
+    ju["iters"] = it;
+    ju["timing"] = timer.to_json(it);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ju["seconds"] = secs;
+    spent += secs;
+    if (it < o.iters) {
+      ju["interrupted_at"] = it;
+      ctx.interrupted = true;
+    }
+    log::verbose(std::string("  ") + u.name + ": rec loss nearest " + std::to_string(ju["loss_nearest"].get<double>()) +
+                 " -> learned " + std::to_string(ju["loss_learned"].get<double>()));
+    if (o.progress && todo > done) {
+      char eta[128];
+      std::snprintf(eta, sizeof eta, "%s: %d/%d units, overall ETA %.0f s", ctx.plan.method.c_str(), done, todo,
+                    spent / done * (todo - done));
+      log::info(eta);
+    }
+    jr.push_back(ju);
+  }
+}
+
+// Phase 2: activation step sizes per unit (LSQ), activations of earlier units quantized.
+void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vector<Unit>& units,
+                            const std::set<std::string>& pinned, CacheBudget& budget, at::Generator& gen,
+                            nlohmann::json& jr) {
+  const ReconOptions& o = ctx.opts;
+  const bool fisher = o.rec_loss == "fisher";
+  for (const auto& u : units) {
+    std::vector<ActQuant*> learn, fixed;
+    std::set<ActQuant*> seen;
+    for (const auto& l : u.layers) {
+      ActQuant* a = rm.act_of_layer(l);
+      if (!a || !seen.insert(a).second) continue;
+      (pinned.count(l) ? fixed : learn).push_back(a);
+    }
+    for (ActQuant* a : fixed) a->enabled = true;
+    // A tensor read by a pinned and an unpinned layer keeps its calibrated step.
+    learn.erase(std::remove_if(learn.begin(), learn.end(),
+                               [&](ActQuant* a) { return std::find(fixed.begin(), fixed.end(), a) != fixed.end(); }),
+                learn.end());
+    if (learn.empty()) continue;
+    nlohmann::json ju = {{"unit", u.name}};
+    std::vector<std::string> names;
+    for (ActQuant* a : learn) names.push_back(a->tensor);
+    ju["activations"] = names;
+    if (interrupted()) {
+      for (ActQuant* a : learn) a->enabled = true;
+      ju["skipped"] = "interrupted (Ctrl-C): keeps its calibrated steps";
+      jr.push_back(ju);
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    UnitCache cache = cache_unit(rm, u, ctx, budget, fisher);
+    for (ActQuant* a : learn) a->enabled = true;
+    ju["loss_calibrated"] = unit_loss_eval(rm, u, cache);
+    std::vector<at::Tensor> params;
+    for (ActQuant* a : learn) {
+      a->scale = a->scale.detach().clone().set_requires_grad(true);
+      params.push_back(a->scale);
+    }
+    torch::optim::Adam opt(params, torch::optim::AdamOptions(o.act_lr));
+    rm.quant().set_grad_enabled(true);
+    const int64_t n = cache.rows(), batch = std::min(o.batch, n);
+    Progress bar("act steps " + u.name, o.progress ? o.act_iters : 0, "it");
+    LoopTimer timer;
+    int64_t it = 0;
+    for (; it < o.act_iters && !interrupted(); ++it) {
+      set_lr(opt, o.act_lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(it) / static_cast<double>(o.act_iters))));
+      at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
+      timer.other += timer.lap();
+      at::Tensor loss = unit_loss(rm, u, cache, idx);
+      timer.forward += timer.lap();
+      opt.zero_grad();
+      loss.backward();
+      timer.backward += timer.lap();
+      opt.step();
+      {
+        at::NoGradGuard ng;
+        for (ActQuant* a : learn) a->scale.clamp_min_(1e-8);  // a step must stay positive
+      }
+      timer.step += timer.lap();
+      if (it % 100 == 0) {
+        char pf[64];
+        std::snprintf(pf, sizeof pf, "rec %.4g", loss.item<double>());
+        bar.set_postfix(pf);
+      }
+      bar.advance();
+    }
+    bar.finish();
+    rm.quant().set_grad_enabled(false);
+    for (ActQuant* a : learn) a->scale = a->scale.detach();
+    ju["loss_learned"] = unit_loss_eval(rm, u, cache);
+    ju["iters"] = it;
+    ju["timing"] = timer.to_json(it);
+    ju["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (it < o.act_iters) ctx.interrupted = true;
+    jr.push_back(ju);
+  }
+  rm.store_activation_params();
+}
+
+void reconstruct(MethodContext& ctx, bool blocks) {
+  install_interrupt_handler();
+  const ReconOptions& o = ctx.opts;
+  MIXQ_CHECK(o.rec_loss == "mse" || o.rec_loss == "fisher", ErrorKind::kInvalidArgument, "--rec-loss must be mse or fisher (got '",
+             o.rec_loss, "')");
+  const std::set<std::string> pinned = pinned_layers(ctx.plan);
+  std::vector<LayerInfo> layers;
+  for (const auto& L : find_layers(ctx.prepared))
+    for (const auto& w : ctx.qm.weights)
+      if (w.node == L.node) layers.push_back(L);
+  const std::vector<Unit> units = blocks ? partition_units(ctx.prepared, layers, pinned) : layer_units(ctx.prepared, layers);
+  CacheBudget budget;
+  budget.limit_bytes = o.cache_mb << 20;
+  budget.spill_dir = o.cache_dir;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+
+  ReconModel rm(ctx.qm);
+  for (const auto& w : ctx.qm.weights) rm.use_quantized_weight(w.node);
+  nlohmann::json jw = nlohmann::json::array();
+  reconstruct_rounding(ctx, rm, units, pinned, budget, gen, jw);
+  ctx.report["units"] = jw;
+  ctx.report["rec_loss"] = o.rec_loss;
+  ctx.report["iters"] = o.iters;
+
+  bool any_act = false;
+  for (const auto& L : ctx.plan.layers) any_act = any_act || (L.quantize_input && L.input_scheme.bits < 16 && !L.pinned);
+  if (!o.learn_act || !any_act) return;
+  QuantizeOptions qo;
+  qo.batch_size = o.calib_batch;
+  qo.progress = o.progress;
+  calibrate_activations(ctx.qm, ctx.plan, ctx.calib, qo);  // ranges for the reconstructed weights
+  ReconModel rm2(ctx.qm);
+  for (const auto& w : ctx.qm.weights) rm2.use_quantized_weight(w.node);
+  nlohmann::json ja = nlohmann::json::array();
+  learn_activation_steps(ctx, rm2, units, pinned, budget, gen, ja);
+  ctx.report["activation_units"] = ja;
+  ctx.report["act_iters"] = o.act_iters;
+}
+
+}  // namespace
+
+void refine_adaround(MethodContext& ctx) { reconstruct(ctx, false); }
+void refine_brecq(MethodContext& ctx) { reconstruct(ctx, true); }
+
+}  // namespace mixq

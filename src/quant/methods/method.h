@@ -1,0 +1,80 @@
+// Quantization methods: how weights are rounded and ranges chosen, given a QuantPlan. One row per
+// method in method.cpp; the range methods only pick estimators, the reconstruction methods then
+// refine the quantized model the range estimators produced. Any allocator can precede any
+// method (MixQuant + BRECQ is `--search mixquant --method brecq`). BN re-estimation and bias
+// tuning are finishing steps any method can end with.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "graph/fold_bn.h"
+#include "quant/plan.h"
+#include "quant/qmodel.h"
+#include "quant/quantizer.h"
+
+namespace mixq {
+
+// Paper defaults (METHODS.md). `iters` scales every loop: act_iters, adaquant_iters and
+// bias_iters are multiplied by iters / 20000 when the user sets --iters.
+struct ReconOptions {
+  int64_t iters = 20000;           // AdaRound / BRECQ rounding iterations per unit
+  int64_t batch = 32;
+  double lr = 1e-3;                // Adam, rounding variables
+  double lambda = 0.01;            // rounding regulariser weight
+  double beta_start = 20, beta_end = 2, warmup = 0.2;
+  std::string rec_loss = "mse";    // mse | fisher
+  int64_t act_iters = 5000;        // LSQ activation step learning per unit
+  double act_lr = 4e-4;            // Adam, cosine-annealed to 0
+  bool learn_act = true;           // BRECQ / AdaRound: learn activation steps after the weights
+  int64_t adaquant_iters = 1000, adaquant_batch = 50;
+  bool adaquant_sequential = true; // inputs from the quantized model so far (else the float one)
+  double adaquant_lr_w = 1e-5, adaquant_lr_b = 1e-3, adaquant_lr_in = 1e-1, adaquant_lr_wrange = 1e-3;
+  bool bn_reestimate = false;
+  bool bias_tune = false;
+  int64_t bias_iters = 1000, bias_batch = 50;
+  double bias_lr = 1e-3;
+  int64_t cache_mb = 2048;         // cached unit data kept in memory; the rest spills to a file
+  std::string cache_dir;           // spill directory ("" = $TMPDIR or /tmp)
+  uint64_t seed = 0;
+  int64_t calib_batch = 256;       // batch for caching passes
+  bool progress = true;
+  // Sets iters and scales the other loops proportionally.
+  void scale_iters(int64_t n);
+};
+
+struct MethodContext {
+  const Graph& prepared;             // BN-folded float graph
+  const QuantPlan& plan;
+  const Dataset& calib;
+  const std::vector<FoldedBn>& folded;
+  const ReconOptions& opts;
+  QuantizedModel& qm;                // in: range-estimated quantization; out: refined
+  nlohmann::json report = nlohmann::json::object();  // per-unit losses, times, what was skipped
+  bool interrupted = false;
+};
+
+struct MethodRow {
+  const char* name;
+  const char* help;
+  RangeMethod weight_range;   // initial estimators written into the plan
+  RangeMethod input_range;
+  void (*refine)(MethodContext& ctx);  // nullptr: ranges only
+};
+
+const std::vector<MethodRow>& method_table();
+const MethodRow& find_method(const std::string& name);  // throws kInvalidArgument listing them
+std::vector<std::string> method_names();
+
+// The methods (one file each).
+void refine_adaround(MethodContext& ctx);   // brecq.cpp: layer units
+void refine_brecq(MethodContext& ctx);      // brecq.cpp: block units
+void refine_adaquant(MethodContext& ctx);   // adaquant.cpp
+void bn_reestimate(MethodContext& ctx);     // bn_reestimate.cpp
+void bias_tune(MethodContext& ctx);         // bias_tune.cpp
+
+}  // namespace mixq

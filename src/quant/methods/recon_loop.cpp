@@ -1,0 +1,93 @@
+#include "quant/methods/recon_loop.h"
+
+#include <ATen/ATen.h>
+
+#include "core/progress.h"
+#include "quant/methods/soft_quant.h"
+
+namespace mixq {
+
+UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, CacheBudget& budget, bool fisher) {
+  const ReconOptions& o = ctx.opts;
+  UnitCache c;
+  c.in = rm.collect(rm.quant(), ctx.calib, u.inputs, &budget, o.calib_batch, "cache inputs", o.progress);
+  c.out = rm.collect(rm.fp(), ctx.calib, u.outputs, &budget, o.calib_batch, "cache targets", o.progress);
+  if (!fisher) return c;
+
+  Executor& fp = rm.fp();
+  fp.set_grad_enabled(true);
+  std::map<std::string, at::Tensor> leaves;
+  for (const auto& name : u.outputs)
+    fp.add_hook(name, [&leaves](const std::string& n, at::Tensor& t) {
+      t = t.detach().requires_grad_(true);
+      leaves[n] = t;
+    });
+  for (size_t i = 0; i < u.outputs.size(); ++i) c.fisher.emplace_back(&budget);
+  double sum = 0;
+  int64_t count = 0;
+  Progress bar("fisher", o.progress ? ctx.calib.size() : 0, "img");
+  for (int64_t b = 0; b < ctx.calib.size(); b += o.calib_batch) {
+    int64_t e = std::min(ctx.calib.size(), b + o.calib_batch);
+    Batch batch = ctx.calib.get(b, e);
+    leaves.clear();
+    at::Tensor logits = fp.run(batch.inputs).at(0).reshape({e - b, -1});
+    at::Tensor labels = batch.labels.defined() ? batch.labels : logits.detach().argmax(1);
+    // Summed (not averaged) so every sample's gradient is its own loss's gradient.
+    at::Tensor loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum);
+    loss.backward();
+    for (size_t i = 0; i < u.outputs.size(); ++i) {
+      const at::Tensor& leaf = leaves.at(u.outputs[i]);
+      at::Tensor g2 = leaf.grad().defined() ? leaf.grad().detach().pow(2) : at::zeros_like(leaf).detach();
+      sum += g2.sum().item<double>();
+      count += g2.numel();
+      c.fisher[i].append(g2);
+    }
+    bar.advance(e - b);
+  }
+  fp.clear_hooks();
+  fp.set_grad_enabled(false);
+  for (auto& s : c.fisher) s.finish();
+  c.fisher_scale = sum > 0 ? static_cast<double>(count) / sum : 1.0;
+  return c;
+}
+
+at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx) {
+  std::map<std::string, at::Tensor> feeds;
+  for (size_t i = 0; i < u.inputs.size(); ++i) feeds[u.inputs[i]] = c.in[i].gather(idx);
+  auto out = rm.quant().run(feeds, u.outputs);
+  at::Tensor loss;
+  for (size_t i = 0; i < u.outputs.size(); ++i) {
+    at::Tensor w;
+    if (!c.fisher.empty()) w = c.fisher[i].gather(idx) * c.fisher_scale;
+    at::Tensor l = reconstruction_loss(out.at(u.outputs[i]), c.out[i].gather(idx), w);
+    loss = loss.defined() ? loss + l : l;
+  }
+  return loss;
+}
+
+double unit_loss_eval(ReconModel& rm, const Unit& u, const UnitCache& c, int64_t max_rows) {
+  const bool grad = rm.quant().grad_enabled();
+  rm.quant().set_grad_enabled(false);
+  const int64_t n = std::min(c.rows(), max_rows);
+  double total = 0;
+  for (int64_t b = 0; b < n; b += 256) {
+    int64_t e = std::min(n, b + 256);
+    at::Tensor idx = at::arange(b, e, at::kLong);
+    total += unit_loss(rm, u, c, idx).item<double>() * static_cast<double>(e - b);
+  }
+  rm.quant().set_grad_enabled(grad);
+  return n > 0 ? total / static_cast<double>(n) : 0.0;
+}
+
+nlohmann::json LoopTimer::to_json(int64_t iters) const {
+  const double total = forward + backward + step + other;
+  const double per = iters > 0 ? 1000.0 / static_cast<double>(iters) : 0.0;
+  return {{"seconds", total},
+          {"seconds_per_1000_iters", total * per},
+          {"forward_s", forward},
+          {"backward_s", backward},
+          {"optimizer_s", step},
+          {"other_s", other}};
+}
+
+}  // namespace mixq

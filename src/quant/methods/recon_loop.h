@@ -1,0 +1,51 @@
+// Pieces every reconstruction loop shares: a unit's cached data (inputs from the quantized model
+// so far, float targets, optional Fisher weights), the unit's loss on a batch of cached rows, and
+// the time split of an optimisation loop (what `--report` shows per unit).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "graph/blocks.h"
+#include "quant/methods/method.h"
+#include "quant/methods/recon_model.h"
+
+namespace mixq {
+
+struct UnitCache {
+  std::vector<TensorStore> in, out, fisher;
+  double fisher_scale = 1;  // 1 / mean(g^2): Fisher weights keep the MSE loss's scale
+  int64_t rows() const { return in.empty() ? 0 : in[0].rows(); }
+};
+
+// Inputs from rm.quant() as it is configured now, float outputs from rm.fp(); with `fisher`, the
+// squared gradients of the task loss (cross-entropy on the dataset's labels, or on the float
+// model's top-1 when it has none) with respect to each unit output of the float model.
+UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, CacheBudget& budget, bool fisher);
+
+// Feeds rows `idx` of the cache to the unit in rm.quant() and returns the reconstruction loss
+// summed over the unit's outputs (quant/methods/soft_quant.h reconstruction_loss).
+at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx);
+
+// The same loss over the first `max_rows` cached rows, without gradients (for reports).
+double unit_loss_eval(ReconModel& rm, const Unit& u, const UnitCache& c, int64_t max_rows = 1024);
+
+struct LoopTimer {
+  using clock = std::chrono::steady_clock;
+  double forward = 0, backward = 0, step = 0, other = 0;
+  clock::time_point t = clock::now();
+  double lap() {
+    auto n = clock::now();
+    double s = std::chrono::duration<double>(n - t).count();
+    t = n;
+    return s;
+  }
+  nlohmann::json to_json(int64_t iters) const;  // seconds and ms per 1,000 iterations by phase
+};
+
+
+}  // namespace mixq

@@ -1,0 +1,143 @@
+#include "quant/methods/tensor_store.h"
+
+#include <ATen/ATen.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "mixq/error.h"
+
+namespace mixq {
+
+TensorStore::TensorStore(CacheBudget* budget) : budget_(budget) {}
+
+TensorStore::~TensorStore() { release(); }
+
+TensorStore::TensorStore(TensorStore&& o) noexcept { *this = std::move(o); }
+
+TensorStore& TensorStore::operator=(TensorStore&& o) noexcept {
+  if (this == &o) return *this;
+  release();
+  budget_ = o.budget_;
+  pending_ = std::move(o.pending_);
+  row_shape_ = std::move(o.row_shape_);
+  rows_ = o.rows_;
+  row_elems_ = o.row_elems_;
+  counted_ = o.counted_;
+  all_ = std::move(o.all_);
+  fd_ = o.fd_;
+  map_ = o.map_;
+  map_bytes_ = o.map_bytes_;
+  finished_ = o.finished_;
+  o.fd_ = -1;
+  o.map_ = nullptr;
+  o.counted_ = 0;
+  return *this;
+}
+
+void TensorStore::release() {
+  all_ = at::Tensor();
+  pending_.clear();
+  if (map_) munmap(map_, map_bytes_);
+  map_ = nullptr;
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  if (budget_) budget_->used_bytes -= counted_;
+  counted_ = 0;
+}
+
+int64_t TensorStore::bytes() const { return rows_ * row_elems_ * static_cast<int64_t>(sizeof(float)); }
+
+void TensorStore::append(const at::Tensor& batch_in) {
+  MIXQ_ASSERT(!finished_, "append after finish");
+  at::Tensor batch = batch_in.detach().to(at::kFloat).contiguous();
+  MIXQ_ASSERT(batch.dim() >= 1, "cached tensors need a batch dimension");
+  std::vector<int64_t> shape(batch.sizes().begin() + 1, batch.sizes().end());
+  if (rows_ == 0) {
+    row_shape_ = shape;
+    row_elems_ = 1;
+    for (int64_t d : shape) row_elems_ *= d;
+  }
+  MIXQ_CHECK(shape == row_shape_, ErrorKind::kInvalidData, "cached tensor changed shape between batches");
+  const int64_t nbytes = batch.numel() * static_cast<int64_t>(sizeof(float));
+  if (fd_ < 0 && budget_->used_bytes + nbytes > budget_->limit_bytes) {
+    // Spill: everything so far and from now on goes to an unlinked temporary file.
+    std::string dir = budget_->spill_dir;
+    if (dir.empty()) {
+      const char* t = std::getenv("TMPDIR");
+      dir = t && *t ? t : "/tmp";
+    }
+    std::string tmpl = dir + "/mixq-cache-XXXXXX";
+    std::vector<char> path(tmpl.begin(), tmpl.end());
+    path.push_back('\0');
+    fd_ = mkstemp(path.data());
+    MIXQ_CHECK(fd_ >= 0, ErrorKind::kIO, "cannot create a cache spill file in ", dir, ": ", std::strerror(errno),
+               "; pass --cache-dir or raise --cache-mb");
+    unlink(path.data());
+    std::vector<at::Tensor> old = std::move(pending_);
+    pending_.clear();
+    budget_->used_bytes -= counted_;
+    counted_ = 0;
+    for (const auto& t : old) {
+      const char* p = static_cast<const char*>(t.data_ptr());
+      size_t left = static_cast<size_t>(t.numel()) * sizeof(float);
+      while (left) {
+        ssize_t w = write(fd_, p, left);
+        MIXQ_CHECK(w > 0, ErrorKind::kIO, "writing the cache spill file failed: ", std::strerror(errno));
+        p += w;
+        left -= static_cast<size_t>(w);
+      }
+    }
+  }
+  if (fd_ >= 0) {
+    const char* p = static_cast<const char*>(batch.data_ptr());
+    size_t left = static_cast<size_t>(nbytes);
+    while (left) {
+      ssize_t w = write(fd_, p, left);
+      MIXQ_CHECK(w > 0, ErrorKind::kIO, "writing the cache spill file failed: ", std::strerror(errno));
+      p += w;
+      left -= static_cast<size_t>(w);
+    }
+  } else {
+    pending_.push_back(batch);
+    budget_->used_bytes += nbytes;
+    counted_ += nbytes;
+  }
+  rows_ += batch.size(0);
+}
+
+void TensorStore::finish() {
+  if (finished_) return;
+  finished_ = true;
+  std::vector<int64_t> shape = {rows_};
+  shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
+  if (fd_ < 0) {
+    all_ = pending_.empty() ? at::empty(shape, at::kFloat) : at::cat(pending_, 0);
+    pending_.clear();
+    return;
+  }
+  map_bytes_ = static_cast<size_t>(bytes());
+  if (map_bytes_ == 0) {
+    all_ = at::empty(shape, at::kFloat);
+    return;
+  }
+  map_ = mmap(nullptr, map_bytes_, PROT_READ, MAP_SHARED, fd_, 0);
+  MIXQ_CHECK(map_ != MAP_FAILED, ErrorKind::kIO, "mapping the cache spill file failed: ", std::strerror(errno));
+  all_ = at::from_blob(map_, shape, at::TensorOptions().dtype(at::kFloat));
+}
+
+at::Tensor TensorStore::gather(const at::Tensor& idx) const {
+  MIXQ_ASSERT(finished_, "gather before finish");
+  return all_.index_select(0, idx);
+}
+
+at::Tensor TensorStore::slice(int64_t begin, int64_t end) const {
+  MIXQ_ASSERT(finished_, "slice before finish");
+  return all_.slice(0, begin, end);
+}
+
+}  // namespace mixq
