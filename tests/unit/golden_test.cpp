@@ -58,5 +58,46 @@ TEST(Golden, ResnetMixQuantAndW4A8) {
   EXPECT_NEAR(got["mixquant_avg4"]["top1"].get<double>(), want["mixquant_avg4"]["top1"].get<double>(), 0.1 + 1e-9);
 }
 
+// BRECQ with a small iteration count and a fixed seed (W2A4, weights and activation steps
+// learned): accuracy and per-layer sums of the integer codes, stored in tests/golden/resnet_brecq.json.
+TEST(Golden, ResnetBrecqW2A4) {
+  const std::string path = source_dir() + "/tests/golden/resnet_brecq.json";
+  QuantizeJob job = golden_job();
+  job.calib = "fmnist:train:128";
+  job.method = "brecq";
+  job.search_opts.wbits = job.defaults.wbits = 2;
+  job.defaults.abits = 4;
+  job.recon.scale_iters(80);
+  QuantizeResult r = run_quantize(job);
+  nlohmann::json got;
+  got["top1"] = r.quant_eval->top1;
+  std::vector<double> sums;
+  for (const auto& w : r.qmodel.weights) sums.push_back(w.codes.sum().item<double>());
+  got["code_sums"] = sums;
+  std::vector<double> losses;
+  for (const auto& u : r.method_report["units"]) losses.push_back(u["loss_learned"].get<double>());
+  got["unit_losses"] = losses;
+  if (std::getenv("MIXQ_UPDATE_GOLDEN")) {
+    write_file(path, got.dump(2) + "\n");
+    GTEST_SKIP() << "wrote " << path;
+  }
+  std::ifstream f(path);
+  ASSERT_TRUE(f.good()) << path << " is missing: run with MIXQ_UPDATE_GOLDEN=1";
+  nlohmann::json want = nlohmann::json::parse(f);
+  // Floating-point summation order differs between machines (AVX2 / AVX-512, thread counts), so
+  // an optimiser's path may drift a little: allow 3 images in 1,000 and 1% per code sum.
+  EXPECT_NEAR(got["top1"].get<double>(), want["top1"].get<double>(), 0.3 + 1e-9);
+  ASSERT_EQ(got["code_sums"].size(), want["code_sums"].size());
+  for (size_t i = 0; i < sums.size(); ++i) {
+    const double w = want["code_sums"][i].get<double>();
+    EXPECT_NEAR(sums[i], w, 0.01 * std::abs(w) + 1) << "layer " << i;
+  }
+  ASSERT_EQ(got["unit_losses"].size(), want["unit_losses"].size());
+  for (size_t i = 0; i < losses.size(); ++i) {
+    const double w = want["unit_losses"][i].get<double>();
+    EXPECT_NEAR(losses[i], w, 0.05 * w) << "unit " << i;
+  }
+}
+
 }  // namespace
 }  // namespace mixq::test
