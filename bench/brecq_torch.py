@@ -76,6 +76,25 @@ def minmax_qparams(mn, mx, bits):
     return s, z
 
 
+def lp_search(x, mn0, mx0, bits, p=2.4, grid=80):
+    """BRECQ's range search (as mixq's "mse" ranges): shrink [min, max] by (1 - 0.01 i), i < grid,
+    keep the lowest sum |DQ(Q(x)) - x|^p.  x: [C, K] rows with their own range, mn0/mx0: [C]."""
+    qmax = 2 ** bits - 1
+    best_err = torch.full_like(mn0, float("inf"))
+    best_mn, best_mx = mn0.clone(), mx0.clone()
+    for i in range(grid):
+        f = 1.0 - 0.01 * i
+        s, z = minmax_qparams(mn0 * f, mx0 * f, bits)
+        s, z = s[:, None], z[:, None]
+        d = (torch.clamp(torch.round(x / s) + z, 0, qmax) - z) * s - x
+        err = d.abs().pow(p).sum(1)
+        better = err < best_err
+        best_err = torch.where(better, err, best_err)
+        best_mn = torch.where(better, mn0 * f, best_mn)
+        best_mx = torch.where(better, mx0 * f, best_mx)
+    return best_mn, best_mx
+
+
 def round_ste(x):
     return x + (torch.round(x) - x).detach()
 
@@ -92,8 +111,14 @@ class ActQuantizer(nn.Module):
         self.enabled = False
 
     @torch.no_grad()
-    def init_minmax(self, x):
-        s, z = minmax_qparams(x.min(), x.max(), self.bits)
+    def init_range(self, x, method):
+        mn, mx = x.min().reshape(1), x.max().reshape(1)
+        if method == "mse":
+            flat = x.reshape(1, -1)
+            if flat.shape[1] > 1 << 18:  # a fixed subsample keeps the search cheap
+                flat = flat[:, torch.linspace(0, flat.shape[1] - 1, 1 << 18).long()]
+            mn, mx = lp_search(flat, mn, mx, self.bits)
+        s, z = minmax_qparams(mn[0], mx[0], self.bits)
         self.scale.data.copy_(s)
         self.zero.copy_(z)
 
@@ -115,10 +140,13 @@ class QConv(nn.Module):
         self.mode = "float"
         self.alpha = None  # AdaRound V
 
-    def init_weight_quant(self, bits):
+    def init_weight_quant(self, bits, method):
         w = self.w_fp
         flat = w.reshape(w.shape[0], -1)
-        s, z = minmax_qparams(flat.min(1).values, flat.max(1).values, bits)
+        mn, mx = flat.min(1).values, flat.max(1).values
+        if method == "mse":
+            mn, mx = lp_search(flat, mn, mx, bits)
+        s, z = minmax_qparams(mn, mx, bits)
         shape = (-1,) + (1,) * (w.dim() - 1)
         self.register_buffer("s", s.reshape(shape))
         self.register_buffer("z", z.reshape(shape))
@@ -171,6 +199,7 @@ class QBlock(nn.Module):
         self.shortcut = fold(blk.shortcut[0], blk.shortcut[1]) if isinstance(blk.shortcut, nn.Sequential) else None
         self.act_in = ActQuantizer(abits)   # block input: read by conv1 and the shortcut conv
         self.act_mid = ActQuantizer(abits)  # conv2 input
+        self.pool = False  # last block: mixq's unit also holds GlobalAveragePool + Flatten
 
     def convs(self):
         return [c for c in (self.conv1, self.conv2, self.shortcut) if c is not None]
@@ -179,7 +208,8 @@ class QBlock(nn.Module):
         xq = self.act_in(x)
         out = self.conv2(self.act_mid(F.relu(self.conv1(xq))))
         sc = self.shortcut(xq) if self.shortcut is not None else x  # identity add reads the float input
-        return F.relu(out + sc)
+        out = F.relu(out + sc)
+        return torch.flatten(F.adaptive_avg_pool2d(out, 1), 1) if self.pool else out
 
 
 class QResNet(nn.Module):
@@ -188,19 +218,19 @@ class QResNet(nn.Module):
         self.stem = fold(m.stem[0], m.stem[1])
         self.stem_act = ActQuantizer(pin_bits)
         self.blocks = nn.ModuleList([QBlock(b, abits) for b in m.layers])
+        self.blocks[-1].pool = True
         self.fc = QConv(m.fc.weight, m.fc.bias, linear=True)
         self.fc_act = ActQuantizer(pin_bits)
 
     def forward_to(self, x, k):
-        """Input of block k (k = len(blocks): input of the pool)."""
+        """Input of block k (k = len(blocks): the pooled features, input of fc)."""
         x = F.relu(self.stem(self.stem_act(x)))
         for b in self.blocks[:k]:
             x = b(x)
         return x
 
     def forward(self, x):
-        x = self.forward_to(x, len(self.blocks))
-        return self.fc(self.fc_act(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+        return self.fc(self.fc_act(self.forward_to(x, len(self.blocks))))
 
 
 @torch.no_grad()
@@ -274,6 +304,8 @@ def main():
     ap.add_argument("--calib", type=int, default=1024)
     ap.add_argument("--wbits", type=int, default=4)
     ap.add_argument("--abits", type=int, default=4)
+    ap.add_argument("--ranges", choices=["mse", "minmax"], default="mse",
+                    help="initial weight / activation ranges: BRECQ's Lp grid search (mixq's brecq default) or min-max")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval", type=int, default=2000, help="test images for the accuracy check (0: skip)")
     ap.add_argument("--json", action="store_true")
@@ -291,11 +323,11 @@ def main():
     with torch.no_grad():
         fp = QResNet(m, args.abits)       # float, BN folded
         q = QResNet(m, args.abits)        # the model being quantized
-        q.stem.init_weight_quant(8)       # pinned first / last layer: 8-bit, nearest
-        q.fc.init_weight_quant(8)
+        q.stem.init_weight_quant(8, args.ranges)       # pinned first / last layer: 8-bit, nearest
+        q.fc.init_weight_quant(8, args.ranges)
         for b in q.blocks:
             for c in b.convs():
-                c.init_weight_quant(args.wbits)  # nearest until reconstructed
+                c.init_weight_quant(args.wbits, args.ranges)  # nearest until reconstructed
         for p in q.parameters():
             p.requires_grad_(False)
 
@@ -319,9 +351,9 @@ def main():
     # ---- phase 2: activation steps, block by block --------------------------------------------
     t0 = time.perf_counter()
     with torch.no_grad():
-        q.stem_act.init_minmax(calib)
+        q.stem_act.init_range(calib, args.ranges)
         q.stem_act.enabled = True
-        q.fc_act.init_minmax(run_batched(lambda x: torch.flatten(F.adaptive_avg_pool2d(q.forward_to(x, len(q.blocks)), 1), 1), calib))
+        q.fc_act.init_range(run_batched(lambda x: q.forward_to(x, len(q.blocks)), calib), args.ranges)
     cache_s += time.perf_counter() - t0
     if act_iters > 0:
         for k, blk in enumerate(q.blocks):
@@ -329,9 +361,9 @@ def main():
             xin = run_batched(lambda x: q.forward_to(x, k), calib)   # earlier blocks' activations quantized
             tgt = run_batched(lambda x: fp.forward_to(x, k + 1), calib)
             with torch.no_grad():
-                blk.act_in.init_minmax(xin)
+                blk.act_in.init_range(xin, args.ranges)
                 blk.act_in.enabled = True
-                blk.act_mid.init_minmax(run_batched(lambda x: F.relu(blk.conv1(blk.act_in(x))), xin))
+                blk.act_mid.init_range(run_batched(lambda x: F.relu(blk.conv1(blk.act_in(x))), xin), args.ranges)
                 blk.act_mid.enabled = True
                 loss_cal = recon_loss(blk(xin), tgt).item()
             cache_s += time.perf_counter() - t0

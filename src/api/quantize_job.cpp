@@ -51,16 +51,21 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   }
   r.seconds_search = seconds_since(t_search);
 
+  find_method(job.method);  // an unknown method fails before any work
+  if (job.recon_iters != -1) ReconOptions().scale_iters(job.recon_iters);
   auto calib = open_dataset(job.calib, r.prepared.inputs, pp);
   auto t_quant = std::chrono::steady_clock::now();
   r.qmodel = quantize_model(r.prepared, r.plan, *calib, job.qopts);
+  std::optional<QuantizedModel> before_finish;  // to report what the finishing steps changed
   {
     ReconOptions ro = job.recon;
+    if (job.recon_iters != -1) ro.scale_iters(job.recon_iters);
     ro.seed = job.qopts.seed;
     ro.progress = job.qopts.progress;
     MethodContext ctx{r.prepared, r.plan, *calib, r.folded, ro, r.qmodel};
     const MethodRow& m = find_method(job.method);
     if (m.refine) m.refine(ctx);
+    if ((ro.bn_reestimate || ro.bias_tune) && !job.eval.empty()) before_finish = r.qmodel;
     if (ro.bn_reestimate) bn_reestimate(ctx);
     if (ro.bias_tune) bias_tune(ctx);
     r.method_report = ctx.report;
@@ -81,6 +86,11 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     Executor qex(qdq_graph(r.qmodel));
     eo.label = "eval quant";
     r.quant_eval = evaluate(qex, *data, eo);
+    if (before_finish) {
+      Executor bex(qdq_graph(*before_finish));
+      eo.label = "eval before finishing steps";
+      r.quant_eval_before_finish = evaluate(bex, *data, eo);
+    }
   }
   r.seconds_total = seconds_since(t_start);
   return r;
@@ -109,6 +119,8 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                       {"seconds_total", r.seconds_total}};
   j["top1_float"] = r.float_eval ? nlohmann::json(r.float_eval->top1) : nlohmann::json(nullptr);
   j["top1_quant"] = r.quant_eval ? nlohmann::json(r.quant_eval->top1) : nlohmann::json(nullptr);
+  j["top1_quant_before_finish"] =
+      r.quant_eval_before_finish ? nlohmann::json(r.quant_eval_before_finish->top1) : nlohmann::json(nullptr);
   j["loss_float"] = r.float_eval ? nlohmann::json(r.float_eval->loss) : nlohmann::json(nullptr);
   j["loss_quant"] = r.quant_eval ? nlohmann::json(r.quant_eval->loss) : nlohmann::json(nullptr);
   nlohmann::json layers = nlohmann::json::array();

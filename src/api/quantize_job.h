@@ -27,6 +27,7 @@ struct QuantizeJob {
   std::string method = "minmax";    // quant/methods/method.h table: minmax | mse | percentile | kl |
                                     // adaround | brecq | adaquant
   ReconOptions recon;               // reconstruction methods, BN re-estimation, bias tuning
+  int64_t recon_iters = -1;         // --iters: ReconOptions::scale_iters (-1 = paper defaults)
   PlanDefaults defaults;            // bits, granularity, symmetry, pinning
   std::string search = "uniform";   // allocator (search/allocator.h)
   SearchOptions search_opts;
@@ -45,6 +46,7 @@ struct QuantizeResult {
   QuantPlan plan;
   QuantizedModel qmodel;
   std::optional<EvalResult> float_eval, quant_eval;
+  std::optional<EvalResult> quant_eval_before_finish;  // before --bn-reestimate / --bias-tune
   double seconds_search = 0, seconds_quantize = 0, seconds_total = 0;
 };
 

@@ -264,5 +264,29 @@ TEST_F(Malformed, EmptyCalibrationSet) {
   expect_clear_error(run_cli({"quantize", path, "--calib", data}), {"empty"});
 }
 
+TEST_F(Malformed, BadReconstructionOptions) {
+  auto path = save(dir, "ok.onnx", tiny_model());
+  auto data = save_npy_f32(dir, "calib", {8, 4});
+  expect_clear_error(run_cli({"quantize", path, "--calib", data, "--method", "brecq", "--iters", "0"}),
+                     {"--iters", ">= 1"});
+  auto r = run_cli({"quantize", path, "--calib", data, "--method", "gptq"});
+  EXPECT_GT(r.exit_code, 0);
+  EXPECT_NE(r.err.find("gptq"), std::string::npos) << r.err;
+  r = run_cli({"quantize", path, "--calib", data, "--method", "brecq", "--rec-loss", "l1"});
+  EXPECT_GT(r.exit_code, 0);
+  EXPECT_NE(r.err.find("l1"), std::string::npos) << r.err;
+}
+
+TEST_F(Malformed, ReconstructionOnATinyCalibrationSetWorks) {
+  // Fewer samples than a batch: every method runs on what there is (no crash, no error).
+  auto path = save(dir, "ok.onnx", tiny_model());
+  auto data = save_npy_f32(dir, "calib", {5, 4});
+  for (const char* m : {"adaround", "brecq", "adaquant"}) {
+    auto r = run_cli({"quantize", path, "--calib", data, "--method", m, "--iters", "20", "--pin-bits", "0",
+                      "--rec-loss", "fisher", "--bias-tune", "-q"});
+    EXPECT_EQ(r.exit_code, 0) << m << ": " << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace mixq::test

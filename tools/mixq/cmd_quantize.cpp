@@ -25,9 +25,9 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   auto& ro = job.recon;
   sub.add_option("--rec-loss", ro.rec_loss, "AdaRound/BRECQ reconstruction loss: mse or fisher")
       ->check(CLI::IsMember({"mse", "fisher"}))->capture_default_str();
-  sub.add_option_function<int64_t>("--iters", [&ro](int64_t n) { ro.scale_iters(n); },
-                                   "Rounding iterations per unit (default 20000); activation-step, AdaQuant and "
-                                   "bias-tuning iterations scale with it");
+  sub.add_option("--iters", job.recon_iters,
+                 "Rounding iterations per unit (default 20000); activation-step, AdaQuant and bias-tuning "
+                 "iterations scale with it");
   sub.add_flag("--no-act-learning", [&ro](int64_t) { ro.learn_act = false; },
                "AdaRound/BRECQ: keep calibrated activation steps (skip LSQ step learning)");
   sub.add_option_function<std::string>("--adaquant-mode", [&ro](const std::string& m) { ro.adaquant_sequential = m == "seq"; },

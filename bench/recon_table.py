@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Reconstruction table for BENCHMARKS.md (issue: AdaRound / BRECQ / AdaQuant / BN re-estimation).
+
+For each fixture x setting (W4A8 ... W2A2) x method, runs `mixq quantize` on the first 1024
+training images (calibration) and evaluates on the full test set. Models with BatchNorm run with
+--bn-reestimate, and the report's `top1_quant_before_finish` gives the same run without it, so
+every row has both "- BN re-est." and "+ BN re-est." from one optimisation. Results accumulate in
+bench/results/recon_table.json (a rerun skips rows already there: the table can be filled in
+pieces) and the markdown table is printed from all rows.
+
+  python3 bench/recon_table.py [--models resnet,mobilenetv2,vit] [--settings W4A4,W2A4]
+      [--methods minmax,mse,adaround,brecq,brecq-fisher,adaquant] [--iters 2000] [--markdown-only]
+
+--iters sets AdaRound/BRECQ rounding iterations per unit (paper: 20000; activation steps get a
+quarter); AdaQuant always runs its paper defaults (1000 iterations per layer, batch 50).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results", "recon_table.json")
+SETTINGS = ["W4A8", "W4A4", "W3A8", "W2A4", "W3A3", "W2A2"]
+METHODS = {
+    "minmax": ["--method", "minmax"],
+    "mse": ["--method", "mse"],
+    "adaround": ["--method", "adaround"],
+    "brecq": ["--method", "brecq", "--rec-loss", "mse"],
+    "brecq-fisher": ["--method", "brecq", "--rec-loss", "fisher"],
+    "adaquant": ["--method", "adaquant"],
+    "mixquant+brecq": ["--method", "brecq", "--search", "mixquant"],
+}
+HAS_BN = {"resnet": True, "mobilenetv2": True, "vit": False}
+
+
+def key(model, setting, method, iters):
+    it = iters if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq") else 0
+    return f"{model}|{setting}|{method}|{it}"
+
+
+def run(mixq, model, setting, method, iters):
+    w, a = setting[1:].split("A")
+    cmd = [mixq, "quantize", os.path.join(ROOT, "models", f"fmnist-{model}.onnx"), "--calib", "fmnist:train:1024",
+           "--wbits", w, "--abits", a, "--eval", "fmnist:test", "--json", "-q", "--seed", "0"] + METHODS[method]
+    if method == "mixquant+brecq":
+        cmd += ["--budget-bits", w]
+    if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq"):
+        cmd += ["--iters", str(iters)]
+    if HAS_BN.get(model):
+        cmd += ["--bn-reestimate"]
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        return {"error": (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1], "cmd": " ".join(cmd)}
+    r = json.loads(p.stdout)
+    units = r.get("method_report", {}).get("units", [])
+    per1000 = [u["timing"]["seconds_per_1000_iters"] for u in units if "timing" in u]
+    return {"top1_float": r["top1_float"], "top1": r["top1_quant_before_finish"] if r["top1_quant_before_finish"] is not None
+            else r["top1_quant"], "top1_bn": r["top1_quant"] if HAS_BN.get(model) else None,
+            "avg_wbits": r["avg_wbits"], "size_bytes": r["size_bytes"], "seconds": r["seconds"], "wall": time.time() - t0,
+            "s_per_1000_iters": per1000, "cmd": " ".join(cmd[1:])}
+
+
+def markdown(rows, models):
+    out = []
+    for model in models:
+        mrows = {k: v for k, v in rows.items() if k.split("|")[0] == model and "error" not in v}
+        if not mrows:
+            continue
+        fl = next(iter(mrows.values()))["top1_float"]
+        out.append(f"\n**{model}** (float {fl:.2f}%): top-1 % without / with BN re-estimation"
+                   + ("" if HAS_BN.get(model) else " (no BatchNorm: one number)") + "; wall seconds in brackets\n")
+        methods = [m for m in METHODS if any(k.split("|")[2] == m for k in mrows)]
+        out.append("| setting | " + " | ".join(methods) + " |")
+        out.append("|---|" + "---|" * len(methods))
+        for s in SETTINGS:
+            cells = []
+            for m in methods:
+                hit = [v for k, v in mrows.items() if k.split("|")[1] == s and k.split("|")[2] == m]
+                if not hit:
+                    cells.append("")
+                    continue
+                v = hit[-1]
+                c = f"{v['top1']:.2f}"
+                if v.get("top1_bn") is not None:
+                    c += f" / {v['top1_bn']:.2f}"
+                if m == "mixquant+brecq":
+                    c += f" @{v['avg_wbits']:.2f}b"
+                c += f" ({v['seconds']:.0f})"
+                cells.append(c)
+            if any(cells):
+                out.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mixq", default=os.path.join(ROOT, "build", "mixq"))
+    ap.add_argument("--models", default="resnet,mobilenetv2,vit")
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--methods", default="minmax,mse,adaround,brecq,brecq-fisher,adaquant")
+    ap.add_argument("--iters", type=int, default=2000)
+    ap.add_argument("--markdown-only", action="store_true")
+    args = ap.parse_args()
+    rows = json.load(open(RESULTS)) if os.path.exists(RESULTS) else {}
+    models = args.models.split(",")
+    if not args.markdown_only:
+        for model in models:
+            for s in args.settings.split(","):
+                for m in args.methods.split(","):
+                    k = key(model, s, m, args.iters)
+                    if k in rows and "error" not in rows[k]:
+                        continue
+                    rows[k] = run(args.mixq, model, s, m, args.iters)
+                    print(k, json.dumps({x: rows[k].get(x) for x in ("top1", "top1_bn", "seconds", "error")}),
+                          file=sys.stderr, flush=True)
+                    tmp = RESULTS + ".tmp"
+                    with open(tmp, "w") as f:
+                        json.dump(rows, f, indent=1)
+                    os.replace(tmp, RESULTS)
+    print(markdown(rows, models))
+
+
+if __name__ == "__main__":
+    main()
