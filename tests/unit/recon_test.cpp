@@ -229,6 +229,21 @@ TEST(Recon, GradientsReachOnlyTheUnitsRoundingVariablesAndLearnedSteps) {
   for (const auto& w : f->qm.weights) EXPECT_FALSE(w.codes.requires_grad());
 }
 
+TEST(Recon, WhatIsOptimisedIsWhatIsExported) {
+  // The training graph with hard weights and every activation quantizer on computes what the QDQ
+  // graph (simulation and export) computes.
+  auto f = quantized_resnet(3, 4, 16);
+  ReconModel rm(f->qm);
+  for (const auto& w : f->qm.weights) rm.use_quantized_weight(w.node);
+  for (ActQuant* a : rm.acts()) a->enabled = true;
+  at::Tensor x = f->calib->get(0, 16).inputs[0];
+  const std::string in = f->prepared.inputs[0].name, out = f->prepared.outputs[0].name;
+  at::Tensor a = rm.quant().run({{in, x}}, {out}).at(out);
+  Executor qdq(qdq_graph(f->qm));
+  at::Tensor b = qdq.run({x})[0];
+  EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-4)) << (a - b).abs().max();
+}
+
 TEST(Recon, BrecqImprovesEveryBlockAndIsReproducible) {
   auto run = [](uint64_t seed) {
     auto f = quantized_resnet(2, 8, 64);
