@@ -93,11 +93,15 @@ def main():
         for side in order:
             if side == "mixq":
                 mixq_runs.append(run_mixq(args.exe, args.iters, args.threads))
-                print(f"round {r + 1}: mixq wall {mixq_runs[-1]['wall']:.1f} s", file=sys.stderr)
+                x = mixq_runs[-1]
+                print(f"round {r + 1}: mixq wall {x['wall']:.1f} s, s/1000 it weights "
+                      f"{[round(u[1], 1) for u in x['weights']]} acts {[round(u[1], 1) for u in x['acts']]}", file=sys.stderr)
             else:
                 torch_runs.append(run_torch(args.python, args.iters, args.threads))
-                print(f"round {r + 1}: PyTorch wall {torch_runs[-1]['wall']:.1f} s "
-                      f"(W4A4 acc {torch_runs[-1]['acc']})", file=sys.stderr)
+                x = torch_runs[-1]
+                print(f"round {r + 1}: PyTorch wall {x['wall']:.1f} s, s/1000 it weights "
+                      f"{[round(u[1], 1) for u in x['weights']]} acts {[round(u[1], 1) for u in x['acts']]}, "
+                      f"W4A4 acc (2000 test images) {x['acc']}", file=sys.stderr)
 
     act_m, act_t = mixq_runs[0]["act_iters"], torch_runs[0]["act_iters"]
     print(f"BRECQ loop speed on fmnist-resnet, {args.iters} weight / {act_t} activation iterations per block, "

@@ -41,12 +41,14 @@ def key(model, setting, method, iters):
     return f"{model}|{setting}|{method}|{it}"
 
 
-def run(mixq, model, setting, method, iters):
+def run(mixq, model, setting, method, iters, rows=None):
     w, a = setting[1:].split("A")
     cmd = [mixq, "quantize", os.path.join(ROOT, "models", f"fmnist-{model}.onnx"), "--calib", "fmnist:train:1024",
            "--wbits", w, "--abits", a, "--eval", "fmnist:test", "--json", "-q", "--seed", "0"] + METHODS[method]
     if method == "mixquant+brecq":
-        cmd += ["--budget-bits", w]
+        # The same size as uniform BRECQ at this setting (its average includes the 8-bit pins).
+        uni = (rows or {}).get(key(model, setting, "brecq", iters), {})
+        cmd += ["--budget-bits", f"{uni['avg_wbits']:.4f}" if "avg_wbits" in uni else w]
     if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq"):
         cmd += ["--iters", str(iters)]
     if HAS_BN.get(model):
@@ -114,7 +116,7 @@ def main():
                     k = key(model, s, m, args.iters)
                     if k in rows and "error" not in rows[k]:
                         continue
-                    rows[k] = run(args.mixq, model, s, m, args.iters)
+                    rows[k] = run(args.mixq, model, s, m, args.iters, rows)
                     print(k, json.dumps({x: rows[k].get(x) for x in ("top1", "top1_bn", "seconds", "error")}),
                           file=sys.stderr, flush=True)
                     tmp = RESULTS + ".tmp"
