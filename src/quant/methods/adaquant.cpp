@@ -26,17 +26,9 @@ namespace mixq {
 void refine_adaquant(MethodContext& ctx) {
   install_interrupt_handler();
   const ReconOptions& o = ctx.opts;
-  std::set<std::string> pinned;
-  for (const auto& L : ctx.plan.layers)
-    if (L.pinned) pinned.insert(L.name);
-  std::vector<LayerInfo> layers;
-  for (const auto& L : find_layers(ctx.prepared))
-    for (const auto& w : ctx.qm.weights)
-      if (w.node == L.node) layers.push_back(L);
-  const std::vector<Unit> units = layer_units(ctx.prepared, layers);
-  CacheBudget budget;
-  budget.limit_bytes = o.cache_mb << 20;
-  budget.spill_dir = o.cache_dir;
+  const std::set<std::string> pinned = pinned_layers(ctx.plan);
+  const std::vector<Unit> units = layer_units(ctx.prepared, quantized_layers(ctx));
+  CacheBudget budget = cache_budget(o);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   ReconModel rm(ctx.qm);
   for (const auto& w : ctx.qm.weights) rm.use_quantized_weight(w.node);
@@ -61,7 +53,7 @@ void refine_adaquant(MethodContext& ctx) {
       jr.push_back(ju);
       continue;
     }
-    auto t0 = std::chrono::steady_clock::now();
+    auto t0 = LoopTimer::clock::now();
     if (act) act->enabled = false;  // the unit's own input quantizer is part of what is learned
     UnitCache cache;
     if (o.adaquant_sequential) {
@@ -129,11 +121,7 @@ void refine_adaquant(MethodContext& ctx) {
         if (act) act->scale.clamp_min_(1e-8);
       }
       timer.step += timer.lap();
-      if (it % 50 == 0) {
-        char pf[64];
-        std::snprintf(pf, sizeof pf, "mse %.4g", loss.item<double>());
-        bar.set_postfix(pf);
-      }
+      if (it % 50 == 0) show_loss(bar, "mse", loss);
       bar.advance();
     }
     bar.finish();
@@ -156,9 +144,7 @@ void refine_adaquant(MethodContext& ctx) {
       if (act) act->scale = act->scale.detach();
     }
     ju["loss_learned"] = unit_loss_eval(rm, u, cache);
-    ju["iters"] = it;
-    ju["timing"] = timer.to_json(it);
-    ju["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    finish_unit_report(ju, it, timer, t0);
     if (it < o.adaquant_iters) ctx.interrupted = true;
     if (!o.adaquant_sequential && act) act->enabled = false;
     jr.push_back(ju);

@@ -10,6 +10,7 @@
 #include "core/interrupt.h"
 #include "core/progress.h"
 #include "quant/methods/method.h"
+#include "quant/methods/recon_loop.h"
 #include "quant/methods/recon_model.h"
 
 namespace mixq {
@@ -34,9 +35,7 @@ void bias_tune(MethodContext& ctx) {
     ctx.report["bias_tune"] = {{"skipped", "no quantized layer has a bias"}};
     return;
   }
-  CacheBudget budget;
-  budget.limit_bytes = o.cache_mb << 20;
-  budget.spill_dir = o.cache_dir;
+  CacheBudget budget = cache_budget(o);
   std::vector<std::string> in_names;
   for (const auto& vi : qm.graph.inputs) in_names.push_back(vi.name);
   std::vector<std::string> out_names;
@@ -72,11 +71,7 @@ void bias_tune(MethodContext& ctx) {
     opt.zero_grad();
     loss.backward();
     opt.step();
-    if (it % 50 == 0) {
-      char pf[64];
-      std::snprintf(pf, sizeof pf, "kl %.4g", loss.item<double>());
-      bar.set_postfix(pf);
-    }
+    if (it % 50 == 0) show_loss(bar, "kl", loss);
     bar.advance();
   }
   bar.finish();

@@ -41,13 +41,6 @@ double beta_at(const ReconOptions& o, int64_t it) {
   return o.beta_end + (o.beta_start - o.beta_end) * std::max(0.0, 1.0 - ratio);
 }
 
-std::set<std::string> pinned_layers(const QuantPlan& plan) {
-  std::set<std::string> s;
-  for (const auto& L : plan.layers)
-    if (L.pinned) s.insert(L.name);
-  return s;
-}
-
 void set_lr(torch::optim::Adam& opt, double lr) {
   for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
@@ -75,7 +68,7 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
       jr.push_back(ju);
       continue;
     }
-    auto t0 = std::chrono::steady_clock::now();
+    auto t0 = LoopTimer::clock::now();
     UnitCache cache = cache_unit(rm, u, ctx, budget, fisher);
     ju["cache_spilled"] = !cache.in.empty() && cache.in[0].spilled();
     std::vector<SoftRounding> rounders;
@@ -131,10 +124,8 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
       rm.use_quantized_weight(layers[k]);
     }
     ju["loss_learned"] = unit_loss_eval(rm, u, cache);
-    ju["iters"] = it;
-    ju["timing"] = timer.to_json(it);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ju["seconds"] = secs;
+    finish_unit_report(ju, it, timer, t0);
+    const double secs = ju["seconds"].get<double>();
     spent += secs;
     if (it < o.iters) {
       ju["interrupted_at"] = it;
@@ -182,7 +173,7 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
       jr.push_back(ju);
       continue;
     }
-    auto t0 = std::chrono::steady_clock::now();
+    auto t0 = LoopTimer::clock::now();
     UnitCache cache = cache_unit(rm, u, ctx, budget, fisher);
     for (ActQuant* a : learn) a->enabled = true;
     ju["loss_calibrated"] = unit_loss_eval(rm, u, cache);
@@ -212,20 +203,14 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
         for (ActQuant* a : learn) a->scale.clamp_min_(1e-8);  // a step must stay positive
       }
       timer.step += timer.lap();
-      if (it % 100 == 0) {
-        char pf[64];
-        std::snprintf(pf, sizeof pf, "rec %.4g", loss.item<double>());
-        bar.set_postfix(pf);
-      }
+      if (it % 100 == 0) show_loss(bar, "rec", loss);
       bar.advance();
     }
     bar.finish();
     rm.quant().set_grad_enabled(false);
     for (ActQuant* a : learn) a->scale = a->scale.detach();
     ju["loss_learned"] = unit_loss_eval(rm, u, cache);
-    ju["iters"] = it;
-    ju["timing"] = timer.to_json(it);
-    ju["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    finish_unit_report(ju, it, timer, t0);
     if (it < o.act_iters) ctx.interrupted = true;
     jr.push_back(ju);
   }
@@ -238,14 +223,9 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   MIXQ_CHECK(o.rec_loss == "mse" || o.rec_loss == "fisher", ErrorKind::kInvalidArgument, "--rec-loss must be mse or fisher (got '",
              o.rec_loss, "')");
   const std::set<std::string> pinned = pinned_layers(ctx.plan);
-  std::vector<LayerInfo> layers;
-  for (const auto& L : find_layers(ctx.prepared))
-    for (const auto& w : ctx.qm.weights)
-      if (w.node == L.node) layers.push_back(L);
+  const std::vector<LayerInfo> layers = quantized_layers(ctx);
   const std::vector<Unit> units = blocks ? partition_units(ctx.prepared, layers, pinned) : layer_units(ctx.prepared, layers);
-  CacheBudget budget;
-  budget.limit_bytes = o.cache_mb << 20;
-  budget.spill_dir = o.cache_dir;
+  CacheBudget budget = cache_budget(o);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
 
   ReconModel rm(ctx.qm);

@@ -7,6 +7,41 @@
 
 namespace mixq {
 
+CacheBudget cache_budget(const ReconOptions& o) {
+  CacheBudget b;
+  b.limit_bytes = o.cache_mb << 20;
+  b.spill_dir = o.cache_dir;
+  return b;
+}
+
+std::set<std::string> pinned_layers(const QuantPlan& plan) {
+  std::set<std::string> s;
+  for (const auto& L : plan.layers)
+    if (L.pinned) s.insert(L.name);
+  return s;
+}
+
+std::vector<LayerInfo> quantized_layers(const MethodContext& ctx) {
+  std::set<std::string> q;
+  for (const auto& w : ctx.qm.weights) q.insert(w.node);
+  std::vector<LayerInfo> out;
+  for (const auto& L : find_layers(ctx.prepared))
+    if (q.count(L.node)) out.push_back(L);
+  return out;
+}
+
+void show_loss(Progress& bar, const char* name, const at::Tensor& loss) {
+  char pf[64];
+  std::snprintf(pf, sizeof pf, "%s %.4g", name, loss.item<double>());
+  bar.set_postfix(pf);
+}
+
+void finish_unit_report(nlohmann::json& ju, int64_t iters, const LoopTimer& timer, LoopTimer::clock::time_point start) {
+  ju["iters"] = iters;
+  ju["timing"] = timer.to_json(iters);
+  ju["seconds"] = std::chrono::duration<double>(LoopTimer::clock::now() - start).count();
+}
+
 UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, CacheBudget& budget, bool fisher) {
   const ReconOptions& o = ctx.opts;
   UnitCache c;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,15 @@
 #include "quant/methods/recon_model.h"
 
 namespace mixq {
+
+class Progress;
+
+CacheBudget cache_budget(const ReconOptions& o);
+std::set<std::string> pinned_layers(const QuantPlan& plan);
+// The prepared graph's layers that the quantized model quantizes, in graph order.
+std::vector<LayerInfo> quantized_layers(const MethodContext& ctx);
+// "<name> <loss>" as the progress bar's postfix.
+void show_loss(Progress& bar, const char* name, const at::Tensor& loss);
 
 struct UnitCache {
   std::vector<TensorStore> in, out, fisher;
@@ -46,6 +56,9 @@ struct LoopTimer {
   }
   nlohmann::json to_json(int64_t iters) const;  // seconds and ms per 1,000 iterations by phase
 };
+
+// Adds iters, timing and wall seconds since `start` to a unit's report entry.
+void finish_unit_report(nlohmann::json& ju, int64_t iters, const LoopTimer& timer, LoopTimer::clock::time_point start);
 
 
 }  // namespace mixq
