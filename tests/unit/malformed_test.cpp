@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "onnx/import.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -286,6 +289,28 @@ TEST_F(Malformed, ReconstructionOnATinyCalibrationSetWorks) {
                       "--rec-loss", "fisher", "--bias-tune", "-q"});
     EXPECT_EQ(r.exit_code, 0) << m << ": " << r.err;
   }
+}
+
+TEST_F(Malformed, CtrlCDuringReconstructionLeavesConsistentOutputs) {
+  // Paper-default BRECQ takes minutes; interrupt it after a few seconds. The outputs must be
+  // complete (a loadable model, a parseable report saying it was interrupted) and the exit 130.
+  const char* cli = std::getenv("MIXQ_CLI");
+  std::string exe = cli ? cli : MIXQ_BINARY_DIR "/mixq";
+  std::string out = dir.file("q.onnx"), rep = dir.file("r.json");
+  // Signal once the first block's loop runs (SIGINT before that would hit calibration), and
+  // send it from a shell where a background job still receives it.
+  std::string err = dir.file("err");
+  std::string cmd = "'" + exe + "' quantize '" + fixture("fmnist-resnet") +
+                    "' --calib fmnist:train:64 --method brecq -o '" + out + "' --report '" + rep + "' 2>'" + err +
+                    "' >/dev/null & pid=$!; for i in $(seq 600); do grep -q 'brecq 1/4' '" + err +
+                    "' 2>/dev/null && break; sleep 0.2; done; sleep 1; kill -INT $pid; wait $pid; exit $?";
+  write_file(dir.file("run.sh"), cmd + "\n");
+  int status = std::system(("bash '" + dir.file("run.sh") + "'").c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  auto j = nlohmann::json::parse(read_file(rep));
+  EXPECT_TRUE(j["interrupted"].get<bool>());
+  EXPECT_NO_THROW(load_onnx(out));
 }
 
 }  // namespace
