@@ -31,7 +31,15 @@ struct BuildCtx {
 
 struct RunCtx {
   int threads = 1;
+  // Non-null when input 0 dies at this op (its last reader, not a stored tensor or graph output):
+  // an elementwise op may then reuse its buffer instead of copying (`take_input0`).
+  Tensor* donor = nullptr;
 };
+
+// Input 0's tensor to overwrite: moved from the donor when allowed, else a copy.
+inline Tensor take_input0(const std::vector<const Tensor*>& in, const RunCtx& ctx) {
+  return ctx.donor ? std::move(*ctx.donor) : *in[0];
+}
 
 class Op {
  public:

@@ -69,9 +69,17 @@ enum class Bin { kAdd, kSub, kMul, kDiv, kPow };
 template <Bin K>
 class BinaryOp : public Op {
  public:
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(in.size() == 2 && in[0] && in[1], this, "needs two inputs");
     const Tensor &a = *in[0], &b = *in[1];
+    if (ctx.donor && a.dtype == ElemType::kFloat32 && b.dtype == ElemType::kFloat32 && a.shape == b.shape &&
+        in[0] != in[1]) {
+      Tensor y = take_input0(in, ctx);  // a's buffer, reused (a aliases it: read b only)
+      const float* pb = b.f.data();
+      for (size_t i = 0; i < y.f.size(); ++i) y.f[i] = apply(y.f[i], pb[i]);
+      out[0] = std::move(y);
+      return;
+    }
     const std::vector<int64_t> shape = broadcast_shape(this, a.shape, b.shape);
     const auto sa = bstrides(a.shape, shape), sb = bstrides(b.shape, shape);
     if (a.dtype == ElemType::kFloat32 && b.dtype == ElemType::kFloat32) {
@@ -124,9 +132,9 @@ enum class Un { kRelu, kSqrt, kErf, kRound, kSigmoid, kTanh, kExp, kNeg, kAbs };
 template <Un K>
 class UnaryOp : public Op {
  public:
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
-    Tensor y = *in[0];
+    Tensor y = take_input0(in, ctx);
     for (float& v : y.f) v = apply(v);
     out[0] = std::move(y);
   }
@@ -160,12 +168,12 @@ class IdentityOp : public Op {
 class ClipOp : public Op {
  public:
   float amin = -INFINITY, amax = INFINITY;
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
     float lo = amin, hi = amax;
     if (in.size() > 1 && in[1]) { RT_CHECK(in[1]->numel() == 1 && !in[1]->f.empty(), this, "min must be a float scalar"); lo = in[1]->f[0]; }
     if (in.size() > 2 && in[2]) { RT_CHECK(in[2]->numel() == 1 && !in[2]->f.empty(), this, "max must be a float scalar"); hi = in[2]->f[0]; }
-    Tensor y = *in[0];
+    Tensor y = take_input0(in, ctx);
     for (float& v : y.f) v = std::min(std::max(v, lo), hi);
     out[0] = std::move(y);
   }

@@ -2,6 +2,7 @@
 // float, through QLinear), float MatMul of two activations (attention), BatchNormalization.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/sgemm.h"
 #include "mixq/error.h"
@@ -64,30 +65,22 @@ class ConvOp : public Op {
         std::vector<uint8_t> A(static_cast<size_t>(P * kp));
         std::vector<int32_t> rsum(static_cast<size_t>(P));
         std::vector<int32_t> scratch;
-        for (int64_t b = 0; b < N; ++b)
+        std::vector<uint8_t> hwc(static_cast<size_t>(C * H * W));
+        for (int64_t b = 0; b < N; ++b) {
+          to_hwc(codes.data() + b * C * H * W, C, H * W, hwc.data());
           for (int64_t g = 0; g < G; ++g) {
-            const uint8_t* src = codes.data() + (b * C + g * Ig) * H * W;
+            const uint8_t* src = hwc.data() + g * Ig;
             for (int64_t p = 0; p < P; ++p) {
-              const int64_t oy = p / OW, ox = p % OW;
-              uint8_t* a = A.data() + p * kp;
+              im2col_row(src, C, H, W, p / OW, p % OW, zpad, A.data() + p * kp);
+              std::fill(A.data() + p * kp + K, A.data() + (p + 1) * kp, uint8_t(0));
               int32_t s = 0;
-              int64_t q = 0;
-              for (int64_t ci = 0; ci < Ig; ++ci)
-                for (int64_t ky = 0; ky < kh; ++ky) {
-                  const int64_t iy = oy * sh - pt + ky * dh;
-                  for (int64_t kx = 0; kx < kw; ++kx, ++q) {
-                    const int64_t ix = ox * sw - pl + kx * dw;
-                    const uint8_t v = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[(ci * H + iy) * W + ix] : zpad;
-                    a[q] = v;
-                    s += v;
-                  }
-                }
-              for (; q < kp; ++q) a[q] = 0;
+              for (int64_t q = 0; q < K; ++q) s += A[p * kp + q];
               rsum[p] = s;
             }
             const int64_t Og = O / G;
             lin[g].run_int(A.data(), kp, rsum.data(), P, y.f.data() + (b * O + g * Og) * P, 1, P, ctx.threads, scratch);
           }
+        }
       }
     } else {
       std::vector<float> xf(static_cast<size_t>(x.numel()));
@@ -95,32 +88,51 @@ class ConvOp : public Op {
       if (depthwise) {
         depthwise_float(xf.data(), N, C, H, W, OH, OW, y.f.data());
       } else {
-        std::vector<float> A(static_cast<size_t>(P * K)), scratch;
-        for (int64_t b = 0; b < N; ++b)
+        std::vector<float> A(static_cast<size_t>(P * K)), scratch, hwc(static_cast<size_t>(C * H * W));
+        for (int64_t b = 0; b < N; ++b) {
+          to_hwc(xf.data() + b * C * H * W, C, H * W, hwc.data());
           for (int64_t g = 0; g < G; ++g) {
-            const float* src = xf.data() + (b * C + g * Ig) * H * W;
-            for (int64_t p = 0; p < P; ++p) {
-              const int64_t oy = p / OW, ox = p % OW;
-              float* a = A.data() + p * K;
-              int64_t q = 0;
-              for (int64_t ci = 0; ci < Ig; ++ci)
-                for (int64_t ky = 0; ky < kh; ++ky) {
-                  const int64_t iy = oy * sh - pt + ky * dh;
-                  for (int64_t kx = 0; kx < kw; ++kx, ++q) {
-                    const int64_t ix = ox * sw - pl + kx * dw;
-                    a[q] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? src[(ci * H + iy) * W + ix] : 0.0f;
-                  }
-                }
-            }
+            const float* src = hwc.data() + g * Ig;
+            for (int64_t p = 0; p < P; ++p) im2col_row(src, C, H, W, p / OW, p % OW, 0.0f, A.data() + p * K);
             const int64_t Og = O / G;
             lin[g].run_float(A.data(), P, y.f.data() + (b * O + g * Og) * P, 1, P, ctx.threads, scratch);
           }
+        }
       }
     }
     out[0] = std::move(y);
   }
 
  private:
+  // [C][HW] -> [HW][C]: im2col then copies a tap's Ig channels as one contiguous run.
+  template <typename T>
+  static void to_hwc(const T* src, int64_t C, int64_t HW, T* dst) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < HW; ++i) dst[i * C + c] = src[c * HW + i];
+  }
+
+  // One im2col row from a channels-last image (src points at the group's first channel, C is the
+  // row stride): the K = kh*kw*Ig inputs of output pixel (oy, ox) in (ky, kx, ci) order (the weight
+  // rows are laid out to match at load), `pad` outside the image (the activation code of 0.0, or
+  // 0.0f).
+  template <typename T>
+  void im2col_row(const T* src, int64_t C, int64_t H, int64_t W, int64_t oy, int64_t ox, T pad, T* a) const {
+    // Members copied to locals: stores through a uint8_t* may alias anything, so the compiler
+    // would otherwise reload every member after every byte written.
+    const int64_t KW = kw, KH = kh, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw, IG = Ig;
+    for (int64_t ky = 0; ky < KH; ++ky) {
+      const int64_t iy = oy * SH - PT + ky * DH;
+      for (int64_t kx = 0; kx < KW; ++kx, a += IG) {
+        const int64_t ix = ox * SW - PL + kx * DW;
+        if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+          std::fill(a, a + IG, pad);
+        } else {
+          std::memcpy(a, src + (iy * W + ix) * C, static_cast<size_t>(IG) * sizeof(T));
+        }
+      }
+    }
+  }
+
   // Direct depthwise convolution on codes: acc = sum (a - za')(w - zw'), exact int32.
   void depthwise_int(const uint8_t* codes, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
                      float* y) const {
@@ -207,7 +219,10 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
     for (int64_t g = 0; g < op->G; ++g) {
       QLinear L;
       L.bias.assign(bias.begin() + g * Og, bias.begin() + (g + 1) * Og);
-      L.init(c.qweight, fw, Og, K, [K, g, Og](int64_t j, int64_t i) { return (g * Og + j) * K + i; }, g * Og, 0,
+      // Row i of the im2col matrix is (ky, kx, ci); the stored weight is [O][ci][ky][kx].
+      const int64_t Ig = op->Ig, T = op->kh * op->kw;
+      L.init(c.qweight, fw, Og, K,
+             [K, g, Og, Ig, T](int64_t j, int64_t i) { return (g * Og + j) * K + (i % Ig) * T + i / Ig; }, g * Og, 0,
              c.qact, c.isa);
       op->lin.push_back(std::move(L));
     }

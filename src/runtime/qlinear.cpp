@@ -3,17 +3,14 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/quantize.h"
 #include "kernels/sgemm.h"
 
 namespace mixq::rt {
 
 void QLinear::quantize_act(const float* x, int64_t numel, uint8_t* a) const {
-  // Same float32 steps as the simulation's QuantizeLinear: a division, then half-to-even rounding.
-  const float zq = static_cast<float>(za + aqmin), lo = static_cast<float>(aqmin), hi = static_cast<float>(aqmax);
-  for (int64_t i = 0; i < numel; ++i) {
-    const float q = std::min(std::max(std::nearbyint(x[i] / sa) + zq, lo), hi);
-    a[i] = static_cast<uint8_t>(static_cast<int32_t>(q) - aqmin);
-  }
+  kernels::quantize_u8(x, numel, sa, static_cast<float>(za + aqmin), static_cast<float>(aqmin),
+                       static_cast<float>(aqmax), a, B.isa);
 }
 
 void QLinear::fake_quant_act(const float* x, int64_t numel, float* y) const {
@@ -23,7 +20,7 @@ void QLinear::fake_quant_act(const float* x, int64_t numel, float* y) const {
   }
   const float zq = static_cast<float>(za + aqmin), lo = static_cast<float>(aqmin), hi = static_cast<float>(aqmax);
   for (int64_t i = 0; i < numel; ++i) {
-    const float q = std::min(std::max(std::nearbyint(x[i] / sa) + zq, lo), hi);
+    const float q = std::min(std::max(kernels::round_half_even(x[i] / sa) + zq, lo), hi);
     y[i] = sa * (q - zq);
   }
 }

@@ -113,6 +113,17 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
   for (size_t s = 0; s < slots_.size(); ++s)
     if (!is_const_[s] && last[s] >= 0 && !keep.count(static_cast<int>(s))) frees_[last[s]].push_back(static_cast<int>(s));
   seconds_.assign(ops_.size(), 0.0);
+  // Input 0 may be donated when this op is its last reader and it is computed here (not stored,
+  // not a graph input the caller handed us, not read twice by this op).
+  std::set<int> inputs(input_slots_.begin(), input_slots_.end());
+  donate_.assign(ops_.size(), false);
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    if (op_in_[i].empty() || op_in_[i][0] < 0) continue;
+    const int s0 = op_in_[i][0];
+    int uses = 0;
+    for (int s : op_in_[i]) uses += s == s0;
+    donate_[i] = !is_const_[s0] && !inputs.count(s0) && !keep.count(s0) && last[s0] == static_cast<int>(i) && uses == 1;
+  }
 }
 
 std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) {
@@ -128,13 +139,15 @@ std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) {
                shape_str(x.shape), " but the model declares ", pack::elem_type_name(d.dtype), shape_str(d.dims));
     slots_[input_slots_[i]] = x;
   }
-  RunCtx ctx{threads_};
+  RunCtx ctx{threads_, nullptr};
   std::vector<const Tensor*> in;
   std::vector<Tensor> out;
   for (size_t i = 0; i < ops_.size(); ++i) {
     in.clear();
     for (int s : op_in_[i]) in.push_back(s >= 0 ? &slots_[s] : nullptr);
     out.assign(op_out_[i].size(), Tensor{});
+    ctx.donor = nullptr;
+    if (!op_in_[i].empty() && op_in_[i][0] >= 0 && donate_[i]) ctx.donor = &slots_[op_in_[i][0]];
     const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     ops_[i]->run(in, out, ctx);
     if (profile_) seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

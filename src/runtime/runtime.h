@@ -53,6 +53,7 @@ class Model {
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<std::vector<int>> op_in_, op_out_;  // value slots (-1: none / held by the op)
   std::vector<std::vector<int>> frees_;           // slots to release after op i
+  std::vector<bool> donate_;                      // op i may reuse input 0's buffer
   std::vector<Tensor> slots_;
   std::vector<bool> is_const_;
   std::vector<int> input_slots_, output_slots_;

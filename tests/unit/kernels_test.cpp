@@ -6,7 +6,9 @@
 
 #include "kernels/gemm_u8s8.h"
 #include "kernels/isa.h"
+#include "kernels/quantize.h"
 #include "kernels/sgemm.h"
+#include "quant/reference.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -86,6 +88,32 @@ TEST(Sgemm, MatchesDoubleReference) {
             ASSERT_NEAR(C[i * n + j], s, 1e-5 * (1 + k)) << m << "x" << n << "x" << k;
           }
       }
+}
+
+TEST(QuantizeU8, EveryPathMatchesTheSchemeReference) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0, 3);
+  for (int bits : {2, 4, 8})
+    for (bool sym : {false, true}) {
+      QScheme sc;
+      sc.bits = bits;
+      sc.symmetric = sym;
+      const float scale = 0.037f, zp = sym ? 0.0f : float((1 << bits) / 3);
+      std::vector<float> x(1003);
+      for (size_t i = 0; i < x.size(); ++i)  // every third value an exact tie k + 0.5 (in units of s)
+        x[i] = i % 3 ? nd(rng) : (float(int(i % 41) - 20) + 0.5f) * scale;
+      x[1] = 1e30f;
+      x[2] = -1e30f;
+      for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+        if (!kernels::isa_supported(isa)) continue;
+        std::vector<uint8_t> out(x.size());
+        kernels::quantize_u8(x.data(), static_cast<int64_t>(x.size()), scale, zp, float(sc.qmin()), float(sc.qmax()),
+                             out.data(), isa);
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_EQ(float(out[i]) + float(sc.qmin()), ref::quantize_value(x[i], scale, zp, sc))
+              << kernels::isa_name(isa) << " x=" << x[i] << " bits=" << bits;
+      }
+    }
 }
 
 TEST(Isa, EnvironmentOverride) {

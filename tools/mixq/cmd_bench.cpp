@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -22,16 +23,31 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
+double cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+// Median wall time and median process CPU time (all threads) of `runs` calls. On a shared,
+// oversubscribed machine the wall time of a long call includes time spent descheduled; the CPU
+// time of a single-threaded run does not, so both are reported.
+struct Timing {
+  double wall = 0, cpu = 0;
+};
+
 template <typename F>
-double time_median(F f, int runs) {
+Timing time_median(F f, int runs) {
   f();  // warm-up
-  std::vector<double> t;
+  std::vector<double> t, c;
   for (int i = 0; i < runs; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
     f();
+    c.push_back(cpu_seconds() - c0);
     t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  return median(t);
+  return {median(t), median(c)};
 }
 
 }  // namespace
@@ -60,18 +76,24 @@ RunFn setup_bench(CLI::App& sub) {
     const int64_t nb = std::min<int64_t>(64, ds->size());
     Batch b64 = ds->get(0, nb), b1 = ds->get(0, 1);
     const auto x64 = to_runtime(b64), x1 = to_runtime(b1);
-    const double rt1 = time_median([&] { m.run(x1); }, o->runs);
-    const double rt64 = time_median([&] { m.run(x64); }, o->runs64);
+    const Timing r1 = time_median([&] { m.run(x1); }, o->runs);
+    const Timing r64 = time_median([&] { m.run(x64); }, o->runs64);
+    const double rt1 = r1.wall, rt64 = r64.wall;
     nlohmann::json j = {{"model", o->model}, {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
                         {"batch1_ms", rt1 * 1e3}, {"batch64_images_per_second", double(nb) / rt64},
-                        {"batch64_ms", rt64 * 1e3}, {"batch", nb}};
+                        {"batch64_ms", rt64 * 1e3}, {"batch", nb}, {"batch1_cpu_ms", r1.cpu * 1e3},
+                        {"batch64_cpu_ms", r64.cpu * 1e3}};
     if (!o->onnx.empty()) {
       at::set_num_threads(mo.threads);
       Executor ex(load_onnx(o->onnx));
       at::InferenceMode guard;
-      const double t1 = time_median([&] { ex.run(b1.inputs); }, o->runs);
-      const double t64 = time_median([&] { ex.run(b64.inputs); }, o->runs64);
-      j["executor"] = {{"model", o->onnx}, {"batch1_ms", t1 * 1e3}, {"batch64_images_per_second", double(nb) / t64}};
+      const Timing e1 = time_median([&] { ex.run(b1.inputs); }, o->runs);
+      const Timing e64 = time_median([&] { ex.run(b64.inputs); }, o->runs64);
+      const double t1 = e1.wall, t64 = e64.wall;
+      j["executor"] = {{"model", o->onnx}, {"batch1_ms", t1 * 1e3}, {"batch64_images_per_second", double(nb) / t64},
+                       {"batch1_cpu_ms", e1.cpu * 1e3}, {"batch64_cpu_ms", e64.cpu * 1e3}};
+      j["batch1_cpu_speedup"] = e1.cpu / r1.cpu;
+      j["batch64_cpu_speedup"] = e64.cpu / r64.cpu;
       j["batch1_speedup"] = t1 / rt1;
       j["batch64_speedup"] = t64 / rt64;
     }
@@ -79,8 +101,9 @@ RunFn setup_bench(CLI::App& sub) {
       print_json(j);
       return 0;
     }
-    std::printf("%s (%s, %d threads): batch 1 %.3f ms, batch %lld %.0f img/s\n", o->model.c_str(),
-                kernels::isa_name(m.isa()), mo.threads, rt1 * 1e3, (long long)nb, double(nb) / rt64);
+    std::printf("%s (%s, %d threads): batch 1 %.3f ms (cpu %.3f ms), batch %lld %.0f img/s (cpu %.3f ms)\n",
+                o->model.c_str(), kernels::isa_name(m.isa()), mo.threads, rt1 * 1e3, r1.cpu * 1e3, (long long)nb,
+                double(nb) / rt64, r64.cpu * 1e3);
     if (j.contains("executor"))
       std::printf("%s on the libtorch executor: batch 1 %.3f ms, batch %lld %.0f img/s (runtime speedup %.2fx / %.2fx)\n",
                   o->onnx.c_str(), j["executor"]["batch1_ms"].get<double>(), (long long)nb,
