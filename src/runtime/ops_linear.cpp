@@ -133,31 +133,42 @@ class ConvOp : public Op {
     }
   }
 
-  // Direct depthwise convolution on codes: acc = sum (a - za')(w - zw'), exact int32.
+  // Direct depthwise convolution on codes: acc = sum (a - za')(w - zw'), exact int32. Loops run
+  // tap by tap over a whole output row (an int32 accumulator row), so the inner loop has no bounds
+  // checks and vectorises; the valid ox range of each tap is computed once.
   void depthwise_int(const uint8_t* codes, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
                      float* y) const {
     const QLinear& L = lin[0];
-    const int64_t T = kh * kw;
+    const int64_t KH = kh, KW = kw, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw, T = KH * KW;
+    std::vector<int32_t> acc(static_cast<size_t>(OW));
     for (int64_t b = 0; b < N; ++b)
       for (int64_t c = 0; c < C; ++c) {
         const uint8_t* src = codes + (b * C + c) * H * W;
-        int32_t w[64];
-        for (int64_t t = 0; t < T; ++t) w[t] = int32_t(L.w8[c * T + t]) - L.zw[c];
+        const int32_t za = L.za, zw = L.zw[c];
         float* dst = y + (b * C + c) * OH * OW;
-        for (int64_t oy = 0; oy < OH; ++oy)
-          for (int64_t ox = 0; ox < OW; ++ox) {
-            int32_t acc = 0;
-            for (int64_t ky = 0; ky < kh; ++ky) {
-              const int64_t iy = oy * sh - pt + ky * dh;
-              if (iy < 0 || iy >= H) continue;
-              for (int64_t kx = 0; kx < kw; ++kx) {
-                const int64_t ix = ox * sw - pl + kx * dw;
-                if (ix < 0 || ix >= W) continue;
-                acc += (int32_t(src[iy * W + ix]) - L.za) * w[ky * kw + kx];
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          std::fill(acc.begin(), acc.end(), 0);
+          for (int64_t ky = 0; ky < KH; ++ky) {
+            const int64_t iy = oy * SH - PT + ky * DH;
+            if (iy < 0 || iy >= H) continue;
+            const uint8_t* row = src + iy * W;
+            for (int64_t kx = 0; kx < KW; ++kx) {
+              const int32_t w = int32_t(L.w8[c * T + ky * KW + kx]) - zw;
+              const int64_t off = kx * DW - PL;  // ix = ox * SW + off
+              const int64_t lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
+              const int64_t hi = std::min<int64_t>(OW, off >= W ? 0 : (W - 1 - off) / SW + 1);
+              int32_t* a = acc.data();
+              if (SW == 1) {
+                const uint8_t* r = row + off;
+                for (int64_t ox = lo; ox < hi; ++ox) a[ox] += (int32_t(r[ox]) - za) * w;
+              } else {
+                for (int64_t ox = lo; ox < hi; ++ox) a[ox] += (int32_t(row[ox * SW + off]) - za) * w;
               }
             }
-            dst[oy * OW + ox] = L.out_scale[c] * static_cast<float>(acc) + L.bias[c];
           }
+          const float s = L.out_scale[c], bias = L.bias[c];
+          for (int64_t ox = 0; ox < OW; ++ox) dst[oy * OW + ox] = s * static_cast<float>(acc[ox]) + bias;
+        }
       }
   }
   void depthwise_float(const float* xf, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,

@@ -158,6 +158,28 @@ class ReduceOp : public Op {
       else shape.push_back(x.shape[d]);
     }
     Tensor y = Tensor::floats(shape);
+    // Fast path: the reduced axes form one contiguous block [r0, r1): y[o][i] = sum_r x[o][r][i].
+    int64_t r0 = -1, r1 = -1;
+    for (int64_t d = 0; d < r; ++d)
+      if (red[d]) { if (r0 < 0) r0 = d; r1 = d + 1; }
+    bool block = r0 >= 0;
+    for (int64_t d = std::max<int64_t>(r0, 0); block && d < r1; ++d) block = red[d];
+    if (block) {
+      int64_t outer = 1, inner = 1;
+      for (int64_t d = 0; d < r0; ++d) outer *= x.shape[d];
+      for (int64_t d = r1; d < r; ++d) inner *= x.shape[d];
+      for (int64_t o = 0; o < outer; ++o) {
+        float* yo = y.f.data() + o * inner;
+        for (int64_t k = 0; k < count; ++k) {
+          const float* xo = x.f.data() + (o * count + k) * inner;
+          for (int64_t i = 0; i < inner; ++i) yo[i] += xo[i];
+        }
+      }
+      if (kMean && count > 0)
+        for (float& v : y.f) v /= static_cast<float>(count);
+      out[0] = std::move(y);
+      return;
+    }
     // Output index of each input element: strides of the kept dims.
     std::vector<int64_t> ost(r, 0);
     int64_t acc = 1;
@@ -210,6 +232,7 @@ class GatherOp : public Op {
   const pack::QWeight* q = nullptr;  // packed rows (axis 0, not per-group)
   Tensor table;                      // dequantized at load when q cannot be used directly
   bool has_table = false;
+  std::vector<uint16_t> codes_;      // one unpacked row
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
     const Tensor* data = has_table ? &table : in[0];
@@ -235,8 +258,14 @@ class GatherOp : public Op {
         if (q) {
           const int64_t p = q->granularity == pack::Gran::kPerTensor ? 0 : k;
           const float s = q->scales[p], z = static_cast<float>(q->zero_points[p]), qmin = static_cast<float>(q->qmin());
-          for (int64_t t = 0; t < inner; ++t)
-            y.f[dst + t] = s * (static_cast<float>(pack::unpack_one(q->packed.data(), src + t, q->bits)) + qmin - z);
+          if (src * q->bits % 8 == 0) {  // the row starts on a byte: unpack it in one go
+            codes_.resize(static_cast<size_t>(inner));
+            pack::unpack_bits(q->packed.data() + src * q->bits / 8, inner, q->bits, codes_.data());
+            for (int64_t t = 0; t < inner; ++t) y.f[dst + t] = s * (static_cast<float>(codes_[t]) + qmin - z);
+          } else {
+            for (int64_t t = 0; t < inner; ++t)
+              y.f[dst + t] = s * (static_cast<float>(pack::unpack_one(q->packed.data(), src + t, q->bits)) + qmin - z);
+          }
         } else if (fl) {
           std::copy(data->f.begin() + src, data->f.begin() + src + inner, y.f.begin() + dst);
         } else {

@@ -79,6 +79,15 @@ RunFn setup_bench(CLI::App& sub) {
     const Timing r1 = time_median([&] { m.run(x1); }, o->runs);
     const Timing r64 = time_median([&] { m.run(x64); }, o->runs64);
     const double rt1 = r1.wall, rt64 = r64.wall;
+    if (o->g.verbose) {  // where batch-1 time goes, per node (stderr)
+      m.set_profile(true);
+      for (int i = 0; i < o->runs; ++i) m.run(x1);
+      m.set_profile(false);
+      auto prof = m.profile();
+      std::sort(prof.begin(), prof.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+      for (size_t i = 0; i < std::min<size_t>(12, prof.size()); ++i)
+        std::fprintf(stderr, "  %-50s %8.4f ms\n", prof[i].first.c_str(), 1e3 * prof[i].second / o->runs);
+    }
     nlohmann::json j = {{"model", o->model}, {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
                         {"batch1_ms", rt1 * 1e3}, {"batch64_images_per_second", double(nb) / rt64},
                         {"batch64_ms", rt64 * 1e3}, {"batch", nb}, {"batch1_cpu_ms", r1.cpu * 1e3},
