@@ -46,6 +46,7 @@ RunFn setup_pack(CLI::App& sub) {
     GlobalOptions g;
     QuantizeJob job;
     std::string out;
+    bool float_model = false;
   };
   auto o = std::make_shared<Opts>();
   o->job.defaults.wbits = 4;
@@ -55,6 +56,8 @@ RunFn setup_pack(CLI::App& sub) {
   sub.add_option("--plan", o->job.plan_path, "QuantPlan (JSON) to apply (else --wbits/--abits/--search as quantize)");
   sub.add_option("--eval", o->job.eval, "Also evaluate the fake-quant simulation on this dataset");
   sub.add_option("-o,--output", o->out, "The .mxq file to write")->required();
+  sub.add_flag("--float", o->float_model,
+               "Pack the prepared float model (BatchNorm folded, nothing quantized): the runtime's fp32 baseline");
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
@@ -63,7 +66,17 @@ RunFn setup_pack(CLI::App& sub) {
     job.qopts.progress = !o->g.quiet;
     MIXQ_CHECK(!same_file(o->out, job.model_path), ErrorKind::kInvalidArgument, "refusing to overwrite the input model '",
                job.model_path, "' with ", o->out);
+    if (o->float_model) {
+      job.calib = "fmnist:train:1";  // the plan/calibration result is discarded below
+      job.eval.clear();
+    }
     QuantizeResult r = run_quantize(job);
+    if (o->float_model) {
+      r.qmodel.graph = r.prepared;
+      r.qmodel.weights.clear();
+      r.qmodel.activations.clear();
+      r.plan.cost.size_bytes = r.plan.cost.float_bytes;
+    }
     nlohmann::json j = write_packed(r, o->out);
     if (r.quant_eval) j["top1_sim"] = r.quant_eval->top1;
     j["avg_wbits"] = r.plan.cost.avg_wbits;
