@@ -45,3 +45,9 @@ void gemm_u8s8_avx512(const uint8_t* A, int64_t lda, int64_t m0, int64_t m1, con
                       int64_t ldc);
 
 }  // namespace mixq::kernels
+
+namespace mixq::kernels {
+// For the micro-benchmarks: `iters` x 8 independent vpdpbusd chains (AVX-512 VNNI), returning a
+// value that depends on every result so the loop is not removed. MACs done = iters * 8 * 64.
+int32_t vnni_peak_loop(int64_t iters);
+}  // namespace mixq::kernels

@@ -45,3 +45,18 @@ void gemm_u8s8_avx512(const uint8_t* A, int64_t lda, int64_t m0, int64_t m1, con
 }
 
 }  // namespace mixq::kernels
+
+namespace mixq::kernels {
+
+int32_t vnni_peak_loop(int64_t iters) {
+  __m512i acc[8];
+  for (int r = 0; r < 8; ++r) acc[r] = _mm512_set1_epi32(r);
+  const __m512i a = _mm512_set1_epi32(0x01010101), b = _mm512_set1_epi32(0x02020202);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int r = 0; r < 8; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], a, b);
+  __m512i s = acc[0];
+  for (int r = 1; r < 8; ++r) s = _mm512_add_epi32(s, acc[r]);
+  return _mm512_reduce_add_epi32(s);
+}
+
+}  // namespace mixq::kernels

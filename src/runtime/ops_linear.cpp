@@ -282,6 +282,7 @@ class LinearOp : public Op {
 // MatMul of two run-time tensors (attention): batched, batch dims broadcast, rank >= 2 each.
 class MatMulOp : public Op {
  public:
+  kernels::Isa isa = kernels::Isa::kRef;
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor &a = *in[0], &b = *in[1];
     RT_CHECK(a.dtype == ElemType::kFloat32 && b.dtype == ElemType::kFloat32 && a.rank() >= 2 && b.rank() >= 2, this,
@@ -317,7 +318,7 @@ class MatMulOp : public Op {
         ib += idx * sb[i];
       }
       kernels::sgemm(a.f.data() + ia * M * K, K, b.f.data() + ib * K * N, N, y.f.data() + t * M * N, N, M, N, K, false,
-                     ctx.threads);
+                     ctx.threads, isa);
     }
     out[0] = std::move(y);
   }
@@ -345,7 +346,9 @@ std::unique_ptr<Op> make_matmul(const BuildCtx& c) {
                        (c.const_input(1) && c.const_input(1)->dims.size() == 2 && !c.const_input(0));
   if (!const_w) {
     MIXQ_CHECK(!c.qweight, ErrorKind::kUnsupported, c.desc, ": a quantized MatMul weight must be the second input");
-    return std::make_unique<MatMulOp>();
+    auto op = std::make_unique<MatMulOp>();
+    op->isa = c.isa;
+    return op;
   }
   std::vector<int64_t> wd;
   const std::vector<float>* fw = float_weight(c, 1, &wd);

@@ -41,13 +41,13 @@ void QLinear::run_int(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_
 void QLinear::run_float(const float* X, int64_t m, float* y, int64_t ysm, int64_t ysn, int threads,
                         std::vector<float>& C) const {
   if (ysn == 1 && ysm == n) {
-    kernels::sgemm(X, k, wt.data(), n, y, n, m, n, k, false, threads);
+    kernels::sgemm(X, k, wt.data(), n, y, n, m, n, k, false, threads, isa);
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
     return;
   }
   C.resize(static_cast<size_t>(m * n));
-  kernels::sgemm(X, k, wt.data(), n, C.data(), n, m, n, k, false, threads);
+  kernels::sgemm(X, k, wt.data(), n, C.data(), n, m, n, k, false, threads, isa);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) y[i * ysm + j * ysn] = C[i * n + j] + bias[j];
 }

@@ -24,6 +24,7 @@ namespace mixq::rt {
 
 struct QLinear {
   int64_t n = 0, k = 0;
+  kernels::Isa isa = kernels::Isa::kRef;
   bool int_path = false;
   std::string why_float;  // why the integer path is not used ("" when it is)
   // activation quantizer (both paths)
@@ -71,6 +72,7 @@ void QLinear::init(const pack::QWeight* qw, const std::vector<float>* fw, int64_
                    int64_t channel_base, int64_t weight_channel_axis, const pack::QAct* act, kernels::Isa isa) {
   n = n_;
   k = k_;
+  this->isa = isa;
   if (act) {
     act_quant = true;
     sa = act->scale;

@@ -81,6 +81,12 @@ TEST(Sgemm, MatchesDoubleReference) {
         for (auto& v : A) v = u(rng);
         for (auto& v : B) v = u(rng);
         kernels::sgemm(A.data(), k, B.data(), n, C.data(), n, m, n, k, false, 2);
+        for (auto isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {  // every path: the same bits
+          if (!kernels::isa_supported(isa)) continue;
+          std::vector<float> D(m * n, 3.0f);
+          kernels::sgemm(A.data(), k, B.data(), n, D.data(), n, m, n, k, false, 1, isa);
+          ASSERT_EQ(D, C) << kernels::isa_name(isa);
+        }
         for (int64_t i = 0; i < m; ++i)
           for (int64_t j = 0; j < n; ++j) {
             double s = 0;
