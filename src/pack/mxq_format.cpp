@@ -373,9 +373,10 @@ std::string write_mxq(const PackedModel& m) {
 PackedModel read_mxq(const std::string& bytes, const std::string& where) {
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   ByteReader h(p, bytes.size(), where);
-  h.need(kHeaderBytes, "the 40-byte header");
-  MIXQ_CHECK(std::equal(kMagic, kMagic + 8, bytes.data()), ErrorKind::kInvalidModel, where,
+  // The magic first (when there are 8 bytes to compare), so a wrong file type is named as such.
+  MIXQ_CHECK(bytes.size() < 8 || std::equal(kMagic, kMagic + 8, bytes.data()), ErrorKind::kInvalidModel, where,
              ": not a .mxq file (bad magic; make one with `mixq pack` or `mixq quantize --pack`)");
+  h.need(kHeaderBytes, "the 40-byte header");
   h.take(8, "magic");
   const uint16_t major = h.u16("version"), minor = h.u16("version");
   const uint32_t endian = h.u32("endianness marker");
