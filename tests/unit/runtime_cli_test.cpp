@@ -60,5 +60,21 @@ TEST(RuntimeCli, BadFilesGetOneClearError) {
   EXPECT_EQ(isa.exit_code, 2) << isa.err;
 }
 
+TEST(RuntimeCli, ProfileWritesALatencyTable) {
+  TempDir d;
+  CliResult r = run_cli({"profile", fixture("fmnist-mlp"), "--bits", "4,8", "--runs", "3", "--rounds", "1", "-o",
+                         d.file("lat.json"), "--json", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_file(d.file("lat.json")));
+  EXPECT_EQ(j, nlohmann::json::parse(r.out));
+  ASSERT_EQ(j["layers"].size(), 3u);
+  for (const auto& L : j["layers"]) {
+    for (const char* b : {"32", "4", "8"}) EXPECT_GT(L["ms"][b].get<double>(), 0.0) << L["name"] << " " << b;
+    EXPECT_FALSE(L["integer"]["32"].get<bool>());
+    EXPECT_TRUE(L["integer"]["4"].get<bool>());
+  }
+  EXPECT_EQ(run_cli({"profile", fixture("fmnist-mlp"), "--bits", "4,9"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace mixq::test

@@ -54,6 +54,7 @@ RunFn setup_quantize(CLI::App& sub);
 RunFn setup_pack(CLI::App& sub);
 RunFn setup_run(CLI::App& sub);
 RunFn setup_bench(CLI::App& sub);
+RunFn setup_profile(CLI::App& sub);
 
 
 }  // namespace mixq::cli

@@ -15,6 +15,7 @@ const Command kCommands[] = {
     {"pack", "Quantize with a plan and store the model at its real bit-widths (.mxq)", setup_pack},
     {"run", "Top-1 accuracy of a packed .mxq model on the libtorch-free runtime", setup_run},
     {"bench", "Batch-1 latency and batch-64 throughput of a .mxq model on the runtime", setup_bench},
+    {"profile", "Per-layer batch-1 latency at each weight bit-width on the runtime (JSON table)", setup_profile},
     {"demo", "Evaluate the bundled Fashion-MNIST models (the default end-to-end job)", setup_demo},
 };
 
