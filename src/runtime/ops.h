@@ -55,6 +55,7 @@ using OpFactory = std::unique_ptr<Op> (*)(const BuildCtx&);
 struct OpRow {
   const char* op;
   OpFactory make;
+  int min_inputs;  // inputs 0 .. min_inputs-1 must be present (checked at load, so ops can rely on it)
 };
 
 const std::vector<OpRow>& elementwise_rows();  // ops_elementwise.cpp

@@ -398,10 +398,10 @@ std::unique_ptr<Op> make_bn(const BuildCtx& c) {
 
 const std::vector<OpRow>& linear_rows() {
   static const std::vector<OpRow> rows = {
-      {"Conv", make_conv},
-      {"Gemm", make_gemm},
-      {"MatMul", make_matmul},
-      {"BatchNormalization", make_bn},
+      {"Conv", make_conv, 2},
+      {"Gemm", make_gemm, 2},
+      {"MatMul", make_matmul, 2},
+      {"BatchNormalization", make_bn, 5},
   };
   return rows;
 }

@@ -330,15 +330,15 @@ std::unique_ptr<Op> make_gather(const BuildCtx& c) {
 
 const std::vector<OpRow>& shape_rows() {
   static const std::vector<OpRow> rows = {
-      {"Reshape", make_reshape},
-      {"Flatten", make_flatten},
-      {"Transpose", make_transpose},
-      {"Unsqueeze", make_unsqueeze<false>},
-      {"Squeeze", make_unsqueeze<true>},
-      {"ReduceMean", make_reduce<true>},
-      {"ReduceSum", make_reduce<false>},
-      {"GlobalAveragePool", make_gap},
-      {"Gather", make_gather},
+      {"Reshape", make_reshape, 2},
+      {"Flatten", make_flatten, 1},
+      {"Transpose", make_transpose, 1},
+      {"Unsqueeze", make_unsqueeze<false>, 1},
+      {"Squeeze", make_unsqueeze<true>, 1},
+      {"ReduceMean", make_reduce<true>, 1},
+      {"ReduceSum", make_reduce<false>, 1},
+      {"GlobalAveragePool", make_gap, 1},
+      {"Gather", make_gather, 2},
   };
   return rows;
 }

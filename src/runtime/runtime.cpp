@@ -54,8 +54,24 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
       for (const auto& s : supported_ops()) list += (list.empty() ? "" : ", ") + s;
       throw Error(ErrorKind::kUnsupported, desc + ": the runtime has no '" + n.op + "' operator (it has: " + list + ")");
     }
+    // Structural checks the ops rely on (a hand-made or buggy file must fail here, not crash).
+    MIXQ_CHECK(!n.outputs.empty() && !n.outputs[0].empty(), ErrorKind::kInvalidModel, desc, " has no output");
+    MIXQ_CHECK(static_cast<int>(n.inputs.size()) >= row->min_inputs, ErrorKind::kInvalidModel, desc, " has ",
+               n.inputs.size(), " inputs, ", n.op, " needs at least ", row->min_inputs);
+    for (int k = 0; k < row->min_inputs; ++k)
+      MIXQ_CHECK(!n.inputs[k].empty(), ErrorKind::kInvalidModel, desc, ": required input ", k, " is missing");
     auto qit = qw_by_node.find(n.name);
     const pack::QWeight* qw = qit == qw_by_node.end() ? nullptr : qit->second;
+    if (qw) {
+      const bool gather = n.op == "Gather";
+      MIXQ_CHECK(gather || n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul", ErrorKind::kInvalidModel, desc,
+                 " has a quantized weight, but only Conv, Gemm, MatMul and Gather layers can");
+      MIXQ_CHECK(n.inputs[gather ? 0 : 1] == qw->tensor, ErrorKind::kInvalidModel, desc, ": its quantized weight '",
+                 qw->tensor, "' must be input ", gather ? 0 : 1);
+      for (size_t k = 0; k < n.inputs.size(); ++k)
+        MIXQ_CHECK(k == size_t(gather ? 0 : 1) || n.inputs[k] != qw->tensor, ErrorKind::kInvalidModel, desc,
+                   " reads its quantized weight twice");
+    }
     const pack::QAct* qa = nullptr;
     if (qw) {
       attached.insert(n.name);

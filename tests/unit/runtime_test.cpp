@@ -237,12 +237,39 @@ TEST(Runtime, LoadErrorsNameTheNode) {
     EXPECT_EQ(e.kind(), ErrorKind::kInvalidModel);
     EXPECT_NE(std::string(e.what()).find("'nowhere'"), std::string::npos) << e.what();
   }
+  auto expect_invalid = [](const pack::PackedModel& bad, const std::string& needle) {
+    try {
+      rt::Model model(bad);
+      FAIL() << "accepted (" << needle << ")";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidModel) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  pack::PackedModel bad = m;
+  bad.nodes[0].inputs = {""};
+  expect_invalid(bad, "required input 0 is missing");
+  bad.nodes[0].inputs = {"x"};
+  bad.nodes[0].outputs = {};
+  expect_invalid(bad, "has no output");
+  bad = m;
+  bad.nodes[0].op = "Add";
+  bad.nodes[0].inputs = {"x"};
+  expect_invalid(bad, "needs at least 2");
+  // A quantized weight attached to a node that is not a layer, or at the wrong input.
+  std::mt19937 rng(1);
+  bad.nodes[0].inputs = {"x", "weird.w"};
+  bad.weights.push_back(random_qweight("weird", {4, 4}, 0, 4, false, rng));
+  expect_invalid(bad, "only Conv, Gemm, MatMul and Gather");
+  bad.nodes[0].op = "MatMul";
+  bad.nodes[0].inputs = {"weird.w", "x"};
+  expect_invalid(bad, "must be input 1");
   m.nodes[0].inputs = {"x"};
   rt::Model ok(m);
-  rt::Tensor bad;
-  bad.shape = {2, 5};
-  bad.f.resize(10);
-  EXPECT_THROW(ok.run({bad}), Error);
+  rt::Tensor wrong;
+  wrong.shape = {2, 5};
+  wrong.f.resize(10);
+  EXPECT_THROW(ok.run({wrong}), Error);
 }
 
 // A fixture quantized for real (W4A8, per-channel, first/last layer 8 bits), packed, written,
