@@ -62,7 +62,7 @@ RunFn setup_quantize(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
     QuantizeJob job;
-    std::string out, plan_out, report;
+    std::string out, plan_out, report, pack;
   };
   auto o = std::make_shared<Opts>();
   o->job.defaults.wbits = 4;
@@ -75,19 +75,21 @@ RunFn setup_quantize(CLI::App& sub) {
   sub.add_option("-o,--output", o->out, "Write the QDQ ONNX model here");
   sub.add_option("--plan-out", o->plan_out, "Write the QuantPlan (JSON) here");
   sub.add_option("--report", o->report, "Write the JSON report here");
+  sub.add_option("--pack", o->pack, "Also write the packed model (.mxq) for `mixq run` / `mixq bench`");
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
     QuantizeJob& job = o->job;
     job.defaults.wbits = job.search_opts.wbits;
     job.qopts.progress = !o->g.quiet;
-    for (const std::string* p : {&o->out, &o->plan_out, &o->report})
+    for (const std::string* p : {&o->out, &o->plan_out, &o->report, &o->pack})
       MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
                  "refusing to overwrite the input model '", job.model_path, "' with ", *p);
     QuantizeResult r = run_quantize(job);
     if (!o->out.empty()) save_onnx(qdq_graph(r.qmodel), o->out);
     if (!o->plan_out.empty()) save_plan(r.plan, o->plan_out);
     nlohmann::json rep = quantize_report(job, r);
+    if (!o->pack.empty()) rep["pack"] = write_packed(r, o->pack);
     if (!o->report.empty()) write_file_atomic(o->report, rep.dump(2) + "\n");
     // Ctrl-C during a method: the outputs above are complete and consistent, but say so.
     const int rc = r.interrupted ? 130 : 0;
@@ -105,6 +107,7 @@ RunFn setup_quantize(CLI::App& sub) {
     if (r.quant_eval) std::printf("top-1 quant %.2f%%\n", r.quant_eval->top1);
     for (const std::string* p : {&o->out, &o->plan_out, &o->report})
       if (!p->empty()) std::printf("wrote %s\n", p->c_str());
+    if (!o->pack.empty()) print_pack_summary(rep["pack"]);
     return rc;
   };
 }

@@ -7,7 +7,18 @@
 #include <string>
 #include <vector>
 
+namespace mixq {
+struct QuantizeJob;
+struct QuantizeResult;
+}  // namespace mixq
+
 namespace mixq::cli {
+
+// Options shared by quantize, pack and demo (cmd_quantize.cpp).
+void add_quant_options(CLI::App& sub, QuantizeJob& job);
+// Packs r.qmodel into `path` (.mxq, atomic) and returns the size report (cmd_pack.cpp).
+nlohmann::json write_packed(const QuantizeResult& r, const std::string& path);
+void print_pack_summary(const nlohmann::json& j);
 
 // Options every subcommand has.
 struct GlobalOptions {
@@ -40,6 +51,10 @@ RunFn setup_info(CLI::App& sub);
 RunFn setup_eval(CLI::App& sub);
 RunFn setup_demo(CLI::App& sub);
 RunFn setup_quantize(CLI::App& sub);
+RunFn setup_pack(CLI::App& sub);
+RunFn setup_run(CLI::App& sub);
+RunFn setup_bench(CLI::App& sub);
+RunFn setup_profile(CLI::App& sub);
 
 
 }  // namespace mixq::cli

@@ -12,6 +12,10 @@ const Command kCommands[] = {
     {"info", "List a model's quantizable layers (op, shape, params, MACs) and totals", setup_info},
     {"eval", "Top-1 accuracy of a model on a dataset", setup_eval},
     {"quantize", "Quantize a model: plan bit-widths, calibrate, evaluate, export QDQ ONNX", setup_quantize},
+    {"pack", "Quantize with a plan and store the model at its real bit-widths (.mxq)", setup_pack},
+    {"run", "Top-1 accuracy of a packed .mxq model on the libtorch-free runtime", setup_run},
+    {"bench", "Batch-1 latency and batch-64 throughput of a .mxq model on the runtime", setup_bench},
+    {"profile", "Per-layer batch-1 latency at each weight bit-width on the runtime (JSON table)", setup_profile},
     {"demo", "Evaluate the bundled Fashion-MNIST models (the default end-to-end job)", setup_demo},
 };
 

@@ -1,0 +1,87 @@
+#include "kernels/gemm_u8s8.h"
+
+#include <algorithm>
+
+#include "mixq/error.h"
+
+namespace mixq::kernels {
+
+PackedB pack_b(const int8_t* B, int64_t n, int64_t k, Isa isa) {
+  PackedB p;
+  p.isa = isa;
+  p.n = n;
+  p.k = k;
+  p.kp = gemm_kp(k);
+  p.row_sums.assign(static_cast<size_t>(n), 0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < k; ++i) p.row_sums[j] += B[j * k + i];
+  auto at = [&](int64_t j, int64_t i) -> int8_t { return j < n && i < k ? B[j * k + i] : int8_t(0); };
+  switch (isa) {
+    case Isa::kRef:
+      p.b8.assign(static_cast<size_t>(n * p.kp), 0);
+      for (int64_t j = 0; j < n; ++j) std::copy(B + j * k, B + j * k + k, p.b8.begin() + j * p.kp);
+      break;
+    case Isa::kAvx512: {
+      const int64_t panels = (n + 15) / 16, k4 = p.kp / 4;
+      p.b8.assign(static_cast<size_t>(panels * k4 * 64), 0);
+      for (int64_t pn = 0; pn < panels; ++pn)
+        for (int64_t q = 0; q < k4; ++q)
+          for (int64_t j = 0; j < 16; ++j)
+            for (int64_t t = 0; t < 4; ++t) p.b8[((pn * k4 + q) * 16 + j) * 4 + t] = at(pn * 16 + j, q * 4 + t);
+      break;
+    }
+    case Isa::kAvx2: {
+      const int64_t panels = (n + 7) / 8, k2 = p.kp / 2;
+      p.b16.assign(static_cast<size_t>(panels * k2 * 16), 0);
+      for (int64_t pn = 0; pn < panels; ++pn)
+        for (int64_t q = 0; q < k2; ++q)
+          for (int64_t j = 0; j < 8; ++j)
+            for (int64_t t = 0; t < 2; ++t) p.b16[((pn * k2 + q) * 8 + j) * 2 + t] = at(pn * 8 + j, q * 2 + t);
+      break;
+    }
+  }
+  return p;
+}
+
+void gemm_u8s8_ref(const uint8_t* A, int64_t lda, int64_t m, const int8_t* B, int64_t n, int64_t k, int32_t* C,
+                   int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      int32_t acc = 0;
+      for (int64_t q = 0; q < k; ++q) acc += int32_t(A[i * lda + q]) * int32_t(B[j * k + q]);
+      C[i * ldc + j] = acc;
+    }
+}
+
+namespace {
+
+void gemm_rows(const uint8_t* A, int64_t lda, int64_t m0, int64_t m1, const PackedB& B, int32_t* C, int64_t ldc) {
+  switch (B.isa) {
+    case Isa::kRef:
+      gemm_u8s8_ref(A + m0 * lda, lda, m1 - m0, B.b8.data(), B.n, B.kp, C + m0 * ldc, ldc);
+      break;
+    case Isa::kAvx2: gemm_u8s8_avx2(A, lda, m0, m1, B, C, ldc); break;
+    case Isa::kAvx512: gemm_u8s8_avx512(A, lda, m0, m1, B, C, ldc); break;
+  }
+}
+
+}  // namespace
+
+void gemm_u8s8(const uint8_t* A, int64_t lda, int64_t m, const PackedB& B, int32_t* C, int64_t ldc, int threads) {
+  MIXQ_ASSERT(lda >= B.kp && ldc >= B.n);
+  // Threads split rows when there are enough of them, else the kernels run on one thread (a
+  // batch-1 GEMV is memory-bound and small here; fork/join would cost more than it saves).
+  const int64_t rows_per = 16;
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, m / rows_per)));
+  if (nt <= 1) {
+    gemm_rows(A, lda, 0, m, B, C, ldc);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int t = 0; t < nt; ++t) {
+    const int64_t b = m * t / nt / 4 * 4, e = t + 1 == nt ? m : m * (t + 1) / nt / 4 * 4;
+    if (e > b) gemm_rows(A, lda, b, e, B, C, ldc);
+  }
+}
+
+}  // namespace mixq::kernels

@@ -1,0 +1,142 @@
+#include "pack/from_qmodel.h"
+
+#include <ATen/ATen.h>
+
+#include <set>
+
+#include "mixq/error.h"
+#include "pack/bitpack.h"
+
+namespace mixq {
+
+namespace {
+
+pack::Tensor to_plain(const std::string& name, const at::Tensor& t0, const std::string& what) {
+  pack::Tensor t;
+  t.name = name;
+  t.dims.assign(t0.sizes().begin(), t0.sizes().end());
+  const at::ScalarType st = t0.scalar_type();
+  if (at::isFloatingType(st)) {
+    at::Tensor c = t0.to(at::kFloat).contiguous();
+    t.dtype = pack::ElemType::kFloat32;
+    t.f.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  } else if (at::isIntegralType(st, /*includeBool=*/true)) {
+    at::Tensor c = t0.to(at::kLong).contiguous();
+    t.dtype = pack::ElemType::kInt64;
+    t.i.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+  } else {
+    throw Error(ErrorKind::kUnsupported, what + " has dtype " + std::string(c10::toString(st)) +
+                                             ", which .mxq cannot store (float and integer tensors only)");
+  }
+  return t;
+}
+
+std::vector<float> floats_of(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kFloat).contiguous().reshape({-1});
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+pack::QWeight pack_weight(const QuantizedWeight& w) {
+  pack::QWeight q;
+  q.node = w.node;
+  q.tensor = w.weight;
+  q.dims.assign(w.codes.sizes().begin(), w.codes.sizes().end());
+  q.bits = w.scheme.bits;
+  q.symmetric = w.scheme.symmetric;
+  q.granularity = pack::Gran(static_cast<uint8_t>(w.scheme.granularity));
+  const int64_t rank = static_cast<int64_t>(q.dims.size());
+  q.axis = w.scheme.granularity == Granularity::kPerTensor ? 0 : (w.scheme.axis < 0 ? w.scheme.axis + rank : w.scheme.axis);
+  q.group_size = w.scheme.granularity == Granularity::kPerGroup ? w.scheme.group_size : 0;
+  q.scales = floats_of(w.params.scale);
+  std::vector<float> z = floats_of(w.params.zero_point);
+  q.zero_points.resize(z.size());
+  for (size_t i = 0; i < z.size(); ++i) q.zero_points[i] = static_cast<int32_t>(z[i]);
+  const std::vector<float> codes = floats_of(w.codes);
+  std::vector<uint16_t> u(codes.size());
+  const int64_t qmin = q.qmin(), qmax = q.qmax();
+  for (size_t i = 0; i < codes.size(); ++i) {
+    const int64_t c = static_cast<int64_t>(codes[i]);
+    MIXQ_CHECK(c >= qmin && c <= qmax && float(c) == codes[i], ErrorKind::kInvalidArgument, "weight '", w.weight,
+               "' of layer '", w.node, "' has code ", codes[i], " outside [", qmin, ", ", qmax, "]");
+    u[i] = static_cast<uint16_t>(c - qmin);
+  }
+  q.packed.resize(pack::packed_bytes(static_cast<int64_t>(u.size()), q.bits));
+  pack::pack_bits(u.data(), static_cast<int64_t>(u.size()), q.bits, q.packed.data());
+  return q;
+}
+
+}  // namespace
+
+pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
+  const Graph& g = qm.graph;
+  pack::PackedModel m;
+  m.metadata = g.metadata;
+  for (const auto* src : {&g.inputs, &g.outputs}) {
+    auto& dst = src == &g.inputs ? m.inputs : m.outputs;
+    for (const auto& v : *src) {
+      pack::ValueDecl d;
+      d.name = v.name;
+      d.dtype = v.dtype == DType::kFloat ? pack::ElemType::kFloat32 : pack::ElemType::kInt64;
+      d.dims = v.dims;
+      dst.push_back(std::move(d));
+    }
+  }
+  std::map<std::string, const QuantizedWeight*> qweights;  // weight name -> its layer
+  for (const auto& w : qm.weights) {
+    MIXQ_CHECK(g.is_initializer(w.weight), ErrorKind::kInvalidArgument, "quantized weight '", w.weight,
+               "' is not an initializer of ", g.source_path);
+    qweights[w.weight] = &w;
+    m.weights.push_back(pack_weight(w));
+  }
+  std::set<std::string> float_needed;  // quantized weights some non-layer node also reads
+  for (const auto& n : g.nodes) {
+    if (n.op_type == "Constant") {
+      const Attribute* v = n.attr("value");
+      MIXQ_CHECK(v && v->type == AttrType::kTensor && n.outputs.size() == 1, ErrorKind::kUnsupported,
+                 g.describe(n), ": only Constant with a 'value' tensor can be packed");
+      m.tensors.push_back(to_plain(n.outputs[0], v->t, g.describe(n)));
+      continue;
+    }
+    pack::Node p;
+    p.name = n.name;
+    p.op = n.op_type;
+    p.inputs = n.inputs;
+    p.outputs = n.outputs;
+    MIXQ_CHECK(n.domain.empty() || n.domain == "ai.onnx", ErrorKind::kUnsupported, g.describe(n),
+               ": operators outside the default ONNX domain cannot be packed");
+    for (const auto& [k, a] : n.attrs) {
+      pack::Attr pa;
+      switch (a.type) {
+        case AttrType::kInt: pa.type = pack::Attr::kInt; pa.i = a.i; break;
+        case AttrType::kFloat: pa.type = pack::Attr::kFloat; pa.f = a.f; break;
+        case AttrType::kString: pa.type = pack::Attr::kString; pa.s = a.s; break;
+        case AttrType::kInts: pa.type = pack::Attr::kInts; pa.ints = a.ints; break;
+        case AttrType::kFloats: pa.type = pack::Attr::kFloats; pa.floats = a.floats; break;
+        default:
+          throw Error(ErrorKind::kUnsupported, g.describe(n) + ": attribute '" + k +
+                                                   "' is a tensor/graph/string list, which .mxq cannot store");
+      }
+      p.attrs[k] = std::move(pa);
+    }
+    for (const auto& in : n.inputs) {
+      auto it = qweights.find(in);
+      if (it != qweights.end() && it->second->node != n.name) float_needed.insert(in);
+    }
+    m.nodes.push_back(std::move(p));
+  }
+  for (const auto& [name, t] : g.initializers)
+    if (!qweights.count(name) || float_needed.count(name))
+      m.tensors.push_back(to_plain(name, t, "initializer '" + name + "'"));
+  for (const auto& a : qm.activations) {
+    pack::QAct q;
+    q.tensor = a.tensor;
+    q.bits = a.scheme.bits;
+    q.symmetric = a.scheme.symmetric;
+    q.scale = a.params.scale.to(at::kFloat).reshape({-1})[0].item<float>();
+    q.zero_point = a.params.zero_point.to(at::kFloat).reshape({-1})[0].item<float>();
+    m.acts.push_back(q);
+  }
+  return m;
+}
+
+}  // namespace mixq

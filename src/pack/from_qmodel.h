@@ -1,0 +1,17 @@
+// QuantizedModel (libtorch tensors) -> PackedModel (plain buffers). The only libtorch-touching file
+// of src/pack; the format core (mxq_format.*, bitpack.*, byte_io.h) stays libtorch-free.
+#pragma once
+
+#include "pack/mxq_format.h"
+#include "quant/qmodel.h"
+
+namespace mixq {
+
+// Every quantized weight becomes packed codes + scales + zero points; every other initializer and
+// every Constant node's value becomes a float32 / int64 tensor (a quantized weight that some other
+// node also reads is additionally stored as float, as the simulation keeps it for that reader).
+// Throws kUnsupported naming the node for what .mxq cannot hold (string/graph attributes, tensor
+// attributes other than Constant's value, non-numeric initializers).
+pack::PackedModel pack_quantized_model(const QuantizedModel& qm);
+
+}  // namespace mixq

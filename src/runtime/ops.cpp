@@ -1,0 +1,58 @@
+#include "runtime/ops.h"
+
+#include <sstream>
+
+#include "mixq/error.h"
+
+namespace mixq::rt {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+int64_t BuildCtx::int_attr(const std::string& k, int64_t def) const {
+  const pack::Attr* a = node.attr(k);
+  if (!a) return def;
+  MIXQ_CHECK(a->type == pack::Attr::kInt, ErrorKind::kInvalidModel, desc, ": attribute '", k, "' is not an int");
+  return a->i;
+}
+
+float BuildCtx::float_attr(const std::string& k, float def) const {
+  const pack::Attr* a = node.attr(k);
+  if (!a) return def;
+  MIXQ_CHECK(a->type == pack::Attr::kFloat, ErrorKind::kInvalidModel, desc, ": attribute '", k, "' is not a float");
+  return a->f;
+}
+
+std::vector<int64_t> BuildCtx::ints_attr(const std::string& k, std::vector<int64_t> def) const {
+  const pack::Attr* a = node.attr(k);
+  if (!a) return def;
+  MIXQ_CHECK(a->type == pack::Attr::kInts, ErrorKind::kInvalidModel, desc, ": attribute '", k, "' is not ints");
+  return a->ints;
+}
+
+const pack::Tensor* BuildCtx::const_input(size_t idx) const {
+  if (idx >= node.inputs.size() || node.inputs[idx].empty()) return nullptr;
+  auto it = consts.find(node.inputs[idx]);
+  return it == consts.end() ? nullptr : it->second;
+}
+
+const OpRow* find_op(const std::string& op) {
+  for (const auto* rows : {&elementwise_rows(), &shape_rows(), &linear_rows()})
+    for (const auto& r : *rows)
+      if (op == r.op) return &r;
+  return nullptr;
+}
+
+std::vector<std::string> supported_ops() {
+  std::vector<std::string> v;
+  for (const auto* rows : {&elementwise_rows(), &shape_rows(), &linear_rows()})
+    for (const auto& r : *rows) v.push_back(r.op);
+  return v;
+}
+
+}  // namespace mixq::rt

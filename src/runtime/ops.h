@@ -1,0 +1,71 @@
+// The runtime's operators: one class per op kind, built once from a packed node (attributes
+// parsed and weights prepared at load), run per batch. The registry is a table (ops.cpp), one row
+// per ONNX op type. No libtorch.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/isa.h"
+#include "pack/mxq_format.h"
+#include "runtime/tensor.h"
+
+namespace mixq::rt {
+
+struct BuildCtx {
+  const pack::Node& node;
+  std::string desc;                                   // "node 'conv1' (Conv)" for messages
+  const std::map<std::string, const pack::Tensor*>& consts;  // every stored tensor by name
+  const pack::QWeight* qweight = nullptr;             // this node's quantized weight, if a layer
+  const pack::QAct* qact = nullptr;                   // the quantizer of its data input, if any
+  kernels::Isa isa = kernels::Isa::kRef;
+
+  int64_t int_attr(const std::string& k, int64_t def) const;
+  float float_attr(const std::string& k, float def) const;
+  std::vector<int64_t> ints_attr(const std::string& k, std::vector<int64_t> def = {}) const;
+  // The stored tensor feeding input `idx`, or nullptr when it is computed at run time.
+  const pack::Tensor* const_input(size_t idx) const;
+};
+
+struct RunCtx {
+  int threads = 1;
+  // Non-null when input 0 dies at this op (its last reader, not a stored tensor or graph output):
+  // an elementwise op may then reuse its buffer instead of copying (`take_input0`).
+  Tensor* donor = nullptr;
+};
+
+// Input 0's tensor to overwrite: moved from the donor when allowed, else a copy.
+inline Tensor take_input0(const std::vector<const Tensor*>& in, const RunCtx& ctx) {
+  return ctx.donor ? std::move(*ctx.donor) : *in[0];
+}
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  // in[i] is null for omitted optional inputs and for the quantized weight (held by the op).
+  virtual void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) = 0;
+  // Whether a quantized layer runs on the integer kernels; else `why` says what kept it float.
+  virtual bool int_path(std::string* why) const { *why = "float kernels only"; return false; }
+  std::string desc;
+};
+
+using OpFactory = std::unique_ptr<Op> (*)(const BuildCtx&);
+struct OpRow {
+  const char* op;
+  OpFactory make;
+  int min_inputs;  // inputs 0 .. min_inputs-1 must be present (checked at load, so ops can rely on it)
+};
+
+const std::vector<OpRow>& elementwise_rows();  // ops_elementwise.cpp
+const std::vector<OpRow>& shape_rows();        // ops_shape.cpp
+const std::vector<OpRow>& linear_rows();       // ops_linear.cpp (Conv, Gemm, MatMul, BN)
+// The row for `op`, or nullptr.
+const OpRow* find_op(const std::string& op);
+std::vector<std::string> supported_ops();
+
+// Run-time checks inside ops: kRuntime naming the op.
+#define RT_CHECK(cond, op, ...) MIXQ_CHECK(cond, ::mixq::ErrorKind::kRuntime, (op)->desc, ": ", __VA_ARGS__)
+
+}  // namespace mixq::rt

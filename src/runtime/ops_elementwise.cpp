@@ -1,0 +1,282 @@
+// Elementwise operators: numpy-broadcast binaries (float32 and int64), float unaries, Clip, Cast,
+// Softmax. Semantics follow ONNX opset 13 (the fixtures' opset); rounding is half-to-even like
+// the executor.
+#include <algorithm>
+#include <cmath>
+
+#include "mixq/error.h"
+#include "runtime/ops.h"
+
+namespace mixq::rt {
+
+namespace {
+
+// Output shape of a numpy broadcast, or a kRuntime error naming both shapes.
+std::vector<int64_t> broadcast_shape(const Op* op, const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  const size_t r = std::max(a.size(), b.size());
+  std::vector<int64_t> out(r);
+  for (size_t i = 0; i < r; ++i) {
+    const int64_t da = i + a.size() >= r ? a[i + a.size() - r] : 1;
+    const int64_t db = i + b.size() >= r ? b[i + b.size() - r] : 1;
+    RT_CHECK(da == db || da == 1 || db == 1, op, "shapes ", shape_str(a), " and ", shape_str(b),
+             " do not broadcast");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+// Element strides of `s` seen through a broadcast to rank r (0 on broadcast dims).
+std::vector<int64_t> bstrides(const std::vector<int64_t>& s, const std::vector<int64_t>& out) {
+  const size_t r = out.size();
+  std::vector<int64_t> st(r, 0);
+  int64_t acc = 1;
+  for (size_t k = s.size(); k-- > 0;) {
+    const size_t i = k + r - s.size();
+    st[i] = s[k] == 1 ? 0 : acc;
+    acc *= s[k];
+  }
+  return st;
+}
+
+// Calls f(out_index, a_index, b_index) over the broadcast, the last dim as the inner loop.
+template <typename F>
+void for_broadcast(const std::vector<int64_t>& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb,
+                   F f) {
+  int64_t n = 1;
+  for (int64_t d : out) n *= d;
+  if (n == 0) return;
+  if (out.empty()) { f(0, 0, 0); return; }
+  const size_t r = out.size();
+  const int64_t inner = out[r - 1], ia = sa[r - 1], ib = sb[r - 1];
+  std::vector<int64_t> idx(r, 0);
+  int64_t oa = 0, ob = 0;
+  for (int64_t o = 0; o < n; o += inner) {
+    for (int64_t j = 0; j < inner; ++j) f(o + j, oa + j * ia, ob + j * ib);
+    for (size_t d = r - 1; d-- > 0;) {  // advance the outer index
+      ++idx[d];
+      oa += sa[d];
+      ob += sb[d];
+      if (idx[d] < out[d]) break;
+      oa -= sa[d] * out[d];
+      ob -= sb[d] * out[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+enum class Bin { kAdd, kSub, kMul, kDiv, kPow };
+
+template <Bin K>
+class BinaryOp : public Op {
+ public:
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    RT_CHECK(in.size() == 2 && in[0] && in[1], this, "needs two inputs");
+    const Tensor &a = *in[0], &b = *in[1];
+    if (ctx.donor && a.dtype == ElemType::kFloat32 && b.dtype == ElemType::kFloat32 && a.shape == b.shape &&
+        in[0] != in[1]) {
+      Tensor y = take_input0(in, ctx);  // a's buffer, reused (a aliases it: read b only)
+      const float* pb = b.f.data();
+      for (size_t i = 0; i < y.f.size(); ++i) y.f[i] = apply(y.f[i], pb[i]);
+      out[0] = std::move(y);
+      return;
+    }
+    const std::vector<int64_t> shape = broadcast_shape(this, a.shape, b.shape);
+    const auto sa = bstrides(a.shape, shape), sb = bstrides(b.shape, shape);
+    if (a.dtype == ElemType::kFloat32 && b.dtype == ElemType::kFloat32) {
+      Tensor y = Tensor::floats(shape);
+      const float *pa = a.f.data(), *pb = b.f.data();
+      float* py = y.f.data();
+      if (a.shape == b.shape) {
+        for (int64_t i = 0, n = y.numel(); i < n; ++i) py[i] = apply(pa[i], pb[i]);
+      } else {
+        for_broadcast(shape, sa, sb, [&](int64_t o, int64_t ia, int64_t ib) { py[o] = apply(pa[ia], pb[ib]); });
+      }
+      out[0] = std::move(y);
+    } else {
+      RT_CHECK(a.dtype == ElemType::kInt64 && b.dtype == ElemType::kInt64 && K != Bin::kPow, this,
+               "mixed or unsupported element types");
+      Tensor y = Tensor::ints(shape);
+      const int64_t *pa = a.i.data(), *pb = b.i.data();
+      int64_t* py = y.i.data();
+      for_broadcast(shape, sa, sb, [&](int64_t o, int64_t ia, int64_t ib) {
+        if (K == Bin::kDiv) RT_CHECK(pb[ib] != 0, this, "integer division by zero");
+        py[o] = applyi(pa[ia], pb[ib]);
+      });
+      out[0] = std::move(y);
+    }
+  }
+
+ private:
+  static float apply(float x, float y) {
+    switch (K) {
+      case Bin::kAdd: return x + y;
+      case Bin::kSub: return x - y;
+      case Bin::kMul: return x * y;
+      case Bin::kDiv: return x / y;
+      case Bin::kPow: return y == 2.0f ? x * x : std::pow(x, y);
+    }
+    return 0;
+  }
+  static int64_t applyi(int64_t x, int64_t y) {
+    switch (K) {
+      case Bin::kAdd: return x + y;
+      case Bin::kSub: return x - y;
+      case Bin::kMul: return x * y;
+      default: return x / y;
+    }
+  }
+};
+
+enum class Un { kRelu, kSqrt, kErf, kRound, kSigmoid, kTanh, kExp, kNeg, kAbs };
+
+template <Un K>
+class UnaryOp : public Op {
+ public:
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
+    Tensor y = take_input0(in, ctx);
+    for (float& v : y.f) v = apply(v);
+    out[0] = std::move(y);
+  }
+
+ private:
+  static float apply(float x) {
+    switch (K) {
+      case Un::kRelu: return x > 0 ? x : 0.0f;
+      case Un::kSqrt: return std::sqrt(x);
+      case Un::kErf: return std::erf(x);
+      case Un::kRound: return std::nearbyint(x);
+      case Un::kSigmoid: return 1.0f / (1.0f + std::exp(-x));
+      case Un::kTanh: return std::tanh(x);
+      case Un::kExp: return std::exp(x);
+      case Un::kNeg: return -x;
+      case Un::kAbs: return std::fabs(x);
+    }
+    return x;
+  }
+};
+
+class IdentityOp : public Op {
+ public:
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+    RT_CHECK(!in.empty() && in[0], this, "needs an input");
+    out[0] = *in[0];
+  }
+};
+
+// Clip-13: min/max from optional inputs 1 and 2 (read at run time; usually constants).
+class ClipOp : public Op {
+ public:
+  float amin = -INFINITY, amax = INFINITY;
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
+    float lo = amin, hi = amax;
+    if (in.size() > 1 && in[1]) { RT_CHECK(in[1]->numel() == 1 && !in[1]->f.empty(), this, "min must be a float scalar"); lo = in[1]->f[0]; }
+    if (in.size() > 2 && in[2]) { RT_CHECK(in[2]->numel() == 1 && !in[2]->f.empty(), this, "max must be a float scalar"); hi = in[2]->f[0]; }
+    Tensor y = take_input0(in, ctx);
+    for (float& v : y.f) v = std::min(std::max(v, lo), hi);
+    out[0] = std::move(y);
+  }
+};
+
+class CastOp : public Op {
+ public:
+  int64_t to = 1;
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+    RT_CHECK(!in.empty() && in[0], this, "needs an input");
+    const Tensor& x = *in[0];
+    if (to == 1) {
+      Tensor y = Tensor::floats(x.shape);
+      if (x.dtype == ElemType::kFloat32) y.f = x.f;
+      else for (size_t i = 0; i < x.i.size(); ++i) y.f[i] = static_cast<float>(x.i[i]);
+      out[0] = std::move(y);
+    } else {
+      Tensor y = Tensor::ints(x.shape);
+      if (x.dtype == ElemType::kInt64) y.i = x.i;
+      else for (size_t i = 0; i < x.f.size(); ++i) {
+        RT_CHECK(std::isfinite(x.f[i]), this, "cannot cast ", x.f[i], " to an integer");
+        y.i[i] = static_cast<int64_t>(x.f[i]);  // toward zero, as ONNX Cast
+      }
+      out[0] = std::move(y);
+    }
+  }
+};
+
+class SoftmaxOp : public Op {
+ public:
+  int64_t axis = -1;
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+    RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
+    Tensor y = *in[0];
+    const int64_t r = y.rank(), ax = axis < 0 ? axis + r : axis;
+    RT_CHECK(ax >= 0 && ax < r, this, "axis ", axis, " outside rank ", r);
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < ax; ++d) outer *= y.shape[d];
+    for (int64_t d = ax + 1; d < r; ++d) inner *= y.shape[d];
+    const int64_t n = y.shape[ax];
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t j = 0; j < inner; ++j) {
+        float* p = y.f.data() + o * n * inner + j;
+        float mx = -INFINITY;
+        for (int64_t k = 0; k < n; ++k) mx = std::max(mx, p[k * inner]);
+        float s = 0;
+        for (int64_t k = 0; k < n; ++k) { p[k * inner] = std::exp(p[k * inner] - mx); s += p[k * inner]; }
+        for (int64_t k = 0; k < n; ++k) p[k * inner] /= s;
+      }
+    out[0] = std::move(y);
+  }
+};
+
+template <typename T>
+std::unique_ptr<Op> make(const BuildCtx&) { return std::make_unique<T>(); }
+
+std::unique_ptr<Op> make_clip(const BuildCtx& c) {
+  auto op = std::make_unique<ClipOp>();
+  op->amin = c.float_attr("min", -INFINITY);  // Clip < 11 kept them as attributes
+  op->amax = c.float_attr("max", INFINITY);
+  return op;
+}
+
+std::unique_ptr<Op> make_cast(const BuildCtx& c) {
+  auto op = std::make_unique<CastOp>();
+  op->to = c.int_attr("to", 1);
+  MIXQ_CHECK(op->to == 1 || op->to == 7 || op->to == 6, ErrorKind::kUnsupported, c.desc, ": Cast to dtype ", op->to,
+             " (the runtime holds float32 and int64 only)");
+  if (op->to == 6) op->to = 7;  // int32 is held as int64
+  return op;
+}
+
+std::unique_ptr<Op> make_softmax(const BuildCtx& c) {
+  auto op = std::make_unique<SoftmaxOp>();
+  op->axis = c.int_attr("axis", -1);
+  return op;
+}
+
+}  // namespace
+
+const std::vector<OpRow>& elementwise_rows() {
+  static const std::vector<OpRow> rows = {
+      {"Add", make<BinaryOp<Bin::kAdd>>, 2},
+      {"Sub", make<BinaryOp<Bin::kSub>>, 2},
+      {"Mul", make<BinaryOp<Bin::kMul>>, 2},
+      {"Div", make<BinaryOp<Bin::kDiv>>, 2},
+      {"Pow", make<BinaryOp<Bin::kPow>>, 2},
+      {"Relu", make<UnaryOp<Un::kRelu>>, 1},
+      {"Sqrt", make<UnaryOp<Un::kSqrt>>, 1},
+      {"Erf", make<UnaryOp<Un::kErf>>, 1},
+      {"Round", make<UnaryOp<Un::kRound>>, 1},
+      {"Sigmoid", make<UnaryOp<Un::kSigmoid>>, 1},
+      {"Tanh", make<UnaryOp<Un::kTanh>>, 1},
+      {"Exp", make<UnaryOp<Un::kExp>>, 1},
+      {"Neg", make<UnaryOp<Un::kNeg>>, 1},
+      {"Abs", make<UnaryOp<Un::kAbs>>, 1},
+      {"Identity", make<IdentityOp>, 1},
+      {"Dropout", make<IdentityOp>, 1},
+      {"Clip", make_clip, 1},
+      {"Cast", make_cast, 1},
+      {"Softmax", make_softmax, 1},
+  };
+  return rows;
+}
+
+}  // namespace mixq::rt

@@ -1,0 +1,409 @@
+// Conv (im2col + GEMM, direct depthwise), Gemm and MatMul with a constant weight (quantized or
+// float, through QLinear), float MatMul of two activations (attention), BatchNormalization.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/sgemm.h"
+#include "mixq/error.h"
+#include "runtime/ops.h"
+#include "runtime/qlinear.h"
+
+namespace mixq::rt {
+
+namespace {
+
+// The constant float weight of input `idx` when not quantized; kUnsupported when it is computed.
+const std::vector<float>* float_weight(const BuildCtx& c, size_t idx, std::vector<int64_t>* dims) {
+  if (c.qweight && idx < c.node.inputs.size() && c.node.inputs[idx] == c.qweight->tensor) {
+    *dims = c.qweight->dims;
+    return nullptr;
+  }
+  const pack::Tensor* t = c.const_input(idx);
+  MIXQ_CHECK(t && t->dtype == ElemType::kFloat32, ErrorKind::kUnsupported, c.desc, ": input ", idx,
+             " (the weight) must be a stored float tensor for the runtime");
+  *dims = t->dims;
+  return &t->f;
+}
+
+std::vector<float> bias_of(const BuildCtx& c, size_t idx, int64_t n, float beta = 1.0f) {
+  std::vector<float> b(static_cast<size_t>(n), 0.0f);
+  if (idx >= c.node.inputs.size() || c.node.inputs[idx].empty()) return b;
+  const pack::Tensor* t = c.const_input(idx);
+  MIXQ_CHECK(t && t->dtype == ElemType::kFloat32 && (t->numel() == n || t->numel() == 1), ErrorKind::kUnsupported,
+             c.desc, ": the bias must be a stored float tensor of ", n, " values (or 1)");
+  for (int64_t j = 0; j < n; ++j) b[j] = beta * t->f[t->numel() == 1 ? 0 : j];
+  return b;
+}
+
+class ConvOp : public Op {
+ public:
+  int64_t O = 0, Ig = 0, G = 1, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  int64_t pt = 0, pl = 0, pb = 0, pr = 0;
+  bool depthwise = false;
+  std::vector<QLinear> lin;  // one per group (depthwise: one for all channels, k = kh*kw)
+  bool int_path(std::string* why) const override { *why = lin[0].why_float; return lin[0].int_path; }
+
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    const Tensor& x = *in[0];
+    RT_CHECK(x.dtype == ElemType::kFloat32 && x.rank() == 4 && x.shape[1] == Ig * G, this, "input ",
+             shape_str(x.shape), " does not fit weight with ", Ig * G, " input channels");
+    const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+    const int64_t OH = (H + pt + pb - dh * (kh - 1) - 1) / sh + 1, OW = (W + pl + pr - dw * (kw - 1) - 1) / sw + 1;
+    RT_CHECK(OH > 0 && OW > 0, this, "input ", shape_str(x.shape), " is smaller than the kernel");
+    const int64_t P = OH * OW, K = Ig * kh * kw;
+    Tensor y = Tensor::floats({N, O, OH, OW});
+    const QLinear& L0 = lin[0];
+    if (L0.int_path) {
+      std::vector<uint8_t> codes(static_cast<size_t>(x.numel()));
+      L0.quantize_act(x.f.data(), x.numel(), codes.data());
+      const uint8_t zpad = static_cast<uint8_t>(L0.za);
+      if (depthwise) {
+        depthwise_int(codes.data(), N, C, H, W, OH, OW, y.f.data());
+      } else {
+        const int64_t kp = kernels::gemm_kp(K);
+        std::vector<uint8_t> A(static_cast<size_t>(P * kp));
+        std::vector<int32_t> rsum(static_cast<size_t>(P));
+        std::vector<int32_t> scratch;
+        std::vector<uint8_t> hwc(static_cast<size_t>(C * H * W));
+        for (int64_t b = 0; b < N; ++b) {
+          to_hwc(codes.data() + b * C * H * W, C, H * W, hwc.data());
+          for (int64_t g = 0; g < G; ++g) {
+            const uint8_t* src = hwc.data() + g * Ig;
+            for (int64_t p = 0; p < P; ++p) {
+              im2col_row(src, C, H, W, p / OW, p % OW, zpad, A.data() + p * kp);
+              std::fill(A.data() + p * kp + K, A.data() + (p + 1) * kp, uint8_t(0));
+              int32_t s = 0;
+              for (int64_t q = 0; q < K; ++q) s += A[p * kp + q];
+              rsum[p] = s;
+            }
+            const int64_t Og = O / G;
+            lin[g].run_int(A.data(), kp, rsum.data(), P, y.f.data() + (b * O + g * Og) * P, 1, P, ctx.threads, scratch);
+          }
+        }
+      }
+    } else {
+      std::vector<float> xf(static_cast<size_t>(x.numel()));
+      L0.fake_quant_act(x.f.data(), x.numel(), xf.data());
+      if (depthwise) {
+        depthwise_float(xf.data(), N, C, H, W, OH, OW, y.f.data());
+      } else {
+        std::vector<float> A(static_cast<size_t>(P * K)), scratch, hwc(static_cast<size_t>(C * H * W));
+        for (int64_t b = 0; b < N; ++b) {
+          to_hwc(xf.data() + b * C * H * W, C, H * W, hwc.data());
+          for (int64_t g = 0; g < G; ++g) {
+            const float* src = hwc.data() + g * Ig;
+            for (int64_t p = 0; p < P; ++p) im2col_row(src, C, H, W, p / OW, p % OW, 0.0f, A.data() + p * K);
+            const int64_t Og = O / G;
+            lin[g].run_float(A.data(), P, y.f.data() + (b * O + g * Og) * P, 1, P, ctx.threads, scratch);
+          }
+        }
+      }
+    }
+    out[0] = std::move(y);
+  }
+
+ private:
+  // [C][HW] -> [HW][C]: im2col then copies a tap's Ig channels as one contiguous run.
+  template <typename T>
+  static void to_hwc(const T* src, int64_t C, int64_t HW, T* dst) {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < HW; ++i) dst[i * C + c] = src[c * HW + i];
+  }
+
+  // One im2col row from a channels-last image (src points at the group's first channel, C is the
+  // row stride): the K = kh*kw*Ig inputs of output pixel (oy, ox) in (ky, kx, ci) order (the weight
+  // rows are laid out to match at load), `pad` outside the image (the activation code of 0.0, or
+  // 0.0f).
+  template <typename T>
+  void im2col_row(const T* src, int64_t C, int64_t H, int64_t W, int64_t oy, int64_t ox, T pad, T* a) const {
+    // Members copied to locals: stores through a uint8_t* may alias anything, so the compiler
+    // would otherwise reload every member after every byte written.
+    const int64_t KW = kw, KH = kh, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw, IG = Ig;
+    for (int64_t ky = 0; ky < KH; ++ky) {
+      const int64_t iy = oy * SH - PT + ky * DH;
+      for (int64_t kx = 0; kx < KW; ++kx, a += IG) {
+        const int64_t ix = ox * SW - PL + kx * DW;
+        if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+          std::fill(a, a + IG, pad);
+        } else {
+          std::memcpy(a, src + (iy * W + ix) * C, static_cast<size_t>(IG) * sizeof(T));
+        }
+      }
+    }
+  }
+
+  // Direct depthwise convolution on codes: acc = sum (a - za')(w - zw'), exact int32. Loops run
+  // tap by tap over a whole output row (an int32 accumulator row), so the inner loop has no bounds
+  // checks and vectorises; the valid ox range of each tap is computed once.
+  void depthwise_int(const uint8_t* codes, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                     float* y) const {
+    const QLinear& L = lin[0];
+    const int64_t KH = kh, KW = kw, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw, T = KH * KW;
+    std::vector<int32_t> acc(static_cast<size_t>(OW));
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t c = 0; c < C; ++c) {
+        const uint8_t* src = codes + (b * C + c) * H * W;
+        const int32_t za = L.za, zw = L.zw[c];
+        float* dst = y + (b * C + c) * OH * OW;
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          std::fill(acc.begin(), acc.end(), 0);
+          for (int64_t ky = 0; ky < KH; ++ky) {
+            const int64_t iy = oy * SH - PT + ky * DH;
+            if (iy < 0 || iy >= H) continue;
+            const uint8_t* row = src + iy * W;
+            for (int64_t kx = 0; kx < KW; ++kx) {
+              const int32_t w = int32_t(L.w8[c * T + ky * KW + kx]) - zw;
+              const int64_t off = kx * DW - PL;  // ix = ox * SW + off
+              const int64_t lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
+              const int64_t hi = std::min<int64_t>(OW, off >= W ? 0 : (W - 1 - off) / SW + 1);
+              int32_t* a = acc.data();
+              if (SW == 1) {
+                const uint8_t* r = row + off;
+                for (int64_t ox = lo; ox < hi; ++ox) a[ox] += (int32_t(r[ox]) - za) * w;
+              } else {
+                for (int64_t ox = lo; ox < hi; ++ox) a[ox] += (int32_t(row[ox * SW + off]) - za) * w;
+              }
+            }
+          }
+          const float s = L.out_scale[c], bias = L.bias[c];
+          for (int64_t ox = 0; ox < OW; ++ox) dst[oy * OW + ox] = s * static_cast<float>(acc[ox]) + bias;
+        }
+      }
+  }
+  void depthwise_float(const float* xf, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                       float* y) const {
+    const QLinear& L = lin[0];
+    const int64_t T = kh * kw;
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t c = 0; c < C; ++c) {
+        const float* src = xf + (b * C + c) * H * W;
+        float* dst = y + (b * C + c) * OH * OW;
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            float acc = 0;
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              const int64_t iy = oy * sh - pt + ky * dh;
+              if (iy < 0 || iy >= H) continue;
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t ix = ox * sw - pl + kx * dw;
+                if (ix < 0 || ix >= W) continue;
+                acc += src[iy * W + ix] * L.wt[(ky * kw + kx) * C + c];
+              }
+            }
+            dst[oy * OW + ox] = acc + L.bias[c];
+          }
+      }
+    (void)T;
+  }
+};
+
+std::unique_ptr<Op> make_conv(const BuildCtx& c) {
+  auto op = std::make_unique<ConvOp>();
+  std::vector<int64_t> wd;
+  const std::vector<float>* fw = float_weight(c, 1, &wd);
+  MIXQ_CHECK(wd.size() == 4, ErrorKind::kUnsupported, c.desc, ": only 2-D convolutions run in the runtime (weight ",
+             shape_str(wd), ")");
+  const std::string ap = c.node.attr("auto_pad") ? c.node.attr("auto_pad")->s : "NOTSET";
+  MIXQ_CHECK(ap == "NOTSET" || ap.empty(), ErrorKind::kUnsupported, c.desc, ": auto_pad ", ap, " (use explicit pads)");
+  op->O = wd[0];
+  op->Ig = wd[1];
+  op->kh = wd[2];
+  op->kw = wd[3];
+  op->G = c.int_attr("group", 1);
+  const auto st = c.ints_attr("strides", {1, 1}), di = c.ints_attr("dilations", {1, 1}),
+             pads = c.ints_attr("pads", {0, 0, 0, 0});
+  MIXQ_CHECK(st.size() == 2 && di.size() == 2 && pads.size() == 4 && op->G >= 1 && op->O % op->G == 0 &&
+                 st[0] > 0 && st[1] > 0 && di[0] > 0 && di[1] > 0,
+             ErrorKind::kInvalidModel, c.desc, ": bad strides/dilations/pads/group");
+  op->sh = st[0]; op->sw = st[1]; op->dh = di[0]; op->dw = di[1];
+  op->pt = pads[0]; op->pl = pads[1]; op->pb = pads[2]; op->pr = pads[3];
+  const std::vector<float> bias = bias_of(c, 2, op->O);
+  const int64_t Og = op->O / op->G, K = op->Ig * op->kh * op->kw;
+  op->depthwise = op->Ig == 1 && Og == 1 && op->G > 1 && op->kh * op->kw <= 64;
+  if (op->depthwise) {
+    QLinear L;
+    L.bias = bias;
+    L.init(c.qweight, fw, op->O, K, [K](int64_t j, int64_t i) { return j * K + i; }, 0, 0, c.qact, c.isa);
+    op->lin.push_back(std::move(L));
+  } else {
+    for (int64_t g = 0; g < op->G; ++g) {
+      QLinear L;
+      L.bias.assign(bias.begin() + g * Og, bias.begin() + (g + 1) * Og);
+      // Row i of the im2col matrix is (ky, kx, ci); the stored weight is [O][ci][ky][kx].
+      const int64_t Ig = op->Ig, T = op->kh * op->kw;
+      L.init(c.qweight, fw, Og, K,
+             [K, g, Og, Ig, T](int64_t j, int64_t i) { return (g * Og + j) * K + (i % Ig) * T + i / Ig; }, g * Og, 0,
+             c.qact, c.isa);
+      op->lin.push_back(std::move(L));
+    }
+  }
+  return op;
+}
+
+// Gemm / MatMul with a constant weight: y = x W (+ bias), x [..., K].
+class LinearOp : public Op {
+ public:
+  QLinear lin;
+  bool gemm = false;
+  bool int_path(std::string* why) const override { *why = lin.why_float; return lin.int_path; }
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    const Tensor& x = *in[0];
+    RT_CHECK(x.dtype == ElemType::kFloat32 && x.rank() >= 1 && x.shape.back() == lin.k && (!gemm || x.rank() == 2),
+             this, "input ", shape_str(x.shape), " does not fit a weight with K = ", lin.k);
+    const int64_t M = x.numel() / lin.k;
+    std::vector<int64_t> shape = x.shape;
+    shape.back() = lin.n;
+    Tensor y = Tensor::floats(shape);
+    if (lin.int_path) {
+      const int64_t kp = kernels::gemm_kp(lin.k);
+      std::vector<uint8_t> A(static_cast<size_t>(M * kp), 0);
+      std::vector<int32_t> rsum(static_cast<size_t>(M)), scratch;
+      if (kp == lin.k) {
+        lin.quantize_act(x.f.data(), x.numel(), A.data());
+      } else {
+        for (int64_t i = 0; i < M; ++i) lin.quantize_act(x.f.data() + i * lin.k, lin.k, A.data() + i * kp);
+      }
+      for (int64_t i = 0; i < M; ++i) {
+        int32_t s = 0;
+        for (int64_t q = 0; q < lin.k; ++q) s += A[i * kp + q];
+        rsum[i] = s;
+      }
+      lin.run_int(A.data(), kp, rsum.data(), M, y.f.data(), lin.n, 1, ctx.threads, scratch);
+    } else {
+      std::vector<float> xf(static_cast<size_t>(x.numel())), scratch;
+      lin.fake_quant_act(x.f.data(), x.numel(), xf.data());
+      lin.run_float(xf.data(), M, y.f.data(), lin.n, 1, ctx.threads, scratch);
+    }
+    out[0] = std::move(y);
+  }
+};
+
+// MatMul of two run-time tensors (attention): batched, batch dims broadcast, rank >= 2 each.
+class MatMulOp : public Op {
+ public:
+  kernels::Isa isa = kernels::Isa::kRef;
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    const Tensor &a = *in[0], &b = *in[1];
+    RT_CHECK(a.dtype == ElemType::kFloat32 && b.dtype == ElemType::kFloat32 && a.rank() >= 2 && b.rank() >= 2, this,
+             "needs float inputs of rank >= 2, got ", shape_str(a.shape), " and ", shape_str(b.shape));
+    const int64_t M = a.shape[a.rank() - 2], K = a.shape.back(), N = b.shape.back();
+    RT_CHECK(b.shape[b.rank() - 2] == K, this, "inner dims differ: ", shape_str(a.shape), " x ", shape_str(b.shape));
+    const std::vector<int64_t> ab(a.shape.begin(), a.shape.end() - 2), bb(b.shape.begin(), b.shape.end() - 2);
+    const size_t r = std::max(ab.size(), bb.size());
+    std::vector<int64_t> batch(r), sa(r, 0), sb(r, 0);
+    int64_t acc_a = 1, acc_b = 1;
+    for (size_t i = r; i-- > 0;) {
+      const int64_t da = i + ab.size() >= r ? ab[i + ab.size() - r] : 1, db = i + bb.size() >= r ? bb[i + bb.size() - r] : 1;
+      RT_CHECK(da == db || da == 1 || db == 1, this, "batch dims do not broadcast: ", shape_str(a.shape), " x ",
+               shape_str(b.shape));
+      batch[i] = std::max(da, db);
+      sa[i] = da == 1 ? 0 : acc_a;
+      sb[i] = db == 1 ? 0 : acc_b;
+      acc_a *= da;
+      acc_b *= db;
+    }
+    std::vector<int64_t> shape = batch;
+    shape.push_back(M);
+    shape.push_back(N);
+    Tensor y = Tensor::floats(shape);
+    int64_t nb = 1;
+    for (int64_t d : batch) nb *= d;
+    for (int64_t t = 0; t < nb; ++t) {
+      int64_t rem = t, ia = 0, ib = 0;
+      for (size_t i = r; i-- > 0;) {
+        const int64_t idx = rem % batch[i];
+        rem /= batch[i];
+        ia += idx * sa[i];
+        ib += idx * sb[i];
+      }
+      kernels::sgemm(a.f.data() + ia * M * K, K, b.f.data() + ib * K * N, N, y.f.data() + t * M * N, N, M, N, K, false,
+                     ctx.threads, isa);
+    }
+    out[0] = std::move(y);
+  }
+};
+
+std::unique_ptr<Op> make_gemm(const BuildCtx& c) {
+  MIXQ_CHECK(c.int_attr("transA", 0) == 0, ErrorKind::kUnsupported, c.desc, ": transA=1 is not supported");
+  std::vector<int64_t> wd;
+  const std::vector<float>* fw = float_weight(c, 1, &wd);
+  MIXQ_CHECK(wd.size() == 2, ErrorKind::kInvalidModel, c.desc, ": weight ", shape_str(wd), " is not 2-D");
+  const bool tb = c.int_attr("transB", 0) != 0;
+  const int64_t N = tb ? wd[0] : wd[1], K = tb ? wd[1] : wd[0];
+  const float alpha = c.float_attr("alpha", 1.0f), beta = c.float_attr("beta", 1.0f);
+  MIXQ_CHECK(alpha == 1.0f, ErrorKind::kUnsupported, c.desc, ": alpha != 1 is not supported");
+  auto op = std::make_unique<LinearOp>();
+  op->gemm = true;
+  op->lin.bias = bias_of(c, 2, N, beta);
+  if (tb) op->lin.init(c.qweight, fw, N, K, [K](int64_t j, int64_t i) { return j * K + i; }, 0, 0, c.qact, c.isa);
+  else op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa);
+  return op;
+}
+
+std::unique_ptr<Op> make_matmul(const BuildCtx& c) {
+  const bool const_w = (c.qweight && c.node.inputs.size() > 1 && c.node.inputs[1] == c.qweight->tensor) ||
+                       (c.const_input(1) && c.const_input(1)->dims.size() == 2 && !c.const_input(0));
+  if (!const_w) {
+    MIXQ_CHECK(!c.qweight, ErrorKind::kUnsupported, c.desc, ": a quantized MatMul weight must be the second input");
+    auto op = std::make_unique<MatMulOp>();
+    op->isa = c.isa;
+    return op;
+  }
+  std::vector<int64_t> wd;
+  const std::vector<float>* fw = float_weight(c, 1, &wd);
+  MIXQ_CHECK(wd.size() == 2, ErrorKind::kUnsupported, c.desc, ": a quantized MatMul weight must be 2-D, got ",
+             shape_str(wd));
+  const int64_t K = wd[0], N = wd[1];
+  auto op = std::make_unique<LinearOp>();
+  op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa);
+  return op;
+}
+
+class BatchNormOp : public Op {
+ public:
+  std::vector<float> mul, add;
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+    Tensor y = *in[0];
+    const int64_t C = static_cast<int64_t>(mul.size());
+    RT_CHECK(y.rank() >= 2 && y.shape[1] == C, this, "input ", shape_str(y.shape), " has not ", C, " channels");
+    int64_t inner = 1;
+    for (int64_t d = 2; d < y.rank(); ++d) inner *= y.shape[d];
+    for (int64_t b = 0; b < y.shape[0]; ++b)
+      for (int64_t ch = 0; ch < C; ++ch) {
+        float* p = y.f.data() + (b * C + ch) * inner;
+        for (int64_t i = 0; i < inner; ++i) p[i] = p[i] * mul[ch] + add[ch];
+      }
+    out[0] = std::move(y);
+  }
+};
+
+std::unique_ptr<Op> make_bn(const BuildCtx& c) {
+  const pack::Tensor *s = c.const_input(1), *b = c.const_input(2), *m = c.const_input(3), *v = c.const_input(4);
+  MIXQ_CHECK(s && b && m && v, ErrorKind::kUnsupported, c.desc, ": BatchNormalization needs stored parameters");
+  const float eps = c.float_attr("epsilon", 1e-5f);
+  auto op = std::make_unique<BatchNormOp>();
+  const int64_t C = s->numel();
+  MIXQ_CHECK(b->numel() == C && m->numel() == C && v->numel() == C, ErrorKind::kInvalidModel, c.desc,
+             ": parameter sizes differ");
+  for (int64_t i = 0; i < C; ++i) {
+    const float k = s->f[i] / std::sqrt(v->f[i] + eps);
+    op->mul.push_back(k);
+    op->add.push_back(b->f[i] - m->f[i] * k);
+  }
+  return op;
+}
+
+}  // namespace
+
+const std::vector<OpRow>& linear_rows() {
+  static const std::vector<OpRow> rows = {
+      {"Conv", make_conv, 2},
+      {"Gemm", make_gemm, 2},
+      {"MatMul", make_matmul, 2},
+      {"BatchNormalization", make_bn, 5},
+  };
+  return rows;
+}
+
+}  // namespace mixq::rt

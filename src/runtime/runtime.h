@@ -1,0 +1,65 @@
+// The libtorch-free runtime: loads a .mxq model and runs it on float32 (and int64) tensors.
+//
+//   rt::Model m = rt::Model::load("model.mxq");        // or Model(PackedModel)
+//   std::vector<rt::Tensor> y = m.run({x});            // x: [batch, ...] float32
+//
+// Load checks the graph (every value defined before use, every op supported, weights attached to
+// the layer that reads them) and prepares each op once (weights unpacked for the chosen ISA). A
+// Model is not safe to run from two threads at once; `threads` sets the kernels' thread count.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/isa.h"
+#include "pack/mxq_format.h"
+#include "runtime/ops.h"
+#include "runtime/tensor.h"
+
+namespace mixq::rt {
+
+struct ModelOptions {
+  kernels::Isa isa = kernels::default_isa();  // MIXQ_ISA or the best this CPU has
+  int threads = 1;
+};
+
+struct LayerPath {  // which kernel path each quantized layer takes (for --verbose and tests)
+  std::string node, op;
+  bool int_path = false;
+  std::string why_float;
+};
+
+class Model {
+ public:
+  explicit Model(pack::PackedModel m, ModelOptions opts = {});
+  static Model load(const std::string& path, ModelOptions opts = {});
+
+  // One tensor per graph input (in order); returns the graph outputs.
+  std::vector<Tensor> run(const std::vector<Tensor>& inputs);
+
+  const pack::PackedModel& packed() const { return *pm_; }
+  const std::vector<LayerPath>& layer_paths() const { return paths_; }
+  void set_threads(int t) { threads_ = t < 1 ? 1 : t; }
+  kernels::Isa isa() const { return isa_; }
+  // Per-node wall time of the last runs, accumulated while profiling is on.
+  void set_profile(bool on) { profile_ = on; }
+  std::vector<std::pair<std::string, double>> profile() const;  // (node name, seconds)
+
+ private:
+  std::unique_ptr<pack::PackedModel> pm_;  // ops point into it
+  kernels::Isa isa_;
+  int threads_ = 1;
+  std::vector<std::unique_ptr<Op>> ops_;
+  std::vector<std::vector<int>> op_in_, op_out_;  // value slots (-1: none / held by the op)
+  std::vector<std::vector<int>> frees_;           // slots to release after op i
+  std::vector<bool> donate_;                      // op i may reuse input 0's buffer
+  std::vector<Tensor> slots_;
+  std::vector<bool> is_const_;
+  std::vector<int> input_slots_, output_slots_;
+  std::vector<LayerPath> paths_;
+  bool profile_ = false;
+  std::vector<double> seconds_;
+};
+
+}  // namespace mixq::rt

@@ -1,0 +1,140 @@
+// Kernels against their scalar reference: the integer GEMM on every ISA path this CPU has must be
+// bit-exact (odd sizes, prime strides, full code ranges); the float GEMM against a double-precision
+// loop; the ISA override.
+#include <cstdlib>
+#include <random>
+
+#include "kernels/gemm_u8s8.h"
+#include "kernels/isa.h"
+#include "kernels/quantize.h"
+#include "kernels/sgemm.h"
+#include "quant/reference.h"
+#include "test_util.h"
+
+namespace mixq::test {
+namespace {
+
+std::vector<kernels::Isa> isas() {
+  std::vector<kernels::Isa> v;
+  for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512})
+    if (kernels::isa_supported(isa)) v.push_back(isa);
+  return v;
+}
+
+TEST(GemmU8S8, EveryPathMatchesReferenceExactly) {
+  std::mt19937 rng(3);
+  EXPECT_GE(isas().size(), 1u);
+  for (int64_t m : {1, 2, 3, 4, 5, 17, 64})
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 33})
+      for (int64_t k : {1, 3, 4, 13, 64, 257}) {
+        const int64_t kp = kernels::gemm_kp(k), lda = kp + 7;  // a prime-ish stride beyond kp
+        std::vector<uint8_t> A(static_cast<size_t>(m * lda), 0);
+        std::vector<int8_t> B(static_cast<size_t>(n * k));
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t q = 0; q < k; ++q) A[i * lda + q] = static_cast<uint8_t>(rng());
+        for (auto& b : B) b = static_cast<int8_t>(rng());
+        A[0] = 255;
+        B[0] = -128;  // extremes: the AVX2 path must not saturate
+        const int64_t ldc = n + 3;
+        std::vector<int32_t> ref(static_cast<size_t>(m * ldc), 0);
+        kernels::gemm_u8s8_ref(A.data(), lda, m, B.data(), n, k, ref.data(), ldc);
+        for (auto isa : isas()) {
+          const kernels::PackedB P = kernels::pack_b(B.data(), n, k, isa);
+          for (int threads : {1, 2}) {
+            std::vector<int32_t> C(static_cast<size_t>(m * ldc), 0);
+            kernels::gemm_u8s8(A.data(), lda, m, P, C.data(), ldc, threads);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j)
+                ASSERT_EQ(C[i * ldc + j], ref[i * ldc + j])
+                    << kernels::isa_name(isa) << " m=" << m << " n=" << n << " k=" << k << " at " << i << "," << j;
+          }
+          for (int64_t j = 0; j < n; ++j) {
+            int32_t s = 0;
+            for (int64_t q = 0; q < k; ++q) s += B[j * k + q];
+            ASSERT_EQ(P.row_sums[j], s);
+          }
+        }
+      }
+}
+
+TEST(GemmU8S8, LargeKDoesNotOverflow) {
+  const int64_t m = 5, n = 17, k = 4608;  // 3x3x512: the largest reduction of a common conv
+  std::vector<uint8_t> A(m * k, 255);
+  std::vector<int8_t> B(n * k, -128);
+  std::vector<int32_t> ref(m * n);
+  kernels::gemm_u8s8_ref(A.data(), k, m, B.data(), n, k, ref.data(), n);
+  EXPECT_EQ(ref[0], int32_t(-255 * 128 * k));
+  for (auto isa : isas()) {
+    std::vector<int32_t> C(m * n);
+    kernels::gemm_u8s8(A.data(), k, m, kernels::pack_b(B.data(), n, k, isa), C.data(), n, 2);
+    EXPECT_EQ(C, ref) << kernels::isa_name(isa);
+  }
+}
+
+TEST(Sgemm, MatchesDoubleReference) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (int64_t m : {1, 3, 31})
+    for (int64_t n : {1, 5, 67})
+      for (int64_t k : {1, 2, 129}) {
+        std::vector<float> A(m * k), B(k * n), C(m * n, 7.0f);
+        for (auto& v : A) v = u(rng);
+        for (auto& v : B) v = u(rng);
+        kernels::sgemm(A.data(), k, B.data(), n, C.data(), n, m, n, k, false, 2);
+        for (auto isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {  // every path: the same bits
+          if (!kernels::isa_supported(isa)) continue;
+          std::vector<float> D(m * n, 3.0f);
+          kernels::sgemm(A.data(), k, B.data(), n, D.data(), n, m, n, k, false, 1, isa);
+          ASSERT_EQ(D, C) << kernels::isa_name(isa);
+        }
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            double s = 0;
+            for (int64_t q = 0; q < k; ++q) s += double(A[i * k + q]) * B[q * n + j];
+            ASSERT_NEAR(C[i * n + j], s, 1e-5 * (1 + k)) << m << "x" << n << "x" << k;
+          }
+      }
+}
+
+TEST(QuantizeU8, EveryPathMatchesTheSchemeReference) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0, 3);
+  for (int bits : {2, 4, 8})
+    for (bool sym : {false, true}) {
+      QScheme sc;
+      sc.bits = bits;
+      sc.symmetric = sym;
+      const float scale = 0.037f, zp = sym ? 0.0f : float((1 << bits) / 3);
+      std::vector<float> x(1003);
+      for (size_t i = 0; i < x.size(); ++i)  // every third value an exact tie k + 0.5 (in units of s)
+        x[i] = i % 3 ? nd(rng) : (float(int(i % 41) - 20) + 0.5f) * scale;
+      x[1] = 1e30f;
+      x[2] = -1e30f;
+      for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+        if (!kernels::isa_supported(isa)) continue;
+        std::vector<uint8_t> out(x.size());
+        kernels::quantize_u8(x.data(), static_cast<int64_t>(x.size()), scale, zp, float(sc.qmin()), float(sc.qmax()),
+                             out.data(), isa);
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_EQ(float(out[i]) + float(sc.qmin()), ref::quantize_value(x[i], scale, zp, sc))
+              << kernels::isa_name(isa) << " x=" << x[i] << " bits=" << bits;
+      }
+    }
+}
+
+TEST(Isa, EnvironmentOverride) {
+  const char* old = std::getenv("MIXQ_ISA");
+  std::string saved = old ? old : "";
+  setenv("MIXQ_ISA", "ref", 1);
+  EXPECT_EQ(kernels::default_isa(), kernels::Isa::kRef);
+  setenv("MIXQ_ISA", "sse9", 1);
+  EXPECT_THROW(kernels::default_isa(), Error);
+  if (kernels::isa_supported(kernels::Isa::kAvx2)) {
+    setenv("MIXQ_ISA", "avx2", 1);
+    EXPECT_EQ(kernels::default_isa(), kernels::Isa::kAvx2);
+  }
+  if (old) setenv("MIXQ_ISA", saved.c_str(), 1); else unsetenv("MIXQ_ISA");
+}
+
+}  // namespace
+}  // namespace mixq::test

@@ -1,0 +1,80 @@
+// `mixq pack --plan` / `quantize --pack` / `run` / `bench` end to end through the CLI, and the
+// errors a user sees for a bad .mxq file: one `error:` line naming the file, exit code 3 (invalid
+// model) or 7 (unreadable), never a crash.
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace mixq::test {
+namespace {
+
+TEST(RuntimeCli, PackWithPlanRunAndBench) {
+  TempDir d;
+  const std::string plan = d.file("plan.json"), a = d.file("a.mxq"), b = d.file("b.mxq");
+  CliResult q = run_cli({"quantize", fixture("fmnist-mlp"), "--calib", "fmnist:train:256", "--wbits", "3",
+                         "--plan-out", plan, "--pack", a, "--eval", "fmnist:test:500", "--no-float-eval", "--json", "-q"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const auto jq = nlohmann::json::parse(q.out);
+  EXPECT_EQ(jq["pack"]["predicted_bytes"], jq["size_bytes"]);
+  EXPECT_GT(jq["pack"]["file_bytes"].get<int64_t>(), jq["size_bytes"].get<int64_t>());  // + header + graph
+  EXPECT_EQ(jq["pack"]["payload_bytes"], jq["size_bytes"]);  // the MLP has no Constant nodes
+  CliResult p = run_cli({"pack", fixture("fmnist-mlp"), "--plan", plan, "--calib", "fmnist:train:256", "-o", b,
+                         "--json", "-q"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(read_file(a), read_file(b));  // same plan, same calibration: the same bytes
+  CliResult r = run_cli({"run", b, "--data", "fmnist:test:500", "--json", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto jr = nlohmann::json::parse(r.out);
+  EXPECT_NEAR(jr["top1"].get<double>(), jq["top1_quant"].get<double>(), 0.2 + 1e-9);  // one image of 500
+  EXPECT_EQ(jr["integer_layers"], 3);
+  CliResult bb = run_cli({"bench", b, "--runs", "3", "--runs64", "1", "--json", "-q"});
+  ASSERT_EQ(bb.exit_code, 0) << bb.err;
+  EXPECT_GT(nlohmann::json::parse(bb.out)["batch1_ms"].get<double>(), 0);
+}
+
+TEST(RuntimeCli, BadFilesGetOneClearError) {
+  TempDir d;
+  const std::string good = d.file("g.mxq");
+  CliResult q = run_cli({"pack", fixture("fmnist-mlp"), "--calib", "fmnist:train:64", "-o", good, "-q"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const std::string bytes = read_file(good);
+  struct Case {
+    std::string name, content, needle;
+  };
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x10;
+  const Case cases[] = {{"trunc.mxq", bytes.substr(0, bytes.size() / 3), "truncated"},
+                        {"flip.mxq", flipped, "checksum mismatch"},
+                        {"text.mxq", "hello, not a model", "not a .mxq file"},
+                        {"empty.mxq", "", "truncated"}};
+  for (const Case& c : cases) {
+    write_file(d.file(c.name), c.content);
+    CliResult r = run_cli({"run", d.file(c.name), "--data", "fmnist:test:10"});
+    EXPECT_EQ(r.exit_code, 3) << c.name << ": " << r.err;
+    EXPECT_NE(r.err.find("error: " + d.file(c.name)), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+  }
+  CliResult m = run_cli({"bench", d.file("missing.mxq")});
+  EXPECT_EQ(m.exit_code, 7) << m.err;
+  CliResult isa = run_cli({"run", good, "--isa", "sse9", "--data", "fmnist:test:10"});
+  EXPECT_EQ(isa.exit_code, 2) << isa.err;
+}
+
+TEST(RuntimeCli, ProfileWritesALatencyTable) {
+  TempDir d;
+  CliResult r = run_cli({"profile", fixture("fmnist-mlp"), "--bits", "4,8", "--runs", "3", "--rounds", "1", "-o",
+                         d.file("lat.json"), "--json", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read_file(d.file("lat.json")));
+  EXPECT_EQ(j, nlohmann::json::parse(r.out));
+  ASSERT_EQ(j["layers"].size(), 3u);
+  for (const auto& L : j["layers"]) {
+    for (const char* b : {"32", "4", "8"}) EXPECT_GT(L["ms"][b].get<double>(), 0.0) << L["name"] << " " << b;
+    EXPECT_FALSE(L["integer"]["32"].get<bool>());
+    EXPECT_TRUE(L["integer"]["4"].get<bool>());
+  }
+  EXPECT_EQ(run_cli({"profile", fixture("fmnist-mlp"), "--bits", "4,9"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace mixq::test

@@ -1,0 +1,341 @@
+// The runtime against references: hand-built quantized Conv / Gemm / MatMul layers (every weight
+// bit-width, symmetric and asymmetric, odd shapes, prime strides, padding, dilation, groups,
+// depthwise) against a double-precision loop over the simulation's fake-quantized values; every
+// fixture model packed from a real quantization against the fake-quant simulation on the
+// executor; and every ISA path bit-identical.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+
+#include "api/quantize_job.h"
+#include "exec/executor.h"
+#include "pack/bitpack.h"
+#include "pack/from_qmodel.h"
+#include "quant/qdq.h"
+#include "runtime/runtime.h"
+#include "test_util.h"
+
+namespace mixq::test {
+namespace {
+
+using kernels::Isa;
+
+std::vector<Isa> isas() {
+  std::vector<Isa> v;
+  for (auto isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512})
+    if (kernels::isa_supported(isa)) v.push_back(isa);
+  return v;
+}
+
+// A weight of `dims` quantized per channel on `axis` at `bits`, codes random over the full range.
+pack::QWeight random_qweight(const std::string& node, const std::vector<int64_t>& dims, int64_t axis, int bits,
+                             bool sym, std::mt19937& rng) {
+  pack::QWeight w;
+  w.node = node;
+  w.tensor = node + ".w";
+  w.dims = dims;
+  w.bits = bits;
+  w.symmetric = sym;
+  w.granularity = pack::Gran::kPerChannel;
+  w.axis = axis;
+  const int64_t C = dims[axis], n = w.numel();
+  std::uniform_real_distribution<float> us(0.01f, 0.1f);
+  for (int64_t c = 0; c < C; ++c) {
+    w.scales.push_back(us(rng));
+    w.zero_points.push_back(sym ? 0 : static_cast<int32_t>(rng() % (1u << bits)));
+  }
+  std::vector<uint16_t> u(n);
+  for (auto& v : u) v = static_cast<uint16_t>(rng() % (1u << bits));
+  w.packed.resize(pack::packed_bytes(n, bits));
+  pack::pack_bits(u.data(), n, bits, w.packed.data());
+  return w;
+}
+
+float fake_quant(float x, const pack::QAct& a) {
+  const float q = std::min(std::max(std::nearbyint(x / a.scale) + a.zero_point, float(a.qmin())), float(a.qmax()));
+  return a.scale * (q - a.zero_point);
+}
+
+struct ConvCase {
+  int64_t N, C, H, W, O, kh, kw, sh, sw, ph, pw, dh, dw, group;
+};
+
+// y = conv(fq(x), dq(w)) + b in double.
+std::vector<double> conv_ref(const ConvCase& c, const std::vector<float>& x, const std::vector<float>& w,
+                             const std::vector<float>& b, const pack::QAct* act, int64_t OH, int64_t OW) {
+  const int64_t Ig = c.C / c.group, Og = c.O / c.group;
+  std::vector<double> y(c.N * c.O * OH * OW);
+  for (int64_t n = 0; n < c.N; ++n)
+    for (int64_t o = 0; o < c.O; ++o)
+      for (int64_t oy = 0; oy < OH; ++oy)
+        for (int64_t ox = 0; ox < OW; ++ox) {
+          double s = b[o];
+          const int64_t g = o / Og;
+          for (int64_t ci = 0; ci < Ig; ++ci)
+            for (int64_t ky = 0; ky < c.kh; ++ky)
+              for (int64_t kx = 0; kx < c.kw; ++kx) {
+                const int64_t iy = oy * c.sh - c.ph + ky * c.dh, ix = ox * c.sw - c.pw + kx * c.dw;
+                if (iy < 0 || iy >= c.H || ix < 0 || ix >= c.W) continue;
+                float xv = x[((n * c.C + g * Ig + ci) * c.H + iy) * c.W + ix];
+                if (act) xv = fake_quant(xv, *act);
+                s += double(xv) * w[((o * Ig + ci) * c.kh + ky) * c.kw + kx];
+              }
+          y[((n * c.O + o) * OH + oy) * OW + ox] = s;
+        }
+  return y;
+}
+
+pack::PackedModel conv_model(const ConvCase& c, const pack::QWeight& w, const std::vector<float>& bias,
+                             const pack::QAct* act) {
+  pack::PackedModel m;
+  m.inputs.push_back({"x", pack::ElemType::kFloat32, {-1, c.C, c.H, c.W}});
+  m.outputs.push_back({"y", pack::ElemType::kFloat32, {}});
+  pack::Node n;
+  n.name = w.node;
+  n.op = "Conv";
+  n.inputs = {"x", w.tensor, "b"};
+  n.outputs = {"y"};
+  auto ints = [](std::vector<int64_t> v) { pack::Attr a; a.type = pack::Attr::kInts; a.ints = v; return a; };
+  n.attrs["strides"] = ints({c.sh, c.sw});
+  n.attrs["pads"] = ints({c.ph, c.pw, c.ph, c.pw});
+  n.attrs["dilations"] = ints({c.dh, c.dw});
+  n.attrs["group"].type = pack::Attr::kInt;
+  n.attrs["group"].i = c.group;
+  m.nodes.push_back(n);
+  pack::Tensor b;
+  b.name = "b";
+  b.dims = {c.O};
+  b.f = bias;
+  m.tensors.push_back(b);
+  m.weights.push_back(w);
+  if (act) m.acts.push_back(*act);
+  return m;
+}
+
+TEST(Runtime, QuantizedConvMatchesReferenceEveryBitWidthAndPath) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0, 1);
+  const ConvCase cases[] = {
+      {2, 3, 7, 9, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1},    // odd sizes, same padding
+      {1, 4, 11, 13, 6, 3, 2, 2, 3, 1, 0, 1, 1, 2},  // prime strides, grouped
+      {3, 6, 8, 7, 6, 3, 3, 2, 2, 1, 1, 2, 1, 6},    // depthwise, stride 2, dilation
+      {1, 8, 5, 5, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1},    // pointwise
+  };
+  for (const ConvCase& c : cases)
+    for (int bits : {2, 3, 4, 5, 6, 8})
+      for (bool sym : {false, true})
+        for (int abits : {8, 4, 16}) {
+          SCOPED_TRACE(testing::Message() << "case C=" << c.C << " group=" << c.group << " bits=" << bits
+                                          << " sym=" << sym << " abits=" << abits);
+          const pack::QWeight w = random_qweight("conv", {c.O, c.C / c.group, c.kh, c.kw}, 0, bits, sym, rng);
+          std::vector<float> bias(c.O), x(c.N * c.C * c.H * c.W);
+          for (auto& v : bias) v = nd(rng);
+          for (auto& v : x) v = nd(rng);
+          pack::QAct act{"x", abits, abits == 4, 0.03f, abits == 4 ? 0.0f : (abits == 8 ? 121.0f : 30000.0f)};
+          const int64_t OH = (c.H + 2 * c.ph - c.dh * (c.kh - 1) - 1) / c.sh + 1;
+          const int64_t OW = (c.W + 2 * c.pw - c.dw * (c.kw - 1) - 1) / c.sw + 1;
+          const std::vector<double> ref = conv_ref(c, x, w.dequantize(), bias, &act, OH, OW);
+          rt::Tensor xt;
+          xt.shape = {c.N, c.C, c.H, c.W};
+          xt.f = x;
+          std::vector<float> first;
+          for (Isa isa : isas()) {
+            rt::Model model(conv_model(c, w, bias, &act), {isa, 2});
+            ASSERT_EQ(model.layer_paths().size(), 1u);
+            EXPECT_EQ(model.layer_paths()[0].int_path, abits <= 8) << model.layer_paths()[0].why_float;
+            const rt::Tensor y = model.run({xt}).at(0);
+            ASSERT_EQ(y.shape, (std::vector<int64_t>{c.N, c.O, OH, OW}));
+            double maxabs = 0;
+            for (double v : ref) maxabs = std::max(maxabs, std::fabs(v));
+            for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(y.f[i], ref[i], 1e-5 * (1 + maxabs)) << i;
+            if (first.empty()) first = y.f;
+            else EXPECT_EQ(y.f, first) << "ISA " << kernels::isa_name(isa) << " differs from ref";
+          }
+        }
+}
+
+TEST(Runtime, QuantizedGemmAndMatMul) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> nd(0, 1);
+  for (const char* op : {"Gemm", "MatMul"})
+    for (int bits : {2, 3, 4, 5, 6, 8})
+      for (bool sym : {false, true}) {
+        SCOPED_TRACE(testing::Message() << op << " bits=" << bits << " sym=" << sym);
+        const int64_t M = 7, K = 37, N = 19;  // K not a multiple of 4: padded rows
+        const bool gemm = std::string(op) == "Gemm";
+        // Gemm with transB=1: W [N, K] axis 0; MatMul: W [K, N] axis 1.
+        const pack::QWeight w = gemm ? random_qweight("fc", {N, K}, 0, bits, sym, rng)
+                                     : random_qweight("fc", {K, N}, 1, bits, sym, rng);
+        pack::PackedModel m;
+        m.inputs.push_back({"x", pack::ElemType::kFloat32, {-1, K}});
+        m.outputs.push_back({"y", pack::ElemType::kFloat32, {}});
+        pack::Node n;
+        n.name = "fc";
+        n.op = op;
+        n.inputs = {"x", w.tensor};
+        if (gemm) {
+          n.inputs.push_back("b");
+          n.attrs["transB"].type = pack::Attr::kInt;
+          n.attrs["transB"].i = 1;
+          pack::Tensor b;
+          b.name = "b";
+          b.dims = {N};
+          for (int64_t j = 0; j < N; ++j) b.f.push_back(nd(rng));
+          m.tensors.push_back(b);
+        }
+        n.outputs = {"y"};
+        m.nodes.push_back(n);
+        m.weights.push_back(w);
+        const pack::QAct act{"x", 8, false, 0.02f, 100.0f};
+        m.acts.push_back(act);
+        std::vector<float> x(M * K);
+        for (auto& v : x) v = nd(rng);
+        const std::vector<float> dq = w.dequantize();
+        rt::Tensor xt;
+        xt.shape = {M, K};
+        xt.f = x;
+        for (Isa isa : isas()) {
+          rt::Model model(m, {isa, 1});
+          EXPECT_TRUE(model.layer_paths()[0].int_path);
+          const rt::Tensor y = model.run({xt}).at(0);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double s = gemm ? m.tensors[0].f[j] : 0.0;
+              for (int64_t k = 0; k < K; ++k)
+                s += double(fake_quant(x[i * K + k], act)) * (gemm ? dq[j * K + k] : dq[k * N + j]);
+              ASSERT_NEAR(y.f[i * N + j], s, 1e-4) << i << "," << j;
+            }
+        }
+      }
+}
+
+TEST(Runtime, LoadErrorsNameTheNode) {
+  pack::PackedModel m;
+  m.inputs.push_back({"x", pack::ElemType::kFloat32, {-1, 4}});
+  m.outputs.push_back({"y", pack::ElemType::kFloat32, {}});
+  pack::Node n;
+  n.name = "weird";
+  n.op = "FancyOp";
+  n.inputs = {"x"};
+  n.outputs = {"y"};
+  m.nodes.push_back(n);
+  try {
+    rt::Model model(m);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnsupported);
+    EXPECT_NE(std::string(e.what()).find("'weird' (FancyOp)"), std::string::npos) << e.what();
+  }
+  m.nodes[0].op = "Relu";
+  m.nodes[0].inputs = {"nowhere"};
+  try {
+    rt::Model model(m);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInvalidModel);
+    EXPECT_NE(std::string(e.what()).find("'nowhere'"), std::string::npos) << e.what();
+  }
+  auto expect_invalid = [](const pack::PackedModel& bad, const std::string& needle) {
+    try {
+      rt::Model model(bad);
+      FAIL() << "accepted (" << needle << ")";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInvalidModel) << e.what();
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  pack::PackedModel bad = m;
+  bad.nodes[0].inputs = {""};
+  expect_invalid(bad, "required input 0 is missing");
+  bad.nodes[0].inputs = {"x"};
+  bad.nodes[0].outputs = {};
+  expect_invalid(bad, "has no output");
+  bad = m;
+  bad.nodes[0].op = "Add";
+  bad.nodes[0].inputs = {"x"};
+  expect_invalid(bad, "needs at least 2");
+  // A quantized weight attached to a node that is not a layer, or at the wrong input.
+  std::mt19937 rng(1);
+  bad.nodes[0].inputs = {"x", "weird.w"};
+  bad.weights.push_back(random_qweight("weird", {4, 4}, 0, 4, false, rng));
+  expect_invalid(bad, "only Conv, Gemm, MatMul and Gather");
+  bad.nodes[0].op = "MatMul";
+  bad.nodes[0].inputs = {"weird.w", "x"};
+  expect_invalid(bad, "must be input 1");
+  m.nodes[0].inputs = {"x"};
+  rt::Model ok(m);
+  rt::Tensor wrong;
+  wrong.shape = {2, 5};
+  wrong.f.resize(10);
+  EXPECT_THROW(ok.run({wrong}), Error);
+}
+
+// A fixture quantized for real (W4A8, per-channel, first/last layer 8 bits), packed, written,
+// read back and run on every ISA: logits close to the fake-quant simulation's, top-1 agreement,
+// and the ISA paths bit-identical.
+void check_fixture(const std::string& name, int wbits, int abits, int64_t samples) {
+  QuantizeJob job;
+  job.model_path = fixture(name);
+  job.calib = "fmnist:train:256";
+  job.eval_float = false;
+  job.search_opts.wbits = job.defaults.wbits = wbits;
+  job.defaults.abits = abits;
+  job.qopts.progress = false;
+  QuantizeResult r = run_quantize(job);
+  TempDir d;
+  const std::string path = d.file(name + ".mxq");
+  pack::save_mxq(pack_quantized_model(r.qmodel), path);
+  // File size: payload exactly what the plan counts (up to one padding byte per layer and
+  // Constant-node tensors the plan does not count), total within 1% + a small graph overhead.
+  const int64_t size = static_cast<int64_t>(read_file(path).size());
+  EXPECT_LE(size, r.plan.cost.size_bytes * 101 / 100 + 4096) << name;
+  auto ds = open_dataset("fmnist:test:" + std::to_string(samples), r.prepared.inputs,
+                         preprocess_from_metadata(r.prepared));
+  Batch b = ds->get(0, samples);
+  Executor sim(qdq_graph(r.qmodel));
+  at::Tensor ref = sim.run(b.inputs).at(0).contiguous();
+  rt::Tensor x;
+  at::Tensor xin = b.inputs.at(0).contiguous();
+  x.shape.assign(xin.sizes().begin(), xin.sizes().end());
+  x.f.assign(xin.data_ptr<float>(), xin.data_ptr<float>() + xin.numel());
+  std::vector<float> first;
+  for (Isa isa : isas()) {
+    rt::Model m = rt::Model::load(path, {isa, 2});
+    for (const auto& p : m.layer_paths())
+      if (abits <= 8 && p.op != "Gather") EXPECT_TRUE(p.int_path) << name << " " << p.node << ": " << p.why_float;
+    const rt::Tensor y = m.run({x}).at(0);
+    ASSERT_EQ(static_cast<int64_t>(y.f.size()), ref.numel());
+    const float* rp = ref.data_ptr<float>();
+    const int64_t C = ref.size(1);
+    double maxdiff = 0, maxabs = 0;
+    int64_t agree = 0;
+    for (int64_t i = 0; i < samples; ++i) {
+      int64_t ay = 0, ar = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        maxdiff = std::max(maxdiff, double(std::fabs(y.f[i * C + c] - rp[i * C + c])));
+        maxabs = std::max(maxabs, double(std::fabs(rp[i * C + c])));
+        if (y.f[i * C + c] > y.f[i * C + ay]) ay = c;
+        if (rp[i * C + c] > rp[i * C + ar]) ar = c;
+      }
+      agree += ay == ar;
+    }
+    // Float rounding differs (int32 sums vs float convolution) and can flip an activation code at
+    // a rounding boundary; the effect on the logits stays small.
+    EXPECT_LT(maxdiff, 0.05 * (1 + maxabs)) << name << " " << kernels::isa_name(isa);
+    EXPECT_GE(agree, samples - 1) << name << " " << kernels::isa_name(isa);
+    if (first.empty()) first = y.f;
+    else EXPECT_EQ(y.f, first) << name << ": ISA " << kernels::isa_name(isa) << " differs from ref";
+  }
+}
+
+TEST(RuntimeFixtures, Mlp) { check_fixture("fmnist-mlp", 4, 8, 256); }
+TEST(RuntimeFixtures, Resnet) { check_fixture("fmnist-resnet", 4, 8, 64); }
+TEST(RuntimeFixtures, MobileNetV2) { check_fixture("fmnist-mobilenetv2", 4, 8, 64); }
+TEST(RuntimeFixtures, Vit) { check_fixture("fmnist-vit", 4, 8, 64); }
+TEST(RuntimeFixtures, EmbedBag) { check_fixture("fmnist-embedbag", 4, 8, 256); }
+TEST(RuntimeFixtures, ResnetW3A16FloatPath) { check_fixture("fmnist-resnet", 3, 16, 32); }
+
+}  // namespace
+}  // namespace mixq::test

@@ -1,0 +1,93 @@
+// mixq pack MODEL --plan PLAN -o model.mxq: quantize with a plan (calibrating on --calib), then
+// store every layer at its real bit-width in a .mxq file for the runtime (`mixq run`, `mixq bench`).
+// The file's size is reported against the plan's predicted size_bytes, part by part.
+#include <cstdio>
+
+#include "api/quantize_job.h"
+#include "common.h"
+#include "core/atomic_file.h"
+#include "pack/from_qmodel.h"
+
+namespace mixq::cli {
+
+nlohmann::json write_packed(const QuantizeResult& r, const std::string& path) {
+  const pack::PackedModel pm = pack_quantized_model(r.qmodel);
+  const std::string bytes = pack::write_mxq(pm);
+  write_file_atomic(path, bytes);
+  const pack::MxqSizes s = pack::mxq_sizes(pm, bytes);
+  const int64_t predicted = r.plan.cost.size_bytes;
+  // What the plan counts: codes + scales/zero points + float tensors. The rest is the graph
+  // (compressed names, ops, attributes, shapes) and the header.
+  const int64_t payload = s.tensor_data + s.weight_codes + s.weight_params;
+  return {{"path", path},
+          {"file_bytes", s.total},
+          {"predicted_bytes", predicted},
+          {"ratio_to_predicted", predicted > 0 ? double(s.total) / double(predicted) : 0.0},
+          {"payload_bytes", payload},
+          {"payload_ratio_to_predicted", predicted > 0 ? double(payload) / double(predicted) : 0.0},
+          {"header_bytes", s.header},
+          {"graph_bytes", s.graph},
+          {"tensor_bytes", s.tensor_data},
+          {"weight_code_bytes", s.weight_codes},
+          {"weight_param_bytes", s.weight_params}};
+}
+
+void print_pack_summary(const nlohmann::json& j) {
+  std::printf("wrote %s: %lld bytes; plan predicted %lld (file/predicted %.4f; weights+params+tensors %lld = "
+              "%.4f of predicted, graph %lld + header %lld)\n",
+              j["path"].get<std::string>().c_str(), (long long)j["file_bytes"].get<int64_t>(),
+              (long long)j["predicted_bytes"].get<int64_t>(), j["ratio_to_predicted"].get<double>(),
+              (long long)j["payload_bytes"].get<int64_t>(), j["payload_ratio_to_predicted"].get<double>(),
+              (long long)j["graph_bytes"].get<int64_t>(), (long long)j["header_bytes"].get<int64_t>());
+}
+
+RunFn setup_pack(CLI::App& sub) {
+  struct Opts {
+    GlobalOptions g;
+    QuantizeJob job;
+    std::string out;
+    bool float_model = false;
+  };
+  auto o = std::make_shared<Opts>();
+  o->job.defaults.wbits = 4;
+  o->job.eval_float = false;
+  sub.add_option("model", o->job.model_path, "Float ONNX model")->required();
+  add_quant_options(sub, o->job);
+  sub.add_option("--plan", o->job.plan_path, "QuantPlan (JSON) to apply (else --wbits/--abits/--search as quantize)");
+  sub.add_option("--eval", o->job.eval, "Also evaluate the fake-quant simulation on this dataset");
+  sub.add_option("-o,--output", o->out, "The .mxq file to write")->required();
+  sub.add_flag("--float", o->float_model,
+               "Pack the prepared float model (BatchNorm folded, nothing quantized): the runtime's fp32 baseline");
+  add_global_options(sub, o->g);
+  return [o]() {
+    apply_global_options(o->g);
+    QuantizeJob& job = o->job;
+    job.defaults.wbits = job.search_opts.wbits;
+    job.qopts.progress = !o->g.quiet;
+    MIXQ_CHECK(!same_file(o->out, job.model_path), ErrorKind::kInvalidArgument, "refusing to overwrite the input model '",
+               job.model_path, "' with ", o->out);
+    if (o->float_model) {
+      job.calib = "fmnist:train:1";  // the plan/calibration result is discarded below
+      job.eval.clear();
+    }
+    QuantizeResult r = run_quantize(job);
+    if (o->float_model) {
+      r.qmodel.graph = r.prepared;
+      r.qmodel.weights.clear();
+      r.qmodel.activations.clear();
+      r.plan.cost.size_bytes = r.plan.cost.float_bytes;
+    }
+    nlohmann::json j = write_packed(r, o->out);
+    if (r.quant_eval) j["top1_sim"] = r.quant_eval->top1;
+    j["avg_wbits"] = r.plan.cost.avg_wbits;
+    if (o->g.json) {
+      print_json(j);
+      return 0;
+    }
+    print_pack_summary(j);
+    if (r.quant_eval) std::printf("top-1 of the fake-quant simulation %.2f%%\n", r.quant_eval->top1);
+    return 0;
+  };
+}
+
+}  // namespace mixq::cli

@@ -1,0 +1,53 @@
+#include "rt_data.h"
+
+#include <ATen/ATen.h>
+
+#include "mixq/error.h"
+
+namespace mixq::cli {
+
+std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std::string& spec) {
+  Graph g;  // only what open_dataset and preprocess_from_metadata read
+  g.metadata = m.metadata;
+  for (const auto& d : m.inputs) {
+    ValueInfo v;
+    v.name = d.name;
+    v.dtype = d.dtype == pack::ElemType::kFloat32 ? DType::kFloat : DType::kInt64;
+    v.has_shape = true;
+    v.dims = d.dims;
+    v.dim_names.assign(d.dims.size(), "");
+    g.inputs.push_back(v);
+  }
+  return open_dataset(spec, g.inputs, preprocess_from_metadata(g));
+}
+
+std::vector<rt::Tensor> to_runtime(const Batch& b) {
+  std::vector<rt::Tensor> v;
+  for (const at::Tensor& t0 : b.inputs) {
+    rt::Tensor t;
+    t.shape.assign(t0.sizes().begin(), t0.sizes().end());
+    if (at::isFloatingType(t0.scalar_type())) {
+      at::Tensor c = t0.to(at::kFloat).contiguous();
+      t.f.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    } else {
+      at::Tensor c = t0.to(at::kLong).contiguous();
+      t.dtype = pack::ElemType::kInt64;
+      t.i.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+    }
+    v.push_back(std::move(t));
+  }
+  return v;
+}
+
+kernels::Isa parse_isa(const std::string& s) {
+  if (s.empty() || s == "auto") return kernels::default_isa();
+  for (kernels::Isa isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512})
+    if (s == kernels::isa_name(isa)) {
+      MIXQ_CHECK(kernels::isa_supported(isa), ErrorKind::kInvalidArgument, "--isa ", s, ": this CPU lacks it (best: ",
+                 kernels::isa_name(kernels::detect_isa()), ")");
+      return isa;
+    }
+  throw Error(ErrorKind::kInvalidArgument, "--isa must be auto, ref, avx2 or avx512 (got '" + s + "')");
+}
+
+}  // namespace mixq::cli

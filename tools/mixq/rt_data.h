@@ -1,0 +1,21 @@
+// Glue between the CLI's datasets (libtorch tensors) and the libtorch-free runtime: the CLI owns
+// this conversion so src/runtime never sees at::Tensor.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "runtime/runtime.h"
+
+namespace mixq::cli {
+
+// Opens `spec` for a packed model: its declared inputs and the preprocessing in its metadata.
+std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std::string& spec);
+// A batch's inputs as runtime tensors (float32 / int64 copies).
+std::vector<rt::Tensor> to_runtime(const Batch& b);
+// Parses --isa (ref|avx2|avx512|auto) into the runtime's choice (auto: MIXQ_ISA or cpuid).
+kernels::Isa parse_isa(const std::string& s);
+
+}  // namespace mixq::cli
