@@ -7,7 +7,14 @@
 #include <string>
 #include <vector>
 
+namespace mixq {
+struct QuantizeJob;
+}
+
 namespace mixq::cli {
+
+// --budget-*, --max-drop, --signal, --hw, --sens-*, --table (budget_options.cpp).
+void add_budget_options(CLI::App& sub, QuantizeJob& job);
 
 // Options every subcommand has.
 struct GlobalOptions {
@@ -40,6 +47,8 @@ RunFn setup_info(CLI::App& sub);
 RunFn setup_eval(CLI::App& sub);
 RunFn setup_demo(CLI::App& sub);
 RunFn setup_quantize(CLI::App& sub);
+RunFn setup_pareto(CLI::App& sub);
+RunFn setup_plan(CLI::App& sub);
 
 
 }  // namespace mixq::cli

@@ -12,6 +12,8 @@ const Command kCommands[] = {
     {"info", "List a model's quantizable layers (op, shape, params, MACs) and totals", setup_info},
     {"eval", "Top-1 accuracy of a model on a dataset", setup_eval},
     {"quantize", "Quantize a model: plan bit-widths, calibrate, evaluate, export QDQ ONNX", setup_quantize},
+    {"pareto", "Sensitivity table once, then the size x BOPs x predicted-accuracy front", setup_pareto},
+    {"plan", "Solve a budget from a cached sensitivity table (no quantization, < 1 s)", setup_plan},
     {"demo", "Evaluate the bundled Fashion-MNIST models (the default end-to-end job)", setup_demo},
 };
 
