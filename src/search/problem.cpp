@@ -236,7 +236,13 @@ nlohmann::json infeasibility(const Problem& p, const QuantPlan& plan) {
       share.emplace_back(m, u);
     }
     if (best <= k.limit + 1e-9 * std::max(1.0, std::fabs(k.limit))) continue;
-    std::sort(share.rbegin(), share.rend());
+    // Layers held above the global minimum (pinned, or the spec's lowest allowed bits > 2) are
+    // what the user can change: list them first, then the largest shares.
+    auto held = [&](size_t u) { return p.units[u].fixed() || p.units[u].bits.front() > 2; };
+    std::stable_sort(share.begin(), share.end(), [&](const auto& a, const auto& b) {
+      if (held(a.second) != held(b.second)) return held(a.second);
+      return a.first > b.first;
+    });
     nlohmann::json binding = nlohmann::json::array();
     for (size_t n = 0; n < share.size() && binding.size() < 5; ++n) {
       const Unit& u = p.units[share[n].second];
