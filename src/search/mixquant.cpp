@@ -9,6 +9,7 @@
 // With a target average (--budget-bits B) the QEM is found by bisection on log(QEM): the smallest
 // QEM whose plan averages <= B bits, i.e. the most accurate plan within the budget.
 // Defaults: QEM 4 when neither --qem nor --budget-bits is given. First/last layers stay pinned.
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -16,6 +17,7 @@
 #include "mixq/error.h"
 #include "quant/quantizer.h"
 #include "search/allocator.h"
+#include "search/hw_spec.h"
 
 namespace mixq {
 
@@ -134,7 +136,16 @@ void allocate_mixquant(AllocContext& ctx) {
     MIXQ_CHECK(qem >= 1, ErrorKind::kInvalidArgument, "--qem must be >= 1 (got ", qem, ")");
   }
   std::vector<int> bits = choose(plan, t, qem, ref);
-  for (size_t i = 0; i < bits.size(); ++i) plan.layers[i].weight_scheme.bits = bits[i];
+  for (size_t i = 0; i < bits.size(); ++i) {
+    // Under a hardware spec: the nearest allowed bit-width at or above MixQuant's choice (never
+    // less accurate than the paper's rule asks), else the highest allowed.
+    if (ctx.hw && !plan.layers[i].pinned) {
+      const auto allowed = allowed_wbits(*ctx.hw, plan.layers[i]);
+      auto it = std::lower_bound(allowed.begin(), allowed.end(), bits[i]);
+      bits[i] = it != allowed.end() ? *it : allowed.back();
+    }
+    plan.layers[i].weight_scheme.bits = bits[i];
+  }
   plan.search = "mixquant";
   plan.search_params = {{"qem", qem}, {"qem_ref_bits", ref}, {"qem_ref", opts.qem_ref}};
   if (!infeasible.is_null()) plan.search_params["infeasible"] = infeasible;

@@ -278,3 +278,45 @@ TEST(Sensitivity, MeasuresSignalsAndResumesFromCache) {
 
 }  // namespace
 }  // namespace mixq
+
+namespace mixq {
+namespace {
+
+TEST(AllocCli, PlanFromTableMeetsBudgetsAndReportsInfeasibleOnes) {
+  test::TempDir tmp;
+  const std::string model = test::fixture("fmnist-mlp");
+  auto r = test::run_cli({"pareto", model, "--calib", "fmnist:train:128", "--sens-samples", "128", "--pin-bits", "0",
+                          "--table-out", tmp.file("t.json"), "-o", tmp.file("front.json"), "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto front = nlohmann::json::parse(test::read_file(tmp.file("front.json")));
+  ASSERT_GT(front["points"].size(), 3u);
+  // The budget is met in the plan's own accounting, and the plan loads back for `quantize --plan`.
+  r = test::run_cli({"plan", "--from-table", tmp.file("t.json"), "--budget-bits", "3.5", "--budget-bytes", "120000",
+                     "-o", tmp.file("p.json"), "--json", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_LE(j["avg_wbits"].get<double>(), 3.5 + 1e-9);
+  EXPECT_LE(j["size_bytes"].get<int64_t>(), 120000);
+  auto plan = nlohmann::json::parse(test::read_file(tmp.file("p.json")));
+  EXPECT_EQ(plan["search"], "ip");
+  // Impossible budget: exit 0, a warning naming the minimum, the report holds it.
+  r = test::run_cli({"plan", "--from-table", tmp.file("t.json"), "--budget-bits", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("minimum feasible"), std::string::npos) << r.err;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_NEAR(j["search_params"]["infeasible"][0]["minimum_feasible"].get<double>(), 2.0, 1e-9);
+  // Bad inputs: one clear error, non-zero exit.
+  test::write_file(tmp.file("bad.json"), "{\"mixq_sensitivity_version\": 1}");
+  r = test::run_cli({"plan", "--from-table", tmp.file("bad.json"), "--budget-bits", "4"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("bad.json"), std::string::npos) << r.err;
+  r = test::run_cli({"plan", "--from-table", tmp.file("t.json")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("give a budget"), std::string::npos) << r.err;
+  r = test::run_cli({"plan", "--from-table", tmp.file("t.json"), "--budget-bits", "4", "--model", test::fixture("fmnist-resnet")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("another model"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace mixq
