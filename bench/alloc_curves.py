@@ -123,42 +123,63 @@ def main():
     args = ap.parse_args()
     rows = json.load(open(OUT)) if (args.plot_only or os.path.exists(OUT)) and os.path.exists(OUT) else []
     if not args.plot_only:
-        done = {(r["model"], r["series"], str(r.get("budget"))) for r in rows if "top1" in r}
-        for name in args.models.split(","):
-            model = os.path.join(ROOT, "models", name + ".onnx")
-            tab = os.path.join(RES, name + ".sens.json")
-            if (name, "table", "None") not in done:
-                t0 = time.time()
-                p = subprocess.run([args.mixq, "pareto", model, "--calib", CALIB, "--method", "mse", "--table-out", tab,
-                                    "-o", os.path.join(RES, name + ".front.json"), "--json", "-q", "--threads", "2"],
-                                   capture_output=True, text=True)
-                if p.returncode != 0:
-                    raise SystemExit(p.stderr)
-                j = json.loads(p.stdout)
-                rows.append({"model": name, "series": "table", "budget": None, "top1": None,
-                             "seconds_wall": time.time() - t0, "sensitivity_seconds": j["sensitivity_seconds"]})
+        done = {(r["model"], r["series"], str(r.get("budget"))) for r in rows if "top1" in r or "top1_quant" in r}
+        names = args.models.split(",")
+        # Tasks in priority order (these runs are slow on the shared 2 cores and the JSON keeps
+        # every finished row, so an interrupted run still gives the most important comparisons):
+        # phase 1, per model: its table, uniform W3/W4, then IP dl, Pareto dl, MixQuant at those
+        # two sizes and 2.5 bits; phase 2: the other signals, genetic, 3.5 bits, uniform W2/W5/W6.
+        def run_uniform(name, wb):
+            key = (name, "uniform", str(wb))
+            r = next((r for r in rows if (r["model"], r["series"], str(r.get("budget"))) == key), None)
+            if r is None:
+                r = quantize(args.mixq, os.path.join(ROOT, "models", name + ".onnx"), ["--search", "uniform", "--wbits", str(wb)])
+                r.update({"model": name, "series": "uniform", "budget": wb})
+                rows.append(r)
                 save(rows)
-            points = []
-            for wb in (2, 3, 4, 5, 6, 8):
-                key = (name, "uniform", str(wb))
-                r = next((r for r in rows if (r["model"], r["series"], str(r.get("budget"))) == key), None)
-                if r is None:
-                    r = quantize(args.mixq, model, ["--search", "uniform", "--wbits", str(wb)])
-                    r.update({"model": name, "series": "uniform", "budget": wb})
-                    rows.append(r)
-                    save(rows)
-                if wb < 8 and "avg_wbits" in r:
-                    points.append(round(r["avg_wbits"], 4))
-            points = sorted(set(points + [2.5, 3.5]))
-            for label, extra in SERIES:
-                for b in points:
-                    if (name, label, str(b)) in done:
-                        continue
-                    r = quantize(args.mixq, model, extra + ["--budget-bits", str(b), "--table", tab])
-                    r.update({"model": name, "series": label, "budget": b})
-                    rows.append(r)
-                    save(rows)
-                    print(name, label, b, r.get("top1_quant"), r.get("avg_wbits"), flush=True)
+                print(name, "uniform", wb, r.get("top1_quant"), r.get("avg_wbits"), flush=True)
+            return round(r["avg_wbits"], 4) if "avg_wbits" in r else None
+
+        def run_table(name):
+            if any(r["model"] == name and r["series"] == "table" for r in rows):
+                return
+            t0 = time.time()
+            p = subprocess.run([args.mixq, "pareto", os.path.join(ROOT, "models", name + ".onnx"), "--calib", CALIB,
+                                "--method", "mse", "--table-out", os.path.join(RES, name + ".sens.json"),
+                                "-o", os.path.join(RES, name + ".front.json"), "--json", "-q", "--threads", "2"],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                raise SystemExit(p.stderr)
+            j = json.loads(p.stdout)
+            rows.append({"model": name, "series": "table", "budget": None, "top1": None,
+                         "seconds_wall": time.time() - t0, "sensitivity_seconds": j["sensitivity_seconds"]})
+            save(rows)
+
+        def run_series(name, label, b):
+            if (name, label, str(b)) in done or b is None:
+                return
+            extra = dict(SERIES)[label]
+            tab = os.path.join(RES, name + ".sens.json")
+            r = quantize(args.mixq, os.path.join(ROOT, "models", name + ".onnx"), extra + ["--budget-bits", str(b), "--table", tab])
+            r.update({"model": name, "series": label, "budget": b})
+            rows.append(r)
+            save(rows)
+            done.add((name, label, str(b)))
+            print(name, label, b, r.get("top1_quant"), r.get("avg_wbits"), r.get("error", ""), flush=True)
+
+        pts = {}
+        for name in names:
+            run_table(name)
+            pts[name] = [run_uniform(name, 3), run_uniform(name, 4), 2.5]
+            for b in pts[name]:
+                for label in ("IP dl", "Pareto dl", "MixQuant"):
+                    run_series(name, label, b)
+        for name in names:
+            for b in pts[name] + [3.5]:
+                for label in ("genetic dl", "IP kl", "IP noise", "IP mse", "IP dl", "Pareto dl", "MixQuant"):
+                    run_series(name, label, b)
+            for wb in (2, 5, 6):
+                run_uniform(name, wb)
     for r in rows:
         if "top1_quant" in r:
             r["top1"] = r["top1_quant"]

@@ -42,7 +42,7 @@ Budget effective_budget(const Budget& b, double budget_avg_wbits) {
 Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, const std::string& signal,
                       const Budget& budget, const std::vector<std::vector<int>>& groups_in, const HwSpec* hw,
                       const LatencyTable* latency) {
-  if (table) signal_value(SensEntry{}, signal);  // unknown signal names fail here
+  if (table) require_signal(*table, signal, "sensitivity table");  // unknown or absent signals fail here
   MIXQ_CHECK(budget.latency_ms <= 0 || latency, ErrorKind::kInvalidArgument,
              "--budget-latency-ms needs a per-layer latency table (--latency-table FILE; see docs/hwspec.md)");
   Problem p;

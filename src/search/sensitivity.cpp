@@ -16,6 +16,7 @@
 #include "quant/qdq.h"
 #include "quant/quantize.h"
 #include "quant/quantizer.h"
+#include "search/curvature.h"
 
 namespace mixq {
 
@@ -80,6 +81,7 @@ nlohmann::json make_key(const QuantPlan& ref, const SensitivityOptions& o) {
           {"bits", o.bits},
           {"ref_bits", o.ref_bits},
           {"data_free", o.data_free},
+          {"curvature", o.curvature && !o.data_free},
           {"plan", pj}};
 }
 
@@ -100,7 +102,7 @@ const LayerSens* SensitivityTable::find(const std::string& layer) const {
 }
 
 const std::vector<std::string>& signal_names() {
-  static const std::vector<std::string> names = {"dl", "kl", "noise", "sqnr", "mse", "dacc"};
+  static const std::vector<std::string> names = {"dl", "kl", "noise", "sqnr", "mse", "dacc", "fisher", "hessian"};
   return names;
 }
 
@@ -110,7 +112,20 @@ double signal_value(const SensEntry& e, const std::string& s) {
   if (s == "noise" || s == "sqnr") return e.noise;
   if (s == "mse") return e.mse;
   if (s == "dacc") return e.dacc;
-  throw Error(ErrorKind::kInvalidArgument, "unknown sensitivity signal '" + s + "' (use dl, kl, noise, sqnr, mse or dacc)");
+  if (s == "fisher") return e.fisher;
+  if (s == "hessian") return e.hessian;
+  throw Error(ErrorKind::kInvalidArgument,
+              "unknown sensitivity signal '" + s + "' (use dl, kl, noise, sqnr, mse, dacc, fisher or hessian)");
+}
+
+void require_signal(const SensitivityTable& t, const std::string& s, const std::string& where) {
+  signal_value(SensEntry{}, s);
+  MIXQ_CHECK(s != "fisher" || t.has_fisher, ErrorKind::kInvalidArgument, where,
+             ": the sensitivity table has no fisher signal (made without labelled calibration data or before it "
+             "existed); recompute it");
+  MIXQ_CHECK(s != "hessian" || t.has_hessian, ErrorKind::kInvalidArgument, where,
+             ": the sensitivity table has no hessian signal (an op lacked double backward, or the table predates "
+             "it); use another --signal or recompute it");
 }
 
 std::string file_hash(const std::string& path) {
@@ -136,7 +151,8 @@ nlohmann::json table_to_json(const SensitivityTable& t) {
     nlohmann::json b = nlohmann::json::object();
     for (const auto& [bits, e] : l.bits)
       b[std::to_string(bits)] = {{"mse", e.mse}, {"noise", e.noise}, {"sqnr_db", e.sqnr_db},
-                                 {"kl", e.kl},   {"dl", e.dl},       {"dacc", e.dacc}};
+                                 {"kl", e.kl},   {"dl", e.dl},       {"dacc", e.dacc},
+                                 {"fisher", e.fisher}, {"hessian", e.hessian}};
     layers.push_back({{"name", l.name}, {"params", l.params}, {"bits", b}});
   }
   return {{"mixq_sensitivity_version", SensitivityTable::kVersion},
@@ -147,6 +163,8 @@ nlohmann::json table_to_json(const SensitivityTable& t) {
           {"float", {{"top1", t.float_top1}, {"loss", t.float_loss}}},
           {"reference", {{"top1", t.ref_top1}, {"loss", t.ref_loss}, {"kl", t.ref_kl}, {"noise", t.ref_noise}}},
           {"seconds", t.seconds},
+          {"has_fisher", t.has_fisher},
+          {"has_hessian", t.has_hessian},
           {"layers", layers},
           {"plan", t.plan}};
 }
@@ -172,6 +190,8 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
     t.ref_kl = r.at("kl").get<double>();
     t.ref_noise = r.at("noise").get<double>();
     t.seconds = j.value("seconds", 0.0);
+    t.has_fisher = j.value("has_fisher", false);
+    t.has_hessian = j.value("has_hessian", false);
     t.plan = j.at("plan");
     for (const auto& jl : j.at("layers")) {
       LayerSens l;
@@ -188,6 +208,8 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
         s.kl = e.at("kl").get<double>();
         s.dl = e.at("dl").get<double>();
         s.dacc = e.at("dacc").get<double>();
+        s.fisher = e.value("fisher", 0.0);
+        s.hessian = e.value("hessian", 0.0);
         for (double x : {s.mse, s.noise, s.kl, s.dl, s.dacc})
           MIXQ_CHECK(std::isfinite(x), ErrorKind::kInvalidArgument, where, ": layer '", l.name, "' bits ", b,
                      ": a signal is not finite");
@@ -255,6 +277,15 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     }
   }
 
+  bool all_cached = !cached.empty();
+  for (const auto& L : ref.layers)
+    if (!L.pinned && !cached.count(L.name)) all_cached = false;
+  if (all_cached) {  // nothing to measure: skip building the reference model and its logits
+    SensitivityTable old = load_table(opts.cache_path);
+    old.model = opts.model_path;
+    return old;
+  }
+
   std::vector<Batch> batches;
   at::Tensor zf, labels, zref;
   std::unique_ptr<Executor> sim;
@@ -307,6 +338,22 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     t.ref_noise = mref.noise;
   }
 
+  Curvature curv;
+  if (!opts.data_free && opts.curvature && labels.defined()) {
+    std::vector<std::string> ws;
+    for (const auto& L : ref.layers)
+      if (!L.pinned && !cached.count(L.name)) ws.push_back(L.weight);
+    if (!ws.empty()) curv = measure_curvature(prepared, ws, batches);
+    t.has_fisher = true;
+    t.has_hessian = curv.has_trace;
+  }
+  if (!cached.empty() && opts.curvature) {
+    // Resumed: the cached layers were measured with the same key, so the flags carry over.
+    SensitivityTable old = load_table(opts.cache_path);
+    t.has_fisher = old.has_fisher || t.has_fisher;
+    t.has_hessian = old.has_hessian && (curv.has_trace || curv.fisher.empty());
+  }
+
   int64_t todo = 0;
   for (const auto& L : ref.layers)
     if (!L.pinned && !cached.count(L.name)) ++todo;
@@ -332,7 +379,12 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
       at::Tensor dq = requantized_weight(w, L, b);
       // Increase over the reference bits, so ref_bits is exactly 0 and values stay additive.
       at::Tensor dref = requantized_weight(w, L, opts.ref_bits);
-      e.mse = (dq - w).pow(2).sum().item<double>() - (dref - w).pow(2).sum().item<double>();
+      at::Tensor d2 = (dq - w).pow(2), d2ref = (dref - w).pow(2);
+      e.mse = d2.sum().item<double>() - d2ref.sum().item<double>();
+      if (auto it = curv.fisher.find(L.weight); it != curv.fisher.end())
+        e.fisher = 0.5 * (it->second.reshape(w.sizes()) * (d2 - d2ref)).sum().item<double>();
+      if (auto it = curv.trace.find(L.weight); it != curv.trace.end())
+        e.hessian = 0.5 * it->second / double(w.numel()) * e.mse;
       if (opts.data_free) {
         e.dl = e.kl = e.noise = e.mse;
       } else {

@@ -11,6 +11,9 @@
 //   kl     mean KL(softmax(z_float) || softmax(z)) per sample
 //   dl     mean cross-entropy increase on the calibration samples (needs labels; else = kl)
 //   dacc   calibration top-1 drop in points
+//   fisher 0.5 * sum F (.) (dW_b^2 - dW_ref^2), F the diagonal empirical Fisher of the calibration
+//          loss w.r.t. the float weights (search/curvature.h)
+//   hessian 0.5 * Tr(H_l) / n_l * (||dW_b||^2 - ||dW_ref||^2), Hutchinson trace (HAWQ-V2)
 // How: the reference model is quantized once (quant/quantize.h) and run as its QDQ graph; for each
 // (layer, bits) an executor hook replaces that one layer's dequantized weight, and the calibration
 // subset (all of it in one or a few batches) runs again. Weights are quantized once per (layer,
@@ -32,7 +35,7 @@
 namespace mixq {
 
 struct SensEntry {
-  double mse = 0, noise = 0, sqnr_db = 0, kl = 0, dl = 0, dacc = 0;
+  double mse = 0, noise = 0, sqnr_db = 0, kl = 0, dl = 0, dacc = 0, fisher = 0, hessian = 0;
 };
 
 struct LayerSens {
@@ -51,11 +54,13 @@ struct SensitivityTable {
   nlohmann::json plan;            // the reference plan (plan_to_json), for `mixq plan --from-table`
   std::string model;              // model path as given
   double seconds = 0;             // measuring time (this run plus resumed parts)
+  bool has_fisher = false, has_hessian = false;  // curvature signals present (need labels; the
+                                                 // Hessian also needs double backward)
 
   const LayerSens* find(const std::string& layer) const;
 };
 
-// The signal names allocators accept: mse, noise (alias sqnr), kl, dl, dacc.
+// The signal names allocators accept: dl, kl, noise (alias sqnr), mse, dacc, fisher, hessian.
 const std::vector<std::string>& signal_names();
 // The additive value of `signal` in an entry; throws kInvalidArgument for unknown names.
 double signal_value(const SensEntry& e, const std::string& signal);
@@ -70,7 +75,11 @@ struct SensitivityOptions {
   std::string cache_path;    // "" : no cache
   bool data_free = false;    // only `mse` (no calibration data needed)
   bool progress = true;
+  bool curvature = true;     // also the fisher and hessian signals (one autograd pass)
 };
+
+// Throws kInvalidArgument when `t` lacks `signal` (curvature signals of a table made without them).
+void require_signal(const SensitivityTable& t, const std::string& signal, const std::string& where);
 
 // `plan` is the job's plan before allocation (defaults, pinned layers); its unpinned layers are
 // measured. `calib` may be null when opts.data_free.

@@ -256,7 +256,12 @@ TEST(Sensitivity, MeasuresSignalsAndResumesFromCache) {
     EXPECT_GT(l.bits.at(2).mse, l.bits.at(4).mse);
     EXPECT_GT(l.bits.at(2).noise, 0);
     EXPECT_GT(l.bits.at(2).kl, 0);
+    EXPECT_GT(l.bits.at(2).fisher, l.bits.at(4).fisher);
+    EXPECT_GT(l.bits.at(2).hessian, 0);
+    EXPECT_EQ(l.bits.at(8).hessian, 0);
   }
+  EXPECT_TRUE(t.has_fisher);
+  EXPECT_TRUE(t.has_hessian);
   // Second run: same key, everything from the cache (identical numbers, no new measuring time).
   SensitivityTable t2 = measure_sensitivity(pp.prepared, pp.plan, calib.get(), so);
   EXPECT_EQ(table_to_json(t2)["layers"], table_to_json(t)["layers"]);
