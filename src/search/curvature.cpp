@@ -54,8 +54,13 @@ Curvature measure_curvature(const Graph& prepared, const std::vector<std::string
   for (size_t i = 0; i < weights.size(); ++i) c.fisher[weights[i]] = F[i] / double(std::max<int64_t>(n, 1));
 
   try {
-    const Batch& b = batches.front();
-    at::Tensor loss = m.loss(b.inputs, b.labels);
+    // The Hessian-vector products run on the first 64 samples: double backward through
+    // convolutions takes libtorch's slow path, and a trace estimate needs few samples.
+    const Batch& b0 = batches.front();
+    const int64_t nh = std::min<int64_t>(64, b0.labels.size(0));
+    std::vector<at::Tensor> hin;
+    for (const auto& x : b0.inputs) hin.push_back(x.slice(0, 0, nh));
+    at::Tensor loss = m.loss(hin, b0.labels.slice(0, 0, nh));
     auto g = torch::autograd::grad({loss}, m.leaves, {}, /*retain_graph=*/true, /*create_graph=*/true);
     std::vector<double> tr(weights.size(), 0);
     auto gen = at::make_generator<at::CPUGeneratorImpl>(0);

@@ -2,7 +2,7 @@
 // subset of the float model (autograd through the executor):
 //   fisher: diagonal empirical Fisher E[g^2] of the calibration cross-entropy w.r.t. each weight,
 //           estimated from micro-batch gradients (g of a batch of m samples, scaled by m);
-//   trace:  Hutchinson's estimate of the Hessian trace of each layer's weight block (HAWQ-V2):
+//   trace:  Hutchinson's estimate (on the first 64 samples) of the Hessian trace of each layer's weight block (HAWQ-V2):
 //           mean over Rademacher v of v^T H v, H v from a Hessian-vector product (double backward).
 // The sensitivity table turns them into signals for a weight change dW:
 //   fisher  0.5 * sum F (.) dW^2          hessian  0.5 * trace / n * ||dW||^2

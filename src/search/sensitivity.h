@@ -75,7 +75,8 @@ struct SensitivityOptions {
   std::string cache_path;    // "" : no cache
   bool data_free = false;    // only `mse` (no calibration data needed)
   bool progress = true;
-  bool curvature = true;     // also the fisher and hessian signals (one autograd pass)
+  bool curvature = false;    // also the fisher and hessian signals (an autograd pass with
+                             // double backward: several times the cost of the rest on convnets)
 };
 
 // Throws kInvalidArgument when `t` lacks `signal` (curvature signals of a table made without them).

@@ -246,6 +246,7 @@ TEST(Sensitivity, MeasuresSignalsAndResumesFromCache) {
   so.calib_spec = "fmnist:train:128";
   so.model_path = test::fixture("fmnist-mlp");
   so.cache_path = tmp.file("t.json");
+  so.curvature = true;
   SensitivityTable t = measure_sensitivity(pp.prepared, pp.plan, calib.get(), so);
   size_t unpinned = 0;
   for (const auto& L : pp.plan.layers) unpinned += !L.pinned;

@@ -19,6 +19,8 @@ void add_budget_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--sens-samples", job.sens.samples, "Calibration samples for the sensitivity table")
       ->capture_default_str();
   sub.add_option("--sens-cache", job.sens.cache_path, "Sensitivity table cache file (resumes a killed run)");
+  sub.add_flag("--curvature", job.sens.curvature,
+               "Sensitivity table: also the fisher and hessian signals (autograd pass; slow on convnets)");
   sub.add_option("--table", job.table_path, "Allocate from this sensitivity table instead of measuring");
   sub.add_flag("--no-measure", [&o](int64_t) { o.measure = false; }, "pareto: trust the prediction, skip re-measuring");
 }
