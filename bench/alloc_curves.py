@@ -127,7 +127,7 @@ def main():
         names = args.models.split(",")
         # Tasks in priority order (these runs are slow on the shared 2 cores and the JSON keeps
         # every finished row, so an interrupted run still gives the most important comparisons):
-        # phase 1, per model: its table, uniform W3/W4, then IP dl, Pareto dl, MixQuant at those
+        # phase 1, per model: its table, uniform W3/W4, then IP dl and kl, Pareto dl, MixQuant at those
         # two sizes and 2.5 bits; phase 2: the other signals, genetic, 3.5 bits, uniform W2/W5/W6.
         def run_uniform(name, wb):
             key = (name, "uniform", str(wb))
@@ -172,7 +172,7 @@ def main():
             run_table(name)
             pts[name] = [run_uniform(name, 3), run_uniform(name, 4), 2.5]
             for b in pts[name]:
-                for label in ("IP dl", "Pareto dl", "MixQuant"):
+                for label in ("IP dl", "IP kl", "Pareto dl", "MixQuant"):
                     run_series(name, label, b)
         for name in names:
             for b in pts[name] + [3.5]:

@@ -68,12 +68,17 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
   if (hw) check_plan_against_spec(plan, *hw, prepared);
   // Additivity check: the table predicts the calibration-loss increase as a sum of single-layer
   // increases; measure the real one on the same samples and report both.
-  if (table && ctx.measure && step.opts.signal == "dl" && plan.search_params.contains("predicted")) {
+  if (table && ctx.measure && plan.search_params.contains("predicted")) {
     auto [acc, loss] = ctx.measure(plan);
-    summary["predicted_dl"] = plan.search_params["predicted"];
+    // The dl prediction of the same plan, whatever signal chose it (the table holds every signal).
+    double pred = 0;
+    for (const auto& L : plan.layers)
+      if (const LayerSens* ls = table->find(L.name))
+        if (auto it = ls->bits.find(L.weight_scheme.bits); it != ls->bits.end()) pred += it->second.dl;
+    summary["predicted_dl"] = pred;
     summary["measured_dl"] = loss - table->ref_loss;
     summary["calib_top1"] = acc;
-    log::verbose("predicted calibration loss increase " + plan.search_params["predicted"].dump() + ", measured " +
+    log::verbose("predicted calibration loss increase " + std::to_string(pred) + ", measured " +
                  std::to_string(loss - table->ref_loss));
   }
   return summary;
