@@ -115,6 +115,23 @@ def table(rows):
         print(f"| {r['model']} | {r['series']} | {b} | {r['avg_wbits']:.2f} | {r['top1']:.2f} | {r['size_bytes']} | {pm} |")
 
 
+def pivot(rows):
+    """One line per (model, size point): top-1 (avg weight bits) of every series at that budget."""
+    cols = ["uniform"] + [s for s, _ in SERIES]
+    print("| model | size point (avg bits) | " + " | ".join(cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
+    for m in sorted({r["model"] for r in rows}):
+        uni = {r["budget"]: r for r in rows if r["model"] == m and r["series"] == "uniform" and "top1" in r}
+        points = sorted({r["budget"] for r in rows if r["model"] == m and r["series"] not in ("uniform", "table")})
+        for b in points:
+            u = next((r for r in uni.values() if abs(r["avg_wbits"] - b) < 1e-3), None)
+            cells = [f"{u['top1']:.2f}" if u else ""]
+            for s, _ in SERIES:
+                r = next((r for r in rows if r["model"] == m and r["series"] == s and r["budget"] == b and "top1" in r), None)
+                cells.append(f"{r['top1']:.2f} ({r['avg_wbits']:.2f})" if r else "")
+            print(f"| {m} | {b:.2f} | " + " | ".join(cells) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mixq", default=os.path.join(ROOT, "build", "mixq"))
@@ -184,10 +201,12 @@ def main():
         if "top1_quant" in r:
             r["top1"] = r["top1_quant"]
     table([r for r in rows if r["series"] != "table"])
+    print()
+    pivot([r for r in rows if r["series"] != "table"])
     for r in rows:
         if r["series"] == "table":
             print(f"\n{r['model']}: sensitivity table {r['sensitivity_seconds']:.1f} s, pareto command {r['seconds_wall']:.1f} s wall")
-    svg([r for r in rows if r["series"] != "table" and r.get("top1") is not None], os.path.join(RES, "alloc_curves.svg"))
+    svg([r for r in rows if r["series"] != "table" and r.get("top1") is not None], os.path.join(ROOT, "bench", "alloc_curves.svg"))
 
 
 if __name__ == "__main__":
