@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "api/allocate_step.h"
 #include "core/log.h"
 #include "exec/shapes.h"
 #include "graph/fold_bn.h"
@@ -44,16 +45,25 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   r.plan = make_plan(r.prepared, layers, d);
   r.plan.model = job.model_path;
   r.plan.method = job.method;
+  find_method(job.method);  // an unknown method or --iters fails before any work
+  if (job.recon_iters != -1) ReconOptions().scale_iters(job.recon_iters);
+  auto calib = open_dataset(job.calib, r.prepared.inputs, pp);
   if (!job.plan_path.empty()) {
     r.plan = load_plan(job.plan_path, r.plan);
   } else {
-    find_allocator(job.search).run(r.prepared, r.plan, job.search_opts);
+    AllocateStep step;
+    step.search = job.search;
+    step.opts = job.search_opts;
+    step.hw_path = job.hw_path;
+    step.table_path = job.table_path;
+    step.sens = job.sens;
+    step.sens.calib_spec = job.calib;
+    step.sens.model_path = job.model_path;
+    step.progress = job.qopts.progress;
+    r.allocation = run_allocation(step, r.prepared, r.plan, calib.get());
   }
   r.seconds_search = seconds_since(t_search);
 
-  find_method(job.method);  // an unknown method fails before any work
-  if (job.recon_iters != -1) ReconOptions().scale_iters(job.recon_iters);
-  auto calib = open_dataset(job.calib, r.prepared.inputs, pp);
   auto t_quant = std::chrono::steady_clock::now();
   r.qmodel = quantize_model(r.prepared, r.plan, *calib, job.qopts);
   std::optional<QuantizedModel> before_finish;  // to report what the finishing steps changed
@@ -116,7 +126,8 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                       {"interrupted", r.interrupted},
                       {"seconds", r.seconds_quantize},
                       {"seconds_search", r.seconds_search},
-                      {"seconds_total", r.seconds_total}};
+                      {"seconds_total", r.seconds_total},
+                      {"allocation", r.allocation}};
   j["top1_float"] = r.float_eval ? nlohmann::json(r.float_eval->top1) : nlohmann::json(nullptr);
   j["top1_quant"] = r.quant_eval ? nlohmann::json(r.quant_eval->top1) : nlohmann::json(nullptr);
   j["top1_quant_before_finish"] =

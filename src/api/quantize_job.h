@@ -16,6 +16,7 @@
 #include "quant/qmodel.h"
 #include "quant/quantize.h"
 #include "search/allocator.h"
+#include "search/sensitivity.h"
 
 namespace mixq {
 
@@ -32,6 +33,9 @@ struct QuantizeJob {
   std::string search = "uniform";   // allocator (search/allocator.h)
   SearchOptions search_opts;
   std::string plan_path;            // apply this plan instead of searching
+  std::string hw_path;              // hardware spec: allowed bits per op, shared groups (search/hw_spec.h)
+  std::string table_path;           // sensitivity table to allocate from instead of measuring one
+  SensitivityOptions sens;          // table-driven searches: calibration subset, cache file
   QuantizeOptions qopts;
   int64_t eval_batch = 250;
   std::optional<Preprocess> preprocess;  // override the model's metadata
@@ -47,6 +51,7 @@ struct QuantizeResult {
   QuantizedModel qmodel;
   std::optional<EvalResult> float_eval, quant_eval;
   std::optional<EvalResult> quant_eval_before_finish;  // before --bn-reestimate / --bias-tune
+  nlohmann::json allocation;        // allocation summary (api/allocate_step.h)
   double seconds_search = 0, seconds_quantize = 0, seconds_total = 0;
 };
 

@@ -88,18 +88,24 @@ void unify_shared_inputs(QuantPlan& plan) {
     if (L.quantize_input) L.input_scheme.bits = bits[L.input];
 }
 
+double layer_size_bits(const LayerPlan& L) {
+  const QScheme& s = L.weight_scheme;
+  return double(L.params) * s.bits + double(num_scales(L)) * (32 + (s.symmetric ? 0 : 8)) + double(L.bias_params) * 32;
+}
+
+double layer_bops(const LayerPlan& L) {
+  return double(L.macs) * L.weight_scheme.bits * (L.quantize_input ? L.input_scheme.bits : 32);
+}
+
 void update_cost(QuantPlan& plan) {
   PlanCost c;
   double bits = 0, wparams = 0, wbits_sum = 0, float_bits = 0;
   for (const auto& L : plan.layers) {
-    const QScheme& s = L.weight_scheme;
-    int64_t scales = num_scales(L);
-    bits += double(L.params) * s.bits + double(scales) * (32 + (s.symmetric ? 0 : 8)) + double(L.bias_params) * 32;
+    bits += layer_size_bits(L);
     float_bits += double(L.params + L.bias_params) * 32;
     wparams += double(L.params);
-    wbits_sum += double(L.params) * s.bits;
-    int abits = L.quantize_input ? L.input_scheme.bits : 32;
-    c.bops += double(L.macs) * s.bits * abits;
+    wbits_sum += double(L.params) * L.weight_scheme.bits;
+    c.bops += layer_bops(L);
   }
   bits += double(plan.other_bytes) * 8;
   float_bits += double(plan.other_bytes) * 8;

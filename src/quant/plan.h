@@ -77,6 +77,12 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
 // the same activation scheme, the highest bits among them).
 void unify_shared_inputs(QuantPlan& plan);
 
+// One layer's share of PlanCost: stored bits (weights at their bits + scales + zero points + the
+// float32 bias) and BOPs (MACs x weight bits x input bits, 32 for an unquantized input). The
+// allocators' cost model; update_cost sums exactly these.
+double layer_size_bits(const LayerPlan& L);
+double layer_bops(const LayerPlan& L);
+
 // Recomputes plan.cost from the layers (call after any change to bit-widths).
 void update_cost(QuantPlan& plan);
 

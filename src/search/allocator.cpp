@@ -1,13 +1,23 @@
 #include "search/allocator.h"
 
+#include <memory>
+
 #include "mixq/error.h"
+#include "search/context.h"
+#include "search/hw_spec.h"
+#include "search/latency.h"
+#include "search/sensitivity.h"
 
 namespace mixq {
 
 const std::vector<AllocatorRow>& allocator_table() {
   static const std::vector<AllocatorRow> rows = {
-      {"uniform", "every unpinned layer at --wbits", allocate_uniform},
-      {"mixquant", "per-layer bits from weight roundoff error (MixQuant, --qem or --budget-bits)", allocate_mixquant},
+      {"uniform", "every unpinned layer at --wbits", false, allocate_uniform},
+      {"mixquant", "per-layer bits from weight roundoff error (MixQuant, --qem or --budget-bits)", false, allocate_mixquant},
+      {"ip", "integer program (CBC) over the sensitivity table under the budgets", true, allocate_ip},
+      {"pareto", "greedy Pareto curve over the sensitivity table, budget point re-measured", true, allocate_pareto},
+      {"genetic", "genetic search over the sensitivity table under the budgets (BRECQ)", true, allocate_genetic},
+      {"hago", "HAGO greedy under a hardware spec: lowest bits that keep calibration accuracy", false, allocate_hago},
   };
   return rows;
 }
@@ -20,12 +30,30 @@ const AllocatorRow& find_allocator(const std::string& name) {
   throw Error(ErrorKind::kInvalidArgument, "unknown search '" + name + "' (available: " + names + ")");
 }
 
-void allocate_uniform(const Graph&, QuantPlan& plan, const SearchOptions& opts) {
-  for (auto& L : plan.layers)
-    if (!L.pinned) L.weight_scheme.bits = opts.wbits;
-  plan.search = "uniform";
-  plan.search_params = {{"wbits", opts.wbits}};
-  update_cost(plan);
+Budget context_budget(const AllocContext& ctx) { return effective_budget(ctx.opts.budget, ctx.opts.budget_avg_wbits); }
+
+Problem context_problem(AllocContext& ctx, bool with_table) {
+  Budget b = context_budget(ctx);
+  std::vector<std::vector<int>> groups;
+  if (ctx.hw)
+    for (auto& g : shared_groups(*ctx.hw, ctx.prepared, ctx.plan))
+      if (g.size() > 1) groups.push_back(g);
+  std::unique_ptr<LatencyTable> lat;
+  if (!ctx.opts.latency_table.empty()) lat = std::make_unique<LatencyTable>(load_latency_table(ctx.opts.latency_table));
+  const SensitivityTable* t = nullptr;
+  if (with_table) {
+    MIXQ_CHECK(ctx.table, ErrorKind::kInvalidArgument, "this search needs calibration data (--calib) for its sensitivity table");
+    t = &ctx.table();
+  }
+  return build_problem(ctx.plan, t, ctx.opts.signal, b, groups, ctx.hw, lat.get());
+}
+
+void allocate_uniform(AllocContext& ctx) {
+  for (auto& L : ctx.plan.layers)
+    if (!L.pinned) L.weight_scheme.bits = ctx.opts.wbits;
+  ctx.plan.search = "uniform";
+  ctx.plan.search_params = {{"wbits", ctx.opts.wbits}};
+  update_cost(ctx.plan);
 }
 
 }  // namespace mixq

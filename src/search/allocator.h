@@ -1,17 +1,23 @@
 // Bit-width allocators: each takes a plan covering every layer (from make_plan) and sets the
-// weight (and possibly activation) bits. One file per allocator, one row per allocator in
-// allocator.cpp. Any allocator can precede any quantization method.
+// weight bits. One file per allocator, one row per allocator in allocator.cpp. Any allocator can
+// precede any quantization method.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "graph/ir.h"
 #include "quant/plan.h"
+#include "search/budget.h"
 
 namespace mixq {
+
+struct HwSpec;
+struct SensitivityTable;
 
 struct SearchOptions {
   int wbits = 4;                // uniform: the bits of every unpinned layer
@@ -19,21 +25,47 @@ struct SearchOptions {
   int qem_ref_bits = 8;         // mixquant: the reference bit-width of the error threshold
   std::string qem_ref = "layer";  // mixquant: threshold from each layer's own e_ref ("layer", the
                                   // paper's reading) or from the model's mean e_ref ("model")
-  double budget_avg_wbits = 0;  // target average weight bits (0: none)
+  double budget_avg_wbits = 0;  // target average weight bits (0: none); copied into `budget`
+  Budget budget;                // size / BOPs / latency / max-drop limits (search/budget.h)
+  // Sensitivity signal the table-driven allocators minimise. KL by default: on 256 calibration
+  // samples the label loss increase (dl) of a single layer is within its own noise on the ViT
+  // fixture, KL against the float logits is not (BENCHMARKS.md, budgeted allocation).
+  std::string signal = "kl";
+  uint64_t seed = 0;            // genetic search
+  bool measure = true;          // pareto: re-measure candidate points on calibration data
+  std::string latency_table;    // per-layer latency file (search/latency.h) for latency budgets
+};
+
+// What an allocator may use besides the plan. `table` and `measure` are null when the job has no
+// calibration data (data-free allocators need neither).
+struct AllocContext {
+  const Graph& prepared;                   // BN-folded float graph the plan belongs to
+  QuantPlan& plan;                         // in: defaults, pinned layers; out: chosen bits
+  const SearchOptions& opts;
+  const HwSpec* hw = nullptr;              // allowed bits / shared groups (search/hw_spec.h)
+  // The sensitivity table for `plan`'s defaults (computed or loaded from cache on first call).
+  std::function<const SensitivityTable&()> table;
+  // Measures a candidate plan on the calibration subset: {top-1 %, mean cross-entropy}.
+  std::function<std::pair<double, double>(const QuantPlan&)> measure;
 };
 
 struct AllocatorRow {
   const char* name;
   const char* help;
-  // Sets bits in `plan` (whose layers come from `g`) and records search_params/budget.
-  void (*run)(const Graph& g, QuantPlan& plan, const SearchOptions& opts);
+  bool needs_table;  // reads the sensitivity table (so needs calibration data)
+  // Sets bits in ctx.plan and records search_params/budget.
+  void (*run)(AllocContext& ctx);
 };
 
 const std::vector<AllocatorRow>& allocator_table();
 const AllocatorRow& find_allocator(const std::string& name);  // throws kInvalidArgument
 
-void allocate_uniform(const Graph& g, QuantPlan& plan, const SearchOptions& opts);
-void allocate_mixquant(const Graph& g, QuantPlan& plan, const SearchOptions& opts);
+void allocate_uniform(AllocContext& ctx);
+void allocate_mixquant(AllocContext& ctx);
+void allocate_ip(AllocContext& ctx);
+void allocate_pareto(AllocContext& ctx);
+void allocate_genetic(AllocContext& ctx);
+void allocate_hago(AllocContext& ctx);
 
 // MixQuant's per-layer choice for one QEM (exposed for tests and the QEM sweep): for every
 // unpinned layer the smallest b in 2..8 with e_b <= qem * e_ref, e_b = MSE(W, DQ(Q_b(W))).

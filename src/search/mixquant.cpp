@@ -9,11 +9,15 @@
 // With a target average (--budget-bits B) the QEM is found by bisection on log(QEM): the smallest
 // QEM whose plan averages <= B bits, i.e. the most accurate plan within the budget.
 // Defaults: QEM 4 when neither --qem nor --budget-bits is given. First/last layers stay pinned.
+#include <algorithm>
 #include <array>
 #include <cmath>
 
+#include "core/log.h"
+#include "mixq/error.h"
 #include "quant/quantizer.h"
 #include "search/allocator.h"
+#include "search/hw_spec.h"
 
 namespace mixq {
 
@@ -95,31 +99,56 @@ std::vector<int> mixquant_bits(const Graph& g, const QuantPlan& plan, double qem
   return choose(plan, error_table(g, plan, ref_bits, ref), qem, ref_bits);
 }
 
-void allocate_mixquant(const Graph& g, QuantPlan& plan, const SearchOptions& opts) {
+void allocate_mixquant(AllocContext& ctx) {
+  const Graph& g = ctx.prepared;
+  QuantPlan& plan = ctx.plan;
+  const SearchOptions& opts = ctx.opts;
   const int ref = opts.qem_ref_bits;
   MIXQ_CHECK((ref >= 2 && ref <= 8) || ref == 16, ErrorKind::kInvalidArgument, "--qem-ref-bits must be 2-8 or 16");
   ErrorTable t = error_table(g, plan, ref, opts.qem_ref);
   double qem = opts.qem > 0 ? opts.qem : 4.0;
+  nlohmann::json infeasible;
   if (opts.budget_avg_wbits > 0 && opts.qem <= 0) {
     // avg bits is non-increasing in QEM: bisection on log(QEM) for the smallest feasible QEM.
     double lo = 0, hi = std::log(1e15);
     std::vector<int> at_hi = choose(plan, t, std::exp(hi), ref);
-    MIXQ_CHECK(avg_bits(plan, at_hi) <= opts.budget_avg_wbits + 1e-9, ErrorKind::kInvalidArgument,
-               "MixQuant cannot reach an average of ", opts.budget_avg_wbits, " weight bits: the minimum is ",
-               avg_bits(plan, at_hi), " (pinned first/last layers at 8 bits; pass --pin-bits 0 to unpin)");
-    if (avg_bits(plan, choose(plan, t, 1.0, ref)) <= opts.budget_avg_wbits) hi = 0;
-    for (int it = 0; it < 60; ++it) {
-      double mid = 0.5 * (lo + hi);
-      if (avg_bits(plan, choose(plan, t, std::exp(mid), ref)) <= opts.budget_avg_wbits) hi = mid; else lo = mid;
+    const double min_avg = avg_bits(plan, at_hi);
+    if (min_avg > opts.budget_avg_wbits + 1e-9) {
+      // Not a failure: the closest plan (every unpinned layer at 2 bits), what the minimum is and
+      // which layers hold it up.
+      nlohmann::json binding = nlohmann::json::array();
+      for (const auto& L : plan.layers)
+        if (L.pinned) binding.push_back({{"layer", L.name}, {"why", "pinned at " + std::to_string(L.weight_scheme.bits) + " bits (--pin-bits)"}});
+      infeasible = nlohmann::json::array({{{"budget", "avg_wbits"}, {"requested", opts.budget_avg_wbits},
+                                           {"minimum_feasible", min_avg}, {"binding_layers", binding}}});
+      log::warn("mixquant: an average of " + std::to_string(opts.budget_avg_wbits) +
+                " weight bits is not reachable; the minimum is " + std::to_string(min_avg) +
+                " (pinned first/last layers; --pin-bits 0 unpins them). Using the closest plan.");
+    } else {
+      if (avg_bits(plan, choose(plan, t, 1.0, ref)) <= opts.budget_avg_wbits) hi = 0;
+      for (int it = 0; it < 60; ++it) {
+        double mid = 0.5 * (lo + hi);
+        if (avg_bits(plan, choose(plan, t, std::exp(mid), ref)) <= opts.budget_avg_wbits) hi = mid; else lo = mid;
+      }
     }
     qem = std::exp(hi);
   } else {
     MIXQ_CHECK(qem >= 1, ErrorKind::kInvalidArgument, "--qem must be >= 1 (got ", qem, ")");
   }
   std::vector<int> bits = choose(plan, t, qem, ref);
-  for (size_t i = 0; i < bits.size(); ++i) plan.layers[i].weight_scheme.bits = bits[i];
+  for (size_t i = 0; i < bits.size(); ++i) {
+    // Under a hardware spec: the nearest allowed bit-width at or above MixQuant's choice (never
+    // less accurate than the paper's rule asks), else the highest allowed.
+    if (ctx.hw && !plan.layers[i].pinned) {
+      const auto allowed = allowed_wbits(*ctx.hw, plan.layers[i]);
+      auto it = std::lower_bound(allowed.begin(), allowed.end(), bits[i]);
+      bits[i] = it != allowed.end() ? *it : allowed.back();
+    }
+    plan.layers[i].weight_scheme.bits = bits[i];
+  }
   plan.search = "mixquant";
   plan.search_params = {{"qem", qem}, {"qem_ref_bits", ref}, {"qem_ref", opts.qem_ref}};
+  if (!infeasible.is_null()) plan.search_params["infeasible"] = infeasible;
   if (opts.budget_avg_wbits > 0) plan.budget = {{"avg_wbits", opts.budget_avg_wbits}};
   update_cost(plan);
 }

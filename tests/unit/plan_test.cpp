@@ -162,7 +162,8 @@ TEST(MixQuant, BudgetFindsTheSmallestQemWithinIt) {
   p.layers[0].pinned = p.layers[3].pinned = false;
   SearchOptions so;
   so.budget_avg_wbits = 4.0;
-  allocate_mixquant(g, p, so);
+  AllocContext ctx{g, p, so};
+  allocate_mixquant(ctx);
   EXPECT_LE(p.cost.avg_wbits, 4.0 + 1e-9);
   double qem = p.search_params.at("qem").get<double>();
   // A slightly smaller QEM would exceed the budget.
@@ -171,6 +172,20 @@ TEST(MixQuant, BudgetFindsTheSmallestQemWithinIt) {
   for (size_t i = 0; i < bits.size(); ++i) tighter.layers[i].weight_scheme.bits = bits[i];
   update_cost(tighter);
   EXPECT_GT(tighter.cost.avg_wbits, 4.0);
+}
+
+TEST(MixQuant, UnreachableBudgetGivesTheClosestPlanAndTheMinimum) {
+  Graph g = test_graph();
+  QuantPlan p = plan_for(g, PlanDefaults{});  // first and last layer pinned at 8
+  SearchOptions so;
+  so.budget_avg_wbits = 2.0;
+  AllocContext ctx{g, p, so};
+  allocate_mixquant(ctx);  // no throw
+  ASSERT_TRUE(p.search_params.contains("infeasible"));
+  const auto& inf = p.search_params["infeasible"][0];
+  EXPECT_NEAR(inf["minimum_feasible"].get<double>(), p.cost.avg_wbits, 1e-9);
+  EXPECT_GT(p.cost.avg_wbits, 2.0);
+  EXPECT_EQ(inf["binding_layers"].size(), 2u);  // the two pinned layers
 }
 
 }  // namespace

@@ -48,7 +48,8 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                  "Weight rounding: nearest (default), floor, ceil, stochastic");
   sub.add_option("--pin-bits", d.pin_bits, "Bits of the first and last layer (0: treat them like the rest)")
       ->capture_default_str();
-  sub.add_option("--search", job.search, "Bit allocation: uniform, mixquant")->capture_default_str();
+  sub.add_option("--search", job.search, "Bit allocation: uniform, mixquant, ip, pareto, genetic, hago")
+      ->capture_default_str();
   sub.add_option("--qem", job.search_opts.qem, "MixQuant quantization error multiplier (>= 1)");
   sub.add_option("--qem-ref-bits", job.search_opts.qem_ref_bits, "MixQuant reference bit-width")->capture_default_str();
   sub.add_option("--qem-ref", job.search_opts.qem_ref,
@@ -56,6 +57,7 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                  "(the model's mean error)")->capture_default_str();
   sub.add_option("--budget-bits", job.search_opts.budget_avg_wbits, "Target average weight bits (MixQuant: finds the QEM)");
   sub.add_option("--seed", job.qopts.seed, "Seed (stochastic rounding, reconstruction batches)")->capture_default_str();
+  add_budget_options(sub, job);
 }
 
 RunFn setup_quantize(CLI::App& sub) {

@@ -20,6 +20,9 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job);
 nlohmann::json write_packed(const QuantizeResult& r, const std::string& path);
 void print_pack_summary(const nlohmann::json& j);
 
+// --budget-*, --max-drop, --signal, --hw, --sens-*, --table (budget_options.cpp).
+void add_budget_options(CLI::App& sub, QuantizeJob& job);
+
 // Options every subcommand has.
 struct GlobalOptions {
   bool json = false;     // print exactly one JSON object on stdout
@@ -55,6 +58,8 @@ RunFn setup_pack(CLI::App& sub);
 RunFn setup_run(CLI::App& sub);
 RunFn setup_bench(CLI::App& sub);
 RunFn setup_profile(CLI::App& sub);
+RunFn setup_pareto(CLI::App& sub);
+RunFn setup_plan(CLI::App& sub);
 
 
 }  // namespace mixq::cli

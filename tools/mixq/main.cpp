@@ -16,6 +16,8 @@ const Command kCommands[] = {
     {"run", "Top-1 accuracy of a packed .mxq model on the libtorch-free runtime", setup_run},
     {"bench", "Batch-1 latency and batch-64 throughput of a .mxq model on the runtime", setup_bench},
     {"profile", "Per-layer batch-1 latency at each weight bit-width on the runtime (JSON table)", setup_profile},
+    {"pareto", "Sensitivity table once, then the size x BOPs x predicted-accuracy front", setup_pareto},
+    {"plan", "Solve a budget from a cached sensitivity table (no quantization, < 1 s)", setup_plan},
     {"demo", "Evaluate the bundled Fashion-MNIST models (the default end-to-end job)", setup_demo},
 };
 

@@ -1,0 +1,105 @@
+#include "api/allocate_step.h"
+
+#include <chrono>
+#include <memory>
+
+#include "core/log.h"
+#include "exec/evaluate.h"
+#include "exec/executor.h"
+#include "mixq/error.h"
+#include "quant/qdq.h"
+#include "quant/quantize.h"
+#include "api/quantize_job.h"
+#include "exec/shapes.h"
+#include "graph/fold_bn.h"
+#include "graph/layers.h"
+#include "onnx/import.h"
+#include "search/hw_spec.h"
+
+namespace mixq {
+
+std::pair<double, double> measure_plan(const Graph& prepared, const QuantPlan& plan, const Dataset& data) {
+  QuantizeOptions qo;
+  qo.progress = false;
+  QuantizedModel qm = quantize_model(prepared, plan, data, qo);
+  Executor ex(qdq_graph(qm));
+  EvalOptions eo;
+  eo.progress = false;
+  eo.batch_size = 256;
+  EvalResult r = evaluate(ex, data, eo);
+  return {r.top1, r.loss};
+}
+
+nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, QuantPlan& plan, const Dataset* calib) {
+  const AllocatorRow& row = find_allocator(step.search);
+  nlohmann::json summary = nlohmann::json::object();
+  std::unique_ptr<HwSpec> hw;
+  if (!step.hw_path.empty()) {
+    hw = std::make_unique<HwSpec>(load_hw_spec(step.hw_path));
+    fit_plan_to_spec(plan, *hw);
+    summary["hw"] = hw->name;
+  }
+  std::unique_ptr<Dataset> sub;
+  if (calib) sub = head_dataset(*calib, step.sens.samples);
+  std::unique_ptr<SensitivityTable> table;
+  const QuantPlan base = plan;  // the table is measured on the plan before allocation
+  AllocContext ctx{prepared, plan, step.opts, hw.get(), nullptr, nullptr};
+  if (!step.table_path.empty() || calib) {
+    ctx.table = [&]() -> const SensitivityTable& {
+      if (!table) {
+        if (!step.table_path.empty()) {
+          table = std::make_unique<SensitivityTable>(load_table(step.table_path));
+        } else {
+          SensitivityOptions so = step.sens;
+          so.progress = step.progress;
+          table = std::make_unique<SensitivityTable>(measure_sensitivity(prepared, base, calib, so));
+        }
+        summary["sensitivity_seconds"] = table->seconds;
+        summary["sensitivity_samples"] = table->samples;
+      }
+      return *table;
+    };
+  }
+  if (calib && calib->has_labels())
+    ctx.measure = [&](const QuantPlan& p) { return measure_plan(prepared, p, *sub); };
+  auto t0 = std::chrono::steady_clock::now();
+  row.run(ctx);
+  summary["allocate_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (hw) check_plan_against_spec(plan, *hw, prepared);
+  // Additivity check: the table predicts the calibration-loss increase as a sum of single-layer
+  // increases; measure the real one on the same samples and report both.
+  if (table && ctx.measure && plan.search_params.contains("predicted")) {
+    auto [acc, loss] = ctx.measure(plan);
+    // The dl prediction of the same plan, whatever signal chose it (the table holds every signal).
+    double pred = 0;
+    for (const auto& L : plan.layers)
+      if (const LayerSens* ls = table->find(L.name))
+        if (auto it = ls->bits.find(L.weight_scheme.bits); it != ls->bits.end()) pred += it->second.dl;
+    summary["predicted_dl"] = pred;
+    summary["measured_dl"] = loss - table->ref_loss;
+    summary["calib_top1"] = acc;
+    log::verbose("predicted calibration loss increase " + std::to_string(pred) + ", measured " +
+                 std::to_string(loss - table->ref_loss));
+  }
+  return summary;
+}
+
+PreparedPlan prepare_plan(const std::string& model_path, PlanDefaults d, const std::string& method) {
+  PreparedPlan p;
+  p.original = load_onnx(model_path);
+  p.prepared = p.original;
+  fold_batchnorm(p.prepared);
+  auto layers = find_layers(p.prepared);
+  MIXQ_CHECK(!layers.empty(), ErrorKind::kUnsupported, model_path, ": no quantizable layers");
+  {
+    Executor shapes(p.prepared);
+    annotate_macs(shapes, layers);
+  }
+  apply_method(method, d);
+  p.plan = make_plan(p.prepared, layers, d);
+  p.plan.model = model_path;
+  p.plan.method = method;
+  return p;
+}
+
+}  // namespace mixq

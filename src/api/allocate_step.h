@@ -1,0 +1,46 @@
+// The allocation stage of a quantization job: hardware spec, sensitivity table (measured, cached
+// or loaded), the allocator's context (measurement on the calibration subset), the spec check of
+// the result and, for table-driven searches, the predicted vs measured check.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "data/dataset.h"
+#include "graph/ir.h"
+#include "quant/plan.h"
+#include "search/allocator.h"
+#include "search/sensitivity.h"
+
+namespace mixq {
+
+struct AllocateStep {
+  std::string search = "uniform";
+  SearchOptions opts;
+  std::string hw_path;         // hardware spec file ("" : none)
+  std::string table_path;      // use this sensitivity table instead of measuring ("" : measure)
+  SensitivityOptions sens;     // samples, batch, cache file, calib spec, model path
+  bool progress = true;
+};
+
+// Runs the allocator on `plan` (from make_plan). `calib` may be null for data-free searches.
+// Returns a summary for reports: table timing, predicted vs measured.
+nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, QuantPlan& plan, const Dataset* calib);
+
+// Measures a plan on (the first n samples of) a dataset: quantize, simulate, {top-1 %, loss}.
+std::pair<double, double> measure_plan(const Graph& prepared, const QuantPlan& plan, const Dataset& data);
+
+}  // namespace mixq
+
+namespace mixq {
+
+// Load -> fold BN -> layers with MACs -> plan with the job's defaults (what run_quantize does
+// before allocation), for the commands that allocate without quantizing (pareto, plan).
+struct PreparedPlan {
+  Graph original, prepared;
+  QuantPlan plan;
+};
+PreparedPlan prepare_plan(const std::string& model_path, PlanDefaults defaults, const std::string& method);
+
+}  // namespace mixq

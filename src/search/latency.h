@@ -1,0 +1,19 @@
+// Per-layer latency table: milliseconds per (layer, weight bits), supplied by the user (a file) or
+// measured by the packed runtime when it exists. Format (docs/hwspec.md):
+//   {"mixq_latency_version": 1, "layers": {"<layer>": {"2": 0.011, "4": 0.013, "8": 0.020}}}
+// Bits a layer lacks are not allowed for it when a latency budget is given.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace mixq {
+
+struct LatencyTable {
+  std::string path;
+  std::map<std::string, std::map<int, double>> ms;  // layer -> bits -> milliseconds
+};
+
+LatencyTable load_latency_table(const std::string& path);
+
+}  // namespace mixq

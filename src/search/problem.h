@@ -1,0 +1,94 @@
+// The allocation problem every table-driven allocator solves, in one form: a list of *units*
+// (one layer, or a group of layers a hardware spec makes share one precision; a pinned layer is a
+// unit with one option), each choosing exactly one option (a weight bit-width) with an additive
+// objective and additive constraint coefficients:
+//   minimise    sum_u obj[u][choice_u]
+//   subject to  sum_u coef_k[u][choice_u] <= limit_k   for every constraint k.
+// With a size-like budget the objective is the predicted sensitivity (signal) and the budgets are
+// constraints; with Budget::max_drop the objective is the size in bits and the predicted
+// sensitivity is a constraint. Solvers (ip.cpp, pareto.cpp, genetic.cpp) only see this struct,
+// so they can be tested on random tables against brute force.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "quant/plan.h"
+#include "search/budget.h"
+
+namespace mixq {
+
+struct HwSpec;
+struct SensitivityTable;
+struct LatencyTable;
+
+struct Unit {
+  std::vector<int> layers;  // indices into plan.layers
+  std::vector<int> bits;    // options, ascending
+  std::vector<double> obj;  // per option
+  std::vector<double> loss; // predicted sensitivity per option (the signal), for reports
+  std::vector<double> size_bits;  // per option: the unit's stored bits (for curves)
+  bool fixed() const { return bits.size() == 1; }
+};
+
+struct Constraint {
+  std::string name;      // "avg_wbits", "size_bytes", "bops", "latency_ms", "max_drop"
+  double limit = 0;      // in coefficient units, fixed parts already subtracted
+  std::vector<std::vector<double>> coef;  // [unit][option]
+  // Converts a coefficient sum back to the user's units (e.g. bits -> bytes incl. fixed parts).
+  std::function<double(double)> to_user;
+};
+
+struct Problem {
+  std::vector<Unit> units;
+  std::vector<Constraint> constraints;
+  std::string objective = "loss";  // "loss" or "size_bits"
+  std::string signal;
+};
+
+using Choice = std::vector<int>;  // option index per unit
+
+// Builds the problem from a plan (its pinned layers and defaults), the sensitivity table (null:
+// every option predicts 0, for allocators that measure instead), the signal name, shared-precision
+// groups (sets of plan layer indices; layers in no group are alone), an optional hardware spec
+// (allowed bits) and latency table. Signals are made monotone per layer (fewer bits never predict
+// less loss; a lower measured value is calibration noise). Throws kInvalidArgument when a layer
+// of the plan is missing from the table, the spec leaves a group no common bit-width, or a latency
+// budget comes without a latency table.
+Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, const std::string& signal,
+                      const Budget& budget, const std::vector<std::vector<int>>& groups, const HwSpec* hw,
+                      const LatencyTable* latency);
+
+double objective(const Problem& p, const Choice& c);
+double constraint_sum(const Constraint& k, const Choice& c);
+bool feasible(const Problem& p, const Choice& c, double slack = 1e-9);
+// The choice with every unit at its lowest (index 0) or highest option.
+Choice lowest_choice(const Problem& p);
+Choice highest_choice(const Problem& p);
+
+// Writes the chosen bits into the plan's layers and recomputes its cost.
+void apply_choice(const Problem& p, const Choice& c, QuantPlan& plan);
+// Sum of the units' predicted sensitivity (signal units) under a choice.
+double predicted_loss(const Problem& p, const Choice& c);
+
+// When no choice meets every constraint: for each constraint the requested limit and the
+// minimum achievable (user units), and the layers that bind (pinned layers, layers the spec keeps
+// above 2 bits, largest share of the violated quantity first). Null when the lowest (highest for
+// max_drop) choice is feasible for each constraint on its own.
+nlohmann::json infeasibility(const Problem& p, const QuantPlan& plan);
+// The choice to fall back to when infeasible: the one that comes closest (every unit at its
+// cheapest option for size-like budgets; every unit at its most accurate for max_drop).
+Choice fallback_choice(const Problem& p);
+
+// Records the outcome of a solver in the plan: bits, cost, budget, search params, and when the
+// budget cannot be met, the infeasibility report (also printed as a warning).
+void finish_plan(const Problem& p, const Choice& c, const std::string& search, nlohmann::json params,
+                 const Budget& budget, QuantPlan& plan);
+
+// Budget from the options: budget_avg_wbits folded into Budget::avg_wbits.
+Budget effective_budget(const Budget& b, double budget_avg_wbits);
+
+}  // namespace mixq

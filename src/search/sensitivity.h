@@ -1,0 +1,102 @@
+// Per-layer sensitivity table: for every unpinned quantizable layer and candidate weight bit-width,
+// the measured effect of quantizing that layer alone to those bits while every other layer stays
+// at the reference precision (the plan's defaults with weights at ref_bits, activations at the
+// plan's bits). See METHODS.md "Sensitivity signals and allocators".
+//
+// Signals per (layer, bits), each an *increase* over the reference model (0 at ref_bits):
+//   mse    sum over the weight of (W - DQ(Q_b(W)))^2 with the layer's range method (data-free)
+//   noise  ||z - z_float||^2 / ||z_float||^2 of the network logits z on calibration data (the
+//          inverse of the output SQNR; noise powers of independent layers add)
+//   sqnr   output SQNR in dB (reported, not additive; allocators use `noise`)
+//   kl     mean KL(softmax(z_float) || softmax(z)) per sample
+//   dl     mean cross-entropy increase on the calibration samples (needs labels; else = kl)
+//   dacc   calibration top-1 drop in points
+//   fisher 0.5 * sum F (.) (dW_b^2 - dW_ref^2), F the diagonal empirical Fisher of the calibration
+//          loss w.r.t. the float weights (search/curvature.h)
+//   hessian 0.5 * Tr(H_l) / n_l * (||dW_b||^2 - ||dW_ref||^2), Hutchinson trace (HAWQ-V2)
+// How: the reference model is quantized once (quant/quantize.h) and run as its QDQ graph; for each
+// (layer, bits) an executor hook replaces that one layer's dequantized weight, and the calibration
+// subset (all of it in one or a few batches) runs again. Weights are quantized once per (layer,
+// bits). The table is written (atomically) after every layer to `cache_path`, keyed by the model
+// file's hash, the calibration spec and every setting; a run finding a cache with the same key
+// reuses its finished layers, so a killed run resumes.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "graph/ir.h"
+#include "quant/plan.h"
+
+namespace mixq {
+
+struct SensEntry {
+  double mse = 0, noise = 0, sqnr_db = 0, kl = 0, dl = 0, dacc = 0, fisher = 0, hessian = 0;
+};
+
+struct LayerSens {
+  std::string name;
+  int64_t params = 0;
+  std::map<int, SensEntry> bits;  // measured candidates (ref_bits included, all zeros)
+};
+
+struct SensitivityTable {
+  static constexpr int kVersion = 1;
+  nlohmann::json key;             // what the numbers depend on (model hash, calib, settings)
+  int ref_bits = 8;
+  int64_t samples = 0;
+  double float_top1 = 0, float_loss = 0, ref_top1 = 0, ref_loss = 0, ref_kl = 0, ref_noise = 0;
+  std::vector<LayerSens> layers;  // unpinned layers, plan order
+  nlohmann::json plan;            // the reference plan (plan_to_json), for `mixq plan --from-table`
+  std::string model;              // model path as given
+  double seconds = 0;             // measuring time (this run plus resumed parts)
+  bool has_fisher = false, has_hessian = false;  // curvature signals present (need labels; the
+                                                 // Hessian also needs double backward)
+
+  const LayerSens* find(const std::string& layer) const;
+};
+
+// The signal names allocators accept: dl, kl, noise (alias sqnr), mse, dacc, fisher, hessian.
+const std::vector<std::string>& signal_names();
+// The additive value of `signal` in an entry; throws kInvalidArgument for unknown names.
+double signal_value(const SensEntry& e, const std::string& signal);
+
+struct SensitivityOptions {
+  std::vector<int> bits = {2, 3, 4, 5, 6, 7, 8};
+  int ref_bits = 8;
+  int64_t samples = 256;     // first N calibration samples (0: all)
+  int64_t batch_size = 256;
+  std::string calib_spec;    // recorded in the key
+  std::string model_path;    // hashed for the key ("" : no hash)
+  std::string cache_path;    // "" : no cache
+  bool data_free = false;    // only `mse` (no calibration data needed)
+  bool progress = true;
+  bool curvature = false;    // also the fisher and hessian signals (an autograd pass with
+                             // double backward: several times the cost of the rest on convnets)
+};
+
+// Throws kInvalidArgument when `t` lacks `signal` (curvature signals of a table made without them).
+void require_signal(const SensitivityTable& t, const std::string& signal, const std::string& where);
+
+// `plan` is the job's plan before allocation (defaults, pinned layers); its unpinned layers are
+// measured. `calib` may be null when opts.data_free.
+SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& plan, const Dataset* calib,
+                                     const SensitivityOptions& opts);
+
+nlohmann::json table_to_json(const SensitivityTable& t);
+// Throws kInvalidArgument naming `where` and the field for malformed tables.
+SensitivityTable table_from_json(const nlohmann::json& j, const std::string& where);
+SensitivityTable load_table(const std::string& path);
+void save_table(const SensitivityTable& t, const std::string& path);  // atomic
+
+// FNV-1a 64 of a file's bytes, as 16 hex digits (the cache key's model identity).
+std::string file_hash(const std::string& path);
+
+// A view of the first n samples of a dataset.
+std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n);
+
+}  // namespace mixq

@@ -1,0 +1,28 @@
+// Budget, signal, hardware-spec and sensitivity-table options shared by quantize, pareto and plan.
+#include "api/quantize_job.h"
+#include "common.h"
+
+namespace mixq::cli {
+
+void add_budget_options(CLI::App& sub, QuantizeJob& job) {
+  auto& o = job.search_opts;
+  sub.add_option("--budget-bytes", o.budget.bytes, "Size budget in bytes (every stored bit, as size_bytes)");
+  sub.add_option("--budget-bops", o.budget.bops, "BOPs budget per sample (MACs x weight bits x activation bits)");
+  sub.add_option("--budget-latency-ms", o.budget.latency_ms, "Latency budget (needs --latency-table)");
+  sub.add_option("--latency-table", o.latency_table, "Per-layer latency table JSON (docs/hwspec.md)");
+  sub.add_option("--max-drop", o.budget.max_drop,
+                 "ip/pareto/genetic: smallest plan whose predicted signal increase is at most this; hago: "
+                 "allowed calibration top-1 drop in points");
+  sub.add_option("--signal", o.signal, "Sensitivity signal for ip/pareto/genetic: dl, kl, noise, mse, dacc, fisher, hessian")
+      ->check(CLI::IsMember({"dl", "kl", "noise", "sqnr", "mse", "dacc", "fisher", "hessian"}))->capture_default_str();
+  sub.add_option("--hw", job.hw_path, "Hardware spec JSON: allowed bits per op, shared groups (docs/hwspec.md)");
+  sub.add_option("--sens-samples", job.sens.samples, "Calibration samples for the sensitivity table")
+      ->capture_default_str();
+  sub.add_option("--sens-cache", job.sens.cache_path, "Sensitivity table cache file (resumes a killed run)");
+  sub.add_flag("--curvature", job.sens.curvature,
+               "Sensitivity table: also the fisher and hessian signals (autograd pass; slow on convnets)");
+  sub.add_option("--table", job.table_path, "Allocate from this sensitivity table instead of measuring");
+  sub.add_flag("--no-measure", [&o](int64_t) { o.measure = false; }, "pareto: trust the prediction, skip re-measuring");
+}
+
+}  // namespace mixq::cli

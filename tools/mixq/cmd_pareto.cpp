@@ -1,0 +1,126 @@
+// mixq pareto MODEL: measure the sensitivity table once (cached, resumable), then emit the
+// size x BOPs x predicted-accuracy front: the greedy Pareto curve plus integer-program optima on a
+// grid of average weight bits. Any budget can then be re-solved from the table with `mixq plan`.
+#include <cmath>
+#include <cstdio>
+
+#include "api/allocate_step.h"
+#include "api/quantize_job.h"
+#include "common.h"
+#include "core/atomic_file.h"
+#include "mixq/error.h"
+#include "search/hw_spec.h"
+#include "search/problem.h"
+#include "search/solvers.h"
+
+namespace mixq::cli {
+
+void add_quant_options(CLI::App& sub, QuantizeJob& job);
+
+namespace {
+
+nlohmann::json point_json(const Problem& p, const Choice& c, QuantPlan plan, const SensitivityTable& t,
+                          const std::string& source) {
+  apply_choice(p, c, plan);
+  // Predictions for every signal from the same choice (the table holds them all).
+  auto predict = [&](const std::string& sig) {
+    double s = 0;
+    for (const auto& L : plan.layers)
+      if (const LayerSens* ls = t.find(L.name)) {
+        auto it = ls->bits.find(L.weight_scheme.bits);
+        if (it != ls->bits.end()) s += signal_value(it->second, sig);
+      }
+    return s;
+  };
+  nlohmann::json bits = nlohmann::json::object();
+  for (const auto& L : plan.layers) bits[L.name] = L.weight_scheme.bits;
+  return {{"source", source},
+          {"avg_wbits", plan.cost.avg_wbits},
+          {"size_bytes", plan.cost.size_bytes},
+          {"bops", plan.cost.bops},
+          {"predicted_dl", predict("dl")},
+          {"predicted_kl", predict("kl")},
+          {"predicted_top1", t.ref_top1 - predict("dacc")},
+          {"bits", bits}};
+}
+
+}  // namespace
+
+RunFn setup_pareto(CLI::App& sub) {
+  struct Opts {
+    GlobalOptions g;
+    QuantizeJob job;
+    std::string out, table_out;
+    double grid_step = 0.25;
+  };
+  auto o = std::make_shared<Opts>();
+  o->job.defaults.wbits = 8;
+  sub.add_option("model", o->job.model_path, "Float ONNX model")->required();
+  add_quant_options(sub, o->job);
+  sub.add_option("-o,--output", o->out, "Write the front (JSON) here");
+  sub.add_option("--table-out", o->table_out, "Write (and resume) the sensitivity table here")->required();
+  sub.add_option("--grid-step", o->grid_step, "Average-bits step of the integer-program points")->capture_default_str();
+  add_global_options(sub, o->g);
+  return [o]() {
+    apply_global_options(o->g);
+    QuantizeJob& job = o->job;
+    MIXQ_CHECK(o->grid_step > 0, ErrorKind::kInvalidArgument, "--grid-step must be > 0");
+    for (const std::string* p : {&o->out, &o->table_out})
+      MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
+                 "refusing to overwrite the input model '", job.model_path, "' with ", *p);
+    PreparedPlan pp = prepare_plan(job.model_path, job.defaults, job.method);
+    std::unique_ptr<HwSpec> hw;
+    if (!job.hw_path.empty()) {
+      hw = std::make_unique<HwSpec>(load_hw_spec(job.hw_path));
+      fit_plan_to_spec(pp.plan, *hw);
+    }
+    auto calib = open_dataset(job.calib, pp.prepared.inputs, preprocess_from_metadata(pp.original));
+    SensitivityOptions so = job.sens;
+    so.calib_spec = job.calib;
+    so.model_path = job.model_path;
+    so.cache_path = o->table_out;
+    so.progress = !o->g.quiet;
+    SensitivityTable t = measure_sensitivity(pp.prepared, pp.plan, calib.get(), so);
+    std::vector<std::vector<int>> groups;
+    if (hw)
+      for (auto& g : shared_groups(*hw, pp.prepared, pp.plan))
+        if (g.size() > 1) groups.push_back(g);
+    const std::string sig = job.search_opts.signal;
+    Problem free = build_problem(pp.plan, &t, sig, Budget{}, groups, hw.get(), nullptr);
+    nlohmann::json points = nlohmann::json::array();
+    for (const Choice& c : pareto_curve(free)) points.push_back(point_json(free, c, pp.plan, t, "greedy"));
+    double lo = 2, hi = 8;
+    for (double b = hi; b >= lo - 1e-9; b -= o->grid_step) {
+      Budget bud;
+      bud.avg_wbits = b;
+      Problem p = build_problem(pp.plan, &t, sig, bud, groups, hw.get(), nullptr);
+      if (auto c = solve_ip(p)) points.push_back(point_json(p, *c, pp.plan, t, "ip@" + std::to_string(b).substr(0, 4)));
+    }
+    nlohmann::json j = {{"model", job.model_path},
+                        {"table", o->table_out},
+                        {"signal", sig},
+                        {"sensitivity_seconds", t.seconds},
+                        {"samples", t.samples},
+                        {"float_top1_calib", t.float_top1},
+                        {"ref_top1_calib", t.ref_top1},
+                        {"points", points}};
+    if (!o->out.empty()) write_file_atomic(o->out, j.dump(1) + "\n");
+    if (o->g.json) {
+      print_json(j);
+      return 0;
+    }
+    std::printf("%s: sensitivity table %s (%lld samples, %.1f s), %zu front points (signal %s)\n",
+                job.model_path.c_str(), o->table_out.c_str(), (long long)t.samples, t.seconds, points.size(),
+                sig.c_str());
+    std::printf("%-8s %9s %11s %12s %12s %9s\n", "source", "avg bits", "size bytes", "GBOPs", "pred dL", "pred top1");
+    for (const auto& p : points)
+      if (p["source"].get<std::string>().rfind("ip@", 0) == 0)
+        std::printf("%-8s %9.2f %11lld %12.4f %12.5f %9.2f\n", p["source"].get<std::string>().c_str(),
+                    p["avg_wbits"].get<double>(), (long long)p["size_bytes"].get<int64_t>(), p["bops"].get<double>() / 1e9,
+                    p["predicted_dl"].get<double>(), p["predicted_top1"].get<double>());
+    if (!o->out.empty()) std::printf("wrote %s\n", o->out.c_str());
+    return 0;
+  };
+}
+
+}  // namespace mixq::cli
