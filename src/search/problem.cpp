@@ -60,7 +60,7 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
   for (const auto& L : plan.layers) total_params += double(L.params);
   std::vector<std::map<int, double>> sig(plan.layers.size());
   for (const auto& grp : groups) {
-    Unit u;
+    ChoiceUnit u;
     u.layers = grp;
     int pinned_bits = 0;
     std::set<int> cand = {2, 3, 4, 5, 6, 7, 8};
@@ -245,7 +245,7 @@ nlohmann::json infeasibility(const Problem& p, const QuantPlan& plan) {
     });
     nlohmann::json binding = nlohmann::json::array();
     for (size_t n = 0; n < share.size() && binding.size() < 5; ++n) {
-      const Unit& u = p.units[share[n].second];
+      const ChoiceUnit& u = p.units[share[n].second];
       for (int i : u.layers) {
         const LayerPlan& L = plan.layers[i];
         std::string why = L.pinned ? "pinned at " + std::to_string(L.weight_scheme.bits) + " bits (--pin-bits)"

@@ -25,7 +25,8 @@ struct HwSpec;
 struct SensitivityTable;
 struct LatencyTable;
 
-struct Unit {
+// One choice of the allocation problem: layers that share a precision and their bit options.
+struct ChoiceUnit {
   std::vector<int> layers;  // indices into plan.layers
   std::vector<int> bits;    // options, ascending
   std::vector<double> obj;  // per option
@@ -43,7 +44,7 @@ struct Constraint {
 };
 
 struct Problem {
-  std::vector<Unit> units;
+  std::vector<ChoiceUnit> units;
   std::vector<Constraint> constraints;
   std::string objective = "loss";  // "loss" or "size_bits"
   std::string signal;
