@@ -32,12 +32,13 @@ METHODS = {
     "brecq-fisher": ["--method", "brecq", "--rec-loss", "fisher"],
     "adaquant": ["--method", "adaquant"],
     "mixquant+brecq": ["--method", "brecq", "--search", "mixquant"],
+    "mixquant-model+brecq": ["--method", "brecq", "--search", "mixquant", "--qem-ref", "model"],
 }
 HAS_BN = {"resnet": True, "mobilenetv2": True, "vit": False}
 
 
 def key(model, setting, method, iters):
-    it = iters if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq") else 0
+    it = iters if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq", "mixquant-model+brecq") else 0
     return f"{model}|{setting}|{method}|{it}"
 
 
@@ -45,11 +46,11 @@ def run(mixq, model, setting, method, iters, rows=None):
     w, a = setting[1:].split("A")
     cmd = [mixq, "quantize", os.path.join(ROOT, "models", f"fmnist-{model}.onnx"), "--calib", "fmnist:train:1024",
            "--wbits", w, "--abits", a, "--eval", "fmnist:test", "--json", "-q", "--seed", "0"] + METHODS[method]
-    if method == "mixquant+brecq":
+    if method.startswith("mixquant"):
         # The same size as uniform BRECQ at this setting (its average includes the 8-bit pins).
         uni = (rows or {}).get(key(model, setting, "brecq", iters), {})
         cmd += ["--budget-bits", f"{uni['avg_wbits']:.4f}" if "avg_wbits" in uni else w]
-    if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq"):
+    if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq", "mixquant-model+brecq"):
         cmd += ["--iters", str(iters)]
     if HAS_BN.get(model):
         cmd += ["--bn-reestimate"]
@@ -66,10 +67,11 @@ def run(mixq, model, setting, method, iters, rows=None):
             "s_per_1000_iters": per1000, "cmd": " ".join(cmd[1:])}
 
 
-def markdown(rows, models):
+def markdown(rows, models, iters):
     out = []
     for model in models:
-        mrows = {k: v for k, v in rows.items() if k.split("|")[0] == model and "error" not in v}
+        mrows = {k: v for k, v in rows.items() if k.split("|")[0] == model and "error" not in v
+                 and k.split("|")[3] in ("0", str(iters))}
         if not mrows:
             continue
         fl = next(iter(mrows.values()))["top1_float"]
@@ -89,7 +91,7 @@ def markdown(rows, models):
                 c = f"{v['top1']:.2f}"
                 if v.get("top1_bn") is not None:
                     c += f" / {v['top1_bn']:.2f}"
-                if m == "mixquant+brecq":
+                if m.startswith("mixquant"):
                     c += f" @{v['avg_wbits']:.2f}b"
                 c += f" ({v['seconds']:.0f})"
                 cells.append(c)
@@ -123,7 +125,7 @@ def main():
                     with open(tmp, "w") as f:
                         json.dump(rows, f, indent=1)
                     os.replace(tmp, RESULTS)
-    print(markdown(rows, models))
+    print(markdown(rows, models, args.iters))
 
 
 if __name__ == "__main__":
