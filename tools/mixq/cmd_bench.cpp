@@ -68,11 +68,7 @@ RunFn setup_bench(CLI::App& sub) {
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
-    rt::ModelOptions mo;
-    mo.isa = parse_isa(o->isa);
-    // One thread unless --threads: the kernels fork/join per layer, which costs more than it
-    // saves on small models and collapses on an oversubscribed machine (see BENCHMARKS.md).
-    mo.threads = o->g.threads > 0 ? o->g.threads : 1;
+    const rt::ModelOptions mo = runtime_options(o->isa, o->g.threads);
     rt::Model m = rt::Model::load(o->model, mo);
     auto ds = open_dataset_for(m.packed(), o->data);
     const int64_t nb = std::min<int64_t>(64, ds->size());

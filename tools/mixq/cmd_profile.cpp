@@ -51,9 +51,7 @@ RunFn setup_profile(CLI::App& sub) {
       MIXQ_CHECK(b >= 2 && b <= 8, ErrorKind::kInvalidArgument, "--bits: '", t, "' is not a bit-width in 2-8");
       bits.push_back(b);
     }
-    rt::ModelOptions mo;
-    mo.isa = parse_isa(o->isa);
-    mo.threads = o->g.threads > 0 ? o->g.threads : 1;
+    const rt::ModelOptions mo = runtime_options(o->isa, o->g.threads);
     std::vector<int> configs = {32};
     configs.insert(configs.end(), bits.begin(), bits.end());
     std::vector<std::string> layer_names, layer_ops;

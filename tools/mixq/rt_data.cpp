@@ -50,4 +50,11 @@ kernels::Isa parse_isa(const std::string& s) {
   throw Error(ErrorKind::kInvalidArgument, "--isa must be auto, ref, avx2 or avx512 (got '" + s + "')");
 }
 
+rt::ModelOptions runtime_options(const std::string& isa, int threads) {
+  rt::ModelOptions mo;
+  mo.isa = parse_isa(isa);
+  mo.threads = threads > 0 ? threads : 1;
+  return mo;
+}
+
 }  // namespace mixq::cli

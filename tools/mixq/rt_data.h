@@ -17,5 +17,9 @@ std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std:
 std::vector<rt::Tensor> to_runtime(const Batch& b);
 // Parses --isa (ref|avx2|avx512|auto) into the runtime's choice (auto: MIXQ_ISA or cpuid).
 kernels::Isa parse_isa(const std::string& s);
+// Runtime options from --isa and --threads. One thread unless --threads: the kernels fork/join
+// per layer, which costs more than it saves on small models and collapses on an oversubscribed
+// machine (see BENCHMARKS.md).
+rt::ModelOptions runtime_options(const std::string& isa, int threads);
 
 }  // namespace mixq::cli
