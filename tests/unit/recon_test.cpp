@@ -170,7 +170,6 @@ TEST(Recon, CachedInputsEqualExecutorValues) {
   o.calib_batch = 20;  // several batches, the last one short
   MethodContext ctx{f->prepared, f->plan, *f->calib, f->folded, o, f->qm};
   ReconModel rm(f->qm);
-  for (const auto& w : f->qm.weights) rm.use_quantized_weight(w.node);
   auto layers = find_layers(f->prepared);
   auto units = partition_units(f->prepared, layers);
   CacheBudget budget;
@@ -196,7 +195,6 @@ TEST(Recon, GradientsReachOnlyTheUnitsRoundingVariablesAndLearnedSteps) {
   o.progress = false;
   MethodContext ctx{f->prepared, f->plan, *f->calib, f->folded, o, f->qm};
   ReconModel rm(f->qm);
-  for (const auto& w : f->qm.weights) rm.use_quantized_weight(w.node);
   auto layers = find_layers(f->prepared);
   auto units = partition_units(f->prepared, layers);
   const Unit& u = units[2];
@@ -234,7 +232,6 @@ TEST(Recon, WhatIsOptimisedIsWhatIsExported) {
   // graph (simulation and export) computes.
   auto f = quantized_resnet(3, 4, 16);
   ReconModel rm(f->qm);
-  for (const auto& w : f->qm.weights) rm.use_quantized_weight(w.node);
   for (ActQuant* a : rm.acts()) a->enabled = true;
   at::Tensor x = f->calib->get(0, 16).inputs[0];
   const std::string in = f->prepared.inputs[0].name, out = f->prepared.outputs[0].name;

@@ -31,7 +31,6 @@ void refine_adaquant(MethodContext& ctx) {
   CacheBudget budget = cache_budget(o);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   ReconModel rm(ctx.qm);
-  for (const auto& w : ctx.qm.weights) rm.use_quantized_weight(w.node);
   // Sequential: the model quantized so far includes activations; enable them as units finish.
   nlohmann::json jr = nlohmann::json::array();
   int todo = 0, done = 0;

@@ -20,7 +20,6 @@ void bias_tune(MethodContext& ctx) {
   const ReconOptions& o = ctx.opts;
   QuantizedModel& qm = ctx.qm;
   ReconModel rm(qm);
-  for (const auto& w : qm.weights) rm.use_quantized_weight(w.node);
   for (ActQuant* a : rm.acts()) a->enabled = true;
   std::vector<std::string> layers;
   std::vector<at::Tensor> base, deltas;

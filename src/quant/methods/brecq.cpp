@@ -229,7 +229,6 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
 
   ReconModel rm(ctx.qm);
-  for (const auto& w : ctx.qm.weights) rm.use_quantized_weight(w.node);
   nlohmann::json jw = nlohmann::json::array();
   reconstruct_rounding(ctx, rm, units, pinned, budget, gen, jw);
   ctx.report["units"] = jw;
@@ -243,10 +242,9 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   qo.batch_size = o.calib_batch;
   qo.progress = o.progress;
   calibrate_activations(ctx.qm, ctx.plan, ctx.calib, qo);  // ranges for the reconstructed weights
-  ReconModel rm2(ctx.qm);
-  for (const auto& w : ctx.qm.weights) rm2.use_quantized_weight(w.node);
+  rm.load_activation_params();
   nlohmann::json ja = nlohmann::json::array();
-  learn_activation_steps(ctx, rm2, units, pinned, budget, gen, ja);
+  learn_activation_steps(ctx, rm, units, pinned, budget, gen, ja);
   ctx.report["activation_units"] = ja;
   ctx.report["act_iters"] = o.act_iters;
 }

@@ -74,16 +74,25 @@ ReconModel::ReconModel(QuantizedModel& qm) : qm_(qm) {
   for (const auto& a : qm.activations) {
     auto aq = std::make_unique<ActQuant>();
     aq->tensor = a.tensor;
-    aq->scale = a.params.scale.to(at::kFloat).reshape({}).clone();
-    aq->zero_point = a.params.zero_point.to(at::kFloat).reshape({}).clone();
-    aq->qmin = static_cast<double>(a.scheme.qmin());
-    aq->qmax = static_cast<double>(a.scheme.qmax());
     ActQuant* p = aq.get();
     acts_[a.tensor] = std::move(aq);
     if (!quant_->has_value(a.tensor + kQuantSuffix)) continue;  // no quantized layer reads it
     quant_->add_hook(a.tensor + kQuantSuffix, [p](const std::string&, at::Tensor& t) {
       if (p->enabled) t = fake_quant_ste(t, p->scale, p->zero_point, p->qmin, p->qmax);
     });
+  }
+  load_activation_params();
+  for (const auto& w : qm.weights) use_quantized_weight(w.node);
+}
+
+void ReconModel::load_activation_params() {
+  for (const auto& a : qm_.activations) {
+    ActQuant* p = act(a.tensor);
+    if (!p) continue;
+    p->scale = a.params.scale.to(at::kFloat).reshape({}).clone();
+    p->zero_point = a.params.zero_point.to(at::kFloat).reshape({}).clone();
+    p->qmin = static_cast<double>(a.scheme.qmin());
+    p->qmax = static_cast<double>(a.scheme.qmax());
   }
 }
 

@@ -35,6 +35,8 @@ struct ActQuant {
 
 class ReconModel {
  public:
+  // quant() starts with every layer reading its hard-quantized weight (qm's codes) and every
+  // activation quantizer built from qm.activations, disabled.
   explicit ReconModel(QuantizedModel& qm);
 
   Executor& fp() { return *fp_; }
@@ -57,6 +59,9 @@ class ReconModel {
   std::vector<ActQuant*> acts();
   // Copies the (possibly learned) activation scales back into qm.activations.
   void store_activation_params();
+  // Re-reads scale / zero point / grid of every activation quantizer from qm.activations (after
+  // they were recalibrated); enabled flags stay as they are.
+  void load_activation_params();
 
   // Runs `data` through `ex` in batches of `batch` and stores each value of `names` per sample.
   std::vector<TensorStore> collect(Executor& ex, const Dataset& data, const std::vector<std::string>& names,
