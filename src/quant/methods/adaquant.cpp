@@ -101,9 +101,7 @@ void refine_adaquant(MethodContext& ctx) {
       if (db.defined()) rm.set_bias(l, b0 + db);
       timer.other += timer.lap();
       // AdaQuant's loss is the plain mean squared error.
-      std::map<std::string, at::Tensor> feeds;
-      for (size_t i = 0; i < u.inputs.size(); ++i) feeds[u.inputs[i]] = cache.in[i].gather(idx);
-      auto out = rm.quant().run(feeds, u.outputs);
+      auto out = unit_outputs(rm, u, cache, idx);
       at::Tensor loss;
       for (size_t i = 0; i < u.outputs.size(); ++i) {
         at::Tensor li = (out.at(u.outputs[i]) - cache.out[i].gather(idx)).pow(2).mean();

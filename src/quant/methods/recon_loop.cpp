@@ -86,10 +86,14 @@ UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, Ca
   return c;
 }
 
-at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx) {
+std::map<std::string, at::Tensor> unit_outputs(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx) {
   std::map<std::string, at::Tensor> feeds;
   for (size_t i = 0; i < u.inputs.size(); ++i) feeds[u.inputs[i]] = c.in[i].gather(idx);
-  auto out = rm.quant().run(feeds, u.outputs);
+  return rm.quant().run(feeds, u.outputs);
+}
+
+at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx) {
+  auto out = unit_outputs(rm, u, c, idx);
   at::Tensor loss;
   for (size_t i = 0; i < u.outputs.size(); ++i) {
     at::Tensor w;

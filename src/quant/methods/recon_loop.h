@@ -37,6 +37,9 @@ struct UnitCache {
 // model's top-1 when it has none) with respect to each unit output of the float model.
 UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, CacheBudget& budget, bool fisher);
 
+// Feeds rows `idx` of the cache to the unit in rm.quant() and returns its outputs by name.
+std::map<std::string, at::Tensor> unit_outputs(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx);
+
 // Feeds rows `idx` of the cache to the unit in rm.quant() and returns the reconstruction loss
 // summed over the unit's outputs (quant/methods/soft_quant.h reconstruction_loss).
 at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx);
