@@ -14,6 +14,7 @@
 #include "graph/fold_bn.h"
 #include "graph/layers.h"
 #include "onnx/import.h"
+#include "pack/from_qmodel.h"
 #include "search/hw_spec.h"
 
 namespace mixq {
@@ -97,6 +98,7 @@ PreparedPlan prepare_plan(const std::string& model_path, PlanDefaults d, const s
   }
   apply_method(method, d);
   p.plan = make_plan(p.prepared, layers, d);
+  count_file_structure(p.prepared, p.plan);
   p.plan.model = model_path;
   p.plan.method = method;
   return p;

@@ -7,6 +7,7 @@
 #include "exec/shapes.h"
 #include "graph/fold_bn.h"
 #include "onnx/import.h"
+#include "pack/from_qmodel.h"
 #include "quant/qdq.h"
 
 namespace mixq {
@@ -43,6 +44,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   PlanDefaults d = job.defaults;
   apply_method(job.method, d);
   r.plan = make_plan(r.prepared, layers, d);
+  count_file_structure(r.prepared, r.plan);
   r.plan.model = job.model_path;
   r.plan.method = job.method;
   find_method(job.method);  // an unknown method or --iters fails before any work

@@ -2,10 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <set>
 
 #include "mixq/error.h"
 #include "pack/bitpack.h"
+#include "quant/plan.h"
 
 namespace mixq {
 
@@ -65,11 +67,10 @@ pack::QWeight pack_weight(const QuantizedWeight& w) {
   return q;
 }
 
-}  // namespace
-
-pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
-  const Graph& g = qm.graph;
-  pack::PackedModel m;
+// Everything but the quantized weights' data and the activation quantizers: inputs/outputs,
+// nodes, Constant values and the initializers that stay float. `qweight_node` maps each quantized
+// weight to the layer node reading it (a weight another node also reads is stored float too).
+void pack_graph(const Graph& g, const std::map<std::string, std::string>& qweight_node, pack::PackedModel& m) {
   m.metadata = g.metadata;
   for (const auto* src : {&g.inputs, &g.outputs}) {
     auto& dst = src == &g.inputs ? m.inputs : m.outputs;
@@ -80,13 +81,6 @@ pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
       d.dims = v.dims;
       dst.push_back(std::move(d));
     }
-  }
-  std::map<std::string, const QuantizedWeight*> qweights;  // weight name -> its layer
-  for (const auto& w : qm.weights) {
-    MIXQ_CHECK(g.is_initializer(w.weight), ErrorKind::kInvalidArgument, "quantized weight '", w.weight,
-               "' is not an initializer of ", g.source_path);
-    qweights[w.weight] = &w;
-    m.weights.push_back(pack_weight(w));
   }
   std::set<std::string> float_needed;  // quantized weights some non-layer node also reads
   for (const auto& n : g.nodes) {
@@ -119,14 +113,79 @@ pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
       p.attrs[k] = std::move(pa);
     }
     for (const auto& in : n.inputs) {
-      auto it = qweights.find(in);
-      if (it != qweights.end() && it->second->node != n.name) float_needed.insert(in);
+      auto it = qweight_node.find(in);
+      if (it != qweight_node.end() && it->second != n.name) float_needed.insert(in);
     }
     m.nodes.push_back(std::move(p));
   }
   for (const auto& [name, t] : g.initializers)
-    if (!qweights.count(name) || float_needed.count(name))
+    if (!qweight_node.count(name) || float_needed.count(name))
       m.tensors.push_back(to_plain(name, t, "initializer '" + name + "'"));
+}
+
+// A plan's pack before calibration: every planned weight declared at its scheme with zero codes
+// and unit scales, every quantized input with a made-up quantizer. Only values differ from the
+// real pack, and the data section stores them raw (fixed width), so the sizes differ only by how
+// well zlib compresses the activation quantizers in the graph section: their scales get full
+// 23-bit mantissas, like calibrated ones, so that difference stays within a few dozen bytes.
+pack::PackedModel skeleton_pack(const Graph& g, const QuantPlan& plan, bool quantized) {
+  pack::PackedModel m;
+  uint32_t state = 2463534242u;  // xorshift32: deterministic, so a plan's predicted size is too
+  auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    return state;
+  };
+  std::map<std::string, std::string> qweight_node;
+  if (quantized) {
+    std::set<std::string> acts;
+    for (const auto& L : plan.layers) {
+      pack::QWeight q;
+      q.node = L.name;
+      q.tensor = L.weight;
+      q.dims = L.weight_shape;
+      q.bits = L.weight_scheme.bits;
+      q.symmetric = L.weight_scheme.symmetric;
+      q.granularity = pack::Gran(static_cast<uint8_t>(L.weight_scheme.granularity));
+      const int64_t rank = static_cast<int64_t>(q.dims.size()), ax = L.weight_scheme.axis;
+      q.axis = q.granularity == pack::Gran::kPerTensor ? 0 : (ax < 0 ? ax + rank : ax);
+      q.group_size = q.granularity == pack::Gran::kPerGroup ? L.weight_scheme.group_size : 0;
+      q.scales.assign(static_cast<size_t>(q.num_params()), 1.0f);
+      q.zero_points.assign(static_cast<size_t>(q.num_params()), static_cast<int32_t>(q.qmin()));
+      q.packed.assign(pack::packed_bytes(q.numel(), q.bits), 0);
+      qweight_node[q.tensor] = q.node;
+      m.weights.push_back(std::move(q));
+      if (L.quantize_input && acts.insert(L.input).second) {
+        pack::QAct a;
+        a.tensor = L.input;
+        a.bits = L.input_scheme.bits;
+        a.symmetric = L.input_scheme.symmetric;
+        a.scale = std::ldexp(1.0f + float(next() & 0x7fffff) / float(1 << 23), -6);
+        a.zero_point = float(a.qmin() + int64_t(next() % uint32_t(a.qmax() - a.qmin() + 1)));
+        m.acts.push_back(a);
+      }
+    }
+  }
+  pack_graph(g, qweight_node, m);
+  return m;
+}
+
+int64_t file_bytes(const pack::PackedModel& m) { return static_cast<int64_t>(pack::write_mxq(m).size()); }
+
+}  // namespace
+
+pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
+  const Graph& g = qm.graph;
+  pack::PackedModel m;
+  std::map<std::string, std::string> qweight_node;
+  for (const auto& w : qm.weights) {
+    MIXQ_CHECK(g.is_initializer(w.weight), ErrorKind::kInvalidArgument, "quantized weight '", w.weight,
+               "' is not an initializer of ", g.source_path);
+    qweight_node[w.weight] = w.node;
+    m.weights.push_back(pack_weight(w));
+  }
+  pack_graph(g, qweight_node, m);
   for (const auto& a : qm.activations) {
     pack::QAct q;
     q.tensor = a.tensor;
@@ -137,6 +196,15 @@ pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
     m.acts.push_back(q);
   }
   return m;
+}
+
+void count_file_structure(const Graph& g, QuantPlan& plan) {
+  plan.structure_bytes = plan.float_structure_bytes = 0;
+  update_cost(plan);
+  const PlanCost counted = plan.cost;  // what the per-layer cost model and other_bytes cover
+  plan.structure_bytes = file_bytes(skeleton_pack(g, plan, true)) - counted.size_bytes;
+  plan.float_structure_bytes = file_bytes(skeleton_pack(g, plan, false)) - counted.float_bytes;
+  update_cost(plan);
 }
 
 }  // namespace mixq

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "pack/mxq_format.h"
+#include "quant/plan.h"
 #include "quant/qmodel.h"
 
 namespace mixq {
@@ -13,5 +14,11 @@ namespace mixq {
 // Throws kUnsupported naming the node for what .mxq cannot hold (string/graph attributes, tensor
 // attributes other than Constant's value, non-numeric initializers).
 pack::PackedModel pack_quantized_model(const QuantizedModel& qm);
+
+// Sets plan.structure_bytes / float_structure_bytes (and the cost) from the .mxq file the plan
+// will produce from `g` (the prepared graph): what the file holds beyond the per-layer cost model
+// and the other initializers (header, compressed graph section, Constant tensors, activation
+// quantizers). So PlanCost::size_bytes predicts the whole file, to a few bytes.
+void count_file_structure(const Graph& g, QuantPlan& plan);
 
 }  // namespace mixq

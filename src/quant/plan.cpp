@@ -107,8 +107,8 @@ void update_cost(QuantPlan& plan) {
     wbits_sum += double(L.params) * L.weight_scheme.bits;
     c.bops += layer_bops(L);
   }
-  bits += double(plan.other_bytes) * 8;
-  float_bits += double(plan.other_bytes) * 8;
+  bits += double(plan.other_bytes + plan.structure_bytes) * 8;
+  float_bits += double(plan.other_bytes + plan.float_structure_bytes) * 8;
   c.size_bytes = static_cast<int64_t>(std::ceil(bits / 8));
   c.float_bytes = static_cast<int64_t>(std::ceil(float_bits / 8));
   c.size_ratio = c.float_bytes > 0 ? double(c.size_bytes) / double(c.float_bytes) : 0;
@@ -138,7 +138,8 @@ nlohmann::json plan_to_json(const QuantPlan& plan) {
           {"method", plan.method},
           {"budget", plan.budget},
           {"cost", {{"size_bytes", c.size_bytes}, {"float_bytes", c.float_bytes}, {"size_ratio", c.size_ratio},
-                    {"avg_wbits", c.avg_wbits}, {"bops", c.bops}}},
+                    {"avg_wbits", c.avg_wbits}, {"bops", c.bops},
+                    {"structure_bytes", plan.structure_bytes}}},
           {"layers", layers}};
 }
 

@@ -36,6 +36,7 @@ struct LayerPlan {
 struct PlanCost {
   int64_t size_bytes = 0;   // every stored bit: weights at their bits + scales (fp32) + zero
                             // points (one byte each, asymmetric only) + everything kept float32
+                            // + the file's structure (QuantPlan::structure_bytes)
   int64_t float_bytes = 0;  // the float32 model counted the same way
   double size_ratio = 0;    // size_bytes / float_bytes
   double avg_wbits = 0;     // params-weighted mean weight bits over quantized layers
@@ -52,6 +53,11 @@ struct QuantPlan {
   nlohmann::json budget = nlohmann::json::object();  // e.g. {"avg_wbits": 4}
   std::vector<LayerPlan> layers;
   int64_t other_bytes = 0;          // initializers that are not layer weights/biases, at their dtype size
+  // The rest of the stored model, the same for every bit choice: the .mxq header, the compressed
+  // graph section (ops, attributes, shapes, names, quantizer declarations) and Constant-node
+  // tensors. Measured by writing the plan's skeleton pack (pack/from_qmodel.h
+  // count_file_structure); 0 until then. `float_structure_bytes`: the same for the float pack.
+  int64_t structure_bytes = 0, float_structure_bytes = 0;
   PlanCost cost;
 
   const LayerPlan* find(const std::string& name) const;

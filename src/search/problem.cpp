@@ -122,7 +122,7 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
     p.units.push_back(std::move(u));
   }
 
-  const double other_bits = double(plan.other_bytes) * 8;
+  const double other_bits = double(plan.other_bytes + plan.structure_bytes) * 8;
   auto add = [&](const std::string& name, double limit, auto coef_of, std::function<double(double)> to_user) {
     Constraint k;
     k.name = name;

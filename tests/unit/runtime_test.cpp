@@ -287,10 +287,11 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
   TempDir d;
   const std::string path = d.file(name + ".mxq");
   pack::save_mxq(pack_quantized_model(r.qmodel), path);
-  // File size: payload exactly what the plan counts (up to one padding byte per layer and
-  // Constant-node tensors the plan does not count), total within 1% + a small graph overhead.
+  // File size: the plan's size_bytes predicts the whole file (required: within 1%); the only
+  // difference is how zlib compresses the real activation quantizers in the graph section (ReLU6
+  // models repeat one scale and compress ~100 bytes better than the skeleton's made-up ones).
   const int64_t size = static_cast<int64_t>(read_file(path).size());
-  EXPECT_LE(size, r.plan.cost.size_bytes * 101 / 100 + 4096) << name;
+  EXPECT_NEAR(double(size), double(r.plan.cost.size_bytes), 0.005 * double(size)) << name;
   auto ds = open_dataset("fmnist:test:" + std::to_string(samples), r.prepared.inputs,
                          preprocess_from_metadata(r.prepared));
   Batch b = ds->get(0, samples);

@@ -16,8 +16,8 @@ nlohmann::json write_packed(const QuantizeResult& r, const std::string& path) {
   write_file_atomic(path, bytes);
   const pack::MxqSizes s = pack::mxq_sizes(pm, bytes);
   const int64_t predicted = r.plan.cost.size_bytes;
-  // What the plan counts: codes + scales/zero points + float tensors. The rest is the graph
-  // (compressed names, ops, attributes, shapes) and the header.
+  // The plan counts codes + scales/zero points + float tensors per layer, and the file's structure
+  // (header, compressed graph, Constant tensors) as one measured term; `payload` is the first part.
   const int64_t payload = s.tensor_data + s.weight_codes + s.weight_params;
   return {{"path", path},
           {"file_bytes", s.total},
@@ -25,6 +25,7 @@ nlohmann::json write_packed(const QuantizeResult& r, const std::string& path) {
           {"ratio_to_predicted", predicted > 0 ? double(s.total) / double(predicted) : 0.0},
           {"payload_bytes", payload},
           {"payload_ratio_to_predicted", predicted > 0 ? double(payload) / double(predicted) : 0.0},
+          {"predicted_structure_bytes", r.plan.structure_bytes},
           {"header_bytes", s.header},
           {"graph_bytes", s.graph},
           {"tensor_bytes", s.tensor_data},
