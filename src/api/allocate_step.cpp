@@ -15,6 +15,7 @@
 #include "graph/layers.h"
 #include "onnx/import.h"
 #include "pack/from_qmodel.h"
+#include "search/additivity.h"
 #include "search/hw_spec.h"
 
 namespace mixq {
@@ -66,6 +67,15 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
   auto t0 = std::chrono::steady_clock::now();
   row.run(ctx);
   summary["allocate_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (table && calib && row.resolve && step.opts.additivity_tol >= 0 && plan.search_params.contains("predicted")) {
+    RepairOptions ro;
+    ro.tolerance = step.opts.additivity_tol;
+    ro.rounds = step.opts.repair_rounds;
+    ro.max_pairs = step.opts.repair_pairs;
+    const SearchOptions& so = step.opts;
+    summary["additivity"] =
+        check_and_repair(ctx, *table, base, *calib, [&](const Problem& p) { return row.resolve(p, so); }, ro);
+  }
   if (hw) check_plan_against_spec(plan, *hw, prepared);
   // Additivity check: the table predicts the calibration-loss increase as a sum of single-layer
   // increases; measure the real one on the same samples and report both.

@@ -7,6 +7,7 @@
 #include "search/hw_spec.h"
 #include "search/latency.h"
 #include "search/sensitivity.h"
+#include "search/solvers.h"
 
 namespace mixq {
 
@@ -14,9 +15,15 @@ const std::vector<AllocatorRow>& allocator_table() {
   static const std::vector<AllocatorRow> rows = {
       {"uniform", "every unpinned layer at --wbits", false, allocate_uniform},
       {"mixquant", "per-layer bits from weight roundoff error (MixQuant, --qem or --budget-bits)", false, allocate_mixquant},
-      {"ip", "integer program (CBC) over the sensitivity table under the budgets", true, allocate_ip},
+      {"ip", "integer program (CBC) over the sensitivity table under the budgets", true, allocate_ip,
+       [](const Problem& p, const SearchOptions&) { return solve_ip(p); }},
       {"pareto", "greedy Pareto curve over the sensitivity table, budget point re-measured", true, allocate_pareto},
-      {"genetic", "genetic search over the sensitivity table under the budgets (BRECQ)", true, allocate_genetic},
+      {"genetic", "genetic search over the sensitivity table under the budgets (BRECQ)", true, allocate_genetic,
+       [](const Problem& p, const SearchOptions& o) {
+         GeneticOptions go;
+         go.seed = o.seed;
+         return solve_genetic(p, go);
+       }},
       {"hago", "HAGO greedy under a hardware spec: lowest bits that keep calibration accuracy", false, allocate_hago},
   };
   return rows;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "graph/ir.h"
 #include "quant/plan.h"
 #include "search/budget.h"
+#include "search/problem.h"
 
 namespace mixq {
 
@@ -34,6 +36,11 @@ struct SearchOptions {
   uint64_t seed = 0;            // genetic search
   bool measure = true;          // pareto: re-measure candidate points on calibration data
   std::string latency_table;    // per-layer latency file (search/latency.h) for latency budgets
+  // Additivity check and repair (search/additivity.h) after ip/genetic: re-measure in-block
+  // pairs and re-solve when measured and predicted differ by more than this fraction; < 0: off.
+  double additivity_tol = 0.2;
+  int repair_rounds = 2;        // 0: check and report only
+  int repair_pairs = 8;         // pairs measured per round
 };
 
 // What an allocator may use besides the plan. `table` and `measure` are null when the job has no
@@ -55,6 +62,9 @@ struct AllocatorRow {
   bool needs_table;  // reads the sensitivity table (so needs calibration data)
   // Sets bits in ctx.plan and records search_params/budget.
   void (*run)(AllocContext& ctx);
+  // Re-solves the allocator's problem (with pair terms added by the additivity repair); null for
+  // allocators that measure instead of trusting the table (pareto, hago) or use none.
+  std::optional<Choice> (*resolve)(const Problem& p, const SearchOptions& o) = nullptr;
 };
 
 const std::vector<AllocatorRow>& allocator_table();

@@ -42,6 +42,29 @@ std::optional<Choice> solve_ip(const Problem& p, double max_seconds) {
     Cbc_addRow(m.get(), ("one" + std::to_string(u)).c_str(), static_cast<int>(col[u].size()), col[u].data(),
                ones.data(), 'E', 1.0);
   }
+  // Pair terms (additivity repair): y = x[ua][oa] AND x[ub][ob], linearised. A positive term
+  // needs y >= xa + xb - 1 (the solver wants y low), a negative one y <= xa, y <= xb (it wants
+  // y high); with binary x, y is then exactly the product.
+  std::vector<int> ycol;
+  for (size_t t = 0; t < p.pairs.size(); ++t) {
+    const PairTerm& pt = p.pairs[t];
+    const double w = p.objective == "loss" ? pt.loss * scale : 0;
+    Cbc_addCol(m.get(), ("y" + std::to_string(t)).c_str(), 0, 1, w, 0, 0, nullptr, nullptr);
+    const int y = n++;
+    ycol.push_back(y);
+    const int a = col[pt.ua][pt.oa], b = col[pt.ub][pt.ob];
+    if (pt.loss >= 0) {
+      int idx[3] = {y, a, b};
+      double val[3] = {1, -1, -1};
+      Cbc_addRow(m.get(), ("ya" + std::to_string(t)).c_str(), 3, idx, val, 'G', -1.0);
+    } else {
+      for (int x : {a, b}) {
+        int idx[2] = {y, x};
+        double val[2] = {1, -1};
+        Cbc_addRow(m.get(), ("yb" + std::to_string(t)).c_str(), 2, idx, val, 'L', 0.0);
+      }
+    }
+  }
   for (const auto& k : p.constraints) {
     // Rows scaled to a limit of ~1 so feasibility tolerances mean the same for bits and BOPs.
     double ks = std::fabs(k.limit) > 0 ? 1.0 / std::fabs(k.limit) : 1.0;
@@ -51,6 +74,11 @@ std::optional<Choice> solve_ip(const Problem& p, double max_seconds) {
       for (size_t o = 0; o < col[u].size(); ++o) {
         idx.push_back(col[u][o]);
         val.push_back(k.coef[u][o] * ks);
+      }
+    if (k.name == "max_drop")
+      for (size_t t = 0; t < p.pairs.size(); ++t) {
+        idx.push_back(ycol[t]);
+        val.push_back(p.pairs[t].loss * ks);
       }
     Cbc_addRow(m.get(), k.name.c_str(), static_cast<int>(idx.size()), idx.data(), val.data(), 'L', k.limit * ks);
   }

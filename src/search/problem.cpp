@@ -183,8 +183,15 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
   return p;
 }
 
-double objective(const Problem& p, const Choice& c) {
+double pair_sum(const Problem& p, const Choice& c) {
   double s = 0;
+  for (const auto& t : p.pairs)
+    if (c[t.ua] == t.oa && c[t.ub] == t.ob) s += t.loss;
+  return s;
+}
+
+double objective(const Problem& p, const Choice& c) {
+  double s = p.objective == "loss" ? pair_sum(p, c) : 0;
   for (size_t u = 0; u < p.units.size(); ++u) s += p.units[u].obj[c[u]];
   return s;
 }
@@ -196,8 +203,10 @@ double constraint_sum(const Constraint& k, const Choice& c) {
 }
 
 bool feasible(const Problem& p, const Choice& c, double slack) {
-  for (const auto& k : p.constraints)
-    if (constraint_sum(k, c) > k.limit + slack * std::max(1.0, std::fabs(k.limit))) return false;
+  for (const auto& k : p.constraints) {
+    const double sum = constraint_sum(k, c) + (k.name == "max_drop" ? pair_sum(p, c) : 0);
+    if (sum > k.limit + slack * std::max(1.0, std::fabs(k.limit))) return false;
+  }
   return true;
 }
 
@@ -212,7 +221,7 @@ Choice highest_choice(const Problem& p) {
 Choice fallback_choice(const Problem& p) { return p.objective == "size_bits" ? highest_choice(p) : lowest_choice(p); }
 
 double predicted_loss(const Problem& p, const Choice& c) {
-  double s = 0;
+  double s = pair_sum(p, c);
   for (size_t u = 0; u < c.size(); ++u) s += p.units[u].loss[c[u]];
   return s;
 }

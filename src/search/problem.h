@@ -43,9 +43,19 @@ struct Constraint {
   std::function<double(double)> to_user;
 };
 
+// A measured interaction: when unit `ua` takes option `oa` and unit `ub` option `ob`, the
+// predicted sensitivity is off by `loss` from the sum of the two single-layer entries (measured
+// pair minus both singles). Added by the additivity repair (search/additivity.h); it counts
+// wherever the sensitivity counts: the objective ("loss") or the max_drop constraint.
+struct PairTerm {
+  int ua = 0, oa = 0, ub = 0, ob = 0;
+  double loss = 0;
+};
+
 struct Problem {
   std::vector<ChoiceUnit> units;
   std::vector<Constraint> constraints;
+  std::vector<PairTerm> pairs;
   std::string objective = "loss";  // "loss" or "size_bits"
   std::string signal;
 };
@@ -64,6 +74,8 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
                       const LatencyTable* latency);
 
 double objective(const Problem& p, const Choice& c);
+// Sum of the pair terms whose two options `c` takes.
+double pair_sum(const Problem& p, const Choice& c);
 double constraint_sum(const Constraint& k, const Choice& c);
 bool feasible(const Problem& p, const Choice& c, double slack = 1e-9);
 // The choice with every unit at its lowest (index 0) or highest option.

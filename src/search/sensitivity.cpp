@@ -17,6 +17,7 @@
 #include "quant/quantize.h"
 #include "quant/quantizer.h"
 #include "search/curvature.h"
+#include "search/probe.h"
 
 namespace mixq {
 
@@ -34,37 +35,6 @@ class HeadDataset : public Dataset {
   const Dataset& base_;
   int64_t n_;
 };
-
-struct Metrics {
-  double noise = 0, kl = 0, loss = 0, top1 = 0;
-};
-
-// Logits z [N, C] against the float logits zf and labels (undefined: no loss/top-1).
-Metrics metrics(const at::Tensor& z, const at::Tensor& zf, const at::Tensor& labels) {
-  Metrics m;
-  at::Tensor zd = z.to(at::kDouble), zfd = zf.to(at::kDouble);
-  double sig = zfd.pow(2).sum().item<double>();
-  m.noise = (zd - zfd).pow(2).sum().item<double>() / std::max(sig, 1e-30);
-  at::Tensor lpf = at::log_softmax(zfd, 1), lq = at::log_softmax(zd, 1);
-  m.kl = (lpf.exp() * (lpf - lq)).sum(1).mean().item<double>();
-  if (labels.defined()) {
-    m.loss = at::nll_loss(lq, labels).item<double>();
-    m.top1 = 100.0 * zd.argmax(1).eq(labels).to(at::kDouble).mean().item<double>();
-  }
-  return m;
-}
-
-// Weight dequantized at `bits` with the layer's scheme and range method (stochastic rounding is
-// measured as nearest: the table must not depend on one noise draw).
-at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, int bits) {
-  QScheme s = L.weight_scheme;
-  s.bits = bits;
-  if (s.rounding == Rounding::kStochastic) s.rounding = Rounding::kNearest;
-  RangeOptions ro;
-  ro.method = L.weight_range == RangeMethod::kKl ? RangeMethod::kMinMax : L.weight_range;
-  QParams p = weight_params(w, s, ro);
-  return dequantize(quantize(w, p, s), p, s).reshape(w.sizes());
-}
 
 // The key: everything the numbers depend on. The reference plan JSON covers schemes, ranges,
 // pinning and activation bits; search fields are dropped because they do not change the table.
@@ -286,60 +256,26 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     return old;
   }
 
-  std::vector<Batch> batches;
-  at::Tensor zf, labels, zref;
-  std::unique_ptr<Executor> sim;
-  std::map<std::string, std::string> dq_name;  // layer -> the tensor its QDQ node reads as weight
+  std::unique_ptr<SensitivityProbe> probe;
+  std::vector<Batch> batches;  // the probe's samples, for the curvature pass
   if (!opts.data_free) {
     auto sub = head_dataset(*calib, opts.samples);
     t.samples = sub->size();
-    for (int64_t b = 0; b < sub->size(); b += opts.batch_size)
-      batches.push_back(sub->get(b, std::min(sub->size(), b + opts.batch_size)));
-    std::vector<at::Tensor> lab;
-    for (auto& b : batches)
-      if (b.labels.defined()) lab.push_back(b.labels);
-    if (lab.size() == batches.size() && !lab.empty()) labels = at::cat(lab);
-    Executor fex(prepared);
-    std::vector<at::Tensor> zs;
-    for (auto& b : batches) zs.push_back(fex.run(b.inputs)[0].to(at::kFloat));
-    zf = at::cat(zs);
-    QuantizeOptions qo;
-    qo.batch_size = opts.batch_size;
-    qo.progress = false;
-    QuantizedModel qm = quantize_model(prepared, ref, *sub, qo);
-    Graph qg = qdq_graph(qm);
-    for (const auto& L : ref.layers) {
-      const Node* orig = nullptr;
-      for (const auto& n : prepared.nodes)
-        if (n.name == L.name) orig = &n;
-      MIXQ_ASSERT(orig, "layer ", L.name, " not in graph");
-      size_t wi = 0;
-      while (wi < orig->inputs.size() && orig->inputs[wi] != L.weight) ++wi;
-      for (const auto& n : qg.nodes)
-        if (n.name == L.name && wi < n.inputs.size()) dq_name[L.name] = n.inputs[wi];
-    }
-    sim = std::make_unique<Executor>(qg);
+    probe = std::make_unique<SensitivityProbe>(prepared, ref, *sub, opts.batch_size);
+    t.float_top1 = probe->float_metrics().top1;
+    t.float_loss = probe->float_metrics().loss;
+    t.ref_top1 = probe->reference().top1;
+    t.ref_loss = probe->reference().loss;
+    t.ref_kl = probe->reference().kl;
+    t.ref_noise = probe->reference().noise;
+    if (opts.curvature && probe->has_labels())
+      for (int64_t b = 0; b < sub->size(); b += opts.batch_size)
+        batches.push_back(sub->get(b, std::min(sub->size(), b + opts.batch_size)));
   }
-  auto run_logits = [&]() {
-    std::vector<at::Tensor> zs;
-    for (auto& b : batches) zs.push_back(sim->run(b.inputs)[0].to(at::kFloat));
-    return at::cat(zs);
-  };
-  Metrics mref;
-  if (!opts.data_free) {
-    zref = run_logits();
-    mref = metrics(zref, zf, labels);
-    Metrics mf = metrics(zf, zf, labels);
-    t.float_top1 = mf.top1;
-    t.float_loss = mf.loss;
-    t.ref_top1 = mref.top1;
-    t.ref_loss = mref.loss;
-    t.ref_kl = mref.kl;
-    t.ref_noise = mref.noise;
-  }
+  const ProbeMetrics mref = probe ? probe->reference() : ProbeMetrics{};
 
   Curvature curv;
-  if (!opts.data_free && opts.curvature && labels.defined()) {
+  if (!batches.empty()) {
     std::vector<std::string> ws;
     for (const auto& L : ref.layers)
       if (!L.pinned && !cached.count(L.name)) ws.push_back(L.weight);
@@ -388,15 +324,11 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
       if (opts.data_free) {
         e.dl = e.kl = e.noise = e.mse;
       } else {
-        at::Tensor repl = dq.to(w0.scalar_type());
-        int id = sim->add_hook(dq_name.at(L.name), [repl](const std::string&, at::Tensor& v) { v = repl; });
-        at::Tensor z = run_logits();
-        sim->remove_hook(id);
-        Metrics m = metrics(z, zf, labels);
+        ProbeMetrics m = probe->run({{L.name, dq}});
         e.noise = m.noise - mref.noise;
         e.sqnr_db = m.noise > 0 ? -10 * std::log10(m.noise) : 0;
         e.kl = m.kl - mref.kl;
-        e.dl = labels.defined() ? m.loss - mref.loss : e.kl;
+        e.dl = probe->has_labels() ? m.loss - mref.loss : e.kl;
         e.dacc = mref.top1 - m.top1;
       }
       ls.bits[b] = e;

@@ -23,6 +23,13 @@ void add_budget_options(CLI::App& sub, QuantizeJob& job) {
                "Sensitivity table: also the fisher and hessian signals (autograd pass; slow on convnets)");
   sub.add_option("--table", job.table_path, "Allocate from this sensitivity table instead of measuring");
   sub.add_flag("--no-measure", [&o](int64_t) { o.measure = false; }, "pareto: trust the prediction, skip re-measuring");
+  sub.add_option("--additivity-tol", o.additivity_tol,
+                 "ip/genetic: re-measure in-block layer pairs and re-solve when the plan's measured signal differs "
+                 "from the predicted sum by more than this fraction (negative: no check)")
+      ->capture_default_str();
+  sub.add_option("--repair-rounds", o.repair_rounds, "ip/genetic: re-solves of the additivity repair (0: check only)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 20));
 }
 
 }  // namespace mixq::cli

@@ -1,0 +1,65 @@
+// The sensitivity table's instrument: the reference plan (every unpinned layer at the reference
+// bits) simulated on the first calibration samples, against the float model's logits, with any
+// few layers' weights requantized at other bits through executor hooks. The table measures one
+// layer at a time with it; the additivity repair (search/additivity.h) measures pairs and whole
+// plans with the same instrument, so their numbers are comparable to the table's to the last bit.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/dataset.h"
+#include "graph/ir.h"
+#include "quant/plan.h"
+
+namespace mixq {
+
+class Executor;
+
+// Metrics of logits against the float logits: relative output noise ||z - zf||^2 / ||zf||^2, KL
+// (float || quantized), mean cross-entropy and top-1 % (0 without labels).
+struct ProbeMetrics {
+  double noise = 0, kl = 0, loss = 0, top1 = 0;
+};
+
+// Weight dequantized at `bits` with the layer's scheme and range method (stochastic rounding is
+// measured as nearest: a table must not depend on one noise draw).
+at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, int bits);
+
+class SensitivityProbe {
+ public:
+  // `ref`: the reference plan. Quantizes it once (activation ranges from the samples) and runs
+  // the float model once for the float logits.
+  SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples, int64_t batch_size);
+  ~SensitivityProbe();
+
+  const ProbeMetrics& float_metrics() const { return float_; }
+  const ProbeMetrics& reference() const { return ref_; }
+  bool has_labels() const { return labels_.defined(); }
+  int64_t samples() const { return samples_; }
+
+  // The reference plan with the given layers' weights replaced (layer name -> dequantized weight).
+  ProbeMetrics run(const std::map<std::string, at::Tensor>& weights);
+  // The reference plan with these layers at these weight bits (layer name -> bits).
+  ProbeMetrics run_bits(const std::map<std::string, int>& bits);
+
+ private:
+  ProbeMetrics metrics_of(const at::Tensor& z) const;
+  at::Tensor logits();
+
+  const Graph& prepared_;
+  QuantPlan ref_plan_;
+  std::vector<Batch> batches_;
+  at::Tensor zf_, labels_;
+  std::unique_ptr<Executor> sim_;
+  std::map<std::string, std::string> dq_name_;  // layer -> the tensor its QDQ node reads as weight
+  ProbeMetrics float_, ref_;
+  int64_t samples_ = 0;
+};
+
+}  // namespace mixq
