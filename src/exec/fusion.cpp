@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -16,6 +17,8 @@ const char* fusion_kind_name(FusionKind k) {
     case FusionKind::kLinear: return "Linear";
     case FusionKind::kGelu: return "Gelu";
     case FusionKind::kLayerNorm: return "LayerNorm";
+    case FusionKind::kConvBn: return "ConvBn";
+    case FusionKind::kAddRelu: return "AddRelu";
   }
   return "?";
 }
@@ -91,6 +94,82 @@ class LayerNormKernel final : public FusedKernel {
   at::ScalarType ctype_;
 };
 
+// in: X, W, scale, bn_bias, mean, var[, B (the Conv's bias, when it has one)]. `conv` is the Conv
+// node's own kernel (its attributes: pads, strides, groups, auto_pad), run on the folded weights.
+// Inference only: under autograd (recon training graphs) or with a weight that requires grad the
+// original nodes run, so gradients never see the folded copy.
+class ConvBnKernel final : public FusedKernel {
+ public:
+  ConvBnKernel(std::unique_ptr<OpKernel> conv, double eps, bool relu) : conv_(std::move(conv)), eps_(eps), relu_(relu) {}
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    if (at::GradMode::is_enabled()) return false;
+    const at::Tensor &x = in[0], &w = in[1];
+    if (!x.defined() || !w.defined() || !is_float_type(x.scalar_type()) || w.scalar_type() != x.scalar_type() ||
+        w.dim() < 3 || w.requires_grad())
+      return false;
+    if (in.size() < 6 || in.size() > 7) return false;
+    for (size_t i = 2; i < in.size(); ++i) {
+      const at::Tensor& t = in[i];
+      if (!t.defined() || t.scalar_type() != x.scalar_type() || t.dim() != 1 || t.size(0) != w.size(0) ||
+          t.requires_grad() || t.device() != w.device())
+        return false;
+    }
+    return true;
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!cached(in)) fold(in);
+    }
+    std::vector<at::Tensor> cin = {in[0], wf_, bf_}, cout(1);
+    conv_->compute(cin, cout);
+    out[0] = relu_ ? cout[0].relu_() : cout[0];
+  }
+
+ private:
+  bool cached(const std::vector<at::Tensor>& in) const {
+    if (src_.size() + 1 != in.size()) return false;
+    for (size_t i = 0; i < src_.size(); ++i) {
+      const at::Tensor& t = in[i + 1];
+      // Inference tensors (made under InferenceMode, e.g. by a hook) have no version counter,
+      // so an in-place change would go unseen: they are refolded on every call.
+      if (t.is_inference() || !t.is_same(src_[i]) || t._version() != version_[i]) return false;
+    }
+    return true;
+  }
+  void fold(const std::vector<at::Tensor>& in) {
+    const at::Tensor &w = in[1], &scale = in[2], &beta = in[3], &mean = in[4], &var = in[5];
+    at::Tensor f = scale / at::sqrt(var + eps_);
+    std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
+    shape[0] = w.size(0);
+    wf_ = (w * f.reshape(shape)).contiguous();
+    bf_ = ((in.size() == 7 ? in[6] : at::zeros_like(mean)) - mean) * f + beta;
+    src_.assign(in.begin() + 1, in.end());
+    version_.clear();
+    for (const auto& t : src_) version_.push_back(t.is_inference() ? 0 : t._version());
+  }
+
+  std::unique_ptr<OpKernel> conv_;
+  double eps_;
+  bool relu_;
+  std::mutex mu_;
+  std::vector<at::Tensor> src_;  // the weight tensors wf_/bf_ were folded from (identity + version)
+  std::vector<uint32_t> version_;
+  at::Tensor wf_, bf_;
+};
+
+// in: a, b. relu(a + b) with the sum's own buffer reused for the ReLU.
+class AddReluKernel final : public FusedKernel {
+ public:
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    return in[0].defined() && in[1].defined() && is_float_type(in[0].scalar_type()) &&
+           in[1].scalar_type() == in[0].scalar_type() && in[0].device() == in[1].device();
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    out[0] = at::add(in[0], in[1]).relu_();
+  }
+};
+
 // ---- matching --------------------------------------------------------------------------------
 
 class Matcher {
@@ -114,6 +193,12 @@ class Matcher {
       if (auto grp = match_gelu(static_cast<int>(i))) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_linear(static_cast<int>(i))) claim(*grp, out);
+    for (size_t i = 0; i < g_.nodes.size(); ++i)  // with a following Relu first, then without
+      if (auto grp = match_conv_bn(static_cast<int>(i), true)) claim(*grp, out);
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (auto grp = match_conv_bn(static_cast<int>(i), false)) claim(*grp, out);
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (auto grp = match_add_relu(static_cast<int>(i))) claim(*grp, out);
     std::sort(out.begin(), out.end(),
               [](const FusionGroup& a, const FusionGroup& b) { return a.nodes.back() < b.nodes.back(); });
     return out;
@@ -245,6 +330,48 @@ class Matcher {
       grp.kernel = std::make_unique<LinearKernel>();
       return grp;
     });
+  }
+
+  // Node i is the Relu (with_relu) or the BatchNormalization ending the chain.
+  std::optional<FusionGroup> match_conv_bn(int i, bool with_relu) const {
+    int bn = i;
+    if (with_relu) {
+      if (!is_op(i, "Relu", 1)) return std::nullopt;
+      bn = prod(node(i).inputs[0], "BatchNormalization");
+      if (bn < 0) return std::nullopt;
+    }
+    if (!is_op(bn, "BatchNormalization", 5)) return std::nullopt;
+    const Node& b = node(bn);
+    const int64_t opset = g_.opset();
+    if (opset < 9) return std::nullopt;  // `spatial` semantics
+    if (const Attribute* tm = b.attr("training_mode"); tm && (tm->type != AttrType::kInt || tm->i != 0))
+      return std::nullopt;
+    const Attribute* ea = b.attr("epsilon");
+    if (ea && ea->type != AttrType::kFloat) return std::nullopt;
+    const double eps = ea ? ea->f : 1e-5f;
+    int conv = prod(b.inputs[0], "Conv");
+    if (conv < 0) return std::nullopt;
+    const Node& c = node(conv);
+    if (c.inputs.size() < 2 || c.inputs.size() > 3 || c.inputs[0].empty() || c.inputs[1].empty()) return std::nullopt;
+    std::vector<int> members = {conv, bn};
+    if (with_relu) members.push_back(i);
+    // The Conv bias, when present, is appended by finish() (a value members read from outside).
+    FusionGroup grp{FusionKind::kConvBn, members, {c.inputs[0], c.inputs[1], b.inputs[1], b.inputs[2],
+                                                   b.inputs[3], b.inputs[4]}, {}, {}, {}, nullptr};
+    if (!finish(grp)) return std::nullopt;
+    NodeInfo info(g_, c, opset);
+    grp.kernel = std::make_unique<ConvBnKernel>(find_op("Conv", opset)->make(info), eps, with_relu);
+    return grp;
+  }
+
+  std::optional<FusionGroup> match_add_relu(int i) const {
+    if (!is_op(i, "Relu", 1)) return std::nullopt;
+    int add = prod(node(i).inputs[0], "Add");
+    if (add < 0 || !is_op(add, "Add", 2)) return std::nullopt;
+    FusionGroup grp{FusionKind::kAddRelu, {add, i}, {node(add).inputs[0], node(add).inputs[1]}, {}, {}, {}, nullptr};
+    if (!finish(grp)) return std::nullopt;
+    grp.kernel = std::make_unique<AddReluKernel>();
+    return grp;
   }
 
   std::optional<FusionGroup> match_gelu(int i) const {

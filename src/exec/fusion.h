@@ -8,6 +8,11 @@
 //             operands; x / sqrt(2) may also be x * (1/sqrt(2))    at::gelu
 //   LayerNorm ReduceMean(X) -> Sub(X, .) -> Pow(., 2) -> ReduceMean -> Add(., eps) -> Sqrt ->
 //             Div(sub, .) -> Mul(., gamma) -> Add(., beta), one axis, keepdims   at::layer_norm
+//   ConvBn    Conv(X, W[, B]) -> BatchNormalization (inference) [-> Relu]   the Conv kernel on
+//             BatchNorm folded into W and B (refolded only when a weight tensor changes), then an
+//             in-place ReLU: one pass over the activations instead of three (PyTorch eager runs
+//             all three; this is where the executor gains on convnets at large batch)
+//   AddRelu   Add(a, b) -> Relu (a residual join)             at::add, then relu_ in place
 // The graph itself is never rewritten: the executor runs a group's fused kernel in place of its
 // nodes only while no hook observes a value inside the group (see executor.cpp).
 //
@@ -34,8 +39,8 @@
 
 namespace mixq {
 
-enum class FusionKind { kLinear, kGelu, kLayerNorm };
-const char* fusion_kind_name(FusionKind k);  // "Linear", "Gelu", "LayerNorm"
+enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu };
+const char* fusion_kind_name(FusionKind k);  // "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu"
 
 class FusedKernel : public OpKernel {
  public:

@@ -190,3 +190,51 @@ TEST(Fusion, SyntheticLinearFusesAndFallsBackOnShapesItDoesNotCover) {
 
 }  // namespace
 }  // namespace mixq::test
+
+namespace mixq::test {
+namespace {
+
+// Conv -> BatchNormalization [-> Relu] on the ResNet fixture: all 11 BN nodes fold into their
+// convolutions (the ones followed by a ReLU take it in place: 5 of them, the others feed a
+// residual Add, whose ReLU fuses with it: 4 AddRelu), the folded run matches the unfused one, a hook replacing a conv weight is
+// honoured (the fold is redone: it is keyed by the tensor and its version), and under autograd
+// the original nodes run so gradients reach the real weights.
+TEST(Fusion, ConvBatchNormFoldsOnTheResNet) {
+  Graph g = load_onnx(fixture("fmnist-resnet"));
+  Preprocess pp = preprocess_from_metadata(g);
+  auto inputs = open_dataset("fmnist:test:16", g.inputs, pp)->get(0, 16).inputs;
+  auto groups = find_fusions(g);
+  int with_relu = 0;
+  std::map<std::string, int> count;
+  for (const auto& grp : groups) {
+    count[fusion_kind_name(grp.kind)]++;
+    with_relu += grp.kind == FusionKind::kConvBn && grp.nodes.size() == 3;
+  }
+  EXPECT_EQ(count["ConvBn"], 11);
+  EXPECT_EQ(count["AddRelu"], 4);  // the four residual joins
+  EXPECT_EQ(groups.size(), 15u);
+  EXPECT_EQ(with_relu, 5);  // stem + the first conv of each block
+  auto fused = make_executor(g, true), plain = make_executor(g, false);
+  at::Tensor a = fused->run(inputs).at(0), b = plain->run(inputs).at(0);
+  EXPECT_EQ(fused->active_fusion_groups(), 15);
+  EXPECT_LE(rel_err(a, b), 1e-5);
+  for (Executor* ex : {fused.get(), plain.get()})
+    ex->add_hook("layers.0.conv1.weight", [](const std::string&, at::Tensor& t) { t = t * -0.5; });
+  at::Tensor a2 = fused->run(inputs).at(0), b2 = plain->run(inputs).at(0);
+  EXPECT_GT((b2 - b).abs().max().item<double>(), 1e-2);  // the replacement matters
+  EXPECT_LE(rel_err(a2, b2), 1e-5);
+  fused->clear_hooks();
+  EXPECT_LE(rel_err(fused->run(inputs).at(0), b), 1e-5);  // and the original weights come back
+  // Autograd: each call falls back to the original nodes, so the weights get their gradients.
+  Graph gg = g;
+  gg.initializers.at("layers.0.conv1.weight") = gg.initializers.at("layers.0.conv1.weight").clone().requires_grad_(true);
+  auto grad_ex = make_executor(gg, true);
+  grad_ex->set_grad_enabled(true);
+  at::Tensor y = grad_ex->run(inputs).at(0);
+  EXPECT_LE(rel_err(y.detach(), b), 1e-5);
+  y.sum().backward();
+  EXPECT_TRUE(gg.initializers.at("layers.0.conv1.weight").grad().defined());
+}
+
+}  // namespace
+}  // namespace mixq::test
