@@ -10,11 +10,13 @@
 #include <iostream>
 #include <string>
 
+#include "core/malloc_tuning.h"
 #include "data/dataset.h"
 #include "exec/executor.h"
 #include "onnx/import.h"
 
 int main(int argc, char** argv) {
+  mixq::tune_malloc_for_tensors();  // see core/malloc_tuning.h
   std::string model;
   int64_t batch = 1, iters = 100, warmup = 10, threads = 1;
   for (int i = 1; i + 1 < argc; i += 2) {

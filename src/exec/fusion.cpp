@@ -19,6 +19,7 @@ const char* fusion_kind_name(FusionKind k) {
     case FusionKind::kLayerNorm: return "LayerNorm";
     case FusionKind::kConvBn: return "ConvBn";
     case FusionKind::kAddRelu: return "AddRelu";
+    case FusionKind::kEmbedSum: return "EmbedSum";
   }
   return "?";
 }
@@ -170,6 +171,31 @@ class AddReluKernel final : public FusedKernel {
   }
 };
 
+// in: table [V, D], idx [N, L]. out [N, D] (or [N, 1, D] with keepdims) = sum_l table[idx[n, l]].
+class EmbedSumKernel final : public FusedKernel {
+ public:
+  explicit EmbedSumKernel(bool keepdims) : keepdims_(keepdims) {}
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    const at::Tensor &w = in[0], &idx = in[1];
+    if (!w.defined() || !idx.defined() || !is_float_type(w.scalar_type()) || w.dim() != 2 || idx.dim() != 2 ||
+        (idx.scalar_type() != at::kLong && idx.scalar_type() != at::kInt) || idx.numel() == 0 || w.requires_grad())
+      return false;
+    return idx.min().item<int64_t>() >= 0 && idx.max().item<int64_t>() < w.size(0);
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    // Bags of equal length L: flat indices with offsets 0, L, 2L, ... (what torch's functional
+    // embedding_bag does for 2-D input).
+    const at::Tensor idx = in[1].to(at::kLong).contiguous();
+    const int64_t n = idx.size(0), l = idx.size(1);
+    at::Tensor offsets = at::arange(0, n * l, l, idx.options());
+    at::Tensor y = std::get<0>(at::embedding_bag(in[0], idx.reshape({-1}), offsets, false, /*mode sum*/ 0));
+    out[0] = keepdims_ ? y.unsqueeze(1) : y;
+  }
+
+ private:
+  bool keepdims_;
+};
+
 // ---- matching --------------------------------------------------------------------------------
 
 class Matcher {
@@ -199,6 +225,8 @@ class Matcher {
       if (auto grp = match_conv_bn(static_cast<int>(i), false)) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_add_relu(static_cast<int>(i))) claim(*grp, out);
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (auto grp = match_embed_sum(static_cast<int>(i))) claim(*grp, out);
     std::sort(out.begin(), out.end(),
               [](const FusionGroup& a, const FusionGroup& b) { return a.nodes.back() < b.nodes.back(); });
     return out;
@@ -361,6 +389,36 @@ class Matcher {
     if (!finish(grp)) return std::nullopt;
     NodeInfo info(g_, c, opset);
     grp.kernel = std::make_unique<ConvBnKernel>(find_op("Conv", opset)->make(info), eps, with_relu);
+    return grp;
+  }
+
+  std::optional<FusionGroup> match_embed_sum(int i) const {
+    const Node& r = node(i);
+    if (claimed_[i] || !r.domain.empty() || r.op_type != "ReduceSum" || r.outputs.size() != 1 || r.inputs.empty())
+      return std::nullopt;
+    std::vector<int64_t> axes;
+    std::string axes_value;
+    if (const Attribute* a = r.attr("axes")) {  // before opset 13
+      if (a->type != AttrType::kInts || r.inputs.size() != 1) return std::nullopt;
+      axes = a->ints;
+    } else if (r.inputs.size() == 2 && !r.inputs[1].empty()) {
+      auto c = scalar_const(r.inputs[1]);
+      if (!c || !at::isIntegralType(c->second, false)) return std::nullopt;
+      axes = {static_cast<int64_t>(c->first)};
+      axes_value = r.inputs[1];
+    }
+    if (axes != std::vector<int64_t>{1}) return std::nullopt;
+    const Attribute* kd = r.attr("keepdims");
+    if (kd && kd->type != AttrType::kInt) return std::nullopt;
+    const bool keepdims = !kd || kd->i != 0;
+    int gather = prod(r.inputs[0], "Gather");
+    if (gather < 0 || !is_op(gather, "Gather", 2)) return std::nullopt;
+    const Attribute* ax = node(gather).attr("axis");
+    if (ax && (ax->type != AttrType::kInt || ax->i != 0)) return std::nullopt;
+    FusionGroup grp{FusionKind::kEmbedSum, {gather, i}, {node(gather).inputs[0], node(gather).inputs[1]}, {}, {}, {}, nullptr};
+    if (!axes_value.empty()) grp.constants = {axes_value};
+    if (!finish(grp)) return std::nullopt;
+    grp.kernel = std::make_unique<EmbedSumKernel>(keepdims);
     return grp;
   }
 

@@ -13,6 +13,9 @@
 //             in-place ReLU: one pass over the activations instead of three (PyTorch eager runs
 //             all three; this is where the executor gains on convnets at large batch)
 //   AddRelu   Add(a, b) -> Relu (a residual join)             at::add, then relu_ in place
+//   EmbedSum  Gather(table, idx [N, L], axis 0) -> ReduceSum(axes [1])   at::embedding_bag (sum):
+//             the [N, L, D] lookup is never materialized (51 MB at batch 256 for the embedding
+//             fixture); indices outside [0, rows) (negative ones wrap in Gather) run unfused
 // The graph itself is never rewritten: the executor runs a group's fused kernel in place of its
 // nodes only while no hook observes a value inside the group (see executor.cpp).
 //
@@ -39,8 +42,9 @@
 
 namespace mixq {
 
-enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu };
-const char* fusion_kind_name(FusionKind k);  // "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu"
+enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum };
+// "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu", "EmbedSum"
+const char* fusion_kind_name(FusionKind k);
 
 class FusedKernel : public OpKernel {
  public:

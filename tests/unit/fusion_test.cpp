@@ -238,3 +238,40 @@ TEST(Fusion, ConvBatchNormFoldsOnTheResNet) {
 
 }  // namespace
 }  // namespace mixq::test
+
+namespace mixq::test {
+namespace {
+
+// Gather(table, idx) -> ReduceSum(axis 1) on the embedding fixture becomes one embedding_bag
+// (sum): same logits as the unfused pair; observing the [N, 784, D] lookup falls back to it; an
+// index the fused kernel does not cover (negative: Gather wraps it) runs the original nodes.
+TEST(Fusion, EmbeddingLookupAndSumFuse) {
+  Graph g = load_onnx(fixture("fmnist-embedbag"));
+  Preprocess pp = preprocess_from_metadata(g);
+  auto inputs = open_dataset("fmnist:test:16", g.inputs, pp)->get(0, 16).inputs;
+  auto groups = find_fusions(g);
+  ASSERT_EQ(groups.size(), 1u);
+  EXPECT_EQ(groups[0].kind, FusionKind::kEmbedSum);
+  auto fused = make_executor(g, true), plain = make_executor(g, false);
+  at::Tensor a = fused->run(inputs).at(0), b = plain->run(inputs).at(0);
+  EXPECT_EQ(fused->active_fusion_groups(), 1);
+  EXPECT_LE(rel_err(a, b), 1e-5);
+  int calls = 0;
+  fused->add_hook("/embed/Gather_output_0", [&](const std::string&, at::Tensor& t) {
+    EXPECT_EQ(t.dim(), 3);
+    ++calls;
+  });
+  EXPECT_LE(rel_err(fused->run(inputs).at(0), b), 1e-5);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(fused->active_fusion_groups(), 0);
+  fused->clear_hooks();
+  // Negative indices: Gather counts them from the end; both executors must agree.
+  for (Executor* ex : {fused.get(), plain.get()})
+    ex->add_hook("/Add_output_0", [](const std::string&, at::Tensor& t) { t = t - t.max() - 1; });
+  at::Tensor an = fused->run(inputs).at(0), bn = plain->run(inputs).at(0);
+  EXPECT_EQ(fused->active_fusion_groups(), 1);
+  EXPECT_LE(rel_err(an, bn), 1e-5);
+}
+
+}  // namespace
+}  // namespace mixq::test

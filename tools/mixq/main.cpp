@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "common.h"
+#include "core/malloc_tuning.h"
 #include "mixq/error.h"
 
 namespace mixq::cli {
@@ -25,6 +26,7 @@ const Command kCommands[] = {
 }  // namespace mixq::cli
 
 int main(int argc, char** argv) {
+  mixq::tune_malloc_for_tensors();  // see core/malloc_tuning.h
   using namespace mixq::cli;
   CLI::App app{"mixq: mixed-precision post-training quantization of ONNX models"};
   app.require_subcommand(1);

@@ -1,0 +1,18 @@
+// glibc malloc settings for a process that allocates and frees many large tensors.
+//
+// Why: glibc serves blocks above M_MMAP_THRESHOLD with a fresh mmap and returns freed heap tops
+// above M_TRIM_THRESHOLD to the kernel. An executor run at batch 256 allocates and frees
+// activations of ~10 MB per op (ViT attention scores: 256 x 4 x 49 x 49 floats); with the
+// defaults many of them come back as new pages every run, and the page faults (zeroing 2,400
+// pages each) cost more than the math: ViT batch-256 ran at ~2,900 img/s instead of ~4,300
+// (BENCHMARKS.md, executor). Keeping freed memory in the heap makes the next run reuse it.
+// Users who set MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ (or preload another allocator)
+// keep their settings. No effect outside glibc.
+#pragma once
+
+namespace mixq {
+
+// Call once at program start (the CLI and the benchmarks do). Returns true if settings changed.
+bool tune_malloc_for_tensors();
+
+}  // namespace mixq
