@@ -77,6 +77,25 @@ TEST(RuntimeCli, ProfileWritesALatencyTable) {
     EXPECT_TRUE(L["integer"]["4"].get<bool>());
   }
   EXPECT_EQ(run_cli({"profile", fixture("fmnist-mlp"), "--bits", "4,9"}).exit_code, 2);
+  // The profile is a latency table: a latency budget between the all-4-bit and all-8-bit sums is
+  // met by the IP, in the table's own numbers.
+  double lo = 0, hi = 0;
+  for (const auto& L : j["layers"]) {
+    lo += L["ms"]["4"].get<double>();
+    hi += L["ms"]["8"].get<double>();
+  }
+  const double budget = std::max(lo, hi) * 0.999;
+  CliResult q = run_cli({"quantize", fixture("fmnist-mlp"), "--calib", "fmnist:train:128", "--search", "ip",
+                         "--pin-bits", "0", "--sens-samples", "64", "--latency-table", d.file("lat.json"),
+                         "--budget-latency-ms", std::to_string(budget), "--json", "-q"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const auto jq = nlohmann::json::parse(q.out);
+  double used = 0;
+  for (const auto& L : jq["layers"])
+    for (const auto& P : j["layers"])
+      if (P["name"] == L["name"]) used += P["ms"][std::to_string(L["wbits"].get<int>())].get<double>();
+  EXPECT_LE(used, budget + 1e-9);
+  EXPECT_FALSE(jq["search_params"].contains("infeasible"));
 }
 
 }  // namespace

@@ -118,7 +118,8 @@ RunFn setup_profile(CLI::App& sub) {
     }
     nlohmann::json tot = nlohmann::json::object();
     for (int b : configs) tot[std::to_string(b)] = total[b];
-    nlohmann::json j = {{"model", o->model}, {"isa", kernels::isa_name(mo.isa)}, {"threads", mo.threads},
+    // Also a latency table for `quantize --budget-latency-ms T --latency-table FILE`.
+    nlohmann::json j = {{"mixq_latency_version", 1}, {"model", o->model}, {"isa", kernels::isa_name(mo.isa)}, {"threads", mo.threads},
                         {"batch", 1}, {"runs", o->runs}, {"rounds", o->rounds}, {"abits", o->abits},
                         {"bits", configs}, {"layers", layers}, {"total_ms", tot}};
     if (!o->out.empty()) write_file_atomic(o->out, j.dump(2) + "\n");
