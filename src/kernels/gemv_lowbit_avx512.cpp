@@ -2,7 +2,8 @@
 // rows and per chunk of up to 4 activation rows, each k-block of the weight is unpacked once into
 // one zmm of 64 codes (a shift and an and per bit plane) and used by every row of the chunk:
 //   integer: one vpdpbusd per row (16 outputs x 4 k); one row keeps 4 accumulators (vpdpbusd's
-//            latency would otherwise bound a GEMV);
+//            latency would otherwise bound a GEMV). Beyond kLowbitFlyRows rows each panel is
+//            unpacked once to int8 and the same tile runs over it (a GEMM, not a GEMV);
 //   float:   per k (t = 0..3 inside the k-block) the lane's byte becomes float(u - z) exactly with
 //            one vpternlogd ((byte ^ flip) | 0x4B000000 is the float 2^23 + u) and one vsubps
 //            (minus 2^23 + z), then one FMA per row into partial sum t (the order of the header).
