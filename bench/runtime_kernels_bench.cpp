@@ -10,9 +10,13 @@
 //   BM_GemvLowbitF32 the same with float activations and per-channel dequantization in registers
 //   BM_LinearInt8 / BM_LinearLowbit  a 256 x 1152 layer (ResNet's 3x3x128 conv) at m = 1..256
 //                    rows, in cache: where the low-bit kernel stops paying (the runtime's rule)
+//   BM_TriadDram / BM_GemvLowbitDram / BM_GemvLowbitF32Dram  the same at 1.5 GiB per array /
+//                    weight, beyond this machine's 480 MiB L3 (64 MiB arrays partly stay in it);
+//                    skipped unless MIXQ_BENCH_DRAM=1 (4.5 GiB of memory, a minute of set-up)
 // Run: build/bench/mixq_runtime_kernels_bench (one thread; see BENCHMARKS.md).
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <random>
@@ -199,6 +203,73 @@ void BM_LinearLowbit(benchmark::State& st) {
   st.SetLabel(mixq::kernels::isa_name(isa));
 }
 BENCHMARK(BM_LinearLowbit)->RangeMultiplier(2)->Range(1, 256)->Unit(benchmark::kMicrosecond);
+
+bool dram_enabled(benchmark::State& st) {
+  const char* e = std::getenv("MIXQ_BENCH_DRAM");
+  if (e && std::string(e) == "1") return true;
+  st.SkipWithError("set MIXQ_BENCH_DRAM=1 to run (4.5 GiB)");
+  return false;
+}
+
+void BM_TriadDram(benchmark::State& st) {
+  if (!dram_enabled(st)) return;
+  const size_t n = size_t(3) << 27;  // 384 Mi floats = 1.5 GiB per array
+  std::vector<float> a(n, 0), b(n, 1), c(n, 2);
+  for (auto _ : st) {
+    for (size_t i = 0; i < n; ++i) a[i] = b[i] + 3.0f * c[i];
+    benchmark::DoNotOptimize(a.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(n) * 12);
+}
+BENCHMARK(BM_TriadDram)->Unit(benchmark::kMillisecond);
+
+// A 1.5 GiB packed weight made of copies of the 64 MiB one (the codes' values do not change the
+// speed; packing 1.5 GiB of 2-bit codes one by one would take minutes).
+mixq::kernels::LowbitWeights dram_lowbit(int bits) {
+  const auto& small = big_lowbit(bits);
+  mixq::kernels::LowbitWeights W = small;
+  const int64_t copies = 24;  // 24 x 64 MiB = 1.5 GiB
+  W.n = small.n * copies;
+  W.data.reserve(small.data.size() * copies);
+  W.row_sums.resize(static_cast<size_t>(W.n));
+  for (int64_t c = 1; c < copies; ++c) {
+    W.data.insert(W.data.end(), small.data.begin(), small.data.end());
+    W.scale_p.insert(W.scale_p.end(), small.scale_p.begin(), small.scale_p.end());
+    W.zero_p.insert(W.zero_p.end(), small.zero_p.begin(), small.zero_p.end());
+  }
+  return W;
+}
+
+void BM_GemvLowbitDram(benchmark::State& st) {
+  if (!dram_enabled(st)) return;
+  const int bits = static_cast<int>(st.range(0));
+  const auto W = dram_lowbit(bits);
+  std::vector<uint8_t> A(static_cast<size_t>(W.kp), 3);
+  std::vector<int32_t> C(static_cast<size_t>(W.n));
+  for (auto _ : st) {
+    mixq::kernels::gemm_lowbit_u8(A.data(), W.kp, 1, W, C.data(), W.n, mixq::kernels::detect_isa(), 1);
+    benchmark::DoNotOptimize(C.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(W.data.size()));
+  st.SetLabel(std::to_string(bits) + "-bit " + std::to_string(W.n) + "x" + std::to_string(W.k));
+}
+BENCHMARK(BM_GemvLowbitDram)->Arg(2)->Arg(3)->Arg(4)->Arg(6)->Arg(8)->Unit(benchmark::kMillisecond);
+
+void BM_GemvLowbitF32Dram(benchmark::State& st) {
+  if (!dram_enabled(st)) return;
+  const int bits = static_cast<int>(st.range(0));
+  const auto W = dram_lowbit(bits);
+  std::vector<float> X(static_cast<size_t>(W.kp), 0.5f);
+  std::vector<float> Y(static_cast<size_t>(W.n));
+  for (auto _ : st) {
+    mixq::kernels::gemm_lowbit_f32(X.data(), W.kp, 1, W, nullptr, Y.data(), W.n, mixq::kernels::detect_isa(), 1);
+    benchmark::DoNotOptimize(Y.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(W.data.size()));
+  st.SetLabel(std::to_string(bits) + "-bit " + std::to_string(W.n) + "x" + std::to_string(W.k));
+}
+BENCHMARK(BM_GemvLowbitF32Dram)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
