@@ -27,13 +27,14 @@ std::vector<Plane> planes_of(int bits) {
   return {};
 }
 
-// Visits every (stored byte, bit field) of the layout with the (row, k) it holds, in storage order.
+// Visits every (stored byte, bit field) of panels [p0, p1) with the (row, k) it holds, in storage
+// order.
 template <typename F>
-void for_each_field(const LowbitWeights& W, F&& f) {
+void for_each_field(const LowbitWeights& W, int64_t p0, int64_t p1, F&& f) {
   const std::vector<Plane> planes = planes_of(W.bits);
   const int64_t nsb = W.super_blocks();
-  int64_t byte = 0;
-  for (int64_t p = 0; p < W.panels(); ++p)
+  int64_t byte = p0 * nsb * 64 * W.bits;
+  for (int64_t p = p0; p < p1; ++p)
     for (int64_t sb = 0; sb < nsb; ++sb)
       for (const Plane& pl : planes) {
         const int per = 8 / pl.width;
@@ -68,23 +69,31 @@ LowbitWeights pack_lowbit(const uint8_t* u, int64_t n, int64_t k, int bits) {
       W.row_sums[j] += int32_t(u[j * k + i]) - W.code_offset;
     }
   const uint32_t flip = bits == 8 ? 0x80 : 0;  // 8 bits: store the int8 u - 128
-  for_each_field(W, [&](int64_t byte, int at, const Plane& pl, int64_t row, int64_t kk) {
+  for_each_field(W, 0, W.panels(), [&](int64_t byte, int at, const Plane& pl, int64_t row, int64_t kk) {
     const uint32_t val = ((row < n && kk < k) ? u[row * k + kk] : 0u) ^ flip;
     W.data[byte] |= static_cast<uint8_t>(((val >> pl.shift) & ((1u << pl.width) - 1)) << at);
   });
   return W;
 }
 
-void unpack_lowbit(const LowbitWeights& W, uint8_t* u) {
-  std::fill(u, u + W.n * W.k, uint8_t(0));
-  const uint32_t flip = W.bits == 8 ? 0x80 : 0;
-  for_each_field(W, [&](int64_t byte, int at, const Plane& pl, int64_t row, int64_t kk) {
+namespace {
+
+// Rows [16 p0, min(n, 16 p1)) of the codes into u (row 16 p0 first).
+void unpack_panels(const LowbitWeights& W, int64_t p0, int64_t p1, uint8_t* u) {
+  const int64_t r0 = p0 * kLowbitPanel, rows = std::min(W.n, p1 * kLowbitPanel) - r0;
+  std::fill(u, u + rows * W.k, uint8_t(0));
+  for_each_field(W, p0, p1, [&](int64_t byte, int at, const Plane& pl, int64_t row, int64_t kk) {
     if (row >= W.n || kk >= W.k) return;
-    u[row * W.k + kk] |= static_cast<uint8_t>(((uint32_t(W.data[byte]) >> at) & ((1u << pl.width) - 1)) << pl.shift);
+    u[(row - r0) * W.k + kk] |=
+        static_cast<uint8_t>(((uint32_t(W.data[byte]) >> at) & ((1u << pl.width) - 1)) << pl.shift);
   });
-  if (flip)
-    for (int64_t i = 0; i < W.n * W.k; ++i) u[i] ^= 0x80;
+  if (W.bits == 8)
+    for (int64_t i = 0; i < rows * W.k; ++i) u[i] ^= 0x80;
 }
+
+}  // namespace
+
+void unpack_lowbit(const LowbitWeights& W, uint8_t* u) { unpack_panels(W, 0, W.panels(), u); }
 
 std::string lowbit_float_unsupported(int64_t group_size, int64_t k) {
   if (group_size <= 0) return "group size " + std::to_string(group_size) + " is not positive";
@@ -145,18 +154,17 @@ namespace {
 // The ref path on the packed form: one panel unpacked at a time, then the reference loops.
 void u8_ref_panels(const uint8_t* A, int64_t lda, int64_t m, const LowbitWeights& W, int64_t p0, int64_t p1,
                    int32_t* C, int64_t ldc) {
-  std::vector<uint8_t> all(static_cast<size_t>(W.n * W.k));
-  unpack_lowbit(W, all.data());
+  std::vector<uint8_t> u(static_cast<size_t>(kLowbitPanel * W.k));
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t r0 = p * kLowbitPanel, rows = std::min(kLowbitPanel, W.n - r0);
-    gemm_lowbit_u8_ref(A, lda, m, all.data() + r0 * W.k, rows, W.k, W.bits, C + r0, ldc);
+    unpack_panels(W, p, p + 1, u.data());
+    gemm_lowbit_u8_ref(A, lda, m, u.data(), rows, W.k, W.bits, C + r0, ldc);
   }
 }
 
 void f32_ref_panels(const float* X, int64_t ldx, int64_t m, const LowbitWeights& W, const float* bias, int64_t p0,
                     int64_t p1, float* Y, int64_t ldy) {
-  std::vector<uint8_t> all(static_cast<size_t>(W.n * W.k));
-  unpack_lowbit(W, all.data());
+  std::vector<uint8_t> u(static_cast<size_t>(kLowbitPanel * W.k));
   const int64_t G = W.groups;
   std::vector<float> s(static_cast<size_t>(kLowbitPanel * G));
   std::vector<int32_t> z(s.size());
@@ -168,7 +176,8 @@ void f32_ref_panels(const float* X, int64_t ldx, int64_t m, const LowbitWeights&
         s[r * G + g] = W.scale_p[at];
         z[r * G + g] = static_cast<int32_t>(W.zero_p[at] - 8388608.0f);
       }
-    gemm_lowbit_f32_ref(X, ldx, m, all.data() + r0 * W.k, rows, W.k, s.data(), z.data(), W.group_size,
+    unpack_panels(W, p, p + 1, u.data());
+    gemm_lowbit_f32_ref(X, ldx, m, u.data(), rows, W.k, s.data(), z.data(), W.group_size,
                         bias ? bias + r0 : nullptr, Y + r0, ldy);
   }
 }
