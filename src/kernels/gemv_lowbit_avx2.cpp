@@ -41,12 +41,27 @@ inline __m256i field(const uint8_t* plane, int j, int h) {
   return _mm256_and_si256(sh, _mm256_set1_epi8(static_cast<char>((1 << W) - 1)));
 }
 
+// As the AVX-512 file: the high plane's field shifted in place (one shift), masked and or-ed.
+template <int W>
+inline __m256i field_at(const uint8_t* plane, int j, int h, int to) {
+  constexpr int per = 8 / W;
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(plane + 64 * (j / per) + 32 * h));
+  const int from = (j % per) * W;
+  if (from > to) return _mm256_srli_epi16(v, from - to);
+  if (from < to) return _mm256_slli_epi16(v, to - from);
+  return v;
+}
+
 template <int BITS>
 inline __m256i kblock(const uint8_t* sb, int j, int h) {
   constexpr int LO = BITS == 8 ? 8 : (BITS <= 3 ? 2 : 4), HI = BITS - LO;
-  __m256i u = field<LO>(sb, j, h);
-  if constexpr (HI > 0) u = _mm256_or_si256(u, _mm256_slli_epi16(field<HI>(sb + 64 * LO, j, h), LO));
-  return u;
+  const __m256i u = field<LO>(sb, j, h);
+  if constexpr (HI == 0) {
+    return u;
+  } else {
+    const __m256i mask = _mm256_set1_epi8(static_cast<char>(((1 << HI) - 1) << LO));
+    return _mm256_or_si256(u, _mm256_and_si256(field_at<HI>(sb + 64 * LO, j, h, LO), mask));
+  }
 }
 
 // sum over each 4 bytes of a * w as int32 (w signed; see the file comment for exactness).

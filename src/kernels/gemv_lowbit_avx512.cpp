@@ -44,13 +44,31 @@ inline __m512i field(const uint8_t* plane, int j) {
   return _mm512_and_si512(sh, _mm512_set1_epi8(static_cast<char>((1 << W) - 1)));
 }
 
-// The 64 codes of k-block j of a super-block (the planes' bits put together).
+// Plane vector of k-block j of a W-bit plane shifted so its field lands at bit `to` of each byte
+// (other bits: garbage). Shifting 16-bit lanes is safe: the bits kept come from the same byte.
+template <int W>
+inline __m512i field_at(const uint8_t* plane, int j, int to) {
+  constexpr int per = 8 / W;
+  const __m512i v = _mm512_loadu_si512(plane + 64 * (j / per));
+  const int from = (j % per) * W;
+  if (from > to) return _mm512_srli_epi16(v, static_cast<unsigned>(from - to));
+  if (from < to) return _mm512_slli_epi16(v, static_cast<unsigned>(to - from));
+  return v;
+}
+
+// The 64 codes of k-block j of a super-block (the planes' bits put together): two-plane widths
+// take the high plane's field in place with one shift and merge it with one vpternlogd
+// (lo | (hi & mask), imm 0xF8).
 template <int BITS>
 inline __m512i kblock(const uint8_t* sb, int j) {
   constexpr int LO = BITS == 8 ? 8 : (BITS <= 3 ? 2 : 4), HI = BITS - LO;
-  __m512i u = field<LO>(sb, j);
-  if constexpr (HI > 0) u = _mm512_or_si512(u, _mm512_slli_epi16(field<HI>(sb + 64 * LO, j), LO));
-  return u;
+  const __m512i u = field<LO>(sb, j);
+  if constexpr (HI == 0) {
+    return u;
+  } else {
+    const __m512i mask = _mm512_set1_epi8(static_cast<char>(((1 << HI) - 1) << LO));
+    return _mm512_ternarylogic_epi32(u, field_at<HI>(sb + 64 * LO, j, LO), mask, 0xF8);
+  }
 }
 
 template <int BITS, int R>
