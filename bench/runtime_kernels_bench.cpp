@@ -5,13 +5,25 @@
 //                    weight: bytes of weight read per second, to compare with BM_Triad
 //   BM_VnniPeak      8 independent vpdpbusd chains: the VNNI MAC/s ceiling of one core
 //   BM_GemmU8S8      integer GEMM 256 x 256 x 1024 per ISA path, MAC/s, to compare with BM_VnniPeak
+//   BM_GemvLowbit    batch-1 integer GEMV on a weight kept at 2-8 bits (gemv_lowbit.h), >= 64 MiB of
+//                    packed codes (k = 16384): bytes of packed weight read per second, vs BM_Triad
+//   BM_GemvLowbitF32 the same with float activations and per-channel dequantization in registers
+//   BM_LinearInt8 / BM_LinearLowbit  a 256 x 1152 layer (ResNet's 3x3x128 conv) at m = 1..256
+//                    rows, in cache: where the low-bit kernel stops paying (the runtime's rule)
+//   BM_TriadDram / BM_GemvLowbitDram / BM_GemvLowbitF32Dram  the same at 1.5 GiB per array /
+//                    weight, beyond this machine's 480 MiB L3 (64 MiB arrays partly stay in it);
+//                    skipped unless MIXQ_BENCH_DRAM=1 (4.5 GiB of memory, a minute of set-up)
 // Run: build/bench/mixq_runtime_kernels_bench (one thread; see BENCHMARKS.md).
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+#include <map>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "kernels/gemm_u8s8.h"
+#include "kernels/gemv_lowbit.h"
 #include "kernels/isa.h"
 
 namespace {
@@ -85,6 +97,179 @@ void BM_GemmU8S8(benchmark::State& st) {
   st.SetLabel(mixq::kernels::isa_name(isa));
 }
 BENCHMARK(BM_GemmU8S8)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+// One packed weight per width, shared by every ISA and both kernels (packing 2^28 codes takes a
+// while): n x 16384 with n chosen so the codes fill >= 64 MiB.
+const mixq::kernels::LowbitWeights& big_lowbit(int bits) {
+  static std::map<int, std::unique_ptr<mixq::kernels::LowbitWeights>> cache;
+  auto& slot = cache[bits];
+  if (!slot) {
+    const int64_t k = 16384, n = ((int64_t(64) << 23) / (bits * k) + 15) / 16 * 16;
+    std::vector<uint8_t> u(static_cast<size_t>(n * k));
+    std::mt19937 rng(4);
+    for (auto& v : u) v = static_cast<uint8_t>(rng() & ((1u << bits) - 1));
+    slot = std::make_unique<mixq::kernels::LowbitWeights>(mixq::kernels::pack_lowbit(u.data(), n, k, bits));
+    std::vector<float> scale(static_cast<size_t>(n), 0.01f);
+    std::vector<int32_t> zero(static_cast<size_t>(n), 1 << (bits - 1));
+    mixq::kernels::set_lowbit_dequant(*slot, scale.data(), zero.data(), k);
+  }
+  return *slot;
+}
+
+void BM_GemvLowbit(benchmark::State& st) {
+  const Isa isa = static_cast<Isa>(st.range(0));
+  const int bits = static_cast<int>(st.range(1));
+  if (!mixq::kernels::isa_supported(isa)) {
+    st.SkipWithError("ISA not supported here");
+    return;
+  }
+  const auto& W = big_lowbit(bits);
+  std::vector<uint8_t> A(static_cast<size_t>(W.kp), 0);
+  for (int64_t i = 0; i < W.k; ++i) A[i] = static_cast<uint8_t>(i * 7);
+  std::vector<int32_t> C(static_cast<size_t>(W.n));
+  for (auto _ : st) {
+    mixq::kernels::gemm_lowbit_u8(A.data(), W.kp, 1, W, C.data(), W.n, isa, 1);
+    benchmark::DoNotOptimize(C.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(W.data.size()));
+  st.SetLabel(std::string(mixq::kernels::isa_name(isa)) + " " + std::to_string(bits) + "-bit " +
+              std::to_string(W.n) + "x" + std::to_string(W.k));
+}
+BENCHMARK(BM_GemvLowbit)
+    ->ArgsProduct({{1, 2}, {2, 3, 4, 5, 6, 8}})
+    ->Unit(benchmark::kMillisecond);
+
+void BM_GemvLowbitF32(benchmark::State& st) {
+  const Isa isa = static_cast<Isa>(st.range(0));
+  const int bits = static_cast<int>(st.range(1));
+  if (!mixq::kernels::isa_supported(isa)) {
+    st.SkipWithError("ISA not supported here");
+    return;
+  }
+  const auto& W = big_lowbit(bits);
+  std::vector<float> X(static_cast<size_t>(W.kp));
+  for (int64_t i = 0; i < W.kp; ++i) X[i] = float(i % 13) * 0.1f;
+  std::vector<float> Y(static_cast<size_t>(W.n));
+  for (auto _ : st) {
+    mixq::kernels::gemm_lowbit_f32(X.data(), W.kp, 1, W, nullptr, Y.data(), W.n, isa, 1);
+    benchmark::DoNotOptimize(Y.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(W.data.size()));
+  st.SetLabel(std::string(mixq::kernels::isa_name(isa)) + " " + std::to_string(bits) + "-bit " +
+              std::to_string(W.n) + "x" + std::to_string(W.k));
+}
+BENCHMARK(BM_GemvLowbitF32)
+    ->ArgsProduct({{1, 2}, {2, 3, 4, 5, 6, 8}})
+    ->Unit(benchmark::kMillisecond);
+
+// The runtime's choice between the int8 GEMM and the low-bit kernel for an in-cache layer: time
+// per call at m rows (arg), AVX-512, 4-bit codes (in [0, 15], shifted into int8 for the int8 path).
+constexpr int64_t kLayerN = 256, kLayerK = 1152;
+
+void BM_LinearInt8(benchmark::State& st) {
+  const int64_t m = st.range(0);
+  const Isa isa = mixq::kernels::detect_isa();
+  std::vector<int8_t> B(static_cast<size_t>(kLayerN * kLayerK));
+  std::mt19937 rng(6);
+  for (auto& v : B) v = static_cast<int8_t>(rng() % 16);
+  const auto P = mixq::kernels::pack_b(B.data(), kLayerN, kLayerK, isa);
+  std::vector<uint8_t> A(static_cast<size_t>(m * P.kp), 3);
+  std::vector<int32_t> C(static_cast<size_t>(m * kLayerN));
+  for (auto _ : st) {
+    mixq::kernels::gemm_u8s8(A.data(), P.kp, m, P, C.data(), kLayerN, 1);
+    benchmark::DoNotOptimize(C.data());
+  }
+  st.counters["MAC/s"] =
+      benchmark::Counter(double(m * kLayerN * kLayerK), benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(mixq::kernels::isa_name(isa));
+}
+BENCHMARK(BM_LinearInt8)->RangeMultiplier(2)->Range(1, 256)->Unit(benchmark::kMicrosecond);
+
+void BM_LinearLowbit(benchmark::State& st) {
+  const int64_t m = st.range(0);
+  const Isa isa = mixq::kernels::detect_isa();
+  std::vector<uint8_t> u(static_cast<size_t>(kLayerN * kLayerK));
+  std::mt19937 rng(6);
+  for (auto& v : u) v = static_cast<uint8_t>(rng() % 16);
+  const auto W = mixq::kernels::pack_lowbit(u.data(), kLayerN, kLayerK, 4);
+  std::vector<uint8_t> A(static_cast<size_t>(m * W.kp), 3);
+  std::vector<int32_t> C(static_cast<size_t>(m * kLayerN));
+  for (auto _ : st) {
+    mixq::kernels::gemm_lowbit_u8(A.data(), W.kp, m, W, C.data(), kLayerN, isa, 1);
+    benchmark::DoNotOptimize(C.data());
+  }
+  st.counters["MAC/s"] =
+      benchmark::Counter(double(m * kLayerN * kLayerK), benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(mixq::kernels::isa_name(isa));
+}
+BENCHMARK(BM_LinearLowbit)->RangeMultiplier(2)->Range(1, 256)->Unit(benchmark::kMicrosecond);
+
+bool dram_enabled(benchmark::State& st) {
+  const char* e = std::getenv("MIXQ_BENCH_DRAM");
+  if (e && std::string(e) == "1") return true;
+  st.SkipWithError("set MIXQ_BENCH_DRAM=1 to run (4.5 GiB)");
+  return false;
+}
+
+void BM_TriadDram(benchmark::State& st) {
+  if (!dram_enabled(st)) return;
+  const size_t n = size_t(3) << 27;  // 384 Mi floats = 1.5 GiB per array
+  std::vector<float> a(n, 0), b(n, 1), c(n, 2);
+  for (auto _ : st) {
+    for (size_t i = 0; i < n; ++i) a[i] = b[i] + 3.0f * c[i];
+    benchmark::DoNotOptimize(a.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(n) * 12);
+}
+BENCHMARK(BM_TriadDram)->Unit(benchmark::kMillisecond);
+
+// A 1.5 GiB packed weight made of copies of the 64 MiB one (the codes' values do not change the
+// speed; packing 1.5 GiB of 2-bit codes one by one would take minutes).
+mixq::kernels::LowbitWeights dram_lowbit(int bits) {
+  const auto& small = big_lowbit(bits);
+  mixq::kernels::LowbitWeights W = small;
+  const int64_t copies = 24;  // 24 x 64 MiB = 1.5 GiB
+  W.n = small.n * copies;
+  W.data.reserve(small.data.size() * copies);
+  W.row_sums.resize(static_cast<size_t>(W.n));
+  for (int64_t c = 1; c < copies; ++c) {
+    W.data.insert(W.data.end(), small.data.begin(), small.data.end());
+    W.scale_p.insert(W.scale_p.end(), small.scale_p.begin(), small.scale_p.end());
+    W.zero_p.insert(W.zero_p.end(), small.zero_p.begin(), small.zero_p.end());
+  }
+  return W;
+}
+
+void BM_GemvLowbitDram(benchmark::State& st) {
+  if (!dram_enabled(st)) return;
+  const int bits = static_cast<int>(st.range(0));
+  const auto W = dram_lowbit(bits);
+  std::vector<uint8_t> A(static_cast<size_t>(W.kp), 3);
+  std::vector<int32_t> C(static_cast<size_t>(W.n));
+  for (auto _ : st) {
+    mixq::kernels::gemm_lowbit_u8(A.data(), W.kp, 1, W, C.data(), W.n, mixq::kernels::detect_isa(), 1);
+    benchmark::DoNotOptimize(C.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(W.data.size()));
+  st.SetLabel(std::to_string(bits) + "-bit " + std::to_string(W.n) + "x" + std::to_string(W.k));
+}
+BENCHMARK(BM_GemvLowbitDram)->Arg(2)->Arg(3)->Arg(4)->Arg(6)->Arg(8)->Unit(benchmark::kMillisecond);
+
+void BM_GemvLowbitF32Dram(benchmark::State& st) {
+  if (!dram_enabled(st)) return;
+  const int bits = static_cast<int>(st.range(0));
+  const auto W = dram_lowbit(bits);
+  std::vector<float> X(static_cast<size_t>(W.kp), 0.5f);
+  std::vector<float> Y(static_cast<size_t>(W.n));
+  for (auto _ : st) {
+    mixq::kernels::gemm_lowbit_f32(X.data(), W.kp, 1, W, nullptr, Y.data(), W.n, mixq::kernels::detect_isa(), 1);
+    benchmark::DoNotOptimize(Y.data());
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(W.data.size()));
+  st.SetLabel(std::to_string(bits) + "-bit " + std::to_string(W.n) + "x" + std::to_string(W.k));
+}
+BENCHMARK(BM_GemvLowbitF32Dram)->Arg(2)->Arg(4)->Arg(8)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -5,9 +5,11 @@ For every fixture: the libtorch executor on the float ONNX model, and the runtim
 float model (fp32), uniform W8A8, uniform W4A8 and a MixQuant plan at a 4-bit average, all with
 `mixq bench` (median of --runs batch-1 runs and --runs64 batch-64 runs, wall and CPU time); with
 --ort, ONNX Runtime on the float model and on mixq's W4A8 QDQ export. Also top-1 of `mixq run`
-against the fake-quant simulation of the same plan.
+against the fake-quant simulation of the same plan. --configs picks configurations by name;
+--lowbit-ab adds, under each quantized row, the same .mxq benched with MIXQ_LOWBIT=0 (int8 / float
+copies of every weight: the runtime before the low-bit kernels), in the same run.
 
-  python3 bench/runtime_table.py [--threads 1] [--models fmnist-resnet,...] [--ort]
+  python3 bench/runtime_table.py [--threads 1] [--models fmnist-resnet,...] [--configs W4A8] [--lowbit-ab] [--ort]
 """
 import argparse
 import json
@@ -28,8 +30,9 @@ CONFIGS = [  # name, pack arguments
 ]
 
 
-def mixq(*args):
-    p = subprocess.run([MIXQ, *args, "--json", "-q"], capture_output=True, text=True)
+def mixq(*args, env=None):
+    p = subprocess.run([MIXQ, *args, "--json", "-q"], capture_output=True, text=True,
+                       env=None if env is None else {**os.environ, **env})
     if p.returncode != 0:
         raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else f"exit {p.returncode}")
     return json.loads(p.stdout)
@@ -67,7 +70,10 @@ def main():
     ap.add_argument("--runs64", type=int, default=10)
     ap.add_argument("--ort", action="store_true", help="also time ONNX Runtime (pip install onnxruntime)")
     ap.add_argument("--eval", default="fmnist:test")
+    ap.add_argument("--configs", default=",".join(c for c, _ in CONFIGS), help="comma-separated config names")
+    ap.add_argument("--lowbit-ab", action="store_true", help="also bench each quantized .mxq with MIXQ_LOWBIT=0")
     a = ap.parse_args()
+    configs = [c for c in CONFIGS if c[0] in a.configs.split(",")]
     tmp = tempfile.mkdtemp(prefix="mixq-rt-bench-")
     th = ["--threads", str(a.threads)]
     print("| model | engine | config | batch-1 ms (cpu ms) | batch-64 img/s (cpu ms/batch) | vs executor fp32 batch 1 | "
@@ -76,7 +82,7 @@ def main():
     for m in a.models.split(","):
         onnx = os.path.join(ROOT, "models", m + ".onnx")
         exec_b1 = None
-        for i, (cfg, args) in enumerate(CONFIGS):
+        for i, (cfg, args) in enumerate(configs):
             mxq = os.path.join(tmp, f"{m}.{i}.mxq")
             ev = [] if cfg == "fp32" else ["--eval", a.eval]
             try:
@@ -97,6 +103,13 @@ def main():
                   f"{b['batch64_images_per_second']:.0f} ({b['batch64_cpu_ms']:.1f}) | {b['batch1_ms'] / exec_b1:.2f} | "
                   f"{r['top1']:.2f} | {sim} | {p['file_bytes']} / {p['predicted_bytes']} = {p['ratio_to_predicted']:.4f} |",
                   flush=True)
+            if a.lowbit_ab and cfg != "fp32":
+                b0 = mixq("bench", mxq, "--runs", str(a.runs), "--runs64", str(a.runs64), *th, env={"MIXQ_LOWBIT": "0"})
+                r0 = mixq("run", mxq, "--data", a.eval, *th, env={"MIXQ_LOWBIT": "0"})
+                print(f"| {m} | mixq runtime ({b0['isa']}), MIXQ_LOWBIT=0 | {cfg} | {b0['batch1_ms']:.3f} "
+                      f"({b0['batch1_cpu_ms']:.3f}) | {b0['batch64_images_per_second']:.0f} ({b0['batch64_cpu_ms']:.1f}) | "
+                      f"{b0['batch1_ms'] / exec_b1:.2f} | {r0['top1']:.2f} | | weight bytes held {r['weight_bytes']} "
+                      f"vs {r0['weight_bytes']} |", flush=True)
         if a.ort:
             try:
                 qdq = os.path.join(tmp, m + ".w4a8.onnx")

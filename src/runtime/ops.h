@@ -21,6 +21,7 @@ struct BuildCtx {
   const pack::QWeight* qweight = nullptr;             // this node's quantized weight, if a layer
   const pack::QAct* qact = nullptr;                   // the quantizer of its data input, if any
   kernels::Isa isa = kernels::Isa::kRef;
+  bool lowbit = true;  // layers may keep < 8-bit weights packed (ModelOptions::lowbit)
 
   int64_t int_attr(const std::string& k, int64_t def) const;
   float float_attr(const std::string& k, float def) const;
@@ -48,6 +49,9 @@ class Op {
   virtual void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) = 0;
   // Whether a quantized layer runs on the integer kernels; else `why` says what kept it float.
   virtual bool int_path(std::string* why) const { *why = "float kernels only"; return false; }
+  // The kernel a layer's weight runs on ("lowbit4", "int8", "f32-lowbit3", "f32") and the bytes it
+  // holds for it.
+  virtual void weight_info(std::string* kernel, int64_t* bytes) const { (void)kernel; (void)bytes; }
   std::string desc;
 };
 

@@ -1,5 +1,16 @@
 // Conv (im2col + GEMM, direct depthwise), Gemm and MatMul with a constant weight (quantized or
 // float, through QLinear), float MatMul of two activations (attention), BatchNormalization.
+//
+// Which weight form a layer keeps (integer path), measured with bench/runtime_kernels_bench
+// (BM_LinearLowbit vs BM_LinearInt8, 256 x 1152 at 4 bits, one core; BENCHMARKS.md):
+//   - Gemm / MatMul: low-bit (< 8-bit weights stay packed). Their GEMMs have batch (x tokens)
+//     rows: 1-2 rows run 1.8-2.9x faster than int8 (int8's GEMV has one accumulator chain), 4-16
+//     rows the same, 32-256 rows 0.4-5% slower. Large weights read b/8 of the bytes.
+//   - Conv (im2col): int8. Its GEMM has one row per output pixel (49-784 per image on the
+//     fixtures), where low-bit is 0.4-5% slower and the weights are small.
+//   - Depthwise: int8 (the direct kernel reads w8).
+// The float path (16-bit activations, per-group weights) keeps every layer's quantized weight
+// packed where its scales allow (QLinear), since the alternative is a float copy 4-16x larger.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -43,6 +54,11 @@ class ConvOp : public Op {
   bool depthwise = false;
   std::vector<QLinear> lin;  // one per group (depthwise: one for all channels, k = kh*kw)
   bool int_path(std::string* why) const override { *why = lin[0].why_float; return lin[0].int_path; }
+  void weight_info(std::string* kernel, int64_t* bytes) const override {
+    *kernel = lin[0].kernel_name();
+    *bytes = 0;
+    for (const QLinear& l : lin) *bytes += l.weight_bytes();
+  }
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
@@ -61,7 +77,7 @@ class ConvOp : public Op {
       if (depthwise) {
         depthwise_int(codes.data(), N, C, H, W, OH, OW, y.f.data());
       } else {
-        const int64_t kp = kernels::gemm_kp(K);
+        const int64_t kp = L0.a_kp();
         std::vector<uint8_t> A(static_cast<size_t>(P * kp));
         std::vector<int32_t> rsum(static_cast<size_t>(P));
         std::vector<int32_t> scratch;
@@ -234,7 +250,8 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       const int64_t Ig = op->Ig, T = op->kh * op->kw;
       L.init(c.qweight, fw, Og, K,
              [K, g, Og, Ig, T](int64_t j, int64_t i) { return (g * Og + j) * K + (i % Ig) * T + i / Ig; }, g * Og, 0,
-             c.qact, c.isa);
+             c.qact, c.isa, /*lowbit_int=*/false, /*lowbit_float=*/c.lowbit);
+      L.release_w8();
       op->lin.push_back(std::move(L));
     }
   }
@@ -247,6 +264,10 @@ class LinearOp : public Op {
   QLinear lin;
   bool gemm = false;
   bool int_path(std::string* why) const override { *why = lin.why_float; return lin.int_path; }
+  void weight_info(std::string* kernel, int64_t* bytes) const override {
+    *kernel = lin.kernel_name();
+    *bytes = lin.weight_bytes();
+  }
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
     RT_CHECK(x.dtype == ElemType::kFloat32 && x.rank() >= 1 && x.shape.back() == lin.k && (!gemm || x.rank() == 2),
@@ -256,7 +277,7 @@ class LinearOp : public Op {
     shape.back() = lin.n;
     Tensor y = Tensor::floats(shape);
     if (lin.int_path) {
-      const int64_t kp = kernels::gemm_kp(lin.k);
+      const int64_t kp = lin.a_kp();
       std::vector<uint8_t> A(static_cast<size_t>(M * kp), 0);
       std::vector<int32_t> rsum(static_cast<size_t>(M)), scratch;
       if (kp == lin.k) {
@@ -336,8 +357,13 @@ std::unique_ptr<Op> make_gemm(const BuildCtx& c) {
   auto op = std::make_unique<LinearOp>();
   op->gemm = true;
   op->lin.bias = bias_of(c, 2, N, beta);
-  if (tb) op->lin.init(c.qweight, fw, N, K, [K](int64_t j, int64_t i) { return j * K + i; }, 0, 0, c.qact, c.isa);
-  else op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa);
+  if (tb)
+    op->lin.init(c.qweight, fw, N, K, [K](int64_t j, int64_t i) { return j * K + i; }, 0, 0, c.qact, c.isa, c.lowbit,
+                 c.lowbit);
+  else
+    op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa, c.lowbit,
+                 c.lowbit);
+  op->lin.release_w8();
   return op;
 }
 
@@ -356,7 +382,9 @@ std::unique_ptr<Op> make_matmul(const BuildCtx& c) {
              shape_str(wd));
   const int64_t K = wd[0], N = wd[1];
   auto op = std::make_unique<LinearOp>();
-  op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa);
+  op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa, c.lowbit,
+               c.lowbit);
+  op->lin.release_w8();
   return op;
 }
 

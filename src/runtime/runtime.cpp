@@ -83,7 +83,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
           break;
         }
     }
-    BuildCtx ctx{n, desc, consts, qw, qa, isa_};
+    BuildCtx ctx{n, desc, consts, qw, qa, isa_, opts.lowbit};
     std::unique_ptr<Op> op;
     op = row->make(ctx);
     op->desc = desc;
@@ -105,6 +105,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
     if (qw) {
       LayerPath p{n.name, n.op, false, ""};
       p.int_path = op->int_path(&p.why_float);
+      op->weight_info(&p.kernel, &p.weight_bytes);
       paths_.push_back(p);
     }
     ops_.push_back(std::move(op));

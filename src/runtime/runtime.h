@@ -22,12 +22,15 @@ namespace mixq::rt {
 struct ModelOptions {
   kernels::Isa isa = kernels::default_isa();  // MIXQ_ISA or the best this CPU has
   int threads = 1;
+  bool lowbit = true;  // keep < 8-bit weights packed where the runtime's rule says (ops_linear.cpp)
 };
 
 struct LayerPath {  // which kernel path each quantized layer takes (for --verbose and tests)
   std::string node, op;
   bool int_path = false;
   std::string why_float;
+  std::string kernel;        // "lowbit4", "int8", "f32-lowbit3", "f32"
+  int64_t weight_bytes = 0;  // what the layer holds for its weight at run time
 };
 
 class Model {

@@ -1,10 +1,13 @@
 // Kernels against their scalar reference: the integer GEMM on every ISA path this CPU has must be
 // bit-exact (odd sizes, prime strides, full code ranges); the float GEMM against a double-precision
-// loop; the ISA override.
+// loop; the low-bit GEMV/GEMM (every width x path, exact against its reference, integer and float);
+// the ISA override.
+#include <cmath>
 #include <cstdlib>
 #include <random>
 
 #include "kernels/gemm_u8s8.h"
+#include "kernels/gemv_lowbit.h"
 #include "kernels/isa.h"
 #include "kernels/quantize.h"
 #include "kernels/sgemm.h"
@@ -69,6 +72,132 @@ TEST(GemmU8S8, LargeKDoesNotOverflow) {
     kernels::gemm_u8s8(A.data(), k, m, kernels::pack_b(B.data(), n, k, isa), C.data(), n, 2);
     EXPECT_EQ(C, ref) << kernels::isa_name(isa);
   }
+}
+
+constexpr int kLowbitWidths[] = {2, 3, 4, 5, 6, 8};
+
+std::vector<uint8_t> random_codes(std::mt19937& rng, int64_t n, int64_t k, int bits) {
+  std::vector<uint8_t> u(static_cast<size_t>(n * k));
+  for (auto& v : u) v = static_cast<uint8_t>(rng() & ((1u << bits) - 1));
+  if (!u.empty()) u[0] = static_cast<uint8_t>((1u << bits) - 1);  // the extreme code
+  return u;
+}
+
+TEST(Lowbit, PackUnpackRoundTripIsExactAndStaysAtItsBits) {
+  std::mt19937 rng(11);
+  for (int bits : kLowbitWidths)
+    for (int64_t n : {1, 7, 16, 17, 33})
+      for (int64_t k : {1, 3, 31, 32, 33, 97, 131}) {
+        const auto u = random_codes(rng, n, k, bits);
+        const kernels::LowbitWeights W = kernels::pack_lowbit(u.data(), n, k, bits);
+        // b bits per weight of the padded panel grid, nothing more
+        EXPECT_EQ(int64_t(W.data.size()), (n + 15) / 16 * 16 * kernels::lowbit_kp(k) * bits / 8);
+        std::vector<uint8_t> back(u.size(), 0xEE);
+        kernels::unpack_lowbit(W, back.data());
+        ASSERT_EQ(back, u) << bits << " bits, n=" << n << " k=" << k;
+        for (int64_t j = 0; j < n; ++j) {
+          int32_t s = 0;
+          for (int64_t q = 0; q < k; ++q) s += int32_t(u[j * k + q]) - W.code_offset;
+          ASSERT_EQ(W.row_sums[j], s);
+        }
+      }
+}
+
+TEST(Lowbit, IntegerEveryWidthAndPathMatchesReferenceExactly) {
+  std::mt19937 rng(13);
+  for (int bits : kLowbitWidths)
+    for (int64_t m : {1, 2, 3, 5})
+      for (int64_t n : {1, 17, 31, 37})
+        for (int64_t k : {1, 31, 67, 131, 257}) {
+          const auto u = random_codes(rng, n, k, bits);
+          const kernels::LowbitWeights W = kernels::pack_lowbit(u.data(), n, k, bits);
+          const int64_t lda = W.kp + 5, ldc = n + 3;  // strides beyond the padded sizes
+          std::vector<uint8_t> A(static_cast<size_t>(m * lda), 0);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t q = 0; q < k; ++q) A[i * lda + q] = static_cast<uint8_t>(rng());
+          A[0] = 255;
+          std::vector<int32_t> ref(static_cast<size_t>(m * ldc), 0);
+          kernels::gemm_lowbit_u8_ref(A.data(), lda, m, u.data(), n, k, bits, ref.data(), ldc);
+          for (auto isa : isas())
+            for (int threads : {1, 2}) {
+              std::vector<int32_t> C(static_cast<size_t>(m * ldc), 0);
+              kernels::gemm_lowbit_u8(A.data(), lda, m, W, C.data(), ldc, isa, threads);
+              ASSERT_EQ(C, ref) << kernels::isa_name(isa) << " bits=" << bits << " m=" << m << " n=" << n
+                                << " k=" << k;
+            }
+        }
+}
+
+TEST(Lowbit, IntegerLargeKAtExtremeCodesDoesNotOverflow) {
+  const int64_t m = 3, n = 19, k = 4608;  // 3x3x512; AVX2 would saturate vpmaddubsw if the split were wrong
+  for (int bits : kLowbitWidths)
+    for (uint8_t code : {uint8_t(0), uint8_t((1u << bits) - 1)}) {
+      std::vector<uint8_t> u(static_cast<size_t>(n * k), code), A(static_cast<size_t>(m * kernels::lowbit_kp(k)), 255);
+      const kernels::LowbitWeights W = kernels::pack_lowbit(u.data(), n, k, bits);
+      std::vector<int32_t> ref(static_cast<size_t>(m * n));
+      kernels::gemm_lowbit_u8_ref(A.data(), W.kp, m, u.data(), n, k, bits, ref.data(), n);
+      EXPECT_EQ(ref[0], int32_t(255 * (int32_t(code) - W.code_offset) * k));
+      for (auto isa : isas()) {
+        std::vector<int32_t> C(ref.size());
+        kernels::gemm_lowbit_u8(A.data(), W.kp, m, W, C.data(), n, isa, 1);
+        EXPECT_EQ(C, ref) << kernels::isa_name(isa) << " bits=" << bits << " code=" << int(code);
+      }
+    }
+}
+
+// The float kernel follows the reference's summation order exactly (gemv_lowbit.h), so every path
+// must give the same bits; the reference itself is checked against a double-precision dequantized
+// product.
+TEST(Lowbit, FloatEveryWidthPathAndGranularityMatchesReference) {
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> ud(-1, 1);
+  for (int bits : kLowbitWidths)
+    for (int64_t m : {1, 2, 3, 5})
+      for (int64_t n : {1, 17, 37})
+        for (int64_t k : {1, 31, 67, 131, 257})
+          for (int64_t gs : {k, int64_t(32), int64_t(64)}) {  // per channel, per group
+            if (gs > k && gs != k) continue;
+            const auto u = random_codes(rng, n, k, bits);
+            const int64_t groups = (k + gs - 1) / gs;
+            std::vector<float> scale(static_cast<size_t>(n * groups)), bias(static_cast<size_t>(n));
+            std::vector<int32_t> zero(scale.size());
+            for (auto& s : scale) s = 0.01f + 0.1f * std::abs(ud(rng));
+            for (auto& z : zero) z = static_cast<int32_t>(rng() % (1u << bits));
+            for (auto& b : bias) b = ud(rng);
+            kernels::LowbitWeights W = kernels::pack_lowbit(u.data(), n, k, bits);
+            ASSERT_EQ(kernels::lowbit_float_unsupported(gs, k), "");
+            kernels::set_lowbit_dequant(W, scale.data(), zero.data(), gs);
+            const int64_t ldx = k + 3, ldy = n + 2;
+            std::vector<float> X(static_cast<size_t>(m * ldx));
+            for (auto& x : X) x = ud(rng);
+            std::vector<float> ref(static_cast<size_t>(m * ldy), 0.0f);
+            kernels::gemm_lowbit_f32_ref(X.data(), ldx, m, u.data(), n, k, scale.data(), zero.data(), gs,
+                                         bias.data(), ref.data(), ldy);
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j) {
+                double s = bias[j], mag = std::abs(bias[j]);
+                for (int64_t q = 0; q < k; ++q) {
+                  const size_t p = static_cast<size_t>(j * groups + q / gs);
+                  const double w = double(scale[p]) * (double(u[j * k + q]) - zero[p]);
+                  s += double(X[i * ldx + q]) * w;
+                  mag += std::abs(double(X[i * ldx + q]) * w);
+                }
+                ASSERT_NEAR(ref[i * ldy + j], s, 1e-6 * (1 + mag)) << bits << " " << m << "x" << n << "x" << k;
+              }
+            for (auto isa : isas())
+              for (int threads : {1, 2}) {
+                std::vector<float> Y(ref.size(), 0.0f);
+                kernels::gemm_lowbit_f32(X.data(), ldx, m, W, bias.data(), Y.data(), ldy, isa, threads);
+                ASSERT_EQ(Y, ref) << kernels::isa_name(isa) << " bits=" << bits << " m=" << m << " n=" << n
+                                  << " k=" << k << " gs=" << gs;
+              }
+          }
+}
+
+TEST(Lowbit, FloatGroupsThatAreNotSuperBlocksSayWhy) {
+  EXPECT_EQ(kernels::lowbit_float_unsupported(48, 100), "group size 48 is not a multiple of 32");
+  EXPECT_EQ(kernels::lowbit_float_unsupported(48, 40), "");  // one group per row
+  EXPECT_EQ(kernels::lowbit_float_unsupported(96, 1000), "");
 }
 
 TEST(Sgemm, MatchesDoubleReference) {

@@ -11,6 +11,7 @@
 
 #include "api/quantize_job.h"
 #include "exec/executor.h"
+#include "kernels/gemv_lowbit.h"
 #include "pack/bitpack.h"
 #include "pack/from_qmodel.h"
 #include "quant/qdq.h"
@@ -209,6 +210,114 @@ TEST(Runtime, QuantizedGemmAndMatMul) {
             }
         }
       }
+}
+
+// A Gemm (transB=1, weight [N, K]) reading x [-1, K] through `act` (16-bit: the float path).
+pack::PackedModel fc_model(const pack::QWeight& w, int64_t N, int64_t K, const pack::QAct& act, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0, 1);
+  pack::PackedModel m;
+  m.inputs.push_back({"x", pack::ElemType::kFloat32, {-1, K}});
+  m.outputs.push_back({"y", pack::ElemType::kFloat32, {}});
+  pack::Node n;
+  n.name = w.node;
+  n.op = "Gemm";
+  n.inputs = {"x", w.tensor, "b"};
+  n.attrs["transB"].type = pack::Attr::kInt;
+  n.attrs["transB"].i = 1;
+  n.outputs = {"y"};
+  m.nodes.push_back(n);
+  pack::Tensor b;
+  b.name = "b";
+  b.dims = {N};
+  for (int64_t j = 0; j < N; ++j) b.f.push_back(nd(rng));
+  m.tensors.push_back(b);
+  m.weights.push_back(w);
+  m.acts.push_back(act);
+  return m;
+}
+
+// Low-bit weights stay packed at run time and give exactly the int8 path's outputs (the integer
+// inside the epilogue is the same sum; only the weight's form differs).
+TEST(Runtime, LowbitLayersMatchTheInt8PathBitForBitAndHoldTheirBits) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0, 1);
+  const int64_t N = 37, K = 131;  // neither a multiple of 16 nor of 32
+  for (int bits : {2, 3, 4, 5, 6})
+    for (bool sym : {false, true})
+      for (int64_t M : {1, 2, 5, 9}) {
+        SCOPED_TRACE(testing::Message() << "bits=" << bits << " sym=" << sym << " M=" << M);
+        const pack::QWeight w = random_qweight("fc", {N, K}, 0, bits, sym, rng);
+        const pack::PackedModel m = fc_model(w, N, K, pack::QAct{"x", 8, false, 0.02f, 100.0f}, rng);
+        rt::Tensor xt;
+        xt.shape = {M, K};
+        for (int64_t i = 0; i < M * K; ++i) xt.f.push_back(nd(rng));
+        rt::ModelOptions int8_opts{Isa::kRef, 1, /*lowbit=*/false};
+        rt::Model int8_model(m, int8_opts);
+        ASSERT_EQ(int8_model.layer_paths()[0].kernel, "int8");
+        const rt::Tensor want = int8_model.run({xt}).at(0);
+        for (Isa isa : isas()) {
+          rt::Model model(m, {isa, 1});
+          const rt::LayerPath& p = model.layer_paths()[0];
+          EXPECT_EQ(p.kernel, "lowbit" + std::to_string(bits));
+          EXPECT_TRUE(p.int_path);
+          // codes at `bits` bits (16-row, 32-k padding) + row sums and epilogue terms; no int8 copy
+          const int64_t codes = (N + 15) / 16 * 16 * kernels::lowbit_kp(K) * bits / 8;
+          EXPECT_LE(p.weight_bytes, codes + 4 * 4 * N);
+          EXPECT_GT(int8_model.layer_paths()[0].weight_bytes, N * K);  // one byte per weight and more
+          EXPECT_EQ(model.run({xt}).at(0).f, want.f) << kernels::isa_name(isa);
+        }
+      }
+}
+
+// 16-bit activations with per-group weights (the float path) run on the float low-bit kernel:
+// close to the double reference, identical on every ISA, and no float copy of the weight.
+TEST(Runtime, FloatPathPerGroupWeightsStayLowbit) {
+  std::mt19937 rng(29);
+  std::normal_distribution<float> nd(0, 1);
+  const int64_t N = 21, K = 160, M = 3;
+  for (int bits : {3, 4, 6})
+    for (int64_t gs : {32, 64, 48}) {  // 48: not a multiple of 32, keeps the dequantized copy
+      SCOPED_TRACE(testing::Message() << "bits=" << bits << " gs=" << gs);
+      pack::QWeight w = random_qweight("fc", {N, K}, 0, bits, false, rng);
+      w.granularity = pack::Gran::kPerGroup;
+      w.group_size = gs;
+      w.scales.clear();
+      w.zero_points.clear();
+      for (int64_t p = 0; p < w.num_params(); ++p) {
+        w.scales.push_back(0.01f + 0.001f * float(p % 17));
+        w.zero_points.push_back(static_cast<int32_t>(rng() % (1u << bits)));
+      }
+      const pack::QAct act{"x", 16, false, 0.0005f, 30000.0f};
+      const pack::PackedModel m = fc_model(w, N, K, act, rng);
+      rt::Tensor xt;
+      xt.shape = {M, K};
+      for (int64_t i = 0; i < M * K; ++i) xt.f.push_back(nd(rng));
+      const std::vector<float> dq = w.dequantize();
+      std::vector<float> first;
+      for (Isa isa : isas()) {
+        rt::Model model(m, {isa, 1});
+        const rt::LayerPath& p = model.layer_paths()[0];
+        EXPECT_FALSE(p.int_path);
+        if (gs % 32 == 0) {
+          EXPECT_EQ(p.kernel, "f32-lowbit" + std::to_string(bits));
+          // codes at `bits` bits + a scale and a zero point per group (16-row padded) + row sums,
+          // where the float copy it replaces held 4 * N * K bytes
+          const int64_t rows = (N + 15) / 16 * 16, groups = (K + gs - 1) / gs;
+          EXPECT_LE(p.weight_bytes, rows * kernels::lowbit_kp(K) * bits / 8 + 8 * rows * groups + 4 * N);
+        } else {
+          EXPECT_EQ(p.kernel, "f32");
+        }
+        const rt::Tensor y = model.run({xt}).at(0);
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t j = 0; j < N; ++j) {
+            double s = m.tensors[0].f[j];
+            for (int64_t k = 0; k < K; ++k) s += double(fake_quant(xt.f[i * K + k], act)) * dq[j * K + k];
+            ASSERT_NEAR(y.f[i * N + j], s, 1e-4) << i << "," << j;
+          }
+        if (first.empty()) first = y.f;
+        else EXPECT_EQ(y.f, first) << kernels::isa_name(isa) << " differs from ref";
+      }
+    }
 }
 
 TEST(Runtime, LoadErrorsNameTheNode) {

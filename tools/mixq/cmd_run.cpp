@@ -59,16 +59,22 @@ RunFn setup_run(CLI::App& sub) {
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double top1 = n ? 100.0 * double(correct) / double(n) : 0;
     int int_layers = 0;
-    for (const auto& p : m.layer_paths()) int_layers += p.int_path;
+    int64_t weight_bytes = 0;
+    for (const auto& p : m.layer_paths()) {
+      int_layers += p.int_path;
+      weight_bytes += p.weight_bytes;
+    }
     if (o->g.verbose)
       for (const auto& p : m.layer_paths())
-        std::fprintf(stderr, "layer %s (%s): %s%s\n", p.node.c_str(), p.op.c_str(), p.int_path ? "integer" : "float: ",
-                     p.int_path ? "" : p.why_float.c_str());
+        std::fprintf(stderr, "layer %s (%s): %s%s, kernel %s, %lld weight bytes held\n", p.node.c_str(), p.op.c_str(),
+                     p.int_path ? "integer" : "float: ", p.int_path ? "" : p.why_float.c_str(), p.kernel.c_str(),
+                     (long long)p.weight_bytes);
     if (o->g.json) {
       print_json({{"model", o->model}, {"data", o->data}, {"top1", top1}, {"correct", correct}, {"samples", n},
                   {"loss", n ? loss / n : 0}, {"seconds", sec}, {"images_per_second", n / sec},
                   {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
-                  {"integer_layers", int_layers}, {"layers", m.layer_paths().size()}});
+                  {"integer_layers", int_layers}, {"layers", m.layer_paths().size()},
+                  {"weight_bytes", weight_bytes}});
     } else {
       std::printf("%s on %s: top-1 %.2f%% (%lld/%lld), loss %.4f, %.2f s (%.0f img/s), %s, %d of %zu layers integer\n",
                   o->model.c_str(), ds->describe().c_str(), top1, (long long)correct, (long long)n, n ? loss / n : 0, sec,

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdlib>
+
 #include "mixq/error.h"
 
 namespace mixq::cli {
@@ -54,6 +56,9 @@ rt::ModelOptions runtime_options(const std::string& isa, int threads) {
   rt::ModelOptions mo;
   mo.isa = parse_isa(isa);
   mo.threads = threads > 0 ? threads : 1;
+  // MIXQ_LOWBIT=0 keeps every integer layer on int8 weights: the before/after of the low-bit
+  // kernels, measured on one build (BENCHMARKS.md).
+  if (const char* e = std::getenv("MIXQ_LOWBIT")) mo.lowbit = std::string(e) != "0";
   return mo;
 }
 
