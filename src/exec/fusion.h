@@ -14,7 +14,7 @@
 //             all three; this is where the executor gains on convnets at large batch)
 //   AddRelu   Add(a, b) -> Relu (a residual join)             at::add, then relu_ in place
 //   EmbedSum  Gather(table, idx [N, L], axis 0) -> ReduceSum(axes [1])   at::embedding_bag (sum):
-//             the [N, L, D] lookup is never materialized (51 MB at batch 256 for the embedding
+//             the [N, L, D] lookup is never materialized (25 MB at batch 256 for the embedding
 //             fixture); indices outside [0, rows) (negative ones wrap in Gather) run unfused
 // The graph itself is never rewritten: the executor runs a group's fused kernel in place of its
 // nodes only while no hook observes a value inside the group (see executor.cpp).
