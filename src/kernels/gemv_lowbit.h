@@ -37,6 +37,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/isa.h"
@@ -98,6 +99,21 @@ void gemm_lowbit_u8_ref(const uint8_t* A, int64_t lda, int64_t m, const uint8_t*
 void gemm_lowbit_f32_ref(const float* X, int64_t ldx, int64_t m, const uint8_t* u, int64_t n, int64_t k,
                          const float* scale, const int32_t* zero, int64_t group_size, const float* bias, float* Y,
                          int64_t ldy);
+
+// Calls f(std::integral_constant<int, B>{}) for the stored width B == bits (2, 3, 4, 5, 6, 8): the
+// ISA files instantiate their kernels once per width through it, so the widths live in one place.
+template <typename F>
+void with_lowbit_width(int bits, F&& f) {
+  switch (bits) {
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    default: break;
+  }
+}
 
 // Per-path kernels (gemv_lowbit_avx2.cpp / _avx512.cpp, own -m flags, called after
 // isa_supported()): rows [0, m) of output panels [p0, p1). X here is padded to kp (zeros).

@@ -197,28 +197,12 @@ void f32_panels(const float* X, int64_t ldx, int64_t m, const LowbitWeights& W, 
 
 void gemm_lowbit_u8_avx512(const uint8_t* A, int64_t lda, int64_t m, const LowbitWeights& W, int64_t p0, int64_t p1,
                            int32_t* C, int64_t ldc) {
-  switch (W.bits) {
-    case 2: u8_panels<2>(A, lda, m, W, p0, p1, C, ldc); break;
-    case 3: u8_panels<3>(A, lda, m, W, p0, p1, C, ldc); break;
-    case 4: u8_panels<4>(A, lda, m, W, p0, p1, C, ldc); break;
-    case 5: u8_panels<5>(A, lda, m, W, p0, p1, C, ldc); break;
-    case 6: u8_panels<6>(A, lda, m, W, p0, p1, C, ldc); break;
-    case 8: u8_panels<8>(A, lda, m, W, p0, p1, C, ldc); break;
-    default: break;
-  }
+  with_lowbit_width(W.bits, [&](auto b) { u8_panels<decltype(b)::value>(A, lda, m, W, p0, p1, C, ldc); });
 }
 
 void gemm_lowbit_f32_avx512(const float* X, int64_t ldx, int64_t m, const LowbitWeights& W, const float* bias,
                             int64_t p0, int64_t p1, float* Y, int64_t ldy) {
-  switch (W.bits) {
-    case 2: f32_panels<2>(X, ldx, m, W, bias, p0, p1, Y, ldy); break;
-    case 3: f32_panels<3>(X, ldx, m, W, bias, p0, p1, Y, ldy); break;
-    case 4: f32_panels<4>(X, ldx, m, W, bias, p0, p1, Y, ldy); break;
-    case 5: f32_panels<5>(X, ldx, m, W, bias, p0, p1, Y, ldy); break;
-    case 6: f32_panels<6>(X, ldx, m, W, bias, p0, p1, Y, ldy); break;
-    case 8: f32_panels<8>(X, ldx, m, W, bias, p0, p1, Y, ldy); break;
-    default: break;
-  }
+  with_lowbit_width(W.bits, [&](auto b) { f32_panels<decltype(b)::value>(X, ldx, m, W, bias, p0, p1, Y, ldy); });
 }
 
 }  // namespace mixq::kernels
