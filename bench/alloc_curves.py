@@ -137,6 +137,8 @@ def main():
     ap.add_argument("--mixq", default=os.path.join(ROOT, "build", "mixq"))
     ap.add_argument("--models", default="fmnist-resnet,fmnist-vit,fmnist-mobilenetv2")
     ap.add_argument("--plot-only", action="store_true")
+    ap.add_argument("--svg", default=os.path.join(ROOT, "bench", "alloc_curves.svg"),
+                    help="plot file (MobileNetV2's is bench/alloc_curves_mobilenetv2.svg)")
     args = ap.parse_args()
     rows = json.load(open(OUT)) if (args.plot_only or os.path.exists(OUT)) and os.path.exists(OUT) else []
     if not args.plot_only:
@@ -206,7 +208,7 @@ def main():
     for r in rows:
         if r["series"] == "table":
             print(f"\n{r['model']}: sensitivity table {r['sensitivity_seconds']:.1f} s, pareto command {r['seconds_wall']:.1f} s wall")
-    svg([r for r in rows if r["series"] != "table" and r.get("top1") is not None], os.path.join(ROOT, "bench", "alloc_curves.svg"))
+    svg([r for r in rows if r["series"] != "table" and r.get("top1") is not None], args.svg)
 
 
 if __name__ == "__main__":
