@@ -18,6 +18,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <string>
 #include <memory>
 #include <random>
 #include <vector>
@@ -116,6 +117,12 @@ const mixq::kernels::LowbitWeights& big_lowbit(int bits) {
   return *slot;
 }
 
+// "avx512 4-bit 8192x16384": the path and the weight of a low-bit benchmark row.
+std::string lowbit_label(Isa isa, int bits, const mixq::kernels::LowbitWeights& W) {
+  return std::string(mixq::kernels::isa_name(isa)) + " " + std::to_string(bits) + "-bit " + std::to_string(W.n) +
+         "x" + std::to_string(W.k);
+}
+
 void BM_GemvLowbit(benchmark::State& st) {
   const Isa isa = static_cast<Isa>(st.range(0));
   const int bits = static_cast<int>(st.range(1));
@@ -132,8 +139,7 @@ void BM_GemvLowbit(benchmark::State& st) {
     benchmark::DoNotOptimize(C.data());
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(W.data.size()));
-  st.SetLabel(std::string(mixq::kernels::isa_name(isa)) + " " + std::to_string(bits) + "-bit " +
-              std::to_string(W.n) + "x" + std::to_string(W.k));
+  st.SetLabel(lowbit_label(isa, bits, W));
 }
 BENCHMARK(BM_GemvLowbit)
     ->ArgsProduct({{1, 2}, {2, 3, 4, 5, 6, 8}})
@@ -155,8 +161,7 @@ void BM_GemvLowbitF32(benchmark::State& st) {
     benchmark::DoNotOptimize(Y.data());
   }
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(W.data.size()));
-  st.SetLabel(std::string(mixq::kernels::isa_name(isa)) + " " + std::to_string(bits) + "-bit " +
-              std::to_string(W.n) + "x" + std::to_string(W.k));
+  st.SetLabel(lowbit_label(isa, bits, W));
 }
 BENCHMARK(BM_GemvLowbitF32)
     ->ArgsProduct({{1, 2}, {2, 3, 4, 5, 6, 8}})

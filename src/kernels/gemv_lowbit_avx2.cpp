@@ -14,23 +14,14 @@
 #include <vector>
 
 #include "kernels/gemv_lowbit.h"
+#include "kernels/gemv_lowbit_simd.h"
 
 namespace mixq::kernels {
 
 namespace {
 
-// As the AVX-512 path: prefetch the weight stream kLowbitPrefetch bytes ahead.
-template <int BITS>
-inline void prefetch_ahead(const uint8_t* p) {
-  for (int l = 0; l < BITS; ++l)
-    _mm_prefetch(reinterpret_cast<const char*>(p + kLowbitPrefetch + 64 * l), _MM_HINT_T0);
-}
-
-inline int32_t load4(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+using lowbit_simd::load4;
+using lowbit_simd::prefetch_ahead;
 
 template <int W>
 inline __m256i field(const uint8_t* plane, int j, int h) {

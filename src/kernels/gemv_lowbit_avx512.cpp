@@ -14,25 +14,14 @@
 #include <vector>
 
 #include "kernels/gemv_lowbit.h"
+#include "kernels/gemv_lowbit_simd.h"
 
 namespace mixq::kernels {
 
 namespace {
 
-// Software prefetch of the super-block kLowbitPrefetch bytes ahead. Measured on this machine (one
-// core, 64 MiB weight): the hardware prefetchers alone held the 2- and 4-bit GEMV at 7-9 GB/s; a
-// 1 KiB lead brought it to ~14 GB/s (4 KiB: less).
-template <int BITS>
-inline void prefetch_ahead(const uint8_t* p) {
-  for (int l = 0; l < BITS; ++l)
-    _mm_prefetch(reinterpret_cast<const char*>(p + kLowbitPrefetch + 64 * l), _MM_HINT_T0);
-}
-
-inline int32_t load4(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
+using lowbit_simd::load4;
+using lowbit_simd::prefetch_ahead;
 
 // k-block j of a W-bit plane: bits [(j % per) * W, +W) of vector j / per.
 template <int W>
