@@ -40,16 +40,25 @@ nlohmann::json measure() {
   return out;
 }
 
+// With MIXQ_UPDATE_GOLDEN set: writes `got` to `path` and returns false (the test then skips).
+// Else reads the stored values into `want` (a missing file fails the test) and returns true.
+bool golden_or_update(const std::string& path, const nlohmann::json& got, nlohmann::json& want) {
+  if (std::getenv("MIXQ_UPDATE_GOLDEN")) {
+    write_file(path, got.dump(2) + "\n");
+    return false;
+  }
+  std::ifstream f(path);
+  EXPECT_TRUE(f.good()) << path << " is missing: run with MIXQ_UPDATE_GOLDEN=1";
+  want = f.good() ? nlohmann::json::parse(f) : nlohmann::json::object();
+  return true;
+}
+
 TEST(Golden, ResnetMixQuantAndW4A8) {
   const std::string path = source_dir() + "/tests/golden/resnet.json";
   nlohmann::json got = measure();
-  if (std::getenv("MIXQ_UPDATE_GOLDEN")) {
-    write_file(path, got.dump(2) + "\n");
-    GTEST_SKIP() << "wrote " << path;
-  }
-  std::ifstream f(path);
-  ASSERT_TRUE(f.good()) << path << " is missing: run with MIXQ_UPDATE_GOLDEN=1";
-  nlohmann::json want = nlohmann::json::parse(f);
+  nlohmann::json want;
+  if (!golden_or_update(path, got, want)) GTEST_SKIP() << "wrote " << path;
+  ASSERT_FALSE(want.empty());
   EXPECT_EQ(got["mixquant_avg4"]["bits"], want["mixquant_avg4"]["bits"]);
   EXPECT_EQ(got["mixquant_avg4"]["size_bytes"], want["mixquant_avg4"]["size_bytes"]);
   EXPECT_EQ(got["uniform_w4a8"]["size_bytes"], want["uniform_w4a8"]["size_bytes"]);
@@ -77,13 +86,9 @@ TEST(Golden, ResnetBrecqW2A4) {
   std::vector<double> losses;
   for (const auto& u : r.method_report["units"]) losses.push_back(u["loss_learned"].get<double>());
   got["unit_losses"] = losses;
-  if (std::getenv("MIXQ_UPDATE_GOLDEN")) {
-    write_file(path, got.dump(2) + "\n");
-    GTEST_SKIP() << "wrote " << path;
-  }
-  std::ifstream f(path);
-  ASSERT_TRUE(f.good()) << path << " is missing: run with MIXQ_UPDATE_GOLDEN=1";
-  nlohmann::json want = nlohmann::json::parse(f);
+  nlohmann::json want;
+  if (!golden_or_update(path, got, want)) GTEST_SKIP() << "wrote " << path;
+  ASSERT_FALSE(want.empty());
   // Floating-point summation order differs between machines (AVX2 / AVX-512, thread counts), so
   // an optimiser's path may drift a little: allow 3 images in 1,000 and 1% per code sum.
   EXPECT_NEAR(got["top1"].get<double>(), want["top1"].get<double>(), 0.3 + 1e-9);
