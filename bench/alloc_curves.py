@@ -138,7 +138,7 @@ def main():
     ap.add_argument("--models", default="fmnist-resnet,fmnist-vit,fmnist-mobilenetv2")
     ap.add_argument("--plot-only", action="store_true")
     ap.add_argument("--svg", default=os.path.join(ROOT, "bench", "alloc_curves.svg"),
-                    help="plot file (MobileNetV2's is bench/alloc_curves_mobilenetv2.svg)")
+                    help="plot file")
     args = ap.parse_args()
     rows = json.load(open(OUT)) if (args.plot_only or os.path.exists(OUT)) and os.path.exists(OUT) else []
     if not args.plot_only:
