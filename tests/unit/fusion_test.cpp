@@ -25,19 +25,22 @@ std::unique_ptr<Executor> make_executor(Graph g, bool fuse) {
   return ex;
 }
 
-struct Vit {
+// A fixture's graph and its first n test images, preprocessed as the fixture expects.
+struct Loaded {
   Graph graph;
   std::vector<at::Tensor> inputs;
 };
 
-const Vit& vit() {
-  static Vit v = [] {
-    Vit r;
-    r.graph = load_onnx(fixture("fmnist-vit"));
-    Preprocess pp = preprocess_from_metadata(r.graph);
-    r.inputs = open_dataset("fmnist:test:32", r.graph.inputs, pp)->get(0, 32).inputs;
-    return r;
-  }();
+Loaded load_fixture(const std::string& name, int64_t n) {
+  Loaded r;
+  r.graph = load_onnx(fixture(name));
+  Preprocess pp = preprocess_from_metadata(r.graph);
+  r.inputs = open_dataset("fmnist:test:" + std::to_string(n), r.graph.inputs, pp)->get(0, n).inputs;
+  return r;
+}
+
+const Loaded& vit() {
+  static Loaded v = load_fixture("fmnist-vit", 32);
   return v;
 }
 
@@ -188,21 +191,14 @@ TEST(Fusion, SyntheticLinearFusesAndFallsBackOnShapesItDoesNotCover) {
   EXPECT_TRUE(at::allclose(z, at::matmul(x, w) + 2 * b, 1e-5, 1e-6));
 }
 
-}  // namespace
-}  // namespace mixq::test
-
-namespace mixq::test {
-namespace {
 
 // Conv -> BatchNormalization [-> Relu] on the ResNet fixture: all 11 BN nodes fold into their
 // convolutions (the ones followed by a ReLU take it in place: 5 of them, the others feed a
-// residual Add, whose ReLU fuses with it: 4 AddRelu), the folded run matches the unfused one, a hook replacing a conv weight is
-// honoured (the fold is redone: it is keyed by the tensor and its version), and under autograd
+// residual Add, whose ReLU fuses with it: 4 AddRelu), the folded run matches the unfused one, a
+// hook replacing a conv weight is honoured (the fold is redone: it is keyed by the tensor and its version), and under autograd
 // the original nodes run so gradients reach the real weights.
 TEST(Fusion, ConvBatchNormFoldsOnTheResNet) {
-  Graph g = load_onnx(fixture("fmnist-resnet"));
-  Preprocess pp = preprocess_from_metadata(g);
-  auto inputs = open_dataset("fmnist:test:16", g.inputs, pp)->get(0, 16).inputs;
+  auto [g, inputs] = load_fixture("fmnist-resnet", 16);
   auto groups = find_fusions(g);
   int with_relu = 0;
   std::map<std::string, int> count;
@@ -236,19 +232,12 @@ TEST(Fusion, ConvBatchNormFoldsOnTheResNet) {
   EXPECT_TRUE(gg.initializers.at("layers.0.conv1.weight").grad().defined());
 }
 
-}  // namespace
-}  // namespace mixq::test
-
-namespace mixq::test {
-namespace {
 
 // Gather(table, idx) -> ReduceSum(axis 1) on the embedding fixture becomes one embedding_bag
 // (sum): same logits as the unfused pair; observing the [N, 784, D] lookup falls back to it; an
 // index the fused kernel does not cover (negative: Gather wraps it) runs the original nodes.
 TEST(Fusion, EmbeddingLookupAndSumFuse) {
-  Graph g = load_onnx(fixture("fmnist-embedbag"));
-  Preprocess pp = preprocess_from_metadata(g);
-  auto inputs = open_dataset("fmnist:test:16", g.inputs, pp)->get(0, 16).inputs;
+  auto [g, inputs] = load_fixture("fmnist-embedbag", 16);
   auto groups = find_fusions(g);
   ASSERT_EQ(groups.size(), 1u);
   EXPECT_EQ(groups[0].kind, FusionKind::kEmbedSum);

@@ -107,11 +107,7 @@ void refine_adaquant(MethodContext& ctx) {
         at::Tensor li = (out.at(u.outputs[i]) - cache.out[i].gather(idx)).pow(2).mean();
         loss = loss.defined() ? loss + li : li;
       }
-      timer.forward += timer.lap();
-      opt.zero_grad();
-      loss.backward();
-      timer.backward += timer.lap();
-      opt.step();
+      timer.backward_and_step(opt, loss);
       {
         at::NoGradGuard ng;
         ws.clamp_min_(1e-10);

@@ -102,12 +102,7 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
         const double beta = beta_at(o, it);
         for (auto& r : rounders) loss = loss + o.lambda * r.regularizer(beta);
       }
-      timer.forward += timer.lap();
-      opt.zero_grad();
-      loss.backward();
-      timer.backward += timer.lap();
-      opt.step();
-      timer.step += timer.lap();
+      timer.backward_and_step(opt, loss);
       if (it % 100 == 0 || it + 1 == o.iters) {
         rec_last = rec.item<double>();
         char pf[96];
@@ -193,11 +188,7 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
       at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
       timer.other += timer.lap();
       at::Tensor loss = unit_loss(rm, u, cache, idx);
-      timer.forward += timer.lap();
-      opt.zero_grad();
-      loss.backward();
-      timer.backward += timer.lap();
-      opt.step();
+      timer.backward_and_step(opt, loss);
       {
         at::NoGradGuard ng;
         for (ActQuant* a : learn) a->scale.clamp_min_(1e-8);  // a step must stay positive

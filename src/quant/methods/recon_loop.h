@@ -58,6 +58,17 @@ struct LoopTimer {
     return s;
   }
   nlohmann::json to_json(int64_t iters) const;  // seconds and ms per 1,000 iterations by phase
+  // The back half of one optimisation step, each part timed: the loss's forward pass (time since
+  // the last lap), zero_grad + backward, then the optimiser step.
+  template <typename Optimizer>
+  void backward_and_step(Optimizer& opt, const at::Tensor& loss) {
+    forward += lap();
+    opt.zero_grad();
+    loss.backward();
+    backward += lap();
+    opt.step();
+    step += lap();
+  }
 };
 
 // Adds iters, timing and wall seconds since `start` to a unit's report entry.
