@@ -50,7 +50,9 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
     ctx.table = [&]() -> const SensitivityTable& {
       if (!table) {
         if (!step.table_path.empty()) {
-          table = std::make_unique<SensitivityTable>(load_table(step.table_path));
+          // A table from a file may hold more candidates than this run asks for.
+          table = std::make_unique<SensitivityTable>(
+              with_candidates(load_table(step.table_path), step.sens.act_bits, step.sens.group_sizes));
         } else {
           SensitivityOptions so = step.sens;
           so.progress = step.progress;
@@ -82,10 +84,7 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
   if (table && ctx.measure && plan.search_params.contains("predicted")) {
     auto [acc, loss] = ctx.measure(plan);
     // The dl prediction of the same plan, whatever signal chose it (the table holds every signal).
-    double pred = 0;
-    for (const auto& L : plan.layers)
-      if (const LayerSens* ls = table->find(L.name))
-        if (auto it = ls->bits.find(L.weight_scheme.bits); it != ls->bits.end()) pred += it->second.dl;
+    const double pred = predicted_signal(*table, plan, "dl");
     summary["predicted_dl"] = pred;
     summary["measured_dl"] = loss - table->ref_loss;
     summary["calib_top1"] = acc;

@@ -137,10 +137,14 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
   j["loss_float"] = r.float_eval ? nlohmann::json(r.float_eval->loss) : nlohmann::json(nullptr);
   j["loss_quant"] = r.quant_eval ? nlohmann::json(r.quant_eval->loss) : nlohmann::json(nullptr);
   nlohmann::json layers = nlohmann::json::array();
-  for (const auto& L : r.plan.layers)
-    layers.push_back({{"name", L.name}, {"op", L.op}, {"wbits", L.weight_scheme.bits},
-                      {"abits", L.quantize_input ? nlohmann::json(L.input_scheme.bits) : nlohmann::json(nullptr)},
-                      {"params", L.params}, {"macs", L.macs}, {"pinned", L.pinned}});
+  for (const auto& L : r.plan.layers) {
+    nlohmann::json jl = {{"name", L.name}, {"op", L.op}, {"wbits", L.weight_scheme.bits},
+                         {"abits", L.quantize_input ? nlohmann::json(L.input_scheme.bits) : nlohmann::json(nullptr)},
+                         {"granularity", granularity_name(L.weight_scheme.granularity)},
+                         {"params", L.params}, {"macs", L.macs}, {"pinned", L.pinned}};
+    if (L.weight_scheme.granularity == Granularity::kPerGroup) jl["group_size"] = L.weight_scheme.group_size;
+    layers.push_back(jl);
+  }
   j["layers"] = layers;
   return j;
 }

@@ -55,6 +55,11 @@ struct QScheme {
   int64_t qmin() const { return symmetric ? -(int64_t(1) << (bits - 1)) : 0; }
   int64_t qmax() const { return symmetric ? (int64_t(1) << (bits - 1)) - 1 : (int64_t(1) << bits) - 1; }
   std::string str() const;  // "4-bit asym per_group(axis 0, 32) nearest"
+  bool operator==(const QScheme& o) const {
+    return bits == o.bits && symmetric == o.symmetric && granularity == o.granularity && axis == o.axis &&
+           group_size == o.group_size && rounding == o.rounding;
+  }
+  bool operator!=(const QScheme& o) const { return !(*this == o); }
 };
 
 // Where the parameters of each element live (see the granularity notes above). Per-tensor is the

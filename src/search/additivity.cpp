@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <tuple>
 
 #include "core/log.h"
@@ -26,15 +27,50 @@ std::optional<double> measured_signal(const std::string& signal, const ProbeMetr
   return std::nullopt;
 }
 
-// The option index of every unit for the plan's current bits.
+// The option index of every unit for the plan's current schemes.
 Choice choice_of(const Problem& p, const QuantPlan& plan) {
   Choice c(p.units.size(), 0);
   for (size_t u = 0; u < p.units.size(); ++u) {
-    const int b = plan.layers[p.units[u].layers.front()].weight_scheme.bits;
-    for (size_t o = 0; o < p.units[u].bits.size(); ++o)
-      if (p.units[u].bits[o] == b) c[u] = static_cast<int>(o);
+    const ChoiceUnit& U = p.units[u];
+    const LayerPlan& L = plan.layers[U.layers.front()];
+    const int b = U.is_act() ? L.input_scheme.bits : L.weight_scheme.bits;
+    const int64_t g = !U.is_act() && L.weight_scheme.granularity == Granularity::kPerGroup &&
+                              p.base_weight[U.layers.front()].granularity != Granularity::kPerGroup
+                          ? L.weight_scheme.group_size
+                          : 0;
+    for (size_t o = 0; o < U.bits.size(); ++o)
+      if (U.bits[o] == b && U.group[o] == g) c[u] = static_cast<int>(o);
   }
   return c;
+}
+
+// The probe change for units `which` at their options in `c` (all units when empty).
+ProbeChange change_of(const Problem& p, const Choice& c, const QuantPlan& base, const std::vector<int>& which) {
+  QuantPlan trial = base;
+  apply_choice(p, c, trial);
+  ProbeChange ch;
+  auto add = [&](size_t u) {
+    const ChoiceUnit& U = p.units[u];
+    for (int i : U.layers) {
+      const LayerPlan& L = trial.layers[i];
+      if (L.pinned) continue;
+      if (U.is_act())
+        ch.acts[U.act] = L.input_scheme.bits;
+      else
+        ch.weights[L.name] = L.weight_scheme;
+    }
+  };
+  if (which.empty())
+    for (size_t u = 0; u < p.units.size(); ++u) add(u);
+  else
+    for (int u : which) add(static_cast<size_t>(u));
+  return ch;
+}
+
+// Short description of a unit's option for the report ("4", "4/g32", "a4").
+std::string option_name(const ChoiceUnit& U, int o) {
+  if (U.is_act()) return "a" + std::to_string(U.bits[o]);
+  return std::to_string(U.bits[o]) + (U.group[o] ? "/g" + std::to_string(U.group[o]) : "");
 }
 
 }  // namespace
@@ -43,7 +79,7 @@ nlohmann::json check_and_repair(AllocContext& ctx, const SensitivityTable& table
                                 const Dataset& calib, const Resolver& resolve, const RepairOptions& opts) {
   const std::string signal = ctx.opts.signal;
   nlohmann::json rep = {{"signal", signal}, {"tolerance", opts.tolerance}};
-  if (!measured_signal(signal, ProbeMetrics{}, ProbeMetrics{}, true)) {
+  if (!is_data_signal(signal)) {
     rep["skipped"] = "the " + signal + " signal is not measured on data; the check needs kl, dl, noise or dacc";
     return rep;
   }
@@ -53,34 +89,40 @@ nlohmann::json check_and_repair(AllocContext& ctx, const SensitivityTable& table
   update_cost(ref);
   auto sub = head_dataset(calib, table.samples);
   SensitivityProbe probe(ctx.prepared, ref, *sub, 256);
-  Problem p = context_problem(ctx, true);
+  Problem p = context_problem(ctx, true, &base);
 
-  std::map<int, int> unit_of;  // plan layer -> unit
-  for (size_t u = 0; u < p.units.size(); ++u)
-    for (int i : p.units[u].layers) unit_of[i] = static_cast<int>(u);
-  auto measure = [&](const Choice& c) {
-    std::map<std::string, int> bits;
-    for (size_t u = 0; u < p.units.size(); ++u)
-      for (int i : p.units[u].layers)
-        if (!ctx.plan.layers[i].pinned) bits[ctx.plan.layers[i].name] = p.units[u].bits[c[u]];
-    return *measured_signal(signal, probe.run_bits(bits), probe.reference(), probe.has_labels());
+  auto measure_change = [&](const ProbeChange& ch) {
+    return *measured_signal(signal, probe.run_change(ch), probe.reference(), probe.has_labels());
   };
+  auto measure = [&](const Choice& c) { return measure_change(change_of(p, c, ref, {})); };
   auto gap_ok = [&](double measured, double predicted) {
     return std::fabs(measured - predicted) <= opts.tolerance * std::max(std::fabs(measured), std::fabs(predicted)) + 1e-12;
   };
+  // A unit at its reference option: the table's zero (weights at ref bits in the plan's
+  // granularity; activations at their highest option, the plan's bits).
+  auto at_ref = [&](int u, int o) {
+    const ChoiceUnit& U = p.units[u];
+    if (U.is_act()) return o + 1 == static_cast<int>(U.bits.size());
+    return U.bits[o] == table.ref_bits && U.group[o] == 0;
+  };
 
-  // Pairs of plan layers inside one block (both quantizable, both unpinned, different units).
-  std::vector<std::pair<int, int>> block_pairs;
+  // Pairs of units with layers inside one block (unpinned, different units).
+  std::set<std::pair<int, int>> block_pairs;
   {
     std::map<std::string, int> index;
-    for (size_t i = 0; i < ctx.plan.layers.size(); ++i) index[ctx.plan.layers[i].name] = static_cast<int>(i);
+    for (size_t i = 0; i < base.layers.size(); ++i) index[base.layers[i].name] = static_cast<int>(i);
+    std::vector<std::vector<int>> units_of(base.layers.size());  // plan layer -> units it belongs to
+    for (size_t u = 0; u < p.units.size(); ++u)
+      if (!p.units[u].fixed())
+        for (int i : p.units[u].layers) units_of[i].push_back(static_cast<int>(u));
     for (const auto& unit : partition_units(ctx.prepared, find_layers(ctx.prepared))) {
-      std::vector<int> in;
+      std::set<int> in;
       for (const auto& name : unit.layers)
-        if (auto it = index.find(name); it != index.end() && !ctx.plan.layers[it->second].pinned) in.push_back(it->second);
-      for (size_t a = 0; a < in.size(); ++a)
-        for (size_t b = a + 1; b < in.size(); ++b)
-          if (unit_of[in[a]] != unit_of[in[b]]) block_pairs.emplace_back(in[a], in[b]);
+        if (auto it = index.find(name); it != index.end())
+          for (int u : units_of[it->second]) in.insert(u);
+      for (int a : in)
+        for (int b : in)
+          if (a < b) block_pairs.insert({a, b});
     }
   }
 
@@ -110,31 +152,30 @@ nlohmann::json check_and_repair(AllocContext& ctx, const SensitivityTable& table
       best = cur;
     }
     if (ok || round >= opts.rounds) break;
-    // The worst not-yet-measured in-block pairs of the current choice (both layers reduced).
+    // The worst not-yet-measured in-block pairs of the current choice (both units reduced).
     std::vector<std::pair<double, std::pair<int, int>>> cand;
-    for (auto [a, b] : block_pairs) {
-      const int ua = unit_of[a], ub = unit_of[b];
-      const ChoiceUnit &A = p.units[ua], &B = p.units[ub];
-      if (A.bits[cur[ua]] == table.ref_bits || B.bits[cur[ub]] == table.ref_bits) continue;
+    for (auto [ua, ub] : block_pairs) {
+      if (at_ref(ua, cur[ua]) || at_ref(ub, cur[ub])) continue;
       if (measured_pairs.count({ua, cur[ua], ub, cur[ub]})) continue;
-      cand.push_back({A.loss[cur[ua]] + B.loss[cur[ub]], {a, b}});
+      cand.push_back({p.units[ua].loss[cur[ua]] + p.units[ub].loss[cur[ub]], {ua, ub}});
     }
     std::sort(cand.begin(), cand.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
     if (cand.empty()) {
-      rep["stopped"] = "no unmeasured pair of reduced layers inside one block";
+      rep["stopped"] = "no unmeasured pair of reduced units inside one block";
       break;
     }
     for (size_t n = 0; n < cand.size() && n < static_cast<size_t>(opts.max_pairs); ++n) {
-      auto [a, b] = cand[n].second;
-      const int ua = unit_of[a], ub = unit_of[b];
-      std::map<std::string, int> bits = {{ctx.plan.layers[a].name, p.units[ua].bits[cur[ua]]},
-                                         {ctx.plan.layers[b].name, p.units[ub].bits[cur[ub]]}};
-      const double joint = *measured_signal(signal, probe.run_bits(bits), probe.reference(), probe.has_labels());
+      auto [ua, ub] = cand[n].second;
+      const double joint = measure_change(change_of(p, cur, ref, {ua, ub}));
       const double inter = joint - p.units[ua].loss[cur[ua]] - p.units[ub].loss[cur[ub]];
       measured_pairs[{ua, cur[ua], ub, cur[ub]}] = inter;
-      p.pairs.push_back({ua, cur[ua], ub, cur[ub], inter});
-      pairs.push_back({{"layers", {ctx.plan.layers[a].name, ctx.plan.layers[b].name}},
-                       {"bits", {p.units[ua].bits[cur[ua]], p.units[ub].bits[cur[ub]]}},
+      p.pairs.push_back({ua, cur[ua], ub, cur[ub], inter, {}});
+      auto label = [&](int u) {
+        const ChoiceUnit& U = p.units[u];
+        return U.is_act() ? "activation " + U.act : base.layers[U.layers.front()].name;
+      };
+      pairs.push_back({{"units", {label(ua), label(ub)}},
+                       {"options", {option_name(p.units[ua], cur[ua]), option_name(p.units[ub], cur[ub])}},
                        {"pair", joint},
                        {"singles", {p.units[ua].loss[cur[ua]], p.units[ub].loss[cur[ub]]}},
                        {"interaction", inter}});

@@ -39,11 +39,12 @@ const AllocatorRow& find_allocator(const std::string& name) {
 
 Budget context_budget(const AllocContext& ctx) { return effective_budget(ctx.opts.budget, ctx.opts.budget_avg_wbits); }
 
-Problem context_problem(AllocContext& ctx, bool with_table) {
+Problem context_problem(AllocContext& ctx, bool with_table, const QuantPlan* from) {
+  const QuantPlan& plan = from ? *from : ctx.plan;
   Budget b = context_budget(ctx);
   std::vector<std::vector<int>> groups;
   if (ctx.hw)
-    for (auto& g : shared_groups(*ctx.hw, ctx.prepared, ctx.plan))
+    for (auto& g : shared_groups(*ctx.hw, ctx.prepared, plan))
       if (g.size() > 1) groups.push_back(g);
   std::unique_ptr<LatencyTable> lat;
   if (!ctx.opts.latency_table.empty()) lat = std::make_unique<LatencyTable>(load_latency_table(ctx.opts.latency_table));
@@ -52,7 +53,7 @@ Problem context_problem(AllocContext& ctx, bool with_table) {
     MIXQ_CHECK(ctx.table, ErrorKind::kInvalidArgument, "this search needs calibration data (--calib) for its sensitivity table");
     t = &ctx.table();
   }
-  return build_problem(ctx.plan, t, ctx.opts.signal, b, groups, ctx.hw, lat.get());
+  return build_problem(plan, t, ctx.opts.signal, b, groups, ctx.hw, lat.get());
 }
 
 void allocate_uniform(AllocContext& ctx) {

@@ -10,6 +10,8 @@ namespace mixq {
 
 Budget context_budget(const AllocContext& ctx);
 // with_table = false: every option predicts 0 (allocators that measure instead, e.g. HAGO).
-Problem context_problem(AllocContext& ctx, bool with_table);
+// `from`: the plan to build on (default ctx.plan; the additivity check passes the plan before
+// allocation, whose schemes are the options' starting point).
+Problem context_problem(AllocContext& ctx, bool with_table, const QuantPlan* from = nullptr);
 
 }  // namespace mixq

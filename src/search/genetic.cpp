@@ -20,9 +20,9 @@ namespace {
 // Total violation, each constraint relative to its limit (0 when feasible).
 double violation(const Problem& p, const Choice& c) {
   double v = 0;
-  for (const auto& k : p.constraints) {
-    double s = constraint_sum(k, c);
-    if (s > k.limit) v += (s - k.limit) / std::max(1e-30, std::fabs(k.limit));
+  for (size_t k = 0; k < p.constraints.size(); ++k) {
+    const double s = constraint_total(p, k, c), limit = p.constraints[k].limit;
+    if (s > limit) v += (s - limit) / std::max(1e-30, std::fabs(limit));
   }
   return v;
 }

@@ -1,9 +1,9 @@
-// Greedy Pareto allocator: from every layer at its highest allowed bits, repeatedly lower the one
-// layer (shared group) whose next lower bit-width adds the least predicted sensitivity per bit of
-// cost saved, keeping every point: the whole accuracy/cost curve from one sensitivity table. A
-// budget is met by binary search on the curve (its cost is monotone along it) for the first
-// feasible point; the few feasible points around it are then re-measured on the calibration data
-// (real quantization, not the additive prediction) and the best measured one is kept.
+// Greedy Pareto allocator: from every unit (layer, shared group, activation tensor) at its highest
+// option, repeatedly move the one unit to the lower option that adds the least predicted
+// sensitivity per unit of cost saved, keeping every point: the whole accuracy/cost curve from one
+// sensitivity table. A budget is met at the first feasible point of the curve; the few feasible
+// points around it are then re-measured on the calibration data (real quantization, not the
+// additive prediction) and the best measured one is kept.
 #include <algorithm>
 #include <cmath>
 
@@ -16,37 +16,49 @@ namespace mixq {
 
 namespace {
 
-// The cost the greedy trades against: the first constraint that is not the loss itself (so the
-// curve walks toward the budget the user gave), else stored bits.
-std::vector<std::vector<double>> step_cost(const Problem& p) {
-  for (const auto& k : p.constraints)
-    if (k.name != "max_drop") return k.coef;
-  std::vector<std::vector<double>> c;
-  for (const auto& u : p.units) c.push_back(u.size_bits);
-  return c;
+// The cost the greedy trades against: the budgets the user gave (every constraint but the loss
+// itself, each relative to its limit, pair coefficients included), else stored bits. Summing them
+// lets a step that saves only one budget (bytes, when a per-group option drops to per-channel at
+// the same BOPs) still count.
+double step_cost(const Problem& p, const Choice& c) {
+  double s = 0;
+  bool any = false;
+  for (size_t k = 0; k < p.constraints.size(); ++k)
+    if (p.constraints[k].name != "max_drop") {
+      s += constraint_total(p, k, c) / std::max(1e-30, std::fabs(p.constraints[k].limit));
+      any = true;
+    }
+  if (any) return s;
+  for (size_t u = 0; u < c.size(); ++u) s += p.units[u].size_bits[c[u]];
+  return s;
 }
 
 }  // namespace
 
 std::vector<Choice> pareto_curve(const Problem& p) {
-  const auto cost = step_cost(p);
   Choice c = highest_choice(p);
   std::vector<Choice> curve = {c};
   for (;;) {
-    int best = -1;
+    int best = -1, best_o = 0;
     double best_ratio = 0;
-    for (size_t u = 0; u < p.units.size(); ++u) {
-      if (c[u] == 0) continue;
-      double dloss = p.units[u].loss[c[u] - 1] - p.units[u].loss[c[u]];
-      double dcost = cost[u][c[u]] - cost[u][c[u] - 1];
-      double ratio = dloss / std::max(dcost, 1e-30);
-      if (best < 0 || ratio < best_ratio) {
-        best = static_cast<int>(u);
-        best_ratio = ratio;
+    const double cost0 = step_cost(p, c), loss0 = predicted_loss(p, c);
+    // Any lower option of one unit, not only the next: with per-group options the order by size
+    // is not the order by BOPs, and the next option down can save nothing of the budget.
+    for (size_t u = 0; u < p.units.size(); ++u)
+      for (int o = c[u] - 1; o >= 0; --o) {
+        Choice t = c;
+        t[u] = o;
+        const double dcost = cost0 - step_cost(p, t);
+        if (dcost <= 0) continue;  // saves nothing of the budget (e.g. activation bits under a size budget)
+        const double ratio = (predicted_loss(p, t) - loss0) / dcost;
+        if (best < 0 || ratio < best_ratio) {
+          best = static_cast<int>(u);
+          best_o = o;
+          best_ratio = ratio;
+        }
       }
-    }
     if (best < 0) break;
-    --c[best];
+    c[best] = best_o;
     curve.push_back(c);
   }
   return curve;
@@ -55,32 +67,23 @@ std::vector<Choice> pareto_curve(const Problem& p) {
 void allocate_pareto(AllocContext& ctx) {
   Problem p = context_problem(ctx, true);
   std::vector<Choice> curve = pareto_curve(p);
-  // Size-like budgets: feasibility is monotone along the curve (each step is cheaper), so binary
-  // search the first feasible point. max_drop: predicted loss grows along the curve, so the last
-  // point within the drop is the smallest; binary search that boundary instead.
+  // Size-like budgets: the first feasible point (the curve gets cheaper in the budgets' sum with
+  // every step, the predicted loss grows). max_drop: the last point within the drop is the
+  // smallest. Linear scans: with several budgets no single one need fall at every step.
   auto ok = [&](size_t i) { return feasible(p, curve[i]); };
   size_t pick = 0;
   bool found = false;
   if (p.objective == "size_bits") {
-    size_t lo = 0, hi = curve.size();  // last feasible index, feasible prefix
-    if (ok(0)) {
-      while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (ok(mid)) lo = mid; else hi = mid;
-      }
-      pick = lo;
+    for (size_t i = 0; i < curve.size() && ok(i); ++i) {
+      pick = i;
       found = true;
     }
   } else {
-    size_t lo = 0, hi = curve.size() - 1;  // first feasible index
-    if (ok(hi)) {
-      while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (ok(mid)) hi = mid; else lo = mid + 1;
+    for (size_t i = 0; i < curve.size() && !found; ++i)
+      if (ok(i)) {
+        pick = i;
+        found = true;
       }
-      pick = lo;
-      found = true;
-    }
   }
   nlohmann::json params = {{"curve_points", curve.size()}};
   if (!found) {

@@ -10,9 +10,50 @@
 
 namespace mixq {
 
+namespace {
+
+// The probe's samples as a dataset (activation calibration reads a Dataset).
+class BatchesDataset : public Dataset {
+ public:
+  explicit BatchesDataset(const std::vector<Batch>& b) : b_(b) {
+    for (const auto& x : b_) n_ += x.inputs[0].size(0);
+  }
+  int64_t size() const override { return n_; }
+  bool has_labels() const override { return !b_.empty() && b_[0].labels.defined(); }
+  Batch get(int64_t begin, int64_t end) const override {
+    Batch out;
+    std::vector<std::vector<at::Tensor>> ins(b_.empty() ? 0 : b_[0].inputs.size());
+    std::vector<at::Tensor> labels;
+    int64_t at0 = 0;
+    for (const auto& x : b_) {
+      const int64_t n = x.inputs[0].size(0), lo = std::max(begin, at0), hi = std::min(end, at0 + n);
+      if (lo < hi) {
+        for (size_t i = 0; i < ins.size(); ++i) ins[i].push_back(x.inputs[i].slice(0, lo - at0, hi - at0));
+        if (x.labels.defined()) labels.push_back(x.labels.slice(0, lo - at0, hi - at0));
+      }
+      at0 += n;
+    }
+    for (auto& v : ins) out.inputs.push_back(v.size() == 1 ? v[0] : at::cat(v));
+    if (!labels.empty()) out.labels = labels.size() == 1 ? labels[0] : at::cat(labels);
+    return out;
+  }
+  std::string describe() const override { return "sensitivity probe samples"; }
+
+ private:
+  const std::vector<Batch>& b_;
+  int64_t n_ = 0;
+};
+
+}  // namespace
+
 at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, int bits) {
   QScheme s = L.weight_scheme;
   s.bits = bits;
+  return requantized_weight(w, L, s);
+}
+
+at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, const QScheme& scheme) {
+  QScheme s = scheme;
   if (s.rounding == Rounding::kStochastic) s.rounding = Rounding::kNearest;
   RangeOptions ro;
   ro.method = L.weight_range == RangeMethod::kKl ? RangeMethod::kMinMax : L.weight_range;
@@ -36,8 +77,8 @@ SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, 
   QuantizeOptions qo;
   qo.batch_size = batch_size;
   qo.progress = false;
-  QuantizedModel qm = quantize_model(prepared, ref, samples, qo);
-  Graph qg = qdq_graph(qm);
+  qm_ = quantize_model(prepared, ref, samples, qo);
+  Graph qg = qdq_graph(qm_);
   for (const auto& L : ref.layers) {
     const Node* orig = nullptr;
     for (const auto& n : prepared.nodes)
@@ -48,9 +89,11 @@ SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, 
     for (const auto& n : qg.nodes)
       if (n.name == L.name && wi < n.inputs.size()) dq_name_[L.name] = n.inputs[wi];
   }
+  for (const auto& L : ref.layers)
+    if (L.quantize_input) readers_[L.input].push_back(L.name);
   sim_ = std::make_unique<Executor>(qg);
   float_ = metrics_of(zf_);
-  ref_ = metrics_of(logits());
+  ref_ = metrics_of(logits(*sim_));
 }
 
 SensitivityProbe::~SensitivityProbe() = default;
@@ -69,29 +112,74 @@ ProbeMetrics SensitivityProbe::metrics_of(const at::Tensor& z) const {
   return m;
 }
 
-at::Tensor SensitivityProbe::logits() {
+at::Tensor SensitivityProbe::logits(Executor& ex) {
   std::vector<at::Tensor> zs;
-  for (auto& b : batches_) zs.push_back(sim_->run(b.inputs)[0].to(at::kFloat));
+  for (auto& b : batches_) zs.push_back(ex.run(b.inputs)[0].to(at::kFloat));
   return at::cat(zs);
 }
 
-ProbeMetrics SensitivityProbe::run(const std::map<std::string, at::Tensor>& weights) {
+ProbeMetrics SensitivityProbe::run(const std::map<std::string, at::Tensor>& weights) { return run_on(*sim_, weights); }
+
+ProbeMetrics SensitivityProbe::run_on(Executor& ex, const std::map<std::string, at::Tensor>& weights) {
   std::vector<int> ids;
   for (const auto& [layer, w] : weights) {
     auto it = dq_name_.find(layer);
     MIXQ_CHECK(it != dq_name_.end(), ErrorKind::kInvalidArgument, "sensitivity probe: no layer '", layer, "'");
     at::Tensor repl = w.to(prepared_.initializers.at(ref_plan_.find(layer)->weight).scalar_type());
-    ids.push_back(sim_->add_hook(it->second, [repl](const std::string&, at::Tensor& v) { v = repl; }));
+    ids.push_back(ex.add_hook(it->second, [repl](const std::string&, at::Tensor& v) { v = repl; }));
   }
   ProbeMetrics m;
   try {
-    m = metrics_of(logits());
+    m = metrics_of(logits(ex));
   } catch (...) {
-    for (int id : ids) sim_->remove_hook(id);
+    for (int id : ids) ex.remove_hook(id);
     throw;
   }
-  for (int id : ids) sim_->remove_hook(id);
+  for (int id : ids) ex.remove_hook(id);
   return m;
+}
+
+const std::map<std::string, QuantizedActivation>& SensitivityProbe::acts_at(int bits) {
+  auto it = acts_at_.find(bits);
+  if (it != acts_at_.end()) return it->second;
+  QuantPlan p = ref_plan_;
+  for (auto& L : p.layers)
+    if (L.quantize_input) L.input_scheme.bits = bits;
+  QuantizedModel q = qm_;
+  BatchesDataset data(batches_);
+  QuantizeOptions qo;
+  qo.batch_size = batches_.empty() ? 1 : batches_[0].inputs[0].size(0);
+  qo.progress = false;
+  calibrate_activations(q, p, data, qo);
+  auto& out = acts_at_[bits];
+  for (auto& a : q.activations) out[a.tensor] = std::move(a);
+  return out;
+}
+
+ProbeMetrics SensitivityProbe::run_change(const ProbeChange& change) {
+  std::map<std::string, at::Tensor> w;
+  for (const auto& [layer, s] : change.weights) {
+    const LayerPlan* L = ref_plan_.find(layer);
+    MIXQ_CHECK(L, ErrorKind::kInvalidArgument, "sensitivity probe: no layer '", layer, "'");
+    if (s == L->weight_scheme) continue;  // the reference already
+    w[layer] = requantized_weight(prepared_.initializers.at(L->weight).to(at::kFloat), *L, s);
+  }
+  std::map<std::string, const QuantizedActivation*> swap;
+  for (const auto& [tensor, bits] : change.acts) {
+    MIXQ_CHECK(readers_.count(tensor), ErrorKind::kInvalidArgument, "sensitivity probe: no quantized activation '",
+               tensor, "'");
+    const auto& at_b = acts_at(bits);
+    swap[tensor] = &at_b.at(tensor);
+  }
+  bool same = true;
+  for (const auto& a : qm_.activations)
+    if (auto it = swap.find(a.tensor); it != swap.end() && it->second->scheme.bits != a.scheme.bits) same = false;
+  if (same) return run_on(*sim_, w);
+  QuantizedModel q = qm_;
+  for (auto& a : q.activations)
+    if (auto it = swap.find(a.tensor); it != swap.end()) a = *it->second;
+  Executor ex(qdq_graph(q));
+  return run_on(ex, w);
 }
 
 ProbeMetrics SensitivityProbe::run_bits(const std::map<std::string, int>& bits) {

@@ -1,7 +1,8 @@
 // The sensitivity table's instrument: the reference plan (every unpinned layer at the reference
 // bits) simulated on the first calibration samples, against the float model's logits, with any
-// few layers' weights requantized at other bits through executor hooks. The table measures one
-// layer at a time with it; the additivity repair (search/additivity.h) measures pairs and whole
+// few layers' weights requantized at other bits or granularity through executor hooks, and a few
+// activation tensors quantized at other bits. The table measures one layer (or one activation
+// tensor) at a time with it; the additivity repair (search/additivity.h) measures pairs and whole
 // plans with the same instrument, so their numbers are comparable to the table's to the last bit.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include "data/dataset.h"
 #include "graph/ir.h"
 #include "quant/plan.h"
+#include "quant/qmodel.h"
 
 namespace mixq {
 
@@ -30,6 +32,16 @@ struct ProbeMetrics {
 // Weight dequantized at `bits` with the layer's scheme and range method (stochastic rounding is
 // measured as nearest: a table must not depend on one noise draw).
 at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, int bits);
+// The same with another weight scheme (bits and granularity; rounding as above).
+at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, const QScheme& s);
+
+// Departures from the reference plan: weight schemes by layer name, activation bits by tensor
+// name (the tensor every reading layer quantizes).
+struct ProbeChange {
+  std::map<std::string, QScheme> weights;
+  std::map<std::string, int> acts;
+  bool empty() const { return weights.empty() && acts.empty(); }
+};
 
 class SensitivityProbe {
  public:
@@ -47,16 +59,29 @@ class SensitivityProbe {
   ProbeMetrics run(const std::map<std::string, at::Tensor>& weights);
   // The reference plan with these layers at these weight bits (layer name -> bits).
   ProbeMetrics run_bits(const std::map<std::string, int>& bits);
+  // The reference plan with weight schemes and activation bits changed. An activation at other
+  // bits gets the range its method computes at those bits from the same calibration statistics
+  // (ranges of different tensors do not depend on each other: calibration runs on dequantized
+  // weights without activation quantization, quant/quantize.h).
+  ProbeMetrics run_change(const ProbeChange& change);
+  // The layers reading each quantized activation tensor (plan layer names), by tensor.
+  const std::map<std::string, std::vector<std::string>>& act_readers() const { return readers_; }
 
  private:
   ProbeMetrics metrics_of(const at::Tensor& z) const;
-  at::Tensor logits();
+  at::Tensor logits(Executor& ex);
+  ProbeMetrics run_on(Executor& ex, const std::map<std::string, at::Tensor>& weights);
+  // Every activation tensor's quantizer with all of them at `bits` (one calibration pass per bits).
+  const std::map<std::string, QuantizedActivation>& acts_at(int bits);
 
   const Graph& prepared_;
   QuantPlan ref_plan_;
   std::vector<Batch> batches_;
   at::Tensor zf_, labels_;
   std::unique_ptr<Executor> sim_;
+  QuantizedModel qm_;                           // the reference plan quantized
+  std::map<int, std::map<std::string, QuantizedActivation>> acts_at_;
+  std::map<std::string, std::vector<std::string>> readers_;
   std::map<std::string, std::string> dq_name_;  // layer -> the tensor its QDQ node reads as weight
   ProbeMetrics float_, ref_;
   int64_t samples_ = 0;

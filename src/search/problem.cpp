@@ -14,17 +14,11 @@ namespace mixq {
 
 namespace {
 
-LayerPlan at_bits(const LayerPlan& L, int b) {
-  LayerPlan c = L;
-  c.weight_scheme.bits = b;
-  return c;
-}
-
-// Per layer: bits -> signal, made non-increasing in bits (see build_problem).
-std::map<int, double> monotone_signal(const LayerSens& ls, const std::string& signal) {
+// Per candidate set: bits -> signal, made non-increasing in bits (see build_problem).
+std::map<int, double> monotone_signal(const std::map<int, SensEntry>& bits, const std::string& signal) {
   std::map<int, double> out;
   double run = -1e300;
-  for (auto it = ls.bits.rbegin(); it != ls.bits.rend(); ++it) {
+  for (auto it = bits.rbegin(); it != bits.rend(); ++it) {
     run = std::max(run, signal_value(it->second, signal));
     out[it->first] = run;
   }
@@ -48,6 +42,7 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
   Problem p;
   p.signal = signal;
   p.objective = budget.max_drop >= 0 ? "size_bits" : "loss";
+  for (const auto& L : plan.layers) p.base_weight.push_back(L.weight_scheme);
   std::vector<std::vector<int>> groups = groups_in;
   std::vector<char> grouped(plan.layers.size(), 0);
   for (const auto& g : groups)
@@ -58,12 +53,29 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
 
   double total_params = 0;
   for (const auto& L : plan.layers) total_params += double(L.params);
+  // The plan layer at option (bits, group) of its unit (pinned layers keep their scheme).
+  auto at_option = [&](int i, int bits, int64_t group) {
+    LayerPlan c = plan.layers[i];
+    if (!c.pinned) {
+      c.weight_scheme = p.base_weight[i];
+      c.weight_scheme = candidate_scheme(c, bits, group);
+    }
+    return c;
+  };
+  auto allows_group = [&](const LayerPlan& L) {
+    if (!hw) return true;
+    const auto& g = hw->rule(L.op).granularity;
+    return std::find(g.begin(), g.end(), "per_group") != g.end();
+  };
   std::vector<std::map<int, double>> sig(plan.layers.size());
+  std::vector<std::map<int64_t, std::map<int, double>>> gsig(plan.layers.size());
   for (const auto& grp : groups) {
     ChoiceUnit u;
     u.layers = grp;
     int pinned_bits = 0;
     std::set<int> cand = {2, 3, 4, 5, 6, 7, 8};
+    std::set<int64_t> gcand;  // group sizes every layer of the unit has (and may use)
+    bool first = true;
     for (int i : grp) {
       const LayerPlan& L = plan.layers[i];
       if (L.pinned) {
@@ -71,13 +83,19 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
         continue;
       }
       std::set<int> keep;
+      std::set<int64_t> gkeep;
       if (table) {
         const LayerSens* ls = table->find(L.name);
         MIXQ_CHECK(ls, ErrorKind::kInvalidArgument, "layer '", L.name,
                    "' is not in the sensitivity table (was it made for another model or with other pinning?); "
                    "recompute the table");
-        sig[i] = monotone_signal(*ls, signal);
+        sig[i] = monotone_signal(ls->bits, signal);
         for (const auto& [b, v] : sig[i]) keep.insert(b);
+        if (allows_group(L))
+          for (const auto& [g, m] : ls->groups) {
+            gsig[i][g] = monotone_signal(m, signal);
+            gkeep.insert(g);
+          }
       } else {
         keep = cand;
       }
@@ -95,34 +113,121 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
         for (int b : keep)
           if (it->second.count(b)) with.insert(b);
         keep = with;
+        gkeep.clear();  // the latency table is measured at the plan's granularity
       }
       std::set<int> both;
       std::set_intersection(cand.begin(), cand.end(), keep.begin(), keep.end(), std::inserter(both, both.begin()));
       cand = both;
+      if (first) {
+        gcand = gkeep;
+      } else {
+        std::set<int64_t> g2;
+        for (int64_t g : gcand)
+          if (gkeep.count(g)) g2.insert(g);
+        gcand = g2;
+      }
+      first = false;
     }
+    // Options: (bits, group, loss, stored bits).
+    struct Opt {
+      int bits;
+      int64_t group;
+      double loss, size;
+    };
+    std::vector<Opt> opts;
+    auto option = [&](int b, int64_t g) {
+      Opt o{b, g, 0, 0};
+      for (int i : grp) {
+        const LayerPlan& L = plan.layers[i];
+        if (!L.pinned && table) o.loss += g ? gsig[i].at(g).at(b) : sig[i].at(b);
+        o.size += layer_size_bits(at_option(i, b, g));
+      }
+      return o;
+    };
     if (pinned_bits) {
-      u.bits = {pinned_bits};
+      opts.push_back(option(pinned_bits, 0));
     } else {
       std::string names;
       for (int i : grp) names += (names.empty() ? "'" : ", '") + plan.layers[i].name + "'";
       MIXQ_CHECK(!cand.empty(), ErrorKind::kInvalidArgument, "no weight bit-width is allowed for layer(s) ", names,
                  " (the hardware spec, the table's measured bits and the latency table have none in common)");
-      u.bits.assign(cand.begin(), cand.end());
-    }
-    for (int b : u.bits) {
-      double loss = 0, size = 0;
-      for (int i : grp) {
-        const LayerPlan& L = plan.layers[i];
-        if (!L.pinned && table) loss += sig[i].at(b);
-        size += layer_size_bits(at_bits(L, L.pinned ? L.weight_scheme.bits : b));
+      for (int b : cand) {
+        const Opt base = option(b, 0);
+        opts.push_back(base);
+        for (int64_t g : gcand) {
+          bool measured = true;
+          for (int i : grp) measured = measured && gsig[i].count(g) && gsig[i][g].count(b);
+          if (!measured) continue;
+          Opt o = option(b, g);
+          if (o.loss < base.loss) opts.push_back(o);  // a group that does not help only costs bytes
+        }
       }
-      u.loss.push_back(loss);
-      u.size_bits.push_back(size);
+      std::stable_sort(opts.begin(), opts.end(), [](const Opt& x, const Opt& y) { return x.size < y.size; });
+    }
+    for (const Opt& o : opts) {
+      u.bits.push_back(o.bits);
+      u.group.push_back(o.group);
+      u.loss.push_back(o.loss);
+      u.size_bits.push_back(o.size);
     }
     p.units.push_back(std::move(u));
   }
+  const size_t weight_units = p.units.size();
+  std::vector<int> weight_unit_of(plan.layers.size(), -1);
+  for (size_t u = 0; u < weight_units; ++u)
+    for (int i : p.units[u].layers) weight_unit_of[i] = static_cast<int>(u);
+
+  // Activation units (see the header for when).
+  std::vector<int> act_unit_of(plan.layers.size(), -1);
+  const bool data_signal = is_data_signal(signal);
+  const bool want_acts = budget.latency_ms <= 0 && (table ? budget.bops > 0 && data_signal : hw != nullptr);
+  if (want_acts) {
+    std::map<std::string, std::vector<int>> readers;
+    std::vector<std::string> order;
+    for (size_t i = 0; i < plan.layers.size(); ++i) {
+      const LayerPlan& L = plan.layers[i];
+      if (!L.quantize_input) continue;
+      if (!readers.count(L.input)) order.push_back(L.input);
+      readers[L.input].push_back(static_cast<int>(i));
+    }
+    for (const auto& t : order) {
+      const auto& rd = readers[t];
+      bool pinned = false;
+      for (int i : rd) pinned = pinned || plan.layers[i].pinned;
+      if (pinned) continue;
+      std::map<int, double> opts;  // bits -> loss
+      const int ref_bits = plan.layers[rd[0]].input_scheme.bits;
+      if (table) {
+        const ActSens* a = table->find_act(t);
+        if (!a) continue;
+        opts = monotone_signal(a->bits, signal);
+      } else {
+        for (int b = 2; b <= ref_bits; ++b) opts[b] = 0;
+      }
+      if (hw)
+        for (int i : rd) {
+          const auto& ab = hw->rule(plan.layers[i].op).act_bits;
+          for (auto it = opts.begin(); it != opts.end();)
+            it = std::find(ab.begin(), ab.end(), it->first) == ab.end() ? opts.erase(it) : std::next(it);
+        }
+      if (opts.size() < 2) continue;
+      ChoiceUnit u;
+      u.act = t;
+      u.layers = rd;
+      for (const auto& [b, l] : opts) {
+        u.bits.push_back(b);
+        u.group.push_back(0);
+        u.loss.push_back(l);
+        u.size_bits.push_back(0);
+      }
+      for (int i : rd) act_unit_of[i] = static_cast<int>(p.units.size());
+      p.units.push_back(std::move(u));
+    }
+  }
 
   const double other_bits = double(plan.other_bytes + plan.structure_bytes) * 8;
+  // coef_of(layer at the option, plan layer index) for weight units; activation units cost 0
+  // in every constraint but max_drop (their BOPs are pair terms, added below).
   auto add = [&](const std::string& name, double limit, auto coef_of, std::function<double(double)> to_user) {
     Constraint k;
     k.name = name;
@@ -132,10 +237,8 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
       std::vector<double> c;
       for (size_t o = 0; o < u.bits.size(); ++o) {
         double s = 0;
-        for (int i : u.layers) {
-          const LayerPlan& L = plan.layers[i];
-          s += coef_of(L, L.pinned ? L.weight_scheme.bits : u.bits[o]);
-        }
+        if (!u.is_act())
+          for (int i : u.layers) s += coef_of(at_option(i, u.bits[o], u.group[o]), i);
         c.push_back(s);
       }
       k.coef.push_back(std::move(c));
@@ -143,21 +246,48 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
     p.constraints.push_back(std::move(k));
   };
   if (budget.avg_wbits > 0)
-    add("avg_wbits", budget.avg_wbits * total_params, [](const LayerPlan& L, int b) { return double(L.params) * b; },
+    add("avg_wbits", budget.avg_wbits * total_params,
+        [&](const LayerPlan& L, int i) {
+          // Extra scale bits of a per-group option count as weight bits (see the header).
+          LayerPlan own = L;
+          own.weight_scheme.granularity = p.base_weight[i].granularity;
+          own.weight_scheme.group_size = p.base_weight[i].group_size;
+          return double(L.params) * L.weight_scheme.bits + layer_size_bits(L) - layer_size_bits(own);
+        },
         [total_params](double x) { return x / total_params; });
   if (budget.bytes > 0)
-    add("size_bytes", double(budget.bytes) * 8 - other_bits,
-        [](const LayerPlan& L, int b) { return layer_size_bits(at_bits(L, b)); },
+    add("size_bytes", double(budget.bytes) * 8 - other_bits, [](const LayerPlan& L, int) { return layer_size_bits(L); },
         [other_bits](double x) { return std::ceil((x + other_bits) / 8); });
-  if (budget.bops > 0)
-    add("bops", budget.bops, [](const LayerPlan& L, int b) { return layer_bops(at_bits(L, b)); },
+  if (budget.bops > 0) {
+    add("bops", budget.bops,
+        [&](const LayerPlan& L, int i) { return act_unit_of[i] >= 0 ? 0.0 : layer_bops(L); },
         [](double x) { return x; });
+    // Layers whose input is an activation unit: BOPs per (weight option, activation option).
+    const size_t kb = p.constraints.size() - 1;
+    std::map<std::pair<int, int>, std::vector<int>> by_units;
+    for (size_t i = 0; i < plan.layers.size(); ++i)
+      if (act_unit_of[i] >= 0) by_units[{weight_unit_of[i], act_unit_of[i]}].push_back(static_cast<int>(i));
+    for (const auto& [uv, layers] : by_units) {
+      const ChoiceUnit &W = p.units[uv.first], &A = p.units[uv.second];
+      for (size_t ow = 0; ow < W.bits.size(); ++ow)
+        for (size_t oa = 0; oa < A.bits.size(); ++oa) {
+          PairTerm t{uv.first, static_cast<int>(ow), uv.second, static_cast<int>(oa), 0, {}};
+          t.coef.assign(kb + 1, 0.0);
+          for (int i : layers) {
+            LayerPlan L = at_option(i, W.bits[ow], W.group[ow]);
+            L.input_scheme.bits = A.bits[oa];
+            t.coef[kb] += layer_bops(L);
+          }
+          p.pairs.push_back(std::move(t));
+        }
+    }
+  }
   if (budget.latency_ms > 0)
     add("latency_ms", budget.latency_ms,
-        [latency](const LayerPlan& L, int b) {
+        [latency](const LayerPlan& L, int) {
           auto it = latency->ms.find(L.name);
-          if (it == latency->ms.end() || !it->second.count(b)) return 0.0;  // pinned layers without rows
-          return it->second.at(b);
+          if (it == latency->ms.end() || !it->second.count(L.weight_scheme.bits)) return 0.0;  // pinned layers without rows
+          return it->second.at(L.weight_scheme.bits);
         },
         [](double x) { return x; });
   if (budget.max_drop >= 0) {
@@ -168,9 +298,11 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
     for (const auto& u : p.units) k.coef.push_back(u.loss);
     p.constraints.push_back(std::move(k));
   }
+  for (auto& t : p.pairs) t.coef.resize(p.constraints.size(), 0.0);
 
   // Objective, with a tie-break far below any measured difference: among options predicting the
-  // same loss (e.g. 7 and 8 bits both 0 after the monotone fix) the smaller one wins.
+  // same loss (e.g. 7 and 8 bits both 0 after the monotone fix) the smaller one wins; activation
+  // units (no size) prefer the more accurate option when the objective is the size.
   double max_loss = 1e-12, total_size = 1;
   for (const auto& u : p.units) {
     for (double l : u.loss) max_loss = std::max(max_loss, std::fabs(l));
@@ -178,8 +310,12 @@ Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, cons
   }
   const double tie = 1e-7 * max_loss / total_size;
   for (auto& u : p.units)
-    for (size_t o = 0; o < u.bits.size(); ++o)
-      u.obj.push_back(p.objective == "loss" ? u.loss[o] + tie * u.size_bits[o] : u.size_bits[o]);
+    for (size_t o = 0; o < u.bits.size(); ++o) {
+      if (p.objective == "loss")
+        u.obj.push_back(u.loss[o] + tie * u.size_bits[o]);
+      else
+        u.obj.push_back(u.is_act() ? 1e-9 * u.loss[o] / max_loss : u.size_bits[o]);
+    }
   return p;
 }
 
@@ -202,10 +338,18 @@ double constraint_sum(const Constraint& k, const Choice& c) {
   return s;
 }
 
+double constraint_total(const Problem& p, size_t k, const Choice& c) {
+  const Constraint& K = p.constraints[k];
+  double s = constraint_sum(K, c);
+  for (const auto& t : p.pairs)
+    if (c[t.ua] == t.oa && c[t.ub] == t.ob) s += (k < t.coef.size() ? t.coef[k] : 0) + (K.name == "max_drop" ? t.loss : 0);
+  return s;
+}
+
 bool feasible(const Problem& p, const Choice& c, double slack) {
-  for (const auto& k : p.constraints) {
-    const double sum = constraint_sum(k, c) + (k.name == "max_drop" ? pair_sum(p, c) : 0);
-    if (sum > k.limit + slack * std::max(1.0, std::fabs(k.limit))) return false;
+  for (size_t k = 0; k < p.constraints.size(); ++k) {
+    const double limit = p.constraints[k].limit;
+    if (constraint_total(p, k, c) > limit + slack * std::max(1.0, std::fabs(limit))) return false;
   }
   return true;
 }
@@ -227,16 +371,32 @@ double predicted_loss(const Problem& p, const Choice& c) {
 }
 
 void apply_choice(const Problem& p, const Choice& c, QuantPlan& plan) {
-  for (size_t u = 0; u < p.units.size(); ++u)
-    for (int i : p.units[u].layers)
-      if (!plan.layers[i].pinned) plan.layers[i].weight_scheme.bits = p.units[u].bits[c[u]];
+  for (size_t u = 0; u < p.units.size(); ++u) {
+    const ChoiceUnit& U = p.units[u];
+    for (int i : U.layers) {
+      LayerPlan& L = plan.layers[i];
+      if (L.pinned) continue;
+      if (U.is_act()) {
+        L.input_scheme.bits = U.bits[c[u]];
+        continue;
+      }
+      L.weight_scheme = p.base_weight[i];
+      L.weight_scheme.bits = U.bits[c[u]];
+      if (U.group[c[u]] > 0) {
+        L.weight_scheme.granularity = Granularity::kPerGroup;
+        L.weight_scheme.group_size = U.group[c[u]];
+      }
+    }
+  }
   update_cost(plan);
 }
 
 nlohmann::json infeasibility(const Problem& p, const QuantPlan& plan) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& k : p.constraints) {
-    // The best each unit can do for this constraint on its own.
+  for (size_t ki = 0; ki < p.constraints.size(); ++ki) {
+    const Constraint& k = p.constraints[ki];
+    // The best each unit can do for this constraint on its own; pair coefficients (BOPs of layers
+    // with an activation unit) at every unit's cheapest option, where they are smallest.
     double best = 0;
     std::vector<std::pair<double, size_t>> share;
     for (size_t u = 0; u < p.units.size(); ++u) {
@@ -244,6 +404,11 @@ nlohmann::json infeasibility(const Problem& p, const QuantPlan& plan) {
       best += m;
       share.emplace_back(m, u);
     }
+    for (const auto& t : p.pairs)
+      if (t.oa == 0 && t.ob == 0 && ki < t.coef.size()) {
+        best += t.coef[ki];
+        share[t.ua].first += t.coef[ki];
+      }
     if (best <= k.limit + 1e-9 * std::max(1.0, std::fabs(k.limit))) continue;
     // Layers held above the global minimum (pinned, or the spec's lowest allowed bits > 2) are
     // what the user can change: list them first, then the largest shares.

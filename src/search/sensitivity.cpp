@@ -1,74 +1,126 @@
 #include "search/sensitivity.h"
 
-#include <ATen/ATen.h>
-
-#include <chrono>
+#include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <set>
 
 #include "core/atomic_file.h"
-#include "core/log.h"
-#include "core/progress.h"
-#include "exec/executor.h"
 #include "mixq/error.h"
-#include "quant/qdq.h"
-#include "quant/quantize.h"
-#include "quant/quantizer.h"
-#include "search/curvature.h"
-#include "search/probe.h"
 
 namespace mixq {
 
 namespace {
 
-class HeadDataset : public Dataset {
- public:
-  HeadDataset(const Dataset& base, int64_t n) : base_(base), n_(std::min(n, base.size())) {}
-  int64_t size() const override { return n_; }
-  bool has_labels() const override { return base_.has_labels(); }
-  Batch get(int64_t b, int64_t e) const override { return base_.get(b, e); }
-  std::string describe() const override { return "first " + std::to_string(n_) + " of " + base_.describe(); }
-
- private:
-  const Dataset& base_;
-  int64_t n_;
-};
-
-// The key: everything the numbers depend on. The reference plan JSON covers schemes, ranges,
-// pinning and activation bits; search fields are dropped because they do not change the table.
-nlohmann::json make_key(const QuantPlan& ref, const SensitivityOptions& o) {
-  nlohmann::json pj = plan_to_json(ref);
-  pj.erase("search");
-  pj.erase("search_params");
-  pj.erase("budget");
-  pj.erase("model");
-  return {{"version", SensitivityTable::kVersion},
-          {"model_hash", o.model_path.empty() ? std::string() : file_hash(o.model_path)},
-          {"calib", o.data_free ? std::string() : o.calib_spec},
-          {"samples", o.data_free ? 0 : o.samples},
-          {"bits", o.bits},
-          {"ref_bits", o.ref_bits},
-          {"data_free", o.data_free},
-          {"curvature", o.curvature && !o.data_free},
-          {"plan", pj}};
+nlohmann::json entry_to_json(const SensEntry& e) {
+  return {{"mse", e.mse}, {"noise", e.noise}, {"sqnr_db", e.sqnr_db}, {"kl", e.kl},
+          {"dl", e.dl},   {"dacc", e.dacc},   {"fisher", e.fisher},   {"hessian", e.hessian}};
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+nlohmann::json entries_to_json(const std::map<int, SensEntry>& m) {
+  nlohmann::json b = nlohmann::json::object();
+  for (const auto& [bits, e] : m) b[std::to_string(bits)] = entry_to_json(e);
+  return b;
+}
+
+// `what` names the owner in messages ("layer 'x'", "activation 'y'").
+std::map<int, SensEntry> entries_from_json(const nlohmann::json& j, const std::string& where, const std::string& what) {
+  std::map<int, SensEntry> out;
+  for (const auto& [k, e] : j.items()) {
+    int b = 0;
+    try {
+      b = std::stoi(k);
+    } catch (const std::exception&) {
+      throw Error(ErrorKind::kInvalidArgument, where + ": " + what + ": bits key '" + k + "' is not a number");
+    }
+    MIXQ_CHECK(b >= 2 && b <= 8, ErrorKind::kInvalidArgument, where, ": ", what, ": bits '", k, "' outside 2-8");
+    SensEntry s;
+    s.mse = e.at("mse").get<double>();
+    s.noise = e.at("noise").get<double>();
+    s.sqnr_db = e.at("sqnr_db").get<double>();
+    s.kl = e.at("kl").get<double>();
+    s.dl = e.at("dl").get<double>();
+    s.dacc = e.at("dacc").get<double>();
+    s.fisher = e.value("fisher", 0.0);
+    s.hessian = e.value("hessian", 0.0);
+    for (double x : {s.mse, s.noise, s.kl, s.dl, s.dacc})
+      MIXQ_CHECK(std::isfinite(x), ErrorKind::kInvalidArgument, where, ": ", what, " bits ", b,
+                 ": a signal is not finite");
+    out[b] = s;
+  }
+  return out;
 }
 
 }  // namespace
 
-std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n) {
-  return std::make_unique<HeadDataset>(base, n <= 0 ? base.size() : n);
+// Reduction length K of a weight (elements per output channel): group sizes >= K are per-channel.
+int64_t reduction_length(const LayerPlan& L) {
+  int64_t n = 1;
+  for (int64_t d : L.weight_shape) n *= d;
+  const int64_t r = static_cast<int64_t>(L.weight_shape.size());
+  if (r == 0) return 1;
+  int64_t ax = L.weight_scheme.axis < 0 ? L.weight_scheme.axis + r : L.weight_scheme.axis;
+  ax = std::clamp<int64_t>(ax, 0, r - 1);
+  return n / std::max<int64_t>(1, L.weight_shape[ax]);
+}
+
+QScheme candidate_scheme(const LayerPlan& L, int bits, int64_t group) {
+  QScheme s = L.weight_scheme;
+  s.bits = bits;
+  if (group > 0) {
+    s.granularity = Granularity::kPerGroup;
+    s.group_size = group;
+  }
+  return s;
 }
 
 const LayerSens* SensitivityTable::find(const std::string& layer) const {
   for (const auto& l : layers)
     if (l.name == layer) return &l;
   return nullptr;
+}
+
+const ActSens* SensitivityTable::find_act(const std::string& tensor) const {
+  for (const auto& a : acts)
+    if (a.tensor == tensor) return &a;
+  return nullptr;
+}
+
+SensitivityTable with_candidates(const SensitivityTable& t, const std::vector<int>& act_bits,
+                                 const std::vector<int64_t>& group_sizes) {
+  SensitivityTable out = t;
+  for (auto& l : out.layers)
+    for (auto it = l.groups.begin(); it != l.groups.end();)
+      it = std::find(group_sizes.begin(), group_sizes.end(), it->first) == group_sizes.end() ? l.groups.erase(it)
+                                                                                          : std::next(it);
+  for (auto& a : out.acts)
+    for (auto it = a.bits.begin(); it != a.bits.end();)
+      it = it->first != a.ref_bits && std::find(act_bits.begin(), act_bits.end(), it->first) == act_bits.end()
+               ? a.bits.erase(it)
+               : std::next(it);
+  return out;
+}
+
+bool is_data_signal(const std::string& s) { return s == "kl" || s == "dl" || s == "noise" || s == "sqnr" || s == "dacc"; }
+
+double predicted_signal(const SensitivityTable& t, const QuantPlan& plan, const std::string& signal) {
+  double pred = 0;
+  std::set<std::string> seen;
+  for (const auto& L : plan.layers) {
+    if (const LayerSens* ls = t.find(L.name)) {
+      const std::map<int, SensEntry>* m = &ls->bits;
+      if (L.weight_scheme.granularity == Granularity::kPerGroup) {
+        auto g = ls->groups.find(L.weight_scheme.group_size);
+        m = g == ls->groups.end() ? nullptr : &g->second;
+      }
+      if (m)
+        if (auto it = m->find(L.weight_scheme.bits); it != m->end()) pred += signal_value(it->second, signal);
+    }
+    if (L.quantize_input && seen.insert(L.input).second)
+      if (const ActSens* a = t.find_act(L.input))
+        if (auto it = a->bits.find(L.input_scheme.bits); it != a->bits.end()) pred += signal_value(it->second, signal);
+  }
+  return pred;
 }
 
 const std::vector<std::string>& signal_names() {
@@ -118,13 +170,17 @@ std::string file_hash(const std::string& path) {
 nlohmann::json table_to_json(const SensitivityTable& t) {
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : t.layers) {
-    nlohmann::json b = nlohmann::json::object();
-    for (const auto& [bits, e] : l.bits)
-      b[std::to_string(bits)] = {{"mse", e.mse}, {"noise", e.noise}, {"sqnr_db", e.sqnr_db},
-                                 {"kl", e.kl},   {"dl", e.dl},       {"dacc", e.dacc},
-                                 {"fisher", e.fisher}, {"hessian", e.hessian}};
-    layers.push_back({{"name", l.name}, {"params", l.params}, {"bits", b}});
+    nlohmann::json jl = {{"name", l.name}, {"params", l.params}, {"bits", entries_to_json(l.bits)}};
+    if (!l.groups.empty()) {
+      nlohmann::json g = nlohmann::json::object();
+      for (const auto& [size, m] : l.groups) g[std::to_string(size)] = entries_to_json(m);
+      jl["groups"] = g;
+    }
+    layers.push_back(jl);
   }
+  nlohmann::json acts = nlohmann::json::array();
+  for (const auto& a : t.acts)
+    acts.push_back({{"tensor", a.tensor}, {"layers", a.layers}, {"ref_bits", a.ref_bits}, {"bits", entries_to_json(a.bits)}});
   return {{"mixq_sensitivity_version", SensitivityTable::kVersion},
           {"model", t.model},
           {"key", t.key},
@@ -136,6 +192,7 @@ nlohmann::json table_to_json(const SensitivityTable& t) {
           {"has_fisher", t.has_fisher},
           {"has_hessian", t.has_hessian},
           {"layers", layers},
+          {"activations", acts},
           {"plan", t.plan}};
 }
 
@@ -146,7 +203,7 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
     MIXQ_CHECK(j.is_object() && j.contains("mixq_sensitivity_version"), ErrorKind::kInvalidArgument, where,
                ": not a mixq sensitivity table (no 'mixq_sensitivity_version'); make one with `mixq pareto`");
     int v = j.at("mixq_sensitivity_version").get<int>();
-    MIXQ_CHECK(v == SensitivityTable::kVersion, ErrorKind::kInvalidArgument, where, ": table version ", v,
+    MIXQ_CHECK(v == 1 || v == SensitivityTable::kVersion, ErrorKind::kInvalidArgument, where, ": table version ", v,
                " is not supported (this mixq reads ", SensitivityTable::kVersion, "); recompute it");
     t.model = j.value("model", std::string());
     t.key = j.at("key");
@@ -167,32 +224,34 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
       LayerSens l;
       l.name = current = jl.at("name").get<std::string>();
       l.params = jl.at("params").get<int64_t>();
-      for (const auto& [k, e] : jl.at("bits").items()) {
-        int b = std::stoi(k);
-        MIXQ_CHECK(b >= 2 && b <= 8, ErrorKind::kInvalidArgument, where, ": layer '", l.name, "': bits '", k,
-                   "' outside 2-8");
-        SensEntry s;
-        s.mse = e.at("mse").get<double>();
-        s.noise = e.at("noise").get<double>();
-        s.sqnr_db = e.at("sqnr_db").get<double>();
-        s.kl = e.at("kl").get<double>();
-        s.dl = e.at("dl").get<double>();
-        s.dacc = e.at("dacc").get<double>();
-        s.fisher = e.value("fisher", 0.0);
-        s.hessian = e.value("hessian", 0.0);
-        for (double x : {s.mse, s.noise, s.kl, s.dl, s.dacc})
-          MIXQ_CHECK(std::isfinite(x), ErrorKind::kInvalidArgument, where, ": layer '", l.name, "' bits ", b,
-                     ": a signal is not finite");
-        l.bits[b] = s;
-      }
+      const std::string what = "layer '" + l.name + "'";
+      l.bits = entries_from_json(jl.at("bits"), where, what);
+      if (jl.contains("groups"))
+        for (const auto& [k, m] : jl.at("groups").items()) {
+          int64_t g = 0;
+          try {
+            g = std::stoll(k);
+          } catch (const std::exception&) {
+          }
+          MIXQ_CHECK(g >= 1, ErrorKind::kInvalidArgument, where, ": ", what, ": group size '", k, "' is not >= 1");
+          l.groups[g] = entries_from_json(m, where, what + " group " + k);
+        }
       t.layers.push_back(std::move(l));
     }
+    current.clear();
+    if (j.contains("activations"))
+      for (const auto& ja : j.at("activations")) {
+        ActSens a;
+        a.tensor = current = ja.at("tensor").get<std::string>();
+        a.layers = ja.at("layers").get<std::vector<std::string>>();
+        a.ref_bits = ja.at("ref_bits").get<int>();
+        a.bits = entries_from_json(ja.at("bits"), where, "activation '" + a.tensor + "'");
+        t.acts.push_back(std::move(a));
+      }
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorKind::kInvalidArgument, where + ": malformed sensitivity table" +
                                                  (current.empty() ? "" : " at layer '" + current + "'") + ": " + e.what() +
                                                  "; recompute it with `mixq pareto`");
-  } catch (const std::invalid_argument&) {
-    throw Error(ErrorKind::kInvalidArgument, where + ": layer '" + current + "': a bits key is not a number");
   }
   return t;
 }
@@ -211,143 +270,6 @@ SensitivityTable load_table(const std::string& path) {
 
 void save_table(const SensitivityTable& t, const std::string& path) {
   write_file_atomic(path, table_to_json(t).dump(1) + "\n");
-}
-
-SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& plan, const Dataset* calib,
-                                     const SensitivityOptions& opts) {
-  auto t0 = std::chrono::steady_clock::now();
-  MIXQ_CHECK(opts.data_free || calib, ErrorKind::kInvalidArgument,
-             "the sensitivity table needs calibration data (--calib) unless only the mse signal is used");
-  for (int b : opts.bits)
-    MIXQ_CHECK(b >= 2 && b <= 8, ErrorKind::kInvalidArgument, "candidate bits ", b, " outside 2-8");
-  QuantPlan ref = plan;
-  for (auto& L : ref.layers)
-    if (!L.pinned) L.weight_scheme.bits = opts.ref_bits;
-  update_cost(ref);
-
-  SensitivityTable t;
-  t.key = make_key(ref, opts);
-  t.ref_bits = opts.ref_bits;
-  t.model = opts.model_path;
-  t.plan = plan_to_json(ref);
-  std::map<std::string, LayerSens> cached;
-  if (!opts.cache_path.empty() && std::filesystem::exists(opts.cache_path)) {
-    try {
-      SensitivityTable old = load_table(opts.cache_path);
-      if (old.key == t.key) {
-        for (auto& l : old.layers) cached[l.name] = l;
-        t.seconds = old.seconds;
-        log::verbose("sensitivity: resuming from " + opts.cache_path + " (" + std::to_string(cached.size()) +
-                     " layers done)");
-      } else {
-        log::warn("sensitivity cache " + opts.cache_path + " was made for another model or settings; recomputing it");
-      }
-    } catch (const Error& e) {
-      log::warn(std::string("ignoring unreadable sensitivity cache: ") + e.what());
-    }
-  }
-
-  bool all_cached = !cached.empty();
-  for (const auto& L : ref.layers)
-    if (!L.pinned && !cached.count(L.name)) all_cached = false;
-  if (all_cached) {  // nothing to measure: skip building the reference model and its logits
-    SensitivityTable old = load_table(opts.cache_path);
-    old.model = opts.model_path;
-    return old;
-  }
-
-  std::unique_ptr<SensitivityProbe> probe;
-  std::vector<Batch> batches;  // the probe's samples, for the curvature pass
-  if (!opts.data_free) {
-    auto sub = head_dataset(*calib, opts.samples);
-    t.samples = sub->size();
-    probe = std::make_unique<SensitivityProbe>(prepared, ref, *sub, opts.batch_size);
-    t.float_top1 = probe->float_metrics().top1;
-    t.float_loss = probe->float_metrics().loss;
-    t.ref_top1 = probe->reference().top1;
-    t.ref_loss = probe->reference().loss;
-    t.ref_kl = probe->reference().kl;
-    t.ref_noise = probe->reference().noise;
-    if (opts.curvature && probe->has_labels())
-      for (int64_t b = 0; b < sub->size(); b += opts.batch_size)
-        batches.push_back(sub->get(b, std::min(sub->size(), b + opts.batch_size)));
-  }
-  const ProbeMetrics mref = probe ? probe->reference() : ProbeMetrics{};
-
-  Curvature curv;
-  if (!batches.empty()) {
-    std::vector<std::string> ws;
-    for (const auto& L : ref.layers)
-      if (!L.pinned && !cached.count(L.name)) ws.push_back(L.weight);
-    if (!ws.empty()) curv = measure_curvature(prepared, ws, batches);
-    t.has_fisher = true;
-    t.has_hessian = curv.has_trace;
-  }
-  if (!cached.empty() && opts.curvature) {
-    // Resumed: the cached layers were measured with the same key, so the flags carry over.
-    SensitivityTable old = load_table(opts.cache_path);
-    t.has_fisher = old.has_fisher || t.has_fisher;
-    t.has_hessian = old.has_hessian && (curv.has_trace || curv.fisher.empty());
-  }
-
-  int64_t todo = 0;
-  for (const auto& L : ref.layers)
-    if (!L.pinned && !cached.count(L.name)) ++todo;
-  Progress bar("sensitivity", opts.progress ? todo : 0, "layers");
-  for (const auto& L : ref.layers) {
-    if (L.pinned) continue;
-    if (cached.count(L.name)) {
-      t.layers.push_back(cached[L.name]);
-      continue;
-    }
-    LayerSens ls;
-    ls.name = L.name;
-    ls.params = L.params;
-    const at::Tensor& w0 = prepared.initializers.at(L.weight);
-    at::Tensor w = w0.to(at::kFloat);
-    for (int b : opts.bits) {
-      SensEntry e;
-      if (b == opts.ref_bits) {
-        e.sqnr_db = mref.noise > 0 ? -10 * std::log10(mref.noise) : 0;
-        ls.bits[b] = e;
-        continue;
-      }
-      at::Tensor dq = requantized_weight(w, L, b);
-      // Increase over the reference bits, so ref_bits is exactly 0 and values stay additive.
-      at::Tensor dref = requantized_weight(w, L, opts.ref_bits);
-      at::Tensor d2 = (dq - w).pow(2), d2ref = (dref - w).pow(2);
-      e.mse = d2.sum().item<double>() - d2ref.sum().item<double>();
-      if (auto it = curv.fisher.find(L.weight); it != curv.fisher.end())
-        e.fisher = 0.5 * (it->second.reshape(w.sizes()) * (d2 - d2ref)).sum().item<double>();
-      if (auto it = curv.trace.find(L.weight); it != curv.trace.end())
-        e.hessian = 0.5 * it->second / double(w.numel()) * e.mse;
-      if (opts.data_free) {
-        e.dl = e.kl = e.noise = e.mse;
-      } else {
-        ProbeMetrics m = probe->run({{L.name, dq}});
-        e.noise = m.noise - mref.noise;
-        e.sqnr_db = m.noise > 0 ? -10 * std::log10(m.noise) : 0;
-        e.kl = m.kl - mref.kl;
-        e.dl = probe->has_labels() ? m.loss - mref.loss : e.kl;
-        e.dacc = mref.top1 - m.top1;
-      }
-      ls.bits[b] = e;
-    }
-    t.layers.push_back(std::move(ls));
-    bar.advance();
-    if (!opts.cache_path.empty()) {
-      // Partial table: the layers done so far (in plan order), so a killed run resumes here.
-      SensitivityTable part = t;
-      for (const auto& L2 : ref.layers)
-        if (!L2.pinned && cached.count(L2.name) && !part.find(L2.name)) part.layers.push_back(cached[L2.name]);
-      part.seconds = t.seconds + seconds_since(t0);
-      save_table(part, opts.cache_path);
-    }
-  }
-  bar.finish();
-  t.seconds += seconds_since(t0);
-  if (!opts.cache_path.empty()) save_table(t, opts.cache_path);
-  return t;
 }
 
 }  // namespace mixq

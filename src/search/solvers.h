@@ -16,10 +16,10 @@ std::optional<Choice> solve_ip(const Problem& p, double max_seconds = 30);
 // Exhaustive search (tests only; throws when the space exceeds `max_points`).
 std::optional<Choice> solve_brute_force(const Problem& p, int64_t max_points = 2000000);
 
-// The greedy Pareto curve: from every unit at its highest option, repeatedly lower the one unit
-// whose next lower option adds the least objective per unit of cost saved (cost: the first
-// constraint's coefficients, else stored bits), down to every unit at its lowest option. Point 0
-// is the highest choice; each later point is one step cheaper.
+// The greedy Pareto curve: from every unit at its highest option, repeatedly move the one unit
+// to the lower option that adds the least predicted loss per unit of cost saved (cost: the sum of
+// the budgets, each relative to its limit, else stored bits), down to every unit at its lowest
+// option. Point 0 is the highest choice; each later point is cheaper.
 std::vector<Choice> pareto_curve(const Problem& p);
 
 struct GeneticOptions {

@@ -1,8 +1,31 @@
 // Budget, signal, hardware-spec and sensitivity-table options shared by quantize, pareto and plan.
+#include <sstream>
+
 #include "api/quantize_job.h"
 #include "common.h"
 
 namespace mixq::cli {
+
+namespace {
+
+// "4,8" -> {4, 8}; anything else is a usage error naming the option.
+std::vector<int64_t> split_list(const std::string& v, const char* option) {
+  std::vector<int64_t> out;
+  std::stringstream ss(v);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stoll(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw CLI::ValidationError(option, "'" + v + "' is not a comma-separated list of integers");
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 void add_budget_options(CLI::App& sub, QuantizeJob& job) {
   auto& o = job.search_opts;
@@ -19,6 +42,19 @@ void add_budget_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--sens-samples", job.sens.samples, "Calibration samples for the sensitivity table")
       ->capture_default_str();
   sub.add_option("--sens-cache", job.sens.cache_path, "Sensitivity table cache file (resumes a killed run)");
+  sub.add_option_function<std::string>(
+         "--act-candidates",
+         [&job](const std::string& v) {
+           job.sens.act_bits.clear();
+           if (v != "none")
+             for (const auto& x : split_list(v, "--act-candidates")) job.sens.act_bits.push_back(static_cast<int>(x));
+         },
+         "Sensitivity table: activation bits measured per tensor below --abits, comma-separated, or 'none' "
+         "(used by BOPs budgets; default 4,8)");
+  sub.add_option_function<std::string>(
+      "--group-candidates", [&job](const std::string& v) { job.sens.group_sizes = split_list(v, "--group-candidates"); },
+      "Sensitivity table: per-group weight granularities measured at every candidate bit-width, comma-separated "
+      "(e.g. 32,128; allocators pick them where they pay for their scales; default none)");
   sub.add_flag("--curvature", job.sens.curvature,
                "Sensitivity table: also the fisher and hessian signals (autograd pass; slow on convnets)");
   sub.add_option("--table", job.table_path, "Allocate from this sensitivity table instead of measuring");

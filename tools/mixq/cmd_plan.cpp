@@ -53,6 +53,7 @@ RunFn setup_plan(CLI::App& sub) {
     step.opts.measure = false;
     step.hw_path = job.hw_path;
     step.table_path = job.table_path;
+    step.sens = job.sens;  // which of the table's candidates to use
     step.progress = false;
     nlohmann::json summary = run_allocation(step, pp.prepared, plan, nullptr);
     if (!o->out.empty()) {
