@@ -9,7 +9,8 @@ per-group granularity candidates (`--group-candidates G`, default 32), measured 
     the integer program over weight bits only (activations stay at 8: the table's activation
     candidates are not used) and over weight and activation bits;
   byte budgets at the sizes of uniform W2, W3 and W4 (per-channel): the integer program with and
-    without the per-group options.
+    without the per-group options;
+  HAGO (`--search hago`, measured greedy) and the IP at the uniform W3/W4 plans' average bits.
 Every run uses --method mse, --abits 8, --signal kl, calibration on the first 1024 training images
 and the same cached table (256 samples). Writes bench/results/alloc_candidates.json after every run
 and prints markdown tables.
@@ -49,10 +50,10 @@ def main():
     def find(model, kind, label, budget):
         return next((r for r in rows if (r["model"], r["kind"], r["label"], r["budget"]) == (model, kind, label, budget)), None)
 
-    def run(model, kind, label, budget, extra):
+    def run(model, kind, label, budget, extra, abits=8):
         r = find(model, kind, label, budget)
         if r is None and not args.print_only:
-            r = quantize(args.mixq, os.path.join(ROOT, "models", model + ".onnx"), extra)
+            r = quantize(args.mixq, os.path.join(ROOT, "models", model + ".onnx"), extra, abits)
             r.update({"model": model, "kind": kind, "label": label, "budget": budget})
             rows.append(r)
             save(rows)
@@ -76,7 +77,7 @@ def main():
             save(rows)
         uni = {}
         for w, a in ((4, 8), (3, 8), (2, 8), (4, 4)):
-            uni[(w, a)] = run(name, "uniform", f"W{w}A{a}", None, ["--search", "uniform", "--wbits", str(w), "--abits", str(a)])
+            uni[(w, a)] = run(name, "uniform", f"W{w}A{a}", None, ["--search", "uniform", "--wbits", str(w)], a)
         if args.print_only and not uni[(4, 8)]:
             continue
         base = uni[(4, 8)]["bops"]
@@ -91,28 +92,39 @@ def main():
             run(name, "bytes", "IP per-channel", label, common)
             run(name, "bytes", f"IP + g{args.group}", label, common + ["--group-candidates", str(args.group)])
 
+        # HAGO (measured greedy) under the uniform W3/W4 plans' average bits, beside the IP there.
+        for label, u in (("W3", uni[(3, 8)]), ("W4", uni[(4, 8)])):
+            bits = f"{u['avg_wbits']:.4f}"
+            run(name, "hago", "HAGO", label, ["--search", "hago", "--budget-bits", bits])
+            run(name, "hago", "IP kl", label, ["--search", "ip", "--signal", "kl", "--table", tab, "--budget-bits", bits])
+
     for name in args.models.split(","):
         r = find(name, "table", "", None)
         if r:
             print(f"\n{name}: table with candidates {r['sensitivity_seconds']:.1f} s")
-    print("\n| model | BOPs budget (x W4A8) | plan | top-1 % | GBOPs | avg w bits | layers with 4-bit inputs |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        if r["kind"] not in ("uniform", "bops") or "top1_quant" not in r:
-            continue
-        a4 = sum(1 for L in r.get("layers", []) if L.get("abits") == 4)
-        budget = f"{r['budget']:.2f}" if r["kind"] == "bops" else ""
-        print(f"| {r['model']} | {budget} | {r['label']} | {r['top1_quant']:.2f} | {r['bops'] / 1e9:.3f} | "
-              f"{r['avg_wbits']:.2f} | {a4} |")
-    print("\n| model | byte budget | plan | top-1 % | size bytes | avg w bits | per-group layers |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        if r["kind"] != "bytes" or "top1_quant" not in r:
-            continue
-        g = sum(1 for L in r.get("layers", []) if L.get("granularity") == "per_group")
-        print(f"| {r['model']} | {r['budget']} | {r['label']} | {r['top1_quant']:.2f} | {r['size_bytes']} | "
-              f"{r['avg_wbits']:.2f} | {g} |")
+    def md(title, kinds, cells):
+        """A markdown table of the finished rows of `kinds`: model, budget, label, top-1, then cells(r)."""
+        head = ["model", title, "plan", "top-1 %"] + [c for c, _ in cells]
+        print("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+        for r in rows:
+            if r["kind"] in kinds and "top1_quant" in r:
+                b = f"{r['budget']:.2f}" if isinstance(r["budget"], float) else (r["budget"] or "")
+                print(f"| {r['model']} | {b} | {r['label']} | {r['top1_quant']:.2f} | " +
+                      " | ".join(str(f(r)) for _, f in cells) + " |")
 
+    layers_with = lambda r, k, v: sum(1 for L in r.get("layers", []) if L.get(k) == v)
+    passes = lambda r: r.get("search_params", {}).get("passes", [])
+    md("BOPs budget (x W4A8)", ("uniform", "bops"),
+       [("GBOPs", lambda r: f"{r['bops'] / 1e9:.3f}"), ("avg w bits", lambda r: f"{r['avg_wbits']:.2f}"),
+        ("layers with 4-bit inputs", lambda r: layers_with(r, "abits", 4))])
+    md("byte budget", ("bytes",),
+       [("size bytes", lambda r: r["size_bytes"]), ("avg w bits", lambda r: f"{r['avg_wbits']:.2f}"),
+        ("per-group layers", lambda r: layers_with(r, "granularity", "per_group"))])
+    md("bits budget (uniform)", ("hago",),
+       [("avg w bits", lambda r: f"{r['avg_wbits']:.2f}"),
+        ("measured plans", lambda r: r.get("search_params", {}).get("measured_plans", "")),
+        ("passes (final tolerance)", lambda r: f"{len(passes(r))} ({passes(r)[-1]['tolerance_points']})" if passes(r) else ""),
+        ("seconds", lambda r: f"{r.get('seconds_search', 0):.1f}")])
 
 if __name__ == "__main__":
     main()

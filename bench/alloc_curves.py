@@ -4,11 +4,12 @@
 For each model: one sensitivity table (`mixq pareto`, timed: the table + the front's integer
 programs), then `mixq quantize --json` on the full Fashion-MNIST test set for
   uniform W2..W6 and W8 (first/last layer pinned at 8 bits, so the averages sit a little above b),
-  and at every size point (the uniform plans' averages, plus 2.5 and 3.5 bits):
+  and at every size point (the uniform W3/W4 plans' averages, plus 2.5 and 3.5 bits):
   MixQuant (model-mean reference, the stronger variant in the quantization table), the integer
   program with each signal (dl, kl, noise, mse), greedy Pareto (dl, re-measured) and genetic (dl).
 Every run uses --method mse, 8-bit activations and calibration on the first 1024 training images;
-table-driven runs read the same cached table (256 calibration samples). Writes
+table-driven runs read the same cached table (256 calibration samples). Above 4 bits (the uniform
+W5 and W6 averages) IP kl, IP dl, MixQuant and Pareto dl. Writes
 bench/results/alloc_curves.json (after every run, so a partial run is kept), prints a markdown
 table and writes bench/results/alloc_curves.svg.
 
@@ -36,8 +37,8 @@ SERIES = [  # label, args (budget appended)
 ]
 
 
-def quantize(mixq, model, args):
-    cmd = [mixq, "quantize", model, "--calib", CALIB, "--abits", "8", "--method", "mse", "--eval", "fmnist:test",
+def quantize(mixq, model, args, abits=8):
+    cmd = [mixq, "quantize", model, "--calib", CALIB, "--abits", str(abits), "--method", "mse", "--eval", "fmnist:test",
            "--no-float-eval", "--json", "-q", "--threads", "2"] + args
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
@@ -199,6 +200,13 @@ def main():
                     run_series(name, label, b)
             for wb in (2, 5, 6):
                 run_uniform(name, wb)
+        # phase 3: the size points above 4 bits (the uniform W5 and W6 averages; at 8 bits every
+        # allocator's plan is uniform W8).
+        for name in names:
+            for wb in (5, 6):
+                b = run_uniform(name, wb)
+                for label in ("IP kl", "MixQuant", "Pareto dl", "IP dl"):
+                    run_series(name, label, b)
     for r in rows:
         if "top1_quant" in r:
             r["top1"] = r["top1_quant"]
