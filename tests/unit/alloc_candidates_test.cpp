@@ -144,7 +144,7 @@ TEST(Allocators, PlansWithCandidatesMeetBopsAndBytesAsCounted) {
 
 // Real fixture: activation and group candidates are measured (4-bit activations of a ReLU
 // output hurt, group-16 weights at 2 bits hurt less than per-channel), the table round-trips
-// through its file, and an IP plan under a BOPs budget below uniform W4A8 lowers some
+// through its file, `mixq pareto`'s front has BOPs points that use them, and an IP plan under a BOPs budget below uniform W4A8 lowers some
 // activations, meets the budget and is reported with its per-layer activation bits.
 TEST(AllocCli, ActivationAndGroupCandidatesOnTheResNet) {
   test::TempDir tmp;
@@ -152,6 +152,20 @@ TEST(AllocCli, ActivationAndGroupCandidatesOnTheResNet) {
   auto r = test::run_cli({"pareto", model, "--calib", "fmnist:train:128", "--sens-samples", "128", "--table-out", table,
                           "--group-candidates", "16", "--json", "-q"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  {
+    // The front has BOPs points, and the lower ones quantize some inputs at 4 bits.
+    const auto front = nlohmann::json::parse(r.out);
+    int bops_points = 0, with_a4 = 0;
+    for (const auto& pt : front["points"]) {
+      if (pt["source"].get<std::string>().rfind("ip-bops@", 0) != 0) continue;
+      ++bops_points;
+      bool a4 = false;
+      for (const auto& [layer, a] : pt["abits"].items()) a4 = a4 || a.get<int>() == 4;
+      with_a4 += a4;
+    }
+    EXPECT_GT(bops_points, 5);
+    EXPECT_GT(with_a4, 0);
+  }
   SensitivityTable t = load_table(table);
   ASSERT_FALSE(t.acts.empty());
   for (const auto& a : t.acts) {

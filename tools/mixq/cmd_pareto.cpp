@@ -1,6 +1,7 @@
 // mixq pareto MODEL: measure the sensitivity table once (cached, resumable), then emit the
 // size x BOPs x predicted-accuracy front: the greedy Pareto curve plus integer-program optima on a
-// grid of average weight bits. Any budget can then be re-solved from the table with `mixq plan`.
+// grid of average weight bits, and (when the table has activation candidates) on a grid of BOPs
+// budgets, where weight and activation bits trade against each other. Any budget can then be re-solved from the table with `mixq plan`.
 #include <cmath>
 #include <cstdio>
 
@@ -23,17 +24,14 @@ nlohmann::json point_json(const Problem& p, const Choice& c, QuantPlan plan, con
                           const std::string& source) {
   apply_choice(p, c, plan);
   // Predictions for every signal from the same choice (the table holds them all).
-  auto predict = [&](const std::string& sig) {
-    double s = 0;
-    for (const auto& L : plan.layers)
-      if (const LayerSens* ls = t.find(L.name)) {
-        auto it = ls->bits.find(L.weight_scheme.bits);
-        if (it != ls->bits.end()) s += signal_value(it->second, sig);
-      }
-    return s;
-  };
-  nlohmann::json bits = nlohmann::json::object();
-  for (const auto& L : plan.layers) bits[L.name] = L.weight_scheme.bits;
+  auto predict = [&](const std::string& sig) { return predicted_signal(t, plan, sig); };
+  nlohmann::json bits = nlohmann::json::object(), abits = nlohmann::json::object();
+  for (const auto& L : plan.layers) {
+    bits[L.name] = L.weight_scheme.bits;
+    if (L.weight_scheme.granularity == Granularity::kPerGroup)
+      bits[L.name] = std::to_string(L.weight_scheme.bits) + "/g" + std::to_string(L.weight_scheme.group_size);
+    if (L.quantize_input) abits[L.name] = L.input_scheme.bits;
+  }
   return {{"source", source},
           {"avg_wbits", plan.cost.avg_wbits},
           {"size_bytes", plan.cost.size_bytes},
@@ -41,7 +39,8 @@ nlohmann::json point_json(const Problem& p, const Choice& c, QuantPlan plan, con
           {"predicted_dl", predict("dl")},
           {"predicted_kl", predict("kl")},
           {"predicted_top1", t.ref_top1 - predict("dacc")},
-          {"bits", bits}};
+          {"bits", bits},
+          {"abits", abits}};
 }
 
 }  // namespace
@@ -95,6 +94,16 @@ RunFn setup_pareto(CLI::App& sub) {
       bud.avg_wbits = b;
       Problem p = build_problem(pp.plan, &t, sig, bud, groups, hw.get(), nullptr);
       if (auto c = solve_ip(p)) points.push_back(point_json(p, *c, pp.plan, t, "ip@" + std::to_string(b).substr(0, 4)));
+    }
+    // BOPs front: with activation candidates a BOPs budget trades weight against activation bits.
+    if (!t.acts.empty()) {
+      const double top = pp.plan.cost.bops;  // the reference plan: unpinned weights at 8 bits
+      for (double f = 1.0; f >= 0.15 - 1e-9; f -= 0.05) {
+        Budget bud;
+        bud.bops = top * f;
+        Problem p = build_problem(pp.plan, &t, sig, bud, groups, hw.get(), nullptr);
+        if (auto c = solve_ip(p)) points.push_back(point_json(p, *c, pp.plan, t, "ip-bops@" + std::to_string(f).substr(0, 4)));
+      }
     }
     nlohmann::json j = {{"model", job.model_path},
                         {"table", o->table_out},
