@@ -136,7 +136,9 @@ TEST(Allocators, PlansWithCandidatesMeetBopsAndBytesAsCounted) {
       // The problem's prediction is the table's for the plan it writes, raised where the monotone fix
       // (fewer bits never predict less) replaced a noisy entry.
       EXPECT_GE(predicted_loss(p, *ch), predicted_signal(c.table, q, "dl") - 1e-9) << name;
-      if (name != "ip") EXPECT_GE(objective(p, *ch), objective(p, *sols[0].second) - 1e-12) << name;
+      if (name != "ip") {
+        EXPECT_GE(objective(p, *ch), objective(p, *sols[0].second) - 1e-12) << name;
+      }
     }
   }
   EXPECT_GE(checked, 6);
