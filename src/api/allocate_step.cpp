@@ -16,6 +16,7 @@
 #include "onnx/import.h"
 #include "pack/from_qmodel.h"
 #include "search/additivity.h"
+#include "search/context.h"
 #include "search/hw_spec.h"
 
 namespace mixq {
@@ -56,6 +57,9 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
         } else {
           SensitivityOptions so = step.sens;
           so.progress = step.progress;
+          // Activation candidates only serve BOPs budgets (search/problem.h): do not measure them
+          // for a table this job alone will use under other budgets.
+          if (context_budget(ctx).bops <= 0) so.act_bits.clear();
           table = std::make_unique<SensitivityTable>(measure_sensitivity(prepared, base, calib, so));
         }
         summary["sensitivity_seconds"] = table->seconds;
