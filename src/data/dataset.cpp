@@ -186,6 +186,10 @@ std::unique_ptr<Dataset> from_named(std::map<std::string, at::Tensor> arrays,
 
 }  // namespace
 
+std::unique_ptr<Dataset> memory_dataset(std::vector<at::Tensor> inputs, at::Tensor labels, std::string name) {
+  return std::make_unique<TensorDataset>(std::move(inputs), std::move(labels), std::move(name));
+}
+
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::vector<ValueInfo>& model_inputs,
                                       const Preprocess& pp) {
   MIXQ_CHECK(!spec.empty(), ErrorKind::kInvalidArgument, "empty dataset spec (try fmnist:test)");

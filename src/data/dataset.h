@@ -55,6 +55,10 @@ Preprocess preprocess_from_metadata(const Graph& g, bool* found = nullptr);
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::vector<ValueInfo>& model_inputs,
                                       const Preprocess& pp = {});
 
+// Samples already in memory: one tensor per model input ([n, ...]) and optional int64 labels [n]
+// (undefined: none); `name` is what describe() reports.
+std::unique_ptr<Dataset> memory_dataset(std::vector<at::Tensor> inputs, at::Tensor labels, std::string name);
+
 // Fashion-MNIST files; MIXQ_FMNIST_DIR overrides the Debian location.
 std::string fmnist_dir();
 

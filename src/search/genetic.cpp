@@ -17,16 +17,6 @@ namespace mixq {
 
 namespace {
 
-// Total violation, each constraint relative to its limit (0 when feasible).
-double violation(const Problem& p, const Choice& c) {
-  double v = 0;
-  for (size_t k = 0; k < p.constraints.size(); ++k) {
-    const double s = constraint_total(p, k, c), limit = p.constraints[k].limit;
-    if (s > limit) v += (s - limit) / std::max(1e-30, std::fabs(limit));
-  }
-  return v;
-}
-
 void repair(const Problem& p, Choice& c) {
   // Size-like budgets: lower bits until feasible. max_drop (objective = size): raise bits instead.
   const bool lower = p.objective != "size_bits";

@@ -57,15 +57,6 @@ void allocate_hago(AllocContext& ctx) {
   double best = measure(c);
   int measured = 1;
   const bool budgeted = !p.constraints.empty();
-  // Total relative violation of the budgets (0 when the plan fits).
-  auto violation = [&](const Choice& t) {
-    double v = 0;
-    for (size_t k = 0; k < p.constraints.size(); ++k) {
-      const double s = constraint_total(p, k, t), lim = p.constraints[k].limit;
-      if (s > lim) v += (s - lim) / std::max(1e-30, std::fabs(lim));
-    }
-    return v;
-  };
   nlohmann::json passes = nlohmann::json::array();
   double tol = tol0;
   for (int pass = 0;; ++pass) {
@@ -76,7 +67,7 @@ void allocate_hago(AllocContext& ctx) {
         if (relax && feasible(p, c)) break;
         Choice t = c;
         t[u] = o;
-        if (relax && violation(t) >= violation(c)) break;
+        if (relax && violation(p, t) >= violation(p, c)) break;
         double acc = measure(t);
         ++measured;
         if (acc < best - tol) break;

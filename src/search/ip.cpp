@@ -8,8 +8,8 @@
 #include <coin/Cbc_C_Interface.h>
 
 #include <chrono>
-#include <map>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -65,8 +65,7 @@ std::optional<Choice> solve_ip(const Problem& p, double max_seconds) {
   for (const auto& t : p.pairs) {
     const int zi = zindex(t) - n;
     if (p.objective == "loss") zobj[zi] += t.loss * scale;
-    for (size_t k = 0; k < p.constraints.size(); ++k)
-      zcoef[k][zi] += (k < t.coef.size() ? t.coef[k] : 0) + (p.constraints[k].name == "max_drop" ? t.loss : 0);
+    for (size_t k = 0; k < p.constraints.size(); ++k) zcoef[k][zi] += pair_coef(p, t, k);
   }
   for (size_t i = 0; i < zobj.size(); ++i)
     Cbc_addCol(m.get(), ("z" + std::to_string(i)).c_str(), 0, 1, zobj[i], 0, 0, nullptr, nullptr);

@@ -10,42 +10,6 @@
 
 namespace mixq {
 
-namespace {
-
-// The probe's samples as a dataset (activation calibration reads a Dataset).
-class BatchesDataset : public Dataset {
- public:
-  explicit BatchesDataset(const std::vector<Batch>& b) : b_(b) {
-    for (const auto& x : b_) n_ += x.inputs[0].size(0);
-  }
-  int64_t size() const override { return n_; }
-  bool has_labels() const override { return !b_.empty() && b_[0].labels.defined(); }
-  Batch get(int64_t begin, int64_t end) const override {
-    Batch out;
-    std::vector<std::vector<at::Tensor>> ins(b_.empty() ? 0 : b_[0].inputs.size());
-    std::vector<at::Tensor> labels;
-    int64_t at0 = 0;
-    for (const auto& x : b_) {
-      const int64_t n = x.inputs[0].size(0), lo = std::max(begin, at0), hi = std::min(end, at0 + n);
-      if (lo < hi) {
-        for (size_t i = 0; i < ins.size(); ++i) ins[i].push_back(x.inputs[i].slice(0, lo - at0, hi - at0));
-        if (x.labels.defined()) labels.push_back(x.labels.slice(0, lo - at0, hi - at0));
-      }
-      at0 += n;
-    }
-    for (auto& v : ins) out.inputs.push_back(v.size() == 1 ? v[0] : at::cat(v));
-    if (!labels.empty()) out.labels = labels.size() == 1 ? labels[0] : at::cat(labels);
-    return out;
-  }
-  std::string describe() const override { return "sensitivity probe samples"; }
-
- private:
-  const std::vector<Batch>& b_;
-  int64_t n_ = 0;
-};
-
-}  // namespace
-
 at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, int bits) {
   QScheme s = L.weight_scheme;
   s.bits = bits;
@@ -146,11 +110,17 @@ const std::map<std::string, QuantizedActivation>& SensitivityProbe::acts_at(int 
   for (auto& L : p.layers)
     if (L.quantize_input) L.input_scheme.bits = bits;
   QuantizedModel q = qm_;
-  BatchesDataset data(batches_);
+  // The probe's samples as one in-memory dataset (activation calibration reads a Dataset).
+  std::vector<std::vector<at::Tensor>> ins(batches_.empty() ? 0 : batches_[0].inputs.size());
+  for (const auto& b : batches_)
+    for (size_t i = 0; i < ins.size(); ++i) ins[i].push_back(b.inputs[i]);
+  std::vector<at::Tensor> inputs;
+  for (auto& v : ins) inputs.push_back(at::cat(v));
+  auto data = memory_dataset(std::move(inputs), labels_, "sensitivity probe samples");
   QuantizeOptions qo;
   qo.batch_size = batches_.empty() ? 1 : batches_[0].inputs[0].size(0);
   qo.progress = false;
-  calibrate_activations(q, p, data, qo);
+  calibrate_activations(q, p, *data, qo);
   auto& out = acts_at_[bits];
   for (auto& a : q.activations) out[a.tensor] = std::move(a);
   return out;
@@ -180,17 +150,6 @@ ProbeMetrics SensitivityProbe::run_change(const ProbeChange& change) {
     if (auto it = swap.find(a.tensor); it != swap.end()) a = *it->second;
   Executor ex(qdq_graph(q));
   return run_on(ex, w);
-}
-
-ProbeMetrics SensitivityProbe::run_bits(const std::map<std::string, int>& bits) {
-  std::map<std::string, at::Tensor> w;
-  for (const auto& [layer, b] : bits) {
-    const LayerPlan* L = ref_plan_.find(layer);
-    MIXQ_CHECK(L, ErrorKind::kInvalidArgument, "sensitivity probe: no layer '", layer, "'");
-    if (b == L->weight_scheme.bits) continue;  // the reference already
-    w[layer] = requantized_weight(prepared_.initializers.at(L->weight).to(at::kFloat), *L, b);
-  }
-  return run(w);
 }
 
 }  // namespace mixq

@@ -57,8 +57,6 @@ class SensitivityProbe {
 
   // The reference plan with the given layers' weights replaced (layer name -> dequantized weight).
   ProbeMetrics run(const std::map<std::string, at::Tensor>& weights);
-  // The reference plan with these layers at these weight bits (layer name -> bits).
-  ProbeMetrics run_bits(const std::map<std::string, int>& bits);
   // The reference plan with weight schemes and activation bits changed. An activation at other
   // bits gets the range its method computes at those bits from the same calibration statistics
   // (ranges of different tensors do not depend on each other: calibration runs on dequantized

@@ -338,12 +338,24 @@ double constraint_sum(const Constraint& k, const Choice& c) {
   return s;
 }
 
+double pair_coef(const Problem& p, const PairTerm& t, size_t k) {
+  return (k < t.coef.size() ? t.coef[k] : 0) + (p.constraints[k].name == "max_drop" ? t.loss : 0);
+}
+
 double constraint_total(const Problem& p, size_t k, const Choice& c) {
-  const Constraint& K = p.constraints[k];
-  double s = constraint_sum(K, c);
+  double s = constraint_sum(p.constraints[k], c);
   for (const auto& t : p.pairs)
-    if (c[t.ua] == t.oa && c[t.ub] == t.ob) s += (k < t.coef.size() ? t.coef[k] : 0) + (K.name == "max_drop" ? t.loss : 0);
+    if (c[t.ua] == t.oa && c[t.ub] == t.ob) s += pair_coef(p, t, k);
   return s;
+}
+
+double violation(const Problem& p, const Choice& c) {
+  double v = 0;
+  for (size_t k = 0; k < p.constraints.size(); ++k) {
+    const double s = constraint_total(p, k, c), limit = p.constraints[k].limit;
+    if (s > limit) v += (s - limit) / std::max(1e-30, std::fabs(limit));
+  }
+  return v;
 }
 
 bool feasible(const Problem& p, const Choice& c, double slack) {

@@ -98,7 +98,11 @@ double pair_sum(const Problem& p, const Choice& c);
 double constraint_sum(const Constraint& k, const Choice& c);  // unit coefficients only
 // Constraint k's full sum: units, pair coefficients, and for max_drop the pair losses.
 double constraint_total(const Problem& p, size_t k, const Choice& c);
+// What pair term t adds to constraint k when both its options are chosen.
+double pair_coef(const Problem& p, const PairTerm& t, size_t k);
 bool feasible(const Problem& p, const Choice& c, double slack = 1e-9);
+// Total violation of the constraints, each relative to its limit (0 when feasible).
+double violation(const Problem& p, const Choice& c);
 // The choice with every unit at its lowest (index 0) or highest option.
 Choice lowest_choice(const Problem& p);
 Choice highest_choice(const Problem& p);

@@ -54,16 +54,6 @@ std::map<int, SensEntry> entries_from_json(const nlohmann::json& j, const std::s
 }  // namespace
 
 // Reduction length K of a weight (elements per output channel): group sizes >= K are per-channel.
-int64_t reduction_length(const LayerPlan& L) {
-  int64_t n = 1;
-  for (int64_t d : L.weight_shape) n *= d;
-  const int64_t r = static_cast<int64_t>(L.weight_shape.size());
-  if (r == 0) return 1;
-  int64_t ax = L.weight_scheme.axis < 0 ? L.weight_scheme.axis + r : L.weight_scheme.axis;
-  ax = std::clamp<int64_t>(ax, 0, r - 1);
-  return n / std::max<int64_t>(1, L.weight_shape[ax]);
-}
-
 QScheme candidate_scheme(const LayerPlan& L, int bits, int64_t group) {
   QScheme s = L.weight_scheme;
   s.bits = bits;
@@ -108,13 +98,12 @@ double predicted_signal(const SensitivityTable& t, const QuantPlan& plan, const 
   std::set<std::string> seen;
   for (const auto& L : plan.layers) {
     if (const LayerSens* ls = t.find(L.name)) {
+      // A group candidate lives in `groups`; a plan whose base granularity is
+      // already per-group was measured at that granularity, so `bits` holds it.
       const std::map<int, SensEntry>* m = &ls->bits;
-      if (L.weight_scheme.granularity == Granularity::kPerGroup) {
-        auto g = ls->groups.find(L.weight_scheme.group_size);
-        m = g == ls->groups.end() ? nullptr : &g->second;
-      }
-      if (m)
-        if (auto it = m->find(L.weight_scheme.bits); it != m->end()) pred += signal_value(it->second, signal);
+      if (L.weight_scheme.granularity == Granularity::kPerGroup)
+        if (auto g = ls->groups.find(L.weight_scheme.group_size); g != ls->groups.end()) m = &g->second;
+      if (auto it = m->find(L.weight_scheme.bits); it != m->end()) pred += signal_value(it->second, signal);
     }
     if (L.quantize_input && seen.insert(L.input).second)
       if (const ActSens* a = t.find_act(L.input))

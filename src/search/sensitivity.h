@@ -95,9 +95,6 @@ double signal_value(const SensEntry& e, const std::string& signal);
 SensitivityTable with_candidates(const SensitivityTable& t, const std::vector<int>& act_bits,
                                  const std::vector<int64_t>& group_sizes);
 
-// Reduction length K of a layer's weight (elements per output channel): a group size >= K is
-// the plan's per-channel granularity.
-int64_t reduction_length(const LayerPlan& L);
 // The layer's weight scheme at `bits`, per group of `group` elements when group > 0.
 QScheme candidate_scheme(const LayerPlan& L, int bits, int64_t group);
 

@@ -236,7 +236,8 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
       ls.bits[b] = entry(candidate_scheme(L, b, 0));
     }
     for (int64_t g : opts.group_sizes) {
-      if (g >= reduction_length(L)) continue;  // one group per channel: the per-channel entries
+      // A group reaching the whole reduction length is one group per channel: the plain entries.
+      if (g >= q_layout(candidate_scheme(L, opts.ref_bits, g), L.weight_shape).k) continue;
       for (int b : opts.bits) ls.groups[g][b] = entry(candidate_scheme(L, b, g));
     }
     t.layers.push_back(std::move(ls));

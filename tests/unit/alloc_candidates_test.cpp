@@ -104,6 +104,31 @@ TEST(Allocators, TableCandidatesCanBeNarrowedPerRun) {
   EXPECT_EQ(other.second, 0);
 }
 
+// A plan whose base granularity is already per-group (`--granularity per_group`) was measured
+// at that granularity: its prediction comes from the table's `bits`, while a group-candidate
+// option of a per-channel plan comes from `groups`.
+TEST(Sensitivity, PredictionForPerGroupBasePlanUsesMeasuredBits) {
+  std::mt19937_64 rng(21);
+  Candidates c = candidate_problem(4, rng, false);
+  double channel = predicted_signal(c.table, c.plan, "dl");
+  QuantPlan q = c.plan;
+  for (auto& L : q.layers) {
+    L.weight_scheme.bits = 4;
+    L.input_scheme.bits = 8;
+  }
+  const double at4 = predicted_signal(c.table, q, "dl");
+  EXPECT_GT(at4, channel);
+  for (auto& L : q.layers) {
+    L.weight_scheme.granularity = Granularity::kPerGroup;
+    L.weight_scheme.group_size = 64;  // not a measured candidate: the table's bits describe it
+  }
+  EXPECT_DOUBLE_EQ(predicted_signal(c.table, q, "dl"), at4);
+  double from_groups = 0;
+  for (auto& L : q.layers) L.weight_scheme.group_size = 16;  // a measured candidate
+  for (const auto& ls : c.table.layers) from_groups += ls.groups.at(16).at(4).dl;
+  EXPECT_NEAR(predicted_signal(c.table, q, "dl"), from_groups, 1e-12);
+}
+
 TEST(Allocators, PlansWithCandidatesMeetBopsAndBytesAsCounted) {
   std::mt19937_64 rng(9);
   int checked = 0;

@@ -413,8 +413,11 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
   std::vector<float> first;
   for (Isa isa : isas()) {
     rt::Model m = rt::Model::load(path, {isa, 2});
-    for (const auto& p : m.layer_paths())
-      if (abits <= 8 && p.op != "Gather") EXPECT_TRUE(p.int_path) << name << " " << p.node << ": " << p.why_float;
+    for (const auto& p : m.layer_paths()) {
+      if (abits <= 8 && p.op != "Gather") {
+        EXPECT_TRUE(p.int_path) << name << " " << p.node << ": " << p.why_float;
+      }
+    }
     const rt::Tensor y = m.run({x}).at(0);
     ASSERT_EQ(static_cast<int64_t>(y.f.size()), ref.numel());
     const float* rp = ref.data_ptr<float>();

@@ -1,7 +1,8 @@
 // mixq pareto MODEL: measure the sensitivity table once (cached, resumable), then emit the
 // size x BOPs x predicted-accuracy front: the greedy Pareto curve plus integer-program optima on a
 // grid of average weight bits, and (when the table has activation candidates) on a grid of BOPs
-// budgets, where weight and activation bits trade against each other. Any budget can then be re-solved from the table with `mixq plan`.
+// budgets, where weight and activation bits trade against each other. Any budget can then be
+// re-solved from the table with `mixq plan`.
 #include <cmath>
 #include <cstdio>
 
