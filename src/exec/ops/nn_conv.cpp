@@ -6,6 +6,7 @@
 // as one at::convolution call with no copies.
 #include <ATen/ATen.h>
 
+#include "exec/conv_precision.h"
 #include "exec/ops/nn_internal.h"
 
 namespace mixq {
@@ -50,6 +51,14 @@ class Conv final : public OpKernel {
       out[0] = at::convolution(xp.to(at::kFloat), w.to(at::kFloat), to_float_if(bias, true),
                                sp_.strides, pad_, sp_.dilations, false, zeros_, group_)
                    .to(x.scalar_type());
+      return;
+    }
+    if (conv_precision() == ConvPrecision::kBFloat16 && x.scalar_type() == at::kFloat) {
+      at::Tensor xp = need_extra_ ? at::constant_pad_nd(x, extra_) : x;
+      out[0] = at::convolution(xp.to(at::kBFloat16), w.to(at::kBFloat16),
+                               bias.defined() ? bias.to(at::kBFloat16) : bias, sp_.strides, pad_, sp_.dilations,
+                               false, zeros_, group_)
+                   .to(at::kFloat);
       return;
     }
     out[0] = at::convolution(need_extra_ ? at::constant_pad_nd(x, extra_) : x, w, bias,

@@ -20,6 +20,7 @@
 #include <torch/optim/adam.h>
 
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "core/interrupt.h"
@@ -87,21 +88,23 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
     std::snprintf(label, sizeof label, "%s %d/%d %s", ctx.plan.method.c_str(), done, todo, u.name.c_str());
     Progress bar(label, o.progress ? o.iters : 0, "it");
     LoopTimer timer;
+    auto profile = op_profile("weights", u.name);
+    std::optional<ConvPrecisionScope> precision(std::in_place, loop_precision(o));
     int64_t it = 0;
     double rec_last = 0;
     for (; it < o.iters && !interrupted(); ++it) {
       at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
+      const double beta = it >= warm ? beta_at(o, it) : 0.0;  // 0: regulariser off (warm-up)
+      at::Tensor reg;
       for (size_t k = 0; k < layers.size(); ++k) {
         const at::Tensor& orig = rm.qmodel().graph.initializers.at(rm.weight(layers[k]).weight);
-        rm.set_weight(layers[k], rounders[k].soft_weight().view(orig.sizes()));
+        auto [w, r] = rounders[k].soft_weight_and_regularizer(beta);
+        rm.set_weight(layers[k], w.view(orig.sizes()));
+        if (r.defined()) reg = reg.defined() ? reg + r : r;
       }
       timer.other += timer.lap();
       at::Tensor rec = unit_loss(rm, u, cache, idx);
-      at::Tensor loss = rec;
-      if (it >= warm) {
-        const double beta = beta_at(o, it);
-        for (auto& r : rounders) loss = loss + o.lambda * r.regularizer(beta);
-      }
+      at::Tensor loss = reg.defined() ? rec + o.lambda * reg : rec;
       timer.backward_and_step(opt, loss);
       if (it % 100 == 0 || it + 1 == o.iters) {
         rec_last = rec.item<double>();
@@ -112,6 +115,8 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
       bar.advance();
     }
     bar.finish();
+    profile.reset();
+    precision.reset();
     rm.quant().set_grad_enabled(false);
     for (size_t k = 0; k < layers.size(); ++k) {
       QuantizedWeight& w = rm.weight(layers[k]);
@@ -182,6 +187,8 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
     const int64_t n = cache.rows(), batch = std::min(o.batch, n);
     Progress bar("act steps " + u.name, o.progress ? o.act_iters : 0, "it");
     LoopTimer timer;
+    auto profile = op_profile("acts", u.name);
+    std::optional<ConvPrecisionScope> precision(std::in_place, loop_precision(o));
     int64_t it = 0;
     for (; it < o.act_iters && !interrupted(); ++it) {
       set_lr(opt, o.act_lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(it) / static_cast<double>(o.act_iters))));
@@ -198,6 +205,8 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
       bar.advance();
     }
     bar.finish();
+    profile.reset();
+    precision.reset();
     rm.quant().set_grad_enabled(false);
     for (ActQuant* a : learn) a->scale = a->scale.detach();
     ju["loss_learned"] = unit_loss_eval(rm, u, cache);
@@ -216,6 +225,7 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   const std::set<std::string> pinned = pinned_layers(ctx.plan);
   const std::vector<LayerInfo> layers = quantized_layers(ctx);
   const std::vector<Unit> units = blocks ? partition_units(ctx.prepared, layers, pinned) : layer_units(ctx.prepared, layers);
+  loop_precision(o);  // a bad --recon-precision fails before any caching
   CacheBudget budget = cache_budget(o);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
 
@@ -225,6 +235,7 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   ctx.report["units"] = jw;
   ctx.report["rec_loss"] = o.rec_loss;
   ctx.report["iters"] = o.iters;
+  ctx.report["precision"] = o.precision;
 
   bool any_act = false;
   for (const auto& L : ctx.plan.layers) any_act = any_act || (L.quantize_input && L.input_scheme.bits < 16 && !L.pinned);

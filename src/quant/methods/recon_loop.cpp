@@ -1,9 +1,13 @@
 #include "quant/methods/recon_loop.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
+
+#include <cctype>
+#include <cstdlib>
 
 #include "core/progress.h"
-#include "quant/methods/soft_quant.h"
+#include "quant/methods/fused_quant.h"
 
 namespace mixq {
 
@@ -12,6 +16,16 @@ CacheBudget cache_budget(const ReconOptions& o) {
   b.limit_bytes = o.cache_mb << 20;
   b.spill_dir = o.cache_dir;
   return b;
+}
+
+ConvPrecision loop_precision(const ReconOptions& o) {
+  if (o.precision == "fp32") return ConvPrecision::kFloat32;
+  MIXQ_CHECK(o.precision == "bf16", ErrorKind::kInvalidArgument, "--recon-precision must be fp32 or bf16 (got '",
+             o.precision, "')");
+  MIXQ_CHECK(cpu_has_native_bf16(), ErrorKind::kInvalidArgument,
+             "--recon-precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, so bf16 "
+             "convolutions would be emulated and slower); use --recon-precision fp32");
+  return ConvPrecision::kBFloat16;
 }
 
 std::set<std::string> pinned_layers(const QuantPlan& plan) {
@@ -34,6 +48,15 @@ void show_loss(Progress& bar, const char* name, const at::Tensor& loss) {
   char pf[64];
   std::snprintf(pf, sizeof pf, "%s %.4g", name, loss.item<double>());
   bar.set_postfix(pf);
+}
+
+std::shared_ptr<void> op_profile(const std::string& phase, const std::string& unit) {
+  const char* dir = std::getenv("MIXQ_OP_PROFILE");
+  if (!dir || !*dir) return nullptr;
+  std::string name = phase + "-" + unit;
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.') c = '_';
+  return std::make_shared<torch::autograd::profiler::RecordProfile>(std::string(dir) + "/" + name + ".trace.json");
 }
 
 void finish_unit_report(nlohmann::json& ju, int64_t iters, const LoopTimer& timer, LoopTimer::clock::time_point start) {
@@ -98,7 +121,7 @@ at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at
   for (size_t i = 0; i < u.outputs.size(); ++i) {
     at::Tensor w;
     if (!c.fisher.empty()) w = c.fisher[i].gather(idx) * c.fisher_scale;
-    at::Tensor l = reconstruction_loss(out.at(u.outputs[i]), c.out[i].gather(idx), w);
+    at::Tensor l = reconstruction_loss_fused(out.at(u.outputs[i]), c.out[i].gather(idx), w);
     loss = loss.defined() ? loss + l : l;
   }
   return loss;

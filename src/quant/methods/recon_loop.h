@@ -7,10 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "exec/conv_precision.h"
 #include "graph/blocks.h"
 #include "quant/methods/method.h"
 #include "quant/methods/recon_model.h"
@@ -20,6 +22,10 @@ namespace mixq {
 class Progress;
 
 CacheBudget cache_budget(const ReconOptions& o);
+// The Conv precision of AdaRound / BRECQ optimisation loops (--recon-precision); bf16 on a CPU
+// without native bf16 dot products is a kInvalidArgument error (oneDNN would emulate it, slower
+// than float32). Caching, evaluation and the written model always compute in float32.
+ConvPrecision loop_precision(const ReconOptions& o);
 std::set<std::string> pinned_layers(const QuantPlan& plan);
 // The prepared graph's layers that the quantized model quantizes, in graph order.
 std::vector<LayerInfo> quantized_layers(const MethodContext& ctx);
@@ -70,6 +76,11 @@ struct LoopTimer {
     step += lap();
   }
 };
+
+// MIXQ_OP_PROFILE=<dir>: libtorch's operator profiler records one optimisation loop into
+// <dir>/<phase>-<unit>.trace.json (chrome://tracing format; bench/op_profile.py sums it per op).
+// Returns null (no profiling, no cost) when the variable is unset.
+std::shared_ptr<void> op_profile(const std::string& phase, const std::string& unit);
 
 // Adds iters, timing and wall seconds since `start` to a unit's report entry.
 void finish_unit_report(nlohmann::json& ju, int64_t iters, const LoopTimer& timer, LoopTimer::clock::time_point start);

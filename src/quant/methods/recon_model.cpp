@@ -5,7 +5,7 @@
 #include <set>
 
 #include "core/progress.h"
-#include "quant/methods/soft_quant.h"
+#include "quant/methods/fused_quant.h"
 #include "quant/quantizer.h"
 
 namespace mixq {
@@ -78,7 +78,7 @@ ReconModel::ReconModel(QuantizedModel& qm) : qm_(qm) {
     acts_[a.tensor] = std::move(aq);
     if (!quant_->has_value(a.tensor + kQuantSuffix)) continue;  // no quantized layer reads it
     quant_->add_hook(a.tensor + kQuantSuffix, [p](const std::string&, at::Tensor& t) {
-      if (p->enabled) t = fake_quant_ste(t, p->scale, p->zero_point, p->qmin, p->qmax);
+      if (p->enabled) t = fake_quant_fused(t, p->scale, p->zero_point, p->qmin, p->qmax);
     });
   }
   load_activation_params();

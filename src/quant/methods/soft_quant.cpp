@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "quant/methods/fused_quant.h"
 #include "quant/quantizer.h"
 
 namespace mixq {
@@ -17,6 +18,9 @@ SoftRounding::SoftRounding(const at::Tensor& w_in, const QParams& p, const QSche
   at::Tensor rest = t - floor_;  // [0, 1)
   // h(V) = rest  <=>  sigmoid(V) = (rest - gamma) / (zeta - gamma).
   v_ = -at::log((kZeta - kGamma) / (rest - kGamma) - 1.0);
+  scale_full_ = scale_.expand(w.sizes()).contiguous();
+  zero_full_ = zero_.expand(w.sizes()).contiguous();
+  floor_ = floor_.contiguous();
   v_.set_requires_grad(true);
 }
 
@@ -30,6 +34,10 @@ at::Tensor SoftRounding::soft_weight() const {
 
 at::Tensor SoftRounding::regularizer(double beta) const {
   return (1.0 - (2.0 * h() - 1.0).abs().pow(beta)).sum();
+}
+
+std::pair<at::Tensor, at::Tensor> SoftRounding::soft_weight_and_regularizer(double beta) const {
+  return soft_round_fused(v_, floor_, scale_full_, zero_full_, qmin_, qmax_, beta);
 }
 
 at::Tensor SoftRounding::hard_codes() const {

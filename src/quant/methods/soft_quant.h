@@ -13,6 +13,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 #include "quant/scheme.h"
 
 namespace mixq {
@@ -26,11 +28,15 @@ class SoftRounding {
   at::Tensor h() const;                           // h(V), differentiable
   at::Tensor soft_weight() const;                 // W~ with soft rounding, differentiable in V
   at::Tensor regularizer(double beta) const;      // 0-d, differentiable
+  // Both in one fused pass (quant/methods/fused_quant.h), what the loops use; soft_weight() and
+  // regularizer() are its reference. beta <= 0: no regulariser (second is undefined).
+  std::pair<at::Tensor, at::Tensor> soft_weight_and_regularizer(double beta) const;
   at::Tensor hard_codes() const;                  // float integers in [qmin, qmax]
   at::Tensor floor_codes() const { return floor_; }  // floor(W / s) (no zero point, unclipped)
 
  private:
   at::Tensor floor_, scale_, zero_, v_;
+  at::Tensor scale_full_, zero_full_;  // scale_ / zero_ expanded to the weight's shape (fused path)
   double qmin_, qmax_;
 };
 

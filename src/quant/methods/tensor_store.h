@@ -37,7 +37,7 @@ class TensorStore {
   int64_t rows() const { return rows_; }
   bool spilled() const { return fd_ >= 0; }
   int64_t bytes() const;
-  // Rows idx (int64 [k]) as a new contiguous [k, ...] tensor.
+  // Rows idx (int64 [k]) as a new [k, ...] tensor (4-D: channels-last strides).
   at::Tensor gather(const at::Tensor& idx) const;
   // Rows [begin, end) (a view into the store; read-only).
   at::Tensor slice(int64_t begin, int64_t end) const;
@@ -53,6 +53,7 @@ class TensorStore {
   void* map_ = nullptr;
   size_t map_bytes_ = 0;
   bool finished_ = false;
+  bool channels_last_ = false;  // 4-D rows stored as [H, W, C]; gather/slice return NCHW-shaped views
 };
 
 }  // namespace mixq

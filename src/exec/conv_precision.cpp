@@ -1,0 +1,30 @@
+#include "exec/conv_precision.h"
+
+namespace mixq {
+
+namespace {
+thread_local ConvPrecision g_precision = ConvPrecision::kFloat32;
+}
+
+ConvPrecision conv_precision() { return g_precision; }
+
+ConvPrecisionScope::ConvPrecisionScope(ConvPrecision p) : prev_(g_precision) { g_precision = p; }
+ConvPrecisionScope::~ConvPrecisionScope() { g_precision = prev_; }
+
+bool cpu_has_native_bf16() {
+#if defined(__x86_64__)
+  // CPUID leaf 7: sub-leaf 0 EDX bit 22 = AMX-BF16; sub-leaf 1 EAX bit 5 = AVX512_BF16.
+  unsigned a, b, c, d;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+  if (a < 7) return false;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+  const bool amx_bf16 = (d >> 22) & 1u;
+  __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(1));
+  const bool avx512_bf16 = (a >> 5) & 1u;
+  return amx_bf16 || avx512_bf16;
+#else
+  return false;
+#endif
+}
+
+}  // namespace mixq
