@@ -9,7 +9,7 @@ bench/results/recon_table.json (a rerun skips rows already there: the table can 
 pieces) and the markdown table is printed from all rows.
 
   python3 bench/recon_table.py [--models resnet,mobilenetv2,vit] [--settings W4A4,W2A4]
-      [--methods minmax,mse,adaround,brecq,brecq-fisher,adaquant] [--iters 2000] [--markdown-only]
+      [--methods minmax,mse,adaround,brecq,brecq-fisher,brecq-bf16,adaquant] [--iters 2000] [--markdown-only]
 
 --iters sets AdaRound/BRECQ rounding iterations per unit (paper: 20000; activation steps get a
 quarter); AdaQuant always runs its paper defaults (1000 iterations per layer, batch 50).
@@ -30,15 +30,17 @@ METHODS = {
     "adaround": ["--method", "adaround"],
     "brecq": ["--method", "brecq", "--rec-loss", "mse"],
     "brecq-fisher": ["--method", "brecq", "--rec-loss", "fisher"],
+    "brecq-bf16": ["--method", "brecq", "--rec-loss", "mse", "--recon-precision", "bf16"],
     "adaquant": ["--method", "adaquant"],
     "mixquant+brecq": ["--method", "brecq", "--search", "mixquant"],
     "mixquant-model+brecq": ["--method", "brecq", "--search", "mixquant", "--qem-ref", "model"],
 }
+RECON_METHODS = ("adaround", "brecq", "brecq-fisher", "brecq-bf16", "mixquant+brecq", "mixquant-model+brecq")
 HAS_BN = {"resnet": True, "mobilenetv2": True, "vit": False}
 
 
 def key(model, setting, method, iters):
-    it = iters if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq", "mixquant-model+brecq") else 0
+    it = iters if method in RECON_METHODS else 0
     return f"{model}|{setting}|{method}|{it}"
 
 
@@ -50,7 +52,7 @@ def run(mixq, model, setting, method, iters, rows=None):
         # The same size as uniform BRECQ at this setting (its average includes the 8-bit pins).
         uni = (rows or {}).get(key(model, setting, "brecq", iters), {})
         cmd += ["--budget-bits", f"{uni['avg_wbits']:.4f}" if "avg_wbits" in uni else w]
-    if method in ("adaround", "brecq", "brecq-fisher", "mixquant+brecq", "mixquant-model+brecq"):
+    if method in RECON_METHODS:
         cmd += ["--iters", str(iters)]
     if HAS_BN.get(model):
         cmd += ["--bn-reestimate"]

@@ -1,10 +1,13 @@
-// The fused reconstruction ops (quant/methods/fused_quant.h, kernels/fake_quant.h): every ISA path
+// The fused reconstruction ops (quant/methods/fused_quant.h, kernels/recon.h): every ISA path
 // gives the reference's bits; the autograd functions give the composite expressions' values and
 // gradients (soft_quant.h), on channels-last and mismatched strides too; the channels-last
 // cache reads back the rows it was given; and --recon-precision bf16 changes only the loops.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
+#include <torch/optim/adam.h>
+
+#include <cmath>
 
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -13,7 +16,8 @@
 #include "exec/conv_precision.h"
 #include "exec/executor.h"
 #include "onnx/import.h"
-#include "kernels/fake_quant.h"
+#include "kernels/recon.h"
+#include "quant/methods/fused_adam.h"
 #include "quant/methods/fused_quant.h"
 #include "quant/methods/soft_quant.h"
 #include "quant/methods/tensor_store.h"
@@ -69,8 +73,14 @@ TEST(FusedKernels, EveryPathMatchesReferenceBitForBit) {
     kernels::soft_round_forward(sg.data(), n, sp, wr.data(), ar.data(), Isa::kRef);
     for (int64_t i = 0; i < n; ++i) ab[i] = std::pow(ar[i], 3.0f);
     kernels::soft_round_backward(sg.data(), g.data(), ar.data(), ab.data(), n, sp, 0.7f, gv_ref.data(), Isa::kRef);
+    const kernels::AdamStep as_{0.9f, 0.999f, 0.1f, 0.001f, 0.3f, 1e-8f, -0.01f};
+    std::vector<float> p_ref = x, m_ref = b, v_ref = w;
+    kernels::adam_step(p_ref.data(), g.data(), m_ref.data(), v_ref.data(), n, as_, Isa::kRef);
     for (Isa isa : isas()) {
       std::vector<float> y(n), gx(n), ga(n), ws(n), as(n), gv(n);
+      std::vector<float> pp = x, mm = b, vv = w;
+      kernels::adam_step(pp.data(), g.data(), mm.data(), vv.data(), n, as_, isa);
+      EXPECT_TRUE(same_bits(pp, p_ref) && same_bits(mm, m_ref) && same_bits(vv, v_ref)) << kernels::isa_name(isa);
       kernels::fq_forward(x.data(), n, p, y.data(), isa);
       EXPECT_TRUE(same_bits(y, y_ref)) << kernels::isa_name(isa) << " n=" << n;
       EXPECT_EQ(kernels::fq_backward(x.data(), g.data(), n, p, gx.data(), isa), gs_ref) << kernels::isa_name(isa);
@@ -169,6 +179,73 @@ TEST(FusedQuant, SoftRoundingMatchesTheComposite) {
     lc.backward();
     expect_close(a.v().grad(), b.v().grad(), 1e-5, "grad V, beta " + std::to_string(beta));
   }
+}
+
+TEST(FusedKernels, SoftRoundDropsTinyRegulariserBases) {
+  // h = 1.2 sg - 0.1, a = |2h - 1|: 0, 0.048, 0.24, 0.96.
+  std::vector<float> sg = {0.5f, 0.52f, 0.6f, 0.9f}, fl(4, 0.0f), sc(4, 1.0f), zp(4, 0.0f), w(4), a(4);
+  kernels::SoftRoundParams p{fl.data(), sc.data(), zp.data(), 0.0f, 15.0f, 1.2f, -0.1f};
+  p.a_min = 0.1f;
+  kernels::soft_round_forward(sg.data(), 4, p, w.data(), a.data(), Isa::kRef);
+  EXPECT_EQ(a[0], 0.0f);
+  EXPECT_EQ(a[1], 0.0f);
+  EXPECT_NEAR(a[2], 0.24f, 1e-6);
+  EXPECT_NEAR(a[3], 0.96f, 1e-6);
+}
+
+// The executor's global average pool keeps a channels-last input's layout in its gradient (and
+// the gradient equals libtorch's mean backward).
+TEST(FusedQuant, GlobalAveragePoolGradientKeepsChannelsLast) {
+  at::manual_seed(3);
+  Graph g = load_onnx(test::fixture("fmnist-resnet"));
+  Executor ex(g);
+  ex.set_grad_enabled(true);
+  std::string pool_in, pool_out;
+  for (const auto& n : g.nodes)
+    if (n.op_type == "GlobalAveragePool") {
+      pool_in = n.inputs[0];
+      pool_out = n.outputs[0];
+    }
+  ASSERT_FALSE(pool_in.empty());
+  at::Tensor x = at::randn({5, 64, 7, 7}).contiguous(at::MemoryFormat::ChannelsLast).set_requires_grad(true);
+  at::Tensor y = ex.run({{pool_in, x}}, {pool_out}).at(pool_out);
+  at::Tensor w = at::randn(y.sizes());
+  (y * w).sum().backward();
+  EXPECT_TRUE(x.grad().is_contiguous(at::MemoryFormat::ChannelsLast));
+  at::Tensor x2 = x.detach().clone().set_requires_grad(true);
+  (x2.mean({2, 3}, true) * w).sum().backward();
+  expect_close(x.grad(), x2.grad(), 1e-6, "mean gradient");
+}
+
+TEST(FusedAdam, FollowsTorchAdam) {
+  at::manual_seed(8);
+  at::Tensor a0 = at::randn({300}), b0 = at::randn({});
+  at::Tensor a1 = a0.clone().set_requires_grad(true), b1 = b0.clone().set_requires_grad(true);
+  at::Tensor a2 = a0.clone().set_requires_grad(true), b2 = b0.clone().set_requires_grad(true);
+  FusedAdam f({a1, b1}, 1e-2);
+  torch::optim::Adam t(std::vector<at::Tensor>{a2, b2}, torch::optim::AdamOptions(1e-2));
+  const at::Tensor target = at::randn({300});
+  for (int it = 0; it < 40; ++it) {
+    const double lr = 1e-2 * (1.0 + std::cos(3.14159 * it / 40)) / 2;  // a schedule, as the act loop uses
+    f.set_lr(lr);
+    for (auto& g : t.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+    for (int k = 0; k < 2; ++k) {
+      at::Tensor a = k ? a2 : a1, b = k ? b2 : b1;
+      at::Tensor loss = ((a - target).pow(2) * (1 + b * b)).sum() + b * 0.5;
+      if (k) {
+        t.zero_grad();
+        loss.backward();
+        t.step();
+      } else {
+        f.zero_grad();
+        loss.backward();
+        f.step();
+      }
+    }
+  }
+  expect_close(a1.detach(), a2.detach(), 1e-5, "parameters");
+  expect_close(b1.detach(), b2.detach(), 1e-5, "scalar parameter");
+  EXPECT_GT((a1 - a0).abs().max().item<double>(), 0.1);  // it moved
 }
 
 TEST(TensorStore, ImagesAreCachedChannelsLastAndReadBackUnchanged) {

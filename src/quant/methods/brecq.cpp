@@ -17,7 +17,6 @@
 // KL gradient instead, which for small gradients is close to plain MSE).
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <torch/optim/adam.h>
 
 #include <cmath>
 #include <optional>
@@ -27,6 +26,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "graph/blocks.h"
+#include "quant/methods/fused_adam.h"
 #include "quant/methods/method.h"
 #include "quant/methods/recon_loop.h"
 #include "quant/methods/soft_quant.h"
@@ -40,10 +40,6 @@ double beta_at(const ReconOptions& o, int64_t it) {
   const double start = o.warmup * static_cast<double>(o.iters);
   const double ratio = (static_cast<double>(it) - start) / std::max(1.0, static_cast<double>(o.iters) - start);
   return o.beta_end + (o.beta_start - o.beta_end) * std::max(0.0, 1.0 - ratio);
-}
-
-void set_lr(torch::optim::Adam& opt, double lr) {
-  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
 }
 
 // Phase 1: learned rounding of every unit's unpinned layers.
@@ -80,7 +76,7 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
       params.push_back(rounders.back().v());
     }
     ju["loss_nearest"] = unit_loss_eval(rm, u, cache);
-    torch::optim::Adam opt(params, torch::optim::AdamOptions(o.lr));
+    FusedAdam opt(params, o.lr);
     rm.quant().set_grad_enabled(true);
     const int64_t n = cache.rows(), batch = std::min(o.batch, n);
     const int64_t warm = static_cast<int64_t>(o.warmup * static_cast<double>(o.iters));
@@ -182,7 +178,7 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
       a->scale = a->scale.detach().clone().set_requires_grad(true);
       params.push_back(a->scale);
     }
-    torch::optim::Adam opt(params, torch::optim::AdamOptions(o.act_lr));
+    FusedAdam opt(params, o.act_lr);
     rm.quant().set_grad_enabled(true);
     const int64_t n = cache.rows(), batch = std::min(o.batch, n);
     Progress bar("act steps " + u.name, o.progress ? o.act_iters : 0, "it");
@@ -191,7 +187,7 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
     std::optional<ConvPrecisionScope> precision(std::in_place, loop_precision(o));
     int64_t it = 0;
     for (; it < o.act_iters && !interrupted(); ++it) {
-      set_lr(opt, o.act_lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(it) / static_cast<double>(o.act_iters))));
+      opt.set_lr(o.act_lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(it) / static_cast<double>(o.act_iters))));
       at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
       timer.other += timer.lap();
       at::Tensor loss = unit_loss(rm, u, cache, idx);

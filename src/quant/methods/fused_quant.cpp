@@ -4,8 +4,10 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <cmath>
 
-#include "kernels/fake_quant.h"
+
+#include "kernels/recon.h"
 #include "quant/methods/soft_quant.h"
 
 namespace mixq {
@@ -150,11 +152,15 @@ struct SoftRoundFn : torch::autograd::Function<SoftRoundFn> {
                                double beta) {
     at::Tensor sg = at::sigmoid(v);  // libtorch's vectorised exp; the rest is one fused loop
     at::Tensor w = at::empty_like(v), a = at::empty_like(v);
-    kernels::soft_round_forward(sg.data_ptr<float>(), v.numel(), soft_params(floor, scale, zero, qmin, qmax),
-                                w.data_ptr<float>(), a.data_ptr<float>(), isa());
+    kernels::SoftRoundParams p = soft_params(floor, scale, zero, qmin, qmax);
+    // a below a_min has a^beta < 1e-30: stored as 0 (no denormals; the sum cannot tell).
+    p.a_min = beta > 0 ? static_cast<float>(std::pow(1e-30, 1.0 / beta)) : 0.0f;
+    kernels::soft_round_forward(sg.data_ptr<float>(), v.numel(), p, w.data_ptr<float>(), a.data_ptr<float>(), isa());
     at::Tensor reg = at::zeros({}, v.options()), ab;
     if (beta > 0) {
-      ab = at::pow(a, beta);
+      // a^beta as exp2(beta log2 a): two vectorised ops, where at::pow with a non-integer scalar
+      // exponent runs libm's scalar pow (~3 ns per element); log2(0) = -inf gives exactly 0.
+      ab = at::exp2(at::log2(a).mul_(beta));
       reg = at::scalar_tensor(static_cast<double>(v.numel()) - ab.sum().item<double>(), v.options());
     }
     ctx->save_for_backward({sg, floor, scale, zero, a});

@@ -1,6 +1,6 @@
-#include "kernels/fake_quant.h"
+#include "kernels/recon.h"
 
-#include "kernels/fake_quant_impl.h"
+#include "kernels/recon_impl.h"
 
 namespace mixq::kernels {
 
@@ -37,6 +37,14 @@ void sq_err_grad(const float* a, const float* b, const float* w, int64_t n, floa
     case Isa::kRef: return sq_err_grad_ref(a, b, w, n, c, ga);
     case Isa::kAvx2: return sq_err_grad_avx2(a, b, w, n, c, ga);
     case Isa::kAvx512: return sq_err_grad_avx512(a, b, w, n, c, ga);
+  }
+}
+
+void adam_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamStep& a, Isa isa) {
+  switch (isa) {
+    case Isa::kRef: return adam_step_ref(p, g, m, v, n, a);
+    case Isa::kAvx2: return adam_step_avx2(p, g, m, v, n, a);
+    case Isa::kAvx512: return adam_step_avx512(p, g, m, v, n, a);
   }
 }
 
