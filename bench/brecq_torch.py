@@ -28,6 +28,7 @@ Only the optimisation loops are timed per block (weight / activation phase); cac
 separately.  Ends with the W4A4 accuracy on the first 2000 test images (stderr with --json).
 """
 import argparse
+import contextlib
 import gzip
 import json
 import math
@@ -93,6 +94,13 @@ def lp_search(x, mn0, mx0, bits, p=2.4, grid=80):
         best_mn = torch.where(better, mn0 * f, best_mn)
         best_mx = torch.where(better, mx0 * f, best_mx)
     return best_mn, best_mx
+
+
+AUTOCAST = contextlib.nullcontext
+
+
+def to_cl(t):
+    return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
 
 
 def round_ste(x):
@@ -256,7 +264,8 @@ def reconstruct_weights(blk, xin, tgt, iters, lr=1e-3, batch=32, lam=0.01, warmu
     t0 = time.perf_counter()
     for it in range(iters):
         idx = torch.randperm(n)[:batch]
-        out = blk(xin[idx])
+        with AUTOCAST():
+            out = blk(xin[idx]).float()
         loss = recon_loss(out, tgt[idx])
         if it >= warm:
             ratio = (it - warm) / max(1.0, iters - warm)
@@ -282,7 +291,9 @@ def learn_act_steps(blk, xin, tgt, iters, lr=4e-4, batch=32):
     t0 = time.perf_counter()
     for _ in range(iters):
         idx = torch.randperm(n)[:batch]
-        loss = recon_loss(blk(xin[idx]), tgt[idx])
+        with AUTOCAST():
+            out = blk(xin[idx]).float()
+        loss = recon_loss(out, tgt[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -309,7 +320,14 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval", type=int, default=2000, help="test images for the accuracy check (0: skip)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="keep cached block inputs/targets in channels-last memory format")
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                    help="run the reconstruction loops' convolutions under CPU autocast (bf16)")
     args = ap.parse_args()
+    global AUTOCAST
+    if args.autocast == "bf16":
+        AUTOCAST = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
     act_iters = args.act_iters if args.act_iters is not None else args.iters // 4
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -342,6 +360,8 @@ def main():
         with torch.no_grad():
             loss_near = recon_loss(blk(xin), tgt).item()
         cache_s += time.perf_counter() - t0
+        if args.channels_last:
+            xin, tgt = to_cl(xin), to_cl(tgt)
         blocks[k]["weight_s"] = reconstruct_weights(blk, xin, tgt, args.iters)
         with torch.no_grad():
             loss_hard = recon_loss(blk(xin), tgt).item()
@@ -367,6 +387,8 @@ def main():
                 blk.act_mid.enabled = True
                 loss_cal = recon_loss(blk(xin), tgt).item()
             cache_s += time.perf_counter() - t0
+            if args.channels_last:
+                xin, tgt = to_cl(xin), to_cl(tgt)
             blocks[k]["act_s"] = learn_act_steps(blk, xin, tgt, act_iters)
             with torch.no_grad():
                 loss_learned = recon_loss(blk(xin), tgt).item()

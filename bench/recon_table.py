@@ -54,6 +54,8 @@ def run(mixq, model, setting, method, iters, rows=None):
         cmd += ["--budget-bits", f"{uni['avg_wbits']:.4f}" if "avg_wbits" in uni else w]
     if method in RECON_METHODS:
         cmd += ["--iters", str(iters)]
+        if "--recon-precision" not in METHODS[method]:
+            cmd += ["--recon-precision", "fp32"]  # the rows before the bf16 default were float32
     if HAS_BN.get(model):
         cmd += ["--bn-reestimate"]
     t0 = time.time()

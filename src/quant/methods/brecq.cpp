@@ -231,7 +231,7 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   ctx.report["units"] = jw;
   ctx.report["rec_loss"] = o.rec_loss;
   ctx.report["iters"] = o.iters;
-  ctx.report["precision"] = o.precision;
+  ctx.report["precision"] = loop_precision(o) == ConvPrecision::kBFloat16 ? "bf16" : "fp32";  // as resolved
 
   bool any_act = false;
   for (const auto& L : ctx.plan.layers) any_act = any_act || (L.quantize_input && L.input_scheme.bits < 16 && !L.pinned);

@@ -42,7 +42,9 @@ struct ReconOptions {
   std::string cache_dir;           // spill directory ("" = $TMPDIR or /tmp)
   uint64_t seed = 0;
   int64_t calib_batch = 256;       // batch for caching passes
-  std::string precision = "fp32";  // fp32 | bf16: Conv math inside the optimisation loops (exec/conv_precision.h)
+  // auto | fp32 | bf16: Conv math inside the AdaRound / BRECQ optimisation loops
+  // (exec/conv_precision.h); auto = bf16 where the CPU has native bf16, else fp32.
+  std::string precision = "auto";
   bool progress = true;
   // Sets iters and scales the other loops proportionally.
   void scale_iters(int64_t n);

@@ -20,7 +20,8 @@ CacheBudget cache_budget(const ReconOptions& o) {
 
 ConvPrecision loop_precision(const ReconOptions& o) {
   if (o.precision == "fp32") return ConvPrecision::kFloat32;
-  MIXQ_CHECK(o.precision == "bf16", ErrorKind::kInvalidArgument, "--recon-precision must be fp32 or bf16 (got '",
+  if (o.precision == "auto") return cpu_has_native_bf16() ? ConvPrecision::kBFloat16 : ConvPrecision::kFloat32;
+  MIXQ_CHECK(o.precision == "bf16", ErrorKind::kInvalidArgument, "--recon-precision must be auto, fp32 or bf16 (got '",
              o.precision, "')");
   MIXQ_CHECK(cpu_has_native_bf16(), ErrorKind::kInvalidArgument,
              "--recon-precision bf16 needs a CPU with AVX-512 BF16 or AMX-BF16 (this one has neither, so bf16 "

@@ -22,9 +22,10 @@ namespace mixq {
 class Progress;
 
 CacheBudget cache_budget(const ReconOptions& o);
-// The Conv precision of AdaRound / BRECQ optimisation loops (--recon-precision); bf16 on a CPU
-// without native bf16 dot products is a kInvalidArgument error (oneDNN would emulate it, slower
-// than float32). Caching, evaluation and the written model always compute in float32.
+// The Conv precision of AdaRound / BRECQ optimisation loops (--recon-precision): auto picks bf16
+// where the CPU has native bf16 dot products, else fp32; an explicit bf16 without them is a
+// kInvalidArgument error (oneDNN would emulate it, slower than float32). Caching, evaluation and
+// the written model always compute in float32.
 ConvPrecision loop_precision(const ReconOptions& o);
 std::set<std::string> pinned_layers(const QuantPlan& plan);
 // The prepared graph's layers that the quantized model quantizes, in graph order.
