@@ -29,13 +29,6 @@ namespace {
 
 using kernels::Isa;
 
-std::vector<Isa> isas() {
-  std::vector<Isa> v;
-  for (auto isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512})
-    if (kernels::isa_supported(isa)) v.push_back(isa);
-  return v;
-}
-
 std::vector<float> randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::normal_distribution<float> d(0.0f, scale);
   std::vector<float> v(n);

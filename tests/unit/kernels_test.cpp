@@ -17,13 +17,6 @@
 namespace mixq::test {
 namespace {
 
-std::vector<kernels::Isa> isas() {
-  std::vector<kernels::Isa> v;
-  for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512})
-    if (kernels::isa_supported(isa)) v.push_back(isa);
-  return v;
-}
-
 TEST(GemmU8S8, EveryPathMatchesReferenceExactly) {
   std::mt19937 rng(3);
   EXPECT_GE(isas().size(), 1u);

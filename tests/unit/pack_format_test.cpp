@@ -132,7 +132,9 @@ TEST(MxqFormat, RejectsTruncationAtEveryLength) {
     SCOPED_TRACE(n);
     EXPECT_THROW(pack::read_mxq(bytes.substr(0, n), "bad.mxq"), Error);
     // Truncated and resealed (size + CRC consistent): the section readers must catch it.
-    if (n >= 40) EXPECT_THROW(pack::read_mxq(reseal(bytes.substr(0, n)), "bad.mxq"), Error);
+    if (n >= 40) {
+      EXPECT_THROW(pack::read_mxq(reseal(bytes.substr(0, n)), "bad.mxq"), Error);
+    }
   }
   expect_invalid(bytes.substr(0, bytes.size() - 1), "truncated");
 }

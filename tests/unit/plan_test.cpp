@@ -162,7 +162,7 @@ TEST(MixQuant, BudgetFindsTheSmallestQemWithinIt) {
   p.layers[0].pinned = p.layers[3].pinned = false;
   SearchOptions so;
   so.budget_avg_wbits = 4.0;
-  AllocContext ctx{g, p, so};
+  AllocContext ctx{g, p, so, nullptr, {}, {}};
   allocate_mixquant(ctx);
   EXPECT_LE(p.cost.avg_wbits, 4.0 + 1e-9);
   double qem = p.search_params.at("qem").get<double>();
@@ -179,7 +179,7 @@ TEST(MixQuant, UnreachableBudgetGivesTheClosestPlanAndTheMinimum) {
   QuantPlan p = plan_for(g, PlanDefaults{});  // first and last layer pinned at 8
   SearchOptions so;
   so.budget_avg_wbits = 2.0;
-  AllocContext ctx{g, p, so};
+  AllocContext ctx{g, p, so, nullptr, {}, {}};
   allocate_mixquant(ctx);  // no throw
   ASSERT_TRUE(p.search_params.contains("infeasible"));
   const auto& inf = p.search_params["infeasible"][0];

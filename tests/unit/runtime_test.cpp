@@ -23,13 +23,6 @@ namespace {
 
 using kernels::Isa;
 
-std::vector<Isa> isas() {
-  std::vector<Isa> v;
-  for (auto isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512})
-    if (kernels::isa_supported(isa)) v.push_back(isa);
-  return v;
-}
-
 // A weight of `dims` quantized per channel on `axis` at `bits`, codes random over the full range.
 pack::QWeight random_qweight(const std::string& node, const std::vector<int64_t>& dims, int64_t axis, int bits,
                              bool sym, std::mt19937& rng) {

@@ -8,11 +8,21 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 #include <sys/wait.h>
 
+#include "kernels/isa.h"
 #include "mixq/error.h"
 
 namespace mixq::test {
+
+// The kernel paths this CPU can run (ref always), for tests that compare every path.
+inline std::vector<kernels::Isa> isas() {
+  std::vector<kernels::Isa> v;
+  for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512})
+    if (kernels::isa_supported(isa)) v.push_back(isa);
+  return v;
+}
 
 inline std::string source_dir() { return MIXQ_SOURCE_DIR; }
 inline std::string models_dir() { return source_dir() + "/models"; }
