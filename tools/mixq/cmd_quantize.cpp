@@ -39,7 +39,7 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_flag("--bias-tune", ro.bias_tune, "Finish by tuning the biases to the float logits (KL)");
   sub.add_option("--recon-precision", ro.precision,
                  "AdaRound/BRECQ: convolution math inside the optimisation loops: auto (bf16 on CPUs with "
-                 "AMX / AVX-512 BF16, else fp32), fp32 or bf16 (~1.3x faster loops, same accuracy in "
+                 "AMX / AVX-512 BF16, else fp32), fp32 or bf16 (~1.3x faster loops; accuracy compared in "
                  "BENCHMARKS.md; the rounding variables, steps and the written model stay float32)")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))->capture_default_str();
   sub.add_option("--cache-mb", ro.cache_mb, "Cached reconstruction data kept in memory; the rest spills to a file")
