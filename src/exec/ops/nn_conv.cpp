@@ -46,23 +46,16 @@ class Conv final : public OpKernel {
     check_ranks(x, w, sp_);
     if (dynamic_pads_) set_pads(x, w);
     at::Tensor bias = in.size() > 2 ? in[2] : at::Tensor();
-    if (is_reduced_float(x)) {
-      at::Tensor xp = need_extra_ ? at::constant_pad_nd(x, extra_) : x;
-      out[0] = at::convolution(xp.to(at::kFloat), w.to(at::kFloat), to_float_if(bias, true),
-                               sp_.strides, pad_, sp_.dilations, false, zeros_, group_)
-                   .to(x.scalar_type());
-      return;
-    }
-    if (conv_precision() == ConvPrecision::kBFloat16 && x.scalar_type() == at::kFloat) {
-      at::Tensor xp = need_extra_ ? at::constant_pad_nd(x, extra_) : x;
-      out[0] = at::convolution(xp.to(at::kBFloat16), w.to(at::kBFloat16),
-                               bias.defined() ? bias.to(at::kBFloat16) : bias, sp_.strides, pad_, sp_.dilations,
-                               false, zeros_, group_)
-                   .to(at::kFloat);
-      return;
-    }
-    out[0] = at::convolution(need_extra_ ? at::constant_pad_nd(x, extra_) : x, w, bias,
-                             sp_.strides, pad_, sp_.dilations, false, zeros_, group_);
+    // The math dtype: float for half types (CPU kernels), bf16 inside a training loop that asks
+    // for it (exec/conv_precision.h), else the input's own; the result is cast back to x's dtype.
+    // Tensors in the input's dtype pass through untouched (a mismatched W still fails in libtorch).
+    at::ScalarType math = is_reduced_float(x) ? at::kFloat : x.scalar_type();
+    if (x.scalar_type() == at::kFloat && conv_precision() == ConvPrecision::kBFloat16) math = at::kBFloat16;
+    const bool recast = math != x.scalar_type();
+    auto cast = [&](const at::Tensor& t) { return recast && t.defined() ? t.to(math) : t; };
+    at::Tensor xp = need_extra_ ? at::constant_pad_nd(x, extra_) : x;
+    out[0] = at::convolution(cast(xp), cast(w), cast(bias), sp_.strides, pad_, sp_.dilations, false, zeros_, group_);
+    if (recast) out[0] = out[0].to(x.scalar_type());
   }
 
  private:

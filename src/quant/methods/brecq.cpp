@@ -45,7 +45,7 @@ double beta_at(const ReconOptions& o, int64_t it) {
 // Phase 1: learned rounding of every unit's unpinned layers.
 void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<Unit>& units,
                           const std::set<std::string>& pinned, CacheBudget& budget, at::Generator& gen,
-                          nlohmann::json& jr) {
+                          ConvPrecision precision_in_loop, nlohmann::json& jr) {
   const ReconOptions& o = ctx.opts;
   const bool fisher = o.rec_loss == "fisher";
   int done = 0, todo = 0;
@@ -85,7 +85,7 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
     Progress bar(label, o.progress ? o.iters : 0, "it");
     LoopTimer timer;
     auto profile = op_profile("weights", u.name);
-    std::optional<ConvPrecisionScope> precision(std::in_place, loop_precision(o));
+    std::optional<ConvPrecisionScope> precision(std::in_place, precision_in_loop);
     int64_t it = 0;
     double rec_last = 0;
     for (; it < o.iters && !interrupted(); ++it) {
@@ -142,7 +142,7 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
 // Phase 2: activation step sizes per unit (LSQ), activations of earlier units quantized.
 void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vector<Unit>& units,
                             const std::set<std::string>& pinned, CacheBudget& budget, at::Generator& gen,
-                            nlohmann::json& jr) {
+                            ConvPrecision precision_in_loop, nlohmann::json& jr) {
   const ReconOptions& o = ctx.opts;
   const bool fisher = o.rec_loss == "fisher";
   for (const auto& u : units) {
@@ -184,7 +184,7 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
     Progress bar("act steps " + u.name, o.progress ? o.act_iters : 0, "it");
     LoopTimer timer;
     auto profile = op_profile("acts", u.name);
-    std::optional<ConvPrecisionScope> precision(std::in_place, loop_precision(o));
+    std::optional<ConvPrecisionScope> precision(std::in_place, precision_in_loop);
     int64_t it = 0;
     for (; it < o.act_iters && !interrupted(); ++it) {
       opt.set_lr(o.act_lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(it) / static_cast<double>(o.act_iters))));
@@ -221,17 +221,17 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   const std::set<std::string> pinned = pinned_layers(ctx.plan);
   const std::vector<LayerInfo> layers = quantized_layers(ctx);
   const std::vector<Unit> units = blocks ? partition_units(ctx.prepared, layers, pinned) : layer_units(ctx.prepared, layers);
-  loop_precision(o);  // a bad --recon-precision fails before any caching
+  const ConvPrecision precision = loop_precision(o);  // a bad --recon-precision fails before any caching
   CacheBudget budget = cache_budget(o);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
 
   ReconModel rm(ctx.qm);
   nlohmann::json jw = nlohmann::json::array();
-  reconstruct_rounding(ctx, rm, units, pinned, budget, gen, jw);
+  reconstruct_rounding(ctx, rm, units, pinned, budget, gen, precision, jw);
   ctx.report["units"] = jw;
   ctx.report["rec_loss"] = o.rec_loss;
   ctx.report["iters"] = o.iters;
-  ctx.report["precision"] = loop_precision(o) == ConvPrecision::kBFloat16 ? "bf16" : "fp32";  // as resolved
+  ctx.report["precision"] = precision == ConvPrecision::kBFloat16 ? "bf16" : "fp32";  // as resolved
 
   bool any_act = false;
   for (const auto& L : ctx.plan.layers) any_act = any_act || (L.quantize_input && L.input_scheme.bits < 16 && !L.pinned);
@@ -242,7 +242,7 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   calibrate_activations(ctx.qm, ctx.plan, ctx.calib, qo);  // ranges for the reconstructed weights
   rm.load_activation_params();
   nlohmann::json ja = nlohmann::json::array();
-  learn_activation_steps(ctx, rm, units, pinned, budget, gen, ja);
+  learn_activation_steps(ctx, rm, units, pinned, budget, gen, precision, ja);
   ctx.report["activation_units"] = ja;
   ctx.report["act_iters"] = o.act_iters;
 }

@@ -6,7 +6,6 @@
 
 #include <cmath>
 
-
 #include "kernels/recon.h"
 #include "quant/methods/soft_quant.h"
 

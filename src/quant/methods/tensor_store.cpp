@@ -33,7 +33,6 @@ TensorStore& TensorStore::operator=(TensorStore&& o) noexcept {
   map_ = o.map_;
   map_bytes_ = o.map_bytes_;
   finished_ = o.finished_;
-  channels_last_ = o.channels_last_;
   o.fd_ = -1;
   o.map_ = nullptr;
   o.counted_ = 0;
@@ -58,11 +57,10 @@ void TensorStore::append(const at::Tensor& batch_in) {
   at::Tensor batch = batch_in.detach().to(at::kFloat);
   MIXQ_ASSERT(batch.dim() >= 1, "cached tensors need a batch dimension");
   std::vector<int64_t> shape(batch.sizes().begin() + 1, batch.sizes().end());
-  if (rows_ == 0) channels_last_ = batch.dim() == 4;
   // Images are kept channels-last (rows of [H, W, C]): gathered batches are then channels-last
   // views with no transposing copy, and libtorch's oneDNN convolutions (forward and both
   // gradients) run 1.5-4x faster on channels-last inputs than on NCHW at these sizes.
-  batch = channels_last_ ? batch.permute({0, 2, 3, 1}).contiguous() : batch.contiguous();
+  batch = shape.size() == 3 ? batch.permute({0, 2, 3, 1}).contiguous() : batch.contiguous();
   if (rows_ == 0) {
     row_shape_ = shape;
     row_elems_ = 1;
@@ -121,7 +119,7 @@ void TensorStore::finish() {
   finished_ = true;
   std::vector<int64_t> shape = {rows_};
   shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
-  if (channels_last_) shape = {rows_, row_shape_[1], row_shape_[2], row_shape_[0]};
+  if (channels_last()) shape = {rows_, row_shape_[1], row_shape_[2], row_shape_[0]};
   if (fd_ < 0) {
     all_ = pending_.empty() ? at::empty(shape, at::kFloat) : at::cat(pending_, 0);
     pending_.clear();
@@ -139,14 +137,12 @@ void TensorStore::finish() {
 
 at::Tensor TensorStore::gather(const at::Tensor& idx) const {
   MIXQ_ASSERT(finished_, "gather before finish");
-  at::Tensor rows = all_.index_select(0, idx);
-  return channels_last_ ? rows.permute({0, 3, 1, 2}) : rows;
+  return logical(all_.index_select(0, idx));
 }
 
 at::Tensor TensorStore::slice(int64_t begin, int64_t end) const {
   MIXQ_ASSERT(finished_, "slice before finish");
-  at::Tensor rows = all_.slice(0, begin, end);
-  return channels_last_ ? rows.permute({0, 3, 1, 2}) : rows;
+  return logical(all_.slice(0, begin, end));
 }
 
 }  // namespace mixq

@@ -44,6 +44,9 @@ class TensorStore {
 
  private:
   void release();
+  // Image rows ([C, H, W]) are stored as [H, W, C]; logical() views stored rows as [n, C, H, W].
+  bool channels_last() const { return row_shape_.size() == 3; }
+  at::Tensor logical(const at::Tensor& rows) const { return channels_last() ? rows.permute({0, 3, 1, 2}) : rows; }
   CacheBudget* budget_;
   std::vector<at::Tensor> pending_;
   std::vector<int64_t> row_shape_;  // trailing dims
@@ -53,7 +56,6 @@ class TensorStore {
   void* map_ = nullptr;
   size_t map_bytes_ = 0;
   bool finished_ = false;
-  bool channels_last_ = false;  // 4-D rows stored as [H, W, C]; gather/slice return NCHW-shaped views
 };
 
 }  // namespace mixq
