@@ -13,7 +13,7 @@
 #include "exec/shapes.h"
 #include "graph/fold_bn.h"
 #include "graph/layers.h"
-#include "onnx/import.h"
+#include "exec/fold_constants.h"
 #include "pack/from_qmodel.h"
 #include "search/additivity.h"
 #include "search/context.h"
@@ -98,16 +98,25 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
   return summary;
 }
 
-PreparedPlan prepare_plan(const std::string& model_path, PlanDefaults d, const std::string& method) {
+PreparedPlan prepare_plan(const std::string& model_path, PlanDefaults d, const std::string& method,
+                          const PlanData& data) {
   PreparedPlan p;
-  p.original = load_onnx(model_path);
+  p.original = load_model(model_path);
   p.prepared = p.original;
   fold_batchnorm(p.prepared);
   auto layers = find_layers(p.prepared);
-  MIXQ_CHECK(!layers.empty(), ErrorKind::kUnsupported, model_path, ": no quantizable layers");
+  MIXQ_CHECK(!layers.empty(), ErrorKind::kUnsupported, model_path,
+             ": no quantizable layers (Conv, ConvTranspose, Gemm, MatMul or Gather with constant weights)");
+  InputShapes shapes;
+  if (!data.calib.empty()) {
+    p.calib = open_dataset(data.calib, p.prepared.inputs, data.preprocess.over(preprocess_from_metadata(p.original)));
+    MIXQ_CHECK(p.calib->size() > 0, ErrorKind::kInvalidData, "calibration set ", p.calib->describe(), " is empty");
+    shapes = input_shapes_of(p.prepared, *p.calib);
+  }
+  for (const auto& spec : data.input_shapes) parse_input_shape(spec, p.prepared, shapes);
   {
-    Executor shapes(p.prepared);
-    annotate_macs(shapes, layers);
+    Executor ex(p.prepared);
+    annotate_macs(ex, layers, shapes);
   }
   apply_method(method, d);
   p.plan = make_plan(p.prepared, layers, d);

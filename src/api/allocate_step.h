@@ -5,7 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 #include "graph/ir.h"
@@ -37,10 +39,19 @@ namespace mixq {
 
 // Load -> fold BN -> layers with MACs -> plan with the job's defaults (what run_quantize does
 // before allocation), for the commands that allocate without quantizing (pareto, plan).
+// With a calibration spec, the data is opened (preprocessing from the model's metadata under the
+// overrides) and its first sample gives the shapes of dynamic axes (--input-shape wins).
+struct PlanData {
+  std::string calib;                       // "" : no data
+  PreprocessOverride preprocess;
+  std::vector<std::string> input_shapes;   // --input-shape specs
+};
 struct PreparedPlan {
   Graph original, prepared;
   QuantPlan plan;
+  std::unique_ptr<Dataset> calib;          // when PlanData::calib is set
 };
-PreparedPlan prepare_plan(const std::string& model_path, PlanDefaults defaults, const std::string& method);
+PreparedPlan prepare_plan(const std::string& model_path, PlanDefaults defaults, const std::string& method,
+                          const PlanData& data = {});
 
 }  // namespace mixq

@@ -1,12 +1,14 @@
 #include "api/quantize_job.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "api/allocate_step.h"
 #include "core/log.h"
+#include "data/npy.h"
 #include "exec/shapes.h"
 #include "graph/fold_bn.h"
-#include "onnx/import.h"
+#include "exec/fold_constants.h"
 #include "pack/from_qmodel.h"
 #include "quant/qdq.h"
 
@@ -27,8 +29,8 @@ void apply_method(const std::string& method, PlanDefaults& d) {
 QuantizeResult run_quantize(const QuantizeJob& job) {
   auto t_start = std::chrono::steady_clock::now();
   QuantizeResult r;
-  Graph original = load_onnx(job.model_path);
-  Preprocess pp = job.preprocess ? *job.preprocess : preprocess_from_metadata(original);
+  Graph original = load_model(job.model_path);
+  Preprocess pp = job.preprocess.over(preprocess_from_metadata(original));
   r.prepared = original;
   r.bn_folded = fold_batchnorm(r.prepared, &r.folded);
   log::verbose("prepare: folded " + std::to_string(r.bn_folded) + " BatchNormalization nodes");
@@ -36,9 +38,13 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   auto layers = find_layers(r.prepared);
   MIXQ_CHECK(!layers.empty(), ErrorKind::kUnsupported, job.model_path,
              ": no quantizable layers (Conv, ConvTranspose, Gemm, MatMul or Gather with constant weights)");
+  auto calib = open_dataset(job.calib, r.prepared.inputs, pp);
+  MIXQ_CHECK(calib->size() > 0, ErrorKind::kInvalidData, "calibration set ", calib->describe(), " is empty");
   {
-    Executor shapes(r.prepared);
-    annotate_macs(shapes, layers);
+    InputShapes shapes = input_shapes_of(r.prepared, *calib);
+    for (const auto& spec : job.input_shapes) parse_input_shape(spec, r.prepared, shapes);
+    Executor ex(r.prepared);
+    annotate_macs(ex, layers, shapes);
   }
   auto t_search = std::chrono::steady_clock::now();
   PlanDefaults d = job.defaults;
@@ -49,7 +55,6 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   r.plan.method = job.method;
   find_method(job.method);  // an unknown method or --iters fails before any work
   if (job.recon_iters != -1) ReconOptions().scale_iters(job.recon_iters);
-  auto calib = open_dataset(job.calib, r.prepared.inputs, pp);
   if (!job.plan_path.empty()) {
     r.plan = load_plan(job.plan_path, r.plan);
   } else {
@@ -90,19 +95,38 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     EvalOptions eo;
     eo.batch_size = job.eval_batch;
     eo.progress = job.qopts.progress;
+    eo.keep_outputs = !job.save_outputs.empty();
+    // One pass: the float model runs beside the quantized one on each batch, giving the float
+    // top-1 (with labels) and every output's fidelity (without).
+    Executor fex(original);
     if (job.eval_float) {
-      Executor fex(original);
-      eo.label = "eval float";
-      r.float_eval = evaluate(fex, *data, eo);
+      eo.reference = reference_executor(fex);
+      eo.reference_top1 = true;
     }
     Executor qex(qdq_graph(r.qmodel));
-    eo.label = "eval quant";
+    eo.label = job.eval_float ? "eval float + quant" : "eval quant";
     r.quant_eval = evaluate(qex, *data, eo);
+    if (r.quant_eval->reference_score) {
+      EvalResult f;
+      f.samples = r.quant_eval->samples;
+      f.has_top1 = true;
+      f.correct = r.quant_eval->reference_score->correct;
+      f.top1 = r.quant_eval->reference_score->top1;
+      f.loss = r.quant_eval->reference_score->loss;
+      r.float_eval = f;
+    }
     if (before_finish) {
       Executor bex(qdq_graph(*before_finish));
       eo.label = "eval before finishing steps";
+      eo.keep_outputs = false;
+      eo.reference_top1 = false;
       r.quant_eval_before_finish = evaluate(bex, *data, eo);
     }
+  }
+  if (!job.save_outputs.empty() && r.quant_eval) {
+    std::map<std::string, at::Tensor> arrays;
+    for (size_t i = 0; i < r.quant_eval->outputs.size(); ++i) arrays[original.outputs[i].name] = r.quant_eval->outputs[i];
+    save_npz(job.save_outputs, arrays);
   }
   r.seconds_total = seconds_since(t_start);
   return r;
@@ -130,12 +154,29 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                       {"seconds_search", r.seconds_search},
                       {"seconds_total", r.seconds_total},
                       {"allocation", r.allocation}};
-  j["top1_float"] = r.float_eval ? nlohmann::json(r.float_eval->top1) : nlohmann::json(nullptr);
-  j["top1_quant"] = r.quant_eval ? nlohmann::json(r.quant_eval->top1) : nlohmann::json(nullptr);
-  j["top1_quant_before_finish"] =
-      r.quant_eval_before_finish ? nlohmann::json(r.quant_eval_before_finish->top1) : nlohmann::json(nullptr);
-  j["loss_float"] = r.float_eval ? nlohmann::json(r.float_eval->loss) : nlohmann::json(nullptr);
-  j["loss_quant"] = r.quant_eval ? nlohmann::json(r.quant_eval->loss) : nlohmann::json(nullptr);
+  auto top1 = [](const std::optional<EvalResult>& e) {
+    return e && e->has_top1 ? nlohmann::json(e->top1) : nlohmann::json(nullptr);
+  };
+  auto loss = [](const std::optional<EvalResult>& e) {
+    return e && e->has_top1 ? nlohmann::json(e->loss) : nlohmann::json(nullptr);
+  };
+  j["top1_float"] = top1(r.float_eval);
+  j["top1_quant"] = top1(r.quant_eval);
+  j["top1_quant_before_finish"] = top1(r.quant_eval_before_finish);
+  j["loss_float"] = loss(r.float_eval);
+  j["loss_quant"] = loss(r.quant_eval);
+  // Fidelity to the float model on the eval inputs, every output (exec/fidelity.h), and the
+  // metric the report leads with (--metric; auto: top-1 with labels, else SQNR).
+  const bool fid = r.quant_eval && !r.quant_eval->fidelity.empty();
+  j["fidelity"] = fid ? fidelity_json(r.quant_eval->fidelity) : nlohmann::json(nullptr);
+  if (r.quant_eval_before_finish && !r.quant_eval_before_finish->fidelity.empty())
+    j["fidelity_before_finish"] = fidelity_json(r.quant_eval_before_finish->fidelity);
+  Metric m = resolve_metric(job.metric, r.quant_eval && r.quant_eval->has_top1, r.quant_eval && r.quant_eval->has_top1);
+  j["metric"] = metric_name(m);
+  std::optional<double> v;
+  if (m == Metric::kTop1 && r.quant_eval && r.quant_eval->has_top1) v = r.quant_eval->top1;
+  else if (fid) v = summary_value(m, r.quant_eval->fidelity);
+  j["metric_value"] = v && std::isfinite(*v) ? nlohmann::json(*v) : nlohmann::json(nullptr);
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& L : r.plan.layers) {
     nlohmann::json jl = {{"name", L.name}, {"op", L.op}, {"wbits", L.weight_scheme.bits},

@@ -38,7 +38,10 @@ struct QuantizeJob {
   SensitivityOptions sens;          // table-driven searches: calibration subset, cache file
   QuantizeOptions qopts;
   int64_t eval_batch = 250;
-  std::optional<Preprocess> preprocess;  // override the model's metadata
+  Metric metric = Metric::kAuto;    // what the report leads with (exec/fidelity.h)
+  PreprocessOverride preprocess;    // --scale/--mean/--std over the model's metadata
+  std::vector<std::string> input_shapes;  // --input-shape NAME:d0,d1,... (else the first calib sample)
+  std::string save_outputs;         // .npz of the quantized model's outputs on the eval data
 };
 
 struct QuantizeResult {
@@ -49,6 +52,8 @@ struct QuantizeResult {
   bool interrupted = false;         // Ctrl-C stopped a method early (outputs still consistent)
   QuantPlan plan;
   QuantizedModel qmodel;
+  // With --eval: quant_eval carries the fidelity of every output against the float model on the
+  // same inputs; float_eval / quant_eval top-1 where the data has labels and class scores.
   std::optional<EvalResult> float_eval, quant_eval;
   std::optional<EvalResult> quant_eval_before_finish;  // before --bn-reestimate / --bias-tune
   nlohmann::json allocation;        // allocation summary (api/allocate_step.h)

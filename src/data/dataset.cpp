@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -21,24 +22,55 @@ std::string fmnist_dir() {
   return env && *env ? env : "/usr/share/datasets/fashion-mnist";
 }
 
+std::vector<float> parse_float_list(const std::string& text, const std::string& what) {
+  std::vector<float> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string tok = text.substr(pos, end - pos);
+    char* rest = nullptr;
+    float v = std::strtof(tok.c_str(), &rest);
+    MIXQ_CHECK(!tok.empty() && rest && *rest == 0 && std::isfinite(v), ErrorKind::kInvalidArgument, what, ": '",
+               text, "' is not a number or a comma-separated list of numbers");
+    out.push_back(v);
+    pos = end + 1;
+  }
+  return out;
+}
+
+at::Tensor Preprocess::apply(const at::Tensor& u8, const std::string& what) const {
+  at::Tensor x = u8.to(at::kFloat) * scale;
+  auto per_channel = [&](const std::vector<float>& v, const char* name) {
+    if (v.size() == 1) return at::full({1}, v[0], at::kFloat);
+    MIXQ_CHECK(x.dim() >= 2 && x.size(1) == static_cast<int64_t>(v.size()), ErrorKind::kInvalidData, what,
+               ": ", v.size(), " per-channel ", name, " values for data with ", x.dim() >= 2 ? x.size(1) : 0,
+               " channels (axis 1)");
+    std::vector<int64_t> shape(x.dim(), 1);
+    shape[1] = static_cast<int64_t>(v.size());
+    return at::tensor(v, at::kFloat).reshape(shape);
+  };
+  for (float s : std) MIXQ_CHECK(s != 0.0f, ErrorKind::kInvalidArgument, what, ": std must not be 0");
+  return (x - per_channel(mean, "mean")) / per_channel(std, "std");
+}
+
 Preprocess preprocess_from_metadata(const Graph& g, bool* found) {
   Preprocess pp;
   bool any = false;
-  auto read = [&](const char* key, float& dst) {
+  auto read = [&](const char* key, std::vector<float>& dst) {
     auto it = g.metadata.find(key);
     if (it == g.metadata.end()) return;
-    try {
-      dst = std::stof(it->second);
-      any = true;
-    } catch (const std::exception&) {
-      throw Error(ErrorKind::kInvalidModel, detail::concat(g.source_path, ": metadata '", key,
-                                                           "' is not a number: '", it->second, "'"));
-    }
+    dst = parse_float_list(it->second, g.source_path + ": metadata '" + key + "'");
+    any = true;
   };
-  read("mixq.input_scale", pp.scale);
+  std::vector<float> scale = {pp.scale};
+  read("mixq.input_scale", scale);
+  MIXQ_CHECK(scale.size() == 1, ErrorKind::kInvalidModel, g.source_path, ": metadata mixq.input_scale must be one number");
+  pp.scale = scale[0];
   read("mixq.input_mean", pp.mean);
   read("mixq.input_std", pp.std);
-  MIXQ_CHECK(pp.std != 0.0f, ErrorKind::kInvalidModel, g.source_path, ": metadata mixq.input_std is 0");
+  for (float s : pp.std)
+    MIXQ_CHECK(s != 0.0f, ErrorKind::kInvalidModel, g.source_path, ": metadata mixq.input_std is 0");
   if (found) *found = any;
   return pp;
 }
@@ -71,15 +103,19 @@ class TensorDataset final : public Dataset {
 // Fashion-MNIST: uint8 images kept as loaded; preprocessing applied per batch.
 class FmnistDataset final : public Dataset {
  public:
-  FmnistDataset(at::Tensor images, at::Tensor labels, Preprocess pp, std::string name)
-      : images_(std::move(images)), labels_(std::move(labels)), pp_(pp), name_(std::move(name)) {}
+  // channels/height/width: what the model takes (1, 28, 28 for the fixtures).
+  FmnistDataset(at::Tensor images, at::Tensor labels, Preprocess pp, std::string name, int64_t channels,
+                int64_t height, int64_t width)
+      : images_(std::move(images)), labels_(std::move(labels)), pp_(pp), name_(std::move(name)),
+        channels_(channels), height_(height), width_(width) {}
   int64_t size() const override { return images_.size(0); }
   bool has_labels() const override { return true; }
   Batch get(int64_t b, int64_t e) const override {
-    at::Tensor x = images_.slice(0, b, e).to(at::kFloat).unsqueeze(1);
-    x = x * pp_.scale;
-    x = (x - pp_.mean) / pp_.std;
-    return {{x}, labels_.slice(0, b, e)};
+    at::Tensor x = images_.slice(0, b, e).unsqueeze(1);
+    if (height_ != 28 || width_ != 28)  // resize the pixels, then preprocess (as image pipelines do)
+      x = at::upsample_bilinear2d(x.to(at::kFloat), {height_, width_}, false).round().clamp(0, 255);
+    if (channels_ != 1) x = x.expand({-1, channels_, -1, -1});
+    return {{pp_.apply(x, name_).contiguous()}, labels_.slice(0, b, e)};
   }
   std::string describe() const override {
     return name_ + " (" + std::to_string(size()) + " samples)";
@@ -89,6 +125,7 @@ class FmnistDataset final : public Dataset {
   at::Tensor images_, labels_;
   Preprocess pp_;
   std::string name_;
+  int64_t channels_, height_, width_;
 };
 
 struct FmnistSplit {
@@ -147,7 +184,8 @@ void check_against(const at::Tensor& t, const ValueInfo& vi, const std::string& 
 
 // Picks the arrays for the model inputs (and labels) out of a name -> array map.
 std::unique_ptr<Dataset> from_named(std::map<std::string, at::Tensor> arrays,
-                                    const std::vector<ValueInfo>& model_inputs, const std::string& spec) {
+                                    const std::vector<ValueInfo>& model_inputs, const std::string& spec,
+                                    const Preprocess* pp) {
   MIXQ_CHECK(!arrays.empty(), ErrorKind::kInvalidData, spec, ": holds no arrays");
   std::vector<at::Tensor> inputs;
   for (const auto& vi : model_inputs) {
@@ -163,8 +201,11 @@ std::unique_ptr<Dataset> from_named(std::map<std::string, at::Tensor> arrays,
                                                "); name it after the input" +
                                                (model_inputs.size() == 1 ? " or 'x'" : ""));
     }
-    check_against(it->second, vi, spec + ":" + it->first);
-    inputs.push_back(it->second);
+    at::Tensor t = it->second;
+    if (pp && t.scalar_type() == at::kByte && (vi.dtype == DType::kFloat || vi.dtype == DType::kUndefined))
+      t = pp->apply(t, spec + ":" + it->first);  // raw uint8 images: preprocess like fmnist
+    check_against(t, vi, spec + ":" + it->first);
+    inputs.push_back(t);
   }
   at::Tensor labels;
   for (const char* key : {"labels", "label", "y", "arr_1"}) {
@@ -204,12 +245,13 @@ std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::vector
                "' provides one image input, but the model has ", model_inputs.size(), " inputs");
     const FmnistSplit& s = load_fmnist_split(split);
     int64_t n = limit < 0 ? s.images.size(0) : std::min<int64_t>(limit, s.images.size(0));
-    auto ds = std::make_unique<FmnistDataset>(s.images.slice(0, 0, n), s.labels.slice(0, 0, n), pp, spec);
     const ValueInfo& vi = model_inputs[0];
-    bool ok = !vi.has_shape || (vi.dims.size() == 4 && (vi.dims[1] < 0 || vi.dims[1] == 1) &&
-                                (vi.dims[2] < 0 || vi.dims[2] == 28) && (vi.dims[3] < 0 || vi.dims[3] == 28));
-    MIXQ_CHECK(ok, ErrorKind::kInvalidData, "dataset '", spec, "' yields float[N,1,28,28] images but model input '",
-               vi.name, "' is ", vi.str(), " (is this a Fashion-MNIST model?)");
+    bool ok = !vi.has_shape || (vi.dims.size() == 4 && (vi.dims[1] < 0 || vi.dims[1] == 1 || vi.dims[1] == 3));
+    MIXQ_CHECK(ok, ErrorKind::kInvalidData, "dataset '", spec, "' yields [N,C,H,W] images (C = 1 or 3) but model input '",
+               vi.name, "' is ", vi.str(), " (feed an .npz/.npy of your own inputs instead)");
+    auto dim = [&](size_t d, int64_t dflt) { return vi.has_shape && vi.dims[d] > 0 ? vi.dims[d] : dflt; };
+    auto ds = std::make_unique<FmnistDataset>(s.images.slice(0, 0, n), s.labels.slice(0, 0, n), pp, spec,
+                                              dim(1, 1), dim(2, 28), dim(3, 28));
     MIXQ_CHECK(vi.dtype == DType::kFloat || vi.dtype == DType::kUndefined, ErrorKind::kInvalidData,
                "dataset '", spec, "' yields float images but model input '", vi.name, "' is ", vi.str());
     return ds;
@@ -235,11 +277,11 @@ std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::vector
       if (e.path().extension() == ".npy") arrays[e.path().stem().string()] = load_npy(e.path().string());
     MIXQ_CHECK(!arrays.empty(), ErrorKind::kInvalidData, "dataset directory '", spec,
                "' holds no .npy files (nor ONNX input_<i>.pb files)");
-    return from_named(std::move(arrays), model_inputs, spec);
+    return from_named(std::move(arrays), model_inputs, spec, &pp);
   }
   const std::string ext = p.extension().string();
-  if (ext == ".npz") return from_named(load_npz(spec), model_inputs, spec);
-  if (ext == ".npy") return from_named({{"x", load_npy(spec)}}, model_inputs, spec);
+  if (ext == ".npz") return from_named(load_npz(spec), model_inputs, spec, &pp);
+  if (ext == ".npy") return from_named({{"x", load_npy(spec)}}, model_inputs, spec, &pp);
   if (ext == ".pb") {
     MIXQ_CHECK(model_inputs.size() == 1, ErrorKind::kInvalidData, spec,
                ": one .pb file feeds a single-input model; use a directory of input_<i>.pb files");

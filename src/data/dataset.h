@@ -3,13 +3,17 @@
 // A dataset yields batches of model inputs (one tensor per model input, batch dimension first)
 // and, when it has them, int64 class labels. Specs understood by open_dataset():
 //   fmnist:train | fmnist:test [ :N ]   Fashion-MNIST from Debian's dataset-fashion-mnist
-//                                       (first N samples), preprocessed as Preprocess says
+//                                       (first N samples), preprocessed as Preprocess says; for
+//                                       a model whose input is [N, 3, H, W] or another static
+//                                       H x W, the gray image is repeated over the channels and
+//                                       resized (bilinear) before preprocessing
 //   FILE.npz                            arrays named after the model inputs (or x / input / data
 //                                       for a single-input model), labels in y / labels
 //   DIR/                                the same names as DIR/<name>.npy files
 //   FILE.npy                            one array of inputs for a single-input model (no labels)
 //   FILE.pb | DIR with input_<i>.pb     ONNX TensorProto files, as in ONNX's test data (no labels)
-// Arrays from files are used as they are (already preprocessed) and must match the model's
+// Float arrays from files are used as they are (already preprocessed); uint8 arrays feeding a
+// float input are preprocessed with Preprocess (raw images). Arrays must match the model's
 // declared input dtype and non-batch dimensions; mismatches are kInvalidData errors naming the
 // file and both shapes.
 #pragma once
@@ -17,6 +21,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,16 +44,38 @@ class Dataset {
   virtual std::string describe() const = 0;  // "fmnist:test (10000 samples)"
 };
 
-// Pixel preprocessing for image datasets stored as uint8: x = u8 * scale; x = (x - mean) / std,
-// in float32, in that order (the order the fixtures were trained and evaluated with).
+// Pixel preprocessing for image data stored as uint8 (Fashion-MNIST, or uint8 arrays fed to a
+// float input): x = u8 * scale; x = (x - mean[c]) / std[c] in float32, in that order (the order
+// the fixtures were trained and evaluated with). mean/std hold one value for every channel or one
+// per channel (axis 1, NCHW: e.g. ImageNet's 0.485,0.456,0.406 / 0.229,0.224,0.225).
 struct Preprocess {
   float scale = 1.0f / 255.0f;
-  float mean = 0.0f;
-  float std = 1.0f;
+  std::vector<float> mean = {0.0f};
+  std::vector<float> std = {1.0f};
+  // Applies the transform to a uint8 batch [N, C, ...] (any integer type), returning float32.
+  // Throws kInvalidData when per-channel values do not match C.
+  at::Tensor apply(const at::Tensor& u8, const std::string& what) const;
 };
 
-// Reads mixq.input_scale / mixq.input_mean / mixq.input_std from the model's metadata_props;
-// fields that are absent keep the defaults above. `found` tells whether any was present.
+// Command-line overrides of a model's preprocessing (--scale/--mean/--std): what is set wins.
+struct PreprocessOverride {
+  std::optional<float> scale;
+  std::optional<std::vector<float>> mean, std;
+  bool any() const { return scale || mean || std; }
+  Preprocess over(Preprocess base) const {
+    if (scale) base.scale = *scale;
+    if (mean) base.mean = *mean;
+    if (std) base.std = *std;
+    return base;
+  }
+};
+
+// "0.485,0.456,0.406" -> {0.485, 0.456, 0.406}; throws kInvalidArgument naming `what`.
+std::vector<float> parse_float_list(const std::string& text, const std::string& what);
+
+// Reads mixq.input_scale / mixq.input_mean / mixq.input_std (a number or a comma list) from the
+// model's metadata_props; fields that are absent keep the defaults above. `found` tells whether
+// any was present.
 Preprocess preprocess_from_metadata(const Graph& g, bool* found = nullptr);
 
 // Opens a dataset for a model with the given inputs (their declared dtypes/shapes are checked).

@@ -3,9 +3,12 @@
 #include <ATen/ops/empty.h>
 #include <zip.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "core/atomic_file.h"
 #include "mixq/error.h"
@@ -128,7 +131,8 @@ at::Tensor parse_npy(const std::string& bytes, const std::string& what) {
 
 at::Tensor load_npy(const std::string& path) { return parse_npy(read_all(path), path); }
 
-void save_npy(const std::string& path, const at::Tensor& t0) {
+namespace {
+std::string npy_bytes(const at::Tensor& t0) {
   at::Tensor t = t0.contiguous();
   const NpyDtype* dt = nullptr;
   for (const auto& d : kNpyTypes)
@@ -145,6 +149,55 @@ void save_npy(const std::string& path, const at::Tensor& t0) {
   bytes += static_cast<char>((header.size() >> 8) & 0xff);
   bytes += header;
   bytes.append(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.nbytes()));
+  return bytes;
+}
+}  // namespace
+
+void save_npy(const std::string& path, const at::Tensor& t) { write_file_atomic(path, npy_bytes(t)); }
+
+void save_npz(const std::string& path, const std::map<std::string, at::Tensor>& arrays) {
+  // Built in memory (libzip's source buffer), then written atomically like every mixq output.
+  std::vector<std::string> payloads;
+  payloads.reserve(arrays.size());
+  zip_error_t zerr;
+  zip_error_init(&zerr);
+  zip_source_t* mem = zip_source_buffer_create(nullptr, 0, 0, &zerr);
+  MIXQ_CHECK(mem != nullptr, ErrorKind::kIO, path, ": cannot create a zip buffer");
+  zip_t* z = zip_open_from_source(mem, ZIP_TRUNCATE, &zerr);
+  if (!z) {
+    zip_source_free(mem);
+    throw Error(ErrorKind::kIO, path + ": cannot open a zip archive in memory");
+  }
+  zip_source_keep(mem);
+  auto fail = [&](const std::string& why) {
+    zip_discard(z);
+    zip_source_free(mem);
+    throw Error(ErrorKind::kIO, path + ": " + why);
+  };
+  for (const auto& [name, t] : arrays) {
+    payloads.push_back(npy_bytes(t));
+    zip_source_t* src = zip_source_buffer(z, payloads.back().data(), payloads.back().size(), 0);
+    if (!src) fail("cannot add array '" + name + "'");
+    if (zip_file_add(z, (name + ".npy").c_str(), src, ZIP_FL_OVERWRITE | ZIP_FL_ENC_UTF_8) < 0) {
+      zip_source_free(src);
+      fail("cannot add array '" + name + "'");
+    }
+  }
+  if (zip_close(z) < 0) fail("cannot finish the zip archive");
+  std::string bytes;
+  if (zip_source_open(mem) == 0) {
+    zip_source_seek(mem, 0, SEEK_END);
+    zip_int64_t size = zip_source_tell(mem);
+    zip_source_seek(mem, 0, SEEK_SET);
+    bytes.resize(static_cast<size_t>(std::max<zip_int64_t>(size, 0)));
+    zip_int64_t got = size > 0 ? zip_source_read(mem, bytes.data(), static_cast<zip_uint64_t>(size)) : 0;
+    zip_source_close(mem);
+    if (got != size) {
+      zip_source_free(mem);
+      throw Error(ErrorKind::kIO, path + ": cannot read back the zip archive");
+    }
+  }
+  zip_source_free(mem);
   write_file_atomic(path, bytes);
 }
 

@@ -5,46 +5,123 @@
 #include <chrono>
 #include <cstdio>
 
+#include "core/log.h"
 #include "core/progress.h"
 
 namespace mixq {
 
+bool looks_like_class_scores(const at::Tensor& out) {
+  return out.dim() == 2 && out.size(1) >= 2 && at::isFloatingType(out.scalar_type());
+}
+
+namespace {
+
+// Adds a batch's top-1 hits and summed cross-entropy; false (nothing added) when `out` is not
+// class scores. Labels outside the classes are a data error.
+bool score_batch(const at::Tensor& out0, const at::Tensor& labels, const std::string& data, int64_t& correct,
+                 double& loss_sum) {
+  if (!labels.defined() || !looks_like_class_scores(out0) || out0.size(0) != labels.size(0)) return false;
+  at::Tensor out = out0.detach().to(at::kFloat);
+  MIXQ_CHECK(labels.min().item<int64_t>() >= 0 && labels.max().item<int64_t>() < out.size(1), ErrorKind::kInvalidData,
+             "dataset ", data, ": labels outside [0, ", out.size(1), ") for a model with ", out.size(1), " classes");
+  correct += out.argmax(1).eq(labels).sum().item<int64_t>();
+  loss_sum += at::cross_entropy_loss(out, labels, {}, at::Reduction::Sum).item<double>();
+  return true;
+}
+
+}  // namespace
+
 EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& opts) {
-  MIXQ_CHECK(data.has_labels(), ErrorKind::kInvalidData, "dataset ", data.describe(),
-             " has no labels; accuracy needs them (add a 'labels' array)");
+  std::vector<std::string> names;
+  for (const auto& o : ex.graph().outputs) names.push_back(o.name);
+  return evaluate([&ex](const std::vector<at::Tensor>& in) { return ex.run(in); }, names, ex.graph().source_path,
+                  data, opts);
+}
+
+EvalResult evaluate(const ModelFn& model, const std::vector<std::string>& names, const std::string& model_name,
+                    const Dataset& data, const EvalOptions& opts) {
   MIXQ_CHECK(data.size() > 0, ErrorKind::kInvalidData, "dataset ", data.describe(), " is empty");
   MIXQ_CHECK(opts.batch_size > 0, ErrorKind::kInvalidArgument, "batch size must be positive");
+  FidelityAccumulator fid(names);
   EvalResult r;
+  r.has_top1 = data.has_labels();
+  ClassScore ref;
+  bool ref_scored = opts.reference && opts.reference_top1 && data.has_labels();
+  double loss_sum = 0, ref_loss_sum = 0;
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<at::Tensor> all_logits;
-  double loss_sum = 0;
+  std::vector<std::vector<at::Tensor>> kept(names.size());
   Progress bar(opts.label, opts.progress ? data.size() : 0, "img");
   for (int64_t b = 0; b < data.size(); b += opts.batch_size) {
     int64_t e = std::min(data.size(), b + opts.batch_size);
     Batch batch = data.get(b, e);
-    at::Tensor out = ex.run(batch.inputs).at(0);
-    MIXQ_CHECK(out.dim() == 2 && out.size(0) == e - b && at::isFloatingType(out.scalar_type()),
-               ErrorKind::kInvalidData, ex.graph().source_path, ": output '",
-               ex.graph().outputs[0].name, "' has shape ", out.sizes(),
-               "; top-1 accuracy needs [batch, classes] scores");
-    out = out.to(at::kFloat);
-    at::Tensor labels = batch.labels;
-    MIXQ_CHECK(labels.min().item<int64_t>() >= 0 && labels.max().item<int64_t>() < out.size(1),
-               ErrorKind::kInvalidData, "dataset ", data.describe(), ": labels outside [0, ",
-               out.size(1), ") for a model with ", out.size(1), " classes");
-    r.correct += out.argmax(1).eq(labels).sum().item<int64_t>();
-    loss_sum += at::cross_entropy_loss(out, labels, {}, at::Reduction::Sum).item<double>();
-    if (opts.keep_logits) all_logits.push_back(out.clone());
+    std::vector<at::Tensor> out = model(batch.inputs);
+    if (r.has_top1 && !score_batch(out.at(0), batch.labels, data.describe(), r.correct, loss_sum)) {
+      r.has_top1 = false;  // labels, but the first output is not [batch, classes]: fidelity only
+      log::verbose(model_name + ": output '" + names.at(0) + "' is not [batch, classes] scores: no top-1");
+    }
+    if (opts.reference) {
+      std::vector<at::Tensor> want = opts.reference(batch, b, e);
+      fid.add(want, out);
+      if (ref_scored) ref_scored = score_batch(want.at(0), batch.labels, data.describe(), ref.correct, ref_loss_sum);
+    }
+    if (opts.keep_outputs)
+      for (size_t i = 0; i < out.size(); ++i) kept[i].push_back(out[i].detach().clone());
     r.samples += e - b;
-    bar.set_postfix("top1 " + std::to_string(100.0 * r.correct / r.samples).substr(0, 5) + "%");
+    if (r.has_top1) bar.set_postfix("top1 " + std::to_string(100.0 * r.correct / r.samples).substr(0, 5) + "%");
     bar.advance(e - b);
   }
   bar.finish();
-  r.top1 = 100.0 * static_cast<double>(r.correct) / static_cast<double>(r.samples);
-  r.loss = loss_sum / static_cast<double>(r.samples);
+  if (r.has_top1) {
+    r.top1 = 100.0 * static_cast<double>(r.correct) / static_cast<double>(r.samples);
+    r.loss = loss_sum / static_cast<double>(r.samples);
+  } else {
+    r.correct = 0;
+  }
+  if (ref_scored) {
+    ref.top1 = 100.0 * static_cast<double>(ref.correct) / static_cast<double>(r.samples);
+    ref.loss = ref_loss_sum / static_cast<double>(r.samples);
+    r.reference_score = ref;
+  }
+  if (opts.reference) r.fidelity = fid.result();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (opts.keep_logits) r.logits = at::cat(all_logits, 0);
+  if (opts.keep_outputs)
+    for (auto& v : kept) r.outputs.push_back(at::cat(v, 0));
   return r;
+}
+
+ReferenceFn reference_executor(Executor& ref) {
+  return [&ref](const Batch& batch, int64_t, int64_t) { return ref.run(batch.inputs); };
+}
+
+ReferenceFn reference_arrays(std::map<std::string, at::Tensor> arrays, const std::vector<ValueInfo>& outputs,
+                             int64_t samples, const std::string& what) {
+  std::vector<at::Tensor> ordered;
+  for (const auto& o : outputs) {
+    auto it = arrays.find(o.name);
+    if (it == arrays.end() && outputs.size() == 1 && arrays.size() == 1) it = arrays.begin();
+    std::string names;
+    for (const auto& kv : arrays) names += " " + kv.first;
+    MIXQ_CHECK(it != arrays.end(), ErrorKind::kInvalidData, what, ": no array for output '", o.name,
+               "' (arrays present:", names, "); name the reference arrays after the model's outputs");
+    ordered.push_back(it->second);
+  }
+  // Whole arrays when the data runs as one batch (outputs that are not batch-first, e.g. an
+  // LSTM's [seq, dirs, batch, hidden], compare as stored); slices along axis 0 otherwise.
+  return [ordered, samples, what, outputs](const Batch&, int64_t b, int64_t e) {
+    std::vector<at::Tensor> out;
+    for (size_t i = 0; i < ordered.size(); ++i) {
+      const at::Tensor& t = ordered[i];
+      if (b == 0 && e == samples) {
+        out.push_back(t);
+        continue;
+      }
+      MIXQ_CHECK(t.dim() >= 1 && t.size(0) == samples, ErrorKind::kInvalidData, what, ": output '", outputs[i].name,
+                 "' holds ", t.dim() ? t.size(0) : 0, " rows along axis 0 but the data has ", samples,
+                 " samples; evaluate in one batch (--batch ", samples, ") for outputs that are not batch-first");
+      out.push_back(t.slice(0, b, e));
+    }
+    return out;
+  };
 }
 
 }  // namespace mixq

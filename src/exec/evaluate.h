@@ -1,33 +1,71 @@
-// Classification accuracy of a model (any executor: float, or later fake-quantized) on a dataset.
+// Evaluation of a model (any executor: float, or fake-quantized) on a dataset: top-1 accuracy
+// where there are labels and class scores, and, against a reference (the float model run on the
+// same inputs, or stored outputs), task-agnostic fidelity for every output (exec/fidelity.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 #include "exec/executor.h"
+#include "exec/fidelity.h"
 
 namespace mixq {
 
+// The reference outputs of samples [begin, end) (graph output order), e.g. a float executor run
+// on the batch, or slices of stored arrays.
+using ReferenceFn = std::function<std::vector<at::Tensor>(const Batch& batch, int64_t begin, int64_t end)>;
+
 struct EvalOptions {
   int64_t batch_size = 250;
-  bool keep_logits = false;  // return every sample's output row
-  bool progress = true;      // progress bar on stderr
+  bool keep_outputs = false;  // return every output, all samples (EvalResult::outputs)
+  bool progress = true;       // progress bar on stderr
   std::string label = "eval";
+  ReferenceFn reference;      // when set: fidelity of every output against it
+  bool reference_top1 = false;  // also score the reference's first output against the labels
+};
+
+// Top-1 and cross-entropy of class scores against labels.
+struct ClassScore {
+  int64_t correct = 0;
+  double top1 = 0;  // percent
+  double loss = 0;  // mean cross-entropy
 };
 
 struct EvalResult {
   int64_t samples = 0;
+  // Set when the dataset has labels and the first output is [batch, classes] float scores.
+  bool has_top1 = false;
   int64_t correct = 0;
   double top1 = 0;       // percent
   double loss = 0;       // mean cross-entropy of the first output vs labels
-  double seconds = 0;    // wall time of the whole loop
-  at::Tensor logits;     // [samples, classes] when keep_logits
+  double seconds = 0;    // wall time of the whole loop (reference runs included)
+  std::vector<at::Tensor> outputs;  // keep_outputs: each graph output over all samples
+  std::vector<OutputFidelity> fidelity;  // with a reference
+  std::optional<ClassScore> reference_score;  // with a reference, labels and reference_top1
 };
 
-// Runs the model over the whole dataset; the first graph output must be [batch, classes] scores.
-// Throws kInvalidData when the dataset has no labels or the output is not [batch, classes].
+// True when `out` (a batch of the first output) is [batch, classes] float scores.
+bool looks_like_class_scores(const at::Tensor& out);
+
+// Runs the model over the whole dataset. Never needs labels: without them (or without class
+// scores) only the outputs, fidelity and timing are reported.
 EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& opts = {});
+// The same for any model function (e.g. the packed runtime): inputs -> outputs in the order of
+// `output_names`; `model_name` names it in messages.
+using ModelFn = std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>& inputs)>;
+EvalResult evaluate(const ModelFn& model, const std::vector<std::string>& output_names, const std::string& model_name,
+                    const Dataset& data, const EvalOptions& opts = {});
+
+// A reference that runs `ref` on each batch.
+ReferenceFn reference_executor(Executor& ref);
+// A reference from stored outputs (name -> [samples, ...], e.g. an .npz of ONNX Runtime's
+// outputs) for a graph with these outputs. Throws kInvalidData naming missing outputs or a
+// sample-count mismatch.
+ReferenceFn reference_arrays(std::map<std::string, at::Tensor> arrays, const std::vector<ValueInfo>& outputs,
+                             int64_t samples, const std::string& what);
 
 }  // namespace mixq

@@ -2,12 +2,14 @@
 
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
 
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "core/log.h"
 #include "mixq/error.h"
 #include "onnx/tensor_proto.h"
 
@@ -17,7 +19,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kMaxOpset = 17;  // the newest opset libonnx 1.12 (Debian 12) knows
+constexpr int64_t kMaxOpset = 18;
+// The newest opset libonnx 1.12 (Debian 12) has schemas for: its checker and shape inference
+// run up to here; opset-18 models are validated by mixq's own checks and the op registry only.
+constexpr int64_t kMaxCheckedOpset = 17;
 
 std::string read_file(const std::string& path) {
   std::error_code ec;
@@ -123,6 +128,48 @@ void check_structure(const Graph& g, const std::string& file) {
   MIXQ_CHECK(!g.outputs.empty(), ErrorKind::kInvalidModel, file, ": the graph has no outputs");
 }
 
+// ONNX's shape inference (as ORT runs it at load) adds the types of intermediate values that the
+// file does not declare; symbolic dims stay symbolic (-1 with their name). Used for folding Shape
+// of statically shaped values and for messages. A model inference cannot handle is not an error
+// here: the executor finds real shapes when it runs.
+void infer_value_info(const onnx::ModelProto& model, Graph& g) {
+  onnx::ModelProto copy;
+  copy.mutable_graph()->mutable_node()->CopyFrom(model.graph().node());
+  copy.mutable_graph()->mutable_input()->CopyFrom(model.graph().input());
+  copy.mutable_graph()->mutable_output()->CopyFrom(model.graph().output());
+  copy.mutable_graph()->mutable_value_info()->CopyFrom(model.graph().value_info());
+  copy.mutable_opset_import()->CopyFrom(model.opset_import());
+  copy.set_ir_version(model.ir_version());
+  // Initializers matter for inference only through their shapes and (for Reshape targets and
+  // the like) small values: pass small ones whole, large ones as typed inputs of known shape.
+  for (const auto& init : model.graph().initializer()) {
+    int64_t numel = 1;
+    for (auto d : init.dims()) numel *= d;
+    if (numel <= 64 && init.data_location() != onnx::TensorProto::EXTERNAL) {
+      *copy.mutable_graph()->add_initializer() = init;
+      continue;
+    }
+    bool declared = false;
+    for (const auto& in : model.graph().input()) declared = declared || in.name() == init.name();
+    if (declared) continue;
+    auto* vi = copy.mutable_graph()->add_input();
+    vi->set_name(init.name());
+    auto* tt = vi->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(init.data_type());
+    auto* shape = tt->mutable_shape();
+    for (auto d : init.dims()) shape->add_dim()->set_dim_value(d);
+  }
+  try {
+    onnx::shape_inference::InferShapes(copy);
+  } catch (const std::exception& e) {
+    log::verbose(g.source_path + ": ONNX shape inference stopped (" +
+                 std::string(e.what()).substr(0, 200) + "); shapes come from running the model");
+  }
+  for (const auto& vi : copy.graph().value_info())
+    if (!g.value_info.count(vi.name()) && !g.is_initializer(vi.name()))
+      g.value_info[vi.name()] = value_info_from_proto(vi);
+}
+
 }  // namespace
 
 Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
@@ -180,6 +227,7 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
     g.outputs.push_back(value_info_from_proto(out));
   }
   for (const auto& vi : gp.value_info()) g.value_info[vi.name()] = value_info_from_proto(vi);
+  if (opts.infer_shapes && opset <= kMaxCheckedOpset) infer_value_info(model, g);
 
   std::set<std::string> names;
   g.nodes.reserve(gp.node_size());
@@ -201,7 +249,11 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
   }
   check_structure(g, display_name);
   // Our own checks first (their messages name the node); then ONNX's checker for the rest.
-  if (opts.run_checker) {
+  const bool schemas_known = opset <= kMaxCheckedOpset;
+  if (opts.run_checker && !schemas_known)
+    log::verbose(display_name + ": opset " + std::to_string(opset) +
+                 " is newer than libonnx's schemas (17): the ONNX checker is skipped");
+  if (opts.run_checker && schemas_known) {
     try {
       onnx::checker::CheckerContext ctx;
       ctx.set_ir_version(static_cast<int>(model.ir_version()));

@@ -9,6 +9,7 @@ namespace mixq {
 
 struct ImportOptions {
   bool run_checker = true;  // onnx::checker::check_model before our own checks
+  bool infer_shapes = true;  // fill Graph::value_info with ONNX shape inference (opset <= 17)
 };
 
 // Reads a .onnx file (with external data files resolved relative to its directory), validates

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "exec/evaluate.h"
 #include "exec/executor.h"
 #include "mixq/error.h"
 #include "quant/qdq.h"
@@ -30,14 +31,14 @@ SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, 
     : prepared_(prepared), ref_plan_(ref), samples_(samples.size()) {
   MIXQ_CHECK(samples_ > 0, ErrorKind::kInvalidArgument, "the sensitivity measurement needs calibration samples, got none");
   for (int64_t b = 0; b < samples_; b += batch_size) batches_.push_back(samples.get(b, std::min(samples_, b + batch_size)));
+  Executor fex(prepared);
+  zf_ = logits(fex);
+  // Labels count only for class scores: a detector's or an embedding's outputs are compared with
+  // the float outputs alone (the fidelity loss), labels or not.
   std::vector<at::Tensor> lab;
   for (auto& b : batches_)
     if (b.labels.defined()) lab.push_back(b.labels);
-  if (lab.size() == batches_.size()) labels_ = at::cat(lab);
-  Executor fex(prepared);
-  std::vector<at::Tensor> zs;
-  for (auto& b : batches_) zs.push_back(fex.run(b.inputs)[0].to(at::kFloat));
-  zf_ = at::cat(zs);
+  if (lab.size() == batches_.size() && classes_) labels_ = at::cat(lab);
   QuantizeOptions qo;
   qo.batch_size = batch_size;
   qo.progress = false;
@@ -67,6 +68,10 @@ ProbeMetrics SensitivityProbe::metrics_of(const at::Tensor& z) const {
   at::Tensor zd = z.to(at::kDouble), zfd = zf_.to(at::kDouble);
   double sig = zfd.pow(2).sum().item<double>();
   m.noise = (zd - zfd).pow(2).sum().item<double>() / std::max(sig, 1e-30);
+  if (!classes_) {
+    m.kl = m.noise;  // no class distribution to compare: the fidelity loss stands in for KL
+    return m;
+  }
   at::Tensor lpf = at::log_softmax(zfd, 1), lq = at::log_softmax(zd, 1);
   m.kl = (lpf.exp() * (lpf - lq)).sum(1).mean().item<double>();
   if (labels_.defined()) {
@@ -78,7 +83,23 @@ ProbeMetrics SensitivityProbe::metrics_of(const at::Tensor& z) const {
 
 at::Tensor SensitivityProbe::logits(Executor& ex) {
   std::vector<at::Tensor> zs;
-  for (auto& b : batches_) zs.push_back(ex.run(b.inputs)[0].to(at::kFloat));
+  for (auto& b : batches_) {
+    std::vector<at::Tensor> outs = ex.run(b.inputs);
+    const at::Tensor& z0 = outs.at(0);
+    if (outs.size() == 1 && looks_like_class_scores(z0)) {
+      zs.push_back(z0.to(at::kFloat));
+      continue;
+    }
+    // Any other model: every float output, batch-first, flattened per sample side by side.
+    classes_ = false;
+    std::vector<at::Tensor> parts;
+    for (const auto& z : outs)
+      if (at::isFloatingType(z.scalar_type()) && z.dim() >= 1 && z.size(0) == z0.size(0))
+        parts.push_back(z.to(at::kFloat).reshape({z.size(0), -1}));
+    MIXQ_CHECK(!parts.empty(), ErrorKind::kUnsupported, prepared_.source_path,
+               ": no float batch-first output to measure sensitivity on");
+    zs.push_back(at::cat(parts, 1));
+  }
   return at::cat(zs);
 }
 

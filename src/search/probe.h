@@ -24,7 +24,9 @@ namespace mixq {
 class Executor;
 
 // Metrics of logits against the float logits: relative output noise ||z - zf||^2 / ||zf||^2, KL
-// (float || quantized), mean cross-entropy and top-1 % (0 without labels).
+// (float || quantized), mean cross-entropy and top-1 % (0 without labels). Models whose output is
+// not one [N, classes] tensor (detectors, embeddings, multi-output): every float output flattened
+// per sample, KL = noise (the fidelity loss), no cross-entropy or top-1.
 struct ProbeMetrics {
   double noise = 0, kl = 0, loss = 0, top1 = 0;
 };
@@ -76,6 +78,7 @@ class SensitivityProbe {
   QuantPlan ref_plan_;
   std::vector<Batch> batches_;
   at::Tensor zf_, labels_;
+  bool classes_ = true;  // one [N, classes] output; else all float outputs flattened, KL := noise
   std::unique_ptr<Executor> sim_;
   QuantizedModel qm_;                           // the reference plan quantized
   std::map<int, std::map<std::string, QuantizedActivation>> acts_at_;

@@ -36,8 +36,8 @@ TEST(Fmnist, LoadsBothSplitsWithLabels) {
 
 TEST(Fmnist, AppliesNormalizationInFloat32Order) {
   Preprocess pp;
-  pp.mean = 0.2860f;
-  pp.std = 0.3530f;
+  pp.mean = {0.2860f};
+  pp.std = {0.3530f};
   auto raw = open_dataset("fmnist:test:4", {image_input()});
   auto norm = open_dataset("fmnist:test:4", {image_input()}, pp);
   at::Tensor x = raw->get(0, 4).inputs[0];
@@ -173,8 +173,8 @@ TEST(Preprocess, ReadsModelMetadata) {
   bool found = false;
   Preprocess pp = preprocess_from_metadata(g, &found);
   EXPECT_TRUE(found);
-  EXPECT_FLOAT_EQ(pp.mean, 0.5f);
-  EXPECT_FLOAT_EQ(pp.std, 0.25f);
+  EXPECT_FLOAT_EQ(pp.mean[0], 0.5f);
+  EXPECT_FLOAT_EQ(pp.std[0], 0.25f);
   EXPECT_FLOAT_EQ(pp.scale, 1.0f / 255.0f);
   g.metadata["mixq.input_std"] = "zero";
   EXPECT_THROW(preprocess_from_metadata(g), Error);

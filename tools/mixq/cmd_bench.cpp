@@ -11,7 +11,7 @@
 
 #include "common.h"
 #include "exec/executor.h"
-#include "onnx/import.h"
+#include "exec/fold_constants.h"
 #include "rt_data.h"
 
 namespace mixq::cli {
@@ -92,7 +92,7 @@ RunFn setup_bench(CLI::App& sub) {
                         {"batch64_cpu_ms", r64.cpu * 1e3}};
     if (!o->onnx.empty()) {
       at::set_num_threads(mo.threads);
-      Executor ex(load_onnx(o->onnx));
+      Executor ex(load_model(o->onnx));
       at::InferenceMode guard;
       const Timing e1 = time_median([&] { ex.run(b1.inputs); }, o->runs);
       const Timing e64 = time_median([&] { ex.run(b64.inputs); }, o->runs64);

@@ -11,7 +11,7 @@
 #include "api/quantize_job.h"
 #include "common.h"
 #include "core/log.h"
-#include "onnx/import.h"
+#include "exec/fold_constants.h"
 
 namespace mixq::cli {
 
@@ -71,7 +71,7 @@ RunFn setup_demo(CLI::App& sub) {
       // Float row: evaluate once through the quantize job of the first config (or alone).
       double top1_float = NAN;
       {
-        Graph g = load_onnx(job.model_path);
+        Graph g = load_model(job.model_path);
         auto ds = open_dataset(o->data, g.inputs, preprocess_from_metadata(g));
         Executor ex(std::move(g));
         EvalOptions eo;

@@ -10,7 +10,8 @@
 #include "graph/blocks.h"
 #include "graph/fold_bn.h"
 #include "graph/layers.h"
-#include "onnx/import.h"
+#include "data/dataset.h"
+#include "exec/fold_constants.h"
 
 namespace mixq::cli {
 
@@ -55,8 +56,10 @@ int print_blocks(const std::string& path, Graph g, bool json) {
 RunFn setup_info(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
-    std::string model;
+    std::string model, data;
     bool ops = false, blocks = false;
+    PreprocessOverride pre;
+    std::vector<std::string> input_shapes;
   };
   auto o = std::make_shared<Opts>();
   sub.add_option("model", o->model, "ONNX model file");
@@ -64,6 +67,8 @@ RunFn setup_info(CLI::App& sub) {
   sub.add_flag("--blocks", o->blocks,
                "Show the reconstruction units (residual / inverted-residual / transformer blocks, single "
                "layers) of the BatchNorm-folded graph; the first and last layer stay alone (pinned)");
+  sub.add_option("-d,--data", o->data, "Take the shapes of dynamic input axes from this dataset's first sample");
+  add_data_options(sub, o->pre, &o->input_shapes);
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
@@ -77,11 +82,26 @@ RunFn setup_info(CLI::App& sub) {
       return 0;
     }
     MIXQ_CHECK(!o->model.empty(), ErrorKind::kInvalidArgument, "info needs a MODEL (or --ops)");
-    Graph g = load_onnx(o->model);
+    Graph g = load_model(o->model);
     if (o->blocks) return print_blocks(o->model, g, o->g.json);
     auto layers = find_layers(g);
-    Executor ex(g);
-    annotate_macs(ex, layers);
+    InputShapes shapes;
+    if (!o->data.empty()) shapes = input_shapes_of(g, *open_dataset(o->data, g.inputs, o->pre.over(preprocess_from_metadata(g))));
+    for (const auto& spec : o->input_shapes) parse_input_shape(spec, g, shapes);
+    const std::string unknown = unknown_dims(g, shapes);
+    std::string shape_note;
+    {
+      Executor ex(g);
+      try {
+        annotate_macs(ex, layers, shapes);
+      } catch (const Error& e) {
+        // Dynamic axes set to 1 can make a model fail (a pooling window larger than the input):
+        // the layers are still listed; MACs and output shapes need the real sizes.
+        if (unknown.empty()) throw;
+        shape_note = e.what();
+        for (auto& L : layers) L.macs = 0, L.out_shape.clear();
+      }
+    }
     int64_t params = 0, macs = 0, all_params = 0;
     for (const auto& kv : g.initializers)
       if (at::isFloatingType(kv.second.scalar_type())) all_params += kv.second.numel();
@@ -95,9 +115,12 @@ RunFn setup_info(CLI::App& sub) {
     if (o->g.json) {
       std::vector<std::string> in;
       for (const auto& vi : g.inputs) in.push_back(vi.str());
+      nlohmann::json shapes_json = nlohmann::json::object();
+      for (const auto& [name, dims] : shapes) shapes_json[name] = dims;
       print_json({{"model", o->model}, {"opset", g.opset()}, {"nodes", g.nodes.size()},
-                  {"inputs", in}, {"layers", jl}, {"params", params}, {"macs", macs},
-                  {"float_params", all_params}});
+                  {"inputs", in}, {"layers", jl}, {"params", params}, {"macs", shape_note.empty() ? nlohmann::json(macs) : nlohmann::json(nullptr)},
+                  {"float_params", all_params}, {"input_shapes", shapes_json},
+                  {"unknown_dims", unknown}, {"shape_error", shape_note}});
       return 0;
     }
     std::printf("%s: opset %lld, %zu nodes, producer '%s'\n", o->model.c_str(), (long long)g.opset(),
@@ -109,8 +132,15 @@ RunFn setup_info(CLI::App& sub) {
     for (const auto& L : layers)
       std::printf("%-4d %-40s %-14s %-18s %10lld %12lld\n", i++, L.node.substr(0, 40).c_str(),
                   L.op.c_str(), shape_str(L.weight_shape).c_str(), (long long)L.params, (long long)L.macs);
-    std::printf("\n%zu quantizable layers, %lld params (%lld float params in the model), %lld MACs per sample\n",
-                layers.size(), (long long)params, (long long)all_params, (long long)macs);
+    for (const auto& [name, dims] : shapes)
+      std::printf("shape pass: input %s = %s\n", name.c_str(), shape_str(dims).c_str());
+    if (!unknown.empty())
+      std::printf("unknown input dims (set to 1 for the shape pass): %s; give them with --input-shape or --data\n",
+                  unknown.c_str());
+    if (!shape_note.empty()) std::printf("MACs unavailable: %s\n", shape_note.c_str());
+    std::printf("\n%zu quantizable layers, %lld params (%lld float params in the model), %lld MACs per sample%s\n",
+                layers.size(), (long long)params, (long long)all_params, (long long)macs,
+                shape_note.empty() ? "" : " (unknown: see above)");
     return 0;
   };
 }

@@ -7,11 +7,23 @@
 #include "common.h"
 #include "core/atomic_file.h"
 #include "pack/from_qmodel.h"
+#include "runtime/ops.h"
 
 namespace mixq::cli {
 
 nlohmann::json write_packed(const QuantizeResult& r, const std::string& path) {
   const pack::PackedModel pm = pack_quantized_model(r.qmodel);
+  // A file the runtime cannot run is not written: say which operators it lacks, all at once.
+  std::map<std::string, std::string> missing;  // op -> first node
+  for (const auto& n : pm.nodes)
+    if (!rt::find_op(n.op) && !missing.count(n.op)) missing[n.op] = n.name;
+  if (!missing.empty()) {
+    std::string ops, have;
+    for (const auto& [op, node] : missing) ops += (ops.empty() ? "" : ", ") + op + " (node '" + node + "')";
+    for (const auto& s : rt::supported_ops()) have += (have.empty() ? "" : ", ") + s;
+    throw Error(ErrorKind::kUnsupported, "cannot pack " + r.plan.model + " for the runtime: it has no " + ops +
+                                             " operator (it has: " + have + "); the QDQ export (-o) runs anywhere");
+  }
   const std::string bytes = pack::write_mxq(pm);
   write_file_atomic(path, bytes);
   const pack::MxqSizes s = pack::mxq_sizes(pm, bytes);

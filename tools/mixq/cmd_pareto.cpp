@@ -68,13 +68,13 @@ RunFn setup_pareto(CLI::App& sub) {
     for (const std::string* p : {&o->out, &o->table_out})
       MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
                  "refusing to overwrite the input model '", job.model_path, "' with ", *p);
-    PreparedPlan pp = prepare_plan(job.model_path, job.defaults, job.method);
+    PreparedPlan pp = prepare_plan(job.model_path, job.defaults, job.method, {job.calib, job.preprocess, job.input_shapes});
     std::unique_ptr<HwSpec> hw;
     if (!job.hw_path.empty()) {
       hw = std::make_unique<HwSpec>(load_hw_spec(job.hw_path));
       fit_plan_to_spec(pp.plan, *hw);
     }
-    auto calib = open_dataset(job.calib, pp.prepared.inputs, preprocess_from_metadata(pp.original));
+    auto calib = std::move(pp.calib);
     SensitivityOptions so = job.sens;
     so.calib_spec = job.calib;
     so.model_path = job.model_path;

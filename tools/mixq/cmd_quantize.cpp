@@ -6,6 +6,8 @@
 #include "common.h"
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "data/dataset.h"
+#include "exec/fidelity.h"
 #include "onnx/export.h"
 #include "quant/qdq.h"
 
@@ -62,6 +64,10 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                  "(the model's mean error)")->capture_default_str();
   sub.add_option("--budget-bits", job.search_opts.budget_avg_wbits, "Target average weight bits (MixQuant: finds the QEM)");
   sub.add_option("--seed", job.qopts.seed, "Seed (stochastic rounding, reconstruction batches)")->capture_default_str();
+  sub.add_option_function<std::string>("--metric", [&job](const std::string& m) { job.metric = parse_metric(m); },
+                                       "What reports lead with: auto (top-1 with labels and class scores, else SQNR "
+                                       "vs float), top1, sqnr, cos, kl, maxabs; every metric is in --json either way");
+  add_data_options(sub, job.preprocess, &job.input_shapes);
   add_budget_options(sub, job);
 }
 
@@ -76,7 +82,11 @@ RunFn setup_quantize(CLI::App& sub) {
   sub.add_option("model", o->job.model_path, "Float ONNX model")->required();
   add_quant_options(sub, o->job);
   sub.add_option("--plan", o->job.plan_path, "Apply this QuantPlan (JSON) instead of searching");
-  sub.add_option("--eval", o->job.eval, "Evaluate float and quantized model on this dataset (e.g. fmnist:test)");
+  sub.add_option("--eval", o->job.eval,
+                 "Evaluate float and quantized model on this dataset (e.g. fmnist:test): top-1 where it has labels "
+                 "and the model gives class scores; fidelity of every output to the float model always");
+  sub.add_option("--save-outputs", o->job.save_outputs,
+                 "With --eval: write every output of the quantized model (all samples) to this .npz");
   sub.add_flag("--no-float-eval", [o](int64_t) { o->job.eval_float = false; },
                "With --eval: skip evaluating the float model");
   sub.add_option("-o,--output", o->out, "Write the QDQ ONNX model here");
@@ -89,7 +99,7 @@ RunFn setup_quantize(CLI::App& sub) {
     QuantizeJob& job = o->job;
     job.defaults.wbits = job.search_opts.wbits;
     job.qopts.progress = !o->g.quiet;
-    for (const std::string* p : {&o->out, &o->plan_out, &o->report, &o->pack})
+    for (const std::string* p : {&o->out, &o->plan_out, &o->report, &o->pack, &o->job.save_outputs})
       MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
                  "refusing to overwrite the input model '", job.model_path, "' with ", *p);
     QuantizeResult r = run_quantize(job);
@@ -110,8 +120,12 @@ RunFn setup_quantize(CLI::App& sub) {
                 r.plan.search.c_str(), job.method.c_str(), r.plan.layers.size(), c.avg_wbits);
     std::printf("size %lld bytes (%.1f%% of float %lld), %.3f GBOPs, quantized in %.2f s\n", (long long)c.size_bytes,
                 100 * c.size_ratio, (long long)c.float_bytes, c.gbops(), r.seconds_quantize);
-    if (r.float_eval) std::printf("top-1 float %.2f%%\n", r.float_eval->top1);
-    if (r.quant_eval) std::printf("top-1 quant %.2f%%\n", r.quant_eval->top1);
+    if (r.float_eval && r.float_eval->has_top1) std::printf("top-1 float %.2f%%\n", r.float_eval->top1);
+    if (r.quant_eval && r.quant_eval->has_top1) std::printf("top-1 quant %.2f%%\n", r.quant_eval->top1);
+    if (r.quant_eval && !r.quant_eval->fidelity.empty())
+      std::printf("fidelity to the float model on %lld samples:\n%s", (long long)r.quant_eval->samples,
+                  fidelity_text(r.quant_eval->fidelity).c_str());
+    if (!job.save_outputs.empty() && r.quant_eval) std::printf("wrote %s\n", job.save_outputs.c_str());
     for (const std::string* p : {&o->out, &o->plan_out, &o->report})
       if (!p->empty()) std::printf("wrote %s\n", p->c_str());
     if (!o->pack.empty()) print_pack_summary(rep["pack"]);

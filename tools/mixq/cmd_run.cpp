@@ -1,11 +1,15 @@
-// mixq run model.mxq --data SPEC: top-1 accuracy of a packed model on the libtorch-free runtime,
-// computed like `mixq eval` (first output = [batch, classes] scores).
-#include <chrono>
+// mixq run model.mxq --data SPEC: runs a packed model on the libtorch-free runtime over a dataset,
+// scored like `mixq eval`: top-1 where the data has labels and the first output is [batch, classes]
+// scores; with --reference (the float .onnx run on the same inputs, or an .npz of stored outputs)
+// the fidelity of every output. No labels needed.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 
 #include "common.h"
-#include "core/progress.h"
+#include "data/npy.h"
+#include "exec/evaluate.h"
+#include "exec/fold_constants.h"
 #include "mixq/error.h"
 #include "rt_data.h"
 
@@ -14,50 +18,62 @@ namespace mixq::cli {
 RunFn setup_run(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
-    std::string model, data = "fmnist:test", isa = "auto";
+    std::string model, data = "fmnist:test", isa = "auto", reference, save_outputs, metric = "auto";
     int64_t batch = 250;
+    PreprocessOverride pre;
   };
   auto o = std::make_shared<Opts>();
   sub.add_option("model", o->model, "Packed model (.mxq)")->required();
   sub.add_option("-d,--data", o->data, "Dataset (as for eval)")->capture_default_str();
   sub.add_option("-b,--batch", o->batch, "Batch size")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   sub.add_option("--isa", o->isa, "Kernel path: auto (MIXQ_ISA or cpuid), ref, avx2, avx512")->capture_default_str();
+  sub.add_option("--reference", o->reference,
+                 "Compare every output with the float .onnx model run on the same inputs, or with an .npz of stored "
+                 "outputs named after the model's outputs");
+  sub.add_option("--metric", o->metric, "Summary metric: auto, top1, sqnr, cos, kl, maxabs")->capture_default_str();
+  sub.add_option("--save-outputs", o->save_outputs, "Write every output (all samples) to this .npz");
+  add_data_options(sub, o->pre, nullptr);
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
+    const Metric metric_req = parse_metric(o->metric);
     const rt::ModelOptions mo = runtime_options(o->isa, o->g.threads);
     rt::Model m = rt::Model::load(o->model, mo);
-    auto ds = open_dataset_for(m.packed(), o->data);
-    MIXQ_CHECK(ds->has_labels(), ErrorKind::kInvalidData, o->data, " has no labels; `mixq run` needs them for top-1");
-    int64_t correct = 0, n = 0;
-    double loss = 0;
-    Progress bar("run", o->g.quiet ? 0 : ds->size(), "img");
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t b = 0; b < ds->size(); b += o->batch) {
-      const int64_t e = std::min(ds->size(), b + o->batch);
-      Batch batch = ds->get(b, e);
-      std::vector<rt::Tensor> y = m.run(to_runtime(batch));
-      const rt::Tensor& s = y.at(0);
-      MIXQ_CHECK(s.rank() == 2 && s.shape[0] == e - b && s.dtype == pack::ElemType::kFloat32, ErrorKind::kInvalidData,
-                 o->model, ": first output is ", rt::shape_str(s.shape), ", not [batch, classes] scores");
-      const int64_t C = s.shape[1];
-      const int64_t* lab = batch.labels.data_ptr<int64_t>();
-      for (int64_t i = 0; i < e - b; ++i) {
-        const float* row = s.f.data() + i * C;
-        int64_t best = 0;
-        float mx = row[0];
-        for (int64_t c = 1; c < C; ++c)
-          if (row[c] > mx) { mx = row[c]; best = c; }
-        double se = 0;
-        for (int64_t c = 0; c < C; ++c) se += std::exp(double(row[c]) - mx);
-        loss += std::log(se) + mx - row[lab[i]];
-        correct += best == lab[i];
-      }
-      n += e - b;
-      bar.advance(e - b);
+    auto ds = open_dataset_for(m.packed(), o->data, o->pre);
+    std::vector<std::string> names;
+    std::vector<ValueInfo> outs;
+    for (const auto& d : m.packed().outputs) {
+      names.push_back(d.name);
+      ValueInfo v;
+      v.name = d.name;
+      outs.push_back(v);
     }
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double top1 = n ? 100.0 * double(correct) / double(n) : 0;
+    EvalOptions eo;
+    eo.batch_size = o->batch;
+    eo.progress = !o->g.quiet;
+    eo.label = "run";
+    eo.keep_outputs = !o->save_outputs.empty();
+    std::unique_ptr<Executor> ref_ex;
+    if (!o->reference.empty()) {
+      if (std::filesystem::path(o->reference).extension() == ".npz") {
+        eo.reference = reference_arrays(load_npz(o->reference), outs, ds->size(), o->reference);
+      } else {
+        ref_ex = std::make_unique<Executor>(load_model(o->reference));
+        eo.reference = reference_executor(*ref_ex);
+        eo.reference_top1 = true;
+      }
+    }
+    auto run = [&m](const std::vector<at::Tensor>& in) {
+      Batch b;
+      b.inputs = in;
+      return from_runtime(m.run(to_runtime(b)));
+    };
+    EvalResult r = evaluate(run, names, o->model, *ds, eo);
+    if (!o->save_outputs.empty()) {
+      std::map<std::string, at::Tensor> arrays;
+      for (size_t i = 0; i < names.size(); ++i) arrays[names[i]] = r.outputs[i];
+      save_npz(o->save_outputs, arrays);
+    }
     int int_layers = 0;
     int64_t weight_bytes = 0;
     for (const auto& p : m.layer_paths()) {
@@ -69,16 +85,38 @@ RunFn setup_run(CLI::App& sub) {
         std::fprintf(stderr, "layer %s (%s): %s%s, kernel %s, %lld weight bytes held\n", p.node.c_str(), p.op.c_str(),
                      p.int_path ? "integer" : "float: ", p.int_path ? "" : p.why_float.c_str(), p.kernel.c_str(),
                      (long long)p.weight_bytes);
+    const Metric metric = resolve_metric(metric_req, r.has_top1, r.has_top1);
+    std::optional<double> value;
+    if (metric == Metric::kTop1 && r.has_top1) value = r.top1;
+    else if (!r.fidelity.empty()) value = summary_value(metric, r.fidelity);
+    auto opt = [](bool has, double v) { return has ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    const double sec = r.seconds;
     if (o->g.json) {
-      print_json({{"model", o->model}, {"data", o->data}, {"top1", top1}, {"correct", correct}, {"samples", n},
-                  {"loss", n ? loss / n : 0}, {"seconds", sec}, {"images_per_second", n / sec},
-                  {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
-                  {"integer_layers", int_layers}, {"layers", m.layer_paths().size()},
-                  {"weight_bytes", weight_bytes}});
+      nlohmann::json j = {{"model", o->model}, {"data", o->data}, {"top1", opt(r.has_top1, r.top1)},
+                          {"correct", opt(r.has_top1, double(r.correct))}, {"samples", r.samples},
+                          {"loss", opt(r.has_top1, r.loss)}, {"seconds", sec}, {"images_per_second", r.samples / sec},
+                          {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
+                          {"integer_layers", int_layers}, {"layers", m.layer_paths().size()},
+                          {"weight_bytes", weight_bytes}, {"metric", metric_name(metric)},
+                          {"metric_value", value && std::isfinite(*value) ? nlohmann::json(*value) : nlohmann::json(nullptr)}};
+      if (!o->reference.empty()) {
+        j["reference"] = o->reference;
+        j["fidelity"] = fidelity_json(r.fidelity);
+        j["top1_reference"] = r.reference_score ? nlohmann::json(r.reference_score->top1) : nlohmann::json(nullptr);
+      }
+      print_json(j);
     } else {
-      std::printf("%s on %s: top-1 %.2f%% (%lld/%lld), loss %.4f, %.2f s (%.0f img/s), %s, %d of %zu layers integer\n",
-                  o->model.c_str(), ds->describe().c_str(), top1, (long long)correct, (long long)n, n ? loss / n : 0, sec,
-                  n / sec, kernels::isa_name(m.isa()), int_layers, m.layer_paths().size());
+      if (r.has_top1)
+        std::printf("%s on %s: top-1 %.2f%% (%lld/%lld), loss %.4f, %.2f s (%.0f img/s), %s, %d of %zu layers integer\n",
+                    o->model.c_str(), ds->describe().c_str(), r.top1, (long long)r.correct, (long long)r.samples, r.loss,
+                    sec, r.samples / sec, kernels::isa_name(m.isa()), int_layers, m.layer_paths().size());
+      else
+        std::printf("%s on %s: %lld samples, %.2f s (%.0f samples/s), %s, %d of %zu layers integer\n", o->model.c_str(),
+                    ds->describe().c_str(), (long long)r.samples, sec, r.samples / sec, kernels::isa_name(m.isa()),
+                    int_layers, m.layer_paths().size());
+      if (r.reference_score) std::printf("reference %s: top-1 %.2f%%\n", o->reference.c_str(), r.reference_score->top1);
+      if (!r.fidelity.empty()) std::printf("fidelity to %s:\n%s", o->reference.c_str(), fidelity_text(r.fidelity).c_str());
+      if (!o->save_outputs.empty()) std::printf("wrote %s\n", o->save_outputs.c_str());
     }
     return 0;
   };

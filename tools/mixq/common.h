@@ -8,6 +8,7 @@
 #include <vector>
 
 namespace mixq {
+struct PreprocessOverride;
 struct QuantizeJob;
 struct QuantizeResult;
 }  // namespace mixq
@@ -22,6 +23,10 @@ void print_pack_summary(const nlohmann::json& j);
 
 // --budget-*, --max-drop, --signal, --hw, --sens-*, --table (budget_options.cpp).
 void add_budget_options(CLI::App& sub, QuantizeJob& job);
+
+// --scale/--mean/--std (numbers or per-channel comma lists, over the model's mixq.input_*
+// metadata) and, when `input_shapes` is given, the repeatable --input-shape NAME:d0,d1,...
+void add_data_options(CLI::App& sub, PreprocessOverride& pre, std::vector<std::string>* input_shapes);
 
 // Options every subcommand has.
 struct GlobalOptions {

@@ -8,7 +8,8 @@
 
 namespace mixq::cli {
 
-std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std::string& spec) {
+std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std::string& spec,
+                                          const PreprocessOverride& pre) {
   Graph g;  // only what open_dataset and preprocess_from_metadata read
   g.metadata = m.metadata;
   for (const auto& d : m.inputs) {
@@ -20,7 +21,18 @@ std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std:
     v.dim_names.assign(d.dims.size(), "");
     g.inputs.push_back(v);
   }
-  return open_dataset(spec, g.inputs, preprocess_from_metadata(g));
+  return open_dataset(spec, g.inputs, pre.over(preprocess_from_metadata(g)));
+}
+
+std::vector<at::Tensor> from_runtime(const std::vector<rt::Tensor>& v) {
+  std::vector<at::Tensor> out;
+  for (const auto& t : v) {
+    if (t.dtype == pack::ElemType::kFloat32)
+      out.push_back(at::tensor(at::ArrayRef<float>(t.f), at::kFloat).reshape(t.shape));
+    else
+      out.push_back(at::tensor(at::ArrayRef<int64_t>(t.i), at::kLong).reshape(t.shape));
+  }
+  return out;
 }
 
 std::vector<rt::Tensor> to_runtime(const Batch& b) {

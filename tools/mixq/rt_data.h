@@ -11,8 +11,12 @@
 
 namespace mixq::cli {
 
-// Opens `spec` for a packed model: its declared inputs and the preprocessing in its metadata.
-std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std::string& spec);
+// Opens `spec` for a packed model: its declared inputs and the preprocessing in its metadata
+// (under the command line's overrides).
+std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std::string& spec,
+                                          const PreprocessOverride& pre = {});
+// Runtime outputs as libtorch tensors (copies), for evaluation and fidelity.
+std::vector<at::Tensor> from_runtime(const std::vector<rt::Tensor>& v);
 // A batch's inputs as runtime tensors (float32 / int64 copies).
 std::vector<rt::Tensor> to_runtime(const Batch& b);
 // Parses --isa (ref|avx2|avx512|auto) into the runtime's choice (auto: MIXQ_ISA or cpuid).
