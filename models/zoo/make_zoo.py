@@ -546,6 +546,22 @@ TORCH_MODELS = {
 }
 
 
+def trace_inputs(spec, inputs):
+    """The export's example inputs: shaped unlike the test data on every dynamic axis (batch 1,
+    16 tokens or time steps, 64x64 pictures), so the tests run the graphs at sizes the tracer
+    never saw and a shape the exporter baked in shows up as a failure."""
+    out = []
+    for n in spec["inputs"]:
+        a = inputs[n][:1]
+        for axis, what in spec["dynamic"][n].items():
+            if what in ("sequence", "time"):
+                a = a.take(range(min(16, a.shape[axis])), axis=axis)
+            elif what in ("height", "width"):
+                a = a.take(range(64), axis=axis)
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
 def export(name, spec, path, inputs):
     import torch
     model = init_weights(spec["build"](), spec["seed"])
@@ -557,7 +573,7 @@ def export(name, spec, path, inputs):
     elif bn == "collage":
         model = calibrate_bn(model, calib_collages(spec["seed"], 128, 160))
     model.eval()
-    args = tuple(torch.from_numpy(inputs[n]) for n in spec["inputs"])
+    args = tuple(torch.from_numpy(a) for a in trace_inputs(spec, inputs))
     buf = io.BytesIO()
     mode = torch.onnx.TrainingMode.PRESERVE if spec.get("keep_bn", True) else torch.onnx.TrainingMode.EVAL
     torch.onnx.export(model, args, buf, opset_version=spec["opset"], input_names=spec["inputs"],
