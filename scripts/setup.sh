@@ -2,7 +2,8 @@
 # Installs everything mixq needs from Debian's packages, then configures and builds it in build/.
 # Safe to re-run: apt-get skips what is installed and the build is incremental.
 #   scripts/setup.sh            install + build
-#   scripts/setup.sh --python   also install Debian's PyTorch/ONNX for models/make_fixtures.py
+#   scripts/setup.sh --python   also install Debian's PyTorch/torchvision/ONNX for models/make_fixtures.py and
+#                               models/zoo/make_zoo.py (the zoo tests rebuild the torchvision members with it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ PKGS=(
   coinor-libcbc-dev                           # integer programming (bit allocation)
   dataset-fashion-mnist libonnx-testdata      # data and ONNX's operator tests
 )
-if [[ "${1:-}" == "--python" ]]; then PKGS+=(python3-torch python3-onnx python3-numpy); fi
+if [[ "${1:-}" == "--python" ]]; then PKGS+=(python3-torch python3-torchvision python3-onnx python3-numpy python3-pil fonts-dejavu-core); fi
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
