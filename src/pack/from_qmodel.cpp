@@ -106,6 +106,11 @@ void pack_graph(const Graph& g, const std::map<std::string, std::string>& qweigh
         case AttrType::kString: pa.type = pack::Attr::kString; pa.s = a.s; break;
         case AttrType::kInts: pa.type = pack::Attr::kInts; pa.ints = a.ints; break;
         case AttrType::kFloats: pa.type = pack::Attr::kFloats; pa.floats = a.floats; break;
+        case AttrType::kTensor:  // stored beside the initializers, referenced by name
+          pa.type = pack::Attr::kTensor;
+          pa.s = n.name + "::" + k;
+          m.tensors.push_back(to_plain(pa.s, a.t, g.describe(n) + " attribute '" + k + "'"));
+          break;
         default:
           throw Error(ErrorKind::kUnsupported, g.describe(n) + ": attribute '" + k +
                                                    "' is a tensor/graph/string list, which .mxq cannot store");

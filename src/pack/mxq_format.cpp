@@ -111,6 +111,7 @@ std::string write_graph(const PackedModel& m) {
         case Attr::kInt: w.i64(a.i); break;
         case Attr::kFloat: w.f32(a.f); break;
         case Attr::kString: w.str(a.s); break;
+        case Attr::kTensor: w.str(a.s); break;
         case Attr::kInts: w.i64s(a.ints); break;
         case Attr::kFloats: w.u32(static_cast<uint32_t>(a.floats.size())); for (float f : a.floats) w.f32(f); break;
       }
@@ -191,13 +192,14 @@ PackedModel read_graph(ByteReader& r) {
       std::string k = r.str("attribute name");
       Attr a;
       uint8_t t = r.u8("attribute type");
-      MIXQ_CHECK(t >= 1 && t <= 5, ErrorKind::kInvalidModel, where, ": node '", n.name, "' attribute '", k,
+      MIXQ_CHECK(t >= 1 && t <= 6, ErrorKind::kInvalidModel, where, ": node '", n.name, "' attribute '", k,
                  "' has type code ", int(t));
       a.type = Attr::Type(t);
       switch (a.type) {
         case Attr::kInt: a.i = r.i64("int attribute"); break;
         case Attr::kFloat: a.f = r.f32("float attribute"); break;
         case Attr::kString: a.s = r.str("string attribute"); break;
+        case Attr::kTensor: a.s = r.str("tensor attribute"); break;
         case Attr::kInts: a.ints = r.i64s("ints attribute"); break;
         case Attr::kFloats: {
           uint32_t nf = r.count("floats attribute", 4);

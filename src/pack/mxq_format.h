@@ -43,7 +43,9 @@ struct Tensor {
 };
 
 struct Attr {
-  enum Type : uint8_t { kInt = 1, kFloat = 2, kString = 3, kInts = 4, kFloats = 5 };
+  // kTensor: `s` names the stored tensor (PackedModel::tensors) holding the value, e.g.
+  // ConstantOfShape's `value`.
+  enum Type : uint8_t { kInt = 1, kFloat = 2, kString = 3, kInts = 4, kFloats = 5, kTensor = 6 };
   Type type = kInt;
   int64_t i = 0;
   float f = 0;

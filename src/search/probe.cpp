@@ -2,6 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+
 #include "exec/evaluate.h"
 #include "exec/executor.h"
 #include "mixq/error.h"
@@ -56,6 +60,21 @@ SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, 
   }
   for (const auto& L : ref.layers)
     if (L.quantize_input) readers_[L.input].push_back(L.name);
+  for (size_t i = 0; i < qg.nodes.size(); ++i)
+    if (ref.find(qg.nodes[i].name)) layer_node_[qg.nodes[i].name] = static_cast<int>(i);
+  {
+    std::set<std::string> st;
+    for (const auto& kv : qg.initializers) st.insert(kv.first);
+    sim_static_.assign(qg.nodes.size(), 0);
+    for (size_t i = 0; i < qg.nodes.size(); ++i) {
+      const Node& n = qg.nodes[i];
+      bool all = std::all_of(n.inputs.begin(), n.inputs.end(), [&](const std::string& v) { return v.empty() || st.count(v); });
+      if (all) {
+        sim_static_[i] = 1;
+        for (const auto& o : n.outputs) st.insert(o);
+      }
+    }
+  }
   sim_ = std::make_unique<Executor>(qg);
   float_ = metrics_of(zf_);
   ref_ = metrics_of(logits(*sim_));
@@ -81,24 +100,81 @@ ProbeMetrics SensitivityProbe::metrics_of(const at::Tensor& z) const {
   return m;
 }
 
+at::Tensor SensitivityProbe::flatten_outputs(const std::vector<at::Tensor>& outs) {
+  const at::Tensor& z0 = outs.at(0);
+  if (outs.size() == 1 && looks_like_class_scores(z0)) return z0.to(at::kFloat);
+  // Any other model: every float output, batch-first, flattened per sample side by side.
+  classes_ = false;
+  std::vector<at::Tensor> parts;
+  for (const auto& z : outs)
+    if (at::isFloatingType(z.scalar_type()) && z.dim() >= 1 && z.size(0) == z0.size(0))
+      parts.push_back(z.to(at::kFloat).reshape({z.size(0), -1}));
+  MIXQ_CHECK(!parts.empty(), ErrorKind::kUnsupported, prepared_.source_path,
+             ": no float batch-first output to measure sensitivity on");
+  return at::cat(parts, 1);
+}
+
 at::Tensor SensitivityProbe::logits(Executor& ex) {
+  // Through run(feeds, fetches), which runs the graph's own nodes (no fused kernels), like the
+  // runs from a cut: every measurement and its reference see the same float arithmetic, so the
+  // table's increases over the reference do not pick up fused-vs-unfused rounding.
+  const Graph& g = ex.graph();
+  std::vector<std::string> fetch;
+  for (const auto& o : g.outputs) fetch.push_back(o.name);
   std::vector<at::Tensor> zs;
   for (auto& b : batches_) {
-    std::vector<at::Tensor> outs = ex.run(b.inputs);
-    const at::Tensor& z0 = outs.at(0);
-    if (outs.size() == 1 && looks_like_class_scores(z0)) {
-      zs.push_back(z0.to(at::kFloat));
-      continue;
-    }
-    // Any other model: every float output, batch-first, flattened per sample side by side.
-    classes_ = false;
-    std::vector<at::Tensor> parts;
-    for (const auto& z : outs)
-      if (at::isFloatingType(z.scalar_type()) && z.dim() >= 1 && z.size(0) == z0.size(0))
-        parts.push_back(z.to(at::kFloat).reshape({z.size(0), -1}));
-    MIXQ_CHECK(!parts.empty(), ErrorKind::kUnsupported, prepared_.source_path,
-               ": no float batch-first output to measure sensitivity on");
-    zs.push_back(at::cat(parts, 1));
+    std::map<std::string, at::Tensor> feeds;
+    for (size_t i = 0; i < g.inputs.size(); ++i) feeds[g.inputs[i].name] = b.inputs[i];
+    std::map<std::string, at::Tensor> got = ex.run(feeds, fetch);
+    std::vector<at::Tensor> outs;
+    for (const auto& f : fetch) outs.push_back(got.at(f));
+    zs.push_back(flatten_outputs(outs));
+  }
+  return at::cat(zs);
+}
+
+void SensitivityProbe::move_cut(int k) {
+  if (cut_node_ == k) return;
+  const Graph& g = sim_->graph();
+  std::map<std::string, int> made;  // value -> producing node (graph inputs: -1)
+  for (const auto& vi : g.inputs) made[vi.name] = -1;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (!sim_static_[i])
+      for (const auto& o : g.nodes[i].outputs)
+        if (!o.empty()) made[o] = static_cast<int>(i);
+  std::set<std::string> want;
+  for (size_t i = static_cast<size_t>(k); i < g.nodes.size(); ++i)
+    for (const auto& v : g.nodes[i].inputs)
+      if (auto it = made.find(v); it != made.end() && it->second < k) want.insert(v);
+  for (const auto& o : g.outputs)
+    if (auto it = made.find(o.name); it != made.end() && it->second < k) want.insert(o.name);
+  const bool forward = cut_node_ >= 0 && cut_node_ < k;
+  std::vector<std::map<std::string, at::Tensor>> next(batches_.size());
+  for (size_t b = 0; b < batches_.size(); ++b) {
+    std::map<std::string, at::Tensor> feeds;
+    if (forward) feeds = cut_[b];
+    else
+      for (size_t i = 0; i < g.inputs.size(); ++i) feeds[g.inputs[i].name] = batches_[b].inputs[i];
+    std::vector<std::string> fetch;
+    for (const auto& v : want)
+      if (!feeds.count(v)) fetch.push_back(v);
+    std::map<std::string, at::Tensor> got = fetch.empty() ? std::map<std::string, at::Tensor>{} : sim_->run(feeds, fetch);
+    for (const auto& v : want) next[b][v] = feeds.count(v) ? feeds.at(v) : got.at(v);
+  }
+  cut_ = std::move(next);
+  cut_node_ = k;
+}
+
+at::Tensor SensitivityProbe::logits_from_cut(Executor& ex) {
+  const Graph& g = ex.graph();
+  std::vector<std::string> fetch;
+  for (const auto& o : g.outputs) fetch.push_back(o.name);
+  std::vector<at::Tensor> zs;
+  for (const auto& feeds : cut_) {
+    std::map<std::string, at::Tensor> got = ex.run(feeds, fetch);
+    std::vector<at::Tensor> outs;
+    for (const auto& f : fetch) outs.push_back(got.at(f));
+    zs.push_back(flatten_outputs(outs));
   }
   return at::cat(zs);
 }
@@ -106,6 +182,11 @@ at::Tensor SensitivityProbe::logits(Executor& ex) {
 ProbeMetrics SensitivityProbe::run(const std::map<std::string, at::Tensor>& weights) { return run_on(*sim_, weights); }
 
 ProbeMetrics SensitivityProbe::run_on(Executor& ex, const std::map<std::string, at::Tensor>& weights) {
+  // One changed layer of the reference model: re-run only from that layer on, from the cached
+  // values at the cut before it (the measurement is the same; the upstream part is not redone).
+  const bool from_cut = &ex == sim_.get() && weights.size() == 1 && layer_node_.count(weights.begin()->first) &&
+                        std::getenv("MIXQ_PROBE_FULL") == nullptr;
+  if (from_cut) move_cut(layer_node_.at(weights.begin()->first));
   std::vector<int> ids;
   for (const auto& [layer, w] : weights) {
     auto it = dq_name_.find(layer);
@@ -115,7 +196,7 @@ ProbeMetrics SensitivityProbe::run_on(Executor& ex, const std::map<std::string, 
   }
   ProbeMetrics m;
   try {
-    m = metrics_of(logits(ex));
+    m = metrics_of(from_cut ? logits_from_cut(ex) : logits(ex));
   } catch (...) {
     for (int id : ids) ex.remove_hook(id);
     throw;

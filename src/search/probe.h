@@ -70,6 +70,14 @@ class SensitivityProbe {
  private:
   ProbeMetrics metrics_of(const at::Tensor& z) const;
   at::Tensor logits(Executor& ex);
+  // Outputs of one batch as the probe compares them (class scores, or all float outputs flattened).
+  at::Tensor flatten_outputs(const std::vector<at::Tensor>& outs);
+  // The reference model's values crossing the cut just before sim node `k` (every value made
+  // before it and read at or after it, or a graph output made before it), for every batch, so
+  // that a change at node k re-runs only the nodes from k on. Layers are measured in graph
+  // order, so the cut moves forward, computing only the nodes between two cuts.
+  void move_cut(int k);
+  at::Tensor logits_from_cut(Executor& ex);
   ProbeMetrics run_on(Executor& ex, const std::map<std::string, at::Tensor>& weights);
   // Every activation tensor's quantizer with all of them at `bits` (one calibration pass per bits).
   const std::map<std::string, QuantizedActivation>& acts_at(int bits);
@@ -86,6 +94,10 @@ class SensitivityProbe {
   std::map<std::string, std::string> dq_name_;  // layer -> the tensor its QDQ node reads as weight
   ProbeMetrics float_, ref_;
   int64_t samples_ = 0;
+  std::map<std::string, int> layer_node_;        // layer -> its node index in the sim graph
+  std::vector<char> sim_static_;                 // per sim node: computed from constants only
+  int cut_node_ = -1;                            // -1: no cut cached
+  std::vector<std::map<std::string, at::Tensor>> cut_;  // per batch: value name -> tensor
 };
 
 }  // namespace mixq
