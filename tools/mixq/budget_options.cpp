@@ -34,13 +34,21 @@ void add_budget_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--budget-latency-ms", o.budget.latency_ms, "Latency budget (needs --latency-table)");
   sub.add_option("--latency-table", o.latency_table, "Per-layer latency table JSON (docs/hwspec.md)");
   sub.add_option("--max-drop", o.budget.max_drop,
-                 "ip/pareto/genetic: smallest plan whose predicted signal increase is at most this; hago: "
-                 "allowed calibration top-1 drop in points");
+                 "ip/pareto/genetic: smallest plan whose predicted signal increase is at most this (dl: the "
+                 "calibration loss increase; without labels or class scores dl is the relative output noise vs "
+                 "the float model, so 0.01 ~ 20 dB SQNR); hago: allowed calibration top-1 drop in points");
   sub.add_option("--signal", o.signal, "Sensitivity signal for ip/pareto/genetic: dl, kl, noise, mse, dacc, fisher, hessian")
       ->check(CLI::IsMember({"dl", "kl", "noise", "sqnr", "mse", "dacc", "fisher", "hessian"}))->capture_default_str();
   sub.add_option("--hw", job.hw_path, "Hardware spec JSON: allowed bits per op, shared groups (docs/hwspec.md)");
   sub.add_option("--sens-samples", job.sens.samples, "Calibration samples for the sensitivity table")
       ->capture_default_str();
+  sub.add_option_function<std::string>(
+      "--sens-bits",
+      [&job](const std::string& v) {
+        job.sens.bits.clear();
+        for (const auto& x : split_list(v, "--sens-bits")) job.sens.bits.push_back(static_cast<int>(x));
+      },
+      "Sensitivity table: candidate weight bits, comma-separated (default 2,3,4,5,6,7,8)");
   sub.add_option("--sens-cache", job.sens.cache_path, "Sensitivity table cache file (resumes a killed run)");
   sub.add_option_function<std::string>(
          "--act-candidates",

@@ -1,0 +1,52 @@
+// The sensitivity probe's cut: a one-layer change re-run from the cached values before that layer
+// must measure exactly what a whole-model run measures (MIXQ_PROBE_FULL=1), on residual and
+// inverted-residual graphs and on a multi-output model without labels.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "api/allocate_step.h"
+#include "data/dataset.h"
+#include "search/sensitivity.h"
+#include "test_util.h"
+
+namespace mixq::test {
+namespace {
+
+nlohmann::json table_layers(const std::string& model, const std::string& calib, bool full) {
+  PlanDefaults d;
+  d.wbits = 8;
+  PlanData data;
+  data.calib = calib;
+  PreparedPlan pp = prepare_plan(model, d, "minmax", data);
+  for (auto& L : pp.plan.layers) L.pinned = false;
+  SensitivityOptions so;
+  so.samples = 48;
+  so.batch_size = 16;  // several batches: the cut is cached per batch
+  so.bits = {2, 5, 8};
+  so.act_bits.clear();
+  so.progress = false;
+  if (full) setenv("MIXQ_PROBE_FULL", "1", 1);
+  SensitivityTable t = measure_sensitivity(pp.prepared, pp.plan, pp.calib.get(), so);
+  unsetenv("MIXQ_PROBE_FULL");
+  nlohmann::json j = table_to_json(t)["layers"];
+  for (auto& l : j) l.erase("seconds");
+  return j;
+}
+
+TEST(ProbeCut, SameTableAsWholeModelRuns) {
+  for (const std::string m : {"fmnist-resnet", "fmnist-mobilenetv2"}) {
+    auto cut = table_layers(fixture(m), "fmnist:train:48", false);
+    auto full = table_layers(fixture(m), "fmnist:train:48", true);
+    ASSERT_FALSE(cut.empty());
+    EXPECT_EQ(cut, full) << m;
+  }
+  const std::string wild = source_dir() + "/tests/fixtures/";
+  auto cut = table_layers(wild + "wild-constant-dynamic.onnx", wild + "wild-a.npz", false);
+  auto full = table_layers(wild + "wild-constant-dynamic.onnx", wild + "wild-a.npz", true);
+  ASSERT_EQ(cut.size(), 4u);
+  EXPECT_EQ(cut, full);
+}
+
+}  // namespace
+}  // namespace mixq::test
