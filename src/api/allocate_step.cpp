@@ -1,5 +1,7 @@
 #include "api/allocate_step.h"
 
+#include <ATen/ATen.h>
+
 #include <chrono>
 #include <memory>
 
@@ -18,6 +20,7 @@
 #include "search/additivity.h"
 #include "search/context.h"
 #include "search/hw_spec.h"
+#include "search/probe.h"
 
 namespace mixq {
 
@@ -26,11 +29,26 @@ std::pair<double, double> measure_plan(const Graph& prepared, const QuantPlan& p
   qo.progress = false;
   QuantizedModel qm = quantize_model(prepared, plan, data, qo);
   Executor ex(qdq_graph(qm));
-  EvalOptions eo;
-  eo.progress = false;
-  eo.batch_size = 256;
-  EvalResult r = evaluate(ex, data, eo);
-  return {r.top1, r.loss};
+  if (data.has_labels()) {
+    EvalOptions eo;
+    eo.progress = false;
+    eo.batch_size = 256;
+    EvalResult r = evaluate(ex, data, eo);
+    if (r.has_top1) return {r.top1, r.loss};
+  }
+  // No labels (or no class scores): agreement with the float model and the fidelity loss, as
+  // the sensitivity table measures them (search/probe.h).
+  Executor fex(prepared);
+  std::vector<at::Tensor> zf, zq;
+  bool classes = true, c = true;
+  for (int64_t b = 0; b < data.size(); b += 256) {
+    Batch batch = data.get(b, std::min(data.size(), b + 256));
+    zf.push_back(probe_view(fex.run(batch.inputs), &c, prepared.source_path));
+    classes = classes && c;
+    zq.push_back(probe_view(ex.run(batch.inputs), &c, prepared.source_path));
+  }
+  ProbeMetrics m = compare_to_float(at::cat(zf), at::cat(zq), classes, at::Tensor());
+  return {m.top1, m.loss};
 }
 
 nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, QuantPlan& plan, const Dataset* calib) {
@@ -68,8 +86,7 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
       return *table;
     };
   }
-  if (calib && calib->has_labels())
-    ctx.measure = [&](const QuantPlan& p) { return measure_plan(prepared, p, *sub); };
+  if (calib) ctx.measure = [&](const QuantPlan& p) { return measure_plan(prepared, p, *sub); };
   auto t0 = std::chrono::steady_clock::now();
   row.run(ctx);
   summary["allocate_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -30,6 +30,42 @@ at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, const QSc
   return dequantize(quantize(w, p, s), p, s).reshape(w.sizes());
 }
 
+at::Tensor probe_view(const std::vector<at::Tensor>& outs, bool* classes, const std::string& model) {
+  const at::Tensor& z0 = outs.at(0);
+  *classes = outs.size() == 1 && looks_like_class_scores(z0);
+  if (*classes) return z0.to(at::kFloat);
+  // Any other model: every float output, batch-first, flattened per sample side by side.
+  std::vector<at::Tensor> parts;
+  for (const auto& z : outs)
+    if (at::isFloatingType(z.scalar_type()) && z.dim() >= 1 && z.size(0) == z0.size(0))
+      parts.push_back(z.to(at::kFloat).reshape({z.size(0), -1}));
+  MIXQ_CHECK(!parts.empty(), ErrorKind::kUnsupported, model, ": no float batch-first output to compare");
+  return at::cat(parts, 1);
+}
+
+ProbeMetrics compare_to_float(const at::Tensor& zf, const at::Tensor& z, bool classes, const at::Tensor& labels) {
+  ProbeMetrics m;
+  at::Tensor zd = z.to(at::kDouble), zfd = zf.to(at::kDouble);
+  double sig = zfd.pow(2).sum().item<double>();
+  m.noise = (zd - zfd).pow(2).sum().item<double>() / std::max(sig, 1e-30);
+  if (!classes) {
+    m.kl = m.loss = m.noise;  // no class distribution: the fidelity loss stands in for KL and loss
+    at::Tensor cos = (zd * zfd).sum(1) / (zd.norm(2, 1) * zfd.norm(2, 1)).clamp_min(1e-300);
+    m.top1 = 100.0 * cos.mean().item<double>();
+    return m;
+  }
+  at::Tensor lpf = at::log_softmax(zfd, 1), lq = at::log_softmax(zd, 1);
+  m.kl = (lpf.exp() * (lpf - lq)).sum(1).mean().item<double>();
+  if (labels.defined()) {
+    m.loss = at::nll_loss(lq, labels).item<double>();
+    m.top1 = 100.0 * zd.argmax(1).eq(labels).to(at::kDouble).mean().item<double>();
+  } else {
+    m.loss = m.kl;
+    m.top1 = 100.0 * zd.argmax(1).eq(zfd.argmax(1)).to(at::kDouble).mean().item<double>();
+  }
+  return m;
+}
+
 SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples,
                                    int64_t batch_size)
     : prepared_(prepared), ref_plan_(ref), samples_(samples.size()) {
@@ -82,36 +118,13 @@ SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, 
 
 SensitivityProbe::~SensitivityProbe() = default;
 
-ProbeMetrics SensitivityProbe::metrics_of(const at::Tensor& z) const {
-  ProbeMetrics m;
-  at::Tensor zd = z.to(at::kDouble), zfd = zf_.to(at::kDouble);
-  double sig = zfd.pow(2).sum().item<double>();
-  m.noise = (zd - zfd).pow(2).sum().item<double>() / std::max(sig, 1e-30);
-  if (!classes_) {
-    m.kl = m.noise;  // no class distribution to compare: the fidelity loss stands in for KL
-    return m;
-  }
-  at::Tensor lpf = at::log_softmax(zfd, 1), lq = at::log_softmax(zd, 1);
-  m.kl = (lpf.exp() * (lpf - lq)).sum(1).mean().item<double>();
-  if (labels_.defined()) {
-    m.loss = at::nll_loss(lq, labels_).item<double>();
-    m.top1 = 100.0 * zd.argmax(1).eq(labels_).to(at::kDouble).mean().item<double>();
-  }
-  return m;
-}
+ProbeMetrics SensitivityProbe::metrics_of(const at::Tensor& z) const { return compare_to_float(zf_, z, classes_, labels_); }
 
 at::Tensor SensitivityProbe::flatten_outputs(const std::vector<at::Tensor>& outs) {
-  const at::Tensor& z0 = outs.at(0);
-  if (outs.size() == 1 && looks_like_class_scores(z0)) return z0.to(at::kFloat);
-  // Any other model: every float output, batch-first, flattened per sample side by side.
-  classes_ = false;
-  std::vector<at::Tensor> parts;
-  for (const auto& z : outs)
-    if (at::isFloatingType(z.scalar_type()) && z.dim() >= 1 && z.size(0) == z0.size(0))
-      parts.push_back(z.to(at::kFloat).reshape({z.size(0), -1}));
-  MIXQ_CHECK(!parts.empty(), ErrorKind::kUnsupported, prepared_.source_path,
-             ": no float batch-first output to measure sensitivity on");
-  return at::cat(parts, 1);
+  bool classes = true;
+  at::Tensor z = probe_view(outs, &classes, prepared_.source_path);
+  classes_ = classes_ && classes;
+  return z;
 }
 
 at::Tensor SensitivityProbe::logits(Executor& ex) {

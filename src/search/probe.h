@@ -24,12 +24,22 @@ namespace mixq {
 class Executor;
 
 // Metrics of logits against the float logits: relative output noise ||z - zf||^2 / ||zf||^2, KL
-// (float || quantized), mean cross-entropy and top-1 % (0 without labels). Models whose output is
-// not one [N, classes] tensor (detectors, embeddings, multi-output): every float output flattened
-// per sample, KL = noise (the fidelity loss), no cross-entropy or top-1.
+// (float || quantized), mean cross-entropy and top-1 % (without labels: the fidelity loss and the
+// agreement with the float model, see compare_to_float). Models whose output is not one
+// [N, classes] tensor (detectors, embeddings, multi-output): every float output flattened per
+// sample, KL = noise (the fidelity loss).
 struct ProbeMetrics {
   double noise = 0, kl = 0, loss = 0, top1 = 0;
 };
+
+// The probe's view of one batch of outputs: one [N, classes] float tensor as is (*classes = true),
+// else every float batch-first output flattened per sample, side by side (*classes = false).
+at::Tensor probe_view(const std::vector<at::Tensor>& outs, bool* classes, const std::string& model);
+// Metrics of outputs z (probe_view) against the float model's zf. With labels (class scores
+// only): cross-entropy and top-1. Without labels: loss = kl, and top1 is the agreement with the
+// float model: % of samples with the same argmax (class scores), or 100 x the mean per-sample
+// cosine similarity (other outputs, where kl = loss = noise).
+ProbeMetrics compare_to_float(const at::Tensor& zf, const at::Tensor& z, bool classes, const at::Tensor& labels);
 
 // Weight dequantized at `bits` with the layer's scheme and range method (stochastic rounding is
 // measured as nearest: a table must not depend on one noise draw).
