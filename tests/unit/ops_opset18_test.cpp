@@ -116,6 +116,44 @@ TEST(Opset18, ScatterReductionMaxMin) {
   EXPECT_TRUE(at::equal(y[1], at::tensor({1.0f, 5.0f, 0.0f})));
 }
 
+// Ops new in opset 18, which ONNX 1.12's node tests do not have.
+TEST(Opset18, NewOps) {
+  at::Tensor x = at::randn({2, 4, 3, 5});
+  auto y = run_one("Mish", {"x"}, 1, {}, {}, x);
+  EXPECT_TRUE(at::allclose(y[0], x * at::tanh(at::log1p(at::exp(x)))));
+  // CenterCropPad: axis 2 padded 3 -> 6 (1 before, 2 after), axis 3 cropped 5 -> 2 (from 1).
+  y = run_one("CenterCropPad", {"x", "shape"}, 1, {{"axes", ints_attr({2, -1})}}, {{"shape", ints({6, 2})}}, x);
+  ASSERT_EQ(y[0].sizes(), at::IntArrayRef({2, 4, 6, 2}));
+  EXPECT_TRUE(at::equal(y[0].narrow(2, 1, 3), x.narrow(3, 1, 2)));
+  EXPECT_TRUE(y[0].narrow(2, 0, 1).eq(0).all().item<bool>());
+  EXPECT_TRUE(y[0].narrow(2, 4, 2).eq(0).all().item<bool>());
+  // GroupNormalization (opset 18: one scale and bias per group).
+  at::Tensor scale = at::tensor({2.0f, 3.0f}), bias = at::tensor({0.5f, -1.0f});
+  y = run_one("GroupNormalization", {"x", "s", "b"}, 1, {{"num_groups", int_attr(2)}}, {{"s", scale}, {"b", bias}}, x);
+  at::Tensor g = x.reshape({2, 2, -1});
+  at::Tensor norm = ((g - g.mean(-1, true)) / (g.var(-1, false, true) + 1e-5).sqrt()).reshape(x.sizes());
+  at::Tensor want = norm * scale.repeat_interleave(2).view({1, 4, 1, 1}) + bias.repeat_interleave(2).view({1, 4, 1, 1});
+  EXPECT_TRUE(at::allclose(y[0], want, 1e-4, 1e-5));
+}
+
+TEST(Opset18, BitwiseOps) {
+  Graph g = graph18("bitwise");
+  ValueInfo a;
+  a.name = "a";
+  a.dtype = DType::kInt32;
+  g.inputs = {a};
+  g.outputs = {float_value("and"), float_value("or"), float_value("xor"), float_value("not")};
+  g.initializers["b"] = at::tensor({6, 3, -1}, at::kInt);
+  g.nodes = {make_node("n1", "BitwiseAnd", {"a", "b"}, {"and"}), make_node("n2", "BitwiseOr", {"a", "b"}, {"or"}),
+             make_node("n3", "BitwiseXor", {"a", "b"}, {"xor"}), make_node("n4", "BitwiseNot", {"a"}, {"not"})};
+  Executor ex(g);
+  auto y = ex.run({at::tensor({5, 12, 7}, at::kInt)});
+  EXPECT_TRUE(at::equal(y[0], at::tensor({4, 0, 7}, at::kInt)));
+  EXPECT_TRUE(at::equal(y[1], at::tensor({7, 15, -1}, at::kInt)));
+  EXPECT_TRUE(at::equal(y[2], at::tensor({3, 15, -8}, at::kInt)));
+  EXPECT_TRUE(at::equal(y[3], at::tensor({-6, -13, -8}, at::kInt)));
+}
+
 // --- recurrent ops against libtorch ---------------------------------------------------------
 
 // Reorders the gate blocks of a [.., G*H, ..] tensor along dim 1 (or 0 for 1-D biases).

@@ -1,11 +1,12 @@
 // Odds and ends older and newer exporters emit: DepthToSpace/SpaceToDepth, Size, Einsum, Hardmax,
-// EyeLike, CenterCropPad (opset 18), GridSample, Det; the normalizations LRN,
+// EyeLike, CenterCropPad (opset 18), GridSample, Det, NonMaxSuppression; the normalizations LRN,
 // MeanVarianceNormalization, GroupNormalization (opset 18, per-group scale and bias) and
 // GlobalLpPool; and the integer ops of already-quantized models, DynamicQuantizeLinear and
 // MatMulInteger.
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "exec/ops/ops.h"
@@ -340,6 +341,82 @@ class MatMulInteger final : public OpKernel {
   }
 };
 
+// Greedy per-class non-maximum suppression, as ONNX Runtime does it: boxes whose score is above
+// score_threshold are taken in descending score order (ties: lower index first) unless their IoU
+// with an already selected box exceeds iou_threshold, up to max_output_boxes_per_class (0: none).
+// Output [K, 3] = (batch, class, box) rows, batch-major then class then selection order.
+class NonMaxSuppression final : public OpKernel {
+ public:
+  explicit NonMaxSuppression(const NodeInfo& info) : center_(info.get_int("center_point_box", 0)) {
+    if (center_ != 0 && center_ != 1) info.fail("attribute 'center_point_box' must be 0 or 1");
+  }
+  void compute(const Tensors& in, Tensors& out) override {
+    auto scalar = [&](size_t i, double dflt) {
+      if (i >= in.size() || !in[i].defined() || in[i].numel() == 0) return dflt;
+      return in[i].reshape({-1})[0].to(at::kDouble).item<double>();
+    };
+    const at::Tensor boxes = in[0].to(at::kFloat).contiguous(), scores = in[1].to(at::kFloat).contiguous();
+    if (boxes.dim() != 3 || boxes.size(2) != 4 || scores.dim() != 3 || scores.size(0) != boxes.size(0) ||
+        scores.size(2) != boxes.size(1))
+      runtime_fail(detail::concat("boxes ", boxes.sizes(), " and scores ", scores.sizes(),
+                                  " must be [B, N, 4] and [B, C, N]"));
+    const int64_t max_out = static_cast<int64_t>(scalar(2, 0));
+    const double iou_thr = scalar(3, 0), score_thr = scalar(4, 0);
+    const bool has_score_thr = in.size() > 4 && in[4].defined() && in[4].numel() > 0;
+    const int64_t B = boxes.size(0), N = boxes.size(1), C = scores.size(1);
+    const float* bx = boxes.data_ptr<float>();
+    const float* sc = scores.data_ptr<float>();
+    std::vector<int64_t> sel;
+    std::vector<int64_t> order, picked;
+    for (int64_t b = 0; b < B; ++b) {
+      // Corners (y1, x1, y2, x2) with y1 <= y2, x1 <= x2.
+      std::vector<std::array<float, 4>> c(N);
+      for (int64_t n = 0; n < N; ++n) {
+        const float* p = bx + (b * N + n) * 4;
+        if (center_ == 1) {  // [x_center, y_center, width, height]
+          c[n] = {p[1] - p[3] / 2, p[0] - p[2] / 2, p[1] + p[3] / 2, p[0] + p[2] / 2};
+        } else {
+          c[n] = {std::min(p[0], p[2]), std::min(p[1], p[3]), std::max(p[0], p[2]), std::max(p[1], p[3])};
+        }
+      }
+      for (int64_t k = 0; k < C && max_out > 0; ++k) {
+        const float* s = sc + (b * C + k) * N;
+        order.clear();
+        for (int64_t n = 0; n < N; ++n)
+          if (!has_score_thr || s[n] > score_thr) order.push_back(n);
+        std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return s[i] > s[j]; });
+        picked.clear();
+        for (int64_t n : order) {
+          if (static_cast<int64_t>(picked.size()) >= max_out) break;
+          bool keep = true;
+          for (int64_t m : picked)
+            if (iou(c[n], c[m]) > iou_thr) {
+              keep = false;
+              break;
+            }
+          if (!keep) continue;
+          picked.push_back(n);
+          sel.insert(sel.end(), {b, k, n});
+        }
+      }
+    }
+    out[0] = at::tensor(sel, at::kLong).reshape({-1, 3});
+  }
+
+ private:
+  static double iou(const std::array<float, 4>& a, const std::array<float, 4>& b) {
+    const double ih = std::min(a[2], b[2]) - std::max(a[0], b[0]);
+    const double iw = std::min(a[3], b[3]) - std::max(a[1], b[1]);
+    if (ih <= 0 || iw <= 0) return 0;
+    const double inter = ih * iw;
+    const double area_a = double(a[2] - a[0]) * (a[3] - a[1]), area_b = double(b[2] - b[0]) * (b[3] - b[1]);
+    const double uni = area_a + area_b - inter;
+    return uni > 0 ? inter / uni : 0;
+  }
+
+  int64_t center_;
+};
+
 }  // namespace
 
 const std::vector<OpRow>& misc_op_rows() {
@@ -359,6 +436,7 @@ const std::vector<OpRow>& misc_op_rows() {
       {"Det", 11, 18, make_kernel<Det>},
       {"DynamicQuantizeLinear", 11, 18, make_kernel<DynamicQuantizeLinear>},
       {"MatMulInteger", 10, 18, make_kernel<MatMulInteger>},
+      {"NonMaxSuppression", 10, 18, make_kernel<NonMaxSuppression>},
   };
   return rows;
 }

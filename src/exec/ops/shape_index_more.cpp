@@ -1,5 +1,5 @@
 // More indexing ops: GatherND, ScatterND, ScatterElements (and the deprecated Scatter), OneHot,
-// NonZero, TopK, CumSum, Trilu, Compress, ReverseSequence.
+// NonZero, TopK, CumSum, Trilu, Compress, ReverseSequence, Unique.
 //
 // Scatters copy their data input and write into the copy (out of place for autograd). Their
 // `reduction` attribute (opset 16: add, mul; opset 18: max, min) maps onto libtorch's
@@ -307,6 +307,43 @@ class ReverseSequence final : public OpKernel {
   int64_t time_axis_, batch_axis_;
 };
 
+// Unique elements (or slices along axis) of X: Y, the index of each one's first occurrence, the
+// inverse map from X to Y, and the counts. sorted = 1: ascending (slices lexicographically, as
+// numpy.unique); sorted = 0: in order of first occurrence.
+class Unique final : public OpKernel {
+ public:
+  explicit Unique(const NodeInfo& info)
+      : has_axis_(info.has_attr("axis")), axis_(info.get_int("axis", 0)), sorted_(info.get_int("sorted", 1) != 0) {}
+  void compute(const Tensors& in, Tensors& out) override {
+    at::Tensor x = has_axis_ ? in[0] : in[0].reshape({-1});
+    const int64_t a = has_axis_ ? norm_axis(axis_, x.dim()) : 0;
+    at::Tensor y, inverse, counts;
+    if (has_axis_) std::tie(y, inverse, counts) = at::unique_dim(x, a, /*sorted=*/true, true, true);
+    else std::tie(y, inverse, counts) = at::_unique2(x, /*sorted=*/true, true, true);
+    inverse = inverse.reshape({-1});
+    const int64_t n = x.size(a), k = y.size(a);
+    at::Tensor first = at::full({k}, n, inverse.options())
+                           .scatter_reduce(0, inverse, at::arange(n, inverse.options()), "amin", true);
+    if (!sorted_) {
+      at::Tensor perm = first.argsort();   // unique ids in order of first occurrence
+      at::Tensor rank = perm.argsort();    // old unique id -> new position
+      y = y.index_select(a, perm);
+      first = first.index_select(0, perm);
+      counts = counts.index_select(0, perm);
+      inverse = rank.index_select(0, inverse);
+    }
+    out[0] = y;
+    if (out.size() > 1) out[1] = first;
+    if (out.size() > 2) out[2] = inverse;
+    if (out.size() > 3) out[3] = counts;
+  }
+
+ private:
+  bool has_axis_;
+  int64_t axis_;
+  bool sorted_;
+};
+
 }  // namespace
 
 const std::vector<OpRow>& index_more_rows() {
@@ -322,6 +359,7 @@ const std::vector<OpRow>& index_more_rows() {
       {"Trilu", 14, 18, make_kernel<Trilu>},
       {"Compress", 9, 18, make_kernel<Compress>},
       {"ReverseSequence", 10, 18, make_kernel<ReverseSequence>},
+      {"Unique", 11, 18, make_kernel<Unique>},
   };
   return rows;
 }
