@@ -199,10 +199,10 @@ class SoftmaxT final : public OpKernel {
 const std::vector<OpRow>& nn_op_rows() {
   static const std::vector<OpRow> rows = [] {
     std::vector<OpRow> r = {
-        {"Gemm", 1, 17, make_kernel<Gemm>},
-        {"MatMul", 1, 17, make_kernel<MatMul>},
-        {"Softmax", 1, 17, make_kernel<SoftmaxT<false>>},
-        {"LogSoftmax", 1, 17, make_kernel<SoftmaxT<true>>},
+        {"Gemm", 1, 18, make_kernel<Gemm>},
+        {"MatMul", 1, 18, make_kernel<MatMul>},
+        {"Softmax", 1, 18, make_kernel<SoftmaxT<false>>},
+        {"LogSoftmax", 1, 18, make_kernel<SoftmaxT<true>>},
     };
     for (const auto* part : {&nn::conv_rows(), &nn::pool_rows(), &nn::norm_rows()})
       r.insert(r.end(), part->begin(), part->end());

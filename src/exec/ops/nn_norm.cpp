@@ -135,9 +135,9 @@ class InstanceNorm final : public OpKernel {
 
 const std::vector<OpRow>& norm_rows() {
   static const std::vector<OpRow> rows = {
-      {"BatchNormalization", 6, 17, make_kernel<BatchNorm>},
-      {"LayerNormalization", 17, 17, make_kernel<LayerNorm>},
-      {"InstanceNormalization", 6, 17, make_kernel<InstanceNorm>},
+      {"BatchNormalization", 6, 18, make_kernel<BatchNorm>},
+      {"LayerNormalization", 17, 18, make_kernel<LayerNorm>},
+      {"InstanceNormalization", 6, 18, make_kernel<InstanceNorm>},
   };
   return rows;
 }

@@ -258,10 +258,10 @@ class GlobalPool final : public OpKernel {
 
 const std::vector<OpRow>& pool_rows() {
   static const std::vector<OpRow> rows = {
-      {"MaxPool", 1, 17, make_kernel<MaxPool>},
-      {"AveragePool", 1, 17, make_kernel<AveragePool>},
-      {"GlobalAveragePool", 1, 17, make_kernel<GlobalPool<false>>},
-      {"GlobalMaxPool", 1, 17, make_kernel<GlobalPool<true>>},
+      {"MaxPool", 1, 18, make_kernel<MaxPool>},
+      {"AveragePool", 1, 18, make_kernel<AveragePool>},
+      {"GlobalAveragePool", 1, 18, make_kernel<GlobalPool<false>>},
+      {"GlobalMaxPool", 1, 18, make_kernel<GlobalPool<true>>},
   };
   return rows;
 }

@@ -13,5 +13,11 @@ const std::vector<OpRow>& elementwise_op_rows();
 const std::vector<OpRow>& nn_op_rows();
 // Reshape/Transpose/Concat/Split/Slice/(Un)Squeeze/Gather/Pad/Expand/Resize/Reduce*/Flatten.
 const std::vector<OpRow>& shape_op_rows();
+// RNN, GRU, LSTM.
+const std::vector<OpRow>& rnn_op_rows();
+// Less common elementwise ops: trigonometry, IsNaN/IsInf, Selu/Celu/..., Mod, Xor, bit ops.
+const std::vector<OpRow>& elementwise_more_op_rows();
+// DepthToSpace/SpaceToDepth, Size, Einsum, Hardmax, EyeLike, CenterCropPad, LRN, MVN, GroupNorm...
+const std::vector<OpRow>& misc_op_rows();
 
 }  // namespace mixq

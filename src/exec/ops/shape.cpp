@@ -1,6 +1,6 @@
 // Shape-manipulating ops: Flatten, Reshape, Transpose, Concat, Split, Squeeze, Unsqueeze, Expand,
-// Tile, Range. The table function also gathers the rows of shape_index.cpp, shape_reduce.cpp and
-// shape_resize.cpp.
+// Tile, Range. The table function also gathers the rows of shape_index.cpp, shape_reduce.cpp,
+// shape_resize.cpp and shape_index_more.cpp.
 //
 // Reshape-like ops return views of their input where libtorch can (no copy for batch-1 inference).
 #include <ATen/ATen.h>
@@ -169,7 +169,14 @@ class Split final : public OpKernel {
     } else if (info.has_attr("split")) {
       split_.set(info.get_ints("split"));
     }
-    if (info.has_attr("num_outputs")) info.unsupported("attribute 'num_outputs' (opset 18)");
+    if (info.opset() >= 18 && info.has_attr("num_outputs")) {
+      // Opset 18: equal parts (the last one smaller), instead of the 'split' input.
+      const int64_t n = info.get_int("num_outputs", 0);
+      if (split_.present()) info.fail("takes either input 'split' or attribute 'num_outputs', not both");
+      if (n < 1 || n != static_cast<int64_t>(info.num_outputs()))
+        info.fail(detail::concat("attribute 'num_outputs' is ", n, " but the node has ",
+                                 info.num_outputs(), " outputs"));
+    }
     for (size_t i = 0; i < info.num_outputs(); ++i) has_out_.push_back(info.has_output(i));
   }
   void compute(const Tensors& in, Tensors& out) override {
@@ -341,19 +348,19 @@ class Range final : public OpKernel {
 const std::vector<OpRow>& shape_op_rows() {
   static const std::vector<OpRow> rows = [] {
     std::vector<OpRow> r = {
-        {"Flatten", 1, 17, make_kernel<Flatten>},
-        {"Reshape", 1, 17, make_kernel<Reshape>},
-        {"Transpose", 1, 17, make_kernel<Transpose>},
-        {"Concat", 1, 17, make_kernel<Concat>},
-        {"Split", 1, 17, make_kernel<Split>},
-        {"Squeeze", 1, 17, make_kernel<Squeeze>},
-        {"Unsqueeze", 1, 17, make_kernel<Unsqueeze>},
-        {"Expand", 8, 17, make_kernel<Expand>},
-        {"Tile", 6, 17, make_kernel<Tile>},
-        {"Range", 11, 17, make_kernel<Range>},
+        {"Flatten", 1, 18, make_kernel<Flatten>},
+        {"Reshape", 1, 18, make_kernel<Reshape>},
+        {"Transpose", 1, 18, make_kernel<Transpose>},
+        {"Concat", 1, 18, make_kernel<Concat>},
+        {"Split", 1, 18, make_kernel<Split>},
+        {"Squeeze", 1, 18, make_kernel<Squeeze>},
+        {"Unsqueeze", 1, 18, make_kernel<Unsqueeze>},
+        {"Expand", 8, 18, make_kernel<Expand>},
+        {"Tile", 6, 18, make_kernel<Tile>},
+        {"Range", 11, 18, make_kernel<Range>},
     };
     for (const auto* part : {&shape_ops::index_rows(), &shape_ops::reduce_rows(),
-                             &shape_ops::resize_rows()})
+                             &shape_ops::resize_rows(), &shape_ops::index_more_rows()})
       r.insert(r.end(), part->begin(), part->end());
     return r;
   }();

@@ -1,4 +1,4 @@
-// Indexing ops: Slice, Gather, GatherElements, Pad.
+// Indexing ops: Slice, Gather, GatherElements, Pad (opset 18: the 'axes' input).
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -149,7 +149,10 @@ class Pad final : public OpKernel {
     } else {
       pads_.from_input(info, 1);
       if (!pads_.present()) info.fail("input 'pads' is required");
-      if (info.num_inputs() > 3 && info.has_input(3)) info.unsupported("input 'axes' (opset 18)");
+      if (info.has_input(3)) {
+        if (info.opset() < 18) info.fail("input 'axes' needs opset 18");
+        axes_.from_input(info, 3);
+      }
       value_input_ = info.has_input(2);
     }
   }
@@ -157,7 +160,21 @@ class Pad final : public OpKernel {
   void compute(const Tensors& in, Tensors& out) override {
     at::Tensor y = in[0];
     const int64_t r = y.dim();
-    const auto& pads = pads_.get(in);
+    const std::vector<int64_t>* pads_p = &pads_.get(in);
+    if (axes_.present()) {  // opset 18: pads lists [begins, ends] of the given axes only
+      const auto& axes = axes_.get(in);
+      const size_t n = axes.size();
+      if (pads_p->size() != 2 * n)
+        runtime_fail(detail::concat("pads has ", pads_p->size(), " entries for ", n, " axes"));
+      full_pads_.assign(2 * r, 0);
+      for (size_t i = 0; i < n; ++i) {
+        const int64_t a = norm_axis(axes[i], r);
+        full_pads_[a] = (*pads_p)[i];
+        full_pads_[a + r] = (*pads_p)[i + n];
+      }
+      pads_p = &full_pads_;
+    }
+    const auto& pads = *pads_p;
     if (static_cast<int64_t>(pads.size()) != 2 * r)
       runtime_fail(detail::concat("pads has ", pads.size(), " entries for a rank-", r, " input"));
     // Negative pads crop.
@@ -216,7 +233,8 @@ class Pad final : public OpKernel {
 
  private:
   Mode mode_ = Mode::kConstant;
-  IntList pads_;
+  IntList pads_, axes_;
+  std::vector<int64_t> full_pads_;
   double value_ = 0;
   bool value_input_ = false;
 };
@@ -225,10 +243,10 @@ class Pad final : public OpKernel {
 
 const std::vector<OpRow>& index_rows() {
   static const std::vector<OpRow> rows = {
-      {"Slice", 1, 17, make_kernel<Slice>},
-      {"Gather", 1, 17, make_kernel<Gather>},
-      {"GatherElements", 11, 17, make_kernel<GatherElements>},
-      {"Pad", 2, 17, make_kernel<Pad>},
+      {"Slice", 1, 18, make_kernel<Slice>},
+      {"Gather", 1, 18, make_kernel<Gather>},
+      {"GatherElements", 11, 18, make_kernel<GatherElements>},
+      {"Pad", 2, 18, make_kernel<Pad>},
   };
   return rows;
 }

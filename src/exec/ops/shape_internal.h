@@ -51,7 +51,9 @@ class IntList {
 // Row tables of the shape_*.cpp parts.
 const std::vector<OpRow>& index_rows();   // shape_index.cpp: Slice, Gather*, Pad
 const std::vector<OpRow>& reduce_rows();  // shape_reduce.cpp: Reduce*, ArgMax/ArgMin
-const std::vector<OpRow>& resize_rows();  // shape_resize.cpp: Resize
+const std::vector<OpRow>& resize_rows();  // shape_resize.cpp: Resize, Upsample
+// shape_index_more.cpp: GatherND, Scatter*, OneHot, NonZero, TopK, CumSum, Trilu, ...
+const std::vector<OpRow>& index_more_rows();
 
 }  // namespace shape_ops
 }  // namespace mixq

@@ -1,4 +1,5 @@
-// Reductions (ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSum/LogSumExp) and ArgMax/ArgMin.
+// Reductions (ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSum/LogSumExp) and ArgMax/ArgMin,
+// opset 1-18.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -17,8 +18,10 @@ template <Red R>
 class Reduce final : public OpKernel {
  public:
   explicit Reduce(const NodeInfo& info) : keepdims_(info.get_int("keepdims", 1) != 0) {
-    // ReduceSum took its axes as an input from opset 13; the others keep the attribute until 18.
-    if (R == Red::kSum && info.opset() >= 13) {
+    // ReduceSum took its axes as an input from opset 13; the others keep the attribute until 17
+    // and take the input from opset 18.
+    if ((R == Red::kSum && info.opset() >= 13) || info.opset() >= 18) {
+      if (info.has_attr("axes")) info.fail("takes 'axes' as an input at this opset, not an attribute");
       axes_.from_input(info, 1);
       noop_ = info.get_int("noop_with_empty_axes", 0) != 0;
     } else if (info.has_attr("axes")) {
@@ -138,18 +141,18 @@ class ArgExtreme final : public OpKernel {
 
 const std::vector<OpRow>& reduce_rows() {
   static const std::vector<OpRow> rows = {
-      {"ReduceSum", 1, 17, make_kernel<Reduce<Red::kSum>>},
-      {"ReduceMean", 1, 17, make_kernel<Reduce<Red::kMean>>},
-      {"ReduceMax", 1, 17, make_kernel<Reduce<Red::kMax>>},
-      {"ReduceMin", 1, 17, make_kernel<Reduce<Red::kMin>>},
-      {"ReduceProd", 1, 17, make_kernel<Reduce<Red::kProd>>},
-      {"ReduceL1", 1, 17, make_kernel<Reduce<Red::kL1>>},
-      {"ReduceL2", 1, 17, make_kernel<Reduce<Red::kL2>>},
-      {"ReduceSumSquare", 1, 17, make_kernel<Reduce<Red::kSumSquare>>},
-      {"ReduceLogSum", 1, 17, make_kernel<Reduce<Red::kLogSum>>},
-      {"ReduceLogSumExp", 1, 17, make_kernel<Reduce<Red::kLogSumExp>>},
-      {"ArgMax", 1, 17, make_kernel<ArgExtreme<true>>},
-      {"ArgMin", 1, 17, make_kernel<ArgExtreme<false>>},
+      {"ReduceSum", 1, 18, make_kernel<Reduce<Red::kSum>>},
+      {"ReduceMean", 1, 18, make_kernel<Reduce<Red::kMean>>},
+      {"ReduceMax", 1, 18, make_kernel<Reduce<Red::kMax>>},
+      {"ReduceMin", 1, 18, make_kernel<Reduce<Red::kMin>>},
+      {"ReduceProd", 1, 18, make_kernel<Reduce<Red::kProd>>},
+      {"ReduceL1", 1, 18, make_kernel<Reduce<Red::kL1>>},
+      {"ReduceL2", 1, 18, make_kernel<Reduce<Red::kL2>>},
+      {"ReduceSumSquare", 1, 18, make_kernel<Reduce<Red::kSumSquare>>},
+      {"ReduceLogSum", 1, 18, make_kernel<Reduce<Red::kLogSum>>},
+      {"ReduceLogSumExp", 1, 18, make_kernel<Reduce<Red::kLogSumExp>>},
+      {"ArgMax", 1, 18, make_kernel<ArgExtreme<true>>},
+      {"ArgMin", 1, 18, make_kernel<ArgExtreme<false>>},
   };
   return rows;
 }

@@ -1,5 +1,6 @@
-// Resize (opset 10-17): nearest, (n-)linear and (n-)cubic interpolation with every ONNX
-// coordinate_transformation_mode.
+// Resize (opset 10-18) and the Upsample it replaced (opset 7-9): nearest, (n-)linear and (n-)cubic
+// interpolation with every ONNX coordinate_transformation_mode, and opset 18's `axes` and
+// `keep_aspect_ratio_policy` (antialias is refused for linear/cubic; it changes nothing for nearest).
 //
 // Interpolation is separable, so each resized axis is done on its own: the source coordinate of
 // every output position is computed on the CPU in double precision exactly as the ONNX reference
@@ -52,12 +53,17 @@ class Resize final : public OpKernel {
     else if (mode == "cubic" && info.opset() >= 11) mode_ = Mode::kCubic;
     else info.fail("attribute 'mode' must be nearest, linear or cubic, got '" + mode + "'");
 
-    if (info.opset() < 11) {
+    if (info.opset() < 11) {  // Resize-10 and Upsample-7/9, which it replaced, share semantics
       coord_ = Coord::kAsymmetric;
       nearest_ = Nearest::kSimple;
       scales_idx_ = 1;
       sizes_idx_ = -1;
       roi_idx_ = -1;
+      if (info.node().op_type == "Upsample" && info.opset() < 9) {  // scales is an attribute
+        if (!info.has_attr("scales")) info.fail("attribute 'scales' is required");
+        for (float f : info.get_floats("scales")) scales_attr_.push_back(f);
+        scales_idx_ = -1;
+      }
     } else {
       const std::string c = info.get_string("coordinate_transformation_mode", "half_pixel");
       if (c == "half_pixel") coord_ = Coord::kHalfPixel;
@@ -81,8 +87,19 @@ class Resize final : public OpKernel {
       cubic_a_ = info.get_float("cubic_coeff_a", -0.75f);
       exclude_outside_ = info.get_int("exclude_outside", 0) != 0;
       extrapolation_ = info.get_float("extrapolation_value", 0.0f);
-      if (info.get_int("antialias", 0) != 0) info.unsupported("attribute 'antialias' (opset 18)");
-      if (info.has_attr("axes")) info.unsupported("attribute 'axes' (opset 18)");
+      if (info.opset() >= 18) {
+        if (info.get_int("antialias", 0) != 0 && mode_ != Mode::kNearest)
+          info.unsupported("attribute 'antialias' = 1 (antialiased linear/cubic downscaling) is not implemented");
+        axes_ = info.get_ints("axes");
+        for (size_t i = 0; i < axes_.size(); ++i)
+          for (size_t j = 0; j < i; ++j)
+            if (axes_[i] == axes_[j]) info.fail("attribute 'axes' has duplicates");
+        const std::string k = info.get_string("keep_aspect_ratio_policy", "stretch");
+        if (k == "stretch") keep_ = Keep::kStretch;
+        else if (k == "not_larger") keep_ = Keep::kNotLarger;
+        else if (k == "not_smaller") keep_ = Keep::kNotSmaller;
+        else info.fail("keep_aspect_ratio_policy must be stretch, not_larger or not_smaller, got '" + k + "'");
+      }
       roi_idx_ = 1;
       scales_idx_ = 2;
       sizes_idx_ = 3;
@@ -97,6 +114,7 @@ class Resize final : public OpKernel {
     };
     const_operands_ = constant(roi_idx_, roi_) && constant(scales_idx_, scales_) &&
                       constant(sizes_idx_, sizes_);
+    if (!scales_attr_.empty()) scales_ = scales_attr_;
     if (const_operands_ && !scales_.empty() && !sizes_.empty())
       info.fail("only one of 'scales' and 'sizes' may be given");
   }
@@ -154,30 +172,65 @@ class Resize final : public OpKernel {
     if (has_scales == has_sizes)
       runtime_fail(has_scales ? "only one of 'scales' and 'sizes' may be given"
                               : "one of 'scales' and 'sizes' must be given");
-    if (static_cast<int64_t>(has_scales ? scales_.size() : sizes_.size()) != r)
-      runtime_fail(detail::concat(has_scales ? "scales" : "sizes", " must have ", r, " entries"));
+    // The axes the operands describe (opset 18 `axes`; else all, in order), and the operands
+    // widened to every axis: scale 1, the input size, roi [0, 1] on the others.
+    std::vector<int64_t> axes;
+    for (int64_t a : axes_) axes.push_back(norm_axis(a, r));
+    if (axes_.empty())
+      for (int64_t a = 0; a < r; ++a) axes.push_back(a);
+    const int64_t na = static_cast<int64_t>(axes.size());
+    if (static_cast<int64_t>(has_scales ? scales_.size() : sizes_.size()) != na)
+      runtime_fail(detail::concat(has_scales ? "scales" : "sizes", " must have ", na, " entries"));
     const bool crop = coord_ == Coord::kTfCropAndResize;
-    if (crop && static_cast<int64_t>(roi_.size()) != 2 * r)
-      runtime_fail(detail::concat("roi must have ", 2 * r, " entries for tf_crop_and_resize"));
+    if (crop && static_cast<int64_t>(roi_.size()) != 2 * na)
+      runtime_fail(detail::concat("roi must have ", 2 * na, " entries for tf_crop_and_resize"));
+    std::vector<double> scales(r, 1.0), sizes(r), roi(2 * r);
+    std::vector<bool> listed(r, false);
+    for (int64_t a = 0; a < r; ++a) sizes[a] = static_cast<double>(x.size(a)), roi[a + r] = 1.0;
+    for (int64_t i = 0; i < na; ++i) {
+      const int64_t a = axes[i];
+      if (listed[a]) runtime_fail("axes has duplicates");
+      listed[a] = true;
+      if (has_scales) scales[a] = scales_[i];
+      else sizes[a] = sizes_[i];
+      if (crop) roi[a] = roi_[i], roi[a + r] = roi_[i + na];
+    }
+    // keep_aspect_ratio_policy: one scale for every listed axis, the smallest (not_larger) or the
+    // largest (not_smaller) of sizes / input; each such axis is then round(scale * input) long.
+    double common = 0;
+    if (has_sizes && keep_ != Keep::kStretch) {
+      bool first = true;
+      for (int64_t a : axes) {
+        if (x.size(a) == 0) runtime_fail(detail::concat("cannot resize the empty axis ", a));
+        const double s = sizes[a] / static_cast<double>(x.size(a));
+        if (first || (keep_ == Keep::kNotLarger ? s < common : s > common)) common = s;
+        first = false;
+      }
+    }
 
     plans_.clear();
     std::vector<at::Tensor> masks;
     any_outside_ = false;
     for (int64_t a = 0; a < r; ++a) {
       const int64_t n = x.size(a);
-      const double rs = crop ? roi_[a] : 0.0, re = crop ? roi_[a + r] : 1.0;
+      const double rs = crop ? roi[a] : 0.0, re = crop ? roi[a + r] : 1.0;
       int64_t m;
       double scale, length;  // length: the (possibly fractional) resized length the formulas use
       if (has_scales) {
-        scale = scales_[a];
+        scale = scales[a];
         if (!(scale > 0)) runtime_fail("scales must be positive");
         length = n * (re - rs) * scale;
         m = static_cast<int64_t>(std::floor(length));
       } else {
-        m = static_cast<int64_t>(sizes_[a]);
+        m = static_cast<int64_t>(sizes[a]);
         if (m < 0) runtime_fail("sizes must be non-negative");
         scale = n > 0 ? static_cast<double>(m) / n : 1.0;
         length = static_cast<double>(m);
+        if (common > 0 && listed[a]) {
+          scale = common;
+          length = common * n;
+          m = static_cast<int64_t>(std::floor(length + 0.5));
+        }
       }
       AxisPlan p = plan_axis(a, n, m, scale, length, rs, re);
       if (p.taps == 0) continue;  // identity
@@ -354,9 +407,13 @@ class Resize final : public OpKernel {
   double cubic_a_ = -0.75;
   bool exclude_outside_ = false;
   double extrapolation_ = 0;
+  enum class Keep { kStretch, kNotLarger, kNotSmaller };
+  Keep keep_ = Keep::kStretch;
+  std::vector<int64_t> axes_;  // opset 18; empty = every axis
   int roi_idx_ = -1, scales_idx_ = -1, sizes_idx_ = -1;
   bool const_operands_ = false;
   std::vector<double> roi_, scales_, sizes_;
+  std::vector<double> scales_attr_;  // Upsample-7
 
   bool plans_valid_ = false;
   std::vector<int64_t> planned_shape_;
@@ -371,7 +428,8 @@ class Resize final : public OpKernel {
 
 const std::vector<OpRow>& resize_rows() {
   static const std::vector<OpRow> rows = {
-      {"Resize", 10, 17, make_kernel<Resize>},
+      {"Resize", 10, 18, make_kernel<Resize>},
+      {"Upsample", 7, 9, make_kernel<Resize>},
   };
   return rows;
 }
