@@ -132,6 +132,10 @@ void annotate_macs(Executor& ex, std::vector<LayerInfo>& layers, const InputShap
       // Constant second operand [..., K, N]; constant first operand [..., M, K].
       int64_t k = L.weight_input == 1 ? (ws.size() >= 2 ? ws[ws.size() - 2] : ws[0]) : ws.back();
       L.macs = out_numel * k;
+    } else if (L.op == "LSTM" || L.op == "GRU" || L.op == "RNN") {
+      // The input projection W [dirs, gates*H, In] applied to every step of X [T, N, In] (or
+      // [N, T, In]): X's elements x dirs*gates*H per sample (the recurrence on R is not counted).
+      L.macs = ws.size() == 3 ? in_numel * ws[0] * ws[1] : 0;
     } else {
       L.macs = 0;  // Gather: lookups, no arithmetic
     }

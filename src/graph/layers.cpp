@@ -21,6 +21,11 @@ std::vector<LayerInfo> find_layers(const Graph& g) {
     } else if (n.op_type == "Gather") {
       if (!init(0)) continue;
       L.weight_input = 0;
+    } else if (n.op_type == "LSTM" || n.op_type == "GRU" || n.op_type == "RNN") {
+      // The input projection W [dirs, gates*H, In] is the layer's weight; the recurrent weight R
+      // and the biases stay float (one weight per layer; see the header).
+      if (!init(1)) continue;
+      L.weight_input = 1;
     } else {
       continue;
     }
@@ -31,8 +36,8 @@ std::vector<LayerInfo> find_layers(const Graph& g) {
     L.input = n.inputs[L.weight_input == 1 ? 0 : 1];
     L.output = n.outputs[0];
     const int64_t rank = static_cast<int64_t>(L.weight_shape.size());
-    if (n.op_type == "ConvTranspose") {
-      L.channel_axis = rank > 1 ? 1 : 0;  // [Cin, Cout/group, k...]
+    if (n.op_type == "ConvTranspose" || n.op_type == "LSTM" || n.op_type == "GRU" || n.op_type == "RNN") {
+      L.channel_axis = rank > 1 ? 1 : 0;  // [Cin, Cout/group, k...]; recurrent W [dirs, gates*H, In]
     } else if (n.op_type == "Gemm") {
       const Attribute* tb = n.attr("transB");
       L.channel_axis = tb && tb->i != 0 ? 0 : (rank > 1 ? 1 : 0);

@@ -1,6 +1,8 @@
 // Quantizable layers: the nodes whose weights mixq quantizes. Found from graph structure alone:
 // Conv / ConvTranspose / Gemm with an initializer weight, MatMul with an initializer operand, and
-// Gather whose data (the embedding table) is an initializer.
+// Gather whose data (the embedding table) is an initializer, and LSTM / GRU / RNN whose input
+// weight W is one (weight-only in effect: W is quantized per gate row, the recurrent weight R,
+// biases and hidden state stay float, since a layer holds one weight).
 #pragma once
 
 #include <string>
