@@ -506,6 +506,11 @@ def main():
         return
     ensure_interpreter(args)
     import onnxruntime as ort
+    # ORT's pre-processing and calibration write temporary files into the current directory.
+    for k in ("mixq", "gen_dir", "work", "jsonl"):
+        setattr(args, k, os.path.abspath(getattr(args, k)))
+    os.makedirs(args.work, exist_ok=True)
+    os.chdir(args.work)
 
     manifest = json.load(open(os.path.join(ZOO, "manifest.json")))["models"]
     only = [n for n in args.models.split(",") if n]
