@@ -2,8 +2,10 @@
 # Installs everything mixq needs from Debian's packages, then configures and builds it in build/.
 # Safe to re-run: apt-get skips what is installed and the build is incremental.
 #   scripts/setup.sh            install + build
-#   scripts/setup.sh --python   also install Debian's PyTorch/torchvision/ONNX for models/make_fixtures.py and
-#                               models/zoo/make_zoo.py (the zoo tests rebuild the torchvision members with it)
+#   scripts/setup.sh --python   also Debian's ONNX and PIL for models/make_fixtures.py, the inputs of
+#                               models/zoo/make_zoo.py and tests/fixtures/make_wild.py (PyTorch and
+#                               torchvision are always installed: the zoo tests rebuild the 224x224
+#                               torchvision members with them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +17,10 @@ PKGS=(
   libgtest-dev libbenchmark-dev
   coinor-libcbc-dev                           # integer programming (bit allocation)
   dataset-fashion-mnist libonnx-testdata      # data and ONNX's operator tests
+  python3-torch python3-torchvision python3-numpy python3-pil  # the tests regenerate the 224x224
+                                                                 # zoo models (models/zoo/make_zoo.py)
 )
-if [[ "${1:-}" == "--python" ]]; then PKGS+=(python3-torch python3-torchvision python3-onnx python3-numpy python3-pil fonts-dejavu-core); fi
+if [[ "${1:-}" == "--python" ]]; then PKGS+=(python3-onnx fonts-dejavu-core); fi
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
