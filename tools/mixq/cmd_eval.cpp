@@ -5,7 +5,6 @@
 // are needed for anything but top-1.
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "common.h"
 #include "core/atomic_file.h"
@@ -14,6 +13,7 @@
 #include "data/npy.h"
 #include "exec/evaluate.h"
 #include "exec/fold_constants.h"
+#include "eval_report.h"
 
 namespace mixq::cli {
 
@@ -61,56 +61,16 @@ RunFn setup_eval(CLI::App& sub) {
     eo.progress = !o->g.quiet;
     eo.keep_outputs = !o->save_logits.empty() || !o->save_outputs.empty();
     std::unique_ptr<Executor> ref_ex;
-    if (!o->reference.empty()) {
-      const std::string ext = std::filesystem::path(o->reference).extension().string();
-      if (ext == ".npz") {
-        eo.reference = reference_arrays(load_npz(o->reference), outputs, ds->size(), o->reference);
-      } else {
-        Graph rg = load_model(o->reference);
-        MIXQ_CHECK(rg.outputs.size() == outputs.size(), ErrorKind::kInvalidArgument, "--reference ", o->reference,
-                   " has ", rg.outputs.size(), " outputs but ", o->model, " has ", outputs.size());
-        ref_ex = std::make_unique<Executor>(std::move(rg));
-        eo.reference = reference_executor(*ref_ex);
-        eo.reference_top1 = true;
-      }
-    }
+    set_reference(o->reference, outputs, ds->size(), eo, ref_ex);
     EvalResult r = evaluate(ex, *ds, eo);
     if (!o->save_logits.empty()) save_npy(o->save_logits, r.outputs.at(0));
-    if (!o->save_outputs.empty()) {
-      std::map<std::string, at::Tensor> arrays;
-      for (size_t i = 0; i < outputs.size(); ++i) arrays[outputs[i].name] = r.outputs[i];
-      save_npz(o->save_outputs, arrays);
-    }
-    const Metric m = resolve_metric(metric_req, r.has_top1, r.has_top1);
-    std::optional<double> value;
-    if (m == Metric::kTop1 && r.has_top1) value = r.top1;
-    else if (!r.fidelity.empty()) value = summary_value(m, r.fidelity);
-    auto opt = [](bool has, double v) { return has ? nlohmann::json(v) : nlohmann::json(nullptr); };
+    std::vector<std::string> names;
+    for (const auto& v : outputs) names.push_back(v.name);
+    save_outputs(o->save_outputs, names, r);
     if (o->g.json) {
-      nlohmann::json j = {{"model", o->model}, {"data", o->data}, {"top1", opt(r.has_top1, r.top1)},
-                          {"correct", opt(r.has_top1, double(r.correct))}, {"samples", r.samples},
-                          {"loss", opt(r.has_top1, r.loss)}, {"seconds", r.seconds},
-                          {"images_per_second", r.samples / r.seconds}, {"metric", metric_name(m)},
-                          {"metric_value", value && std::isfinite(*value) ? nlohmann::json(*value) : nlohmann::json(nullptr)}};
-      if (!o->reference.empty()) {
-        j["reference"] = o->reference;
-        j["fidelity"] = fidelity_json(r.fidelity);
-        j["top1_reference"] = r.reference_score ? nlohmann::json(r.reference_score->top1) : nlohmann::json(nullptr);
-      }
-      print_json(j);
+      print_json(eval_json(r, metric_req, o->model, o->data, o->reference));
     } else {
-      if (r.has_top1)
-        std::printf("%s on %s: top-1 %.2f%% (%lld/%lld), loss %.4f, %.2f s (%.0f samples/s)\n", o->model.c_str(),
-                    ds->describe().c_str(), r.top1, (long long)r.correct, (long long)r.samples, r.loss, r.seconds,
-                    r.samples / r.seconds);
-      else
-        std::printf("%s on %s: %lld samples, %.2f s (%.0f samples/s)%s\n", o->model.c_str(), ds->describe().c_str(),
-                    (long long)r.samples, r.seconds, r.samples / r.seconds,
-                    ds->has_labels() ? " (no top-1: the first output is not [batch, classes] scores)" : "");
-      if (r.reference_score)
-        std::printf("reference %s: top-1 %.2f%%\n", o->reference.c_str(), r.reference_score->top1);
-      if (!r.fidelity.empty())
-        std::printf("fidelity to %s:\n%s", o->reference.c_str(), fidelity_text(r.fidelity).c_str());
+      print_eval(r, o->model, *ds, o->reference);
       for (const std::string* p : {&o->save_logits, &o->save_outputs})
         if (!p->empty()) std::printf("wrote %s\n", p->c_str());
     }

@@ -4,12 +4,10 @@
 // the fidelity of every output. No labels needed.
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "common.h"
-#include "data/npy.h"
 #include "exec/evaluate.h"
-#include "exec/fold_constants.h"
+#include "eval_report.h"
 #include "mixq/error.h"
 #include "rt_data.h"
 
@@ -54,26 +52,14 @@ RunFn setup_run(CLI::App& sub) {
     eo.label = "run";
     eo.keep_outputs = !o->save_outputs.empty();
     std::unique_ptr<Executor> ref_ex;
-    if (!o->reference.empty()) {
-      if (std::filesystem::path(o->reference).extension() == ".npz") {
-        eo.reference = reference_arrays(load_npz(o->reference), outs, ds->size(), o->reference);
-      } else {
-        ref_ex = std::make_unique<Executor>(load_model(o->reference));
-        eo.reference = reference_executor(*ref_ex);
-        eo.reference_top1 = true;
-      }
-    }
+    set_reference(o->reference, outs, ds->size(), eo, ref_ex);
     auto run = [&m](const std::vector<at::Tensor>& in) {
       Batch b;
       b.inputs = in;
       return from_runtime(m.run(to_runtime(b)));
     };
     EvalResult r = evaluate(run, names, o->model, *ds, eo);
-    if (!o->save_outputs.empty()) {
-      std::map<std::string, at::Tensor> arrays;
-      for (size_t i = 0; i < names.size(); ++i) arrays[names[i]] = r.outputs[i];
-      save_npz(o->save_outputs, arrays);
-    }
+    save_outputs(o->save_outputs, names, r);
     int int_layers = 0;
     int64_t weight_bytes = 0;
     for (const auto& p : m.layer_paths()) {
@@ -85,37 +71,19 @@ RunFn setup_run(CLI::App& sub) {
         std::fprintf(stderr, "layer %s (%s): %s%s, kernel %s, %lld weight bytes held\n", p.node.c_str(), p.op.c_str(),
                      p.int_path ? "integer" : "float: ", p.int_path ? "" : p.why_float.c_str(), p.kernel.c_str(),
                      (long long)p.weight_bytes);
-    const Metric metric = resolve_metric(metric_req, r.has_top1, r.has_top1);
-    std::optional<double> value;
-    if (metric == Metric::kTop1 && r.has_top1) value = r.top1;
-    else if (!r.fidelity.empty()) value = summary_value(metric, r.fidelity);
-    auto opt = [](bool has, double v) { return has ? nlohmann::json(v) : nlohmann::json(nullptr); };
-    const double sec = r.seconds;
     if (o->g.json) {
-      nlohmann::json j = {{"model", o->model}, {"data", o->data}, {"top1", opt(r.has_top1, r.top1)},
-                          {"correct", opt(r.has_top1, double(r.correct))}, {"samples", r.samples},
-                          {"loss", opt(r.has_top1, r.loss)}, {"seconds", sec}, {"images_per_second", r.samples / sec},
-                          {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
-                          {"integer_layers", int_layers}, {"layers", m.layer_paths().size()},
-                          {"weight_bytes", weight_bytes}, {"metric", metric_name(metric)},
-                          {"metric_value", value && std::isfinite(*value) ? nlohmann::json(*value) : nlohmann::json(nullptr)}};
-      if (!o->reference.empty()) {
-        j["reference"] = o->reference;
-        j["fidelity"] = fidelity_json(r.fidelity);
-        j["top1_reference"] = r.reference_score ? nlohmann::json(r.reference_score->top1) : nlohmann::json(nullptr);
-      }
+      nlohmann::json j = eval_json(r, metric_req, o->model, o->data, o->reference);
+      j["isa"] = kernels::isa_name(m.isa());
+      j["threads"] = mo.threads;
+      j["integer_layers"] = int_layers;
+      j["layers"] = m.layer_paths().size();
+      j["weight_bytes"] = weight_bytes;
       print_json(j);
     } else {
-      if (r.has_top1)
-        std::printf("%s on %s: top-1 %.2f%% (%lld/%lld), loss %.4f, %.2f s (%.0f img/s), %s, %d of %zu layers integer\n",
-                    o->model.c_str(), ds->describe().c_str(), r.top1, (long long)r.correct, (long long)r.samples, r.loss,
-                    sec, r.samples / sec, kernels::isa_name(m.isa()), int_layers, m.layer_paths().size());
-      else
-        std::printf("%s on %s: %lld samples, %.2f s (%.0f samples/s), %s, %d of %zu layers integer\n", o->model.c_str(),
-                    ds->describe().c_str(), (long long)r.samples, sec, r.samples / sec, kernels::isa_name(m.isa()),
-                    int_layers, m.layer_paths().size());
-      if (r.reference_score) std::printf("reference %s: top-1 %.2f%%\n", o->reference.c_str(), r.reference_score->top1);
-      if (!r.fidelity.empty()) std::printf("fidelity to %s:\n%s", o->reference.c_str(), fidelity_text(r.fidelity).c_str());
+      char suffix[160];
+      std::snprintf(suffix, sizeof suffix, ", %s, %d of %zu layers integer", kernels::isa_name(m.isa()), int_layers,
+                    m.layer_paths().size());
+      print_eval(r, o->model, *ds, o->reference, suffix);
       if (!o->save_outputs.empty()) std::printf("wrote %s\n", o->save_outputs.c_str());
     }
     return 0;
