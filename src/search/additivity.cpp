@@ -77,7 +77,7 @@ std::string option_name(const ChoiceUnit& U, int o) {
 
 nlohmann::json check_and_repair(AllocContext& ctx, const SensitivityTable& table, const QuantPlan& base,
                                 const Dataset& calib, const Resolver& resolve, const RepairOptions& opts) {
-  const std::string signal = ctx.opts.signal;
+  const std::string signal = resolve_signal(ctx.opts.signal, &table);
   nlohmann::json rep = {{"signal", signal}, {"tolerance", opts.tolerance}};
   if (!is_data_signal(signal)) {
     rep["skipped"] = "the " + signal + " signal is not measured on data; the check needs kl, dl, noise or dacc";

@@ -32,7 +32,7 @@ struct SearchOptions {
   // Sensitivity signal the table-driven allocators minimise. KL by default: on 256 calibration
   // samples the label loss increase (dl) of a single layer is within its own noise on the ViT
   // fixture, KL against the float logits is not (BENCHMARKS.md, budgeted allocation).
-  std::string signal = "kl";
+  std::string signal = "auto";  // search/sensitivity.h: kl with labels, else noise
   uint64_t seed = 0;            // genetic search
   bool measure = true;          // pareto: re-measure candidate points on calibration data
   std::string latency_table;    // per-layer latency file (search/latency.h) for latency budgets

@@ -33,10 +33,11 @@ Budget effective_budget(const Budget& b, double budget_avg_wbits) {
   return e;
 }
 
-Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, const std::string& signal,
+Problem build_problem(const QuantPlan& plan, const SensitivityTable* table, const std::string& signal_arg,
                       const Budget& budget, const std::vector<std::vector<int>>& groups_in, const HwSpec* hw,
                       const LatencyTable* latency) {
-  if (table) require_signal(*table, signal, "sensitivity table");  // unknown or absent signals fail here
+  if (table) require_signal(*table, signal_arg, "sensitivity table");  // unknown or absent signals fail here
+  const std::string signal = resolve_signal(signal_arg, table);
   MIXQ_CHECK(budget.latency_ms <= 0 || latency, ErrorKind::kInvalidArgument,
              "--budget-latency-ms needs a per-layer latency table (--latency-table FILE; see docs/hwspec.md)");
   Problem p;

@@ -113,7 +113,7 @@ double predicted_signal(const SensitivityTable& t, const QuantPlan& plan, const 
 }
 
 const std::vector<std::string>& signal_names() {
-  static const std::vector<std::string> names = {"dl", "kl", "noise", "sqnr", "mse", "dacc", "fisher", "hessian"};
+  static const std::vector<std::string> names = {"auto", "dl", "kl", "noise", "sqnr", "mse", "dacc", "fisher", "hessian"};
   return names;
 }
 
@@ -129,7 +129,13 @@ double signal_value(const SensEntry& e, const std::string& s) {
               "unknown sensitivity signal '" + s + "' (use dl, kl, noise, sqnr, mse, dacc, fisher or hessian)");
 }
 
-void require_signal(const SensitivityTable& t, const std::string& s, const std::string& where) {
+std::string resolve_signal(const std::string& signal, const SensitivityTable* t) {
+  if (signal != "auto") return signal;
+  return t && t->has_labels ? "kl" : "noise";
+}
+
+void require_signal(const SensitivityTable& t, const std::string& s0, const std::string& where) {
+  const std::string s = resolve_signal(s0, &t);
   signal_value(SensEntry{}, s);
   MIXQ_CHECK(s != "fisher" || t.has_fisher, ErrorKind::kInvalidArgument, where,
              ": the sensitivity table has no fisher signal (made without labelled calibration data or before it "
@@ -178,6 +184,7 @@ nlohmann::json table_to_json(const SensitivityTable& t) {
           {"float", {{"top1", t.float_top1}, {"loss", t.float_loss}}},
           {"reference", {{"top1", t.ref_top1}, {"loss", t.ref_loss}, {"kl", t.ref_kl}, {"noise", t.ref_noise}}},
           {"seconds", t.seconds},
+          {"has_labels", t.has_labels},
           {"has_fisher", t.has_fisher},
           {"has_hessian", t.has_hessian},
           {"layers", layers},
@@ -206,6 +213,7 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
     t.ref_kl = r.at("kl").get<double>();
     t.ref_noise = r.at("noise").get<double>();
     t.seconds = j.value("seconds", 0.0);
+    t.has_labels = j.value("has_labels", t.float_loss > 0);  // older tables: only labels gave a loss
     t.has_fisher = j.value("has_fisher", false);
     t.has_hessian = j.value("has_hessian", false);
     t.plan = j.at("plan");

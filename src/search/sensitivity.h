@@ -74,6 +74,7 @@ struct SensitivityTable {
   nlohmann::json plan;            // the reference plan (plan_to_json), for `mixq plan --from-table`
   std::string model;              // model path as given
   double seconds = 0;             // measuring time (this run plus resumed parts)
+  bool has_labels = false;  // measured on labelled class scores (dl is a cross-entropy increase)
   bool has_fisher = false, has_hessian = false;  // curvature signals present (need labels; the
                                                  // Hessian also needs double backward)
 
@@ -81,8 +82,12 @@ struct SensitivityTable {
   const ActSens* find_act(const std::string& tensor) const;
 };
 
-// The signal names allocators accept: dl, kl, noise (alias sqnr), mse, dacc, fisher, hessian.
+// The signal names allocators accept: dl, kl, noise (alias sqnr), mse, dacc, fisher, hessian, and
+// auto (the default): kl when the table was measured on labelled class scores, else noise (the
+// relative output noise: the one signal that means the same for embeddings, detectors and
+// classifiers alike; KL of a softmax over an embedding says almost nothing).
 const std::vector<std::string>& signal_names();
+std::string resolve_signal(const std::string& signal, const SensitivityTable* t);
 // Whether the signal is measured on calibration data (kl, dl, noise/sqnr, dacc): the ones that
 // activation candidates and the additivity check have.
 bool is_data_signal(const std::string& signal);

@@ -157,6 +157,7 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     t.ref_loss = probe->reference().loss;
     t.ref_kl = probe->reference().kl;
     t.ref_noise = probe->reference().noise;
+    t.has_labels = probe->has_labels();
     if (opts.curvature && probe->has_labels())
       for (int64_t b = 0; b < sub->size(); b += opts.batch_size)
         batches.push_back(sub->get(b, std::min(sub->size(), b + opts.batch_size)));

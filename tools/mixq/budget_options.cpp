@@ -37,8 +37,10 @@ void add_budget_options(CLI::App& sub, QuantizeJob& job) {
                  "ip/pareto/genetic: smallest plan whose predicted signal increase is at most this (dl: the "
                  "calibration loss increase; without labels or class scores dl is the relative output noise vs "
                  "the float model, so 0.01 ~ 20 dB SQNR); hago: allowed calibration top-1 drop in points");
-  sub.add_option("--signal", o.signal, "Sensitivity signal for ip/pareto/genetic: dl, kl, noise, mse, dacc, fisher, hessian")
-      ->check(CLI::IsMember({"dl", "kl", "noise", "sqnr", "mse", "dacc", "fisher", "hessian"}))->capture_default_str();
+  sub.add_option("--signal", o.signal,
+                 "Sensitivity signal for ip/pareto/genetic: auto (kl with labelled class scores, else noise), dl, kl, "
+                 "noise, mse, dacc, fisher, hessian")
+      ->check(CLI::IsMember({"auto", "dl", "kl", "noise", "sqnr", "mse", "dacc", "fisher", "hessian"}))->capture_default_str();
   sub.add_option("--hw", job.hw_path, "Hardware spec JSON: allowed bits per op, shared groups (docs/hwspec.md)");
   sub.add_option("--sens-samples", job.sens.samples, "Calibration samples for the sensitivity table")
       ->capture_default_str();

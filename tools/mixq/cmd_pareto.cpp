@@ -85,7 +85,7 @@ RunFn setup_pareto(CLI::App& sub) {
     if (hw)
       for (auto& g : shared_groups(*hw, pp.prepared, pp.plan))
         if (g.size() > 1) groups.push_back(g);
-    const std::string sig = job.search_opts.signal;
+    const std::string sig = resolve_signal(job.search_opts.signal, &t);
     Problem free = build_problem(pp.plan, &t, sig, Budget{}, groups, hw.get(), nullptr);
     nlohmann::json points = nlohmann::json::array();
     for (const Choice& c : pareto_curve(free)) points.push_back(point_json(free, c, pp.plan, t, "greedy"));

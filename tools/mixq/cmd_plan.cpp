@@ -70,7 +70,7 @@ RunFn setup_plan(CLI::App& sub) {
     }
     std::printf("%s plan from %s: avg %.2f weight bits, %lld bytes, %.4f GBOPs, predicted %s %.5f (%.2f s)\n",
                 plan.search.c_str(), job.table_path.c_str(), plan.cost.avg_wbits, (long long)plan.cost.size_bytes,
-                plan.cost.gbops(), job.search_opts.signal.c_str(), plan.search_params.value("predicted", 0.0), secs);
+                plan.cost.gbops(), plan.search_params.value("signal", job.search_opts.signal).c_str(), plan.search_params.value("predicted", 0.0), secs);
     if (!o->out.empty()) std::printf("wrote %s\n", o->out.c_str());
     return 0;
   };
