@@ -1,5 +1,8 @@
 #include "exec/conv_precision.h"
 
+#include <cstdlib>
+#include <string>
+
 namespace mixq {
 
 namespace {
@@ -10,6 +13,16 @@ ConvPrecision conv_precision() { return g_precision; }
 
 ConvPrecisionScope::ConvPrecisionScope(ConvPrecision p) : prev_(g_precision) { g_precision = p; }
 ConvPrecisionScope::~ConvPrecisionScope() { g_precision = prev_; }
+
+namespace {
+bool env_on(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::string(v) != "0";
+}
+}  // namespace
+
+bool exec_legacy_by_env() { return env_on("MIXQ_EXEC_LEGACY"); }
+bool conv_channels_last_enabled() { return !env_on("MIXQ_NO_CHANNELS_LAST") && !exec_legacy_by_env(); }
 
 bool cpu_has_native_bf16() {
 #if defined(__x86_64__)

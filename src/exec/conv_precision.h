@@ -27,6 +27,21 @@ class ConvPrecisionScope {
   ConvPrecision prev_;
 };
 
+// Inference layout of 2-D convolutions: while grad mode is off, Conv runs float32 4-D inputs in
+// channels-last (NHWC) memory order and returns channels-last results, so a chain of Conv,
+// element-wise, pooling and Add nodes stays NHWC end to end (libtorch's element-wise kernels keep
+// the layout; reshapes copy to the logical order where they need to). oneDNN convolves NHWC tensors
+// directly; on NCHW tensors it reorders input and output to its blocked layout on every call, and
+// its depthwise kernels gain most (2-4x on 224x224 mobile models). Values keep their logical NCHW
+// shape: only strides differ, so hooks and kernels see the same tensors up to layout.
+// Off when MIXQ_NO_CHANNELS_LAST or MIXQ_EXEC_LEGACY is set to something other than "" or "0"
+// (read when a Conv kernel is built, i.e. when an Executor is constructed).
+bool conv_channels_last_enabled();
+
+// MIXQ_EXEC_LEGACY=1: the executor without the inference fast paths added for issue 17 item 4
+// (channels-last Conv, Conv + activation and element-wise chain fusions), for before/after runs.
+bool exec_legacy_by_env();
+
 // Whether this CPU computes bf16 dot products natively (AVX-512 BF16 or AMX-BF16); without
 // them oneDNN emulates bf16 and is slower than float32.
 bool cpu_has_native_bf16();

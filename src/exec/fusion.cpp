@@ -2,10 +2,13 @@
 
 #include <ATen/ATen.h>
 
+#include "exec/conv_precision.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
+#include <limits>
 #include <optional>
 #include <set>
 #include <unordered_map>
@@ -20,6 +23,9 @@ const char* fusion_kind_name(FusionKind k) {
     case FusionKind::kConvBn: return "ConvBn";
     case FusionKind::kAddRelu: return "AddRelu";
     case FusionKind::kEmbedSum: return "EmbedSum";
+    case FusionKind::kConvAct: return "ConvAct";
+    case FusionKind::kHardSwish: return "HardSwish";
+    case FusionKind::kSilu: return "Silu";
   }
   return "?";
 }
@@ -95,21 +101,99 @@ class LayerNormKernel final : public FusedKernel {
   at::ScalarType ctype_;
 };
 
+// An activation applied to a convolution's result in place (one pass over the activations,
+// while they are still in cache for small layers, and no second buffer).
+struct Activation {
+  enum Kind { kNone, kRelu, kClip, kHardSwish, kSilu } kind = kNone;
+  c10::optional<double> lo, hi;    // kClip bounds (absent: unbounded)
+  double alpha = 0, beta = 0;      // kHardSwish: x * clamp(alpha * x + beta, 0, 1)
+
+  // at::hardswish computes x * clamp(x + 3, 0, 6) / 6: ONNX's HardSigmoid(1/6, 1/2) * x up to
+  // float rounding.
+  bool exact_hardswish() const { return alpha == static_cast<double>(1.0f / 6.0f) && beta == 0.5; }
+
+  void apply_(at::Tensor& y) const {
+    switch (kind) {
+      case kNone: break;
+      case kRelu: y.relu_(); break;
+      case kClip: y.clamp_(lo ? c10::optional<at::Scalar>(*lo) : c10::nullopt,
+                           hi ? c10::optional<at::Scalar>(*hi) : c10::nullopt); break;
+      case kHardSwish:
+        if (exact_hardswish()) at::hardswish_(y);
+        else y.mul_(at::mul(y, alpha).add_(beta).clamp_(0, 1));
+        break;
+      case kSilu: at::silu_(y); break;
+    }
+  }
+  // Out of place (standalone chains, where the input may be read elsewhere).
+  at::Tensor apply(const at::Tensor& x) const {
+    if (kind == kHardSwish && exact_hardswish()) return at::hardswish(x);
+    if (kind == kSilu) return at::silu(x);
+    at::Tensor y = x.clone();
+    apply_(y);
+    return y;
+  }
+};
+
+// in: X, W[, B]. `conv` is the Conv node's own kernel; its result gets `act` in place. Inference
+// only (an in-place activation on a conv output is not what autograd should record): under grad
+// mode the original nodes run.
+class ConvActKernel final : public FusedKernel {
+ public:
+  // n_conv_inputs: 2 or 3 (with bias); inputs after them are a Clip's bounds (baked in).
+  ConvActKernel(std::unique_ptr<OpKernel> conv, Activation act, size_t n_conv_inputs)
+      : conv_(std::move(conv)), act_(act), n_(n_conv_inputs) {}
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    if (at::GradMode::is_enabled() || in.size() < n_) return false;
+    const at::Tensor &x = in[0], &w = in[1];
+    return x.defined() && w.defined() && is_float_type(x.scalar_type()) && w.scalar_type() == x.scalar_type() &&
+           (n_ < 3 || (in[2].defined() && in[2].scalar_type() == x.scalar_type())) && w.dim() >= 3;
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    std::vector<at::Tensor> cin(in.begin(), in.begin() + n_), cout(1);
+    conv_->compute(cin, cout);
+    act_.apply_(cout[0]);
+    out[0] = std::move(cout[0]);
+  }
+
+ private:
+  std::unique_ptr<OpKernel> conv_;
+  Activation act_;
+  size_t n_;
+};
+
+// in: x. A decomposed activation chain (HardSigmoid + Mul: hard-swish; Sigmoid + Mul: SiLU) as one
+// libtorch call: one pass instead of two and no intermediate tensor.
+class ActKernel final : public FusedKernel {
+ public:
+  explicit ActKernel(Activation act) : act_(act) {}
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    return in[0].defined() && is_float_type(in[0].scalar_type());
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    out[0] = act_.apply(in[0]);
+  }
+
+ private:
+  Activation act_;
+};
+
 // in: X, W, scale, bn_bias, mean, var[, B (the Conv's bias, when it has one)]. `conv` is the Conv
 // node's own kernel (its attributes: pads, strides, groups, auto_pad), run on the folded weights.
 // Inference only: under autograd (recon training graphs) or with a weight that requires grad the
 // original nodes run, so gradients never see the folded copy.
 class ConvBnKernel final : public FusedKernel {
  public:
-  ConvBnKernel(std::unique_ptr<OpKernel> conv, double eps, bool relu) : conv_(std::move(conv)), eps_(eps), relu_(relu) {}
+  ConvBnKernel(std::unique_ptr<OpKernel> conv, double eps, Activation act, bool has_bias)
+      : conv_(std::move(conv)), eps_(eps), act_(act), has_bias_(has_bias) {}
   bool accepts(const std::vector<at::Tensor>& in) const override {
     if (at::GradMode::is_enabled()) return false;
     const at::Tensor &x = in[0], &w = in[1];
     if (!x.defined() || !w.defined() || !is_float_type(x.scalar_type()) || w.scalar_type() != x.scalar_type() ||
         w.dim() < 3 || w.requires_grad())
       return false;
-    if (in.size() < 6 || in.size() > 7) return false;
-    for (size_t i = 2; i < in.size(); ++i) {
+    if (in.size() < n_inputs()) return false;
+    for (size_t i = 2; i < n_inputs(); ++i) {
       const at::Tensor& t = in[i];
       if (!t.defined() || t.scalar_type() != x.scalar_type() || t.dim() != 1 || t.size(0) != w.size(0) ||
           t.requires_grad() || t.device() != w.device())
@@ -124,12 +208,15 @@ class ConvBnKernel final : public FusedKernel {
     }
     std::vector<at::Tensor> cin = {in[0], wf_, bf_}, cout(1);
     conv_->compute(cin, cout);
-    out[0] = relu_ ? cout[0].relu_() : cout[0];
+    act_.apply_(cout[0]);
+    out[0] = std::move(cout[0]);
   }
 
  private:
+  // X, W, the four BN tensors and the Conv bias when it has one (then a Clip's bounds, ignored).
+  size_t n_inputs() const { return has_bias_ ? 7 : 6; }
   bool cached(const std::vector<at::Tensor>& in) const {
-    if (src_.size() + 1 != in.size()) return false;
+    if (src_.size() + 1 != n_inputs()) return false;
     for (size_t i = 0; i < src_.size(); ++i) {
       const at::Tensor& t = in[i + 1];
       // Inference tensors (made under InferenceMode, e.g. by a hook) have no version counter,
@@ -144,15 +231,16 @@ class ConvBnKernel final : public FusedKernel {
     std::vector<int64_t> shape(static_cast<size_t>(w.dim()), 1);
     shape[0] = w.size(0);
     wf_ = (w * f.reshape(shape)).contiguous();
-    bf_ = ((in.size() == 7 ? in[6] : at::zeros_like(mean)) - mean) * f + beta;
-    src_.assign(in.begin() + 1, in.end());
+    bf_ = ((has_bias_ ? in[6] : at::zeros_like(mean)) - mean) * f + beta;
+    src_.assign(in.begin() + 1, in.begin() + n_inputs());
     version_.clear();
     for (const auto& t : src_) version_.push_back(t.is_inference() ? 0 : t._version());
   }
 
   std::unique_ptr<OpKernel> conv_;
   double eps_;
-  bool relu_;
+  Activation act_;
+  bool has_bias_;
   std::mutex mu_;
   std::vector<at::Tensor> src_;  // the weight tensors wf_/bf_ were folded from (identity + version)
   std::vector<uint32_t> version_;
@@ -200,7 +288,7 @@ class EmbedSumKernel final : public FusedKernel {
 
 class Matcher {
  public:
-  explicit Matcher(const Graph& g) : g_(g), claimed_(g.nodes.size(), 0) {
+  explicit Matcher(const Graph& g) : g_(g), claimed_(g.nodes.size(), 0), legacy_(exec_legacy_by_env()) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       for (const auto& o : g.nodes[i].outputs)
         if (!o.empty()) producer_[o] = static_cast<int>(i);
@@ -219,12 +307,18 @@ class Matcher {
       if (auto grp = match_gelu(static_cast<int>(i))) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_linear(static_cast<int>(i))) claim(*grp, out);
-    for (size_t i = 0; i < g_.nodes.size(); ++i)  // with a following Relu first, then without
+    for (size_t i = 0; i < g_.nodes.size(); ++i)  // with a following activation first, then without
       if (auto grp = match_conv_bn(static_cast<int>(i), true)) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_conv_bn(static_cast<int>(i), false)) claim(*grp, out);
+    if (!legacy_)
+      for (size_t i = 0; i < g_.nodes.size(); ++i)
+        if (auto grp = match_conv_act(static_cast<int>(i))) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_add_relu(static_cast<int>(i))) claim(*grp, out);
+    if (!legacy_)
+      for (size_t i = 0; i < g_.nodes.size(); ++i)
+        if (auto grp = match_act_chain(static_cast<int>(i))) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_embed_sum(static_cast<int>(i))) claim(*grp, out);
     std::sort(out.begin(), out.end(),
@@ -360,12 +454,108 @@ class Matcher {
     });
   }
 
-  // Node i is the Relu (with_relu) or the BatchNormalization ending the chain.
-  std::optional<FusionGroup> match_conv_bn(int i, bool with_relu) const {
+  // The activation ending at node i: Relu; Clip with constant float bounds (opset 11+); hard-swish
+  // Mul(x, HardSigmoid(x)); SiLU Mul(x, Sigmoid(x)) (either operand order). Sets the activation's
+  // input value, its member nodes and the constants it bakes in. `chains_only`: the two-node
+  // chains only (standalone fusion: a lone Relu or Clip is already one node).
+  struct ActTail {
+    Activation act;
+    std::string input;
+    std::vector<int> members;
+    std::vector<std::string> constants;
+  };
+  std::optional<ActTail> match_act_tail(int i, bool chains_only) const {
+    const Node& n = node(i);
+    if (!chains_only && is_op(i, "Relu", 1)) {
+      ActTail t;
+      t.act.kind = Activation::kRelu;
+      t.input = n.inputs[0];
+      t.members = {i};
+      return t;
+    }
+    if (legacy_) return std::nullopt;
+    if (!chains_only && g_.opset() >= 11 && !claimed_[i] && n.domain.empty() && n.op_type == "Clip" &&
+        n.outputs.size() == 1 && !n.inputs.empty() && n.inputs.size() <= 3 && !n.inputs[0].empty()) {
+      ActTail t;
+      t.act.kind = Activation::kClip;
+      t.input = n.inputs[0];
+      t.members = {i};
+      for (size_t k = 1; k < n.inputs.size(); ++k) {
+        if (n.inputs[k].empty()) continue;
+        auto c = scalar_const(n.inputs[k]);
+        if (!c || !is_float_type(c->second) || std::isnan(c->first)) return std::nullopt;
+        (k == 1 ? t.act.lo : t.act.hi) = c->first;
+        t.constants.push_back(n.inputs[k]);
+      }
+      if (t.act.lo && t.act.hi && *t.act.lo > *t.act.hi) return std::nullopt;
+      return t;
+    }
+    if (!is_op(i, "Mul", 2)) return std::nullopt;
+    return either(n, [&](const std::string& x, const std::string& gate) -> std::optional<ActTail> {
+      ActTail t;
+      t.input = x;
+      int hs = prod(gate, "HardSigmoid");
+      if (hs >= 0 && is_op(hs, "HardSigmoid", 1) && node(hs).inputs[0] == x) {
+        const Attribute* a = node(hs).attr("alpha");
+        const Attribute* b = node(hs).attr("beta");
+        if ((a && a->type != AttrType::kFloat) || (b && b->type != AttrType::kFloat)) return std::nullopt;
+        t.act.kind = Activation::kHardSwish;
+        t.act.alpha = a ? a->f : 0.2f;
+        t.act.beta = b ? b->f : 0.5f;
+        t.members = {hs, i};
+        return t;
+      }
+      int sg = prod(gate, "Sigmoid");
+      if (sg >= 0 && is_op(sg, "Sigmoid", 1) && node(sg).inputs[0] == x) {
+        t.act.kind = Activation::kSilu;
+        t.members = {sg, i};
+        return t;
+      }
+      return std::nullopt;
+    });
+  }
+
+  // Node i ends Conv -> activation (the Conv's output read by the activation only).
+  std::optional<FusionGroup> match_conv_act(int i) const {
+    auto tail = match_act_tail(i, false);
+    if (!tail) return std::nullopt;
+    int conv = prod(tail->input, "Conv");
+    if (conv < 0) return std::nullopt;
+    const Node& c = node(conv);
+    if (c.inputs.size() < 2 || c.inputs.size() > 3 || c.inputs[0].empty() || c.inputs[1].empty() ||
+        (c.inputs.size() == 3 && c.inputs[2].empty()))
+      return std::nullopt;
+    std::vector<int> members = tail->members;
+    members.push_back(conv);
+    FusionGroup grp{FusionKind::kConvAct, members, {c.inputs[0], c.inputs[1]}, {}, {}, {}, nullptr};
+    if (c.inputs.size() == 3) grp.inputs.push_back(c.inputs[2]);
+    grp.constants = tail->constants;
+    if (!finish(grp)) return std::nullopt;
+    NodeInfo info(g_, c, g_.opset());
+    grp.kernel = std::make_unique<ConvActKernel>(find_op("Conv", g_.opset())->make(info), tail->act, c.inputs.size());
+    return grp;
+  }
+
+  // Standalone hard-swish / SiLU chains (after a node other than Conv, or when the Conv's output
+  // has other readers).
+  std::optional<FusionGroup> match_act_chain(int i) const {
+    auto tail = match_act_tail(i, true);
+    if (!tail) return std::nullopt;
+    FusionGroup grp{tail->act.kind == Activation::kSilu ? FusionKind::kSilu : FusionKind::kHardSwish,
+                    tail->members, {tail->input}, {}, {}, {}, nullptr};
+    if (!finish(grp) || grp.inputs.size() != 1) return std::nullopt;
+    grp.kernel = std::make_unique<ActKernel>(tail->act);
+    return grp;
+  }
+
+  // Node i is the activation (with_act) or the BatchNormalization ending the chain.
+  std::optional<FusionGroup> match_conv_bn(int i, bool with_act) const {
     int bn = i;
-    if (with_relu) {
-      if (!is_op(i, "Relu", 1)) return std::nullopt;
-      bn = prod(node(i).inputs[0], "BatchNormalization");
+    std::optional<ActTail> tail;
+    if (with_act) {
+      tail = match_act_tail(i, false);
+      if (!tail) return std::nullopt;
+      bn = prod(tail->input, "BatchNormalization");
       if (bn < 0) return std::nullopt;
     }
     if (!is_op(bn, "BatchNormalization", 5)) return std::nullopt;
@@ -382,13 +572,15 @@ class Matcher {
     const Node& c = node(conv);
     if (c.inputs.size() < 2 || c.inputs.size() > 3 || c.inputs[0].empty() || c.inputs[1].empty()) return std::nullopt;
     std::vector<int> members = {conv, bn};
-    if (with_relu) members.push_back(i);
+    if (tail) members.insert(members.end(), tail->members.begin(), tail->members.end());
     // The Conv bias, when present, is appended by finish() (a value members read from outside).
     FusionGroup grp{FusionKind::kConvBn, members, {c.inputs[0], c.inputs[1], b.inputs[1], b.inputs[2],
                                                    b.inputs[3], b.inputs[4]}, {}, {}, {}, nullptr};
+    if (tail) grp.constants = tail->constants;
     if (!finish(grp)) return std::nullopt;
     NodeInfo info(g_, c, opset);
-    grp.kernel = std::make_unique<ConvBnKernel>(find_op("Conv", opset)->make(info), eps, with_relu);
+    grp.kernel = std::make_unique<ConvBnKernel>(find_op("Conv", opset)->make(info), eps,
+                                                tail ? tail->act : Activation(), c.inputs.size() == 3);
     return grp;
   }
 
@@ -537,6 +729,7 @@ class Matcher {
   std::unordered_map<std::string, int> uses_;
   std::set<std::string> graph_outputs_;
   std::vector<char> claimed_;
+  bool legacy_;  // MIXQ_EXEC_LEGACY: only the fusions that existed before the Conv + activation ones
 };
 
 }  // namespace

@@ -8,10 +8,18 @@
 //             operands; x / sqrt(2) may also be x * (1/sqrt(2))    at::gelu
 //   LayerNorm ReduceMean(X) -> Sub(X, .) -> Pow(., 2) -> ReduceMean -> Add(., eps) -> Sqrt ->
 //             Div(sub, .) -> Mul(., gamma) -> Add(., beta), one axis, keepdims   at::layer_norm
-//   ConvBn    Conv(X, W[, B]) -> BatchNormalization (inference) [-> Relu]   the Conv kernel on
-//             BatchNorm folded into W and B (refolded only when a weight tensor changes), then an
-//             in-place ReLU: one pass over the activations instead of three (PyTorch eager runs
-//             all three; this is where the executor gains on convnets at large batch)
+//   ConvBn    Conv(X, W[, B]) -> BatchNormalization (inference) [-> activation]   the Conv kernel
+//             on BatchNorm folded into W and B (refolded only when a weight tensor changes), then
+//             the activation in place: one pass over the activations instead of three (PyTorch
+//             eager runs all three; this is where the executor gains on convnets at large batch)
+//   ConvAct   Conv(X, W[, B]) -> activation (inference; BatchNorm already folded, as in
+//             torch.onnx exports in eval mode)   the Conv kernel, then the activation in place
+//             Activations: Relu; Clip with constant float bounds (ReLU6); hard-swish
+//             Mul(x, HardSigmoid(x)) (at::hardswish_ for alpha 1/6, beta 1/2); SiLU
+//             Mul(x, Sigmoid(x)) (at::silu_). Clip, hard-swish and SiLU are off under
+//             MIXQ_EXEC_LEGACY=1 (and ConvAct altogether), for before/after measurements.
+//   HardSwish / Silu   Mul(x, HardSigmoid(x)) / Mul(x, Sigmoid(x)) not after a fusable Conv:
+//             at::hardswish / at::silu, one pass and no intermediate tensor
 //   AddRelu   Add(a, b) -> Relu (a residual join)             at::add, then relu_ in place
 //   EmbedSum  Gather(table, idx [N, L], axis 0) -> ReduceSum(axes [1])   at::embedding_bag (sum):
 //             the [N, L, D] lookup is never materialized (25 MB at batch 256 for the embedding
@@ -42,8 +50,8 @@
 
 namespace mixq {
 
-enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum };
-// "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu", "EmbedSum"
+enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum, kConvAct, kHardSwish, kSilu };
+// "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu", "EmbedSum", "ConvAct", "HardSwish", "Silu"
 const char* fusion_kind_name(FusionKind k);
 
 class FusedKernel : public OpKernel {

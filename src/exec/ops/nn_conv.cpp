@@ -4,7 +4,13 @@
 // at::convolution and only the excess on one side becomes an explicit at::constant_pad_nd (Conv)
 // or a crop/zero-extension of the result (ConvTranspose). Symmetric pads, the usual case, run
 // as one at::convolution call with no copies.
+//
+// Inference (grad mode off) on float32 4-D tensors runs channels-last (exec/conv_precision.h):
+// the input is made NHWC once (the first Conv of a chain; later ones receive NHWC outputs) and the
+// weight's NHWC copy is cached while the weight tensor is unchanged.
 #include <ATen/ATen.h>
+
+#include <mutex>
 
 #include "exec/conv_precision.h"
 #include "exec/ops/nn_internal.h"
@@ -27,7 +33,8 @@ int64_t floor_half(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
 
 class Conv final : public OpKernel {
  public:
-  explicit Conv(const NodeInfo& info) : group_(info.get_int("group", 1)) {
+  explicit Conv(const NodeInfo& info)
+      : group_(info.get_int("group", 1)), channels_last_(conv_channels_last_enabled()) {
     require_inputs(info, 2);
     sp_.parse(info, /*kernel_required=*/false, /*allow_dilations=*/true);
     if (group_ < 1) info.fail("attribute 'group' must be positive");
@@ -54,6 +61,14 @@ class Conv final : public OpKernel {
     const bool recast = math != x.scalar_type();
     auto cast = [&](const at::Tensor& t) { return recast && t.defined() ? t.to(math) : t; };
     at::Tensor xp = need_extra_ ? at::constant_pad_nd(x, extra_) : x;
+    if (channels_last_ && !recast && x.scalar_type() == at::kFloat && x.dim() == 4 && w.dim() == 4 &&
+        !at::GradMode::is_enabled()) {
+      constexpr auto kCL = at::MemoryFormat::ChannelsLast;
+      if (!xp.is_contiguous(kCL)) xp = xp.contiguous(kCL);
+      out[0] = at::convolution(xp, channels_last_weight(w), bias, sp_.strides, pad_, sp_.dilations, false, zeros_,
+                               group_);
+      return;
+    }
     out[0] = at::convolution(cast(xp), cast(w), cast(bias), sp_.strides, pad_, sp_.dilations, false, zeros_, group_);
     if (recast) out[0] = out[0].to(x.scalar_type());
   }
@@ -82,10 +97,29 @@ class Conv final : public OpKernel {
     }
   }
 
+  // W in NHWC order, cached while W is the same tensor at the same version (inference tensors,
+  // e.g. a hook's fake-quantized copy, have no version counter: converted on every call).
+  at::Tensor channels_last_weight(const at::Tensor& w) {
+    constexpr auto kCL = at::MemoryFormat::ChannelsLast;
+    if (w.is_contiguous(kCL)) return w;
+    if (w.is_inference()) return w.contiguous(kCL);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!w_src_.is_same(w) || w_version_ != w._version()) {
+      w_cl_ = w.contiguous(kCL);
+      w_src_ = w;
+      w_version_ = w._version();
+    }
+    return w_cl_;
+  }
+
   Spatial sp_;
   int64_t group_;
+  bool channels_last_;
   bool dynamic_pads_ = false, need_extra_ = false;
   std::vector<int64_t> zeros_, pad_, extra_;
+  std::mutex mu_;
+  at::Tensor w_src_, w_cl_;
+  uint32_t w_version_ = 0;
 };
 
 class ConvTranspose final : public OpKernel {
