@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Before/after of a runtime change, side by side in one run: the same .mxq files benched by two
 mixq binaries (e.g. a copy of build/mixq made before the change, and the new build), alternating
-A, B, A, B, ... --rounds times; median batch-1 ms and batch-64 img/s of each, and B/A.
+A, B, A, B, ... --rounds times; median batch-1 ms and batch-64 img/s of each, and B/A, by wall time
+and by process CPU time (one thread on a shared machine: CPU time leaves out time descheduled).
 
   python3 bench/rt_ab.py --before /tmp/mixq_before [--after build/mixq] [--models fmnist-mobilenetv2,...]
       [--zoo /tmp/rtzoo] [--configs W8A8,W4A8] [--threads 1]
@@ -44,8 +45,8 @@ def main():
     ap.add_argument("--runs64", type=int, default=5)
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="mixq-rt-ab-")
-    print("| model | config | threads | before batch-1 ms | after batch-1 ms | after/before | "
-          "before batch-64 img/s | after batch-64 img/s | after/before |")
+    print("| model | config | threads | before batch-1 ms (cpu) | after batch-1 ms (cpu) | after/before (cpu) | "
+          "before batch-64 img/s | after batch-64 img/s | after/before (cpu) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for m in a.models.split(","):
         zoo = m in rb.ZOO
@@ -67,11 +68,15 @@ def main():
                     for key, binary in (("A", a.before), ("B", a.after)):
                         res[key].append(run(binary, "bench", mxq, "--data", data, "--runs", str(runs), "--runs64",
                                             str(runs64), "--threads", t))
-                med = {k: (sorted(r["batch1_ms"] for r in v)[len(v) // 2],
-                           sorted(r["batch64_images_per_second"] for r in v)[len(v) // 2]) for k, v in res.items()}
-                (a1, a64), (b1, b64) = med["A"], med["B"]
-                print(f"| {m} | {cfg} | {t} | {a1:.3f} | {b1:.3f} | {b1 / a1:.2f} | {a64:.0f} | {b64:.0f} | "
-                      f"{b64 / a64:.2f} |", flush=True)
+                def md(v, key):
+                    return sorted(r[key] for r in v)[len(v) // 2]
+
+                A, B = res["A"], res["B"]
+                a1, b1, ac1, bc1 = md(A, "batch1_ms"), md(B, "batch1_ms"), md(A, "batch1_cpu_ms"), md(B, "batch1_cpu_ms")
+                a64, b64 = md(A, "batch64_images_per_second"), md(B, "batch64_images_per_second")
+                ac64, bc64 = md(A, "batch64_cpu_ms"), md(B, "batch64_cpu_ms")
+                print(f"| {m} | {cfg} | {t} | {a1:.3f} ({ac1:.3f}) | {b1:.3f} ({bc1:.3f}) | {b1 / a1:.2f} ({bc1 / ac1:.2f}) | "
+                      f"{a64:.0f} | {b64:.0f} | {b64 / a64:.2f} ({ac64 / bc64:.2f}) |", flush=True)
 
 
 if __name__ == "__main__":
