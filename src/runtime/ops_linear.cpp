@@ -8,13 +8,14 @@
 //     rows the same, 32-256 rows 0.4-5% slower. Large weights read b/8 of the bytes.
 //   - Conv (im2col): int8. Its GEMM has one row per output pixel (49-784 per image on the
 //     fixtures), where low-bit is 0.4-5% slower and the weights are small.
-//   - Depthwise: int8 (the direct kernel reads w8).
+//   - Depthwise: int16 taps-major weights minus zero points (kernels/depthwise_u8.h).
 // The float path (16-bit activations, per-group weights) keeps every layer's quantized weight
 // packed where its scales allow (QLinear), since the alternative is a float copy 4-16x larger.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "kernels/depthwise_u8.h"
 #include "kernels/sgemm.h"
 #include "mixq/error.h"
 #include "runtime/ops.h"
@@ -58,6 +59,7 @@ class ConvOp : public Op {
     *kernel = lin[0].kernel_name();
     *bytes = 0;
     for (const QLinear& l : lin) *bytes += l.weight_bytes();
+    *bytes += static_cast<int64_t>(dw_w16.size() * sizeof(int16_t));
   }
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
@@ -121,10 +123,18 @@ class ConvOp : public Op {
 
  private:
   // [C][HW] -> [HW][C]: im2col then copies a tap's Ig channels as one contiguous run.
+  // Blocked over pixels: a block's writes (kBlock * C elements) stay in L1 while every channel
+  // adds its column, instead of one sweep over the whole image per channel (224x224 inputs).
   template <typename T>
   static void to_hwc(const T* src, int64_t C, int64_t HW, T* dst) {
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t i = 0; i < HW; ++i) dst[i * C + c] = src[c * HW + i];
+    constexpr int64_t kBlock = 64;
+    for (int64_t i0 = 0; i0 < HW; i0 += kBlock) {
+      const int64_t i1 = std::min(HW, i0 + kBlock);
+      for (int64_t c = 0; c < C; ++c) {
+        const T* s = src + c * HW;
+        for (int64_t i = i0; i < i1; ++i) dst[i * C + c] = s[i];
+      }
+    }
   }
 
   // One im2col row from a channels-last image (src points at the group's first channel, C is the
@@ -149,44 +159,28 @@ class ConvOp : public Op {
     }
   }
 
-  // Direct depthwise convolution on codes: acc = sum (a - za')(w - zw'), exact int32. Loops run
-  // tap by tap over a whole output row (an int32 accumulator row), so the inner loop has no bounds
-  // checks and vectorises; the valid ox range of each tap is computed once.
+  // Depthwise convolution on codes (kernels/depthwise_u8.h): each image is transposed to
+  // channels-last so the kernel's inner loop runs over channels (the NCHW rows of the fixtures are
+  // 7-28 pixels wide: too short to vectorise), exact int32 sums, one float rescale per output.
   void depthwise_int(const uint8_t* codes, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
                      float* y) const {
     const QLinear& L = lin[0];
-    const int64_t KH = kh, KW = kw, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw, T = KH * KW;
-    std::vector<int32_t> acc(static_cast<size_t>(OW));
-    for (int64_t b = 0; b < N; ++b)
-      for (int64_t c = 0; c < C; ++c) {
-        const uint8_t* src = codes + (b * C + c) * H * W;
-        const int32_t za = L.za, zw = L.zw[c];
-        float* dst = y + (b * C + c) * OH * OW;
-        for (int64_t oy = 0; oy < OH; ++oy) {
-          std::fill(acc.begin(), acc.end(), 0);
-          for (int64_t ky = 0; ky < KH; ++ky) {
-            const int64_t iy = oy * SH - PT + ky * DH;
-            if (iy < 0 || iy >= H) continue;
-            const uint8_t* row = src + iy * W;
-            for (int64_t kx = 0; kx < KW; ++kx) {
-              const int32_t w = int32_t(L.w8[c * T + ky * KW + kx]) - zw;
-              const int64_t off = kx * DW - PL;  // ix = ox * SW + off
-              const int64_t lo = off >= 0 ? 0 : (-off + SW - 1) / SW;
-              const int64_t hi = std::min<int64_t>(OW, off >= W ? 0 : (W - 1 - off) / SW + 1);
-              int32_t* a = acc.data();
-              if (SW == 1) {
-                const uint8_t* r = row + off;
-                for (int64_t ox = lo; ox < hi; ++ox) a[ox] += (int32_t(r[ox]) - za) * w;
-              } else {
-                for (int64_t ox = lo; ox < hi; ++ox) a[ox] += (int32_t(row[ox * SW + off]) - za) * w;
-              }
-            }
-          }
-          const float s = L.out_scale[c], bias = L.bias[c];
-          for (int64_t ox = 0; ox < OW; ++ox) dst[oy * OW + ox] = s * static_cast<float>(acc[ox]) + bias;
-        }
-      }
+    kernels::DepthwiseShape s;
+    s.C = C; s.H = H; s.W = W; s.OH = OH; s.OW = OW;
+    s.KH = kh; s.KW = kw; s.SH = sh; s.SW = sw; s.PT = pt; s.PL = pl; s.DH = dh; s.DW = dw;
+    std::vector<uint8_t> hwc(static_cast<size_t>(C * H * W));
+    std::vector<int32_t> acc(static_cast<size_t>(OW * C));
+    for (int64_t b = 0; b < N; ++b) {
+      to_hwc(codes + b * C * H * W, C, H * W, hwc.data());
+      kernels::depthwise_u8(hwc.data(), L.za, dw_w16.data(), L.out_scale.data(), L.bias.data(), s,
+                            y + b * C * OH * OW, acc.data(), L.isa);
+    }
   }
+
+ public:
+  std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points
+
+ private:
   void depthwise_float(const float* xf, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
                        float* y) const {
     const QLinear& L = lin[0];
@@ -241,6 +235,14 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
     QLinear L;
     L.bias = bias;
     L.init(c.qweight, fw, op->O, K, [K](int64_t j, int64_t i) { return j * K + i; }, 0, 0, c.qact, c.isa);
+    if (L.int_path) {
+      op->dw_w16.resize(static_cast<size_t>(K * op->O));
+      for (int64_t ch = 0; ch < op->O; ++ch)
+        for (int64_t t = 0; t < K; ++t)
+          op->dw_w16[t * op->O + ch] = static_cast<int16_t>(int32_t(L.w8[ch * K + t]) - L.zw[ch]);
+      L.release_w8();
+      L.B = kernels::PackedB{};  // the GEMM form: not read by the depthwise kernel
+    }
     op->lin.push_back(std::move(L));
   } else {
     for (int64_t g = 0; g < op->G; ++g) {

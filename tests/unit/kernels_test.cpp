@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "kernels/depthwise_u8.h"
 #include "kernels/gemm_u8s8.h"
 #include "kernels/gemv_lowbit.h"
 #include "kernels/isa.h"
@@ -51,6 +52,55 @@ TEST(GemmU8S8, EveryPathMatchesReferenceExactly) {
           }
         }
       }
+}
+
+TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
+  std::mt19937 rng(29);
+  std::uniform_real_distribution<float> ud(-2, 2);
+  struct Case { int64_t C, H, W, KH, KW, SH, SW, PT, PL, PB, PR, DH, DW; };
+  const Case cases[] = {
+      {1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1},      // one pixel, one channel
+      {3, 7, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},      // odd sizes, same padding
+      {17, 11, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},   // stride 2, channels not a vector multiple
+      {33, 8, 7, 5, 3, 3, 2, 2, 0, 1, 2, 2, 1},     // prime strides, uneven pads, dilation
+      {96, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},   // MobileNetV2-like
+      {5, 4, 4, 3, 3, 1, 1, 3, 3, 3, 3, 1, 1},      // padding larger than the kernel reach
+      {2, 6, 5, 8, 8, 1, 1, 4, 4, 3, 3, 1, 1},      // 64 taps (the runtime's limit), extremes below
+  };
+  for (const Case& c : cases) {
+    kernels::DepthwiseShape s;
+    s.C = c.C; s.H = c.H; s.W = c.W; s.KH = c.KH; s.KW = c.KW; s.SH = c.SH; s.SW = c.SW;
+    s.PT = c.PT; s.PL = c.PL; s.DH = c.DH; s.DW = c.DW;
+    s.OH = (c.H + c.PT + c.PB - c.DH * (c.KH - 1) - 1) / c.SH + 1;
+    s.OW = (c.W + c.PL + c.PR - c.DW * (c.KW - 1) - 1) / c.SW + 1;
+    ASSERT_GT(s.OH, 0);
+    ASSERT_GT(s.OW, 0);
+    const int64_t T = c.KH * c.KW;
+    for (int extreme : {0, 1}) {
+      SCOPED_TRACE(testing::Message() << "C=" << c.C << " H=" << c.H << " W=" << c.W << " k=" << c.KH << "x" << c.KW
+                                      << " extreme=" << extreme);
+      std::vector<uint8_t> a(static_cast<size_t>(c.H * c.W * c.C));
+      std::vector<int16_t> w(static_cast<size_t>(T * c.C));
+      for (auto& v : a) v = extreme ? 255 : static_cast<uint8_t>(rng());
+      for (auto& v : w) v = extreme ? -255 : static_cast<int16_t>(static_cast<int>(rng() % 511) - 255);
+      const int32_t za = extreme ? 0 : 117;
+      std::vector<float> scale(c.C), bias(c.C);
+      for (auto& v : scale) v = 1e-3f * (1 + ud(rng) * ud(rng));
+      for (auto& v : bias) v = ud(rng);
+      const size_t ny = static_cast<size_t>(c.C * s.OH * s.OW);
+      std::vector<float> ref(ny);
+      kernels::depthwise_u8_ref(a.data(), za, w.data(), scale.data(), bias.data(), s, ref.data());
+      std::vector<int32_t> acc(static_cast<size_t>(s.OW * c.C));
+      std::vector<float> y(ny, -1.0f);
+      kernels::depthwise_u8_row(a.data(), za, w.data(), scale.data(), bias.data(), s, y.data(), acc.data());
+      ASSERT_EQ(y, ref) << "baseline build of the fast body";
+      for (auto isa : isas()) {
+        std::fill(y.begin(), y.end(), -1.0f);
+        kernels::depthwise_u8(a.data(), za, w.data(), scale.data(), bias.data(), s, y.data(), acc.data(), isa);
+        ASSERT_EQ(y, ref) << kernels::isa_name(isa);
+      }
+    }
+  }
 }
 
 TEST(GemmU8S8, LargeKDoesNotOverflow) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <map>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -85,6 +86,32 @@ RunFn setup_bench(CLI::App& sub) {
       std::sort(prof.begin(), prof.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
       for (size_t i = 0; i < std::min<size_t>(12, prof.size()); ++i)
         std::fprintf(stderr, "  %-50s %8.4f ms\n", prof[i].first.c_str(), 1e3 * prof[i].second / o->runs);
+      // The same time by op kind (convolutions split by shape: where issue 18's work goes).
+      const pack::PackedModel& pm = m.packed();
+      std::map<std::string, std::vector<int64_t>> dims;
+      for (const auto& w : pm.weights) dims[w.tensor] = w.dims;
+      for (const auto& t : pm.tensors) dims[t.name] = t.dims;
+      std::map<std::string, std::pair<double, int>> by_kind;
+      double total = 0;
+      const auto per_node = m.profile();
+      for (size_t i = 0; i < per_node.size(); ++i) {
+        const pack::Node& n = pm.nodes[i];
+        std::string kind = n.op;
+        if (n.op == "Conv" && n.inputs.size() > 1 && dims.count(n.inputs[1]) && dims[n.inputs[1]].size() == 4) {
+          const auto& d = dims[n.inputs[1]];
+          const pack::Attr* g = n.attr("group");
+          kind = (g && g->i > 1 && d[1] == 1) ? "Conv depthwise" : (d[2] * d[3] == 1 ? "Conv 1x1" : "Conv kxk");
+        }
+        by_kind[kind].first += per_node[i].second;
+        by_kind[kind].second += 1;
+        total += per_node[i].second;
+      }
+      std::vector<std::pair<std::string, std::pair<double, int>>> kinds(by_kind.begin(), by_kind.end());
+      std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+      std::fprintf(stderr, "  by op kind (batch 1, %.4f ms in nodes):\n", 1e3 * total / o->runs);
+      for (const auto& [k, v] : kinds)
+        std::fprintf(stderr, "  %-24s %3d nodes %8.4f ms %5.1f%%\n", k.c_str(), v.second, 1e3 * v.first / o->runs,
+                     total > 0 ? 100.0 * v.first / total : 0.0);
     }
     nlohmann::json j = {{"model", o->model}, {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
                         {"batch1_ms", rt1 * 1e3}, {"batch64_images_per_second", double(nb) / rt64},

@@ -1,0 +1,37 @@
+#include "kernels/depthwise_u8.h"
+
+#include "kernels/depthwise_u8_impl.h"
+
+namespace mixq::kernels {
+
+void depthwise_u8_ref(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
+                      const DepthwiseShape& s, float* y) {
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t oy = 0; oy < s.OH; ++oy)
+      for (int64_t ox = 0; ox < s.OW; ++ox) {
+        int32_t acc = 0;
+        for (int64_t ky = 0; ky < s.KH; ++ky)
+          for (int64_t kx = 0; kx < s.KW; ++kx) {
+            const int64_t iy = oy * s.SH - s.PT + ky * s.DH, ix = ox * s.SW - s.PL + kx * s.DW;
+            if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
+            acc += (int32_t(a[(iy * s.W + ix) * s.C + c]) - za) * int32_t(w[(ky * s.KW + kx) * s.C + c]);
+          }
+        y[(c * s.OH + oy) * s.OW + ox] = scale[c] * static_cast<float>(acc) + bias[c];
+      }
+}
+
+void depthwise_u8_row(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
+                      const DepthwiseShape& s, float* y, int32_t* acc) {
+  depthwise_u8_body(a, za, w, scale, bias, s, y, acc);
+}
+
+void depthwise_u8(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
+                  const DepthwiseShape& s, float* y, int32_t* acc, Isa isa) {
+  switch (isa) {
+    case Isa::kRef: depthwise_u8_ref(a, za, w, scale, bias, s, y); break;
+    case Isa::kAvx2: depthwise_u8_avx2(a, za, w, scale, bias, s, y, acc); break;
+    case Isa::kAvx512: depthwise_u8_avx512(a, za, w, scale, bias, s, y, acc); break;
+  }
+}
+
+}  // namespace mixq::kernels

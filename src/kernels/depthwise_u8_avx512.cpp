@@ -1,0 +1,11 @@
+// depthwise_u8's fast body compiled for avx512 (see depthwise_u8.h; called only when the CPU has it).
+#include "kernels/depthwise_u8_impl.h"
+
+namespace mixq::kernels {
+
+void depthwise_u8_avx512(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
+                       const DepthwiseShape& s, float* y, int32_t* acc) {
+  depthwise_u8_body(a, za, w, scale, bias, s, y, acc);
+}
+
+}  // namespace mixq::kernels
