@@ -4,6 +4,7 @@
 
 #include "common.h"
 #include "core/malloc_tuning.h"
+#include "core/runtime_env.h"
 #include "mixq/error.h"
 
 namespace mixq::cli {
@@ -26,6 +27,9 @@ const Command kCommands[] = {
 }  // namespace mixq::cli
 
 int main(int argc, char** argv) {
+  // OpenBLAS's kernel choice and libgomp's wait policy are read at load time: fix them by
+  // re-executing once when this CPU or machine needs it (core/runtime_env.h).
+  mixq::reexec_with_runtime_env(argv);
   mixq::tune_malloc_for_tensors();  // see core/malloc_tuning.h
   using namespace mixq::cli;
   CLI::App app{"mixq: mixed-precision post-training quantization of ONNX models"};
