@@ -87,23 +87,10 @@ DATA_FILES = {  # what each pretrained member's inputs are (for the manifest)
 
 
 def ensure_interpreter(args):
-    """Re-runs this script under an interpreter with onnxruntime (bench/.venv by default)."""
-    if os.environ.get("MIXQ_ZOO_REF_CHILD"):
-        return
-    py = args.python
-    if not py:
-        try:
-            import onnxruntime  # noqa: F401
-            import onnx  # noqa: F401
-            import numpy  # noqa: F401
-            return
-        except ImportError:
-            py = os.path.join(VENV, "bin", "python")
-            if not os.path.exists(py):
-                subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-                subprocess.run([py, "-m", "pip", "install", "-q", "onnxruntime", "onnx", "numpy"], check=True)
-    env = dict(os.environ, MIXQ_ZOO_REF_CHILD="1")
-    sys.exit(subprocess.run([py, os.path.abspath(__file__)] + sys.argv[1:], env=env).returncode)
+    """Re-runs this script under an interpreter with onnxruntime (bench/ort_venv.py)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from ort_venv import rerun_under_ort
+    rerun_under_ort(args.python, __file__, ("onnxruntime", "onnx", "numpy"), "MIXQ_ZOO_REF_CHILD")
 
 
 def sha256_file(path):
