@@ -33,7 +33,6 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(ROOT, "models", "zoo")
-VENV = os.path.join(ROOT, "bench", ".venv")
 TOLERANCE = 1e-4
 
 # Members that ship inside packages. sha256 is of the .onnx as it is inside the package.

@@ -25,7 +25,6 @@ ONNX Runtime is a verification tool only: by default this script re-runs itself 
   python3 bench/zoo_table.py --table-only         # print the Markdown tables from --jsonl
 """
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -36,7 +35,6 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZOO = os.path.join(ROOT, "models", "zoo")
-VENV = os.path.join(ROOT, "bench", ".venv")
 DEBIAN_PY = "/usr/bin/python3"
 
 # mixq's configurations: (key, label, extra CLI arguments)
@@ -47,22 +45,16 @@ MIXQ_CONFIGS = [
     ("ip3", "mixq IP 3-bit avg", ["--search", "ip", "--budget-bits", "3", "--abits", "8"]),
 ]
 # The op types mixq quantizes (its layers): ORT is also run restricted to these, for reference.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from zoo_ref import sha256_file  # noqa: E402  (stdlib only at import time)
+
 MIXQ_LAYER_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul", "Gather"]
 
 
 def ensure_interpreter(args):
     """Re-runs this script under an interpreter with onnxruntime (bench/ort_venv.py)."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from ort_venv import rerun_under_ort
     rerun_under_ort(args.python, __file__, ("onnxruntime", "onnx", "numpy", "sympy"), "MIXQ_ZOO_TABLE_CHILD")
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def data_stem(entry):

@@ -1,11 +1,9 @@
 #include "api/quantize_job.h"
 
 #include <chrono>
-#include <cmath>
 
 #include "api/allocate_step.h"
 #include "core/log.h"
-#include "data/npy.h"
 #include "exec/shapes.h"
 #include "graph/fold_bn.h"
 #include "exec/fold_constants.h"
@@ -98,9 +96,10 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     eo.keep_outputs = !job.save_outputs.empty();
     // One pass: the float model runs beside the quantized one on each batch, giving the float
     // top-1 (with labels) and every output's fidelity (without).
-    Executor fex(original);
+    std::optional<Executor> fex;
     if (job.eval_float) {
-      eo.reference = reference_executor(fex);
+      fex.emplace(original);
+      eo.reference = reference_executor(*fex);
       eo.reference_top1 = true;
     }
     Executor qex(qdq_graph(r.qmodel));
@@ -124,9 +123,9 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     }
   }
   if (!job.save_outputs.empty() && r.quant_eval) {
-    std::map<std::string, at::Tensor> arrays;
-    for (size_t i = 0; i < r.quant_eval->outputs.size(); ++i) arrays[original.outputs[i].name] = r.quant_eval->outputs[i];
-    save_npz(job.save_outputs, arrays);
+    std::vector<std::string> names;
+    for (const auto& o : original.outputs) names.push_back(o.name);
+    save_outputs(job.save_outputs, names, *r.quant_eval);
   }
   r.seconds_total = seconds_since(t_start);
   return r;
@@ -171,12 +170,9 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
   j["fidelity"] = fid ? fidelity_json(r.quant_eval->fidelity) : nlohmann::json(nullptr);
   if (r.quant_eval_before_finish && !r.quant_eval_before_finish->fidelity.empty())
     j["fidelity_before_finish"] = fidelity_json(r.quant_eval_before_finish->fidelity);
-  Metric m = resolve_metric(job.metric, r.quant_eval && r.quant_eval->has_top1, r.quant_eval && r.quant_eval->has_top1);
-  j["metric"] = metric_name(m);
-  std::optional<double> v;
-  if (m == Metric::kTop1 && r.quant_eval && r.quant_eval->has_top1) v = r.quant_eval->top1;
-  else if (fid) v = summary_value(m, r.quant_eval->fidelity);
-  j["metric_value"] = v && std::isfinite(*v) ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  const LeadMetric lm = r.quant_eval ? lead_metric(job.metric, *r.quant_eval) : LeadMetric{resolve_metric(job.metric, false), {}};
+  j["metric"] = metric_name(lm.metric);
+  j["metric_value"] = lm.value ? nlohmann::json(*lm.value) : nlohmann::json(nullptr);
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& L : r.plan.layers) {
     nlohmann::json jl = {{"name", L.name}, {"op", L.op}, {"wbits", L.weight_scheme.bits},

@@ -3,10 +3,12 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "core/log.h"
 #include "core/progress.h"
+#include "data/npy.h"
 
 namespace mixq {
 
@@ -87,6 +89,22 @@ EvalResult evaluate(const ModelFn& model, const std::vector<std::string>& names,
   if (opts.keep_outputs)
     for (auto& v : kept) r.outputs.push_back(at::cat(v, 0));
   return r;
+}
+
+LeadMetric lead_metric(Metric requested, const EvalResult& r) {
+  LeadMetric lm;
+  lm.metric = resolve_metric(requested, r.has_top1);
+  std::optional<double> v;
+  if (lm.metric == Metric::kTop1 && r.has_top1) v = r.top1;
+  else if (!r.fidelity.empty()) v = summary_value(lm.metric, r.fidelity);
+  if (v && std::isfinite(*v)) lm.value = v;
+  return lm;
+}
+
+void save_outputs(const std::string& path, const std::vector<std::string>& names, const EvalResult& r) {
+  std::map<std::string, at::Tensor> arrays;
+  for (size_t i = 0; i < names.size() && i < r.outputs.size(); ++i) arrays[names[i]] = r.outputs[i];
+  save_npz(path, arrays);
 }
 
 ReferenceFn reference_executor(Executor& ref) {

@@ -60,6 +60,17 @@ using ModelFn = std::function<std::vector<at::Tensor>(const std::vector<at::Tens
 EvalResult evaluate(const ModelFn& model, const std::vector<std::string>& output_names, const std::string& model_name,
                     const Dataset& data, const EvalOptions& opts = {});
 
+// The metric a report leads with (--metric, `auto` resolved) and its value: top-1 % or the
+// fidelity summary (exec/fidelity.h); no value when the evaluation has neither or it is not finite.
+struct LeadMetric {
+  Metric metric = Metric::kAuto;
+  std::optional<double> value;
+};
+LeadMetric lead_metric(Metric requested, const EvalResult& r);
+
+// Writes r.outputs (EvalOptions::keep_outputs) to an .npz, one array per output name, atomically.
+void save_outputs(const std::string& path, const std::vector<std::string>& names, const EvalResult& r);
+
 // A reference that runs `ref` on each batch.
 ReferenceFn reference_executor(Executor& ref);
 // A reference from stored outputs (name -> [samples, ...], e.g. an .npz of ONNX Runtime's

@@ -100,9 +100,9 @@ const char* metric_name(Metric m) {
   return "?";
 }
 
-Metric resolve_metric(Metric m, bool has_labels, bool classifier_output) {
+Metric resolve_metric(Metric m, bool has_top1) {
   if (m != Metric::kAuto) return m;
-  return has_labels && classifier_output ? Metric::kTop1 : Metric::kSqnr;
+  return has_top1 ? Metric::kTop1 : Metric::kSqnr;
 }
 
 bool higher_is_better(Metric m) { return m == Metric::kTop1 || m == Metric::kSqnr || m == Metric::kCosine; }

@@ -56,8 +56,8 @@ class FidelityAccumulator {
 enum class Metric { kAuto, kTop1, kSqnr, kCosine, kKl, kMaxAbs };
 Metric parse_metric(const std::string& s);  // auto|top1|sqnr|cos|kl|maxabs (kInvalidArgument otherwise)
 const char* metric_name(Metric m);
-// `auto`: top-1 when labels are present and the first output is [N, classes], else sqnr.
-Metric resolve_metric(Metric m, bool has_labels, bool classifier_output);
+// `auto`: top-1 when the evaluation has it (labels, and the first output is [N, classes]), else sqnr.
+Metric resolve_metric(Metric m, bool has_top1);
 // The summary value of a metric over all outputs: sqnr/cos/kl/maxabs the mean (max for maxabs)
 // over outputs that have it; top1 without labels: the first output's top-1 agreement. Empty when
 // no output has it.

@@ -103,8 +103,8 @@ TEST(Fidelity, MetricsOnKnownNoise) {
   EXPECT_FALSE(f[0].top1_agree.has_value());  // rank 4: not class scores
   EXPECT_NEAR(f[0].max_abs_err, std::sqrt(0.1), 1e-6);
   EXPECT_THROW(acc.add({r}, {at::ones({2, 5})}), Error);
-  EXPECT_EQ(resolve_metric(Metric::kAuto, false, false), Metric::kSqnr);
-  EXPECT_EQ(resolve_metric(Metric::kAuto, true, true), Metric::kTop1);
+  EXPECT_EQ(resolve_metric(Metric::kAuto, false), Metric::kSqnr);
+  EXPECT_EQ(resolve_metric(Metric::kAuto, true), Metric::kTop1);
   EXPECT_THROW(parse_metric("psnr"), Error);
 }
 

@@ -66,7 +66,7 @@ RunFn setup_eval(CLI::App& sub) {
     if (!o->save_logits.empty()) save_npy(o->save_logits, r.outputs.at(0));
     std::vector<std::string> names;
     for (const auto& v : outputs) names.push_back(v.name);
-    save_outputs(o->save_outputs, names, r);
+    if (!o->save_outputs.empty()) save_outputs(o->save_outputs, names, r);
     if (o->g.json) {
       print_json(eval_json(r, metric_req, o->model, o->data, o->reference));
     } else {

@@ -59,7 +59,7 @@ RunFn setup_run(CLI::App& sub) {
       return from_runtime(m.run(to_runtime(b)));
     };
     EvalResult r = evaluate(run, names, o->model, *ds, eo);
-    save_outputs(o->save_outputs, names, r);
+    if (!o->save_outputs.empty()) save_outputs(o->save_outputs, names, r);
     int int_layers = 0;
     int64_t weight_bytes = 0;
     for (const auto& p : m.layer_paths()) {

@@ -1,6 +1,5 @@
 #include "eval_report.h"
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -25,25 +24,15 @@ void set_reference(const std::string& reference, const std::vector<ValueInfo>& o
   opts.reference_top1 = true;
 }
 
-void save_outputs(const std::string& path, const std::vector<std::string>& names, const EvalResult& r) {
-  if (path.empty()) return;
-  std::map<std::string, at::Tensor> arrays;
-  for (size_t i = 0; i < names.size() && i < r.outputs.size(); ++i) arrays[names[i]] = r.outputs[i];
-  save_npz(path, arrays);
-}
-
 nlohmann::json eval_json(const EvalResult& r, Metric metric, const std::string& model, const std::string& data,
                          const std::string& reference) {
-  const Metric m = resolve_metric(metric, r.has_top1, r.has_top1);
-  std::optional<double> value;
-  if (m == Metric::kTop1 && r.has_top1) value = r.top1;
-  else if (!r.fidelity.empty()) value = summary_value(m, r.fidelity);
+  const LeadMetric lm = lead_metric(metric, r);
   auto opt = [](bool has, double v) { return has ? nlohmann::json(v) : nlohmann::json(nullptr); };
   nlohmann::json j = {{"model", model}, {"data", data}, {"top1", opt(r.has_top1, r.top1)},
                       {"correct", opt(r.has_top1, double(r.correct))}, {"samples", r.samples},
                       {"loss", opt(r.has_top1, r.loss)}, {"seconds", r.seconds},
-                      {"images_per_second", r.samples / r.seconds}, {"metric", metric_name(m)},
-                      {"metric_value", value && std::isfinite(*value) ? nlohmann::json(*value) : nlohmann::json(nullptr)}};
+                      {"images_per_second", r.samples / r.seconds}, {"metric", metric_name(lm.metric)},
+                      {"metric_value", lm.value ? nlohmann::json(*lm.value) : nlohmann::json(nullptr)}};
   if (!reference.empty()) {
     j["reference"] = reference;
     j["fidelity"] = fidelity_json(r.fidelity);

@@ -1,6 +1,6 @@
 // What `eval` (executor) and `run` (packed runtime) share: the --reference choice (a float .onnx
-// run on the same inputs, or an .npz of stored outputs), --save-outputs, the JSON fields and the
-// terminal lines of an evaluation.
+// run on the same inputs, or an .npz of stored outputs), the JSON fields and the terminal lines of
+// an evaluation.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -17,8 +17,6 @@ namespace mixq::cli {
 // executor is kept in `holder`.
 void set_reference(const std::string& reference, const std::vector<ValueInfo>& outputs, int64_t samples,
                    EvalOptions& opts, std::unique_ptr<Executor>& holder);
-// Writes r.outputs (keep_outputs) to an .npz named after the outputs.
-void save_outputs(const std::string& path, const std::vector<std::string>& names, const EvalResult& r);
 // {model, data, top1, correct, samples, loss, seconds, images_per_second, metric, metric_value
 // [, reference, fidelity, top1_reference]}
 nlohmann::json eval_json(const EvalResult& r, Metric metric, const std::string& model, const std::string& data,
