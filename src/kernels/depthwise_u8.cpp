@@ -20,6 +20,35 @@ void depthwise_u8_ref(const uint8_t* a, int32_t za, const int16_t* w, const floa
       }
 }
 
+void depthwise_u8_acc_row_ref(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
+                              int32_t* acc) {
+  for (int64_t ox = 0; ox < s.OW; ++ox)
+    for (int64_t c = 0; c < s.C; ++c) {
+      int32_t sum = 0;
+      for (int64_t ky = 0; ky < s.KH; ++ky)
+        for (int64_t kx = 0; kx < s.KW; ++kx) {
+          const int64_t iy = oy * s.SH - s.PT + ky * s.DH, ix = ox * s.SW - s.PL + kx * s.DW;
+          if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
+          sum += (int32_t(a[(iy * s.W + ix) * s.C + c]) - za) * int32_t(w[(ky * s.KW + kx) * s.C + c]);
+        }
+      acc[ox * s.C + c] = sum;
+    }
+}
+
+void depthwise_u8_acc_row_base(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
+                               int32_t* acc) {
+  depthwise_u8_acc_body(a, za, w, s, oy, acc);
+}
+
+void depthwise_u8_acc_row(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
+                          int32_t* acc, Isa isa) {
+  switch (isa) {
+    case Isa::kRef: depthwise_u8_acc_row_ref(a, za, w, s, oy, acc); break;
+    case Isa::kAvx2: depthwise_u8_acc_row_avx2(a, za, w, s, oy, acc); break;
+    case Isa::kAvx512: depthwise_u8_acc_row_avx512(a, za, w, s, oy, acc); break;
+  }
+}
+
 void depthwise_u8_row(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
                       const DepthwiseShape& s, float* y, int32_t* acc) {
   depthwise_u8_body(a, za, w, scale, bias, s, y, acc);

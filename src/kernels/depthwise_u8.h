@@ -29,6 +29,18 @@ struct DepthwiseShape {
 void depthwise_u8(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
                   const DepthwiseShape& s, float* y, int32_t* acc, Isa isa);
 
+// Output row oy's exact sums into acc [OW][C] (channels-last; the caller's fused epilogue rescales
+// them, kernels/epilogue.h). Same sums as depthwise_u8.
+void depthwise_u8_acc_row(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
+                          int32_t* acc, Isa isa);
+void depthwise_u8_acc_row_ref(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
+                              int32_t* acc);
+void depthwise_u8_acc_row_base(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
+                               int32_t* acc);
+void depthwise_u8_acc_row_avx2(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
+                               int32_t* acc);
+void depthwise_u8_acc_row_avx512(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s,
+                                 int64_t oy, int32_t* acc);
 void depthwise_u8_ref(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
                       const DepthwiseShape& s, float* y);
 void depthwise_u8_row(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,

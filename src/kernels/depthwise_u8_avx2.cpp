@@ -8,4 +8,9 @@ void depthwise_u8_avx2(const uint8_t* a, int32_t za, const int16_t* w, const flo
   depthwise_u8_body(a, za, w, scale, bias, s, y, acc);
 }
 
+void depthwise_u8_acc_row_avx2(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s,
+                               int64_t oy, int32_t* acc) {
+  depthwise_u8_acc_body(a, za, w, s, oy, acc);
+}
+
 }  // namespace mixq::kernels

@@ -52,6 +52,26 @@ class Op {
   // The kernel a layer's weight runs on ("lowbit4", "int8", "f32-lowbit3", "f32") and the bytes it
   // holds for it.
   virtual void weight_info(std::string* kernel, int64_t* bytes) const { (void)kernel; (void)bytes; }
+
+  // --- Value forms between integer layers (tensor.h; planned at load by runtime.cpp) ---
+  // Run time: whether input `idx` may be handed over channels-last (`in` as it will be passed).
+  // The default: no, the caller converts it to NCHW first.
+  virtual bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const {
+    (void)idx; (void)in;
+    return false;
+  }
+  // Load time: whether input `idx` can be read channels-last at all (a producer writes NHWC only when
+  // every reader may take it).
+  virtual bool may_take_nhwc(size_t idx) const { (void)idx; return false; }
+  // Load time: the quantizer under which input `idx` may arrive as uint8 codes (integer layers,
+  // their data input), else null.
+  virtual const kernels::OutQuant* codes_quant(size_t idx) const { (void)idx; return nullptr; }
+  // Load time, producers: fuse a following Relu/Clip; write output 0 in a form. False: not supported.
+  virtual bool fuse_act(kernels::ActClamp act) { (void)act; return false; }
+  enum class Form { kNchw, kNhwc, kCodes };
+  virtual bool set_output_form(Form form, const kernels::OutQuant* q) { (void)q; return form == Form::kNchw; }
+  // Load time, Relu / Clip with constant bounds: the clamp they apply to input 0.
+  virtual bool act_clamp(kernels::ActClamp* act) const { (void)act; return false; }
   std::string desc;
 };
 

@@ -66,9 +66,24 @@ void for_broadcast(const std::vector<int64_t>& out, const std::vector<int64_t>& 
 
 enum class Bin { kAdd, kSub, kMul, kDiv, kPow };
 
+// Whether a binary elementwise op may read `in` with its channels-last operands as they are: every
+// channels-last operand meets another of the same shape or a scalar, so flat index i is the same
+// element in every operand and in the output.
+bool binary_takes_nhwc(const std::vector<const Tensor*>& in) {
+  if (in.size() != 2 || !in[0] || !in[1]) return false;
+  const Tensor &a = *in[0], &b = *in[1];
+  if (a.dtype != ElemType::kFloat32 || b.dtype != ElemType::kFloat32 || a.is_codes() || b.is_codes()) return false;
+  auto fits = [](const Tensor& t, const Tensor& o) {
+    return !t.nhwc || (o.nhwc && o.shape == t.shape) || (!o.nhwc && o.numel() == 1);
+  };
+  return fits(a, b) && fits(b, a);
+}
+
 template <Bin K>
 class BinaryOp : public Op {
  public:
+  bool may_take_nhwc(size_t) const override { return true; }
+  bool takes_nhwc(size_t, const std::vector<const Tensor*>& in) const override { return binary_takes_nhwc(in); }
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(in.size() == 2 && in[0] && in[1], this, "needs two inputs");
     const Tensor &a = *in[0], &b = *in[1];
@@ -91,6 +106,7 @@ class BinaryOp : public Op {
       } else {
         for_broadcast(shape, sa, sb, [&](int64_t o, int64_t ia, int64_t ib) { py[o] = apply(pa[ia], pb[ib]); });
       }
+      y.nhwc = a.nhwc || b.nhwc;  // (takes_nhwc: then the other is the same shape or a scalar)
       out[0] = std::move(y);
     } else {
       RT_CHECK(a.dtype == ElemType::kInt64 && b.dtype == ElemType::kInt64 && K != Bin::kPow, this,
@@ -129,9 +145,23 @@ class BinaryOp : public Op {
 
 enum class Un { kRelu, kSqrt, kErf, kRound, kSigmoid, kTanh, kExp, kNeg, kAbs };
 
+// Unary elementwise ops read any float layout and keep it (take_input0 copies the form).
+bool float_operand(const std::vector<const Tensor*>& in) {
+  return !in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32 && !in[0]->is_codes();
+}
+
 template <Un K>
 class UnaryOp : public Op {
  public:
+  bool may_take_nhwc(size_t idx) const override { return idx == 0; }
+  bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
+    return idx == 0 && float_operand(in);
+  }
+  bool act_clamp(kernels::ActClamp* act) const override {
+    if (K != Un::kRelu) return false;
+    *act = kernels::ActClamp{0.0f, INFINITY};
+    return true;
+  }
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
     Tensor y = take_input0(in, ctx);
@@ -158,6 +188,10 @@ class UnaryOp : public Op {
 
 class IdentityOp : public Op {
  public:
+  bool may_take_nhwc(size_t idx) const override { return idx == 0; }
+  bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
+    return idx == 0 && float_operand(in);
+  }
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
     RT_CHECK(!in.empty() && in[0], this, "needs an input");
     out[0] = *in[0];
@@ -168,6 +202,17 @@ class IdentityOp : public Op {
 class ClipOp : public Op {
  public:
   float amin = -INFINITY, amax = INFINITY;
+  bool const_bounds = true;  // min/max are attributes or stored tensors (known at load)
+  float kmin = -INFINITY, kmax = INFINITY;  // their values then
+  bool may_take_nhwc(size_t idx) const override { return idx == 0; }
+  bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
+    return idx == 0 && float_operand(in);
+  }
+  bool act_clamp(kernels::ActClamp* act) const override {
+    if (!const_bounds) return false;
+    *act = kernels::ActClamp{kmin, kmax};
+    return true;
+  }
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
     float lo = amin, hi = amax;
@@ -234,6 +279,17 @@ std::unique_ptr<Op> make_clip(const BuildCtx& c) {
   auto op = std::make_unique<ClipOp>();
   op->amin = c.float_attr("min", -INFINITY);  // Clip < 11 kept them as attributes
   op->amax = c.float_attr("max", INFINITY);
+  op->kmin = op->amin;
+  op->kmax = op->amax;
+  for (size_t k = 1; k <= 2 && k < c.node.inputs.size(); ++k) {
+    if (c.node.inputs[k].empty()) continue;
+    const pack::Tensor* t = c.const_input(k);
+    if (!t || t->dtype != ElemType::kFloat32 || t->numel() != 1 || t->f.empty()) {
+      op->const_bounds = false;
+      continue;
+    }
+    (k == 1 ? op->kmin : op->kmax) = t->f[0];
+  }
   return op;
 }
 

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "kernels/depthwise_u8.h"
+#include "kernels/epilogue.h"
 #include "kernels/sgemm.h"
 #include "mixq/error.h"
 #include "runtime/ops.h"
@@ -54,6 +55,16 @@ class ConvOp : public Op {
   int64_t pt = 0, pl = 0, pb = 0, pr = 0;
   bool depthwise = false;
   std::vector<QLinear> lin;  // one per group (depthwise: one for all channels, k = kh*kw)
+  // Integer path only (planned at load, runtime.cpp): a fused Relu/Clip, the form of the output
+  // (NCHW float, NHWC float, or NHWC codes of the readers' quantizer `out_q`), the input quantizer
+  // as codes arriving from the producer must match it.
+  kernels::ActClamp act;
+  bool fused_act = false;
+  mutable std::vector<float> fbuf_;  // NCHW float output: one block of epilogue rows
+  Form out_form = Form::kNchw;
+  kernels::OutQuant out_q, in_q;
+  bool need_rsum = false;  // some group's weight zero points are not 0 (int_sums reads row sums)
+
   bool int_path(std::string* why) const override { *why = lin[0].why_float; return lin[0].int_path; }
   void weight_info(std::string* kernel, int64_t* bytes) const override {
     *kernel = lin[0].kernel_name();
@@ -61,46 +72,41 @@ class ConvOp : public Op {
     for (const QLinear& l : lin) *bytes += l.weight_bytes();
     *bytes += static_cast<int64_t>(dw_w16.size() * sizeof(int16_t));
   }
+  bool may_take_nhwc(size_t idx) const override { return idx == 0 && lin[0].int_path; }
+  bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
+    return idx == 0 && lin[0].int_path && in[0] && in[0]->dtype == ElemType::kFloat32;
+  }
+  const kernels::OutQuant* codes_quant(size_t idx) const override {
+    return idx == 0 && lin[0].int_path ? &in_q : nullptr;
+  }
+  bool fuse_act(kernels::ActClamp a) override {
+    if (!lin[0].int_path || fused_act) return false;
+    act = a;
+    fused_act = true;
+    return true;
+  }
+  bool set_output_form(Form form, const kernels::OutQuant* q) override {
+    if (form != Form::kNchw && !lin[0].int_path) return false;
+    out_form = form;
+    if (q) out_q = *q;
+    return true;
+  }
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
-    RT_CHECK(x.dtype == ElemType::kFloat32 && x.rank() == 4 && x.shape[1] == Ig * G, this, "input ",
-             shape_str(x.shape), " does not fit weight with ", Ig * G, " input channels");
+    RT_CHECK((x.dtype == ElemType::kFloat32 || x.is_codes()) && x.rank() == 4 && x.shape[1] == Ig * G, this,
+             "input ", shape_str(x.shape), " does not fit weight with ", Ig * G, " input channels");
     const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
     const int64_t OH = (H + pt + pb - dh * (kh - 1) - 1) / sh + 1, OW = (W + pl + pr - dw * (kw - 1) - 1) / sw + 1;
     RT_CHECK(OH > 0 && OW > 0, this, "input ", shape_str(x.shape), " is smaller than the kernel");
-    const int64_t P = OH * OW, K = Ig * kh * kw;
-    Tensor y = Tensor::floats({N, O, OH, OW});
     const QLinear& L0 = lin[0];
     if (L0.int_path) {
-      std::vector<uint8_t> codes(static_cast<size_t>(x.numel()));
-      L0.quantize_act(x.f.data(), x.numel(), codes.data());
-      const uint8_t zpad = static_cast<uint8_t>(L0.za);
-      if (depthwise) {
-        depthwise_int(codes.data(), N, C, H, W, OH, OW, y.f.data());
-      } else {
-        const int64_t kp = L0.a_kp();
-        std::vector<uint8_t> A(static_cast<size_t>(P * kp));
-        std::vector<int32_t> rsum(static_cast<size_t>(P));
-        std::vector<int32_t> scratch;
-        std::vector<uint8_t> hwc(static_cast<size_t>(C * H * W));
-        for (int64_t b = 0; b < N; ++b) {
-          to_hwc(codes.data() + b * C * H * W, C, H * W, hwc.data());
-          for (int64_t g = 0; g < G; ++g) {
-            const uint8_t* src = hwc.data() + g * Ig;
-            for (int64_t p = 0; p < P; ++p) {
-              im2col_row(src, C, H, W, p / OW, p % OW, zpad, A.data() + p * kp);
-              std::fill(A.data() + p * kp + K, A.data() + (p + 1) * kp, uint8_t(0));
-              int32_t s = 0;
-              for (int64_t q = 0; q < K; ++q) s += A[p * kp + q];
-              rsum[p] = s;
-            }
-            const int64_t Og = O / G;
-            lin[g].run_int(A.data(), kp, rsum.data(), P, y.f.data() + (b * O + g * Og) * P, 1, P, ctx.threads, scratch);
-          }
-        }
-      }
-    } else {
+      out[0] = run_int(x, N, C, H, W, OH, OW, ctx);
+      return;
+    }
+    const int64_t P = OH * OW, K = Ig * kh * kw;
+    Tensor y = Tensor::floats({N, O, OH, OW});
+    {
       std::vector<float> xf(static_cast<size_t>(x.numel()));
       L0.fake_quant_act(x.f.data(), x.numel(), xf.data());
       if (depthwise) {
@@ -122,6 +128,131 @@ class ConvOp : public Op {
   }
 
  private:
+  // Scratch reused across runs (a Model runs one batch at a time).
+  std::vector<uint8_t> codes_, hwc_, A_;
+  std::vector<int32_t> rsum_, acc_;
+
+  // The input as channels-last codes of this layer's quantizer, all images.
+  const uint8_t* input_codes(const Tensor& x, int64_t N, int64_t C, int64_t HW) {
+    const QLinear& L0 = lin[0];
+    if (x.is_codes()) {
+      RT_CHECK(x.nhwc && x.q.scale == in_q.scale && x.q.zq == in_q.zq && x.q.lo == in_q.lo && x.q.hi == in_q.hi, this,
+               "internal: input codes of another quantizer");
+      return x.u8.data();
+    }
+    codes_.resize(static_cast<size_t>(N * C * HW));
+    if (x.nhwc || HW == 1 || C == 1) {
+      L0.quantize_act(x.f.data(), x.numel(), codes_.data());
+    } else {
+      hwc_.resize(static_cast<size_t>(C * HW));
+      for (int64_t b = 0; b < N; ++b) {
+        L0.quantize_act(x.f.data() + b * C * HW, C * HW, hwc_.data());
+        to_hwc(hwc_.data(), C, HW, codes_.data() + b * C * HW);
+      }
+    }
+    return codes_.data();
+  }
+
+  Tensor make_output(int64_t N, int64_t OH, int64_t OW) const {
+    Tensor y;
+    y.shape = {N, O, OH, OW};
+    const bool cl = OH * OW > 1;  // one pixel: both layouts are the same memory
+    if (out_form == Form::kCodes) {
+      y.codes = true;
+      y.nhwc = true;
+      y.q = out_q;
+      y.u8.resize(static_cast<size_t>(N * O * OH * OW));
+    } else {
+      y.nhwc = out_form == Form::kNhwc && cl;
+      y.f.resize(static_cast<size_t>(N * O * OH * OW));
+    }
+    return y;
+  }
+
+  // Rows [p0, p0 + e.m) of image b (output pixels; e.n channels from c0) through the epilogue into y.
+  void emit(const kernels::EpiRows& e, Tensor& y, int64_t b, int64_t p0, int64_t P, int64_t c0) const {
+    const kernels::Isa isa = lin[0].isa;
+    if (out_form == Form::kCodes) {
+      kernels::epilogue_u8(e, out_q, y.u8.data() + (b * P + p0) * O + c0, O, isa);
+    } else if (y.nhwc || P == 1) {
+      kernels::epilogue_f32(e, y.f.data() + (b * P + p0) * O + c0, O, isa);
+    } else {  // NCHW: rows into a scratch block, then scattered with channel stride P
+      fbuf_.resize(static_cast<size_t>(e.m * e.n));
+      kernels::epilogue_f32(e, fbuf_.data(), e.n, isa);
+      for (int64_t j = 0; j < e.n; ++j) {
+        float* dst = y.f.data() + (b * O + c0 + j) * P + p0;
+        for (int64_t i = 0; i < e.m; ++i) dst[i] = fbuf_[i * e.n + j];
+      }
+    }
+  }
+
+  Tensor run_int(const Tensor& x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                 const RunCtx& ctx) {
+    const QLinear& L0 = lin[0];
+    const int64_t P = OH * OW, K = Ig * kh * kw, HW = H * W;
+    const uint8_t* codes = input_codes(x, N, C, HW);
+    Tensor y = make_output(N, OH, OW);
+    if (depthwise) {
+      kernels::DepthwiseShape s;
+      s.C = C; s.H = H; s.W = W; s.OH = OH; s.OW = OW;
+      s.KH = kh; s.KW = kw; s.SH = sh; s.SW = sw; s.PT = pt; s.PL = pl; s.DH = dh; s.DW = dw;
+      acc_.resize(static_cast<size_t>(OW * C));
+      for (int64_t b = 0; b < N; ++b)
+        for (int64_t oy = 0; oy < OH; ++oy) {
+          kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, acc_.data(), L0.isa);
+          kernels::EpiRows e;
+          e.acc = acc_.data();
+          e.m = OW;
+          e.n = e.lda = C;
+          e.scale = L0.out_scale.data();
+          e.bias = L0.bias.data();
+          e.act = act;
+          emit(e, y, b, oy * OW, P, 0);
+        }
+      return y;
+    }
+    const int64_t kp = L0.a_kp(), Og = O / G;
+    // 1x1, stride 1, no padding, one group: the channels-last image is the im2col matrix.
+    const bool direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && pb == 0 && pr == 0 &&
+                        G == 1 && kp == K;
+    if (!direct) A_.resize(static_cast<size_t>(P * kp));
+    if (need_rsum) rsum_.resize(static_cast<size_t>(P));
+    acc_.resize(static_cast<size_t>(P * Og));
+    const uint8_t zpad = static_cast<uint8_t>(L0.za);
+    for (int64_t b = 0; b < N; ++b) {
+      const uint8_t* img = codes + b * C * HW;
+      for (int64_t g = 0; g < G; ++g) {
+        const uint8_t* A = img;
+        if (!direct) {
+          const uint8_t* src = img + g * Ig;
+          for (int64_t p = 0; p < P; ++p) {
+            uint8_t* row = A_.data() + p * kp;
+            im2col_row(src, C, H, W, p / OW, p % OW, zpad, row);
+            std::fill(row + K, row + kp, uint8_t(0));
+          }
+          A = A_.data();
+        }
+        const QLinear& L = lin[g];
+        if (need_rsum) kernels::row_sums_u8(A, P, K, kp, rsum_.data(), L.isa);
+        L.gemm(A, kp, P, acc_.data(), ctx.threads);
+        kernels::EpiRows e;
+        e.acc = acc_.data();
+        e.m = P;
+        e.n = e.lda = Og;
+        e.off = L.col_term.data();
+        if (need_rsum) {
+          e.zw = L.zw.data();
+          e.rsum = rsum_.data();
+        }
+        e.scale = L.out_scale.data();
+        e.bias = L.bias.data();
+        e.act = act;
+        emit(e, y, b, 0, P, g * Og);
+      }
+    }
+    return y;
+  }
+
   // [C][HW] -> [HW][C]: im2col then copies a tap's Ig channels as one contiguous run.
   // Blocked over pixels: a block's writes (kBlock * C elements) stay in L1 while every channel
   // adds its column, instead of one sweep over the whole image per channel (224x224 inputs).
@@ -135,6 +266,19 @@ class ConvOp : public Op {
         for (int64_t i = i0; i < i1; ++i) dst[i * C + c] = s[i];
       }
     }
+  }
+
+  // n elements: 64-byte pieces of constant size (inlined vector moves) and a short tail, instead of a
+  // memcpy call per tap (the calls dominated the 16-64-channel convolutions).
+  template <typename T>
+  static void copy_run(T* dst, const T* src, int64_t n) {
+    constexpr int64_t kPiece = 64 / sizeof(T);
+    int64_t i = 0;
+    for (; i + kPiece <= n; i += kPiece) std::memcpy(dst + i, src + i, 64);
+    if (n - i >= 16 / int64_t(sizeof(T)) && sizeof(T) == 1) {
+      for (; i + 16 <= n; i += 16) std::memcpy(dst + i, src + i, 16);
+    }
+    for (; i < n; ++i) dst[i] = src[i];
   }
 
   // One im2col row from a channels-last image (src points at the group's first channel, C is the
@@ -153,27 +297,9 @@ class ConvOp : public Op {
         if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
           std::fill(a, a + IG, pad);
         } else {
-          std::memcpy(a, src + (iy * W + ix) * C, static_cast<size_t>(IG) * sizeof(T));
+          copy_run(a, src + (iy * W + ix) * C, IG);
         }
       }
-    }
-  }
-
-  // Depthwise convolution on codes (kernels/depthwise_u8.h): each image is transposed to
-  // channels-last so the kernel's inner loop runs over channels (the NCHW rows of the fixtures are
-  // 7-28 pixels wide: too short to vectorise), exact int32 sums, one float rescale per output.
-  void depthwise_int(const uint8_t* codes, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                     float* y) const {
-    const QLinear& L = lin[0];
-    kernels::DepthwiseShape s;
-    s.C = C; s.H = H; s.W = W; s.OH = OH; s.OW = OW;
-    s.KH = kh; s.KW = kw; s.SH = sh; s.SW = sw; s.PT = pt; s.PL = pl; s.DH = dh; s.DW = dw;
-    std::vector<uint8_t> hwc(static_cast<size_t>(C * H * W));
-    std::vector<int32_t> acc(static_cast<size_t>(OW * C));
-    for (int64_t b = 0; b < N; ++b) {
-      to_hwc(codes + b * C * H * W, C, H * W, hwc.data());
-      kernels::depthwise_u8(hwc.data(), L.za, dw_w16.data(), L.out_scale.data(), L.bias.data(), s,
-                            y + b * C * OH * OW, acc.data(), L.isa);
     }
   }
 
@@ -257,6 +383,10 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       op->lin.push_back(std::move(L));
     }
   }
+  const QLinear& L0 = op->lin[0];
+  op->in_q = kernels::OutQuant{L0.sa, static_cast<float>(L0.za + L0.aqmin), static_cast<float>(L0.aqmin),
+                               static_cast<float>(L0.aqmax)};
+  for (const QLinear& L : op->lin) op->need_rsum = op->need_rsum || (L.int_path && !op->depthwise && L.needs_rsum());
   return op;
 }
 

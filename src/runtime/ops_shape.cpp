@@ -206,6 +206,10 @@ class ReduceOp : public Op {
 
 class GlobalAvgPoolOp : public Op {
  public:
+  bool may_take_nhwc(size_t idx) const override { return idx == 0; }
+  bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
+    return idx == 0 && in[0] && !in[0]->is_codes() && in[0]->dtype == ElemType::kFloat32;
+  }
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
     const Tensor& x = *in[0];
     RT_CHECK(x.rank() >= 3 && x.dtype == ElemType::kFloat32, this, "needs a float [N,C,...] input, got ",
@@ -214,6 +218,21 @@ class GlobalAvgPoolOp : public Op {
     int64_t hw = 1;
     for (int64_t d = 2; d < x.rank(); ++d) { hw *= x.shape[d]; shape.push_back(1); }
     Tensor y = Tensor::floats(shape);
+    if (x.nhwc) {
+      // Channels-last: the same per-channel sums in the same order (pixel by pixel), so both layouts
+      // give the same bits; the pixel loop outside keeps the reads contiguous.
+      const int64_t C = x.shape[1];
+      std::vector<float> s(static_cast<size_t>(C));
+      for (int64_t b = 0; b < x.shape[0]; ++b) {
+        std::fill(s.begin(), s.end(), 0.0f);
+        const float* p = x.f.data() + b * hw * C;
+        for (int64_t i = 0; i < hw; ++i)
+          for (int64_t c = 0; c < C; ++c) s[c] += p[i * C + c];
+        for (int64_t c = 0; c < C; ++c) y.f[b * C + c] = s[c] / static_cast<float>(hw);
+      }
+      out[0] = std::move(y);
+      return;
+    }
     for (int64_t c = 0; c < x.shape[0] * x.shape[1]; ++c) {
       float s = 0;
       for (int64_t i = 0; i < hw; ++i) s += x.f[c * hw + i];

@@ -46,17 +46,29 @@ void QLinear::fake_quant_act(const float* x, int64_t numel, float* y) const {
   }
 }
 
+void QLinear::gemm(const uint8_t* A, int64_t lda, int64_t m, int32_t* C, int threads) const {
+  if (lowbit) kernels::gemm_lowbit_u8(A, lda, m, L, C, n, isa, threads);
+  else kernels::gemm_u8s8(A, lda, m, B, C, n, threads);
+}
+
+void QLinear::int_sums(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_t m, int32_t* C,
+                       int threads) const {
+  gemm(A, lda, m, C, threads);
+  for (int64_t i = 0; i < m; ++i) {
+    int32_t* c = C + i * n;
+    const int32_t rs = rsum ? rsum[i] : 0;
+    for (int64_t j = 0; j < n; ++j) c[j] += col_term[j] - zw[j] * rs;
+  }
+}
+
 void QLinear::run_int(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_t m, float* y, int64_t ysm,
                       int64_t ysn, int threads, std::vector<int32_t>& C) const {
   C.resize(static_cast<size_t>(m * n));
-  if (lowbit) kernels::gemm_lowbit_u8(A, lda, m, L, C.data(), n, isa, threads);
-  else kernels::gemm_u8s8(A, lda, m, B, C.data(), n, threads);
+  int_sums(A, lda, rsum, m, C.data(), threads);
   for (int64_t i = 0; i < m; ++i) {
     const int32_t* c = C.data() + i * n;
     float* yr = y + i * ysm;
-    const int32_t rs = rsum[i];
-    for (int64_t j = 0; j < n; ++j)
-      yr[j * ysn] = out_scale[j] * static_cast<float>(c[j] + col_term[j] - zw[j] * rs) + bias[j];
+    for (int64_t j = 0; j < n; ++j) yr[j * ysn] = out_scale[j] * static_cast<float>(c[j]) + bias[j];
   }
 }
 

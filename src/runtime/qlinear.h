@@ -78,6 +78,19 @@ struct QLinear {
   // Fake-quantized copy of x (the float path's input); identity when the input is not quantized.
   void fake_quant_act(const float* x, int64_t numel, float* y) const;
 
+  // Integer path, exact part: C[i][j] = the zero-point-corrected integer sum of row i (the value
+  // the epilogue rescales by out_scale[j] and offsets by bias[j]). `rsum` [m] (the rows' code
+  // sums) may be null when needs_rsum() is false.
+  void int_sums(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_t m, int32_t* C, int threads) const;
+  // The GEMM alone: sum_k a * w, without the zero-point terms (a fused epilogue adds col_term and
+  // subtracts zw * rsum, kernels/epilogue.h).
+  void gemm(const uint8_t* A, int64_t lda, int64_t m, int32_t* C, int threads) const;
+  // Whether int_sums reads the rows' code sums (some weight zero point zw'[n] is not 0).
+  bool needs_rsum() const {
+    for (int32_t z : zw)
+      if (z != 0) return true;
+    return false;
+  }
   // Integer path on rows of codes A [m][lda >= B.kp] (zero-padded) with row sums `rsum` [m];
   // writes y at y[mi * ysm + ni * ysn].
   void run_int(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_t m, float* y, int64_t ysm, int64_t ysn,

@@ -1,10 +1,12 @@
 #include "runtime/runtime.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <set>
 
 #include "mixq/error.h"
+#include "runtime/forms.h"
 
 namespace mixq::rt {
 
@@ -120,6 +122,13 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
     MIXQ_CHECK(it != slot.end(), ErrorKind::kInvalidModel, "graph output '", o.name, "' is never computed");
     output_slots_.push_back(it->second);
   }
+  const char* unfused = std::getenv("MIXQ_RT_UNFUSED");
+  if (opts.fuse && !(unfused && *unfused && std::string(unfused) != "0")) {
+    const FormStats st = plan_forms(ops_, op_in_, op_out_, skip_, output_slots_, slots_.size());
+    forms_ = Forms{st.fused_acts, st.codes_outputs, st.nhwc_outputs};
+  } else {
+    skip_.assign(ops_.size(), false);
+  }
   // Release each computed value after its last reader (graph outputs are kept).
   std::vector<int> last(slots_.size(), -1);
   for (size_t i = 0; i < ops_.size(); ++i)
@@ -160,8 +169,17 @@ std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) {
   std::vector<const Tensor*> in;
   std::vector<Tensor> out;
   for (size_t i = 0; i < ops_.size(); ++i) {
+    if (skip_[i]) continue;
     in.clear();
     for (int s : op_in_[i]) in.push_back(s >= 0 ? &slots_[s] : nullptr);
+    // Values in another form go to readers that cannot take it as NCHW float (converted in place:
+    // later readers see the same value).
+    for (size_t k = 0; k < in.size(); ++k) {
+      Tensor* t = op_in_[i][k] >= 0 ? &slots_[op_in_[i][k]] : nullptr;
+      if (!t || (!t->nhwc && !t->is_codes())) continue;
+      if (t->is_codes() ? ops_[i]->codes_quant(k) != nullptr : ops_[i]->takes_nhwc(k, in)) continue;
+      to_nchw(*t);
+    }
     out.assign(op_out_[i].size(), Tensor{});
     ctx.donor = nullptr;
     if (!op_in_[i].empty() && op_in_[i][0] >= 0 && donate_[i]) ctx.donor = &slots_[op_in_[i][0]];
@@ -173,7 +191,10 @@ std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) {
     for (int s : frees_[i]) slots_[s] = Tensor{};
   }
   std::vector<Tensor> res;
-  for (int s : output_slots_) res.push_back(slots_[s]);
+  for (int s : output_slots_) {
+    res.push_back(slots_[s]);
+    to_nchw(res.back());
+  }
   for (int s : input_slots_) slots_[s] = Tensor{};
   return res;
 }

@@ -23,6 +23,10 @@ struct ModelOptions {
   kernels::Isa isa = kernels::default_isa();  // MIXQ_ISA or the best this CPU has
   int threads = 1;
   bool lowbit = true;  // keep < 8-bit weights packed where the runtime's rule says (ops_linear.cpp)
+  // Fuse Relu/Clip into integer layers and pass codes / channels-last values between them
+  // (runtime/forms.h). Off: every value is NCHW float, as the scalar reference of the forms (the
+  // outputs are the same bits either way). MIXQ_RT_UNFUSED=1 turns it off.
+  bool fuse = true;
 };
 
 struct LayerPath {  // which kernel path each quantized layer takes (for --verbose and tests)
@@ -43,6 +47,11 @@ class Model {
 
   const pack::PackedModel& packed() const { return *pm_; }
   const std::vector<LayerPath>& layer_paths() const { return paths_; }
+  // How many activations were fused and values kept as codes / channels-last (runtime/forms.h).
+  struct Forms {
+    int fused_acts = 0, codes_outputs = 0, nhwc_outputs = 0;
+  };
+  Forms forms() const { return forms_; }
   void set_threads(int t) { threads_ = t < 1 ? 1 : t; }
   kernels::Isa isa() const { return isa_; }
   // Per-node wall time of the last runs, accumulated while profiling is on.
@@ -57,11 +66,13 @@ class Model {
   std::vector<std::vector<int>> op_in_, op_out_;  // value slots (-1: none / held by the op)
   std::vector<std::vector<int>> frees_;           // slots to release after op i
   std::vector<bool> donate_;                      // op i may reuse input 0's buffer
+  std::vector<bool> skip_;                        // op i was fused into its producer
   std::vector<Tensor> slots_;
   std::vector<bool> is_const_;
   std::vector<int> input_slots_, output_slots_;
   std::vector<LayerPath> paths_;
   bool profile_ = false;
+  Forms forms_;
   std::vector<double> seconds_;
 };
 

@@ -1,10 +1,19 @@
 // The runtime's tensor: float32 or int64, row-major, owning its data. No libtorch.
+//
+// Between integer layers a value may be held in another form (chosen at load, runtime.cpp):
+//   - `nhwc`: a rank-4 float tensor whose memory is [N][H][W][C] while `shape` stays the logical
+//     [N, C, H, W] (convolutions read and write channels-last without transposing);
+//   - codes: `u8` holds the activation codes of the value's reader's quantizer `q`
+//     (code = clamp(round_half_even(x / q.scale) + q.zq, q.lo, q.hi) - q.lo), channels-last, and
+//     `f` is empty. Only integer layers reading that quantizer receive codes.
+// Ops that do not read a form say so (Op::takes_nhwc) and get a plain NCHW float copy.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "kernels/epilogue.h"
 #include "pack/mxq_format.h"
 
 namespace mixq::rt {
@@ -16,6 +25,12 @@ struct Tensor {
   std::vector<int64_t> shape;
   std::vector<float> f;    // kFloat32
   std::vector<int64_t> i;  // kInt64
+  bool nhwc = false;         // rank 4, memory channels-last (float or codes)
+  std::vector<uint8_t> u8;   // activation codes (when is_codes())
+  kernels::OutQuant q;       // their quantizer
+  bool codes = false;
+
+  bool is_codes() const { return codes; }
 
   int64_t numel() const {
     int64_t n = 1;

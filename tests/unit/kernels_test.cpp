@@ -7,6 +7,7 @@
 #include <random>
 
 #include "kernels/depthwise_u8.h"
+#include "kernels/epilogue.h"
 #include "kernels/gemm_u8s8.h"
 #include "kernels/gemv_lowbit.h"
 #include "kernels/isa.h"
@@ -99,6 +100,88 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
         kernels::depthwise_u8(a.data(), za, w.data(), scale.data(), bias.data(), s, y.data(), acc.data(), isa);
         ASSERT_EQ(y, ref) << kernels::isa_name(isa);
       }
+      // The row-sum form the fused epilogue reads: every path, every row, the reference's sums.
+      std::vector<int32_t> want(acc.size()), got(acc.size());
+      for (int64_t oy = 0; oy < s.OH; ++oy) {
+        kernels::depthwise_u8_acc_row_ref(a.data(), za, w.data(), s, oy, want.data());
+        kernels::depthwise_u8_acc_row_base(a.data(), za, w.data(), s, oy, got.data());
+        ASSERT_EQ(got, want) << "baseline acc row " << oy;
+        for (auto isa : isas()) {
+          kernels::depthwise_u8_acc_row(a.data(), za, w.data(), s, oy, got.data(), isa);
+          ASSERT_EQ(got, want) << kernels::isa_name(isa) << " acc row " << oy;
+        }
+      }
+    }
+  }
+}
+
+// The fused epilogue (zero-point terms, rescale, Relu/Clip, requantize) on every path equals the
+// reference, with results landing on and just beside rounding ties of the output quantizer; and the
+// row sums it reads.
+TEST(Epilogue, EveryPathMatchesReferenceExactly) {
+  std::mt19937 rng(41);
+  std::uniform_real_distribution<float> ud(-1, 1);
+  for (int64_t n : {1, 7, 16, 33, 96}) {
+    for (int kind = 0; kind < 3; ++kind) {
+      const kernels::ActClamp act = kind == 0 ? kernels::ActClamp{} : kind == 1 ? kernels::ActClamp{0.0f, INFINITY}
+                                                                               : kernels::ActClamp{0.0f, 6.0f};
+      const kernels::OutQuant q{kind == 2 ? 6.0f / 255 : 0.0371f, kind == 0 ? 128.0f : 0.0f, 0.0f, 255.0f};
+      const int64_t m = 3, lda = n + 5;
+      std::vector<int32_t> acc(static_cast<size_t>(m * lda)), off(n), zw(n), rsum(m);
+      std::vector<float> scale(static_cast<size_t>(n)), bias(static_cast<size_t>(n));
+      for (auto& v : acc) v = static_cast<int32_t>(rng() % 20001) - 10000;
+      for (auto& v : off) v = static_cast<int32_t>(rng() % 201) - 100;
+      for (auto& v : zw) v = static_cast<int32_t>(rng() % 31) - 15;
+      for (auto& v : rsum) v = static_cast<int32_t>(rng() % 5000);
+      for (int64_t j = 0; j < n; ++j) {
+        scale[j] = 1e-3f * (1 + ud(rng));
+        bias[j] = ud(rng);
+        if (j % 4 != 0) {  // v = bias: a tie k + 0.5 of the output grid, or a float just beside one
+          const float tie = (float(int(rng() % 41) - 20) + 0.5f) * q.scale;
+          scale[j] = 0;
+          bias[j] = j % 4 == 1 ? tie : std::nextafter(tie, j % 4 == 2 ? 1e9f : -1e9f);
+        }
+      }
+      for (int terms = 0; terms < 3; ++terms) {  // none; the offset; offset and zw * rsum
+        kernels::EpiRows e;
+        e.acc = acc.data();
+        e.m = m;
+        e.n = n;
+        e.lda = lda;
+        e.off = terms >= 1 ? off.data() : nullptr;
+        e.zw = terms == 2 ? zw.data() : nullptr;
+        e.rsum = rsum.data();
+        e.scale = scale.data();
+        e.bias = bias.data();
+        e.act = act;
+        const int64_t ldy = n + 3;
+        std::vector<uint8_t> want(static_cast<size_t>(m * ldy)), got(want.size());
+        std::vector<float> fwant(want.size()), fgot(want.size());
+        kernels::epilogue_u8_ref(e, q, want.data(), ldy);
+        kernels::epilogue_f32_ref(e, fwant.data(), ldy);
+        for (auto isa : isas()) {
+          std::fill(got.begin(), got.end(), 0);
+          std::fill(fgot.begin(), fgot.end(), 0.0f);
+          kernels::epilogue_u8(e, q, got.data(), ldy, isa);
+          kernels::epilogue_f32(e, fgot.data(), ldy, isa);
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              ASSERT_EQ(got[i * ldy + j], want[i * ldy + j]) << kernels::isa_name(isa) << " n=" << n << " kind=" << kind
+                                                             << " terms=" << terms << " at " << i << "," << j;
+              ASSERT_EQ(fgot[i * ldy + j], fwant[i * ldy + j]) << kernels::isa_name(isa) << " n=" << n;
+            }
+        }
+      }
+    }
+  }
+  for (int64_t k : {1, 63, 64, 65, 200}) {
+    std::vector<uint8_t> a(static_cast<size_t>(5 * (k + 7)));
+    for (auto& v : a) v = static_cast<uint8_t>(rng());
+    std::vector<int32_t> want(5), got(5);
+    kernels::row_sums_u8_ref(a.data(), 5, k, k + 7, want.data());
+    for (auto isa : isas()) {
+      kernels::row_sums_u8(a.data(), 5, k, k + 7, got.data(), isa);
+      ASSERT_EQ(got, want) << kernels::isa_name(isa) << " k=" << k;
     }
   }
 }
@@ -271,17 +354,22 @@ TEST(Sgemm, MatchesDoubleReference) {
 TEST(QuantizeU8, EveryPathMatchesTheSchemeReference) {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0, 3);
+  for (float scale : {0.037f, 0.1f, 1.0f / 255, 6.0f / 255, 0.0123457f, 3.0f})
   for (int bits : {2, 4, 8})
     for (bool sym : {false, true}) {
       QScheme sc;
       sc.bits = bits;
       sc.symmetric = sym;
-      const float scale = 0.037f, zp = sym ? 0.0f : float((1 << bits) / 3);
+      const float zp = sym ? 0.0f : float((1 << bits) / 3);
       std::vector<float> x(1003);
       for (size_t i = 0; i < x.size(); ++i)  // every third value an exact tie k + 0.5 (in units of s)
         x[i] = i % 3 ? nd(rng) : (float(int(i % 41) - 20) + 0.5f) * scale;
       x[1] = 1e30f;
       x[2] = -1e30f;
+      for (size_t i = 3; i + 2 < x.size(); i += 30) {  // the floats just beside a tie
+        x[i + 1] = std::nextafter(x[i], 1e9f);
+        x[i + 2] = std::nextafter(x[i], -1e9f);
+      }
       for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
         if (!kernels::isa_supported(isa)) continue;
         std::vector<uint8_t> out(x.size());

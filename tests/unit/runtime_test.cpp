@@ -377,7 +377,7 @@ TEST(Runtime, LoadErrorsNameTheNode) {
 // A fixture quantized for real (W4A8, per-channel, first/last layer 8 bits), packed, written,
 // read back and run on every ISA: logits close to the fake-quant simulation's, top-1 agreement,
 // and the ISA paths bit-identical.
-void check_fixture(const std::string& name, int wbits, int abits, int64_t samples) {
+void check_fixture(const std::string& name, int wbits, int abits, int64_t samples, bool conv_net = false) {
   QuantizeJob job;
   job.model_path = fixture(name);
   job.calib = "fmnist:train:256";
@@ -433,12 +433,24 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
     EXPECT_GE(agree, samples - 1) << name << " " << kernels::isa_name(isa);
     if (first.empty()) first = y.f;
     else EXPECT_EQ(y.f, first) << name << ": ISA " << kernels::isa_name(isa) << " differs from ref";
+    // Fused activations, codes and channels-last values between layers (runtime/forms.h) give the
+    // same bits as every value passed as NCHW float.
+    rt::ModelOptions plain{isa, 1};
+    plain.fuse = false;
+    rt::Model unfused = rt::Model::load(path, plain);
+    EXPECT_EQ(unfused.run({x}).at(0).f, y.f) << name << " " << kernels::isa_name(isa) << ": fused != unfused";
+    EXPECT_EQ(unfused.forms().fused_acts + unfused.forms().codes_outputs + unfused.forms().nhwc_outputs, 0);
+    if (conv_net && abits <= 8) {
+      EXPECT_GT(m.forms().fused_acts, 0) << name;
+      EXPECT_GT(m.forms().codes_outputs, 0) << name;
+    }
   }
 }
 
 TEST(RuntimeFixtures, Mlp) { check_fixture("fmnist-mlp", 4, 8, 256); }
-TEST(RuntimeFixtures, Resnet) { check_fixture("fmnist-resnet", 4, 8, 64); }
-TEST(RuntimeFixtures, MobileNetV2) { check_fixture("fmnist-mobilenetv2", 4, 8, 64); }
+TEST(RuntimeFixtures, Resnet) { check_fixture("fmnist-resnet", 4, 8, 64, true); }
+TEST(RuntimeFixtures, ResnetW8A8) { check_fixture("fmnist-resnet", 8, 8, 64, true); }
+TEST(RuntimeFixtures, MobileNetV2) { check_fixture("fmnist-mobilenetv2", 4, 8, 64, true); }
 TEST(RuntimeFixtures, Vit) { check_fixture("fmnist-vit", 4, 8, 64); }
 TEST(RuntimeFixtures, EmbedBag) { check_fixture("fmnist-embedbag", 4, 8, 256); }
 TEST(RuntimeFixtures, ResnetW3A16FloatPath) { check_fixture("fmnist-resnet", 3, 16, 32); }

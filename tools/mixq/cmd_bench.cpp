@@ -116,7 +116,10 @@ RunFn setup_bench(CLI::App& sub) {
     nlohmann::json j = {{"model", o->model}, {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
                         {"batch1_ms", rt1 * 1e3}, {"batch64_images_per_second", double(nb) / rt64},
                         {"batch64_ms", rt64 * 1e3}, {"batch", nb}, {"batch1_cpu_ms", r1.cpu * 1e3},
-                        {"batch64_cpu_ms", r64.cpu * 1e3}};
+                        {"batch64_cpu_ms", r64.cpu * 1e3},
+                        {"forms", {{"fused_activations", m.forms().fused_acts},
+                                   {"codes_outputs", m.forms().codes_outputs},
+                                   {"nhwc_outputs", m.forms().nhwc_outputs}}}};
     if (!o->onnx.empty()) {
       at::set_num_threads(mo.threads);
       Executor ex(load_model(o->onnx));
