@@ -1,6 +1,7 @@
 #include "kernels/gemm_u8s8.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "mixq/error.h"
 
@@ -51,6 +52,38 @@ void gemm_u8s8_ref(const uint8_t* A, int64_t lda, int64_t m, const int8_t* B, in
       for (int64_t q = 0; q < k; ++q) acc += int32_t(A[i * lda + q]) * int32_t(B[j * k + q]);
       C[i * ldc + j] = acc;
     }
+}
+
+bool indirect_supported(const PackedB& B, int64_t seg) {
+  return B.isa == Isa::kAvx512 && seg > 0 && seg % 4 == 0 && B.kp == B.k && B.k % seg == 0;
+}
+
+void gemm_u8s8_indirect_ref(const IndirectA& a, int64_t m, const int8_t* B, int64_t n, int32_t* C, int64_t ldc) {
+  const int64_t k = a.taps * a.seg;
+  std::vector<uint8_t> row(static_cast<size_t>(k));
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t t = 0; t < a.taps; ++t) {
+      const int32_t px = a.pix[i * a.taps + t];
+      const uint8_t* src = px < 0 ? a.pad : a.base + px * a.stride;
+      std::copy(src, src + a.seg, row.begin() + t * a.seg);
+    }
+    gemm_u8s8_ref(row.data(), k, 1, B, n, k, C + i * ldc, ldc);
+  }
+}
+
+void gemm_u8s8_indirect(const IndirectA& a, int64_t m, const PackedB& B, int32_t* C, int64_t ldc, int threads) {
+  MIXQ_ASSERT(indirect_supported(B, a.seg) && a.taps * a.seg == B.k && ldc >= B.n);
+  const int64_t rows_per = 16;
+  const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, m / rows_per)));
+  if (nt <= 1) {
+    gemm_u8s8_indirect_avx512(a, 0, m, B, C, ldc);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int t = 0; t < nt; ++t) {
+    const int64_t m0 = m * t / nt, m1 = m * (t + 1) / nt;
+    gemm_u8s8_indirect_avx512(a, m0, m1, B, C, ldc);
+  }
 }
 
 namespace {

@@ -34,6 +34,23 @@ PackedB pack_b(const int8_t* B, int64_t n, int64_t k, Isa isa);
 // over `threads` threads (>= 1).
 void gemm_u8s8(const uint8_t* A, int64_t lda, int64_t m, const PackedB& B, int32_t* C, int64_t ldc, int threads);
 
+// Implicit GEMM (a convolution without im2col): row i of A is the concatenation of `taps` segments
+// of `seg` bytes, segment t at base + pix[i * taps + t] * stride, or the `pad` bytes (the code of
+// 0.0) when that index is negative. k = taps * seg must equal B.k, and seg must be a multiple of 4
+// (so the kernel's 4-byte steps never straddle two segments). AVX-512 only (B packed for it):
+// indirect_supported() says when; other paths build im2col rows and call gemm_u8s8.
+struct IndirectA {
+  const uint8_t* base = nullptr;
+  const int32_t* pix = nullptr;  // [m][taps]
+  int64_t taps = 0, seg = 0, stride = 0;
+  const uint8_t* pad = nullptr;  // seg bytes
+};
+bool indirect_supported(const PackedB& B, int64_t seg);
+void gemm_u8s8_indirect(const IndirectA& a, int64_t m, const PackedB& B, int32_t* C, int64_t ldc, int threads);
+void gemm_u8s8_indirect_avx512(const IndirectA& a, int64_t m0, int64_t m1, const PackedB& B, int32_t* C,
+                               int64_t ldc);
+// The reference of the implicit form (gathers each row, then gemm_u8s8_ref), for tests.
+void gemm_u8s8_indirect_ref(const IndirectA& a, int64_t m, const int8_t* B, int64_t n, int32_t* C, int64_t ldc);
 // The reference, on the unpacked B [n][k] (tests compare every path with it exactly).
 void gemm_u8s8_ref(const uint8_t* A, int64_t lda, int64_t m, const int8_t* B, int64_t n, int64_t k, int32_t* C,
                    int64_t ldc);

@@ -215,43 +215,104 @@ class ConvOp : public Op {
     // 1x1, stride 1, no padding, one group: the channels-last image is the im2col matrix.
     const bool direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && pb == 0 && pr == 0 &&
                         G == 1 && kp == K;
-    if (!direct) A_.resize(static_cast<size_t>(P * kp));
+    // Otherwise the implicit GEMM reads the taps in place where the kernel has it (AVX-512; the
+    // rows are pixel indices built once per input size), else im2col rows are built.
+    const bool indirect = !direct && kernels::indirect_supported(lin[0].B, Ig);
+    if (indirect) build_pix(H, W, OH, OW);
+    if (!direct && !indirect) A_.resize(static_cast<size_t>(P * kp));
     if (need_rsum) rsum_.resize(static_cast<size_t>(P));
     acc_.resize(static_cast<size_t>(P * Og));
     const uint8_t zpad = static_cast<uint8_t>(L0.za);
     for (int64_t b = 0; b < N; ++b) {
       const uint8_t* img = codes + b * C * HW;
       for (int64_t g = 0; g < G; ++g) {
+        const QLinear& L = lin[g];
+        if (indirect) {
+          kernels::IndirectA ia;
+          ia.base = img + g * Ig;
+          ia.pix = pix_.data();
+          ia.taps = kh * kw;
+          ia.seg = Ig;
+          ia.stride = C;
+          ia.pad = pad_.data();
+          if (need_rsum) indirect_row_sums(ia, HW, P, L0.za);
+          kernels::gemm_u8s8_indirect(ia, P, L.B, acc_.data(), Og, ctx.threads);
+          epilogue_group(L, y, b, P, g * Og);
+          continue;
+        }
         const uint8_t* A = img;
         if (!direct) {
           const uint8_t* src = img + g * Ig;
-          for (int64_t p = 0; p < P; ++p) {
-            uint8_t* row = A_.data() + p * kp;
-            im2col_row(src, C, H, W, p / OW, p % OW, zpad, row);
-            std::fill(row + K, row + kp, uint8_t(0));
-          }
+          for (int64_t oy = 0, p = 0; oy < OH; ++oy)
+            for (int64_t ox = 0; ox < OW; ++ox, ++p) {
+              uint8_t* row = A_.data() + p * kp;
+              im2col_row(src, C, H, W, oy, ox, zpad, row);
+              std::fill(row + K, row + kp, uint8_t(0));
+            }
           A = A_.data();
         }
-        const QLinear& L = lin[g];
         if (need_rsum) kernels::row_sums_u8(A, P, K, kp, rsum_.data(), L.isa);
         L.gemm(A, kp, P, acc_.data(), ctx.threads);
-        kernels::EpiRows e;
-        e.acc = acc_.data();
-        e.m = P;
-        e.n = e.lda = Og;
-        e.off = L.col_term.data();
-        if (need_rsum) {
-          e.zw = L.zw.data();
-          e.rsum = rsum_.data();
-        }
-        e.scale = L.out_scale.data();
-        e.bias = L.bias.data();
-        e.act = act;
-        emit(e, y, b, 0, P, g * Og);
+        epilogue_group(L, y, b, P, g * Og);
       }
     }
     return y;
   }
+
+  // Group g's P x Og corrected sums in acc_ (zero-point terms in the epilogue) into y.
+  void epilogue_group(const QLinear& L, Tensor& y, int64_t b, int64_t P, int64_t c0) {
+    kernels::EpiRows e;
+    e.acc = acc_.data();
+    e.m = P;
+    e.n = e.lda = L.n;
+    e.off = L.col_term.data();
+    if (need_rsum) {
+      e.zw = L.zw.data();
+      e.rsum = rsum_.data();
+    }
+    e.scale = L.out_scale.data();
+    e.bias = L.bias.data();
+    e.act = act;
+    emit(e, y, b, 0, P, c0);
+  }
+
+  // The implicit GEMM's rows: output pixel p's taps as input pixel indices (-1: padding), built
+  // once per input size; and the padding segment (the code of 0.0).
+  void build_pix(int64_t H, int64_t W, int64_t OH, int64_t OW) {
+    if (pix_h_ == H && pix_w_ == W) return;
+    const int64_t T = kh * kw;
+    pix_.resize(static_cast<size_t>(OH * OW * T));
+    for (int64_t oy = 0, p = 0; oy < OH; ++oy)
+      for (int64_t ox = 0; ox < OW; ++ox, ++p)
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+            pix_[p * T + ky * kw + kx] =
+                iy < 0 || iy >= H || ix < 0 || ix >= W ? -1 : static_cast<int32_t>(iy * W + ix);
+          }
+    pad_.assign(static_cast<size_t>(Ig), static_cast<uint8_t>(lin[0].za));
+    pix_h_ = H;
+    pix_w_ = W;
+  }
+
+  // rsum_[p] = the sum of output pixel p's K input codes: per input pixel sums, then per tap.
+  void indirect_row_sums(const kernels::IndirectA& ia, int64_t HW, int64_t P, int32_t za) {
+    pix_sum_.resize(static_cast<size_t>(HW));
+    kernels::row_sums_u8(ia.base, HW, ia.seg, ia.stride, pix_sum_.data(), lin[0].isa);
+    const int32_t pad_sum = za * static_cast<int32_t>(ia.seg);
+    for (int64_t p = 0; p < P; ++p) {
+      int32_t s = 0;
+      for (int64_t t = 0; t < ia.taps; ++t) {
+        const int32_t px = ia.pix[p * ia.taps + t];
+        s += px < 0 ? pad_sum : pix_sum_[px];
+      }
+      rsum_[p] = s;
+    }
+  }
+
+  std::vector<int32_t> pix_, pix_sum_;
+  std::vector<uint8_t> pad_;
+  int64_t pix_h_ = -1, pix_w_ = -1;
 
   // [C][HW] -> [HW][C]: im2col then copies a tap's Ig channels as one contiguous run.
   // Blocked over pixels: a block's writes (kBlock * C elements) stay in L1 while every channel
@@ -290,10 +351,19 @@ class ConvOp : public Op {
     // Members copied to locals: stores through a uint8_t* may alias anything, so the compiler
     // would otherwise reload every member after every byte written.
     const int64_t KW = kw, KH = kh, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw, IG = Ig;
+    const int64_t ix0 = ox * SW - PL;
+    // One group, no dilation and the whole kernel row inside the image: the KW taps of a kernel
+    // row are KW * C contiguous elements of the channels-last input, copied at once.
+    const bool row_inside = IG == C && DW == 1 && ix0 >= 0 && ix0 + KW <= W;
     for (int64_t ky = 0; ky < KH; ++ky) {
       const int64_t iy = oy * SH - PT + ky * DH;
+      if (row_inside && iy >= 0 && iy < H) {
+        copy_run(a, src + (iy * W + ix0) * C, KW * IG);
+        a += KW * IG;
+        continue;
+      }
       for (int64_t kx = 0; kx < KW; ++kx, a += IG) {
-        const int64_t ix = ox * SW - PL + kx * DW;
+        const int64_t ix = ix0 + kx * DW;
         if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
           std::fill(a, a + IG, pad);
         } else {
@@ -302,6 +372,7 @@ class ConvOp : public Op {
       }
     }
   }
+
 
  public:
   std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points

@@ -186,6 +186,41 @@ TEST(Epilogue, EveryPathMatchesReferenceExactly) {
   }
 }
 
+// The implicit-GEMM convolution kernel (taps read in place, padding from a pad segment) equals
+// gathering the rows and running the reference.
+TEST(GemmU8S8, IndirectMatchesGatheredReference) {
+  if (!kernels::isa_supported(kernels::Isa::kAvx512)) GTEST_SKIP() << "no AVX-512 VNNI";
+  std::mt19937 rng(77);
+  for (int64_t seg : {4, 16, 36}) {
+    for (int64_t taps : {1, 9}) {
+      for (int64_t n : {5, 16, 40}) {
+        const int64_t pixels = 50, stride = seg + 8, m = 23, k = taps * seg;
+        std::vector<uint8_t> img(static_cast<size_t>(pixels * stride)), pad(static_cast<size_t>(seg), 131);
+        for (auto& v : img) v = static_cast<uint8_t>(rng());
+        std::vector<int32_t> pix(static_cast<size_t>(m * taps));
+        for (auto& v : pix) v = rng() % 5 == 0 ? -1 : static_cast<int32_t>(rng() % pixels);
+        std::vector<int8_t> B(static_cast<size_t>(n * k));
+        for (auto& v : B) v = static_cast<int8_t>(rng());
+        kernels::IndirectA a;
+        a.base = img.data();
+        a.pix = pix.data();
+        a.taps = taps;
+        a.seg = seg;
+        a.stride = stride;
+        a.pad = pad.data();
+        std::vector<int32_t> want(static_cast<size_t>(m * n)), got(want.size(), -7);
+        kernels::gemm_u8s8_indirect_ref(a, m, B.data(), n, want.data(), n);
+        const kernels::PackedB pb = kernels::pack_b(B.data(), n, k, kernels::Isa::kAvx512);
+        ASSERT_TRUE(kernels::indirect_supported(pb, seg));
+        for (int threads : {1, 2}) {
+          kernels::gemm_u8s8_indirect(a, m, pb, got.data(), n, threads);
+          ASSERT_EQ(got, want) << "seg=" << seg << " taps=" << taps << " n=" << n << " threads=" << threads;
+        }
+      }
+    }
+  }
+}
+
 TEST(GemmU8S8, LargeKDoesNotOverflow) {
   const int64_t m = 5, n = 17, k = 4608;  // 3x3x512: the largest reduction of a common conv
   std::vector<uint8_t> A(m * k, 255);
