@@ -4,6 +4,8 @@
 //                                                       layer's zero-point terms, qlinear.h)
 //   v = scale[j] * float(s) + bias[j]
 //   v = clamp(v, act.lo, act.hi)                        (a fused Relu / Clip; +-inf when none)
+//   v = clamp(v + sum[i][j], post.lo, post.hi)          (a fused residual Add and the Relu after
+//                                                       it; only when `sum` is set)
 //   f32: y[i][j] = v
 //   u8:  y[i][j] = clamp(round_half_even(v / q.scale) + q.zq, q.lo, q.hi) - q.lo
 //        (the next layer's activation quantizer, exactly as quantize_u8 computes it)
@@ -37,6 +39,9 @@ struct EpiRows {
   const float* scale = nullptr;   // [n]
   const float* bias = nullptr;    // [n]
   ActClamp act;
+  const float* sum = nullptr;  // m rows of n, row stride lds, or null
+  int64_t lds = 0;
+  ActClamp post;
 };
 
 void epilogue_f32(const EpiRows& e, float* y, int64_t ldy, Isa isa);

@@ -20,7 +20,12 @@ inline __m512 values16(const EpiRows& e, int64_t i, int64_t j, __m512 lo, __m512
   __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, e.scale + j), _mm512_cvtepi32_ps(s)),
                            _mm512_maskz_loadu_ps(k, e.bias + j));
   v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, lo, _CMP_GT_OQ), lo, v);  // v > lo ? v : lo
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, hi, _CMP_LT_OQ), hi, v);  // v < hi ? v : hi
+  v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, hi, _CMP_LT_OQ), hi, v);   // v < hi ? v : hi
+  if (!e.sum) return v;
+  const __m512 plo = _mm512_set1_ps(e.post.lo), phi = _mm512_set1_ps(e.post.hi);
+  v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, e.sum + i * e.lds + j));
+  v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, plo, _CMP_GT_OQ), plo, v);
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, phi, _CMP_LT_OQ), phi, v);
 }
 
 }  // namespace

@@ -24,6 +24,15 @@ inline void epilogue_row_values(const EpiRows& e, int64_t i, int64_t j0, int64_t
     t = t > lo ? t : lo;
     v[j] = t < hi ? t : hi;
   }
+  if (e.sum) {
+    const float* __restrict add = e.sum + i * e.lds + j0;
+    const float plo = e.post.lo, phi = e.post.hi;
+    for (int64_t j = 0; j < n; ++j) {
+      float t = v[j] + add[j];
+      t = t > plo ? t : plo;
+      v[j] = t < phi ? t : phi;
+    }
+  }
 }
 
 // The reference u8 epilogue: the values above, then quantize_u8's formula with its division.

@@ -49,6 +49,43 @@ FormStats plan_forms(std::vector<std::unique_ptr<Op>>& ops, std::vector<std::vec
     skip[r.op] = true;
     ++st.fused_acts;
   }
+  // 1b. A residual Add reading an integer layer's output (as its only reader) and a value computed
+  // before that layer is fused into the layer's epilogue (the other operand becomes the layer's
+  // extra input), and so is a Relu/Clip after the Add.
+  for (size_t i = 0; i < ops.size(); ++i) {
+    readers = readers_of(op_in, n_slots);
+    if (skip[i] || op_out[i].size() != 1 || op_out[i][0] < 0) continue;
+    const int s = op_out[i][0];
+    if (outputs.count(s) || readers[static_cast<size_t>(s)].size() != 1) continue;
+    const Reader r = readers[static_cast<size_t>(s)][0];
+    if (!ops[r.op]->is_add() || op_in[r.op].size() != 2 || op_out[r.op].size() != 1 || op_out[r.op][0] < 0) continue;
+    const int o = op_in[r.op][1 - r.idx];
+    if (o < 0 || o == s) continue;
+    int producer = -1;
+    for (size_t j = 0; j < i && producer < 0; ++j)
+      for (int w : op_out[j])
+        if (w == o) producer = static_cast<int>(j);
+    if (producer < 0) continue;  // a graph input or stored tensor: left to the Add
+    if (!ops[i]->fuse_add(op_in[i].size())) continue;
+    op_in[i].push_back(o);
+    op_out[i][0] = op_out[r.op][0];
+    op_in[r.op].clear();
+    op_out[r.op].clear();
+    skip[r.op] = true;
+    ++st.fused_adds;
+    readers = readers_of(op_in, n_slots);
+    const int s2 = op_out[i][0];
+    if (outputs.count(s2) || readers[static_cast<size_t>(s2)].size() != 1) continue;
+    const Reader a = readers[static_cast<size_t>(s2)][0];
+    kernels::ActClamp act;
+    if (a.idx != 0 || op_out[a.op].size() != 1 || op_out[a.op][0] < 0 || !ops[a.op]->act_clamp(&act)) continue;
+    if (!ops[i]->fuse_post_act(act)) continue;
+    op_out[i][0] = op_out[a.op][0];
+    op_in[a.op].clear();
+    op_out[a.op].clear();
+    skip[a.op] = true;
+    ++st.fused_acts;
+  }
   // 2. Output forms.
   readers = readers_of(op_in, n_slots);
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -56,14 +93,22 @@ FormStats plan_forms(std::vector<std::unique_ptr<Op>>& ops, std::vector<std::vec
     const int s = op_out[i][0];
     const auto& rs = readers[static_cast<size_t>(s)];
     if (outputs.count(s) || rs.empty()) continue;
-    const kernels::OutQuant* q = ops[rs[0].op]->codes_quant(rs[0].idx);
-    bool codes = q != nullptr, nhwc = true;
+    // Codes when every reader takes them; codes and channels-last floats when every reader takes
+    // one or the other (all codes readers sharing one quantizer); else channels-last floats when
+    // every reader takes them.
+    const kernels::OutQuant* q = nullptr;
+    bool all_codes = true, all_either = true, nhwc = true, one_quant = true;
     for (const Reader& r : rs) {
       const kernels::OutQuant* qr = ops[r.op]->codes_quant(r.idx);
-      codes = codes && qr && same_quant(*qr, *q);
-      nhwc = nhwc && ops[r.op]->may_take_nhwc(r.idx);
+      const bool f = ops[r.op]->may_take_nhwc(r.idx);
+      if (qr && !q) q = qr;
+      if (qr && !same_quant(*qr, *q)) one_quant = false;
+      all_codes = all_codes && qr;
+      all_either = all_either && (qr || f);
+      nhwc = nhwc && f;
     }
-    if (codes && ops[i]->set_output_form(Op::Form::kCodes, q)) ++st.codes_outputs;
+    if (q && one_quant && all_codes && ops[i]->set_output_form(Op::Form::kCodes, q)) ++st.codes_outputs;
+    else if (q && one_quant && all_either && ops[i]->set_output_form(Op::Form::kNhwcAndCodes, q)) ++st.dual_outputs;
     else if (nhwc && ops[i]->set_output_form(Op::Form::kNhwc, nullptr)) ++st.nhwc_outputs;
   }
   return st;
@@ -71,6 +116,10 @@ FormStats plan_forms(std::vector<std::unique_ptr<Op>>& ops, std::vector<std::vec
 
 void to_nchw(Tensor& x) {
   MIXQ_CHECK(!x.is_codes(), ErrorKind::kRuntime, "internal: activation codes reached an op that cannot read them");
+  if (x.codes) {  // both forms: the float one serves
+    x.codes = false;
+    std::vector<uint8_t>().swap(x.u8);
+  }
   if (!x.nhwc) return;
   x.nhwc = false;
   const int64_t N = x.shape[0], C = x.shape[1], HW = x.shape[2] * x.shape[3];

@@ -1,9 +1,12 @@
 // Load-time planning of how values travel between the runtime's ops (runtime.cpp calls it once):
 //   1. a Relu / Clip (constant bounds) that is the only reader of an integer convolution's output
-//      is fused into the convolution's epilogue and skipped;
+//      is fused into the convolution's epilogue and skipped; so is a residual Add that is the only
+//      reader (its other operand computed earlier becomes an input of the convolution), and a
+//      Relu / Clip after that Add;
 //   2. each integer convolution writes its output as uint8 codes (NHWC) when every reader is an
-//      integer layer with the same input quantizer, else channels-last float when every reader may
-//      take it, else NCHW float. Graph outputs are always NCHW float.
+//      integer layer with the same input quantizer, both forms when every reader takes one of them,
+//      else channels-last float when every reader may take it, else NCHW float. Graph outputs are
+//      always NCHW float.
 // Readers that cannot take a form at run time get an NCHW copy (Model::run), so a wrong guess here
 // costs a transpose, never a wrong result. No libtorch.
 #pragma once
@@ -16,7 +19,7 @@
 namespace mixq::rt {
 
 struct FormStats {
-  int fused_acts = 0, codes_outputs = 0, nhwc_outputs = 0;
+  int fused_acts = 0, fused_adds = 0, codes_outputs = 0, nhwc_outputs = 0, dual_outputs = 0;
 };
 
 // ops[i] reads slots op_in[i] (-1: none) and writes op_out[i]; `skip[i]` is set for fused ops

@@ -38,8 +38,14 @@ struct RunCtx {
 };
 
 // Input 0's tensor to overwrite: moved from the donor when allowed, else a copy.
+// (Codes of the input's value are dropped: the op changes the value.)
 inline Tensor take_input0(const std::vector<const Tensor*>& in, const RunCtx& ctx) {
-  return ctx.donor ? std::move(*ctx.donor) : *in[0];
+  Tensor t = ctx.donor ? std::move(*ctx.donor) : *in[0];
+  if (t.codes) {
+    t.codes = false;
+    std::vector<uint8_t>().swap(t.u8);
+  }
+  return t;
 }
 
 class Op {
@@ -68,7 +74,12 @@ class Op {
   virtual const kernels::OutQuant* codes_quant(size_t idx) const { (void)idx; return nullptr; }
   // Load time, producers: fuse a following Relu/Clip; write output 0 in a form. False: not supported.
   virtual bool fuse_act(kernels::ActClamp act) { (void)act; return false; }
-  enum class Form { kNchw, kNhwc, kCodes };
+  enum class Form { kNchw, kNhwc, kCodes, kNhwcAndCodes };
+  // Load time, integer layers: take a residual Add into the epilogue, its other operand arriving as
+  // input `idx` (appended by the planner); then the Relu/Clip after the Add.
+  virtual bool fuse_add(size_t idx) { (void)idx; return false; }
+  virtual bool fuse_post_act(kernels::ActClamp act) { (void)act; return false; }
+  virtual bool is_add() const { return false; }
   virtual bool set_output_form(Form form, const kernels::OutQuant* q) { (void)q; return form == Form::kNchw; }
   // Load time, Relu / Clip with constant bounds: the clamp they apply to input 0.
   virtual bool act_clamp(kernels::ActClamp* act) const { (void)act; return false; }

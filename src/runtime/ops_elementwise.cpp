@@ -84,6 +84,7 @@ class BinaryOp : public Op {
  public:
   bool may_take_nhwc(size_t) const override { return true; }
   bool takes_nhwc(size_t, const std::vector<const Tensor*>& in) const override { return binary_takes_nhwc(in); }
+  bool is_add() const override { return K == Bin::kAdd; }
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(in.size() == 2 && in[0] && in[1], this, "needs two inputs");
     const Tensor &a = *in[0], &b = *in[1];

@@ -17,6 +17,7 @@
 
 #include "kernels/depthwise_u8.h"
 #include "kernels/epilogue.h"
+#include "kernels/quantize.h"
 #include "kernels/sgemm.h"
 #include "mixq/error.h"
 #include "runtime/ops.h"
@@ -60,6 +61,9 @@ class ConvOp : public Op {
   // as codes arriving from the producer must match it.
   kernels::ActClamp act;
   bool fused_act = false;
+  int sum_idx = -1;        // a fused residual Add: the input holding its other operand
+  kernels::ActClamp post;  // and the Relu/Clip after it
+  bool fused_post = false;
   mutable std::vector<float> fbuf_;  // NCHW float output: one block of epilogue rows
   Form out_form = Form::kNchw;
   kernels::OutQuant out_q, in_q;
@@ -72,9 +76,22 @@ class ConvOp : public Op {
     for (const QLinear& l : lin) *bytes += l.weight_bytes();
     *bytes += static_cast<int64_t>(dw_w16.size() * sizeof(int16_t));
   }
-  bool may_take_nhwc(size_t idx) const override { return idx == 0 && lin[0].int_path; }
+  bool may_take_nhwc(size_t idx) const override {
+    return lin[0].int_path && (idx == 0 || static_cast<int>(idx) == sum_idx);
+  }
   bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
-    return idx == 0 && lin[0].int_path && in[0] && in[0]->dtype == ElemType::kFloat32;
+    return may_take_nhwc(idx) && in[idx] && in[idx]->dtype == ElemType::kFloat32;
+  }
+  bool fuse_add(size_t idx) override {
+    if (!lin[0].int_path || sum_idx >= 0) return false;
+    sum_idx = static_cast<int>(idx);
+    return true;
+  }
+  bool fuse_post_act(kernels::ActClamp a) override {
+    if (sum_idx < 0 || fused_post) return false;
+    post = a;
+    fused_post = true;
+    return true;
   }
   const kernels::OutQuant* codes_quant(size_t idx) const override {
     return idx == 0 && lin[0].int_path ? &in_q : nullptr;
@@ -101,7 +118,8 @@ class ConvOp : public Op {
     RT_CHECK(OH > 0 && OW > 0, this, "input ", shape_str(x.shape), " is smaller than the kernel");
     const QLinear& L0 = lin[0];
     if (L0.int_path) {
-      out[0] = run_int(x, N, C, H, W, OH, OW, ctx);
+      const Tensor* sum = sum_idx >= 0 ? in[static_cast<size_t>(sum_idx)] : nullptr;
+      out[0] = run_int(x, sum, N, C, H, W, OH, OW, ctx);
       return;
     }
     const int64_t P = OH * OW, K = Ig * kh * kw;
@@ -135,10 +153,10 @@ class ConvOp : public Op {
   // The input as channels-last codes of this layer's quantizer, all images.
   const uint8_t* input_codes(const Tensor& x, int64_t N, int64_t C, int64_t HW) {
     const QLinear& L0 = lin[0];
-    if (x.is_codes()) {
-      RT_CHECK(x.nhwc && x.q.scale == in_q.scale && x.q.zq == in_q.zq && x.q.lo == in_q.lo && x.q.hi == in_q.hi, this,
-               "internal: input codes of another quantizer");
-      return x.u8.data();
+    if (x.has_codes()) {
+      const bool same = x.q.scale == in_q.scale && x.q.zq == in_q.zq && x.q.lo == in_q.lo && x.q.hi == in_q.hi;
+      RT_CHECK(x.nhwc && (same || !x.f.empty()), this, "internal: input codes of another quantizer");
+      if (same) return x.u8.data();
     }
     codes_.resize(static_cast<size_t>(N * C * HW));
     if (x.nhwc || HW == 1 || C == 1) {
@@ -157,11 +175,12 @@ class ConvOp : public Op {
     Tensor y;
     y.shape = {N, O, OH, OW};
     const bool cl = OH * OW > 1;  // one pixel: both layouts are the same memory
-    if (out_form == Form::kCodes) {
+    if (out_form == Form::kCodes || out_form == Form::kNhwcAndCodes) {
       y.codes = true;
       y.nhwc = true;
       y.q = out_q;
       y.u8.resize(static_cast<size_t>(N * O * OH * OW));
+      if (out_form == Form::kNhwcAndCodes) y.f.resize(static_cast<size_t>(N * O * OH * OW));
     } else {
       y.nhwc = out_form == Form::kNhwc && cl;
       y.f.resize(static_cast<size_t>(N * O * OH * OW));
@@ -174,6 +193,16 @@ class ConvOp : public Op {
     const kernels::Isa isa = lin[0].isa;
     if (out_form == Form::kCodes) {
       kernels::epilogue_u8(e, out_q, y.u8.data() + (b * P + p0) * O + c0, O, isa);
+    } else if (out_form == Form::kNhwcAndCodes) {  // the floats, then the reader's quantize_u8 of them
+      float* f = y.f.data() + (b * P + p0) * O + c0;
+      uint8_t* u = y.u8.data() + (b * P + p0) * O + c0;
+      kernels::epilogue_f32(e, f, O, isa);
+      if (e.n == O) {
+        kernels::quantize_u8(f, e.m * O, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u, isa);
+      } else {
+        for (int64_t i = 0; i < e.m; ++i)
+          kernels::quantize_u8(f + i * O, e.n, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u + i * O, isa);
+      }
     } else if (y.nhwc || P == 1) {
       kernels::epilogue_f32(e, y.f.data() + (b * P + p0) * O + c0, O, isa);
     } else {  // NCHW: rows into a scratch block, then scattered with channel stride P
@@ -186,12 +215,25 @@ class ConvOp : public Op {
     }
   }
 
-  Tensor run_int(const Tensor& x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                 const RunCtx& ctx) {
+  Tensor run_int(const Tensor& x, const Tensor* sum, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH,
+                 int64_t OW, const RunCtx& ctx) {
     const QLinear& L0 = lin[0];
     const int64_t P = OH * OW, K = Ig * kh * kw, HW = H * W;
     const uint8_t* codes = input_codes(x, N, C, HW);
     Tensor y = make_output(N, OH, OW);
+    sum_ = nullptr;
+    if (sum) {  // the fused Add's other operand, channels-last like the output
+      RT_CHECK(sum->dtype == ElemType::kFloat32 && !sum->is_codes() && sum->shape == y.shape, this,
+               "the fused Add's operand ", shape_str(sum->shape), " does not match the output ", shape_str(y.shape));
+      sum_ = sum->f.data();
+      if (!sum->nhwc && P > 1) {
+        sumbuf_.resize(sum->f.size());
+        for (int64_t b = 0; b < N; ++b)
+          for (int64_t c = 0; c < O; ++c)
+            for (int64_t p = 0; p < P; ++p) sumbuf_[(b * P + p) * O + c] = sum->f[(b * O + c) * P + p];
+        sum_ = sumbuf_.data();
+      }
+    }
     if (depthwise) {
       kernels::DepthwiseShape s;
       s.C = C; s.H = H; s.W = W; s.OH = OH; s.OW = OW;
@@ -207,6 +249,7 @@ class ConvOp : public Op {
           e.scale = L0.out_scale.data();
           e.bias = L0.bias.data();
           e.act = act;
+          set_sum(e, b, oy * OW, P, 0);
           emit(e, y, b, oy * OW, P, 0);
         }
       return y;
@@ -273,8 +316,18 @@ class ConvOp : public Op {
     e.scale = L.out_scale.data();
     e.bias = L.bias.data();
     e.act = act;
+    set_sum(e, b, 0, P, c0);
     emit(e, y, b, 0, P, c0);
   }
+
+  void set_sum(kernels::EpiRows& e, int64_t b, int64_t p0, int64_t P, int64_t c0) const {
+    if (!sum_) return;
+    e.sum = sum_ + (b * P + p0) * O + c0;
+    e.lds = O;
+    e.post = post;
+  }
+  const float* sum_ = nullptr;
+  std::vector<float> sumbuf_;
 
   // The implicit GEMM's rows: output pixel p's taps as input pixel indices (-1: padding), built
   // once per input size; and the padding segment (the code of 0.0).

@@ -125,7 +125,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
   const char* unfused = std::getenv("MIXQ_RT_UNFUSED");
   if (opts.fuse && !(unfused && *unfused && std::string(unfused) != "0")) {
     const FormStats st = plan_forms(ops_, op_in_, op_out_, skip_, output_slots_, slots_.size());
-    forms_ = Forms{st.fused_acts, st.codes_outputs, st.nhwc_outputs};
+    forms_ = Forms{st.fused_acts, st.fused_adds, st.codes_outputs, st.nhwc_outputs, st.dual_outputs};
   } else {
     skip_.assign(ops_.size(), false);
   }

@@ -4,8 +4,10 @@
 //   - `nhwc`: a rank-4 float tensor whose memory is [N][H][W][C] while `shape` stays the logical
 //     [N, C, H, W] (convolutions read and write channels-last without transposing);
 //   - codes: `u8` holds the activation codes of the value's reader's quantizer `q`
-//     (code = clamp(round_half_even(x / q.scale) + q.zq, q.lo, q.hi) - q.lo), channels-last, and
-//     `f` is empty. Only integer layers reading that quantizer receive codes.
+//     (code = clamp(round_half_even(x / q.scale) + q.zq, q.lo, q.hi) - q.lo), channels-last.
+//     Codes only (`f` empty) go to integer layers reading that quantizer and nothing else; a value
+//     with both (`f` channels-last too) also serves float readers (a residual stream read by the
+//     next block's first convolution and by the next residual Add).
 // Ops that do not read a form say so (Op::takes_nhwc) and get a plain NCHW float copy.
 #pragma once
 
@@ -30,7 +32,8 @@ struct Tensor {
   kernels::OutQuant q;       // their quantizer
   bool codes = false;
 
-  bool is_codes() const { return codes; }
+  bool has_codes() const { return codes; }
+  bool is_codes() const { return codes && f.empty(); }  // codes only
 
   int64_t numel() const {
     int64_t n = 1;

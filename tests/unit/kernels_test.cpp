@@ -142,7 +142,9 @@ TEST(Epilogue, EveryPathMatchesReferenceExactly) {
           bias[j] = j % 4 == 1 ? tie : std::nextafter(tie, j % 4 == 2 ? 1e9f : -1e9f);
         }
       }
-      for (int terms = 0; terms < 3; ++terms) {  // none; the offset; offset and zw * rsum
+      std::vector<float> sum(static_cast<size_t>(m * (n + 2)));
+      for (auto& v : sum) v = 3 * ud(rng);
+      for (int terms = 0; terms < 4; ++terms) {  // none; the offset; offset and zw * rsum; + a residual
         kernels::EpiRows e;
         e.acc = acc.data();
         e.m = m;
@@ -154,6 +156,11 @@ TEST(Epilogue, EveryPathMatchesReferenceExactly) {
         e.scale = scale.data();
         e.bias = bias.data();
         e.act = act;
+        if (terms == 3) {
+          e.sum = sum.data();
+          e.lds = n + 2;
+          e.post = kernels::ActClamp{0.0f, INFINITY};
+        }
         const int64_t ldy = n + 3;
         std::vector<uint8_t> want(static_cast<size_t>(m * ldy)), got(want.size());
         std::vector<float> fwant(want.size()), fgot(want.size());

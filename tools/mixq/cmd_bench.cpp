@@ -118,8 +118,10 @@ RunFn setup_bench(CLI::App& sub) {
                         {"batch64_ms", rt64 * 1e3}, {"batch", nb}, {"batch1_cpu_ms", r1.cpu * 1e3},
                         {"batch64_cpu_ms", r64.cpu * 1e3},
                         {"forms", {{"fused_activations", m.forms().fused_acts},
+                                   {"fused_adds", m.forms().fused_adds},
                                    {"codes_outputs", m.forms().codes_outputs},
-                                   {"nhwc_outputs", m.forms().nhwc_outputs}}}};
+                                   {"nhwc_outputs", m.forms().nhwc_outputs},
+                                   {"codes_and_nhwc_outputs", m.forms().dual_outputs}}}};
     if (!o->onnx.empty()) {
       at::set_num_threads(mo.threads);
       Executor ex(load_model(o->onnx));
