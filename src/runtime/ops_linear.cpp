@@ -15,6 +15,10 @@
 #include <cmath>
 #include <cstring>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "kernels/depthwise_u8.h"
 #include "kernels/epilogue.h"
 #include "kernels/quantize.h"
@@ -26,6 +30,14 @@
 namespace mixq::rt {
 
 namespace {
+
+int omp_thread() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
 
 // The constant float weight of input `idx` when not quantized; kUnsupported when it is computed.
 const std::vector<float>* float_weight(const BuildCtx& c, size_t idx, std::vector<int64_t>* dims) {
@@ -64,10 +76,11 @@ class ConvOp : public Op {
   int sum_idx = -1;        // a fused residual Add: the input holding its other operand
   kernels::ActClamp post;  // and the Relu/Clip after it
   bool fused_post = false;
-  mutable std::vector<float> fbuf_;  // NCHW float output: one block of epilogue rows
   Form out_form = Form::kNchw;
   kernels::OutQuant out_q, in_q;
   bool need_rsum = false;  // some group's weight zero points are not 0 (int_sums reads row sums)
+  int64_t igp = 0;         // > 0: channels padded to igp for the implicit GEMM (weight in bpad)
+  kernels::PackedB bpad;
 
   bool int_path(std::string* why) const override { *why = lin[0].why_float; return lin[0].int_path; }
   void weight_info(std::string* kernel, int64_t* bytes) const override {
@@ -147,8 +160,13 @@ class ConvOp : public Op {
 
  private:
   // Scratch reused across runs (a Model runs one batch at a time).
-  std::vector<uint8_t> codes_, hwc_, A_;
-  std::vector<int32_t> rsum_, acc_;
+  std::vector<uint8_t> codes_, hwc_;
+  struct Scratch {  // per thread
+    std::vector<uint8_t> A;            // im2col rows
+    std::vector<int32_t> rsum, acc, pix_sum;
+    std::vector<float> fbuf;           // NCHW float output: one block of epilogue rows
+  };
+  std::vector<Scratch> scratch_;
 
   // The input as channels-last codes of this layer's quantizer, all images.
   const uint8_t* input_codes(const Tensor& x, int64_t N, int64_t C, int64_t HW) {
@@ -189,7 +207,7 @@ class ConvOp : public Op {
   }
 
   // Rows [p0, p0 + e.m) of image b (output pixels; e.n channels from c0) through the epilogue into y.
-  void emit(const kernels::EpiRows& e, Tensor& y, int64_t b, int64_t p0, int64_t P, int64_t c0) const {
+  void emit(const kernels::EpiRows& e, Tensor& y, int64_t b, int64_t p0, int64_t P, int64_t c0, Scratch& sc) const {
     const kernels::Isa isa = lin[0].isa;
     if (out_form == Form::kCodes) {
       kernels::epilogue_u8(e, out_q, y.u8.data() + (b * P + p0) * O + c0, O, isa);
@@ -206,11 +224,12 @@ class ConvOp : public Op {
     } else if (y.nhwc || P == 1) {
       kernels::epilogue_f32(e, y.f.data() + (b * P + p0) * O + c0, O, isa);
     } else {  // NCHW: rows into a scratch block, then scattered with channel stride P
-      fbuf_.resize(static_cast<size_t>(e.m * e.n));
-      kernels::epilogue_f32(e, fbuf_.data(), e.n, isa);
+      std::vector<float>& fbuf = sc.fbuf;
+      fbuf.resize(static_cast<size_t>(e.m * e.n));
+      kernels::epilogue_f32(e, fbuf.data(), e.n, isa);
       for (int64_t j = 0; j < e.n; ++j) {
         float* dst = y.f.data() + (b * O + c0 + j) * P + p0;
-        for (int64_t i = 0; i < e.m; ++i) dst[i] = fbuf_[i * e.n + j];
+        for (int64_t i = 0; i < e.m; ++i) dst[i] = fbuf[i * e.n + j];
       }
     }
   }
@@ -234,24 +253,32 @@ class ConvOp : public Op {
         sum_ = sumbuf_.data();
       }
     }
+    // Images run in parallel when there are enough of them (each thread its own scratch, the
+    // kernels single-threaded); a single image splits the GEMM rows instead.
+    const int img_threads = N >= 2 && ctx.threads > 1 ? static_cast<int>(std::min<int64_t>(ctx.threads, N)) : 1;
+    const int inner = img_threads > 1 ? 1 : ctx.threads;
+    scratch_.resize(static_cast<size_t>(img_threads));
     if (depthwise) {
       kernels::DepthwiseShape s;
       s.C = C; s.H = H; s.W = W; s.OH = OH; s.OW = OW;
       s.KH = kh; s.KW = kw; s.SH = sh; s.SW = sw; s.PT = pt; s.PL = pl; s.DH = dh; s.DW = dw;
-      acc_.resize(static_cast<size_t>(OW * C));
-      for (int64_t b = 0; b < N; ++b)
+#pragma omp parallel for num_threads(img_threads) schedule(static) if (img_threads > 1)
+      for (int64_t b = 0; b < N; ++b) {
+        Scratch& sc = scratch_[static_cast<size_t>(img_threads > 1 ? omp_thread() : 0)];
+        sc.acc.resize(static_cast<size_t>(OW * C));
         for (int64_t oy = 0; oy < OH; ++oy) {
-          kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, acc_.data(), L0.isa);
+          kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
           kernels::EpiRows e;
-          e.acc = acc_.data();
+          e.acc = sc.acc.data();
           e.m = OW;
           e.n = e.lda = C;
           e.scale = L0.out_scale.data();
           e.bias = L0.bias.data();
           e.act = act;
           set_sum(e, b, oy * OW, P, 0);
-          emit(e, y, b, oy * OW, P, 0);
+          emit(e, y, b, oy * OW, P, 0, sc);
         }
+      }
       return y;
     }
     const int64_t kp = L0.a_kp(), Og = O / G;
@@ -260,27 +287,36 @@ class ConvOp : public Op {
                         G == 1 && kp == K;
     // Otherwise the implicit GEMM reads the taps in place where the kernel has it (AVX-512; the
     // rows are pixel indices built once per input size), else im2col rows are built.
-    const bool indirect = !direct && kernels::indirect_supported(lin[0].B, Ig);
-    if (indirect) build_pix(H, W, OH, OW);
-    if (!direct && !indirect) A_.resize(static_cast<size_t>(P * kp));
-    if (need_rsum) rsum_.resize(static_cast<size_t>(P));
-    acc_.resize(static_cast<size_t>(P * Og));
+    const bool padded = !direct && igp > 0;
+    const bool indirect = padded || (!direct && kernels::indirect_supported(lin[0].B, Ig));
+    const int64_t seg = padded ? igp : Ig;
+    if (indirect) build_pix(H, W, OH, OW, seg);
+    if (padded) {  // channels-last codes with each pixel's channels padded to igp (zero codes)
+      cpad_.assign(static_cast<size_t>(N * HW * igp), 0);
+      for (int64_t i = 0; i < N * HW; ++i)
+        for (int64_t c = 0; c < C; ++c) cpad_[i * igp + c] = codes[i * C + c];
+    }
     const uint8_t zpad = static_cast<uint8_t>(L0.za);
+#pragma omp parallel for num_threads(img_threads) schedule(static) if (img_threads > 1)
     for (int64_t b = 0; b < N; ++b) {
+      Scratch& sc = scratch_[static_cast<size_t>(img_threads > 1 ? omp_thread() : 0)];
+      if (!direct && !indirect) sc.A.resize(static_cast<size_t>(P * kp));
+      if (need_rsum) sc.rsum.resize(static_cast<size_t>(P));
+      sc.acc.resize(static_cast<size_t>(P * Og));
       const uint8_t* img = codes + b * C * HW;
       for (int64_t g = 0; g < G; ++g) {
         const QLinear& L = lin[g];
         if (indirect) {
           kernels::IndirectA ia;
-          ia.base = img + g * Ig;
+          ia.base = padded ? cpad_.data() + b * HW * igp : img + g * Ig;
           ia.pix = pix_.data();
           ia.taps = kh * kw;
-          ia.seg = Ig;
-          ia.stride = C;
+          ia.seg = seg;
+          ia.stride = padded ? igp : C;
           ia.pad = pad_.data();
-          if (need_rsum) indirect_row_sums(ia, HW, P, L0.za);
-          kernels::gemm_u8s8_indirect(ia, P, L.B, acc_.data(), Og, ctx.threads);
-          epilogue_group(L, y, b, P, g * Og);
+          if (need_rsum) indirect_row_sums(ia, HW, P, sc);
+          kernels::gemm_u8s8_indirect(ia, P, padded ? bpad : L.B, sc.acc.data(), Og, inner);
+          epilogue_group(L, y, b, P, g * Og, sc);
           continue;
         }
         const uint8_t* A = img;
@@ -288,36 +324,36 @@ class ConvOp : public Op {
           const uint8_t* src = img + g * Ig;
           for (int64_t oy = 0, p = 0; oy < OH; ++oy)
             for (int64_t ox = 0; ox < OW; ++ox, ++p) {
-              uint8_t* row = A_.data() + p * kp;
+              uint8_t* row = sc.A.data() + p * kp;
               im2col_row(src, C, H, W, oy, ox, zpad, row);
               std::fill(row + K, row + kp, uint8_t(0));
             }
-          A = A_.data();
+          A = sc.A.data();
         }
-        if (need_rsum) kernels::row_sums_u8(A, P, K, kp, rsum_.data(), L.isa);
-        L.gemm(A, kp, P, acc_.data(), ctx.threads);
-        epilogue_group(L, y, b, P, g * Og);
+        if (need_rsum) kernels::row_sums_u8(A, P, K, kp, sc.rsum.data(), L.isa);
+        L.gemm(A, kp, P, sc.acc.data(), inner);
+        epilogue_group(L, y, b, P, g * Og, sc);
       }
     }
     return y;
   }
 
-  // Group g's P x Og corrected sums in acc_ (zero-point terms in the epilogue) into y.
-  void epilogue_group(const QLinear& L, Tensor& y, int64_t b, int64_t P, int64_t c0) {
+  // Group g's P x Og corrected sums in sc.acc (zero-point terms in the epilogue) into y.
+  void epilogue_group(const QLinear& L, Tensor& y, int64_t b, int64_t P, int64_t c0, Scratch& sc) const {
     kernels::EpiRows e;
-    e.acc = acc_.data();
+    e.acc = sc.acc.data();
     e.m = P;
     e.n = e.lda = L.n;
     e.off = L.col_term.data();
     if (need_rsum) {
       e.zw = L.zw.data();
-      e.rsum = rsum_.data();
+      e.rsum = sc.rsum.data();
     }
     e.scale = L.out_scale.data();
     e.bias = L.bias.data();
     e.act = act;
     set_sum(e, b, 0, P, c0);
-    emit(e, y, b, 0, P, c0);
+    emit(e, y, b, 0, P, c0, sc);
   }
 
   void set_sum(kernels::EpiRows& e, int64_t b, int64_t p0, int64_t P, int64_t c0) const {
@@ -331,7 +367,7 @@ class ConvOp : public Op {
 
   // The implicit GEMM's rows: output pixel p's taps as input pixel indices (-1: padding), built
   // once per input size; and the padding segment (the code of 0.0).
-  void build_pix(int64_t H, int64_t W, int64_t OH, int64_t OW) {
+  void build_pix(int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t seg) {
     if (pix_h_ == H && pix_w_ == W) return;
     const int64_t T = kh * kw;
     pix_.resize(static_cast<size_t>(OH * OW * T));
@@ -343,28 +379,31 @@ class ConvOp : public Op {
             pix_[p * T + ky * kw + kx] =
                 iy < 0 || iy >= H || ix < 0 || ix >= W ? -1 : static_cast<int32_t>(iy * W + ix);
           }
-    pad_.assign(static_cast<size_t>(Ig), static_cast<uint8_t>(lin[0].za));
+    pad_.assign(static_cast<size_t>(seg), 0);  // the code of 0.0 in the real channels, 0 in padding ones
+    std::fill(pad_.begin(), pad_.begin() + Ig, static_cast<uint8_t>(lin[0].za));
     pix_h_ = H;
     pix_w_ = W;
   }
 
   // rsum_[p] = the sum of output pixel p's K input codes: per input pixel sums, then per tap.
-  void indirect_row_sums(const kernels::IndirectA& ia, int64_t HW, int64_t P, int32_t za) {
-    pix_sum_.resize(static_cast<size_t>(HW));
-    kernels::row_sums_u8(ia.base, HW, ia.seg, ia.stride, pix_sum_.data(), lin[0].isa);
-    const int32_t pad_sum = za * static_cast<int32_t>(ia.seg);
+  void indirect_row_sums(const kernels::IndirectA& ia, int64_t HW, int64_t P, Scratch& sc) const {
+    std::vector<int32_t>& pix_sum = sc.pix_sum;
+    pix_sum.resize(static_cast<size_t>(HW));
+    kernels::row_sums_u8(ia.base, HW, ia.seg, ia.stride, pix_sum.data(), lin[0].isa);
+    int32_t pad_sum = 0;
+    for (int64_t c = 0; c < ia.seg; ++c) pad_sum += ia.pad[c];
     for (int64_t p = 0; p < P; ++p) {
       int32_t s = 0;
       for (int64_t t = 0; t < ia.taps; ++t) {
         const int32_t px = ia.pix[p * ia.taps + t];
-        s += px < 0 ? pad_sum : pix_sum_[px];
+        s += px < 0 ? pad_sum : pix_sum[px];
       }
-      rsum_[p] = s;
+      sc.rsum[p] = s;
     }
   }
 
-  std::vector<int32_t> pix_, pix_sum_;
-  std::vector<uint8_t> pad_;
+  std::vector<int32_t> pix_;
+  std::vector<uint8_t> pad_, cpad_;
   int64_t pix_h_ = -1, pix_w_ = -1;
 
   // [C][HW] -> [HW][C]: im2col then copies a tap's Ig channels as one contiguous run.
@@ -503,6 +542,21 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       L.init(c.qweight, fw, Og, K,
              [K, g, Og, Ig, T](int64_t j, int64_t i) { return (g * Og + j) * K + (i % Ig) * T + i / Ig; }, g * Og, 0,
              c.qact, c.isa, /*lowbit_int=*/false, /*lowbit_float=*/c.lowbit);
+      // A few input channels (an RGB or grey stem): the implicit GEMM needs taps of a multiple of
+      // 4 bytes, so the weight is also packed with each tap's channels padded to igp by zeros
+      // (the input gets a padded copy at run time; zero weights make the padding codes irrelevant).
+      const int64_t igp = (Ig + 3) / 4 * 4;
+      if (op->G == 1 && L.int_path && igp != Ig && igp <= 16) {
+        std::vector<int8_t> wp(static_cast<size_t>(Og * T * igp), 0);
+        for (int64_t j = 0; j < Og; ++j)
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t ci = 0; ci < Ig; ++ci) wp[(j * T + t) * igp + ci] = L.w8[j * K + t * Ig + ci];
+        kernels::PackedB bp = kernels::pack_b(wp.data(), Og, T * igp, c.isa);
+        if (kernels::indirect_supported(bp, igp)) {
+          op->bpad = std::move(bp);
+          op->igp = igp;
+        }
+      }
       L.release_w8();
       op->lin.push_back(std::move(L));
     }
