@@ -64,3 +64,17 @@ void depthwise_u8(const uint8_t* a, int32_t za, const int16_t* w, const float* s
 }
 
 }  // namespace mixq::kernels
+
+namespace mixq::kernels {
+
+std::vector<int16_t> interleave_tap_pairs(const int16_t* w, int64_t taps, int64_t C) {
+  const int64_t pairs = (taps + 1) / 2;
+  std::vector<int16_t> w2(static_cast<size_t>(pairs * C * 2), 0);
+  for (int64_t p = 0; p < pairs; ++p)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t h = 0; h < 2; ++h)
+        if (2 * p + h < taps) w2[(p * C + c) * 2 + h] = w[(2 * p + h) * C + c];
+  return w2;
+}
+
+}  // namespace mixq::kernels

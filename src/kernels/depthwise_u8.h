@@ -16,6 +16,8 @@
 
 #include <cstdint>
 
+#include <vector>
+
 #include "kernels/isa.h"
 
 namespace mixq::kernels {
@@ -49,5 +51,17 @@ void depthwise_u8_avx2(const uint8_t* a, int32_t za, const int16_t* w, const flo
                        const DepthwiseShape& s, float* y, int32_t* acc);
 void depthwise_u8_avx512(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
                          const DepthwiseShape& s, float* y, int32_t* acc);
+
+}  // namespace mixq::kernels
+
+namespace mixq::kernels {
+
+// AVX-512 form of depthwise_u8_acc_row with the taps taken two at a time by vpmaddwd (16-bit
+// products of (a - za) and w summed in pairs into int32: exact, |sum| <= 2 * 255 * 255).
+// w2 = interleave_tap_pairs(w, taps, C): [ceil(taps / 2)][C][2] int16, tap 2p then 2p + 1 (0 past
+// the last tap). `zrow`: C bytes of za, read for taps outside the image (they add 0).
+std::vector<int16_t> interleave_tap_pairs(const int16_t* w, int64_t taps, int64_t C);
+void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, int32_t za, const int16_t* w2, const uint8_t* zrow,
+                                       const DepthwiseShape& s, int64_t oy, int32_t* acc);
 
 }  // namespace mixq::kernels

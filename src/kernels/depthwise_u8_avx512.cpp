@@ -14,3 +14,40 @@ void depthwise_u8_acc_row_avx512(const uint8_t* a, int32_t za, const int16_t* w,
 }
 
 }  // namespace mixq::kernels
+
+#include <immintrin.h>
+
+namespace mixq::kernels {
+
+void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, int32_t za, const int16_t* w2, const uint8_t* zrow,
+                                       const DepthwiseShape& s, int64_t oy, int32_t* acc) {
+  const int64_t C = s.C, H = s.H, W = s.W, OW = s.OW, KH = s.KH, KW = s.KW, T = KH * KW, pairs = (T + 1) / 2;
+  const __m512i za16 = _mm512_set1_epi16(static_cast<int16_t>(za));
+  const uint8_t* src[64 + 1];  // the runtime keeps depthwise taps <= 64
+  for (int64_t ox = 0; ox < OW; ++ox) {
+    for (int64_t ky = 0, t = 0; ky < KH; ++ky) {
+      const int64_t iy = oy * s.SH - s.PT + ky * s.DH;
+      for (int64_t kx = 0; kx < KW; ++kx, ++t) {
+        const int64_t ix = ox * s.SW - s.PL + kx * s.DW;
+        src[t] = iy < 0 || iy >= H || ix < 0 || ix >= W ? zrow : a + (iy * W + ix) * C;
+      }
+    }
+    src[T] = zrow;  // the partner of an odd last tap (its weights are 0)
+    int32_t* out = acc + ox * C;
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+      const __mmask16 k = C - c0 >= 16 ? static_cast<__mmask16>(0xFFFF)
+                                        : static_cast<__mmask16>((1u << (C - c0)) - 1u);
+      __m512i sum = _mm512_setzero_si512();
+      for (int64_t p = 0; p < pairs; ++p) {
+        const __m128i x0 = _mm_maskz_loadu_epi8(k, src[2 * p] + c0), x1 = _mm_maskz_loadu_epi8(k, src[2 * p + 1] + c0);
+        const __m256i x = _mm256_set_m128i(_mm_unpackhi_epi8(x0, x1), _mm_unpacklo_epi8(x0, x1));
+        const __m512i v = _mm512_sub_epi16(_mm512_cvtepu8_epi16(x), za16);
+        const __m512i w = _mm512_maskz_loadu_epi32(k, w2 + (p * C + c0) * 2);
+        sum = _mm512_add_epi32(sum, _mm512_madd_epi16(v, w));
+      }
+      _mm512_mask_storeu_epi32(out + c0, k, sum);
+    }
+  }
+}
+
+}  // namespace mixq::kernels

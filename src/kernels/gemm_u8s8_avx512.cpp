@@ -1,6 +1,6 @@
 // AVX-512 VNNI path of gemm_u8s8 (compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni;
-// called only when the CPU has them). Tile: 4 rows x 16 columns (one B panel), vpdpbusd with the
-// A bytes broadcast: each instruction does 16 columns x 4 k.
+// called only when the CPU has them). Tile: 4 rows x up to 4 B panels of 16 columns, vpdpbusd with
+// the A bytes broadcast: each instruction does 16 columns x 4 k.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -18,22 +18,34 @@ inline int32_t load4(const uint8_t* p) {
   return v;
 }
 
-template <int R>
-void tile(const uint8_t* A, int64_t lda, const int8_t* panel, int64_t k4, int32_t* C, int64_t ldc, __mmask16 mask) {
-  __m512i acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+// R rows x NP panels of 16 columns: each broadcast A word feeds NP vpdpbusd, so the loads per
+// multiply-add fall as NP grows (up to 16 accumulators in registers).
+template <int R, int NP>
+void tile(const uint8_t* A, int64_t lda, const int8_t* panel, int64_t pstride, int64_t k4, int32_t* C, int64_t ldc,
+          __mmask16 last) {
+  __m512i acc[R][NP];
+  for (int r = 0; r < R; ++r)
+    for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_si512();
   for (int64_t q = 0; q < k4; ++q) {
-    const __m512i b = _mm512_loadu_si512(panel + q * 64);
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(load4(A + r * lda + 4 * q)), b);
+    __m512i b[NP];
+    for (int p = 0; p < NP; ++p) b[p] = _mm512_loadu_si512(panel + p * pstride + q * 64);
+    for (int r = 0; r < R; ++r) {
+      const __m512i a = _mm512_set1_epi32(load4(A + r * lda + 4 * q));
+      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], a, b[p]);
+    }
   }
-  for (int r = 0; r < R; ++r) _mm512_mask_storeu_epi32(C + r * ldc, mask, acc[r]);
+  for (int r = 0; r < R; ++r)
+    for (int p = 0; p < NP; ++p)
+      _mm512_mask_storeu_epi32(C + r * ldc + p * 16, p == NP - 1 ? last : static_cast<__mmask16>(0xFFFF), acc[r][p]);
 }
 
-// The implicit form: R rows, their segment pointers resolved per tap.
-template <int R>
-void tile_indirect(const IndirectA& a, int64_t i0, const int8_t* panel, int32_t* C, int64_t ldc, __mmask16 mask) {
-  __m512i acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
+// The implicit form: R rows, their segment pointers resolved once per tap for all NP panels.
+template <int R, int NP>
+void tile_indirect(const IndirectA& a, int64_t i0, const int8_t* panel, int64_t pstride, int32_t* C, int64_t ldc,
+                   __mmask16 last) {
+  __m512i acc[R][NP];
+  for (int r = 0; r < R; ++r)
+    for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_setzero_si512();
   const int64_t s4 = a.seg / 4;
   for (int64_t t = 0; t < a.taps; ++t) {
     const uint8_t* src[R];
@@ -43,39 +55,77 @@ void tile_indirect(const IndirectA& a, int64_t i0, const int8_t* panel, int32_t*
     }
     const int8_t* pb = panel + t * s4 * 64;
     for (int64_t q = 0; q < s4; ++q) {
-      const __m512i b = _mm512_loadu_si512(pb + q * 64);
-      for (int r = 0; r < R; ++r) acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(load4(src[r] + 4 * q)), b);
+      __m512i b[NP];
+      for (int p = 0; p < NP; ++p) b[p] = _mm512_loadu_si512(pb + p * pstride + q * 64);
+      for (int r = 0; r < R; ++r) {
+        const __m512i av = _mm512_set1_epi32(load4(src[r] + 4 * q));
+        for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], av, b[p]);
+      }
     }
   }
-  for (int r = 0; r < R; ++r) _mm512_mask_storeu_epi32(C + (i0 + r) * ldc, mask, acc[r]);
+  for (int r = 0; r < R; ++r)
+    for (int p = 0; p < NP; ++p)
+      _mm512_mask_storeu_epi32(C + (i0 + r) * ldc + p * 16, p == NP - 1 ? last : static_cast<__mmask16>(0xFFFF),
+                               acc[r][p]);
+}
+
+// Rows [m0, m1) x panels [pn, pn + NP) with kernel F (R = 4 rows, then single rows).
+template <int NP, typename F4, typename F1>
+void rows_for_panels(int64_t m0, int64_t m1, F4 f4, F1 f1) {
+  int64_t i = m0;
+  for (; i + 4 <= m1; i += 4) f4(i);
+  for (; i < m1; ++i) f1(i);
+}
+
+// Panels in groups of up to 4 (the last group's last panel may be partial: mask `last`).
+template <typename Run>
+void panel_groups(const PackedB& B, Run run) {
+  const int64_t panels = (B.n + 15) / 16;
+  for (int64_t pn = 0; pn < panels; pn += 4) {
+    const int np = static_cast<int>(std::min<int64_t>(4, panels - pn));
+    const int64_t cols = std::min<int64_t>(16, B.n - (pn + np - 1) * 16);
+    run(pn, np, static_cast<__mmask16>((1u << cols) - 1u));
+  }
 }
 
 }  // namespace
 
 void gemm_u8s8_indirect_avx512(const IndirectA& a, int64_t m0, int64_t m1, const PackedB& B, int32_t* C,
                                int64_t ldc) {
-  const int64_t k4 = B.kp / 4, panels = (B.n + 15) / 16;
-  for (int64_t pn = 0; pn < panels; ++pn) {
-    const int8_t* panel = B.b8.data() + pn * k4 * 64;
-    const int64_t cols = std::min<int64_t>(16, B.n - pn * 16);
-    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
-    int64_t i = m0;
-    for (; i + 4 <= m1; i += 4) tile_indirect<4>(a, i, panel, C + pn * 16, ldc, mask);
-    for (; i < m1; ++i) tile_indirect<1>(a, i, panel, C + pn * 16, ldc, mask);
-  }
+  const int64_t k4 = B.kp / 4, ps = k4 * 64;
+  panel_groups(B, [&](int64_t pn, int np, __mmask16 last) {
+    const int8_t* panel = B.b8.data() + pn * ps;
+    int32_t* c = C + pn * 16;
+#define MIXQ_IND(NP)                                                                                   \
+  rows_for_panels<NP>(m0, m1, [&](int64_t i) { tile_indirect<4, NP>(a, i, panel, ps, c, ldc, last); }, \
+                      [&](int64_t i) { tile_indirect<1, NP>(a, i, panel, ps, c, ldc, last); })
+    switch (np) {
+      case 1: MIXQ_IND(1); break;
+      case 2: MIXQ_IND(2); break;
+      case 3: MIXQ_IND(3); break;
+      default: MIXQ_IND(4); break;
+    }
+#undef MIXQ_IND
+  });
 }
 
 void gemm_u8s8_avx512(const uint8_t* A, int64_t lda, int64_t m0, int64_t m1, const PackedB& B, int32_t* C,
                       int64_t ldc) {
-  const int64_t k4 = B.kp / 4, panels = (B.n + 15) / 16;
-  for (int64_t pn = 0; pn < panels; ++pn) {
-    const int8_t* panel = B.b8.data() + pn * k4 * 64;
-    const int64_t cols = std::min<int64_t>(16, B.n - pn * 16);
-    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
-    int64_t i = m0;
-    for (; i + 4 <= m1; i += 4) tile<4>(A + i * lda, lda, panel, k4, C + i * ldc + pn * 16, ldc, mask);
-    for (; i < m1; ++i) tile<1>(A + i * lda, lda, panel, k4, C + i * ldc + pn * 16, ldc, mask);
-  }
+  const int64_t k4 = B.kp / 4, ps = k4 * 64;
+  panel_groups(B, [&](int64_t pn, int np, __mmask16 last) {
+    const int8_t* panel = B.b8.data() + pn * ps;
+    int32_t* c = C + pn * 16;
+#define MIXQ_DIR(NP)                                                                                          \
+  rows_for_panels<NP>(m0, m1, [&](int64_t i) { tile<4, NP>(A + i * lda, lda, panel, ps, k4, c + i * ldc, ldc, last); }, \
+                      [&](int64_t i) { tile<1, NP>(A + i * lda, lda, panel, ps, k4, c + i * ldc, ldc, last); })
+    switch (np) {
+      case 1: MIXQ_DIR(1); break;
+      case 2: MIXQ_DIR(2); break;
+      case 3: MIXQ_DIR(3); break;
+      default: MIXQ_DIR(4); break;
+    }
+#undef MIXQ_DIR
+  });
 }
 
 }  // namespace mixq::kernels

@@ -267,7 +267,11 @@ class ConvOp : public Op {
         Scratch& sc = scratch_[static_cast<size_t>(img_threads > 1 ? omp_thread() : 0)];
         sc.acc.resize(static_cast<size_t>(OW * C));
         for (int64_t oy = 0; oy < OH; ++oy) {
-          kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
+          if (!dw_w2.empty())
+            kernels::depthwise_u8_acc_row_pairs_avx512(codes + b * C * HW, L0.za, dw_w2.data(), dw_zrow.data(), s, oy,
+                                                       sc.acc.data());
+          else
+            kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
           kernels::EpiRows e;
           e.acc = sc.acc.data();
           e.m = OW;
@@ -287,10 +291,15 @@ class ConvOp : public Op {
                         G == 1 && kp == K;
     // Otherwise the implicit GEMM reads the taps in place where the kernel has it (AVX-512; the
     // rows are pixel indices built once per input size), else im2col rows are built.
+    // A few-channel stem (igp > 0): im2col rows from a channel-padded copy, whole kernel rows of
+    // KW * igp bytes at a time, into the padded weight's GEMM (4-byte taps made the implicit GEMM
+    // spend its time resolving pointers).
     const bool padded = !direct && igp > 0;
-    const bool indirect = padded || (!direct && kernels::indirect_supported(lin[0].B, Ig));
-    const int64_t seg = padded ? igp : Ig;
+    const bool indirect = !padded && !direct && kernels::indirect_supported(lin[0].B, Ig);
+    const int64_t seg = Ig;
     if (indirect) build_pix(H, W, OH, OW, seg);
+    if (padded) build_pad(igp);
+    const int64_t kpp = padded ? bpad.kp : kp;
     if (padded) {  // channels-last codes with each pixel's channels padded to igp (zero codes)
       cpad_.assign(static_cast<size_t>(N * HW * igp), 0);
       for (int64_t i = 0; i < N * HW; ++i)
@@ -300,7 +309,7 @@ class ConvOp : public Op {
 #pragma omp parallel for num_threads(img_threads) schedule(static) if (img_threads > 1)
     for (int64_t b = 0; b < N; ++b) {
       Scratch& sc = scratch_[static_cast<size_t>(img_threads > 1 ? omp_thread() : 0)];
-      if (!direct && !indirect) sc.A.resize(static_cast<size_t>(P * kp));
+      if (!direct && !indirect) sc.A.resize(static_cast<size_t>(P * kpp));
       if (need_rsum) sc.rsum.resize(static_cast<size_t>(P));
       sc.acc.resize(static_cast<size_t>(P * Og));
       const uint8_t* img = codes + b * C * HW;
@@ -308,19 +317,28 @@ class ConvOp : public Op {
         const QLinear& L = lin[g];
         if (indirect) {
           kernels::IndirectA ia;
-          ia.base = padded ? cpad_.data() + b * HW * igp : img + g * Ig;
+          ia.base = img + g * Ig;
           ia.pix = pix_.data();
           ia.taps = kh * kw;
           ia.seg = seg;
-          ia.stride = padded ? igp : C;
+          ia.stride = C;
           ia.pad = pad_.data();
           if (need_rsum) indirect_row_sums(ia, HW, P, sc);
-          kernels::gemm_u8s8_indirect(ia, P, padded ? bpad : L.B, sc.acc.data(), Og, inner);
+          kernels::gemm_u8s8_indirect(ia, P, L.B, sc.acc.data(), Og, inner);
           epilogue_group(L, y, b, P, g * Og, sc);
           continue;
         }
         const uint8_t* A = img;
-        if (!direct) {
+        if (padded) {
+          const uint8_t* src = cpad_.data() + b * HW * igp;
+          for (int64_t oy = 0, p = 0; oy < OH; ++oy)
+            for (int64_t ox = 0; ox < OW; ++ox, ++p) {
+              uint8_t* row = sc.A.data() + p * kpp;
+              im2col_row_seg(src, igp, H, W, oy, ox, pad_.data(), row);
+              std::fill(row + kh * kw * igp, row + kpp, uint8_t(0));
+            }
+          A = sc.A.data();
+        } else if (!direct) {
           const uint8_t* src = img + g * Ig;
           for (int64_t oy = 0, p = 0; oy < OH; ++oy)
             for (int64_t ox = 0; ox < OW; ++ox, ++p) {
@@ -330,8 +348,9 @@ class ConvOp : public Op {
             }
           A = sc.A.data();
         }
-        if (need_rsum) kernels::row_sums_u8(A, P, K, kp, sc.rsum.data(), L.isa);
-        L.gemm(A, kp, P, sc.acc.data(), inner);
+        if (need_rsum) kernels::row_sums_u8(A, P, padded ? kh * kw * igp : K, kpp, sc.rsum.data(), L.isa);
+        if (padded) kernels::gemm_u8s8(A, kpp, P, bpad, sc.acc.data(), Og, inner);
+        else L.gemm(A, kp, P, sc.acc.data(), inner);
         epilogue_group(L, y, b, P, g * Og, sc);
       }
     }
@@ -379,10 +398,16 @@ class ConvOp : public Op {
             pix_[p * T + ky * kw + kx] =
                 iy < 0 || iy >= H || ix < 0 || ix >= W ? -1 : static_cast<int32_t>(iy * W + ix);
           }
-    pad_.assign(static_cast<size_t>(seg), 0);  // the code of 0.0 in the real channels, 0 in padding ones
-    std::fill(pad_.begin(), pad_.begin() + Ig, static_cast<uint8_t>(lin[0].za));
+    build_pad(seg);
     pix_h_ = H;
     pix_w_ = W;
+  }
+
+  // The padding segment: the code of 0.0 in the Ig real channels, 0 in padding channels up to seg.
+  void build_pad(int64_t seg) {
+    if (static_cast<int64_t>(pad_.size()) == seg) return;
+    pad_.assign(static_cast<size_t>(seg), 0);
+    std::fill(pad_.begin(), pad_.begin() + Ig, static_cast<uint8_t>(lin[0].za));
   }
 
   // rsum_[p] = the sum of output pixel p's K input codes: per input pixel sums, then per tap.
@@ -465,9 +490,31 @@ class ConvOp : public Op {
     }
   }
 
+  // im2col of channel-padded codes (one group; C channels per pixel, all copied): taps outside the
+  // image get the padding segment `padseg` (C bytes).
+  void im2col_row_seg(const uint8_t* src, int64_t C, int64_t H, int64_t W, int64_t oy, int64_t ox,
+                      const uint8_t* padseg, uint8_t* a) const {
+    const int64_t KW = kw, KH = kh, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw;
+    const int64_t ix0 = ox * SW - PL;
+    const bool row_inside = DW == 1 && ix0 >= 0 && ix0 + KW <= W;
+    for (int64_t ky = 0; ky < KH; ++ky) {
+      const int64_t iy = oy * SH - PT + ky * DH;
+      if (row_inside && iy >= 0 && iy < H) {
+        copy_run(a, src + (iy * W + ix0) * C, KW * C);
+        a += KW * C;
+        continue;
+      }
+      for (int64_t kx = 0; kx < KW; ++kx, a += C) {
+        const int64_t ix = ix0 + kx * DW;
+        copy_run(a, iy < 0 || iy >= H || ix < 0 || ix >= W ? padseg : src + (iy * W + ix) * C, C);
+      }
+    }
+  }
 
  public:
   std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points
+  std::vector<int16_t> dw_w2;   // the same as tap pairs for the AVX-512 kernel (empty: other ISAs)
+  std::vector<uint8_t> dw_zrow;  // C codes of 0.0 (taps outside the image)
 
  private:
   void depthwise_float(const float* xf, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
@@ -531,6 +578,10 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
           op->dw_w16[t * op->O + ch] = static_cast<int16_t>(int32_t(L.w8[ch * K + t]) - L.zw[ch]);
       L.release_w8();
       L.B = kernels::PackedB{};  // the GEMM form: not read by the depthwise kernel
+      if (c.isa == kernels::Isa::kAvx512) {
+        op->dw_w2 = kernels::interleave_tap_pairs(op->dw_w16.data(), K, op->O);
+        op->dw_zrow.assign(static_cast<size_t>(op->O), static_cast<uint8_t>(L.za));
+      }
     }
     op->lin.push_back(std::move(L));
   } else {
@@ -542,9 +593,10 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       L.init(c.qweight, fw, Og, K,
              [K, g, Og, Ig, T](int64_t j, int64_t i) { return (g * Og + j) * K + (i % Ig) * T + i / Ig; }, g * Og, 0,
              c.qact, c.isa, /*lowbit_int=*/false, /*lowbit_float=*/c.lowbit);
-      // A few input channels (an RGB or grey stem): the implicit GEMM needs taps of a multiple of
-      // 4 bytes, so the weight is also packed with each tap's channels padded to igp by zeros
-      // (the input gets a padded copy at run time; zero weights make the padding codes irrelevant).
+      // A few input channels (an RGB or grey stem): the weight is also packed with each tap's
+      // channels padded to igp by zeros, so that im2col copies whole kernel rows of a padded copy
+      // of the input (zero weights make the padding codes irrelevant; the padding channels hold
+      // code 0, so the row sums are unchanged).
       const int64_t igp = (Ig + 3) / 4 * 4;
       if (op->G == 1 && L.int_path && igp != Ig && igp <= 16) {
         std::vector<int8_t> wp(static_cast<size_t>(Og * T * igp), 0);
@@ -552,10 +604,8 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
           for (int64_t t = 0; t < T; ++t)
             for (int64_t ci = 0; ci < Ig; ++ci) wp[(j * T + t) * igp + ci] = L.w8[j * K + t * Ig + ci];
         kernels::PackedB bp = kernels::pack_b(wp.data(), Og, T * igp, c.isa);
-        if (kernels::indirect_supported(bp, igp)) {
-          op->bpad = std::move(bp);
-          op->igp = igp;
-        }
+        op->bpad = std::move(bp);
+        op->igp = igp;
       }
       L.release_w8();
       op->lin.push_back(std::move(L));

@@ -1,6 +1,8 @@
 // The runtime's 2-D pooling: MaxPool and AveragePool on float NCHW tensors (explicit pads,
 // strides, dilations for MaxPool, ceil_mode, count_include_pad), as the ONNX spec defines them.
-// Float only: between quantized layers the values are dequantized already.
+// Float only: between quantized layers the values are dequantized already. Channels-last inputs
+// (runtime/forms.h) are pooled channels-last, each channel's taps in the same order as NCHW, so
+// both give the same bits.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -29,6 +31,11 @@ class Pool2dOp : public Op {
     return n;
   }
 
+  bool may_take_nhwc(size_t idx) const override { return idx == 0; }
+  bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
+    return idx == 0 && in[0] && in[0]->dtype == ElemType::kFloat32 && !in[0]->is_codes();
+  }
+
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
     const Tensor& x = *in[0];
     RT_CHECK(x.rank() == 4 && x.dtype == ElemType::kFloat32, this, "needs a float [N,C,H,W] input, got ",
@@ -36,6 +43,11 @@ class Pool2dOp : public Op {
     const int64_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3];
     const int64_t OH = out_size(H, kh, sh, dh, pt, pb), OW = out_size(W, kw, sw, dw, pl, pr);
     Tensor y = Tensor::floats({x.shape[0], x.shape[1], OH, OW});
+    if (x.nhwc) {
+      run_nhwc(x, OH, OW, y);
+      out[0] = std::move(y);
+      return;
+    }
     for (int64_t c = 0; c < NC; ++c) {
       const float* src = x.f.data() + c * H * W;
       float* dst = y.f.data() + c * OH * OW;
@@ -68,6 +80,48 @@ class Pool2dOp : public Op {
         }
     }
     out[0] = std::move(y);
+  }
+
+ private:
+  void run_nhwc(const Tensor& x, int64_t OH, int64_t OW, Tensor& y) const {
+    const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+    y.nhwc = OH * OW > 1;
+    std::vector<float> acc(static_cast<size_t>(C));
+    for (int64_t b = 0; b < N; ++b) {
+      const float* src = x.f.data() + b * H * W * C;
+      float* dst = y.f.data() + b * OH * OW * C;
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const int64_t h0 = oh * sh - pt, w0 = ow * sw - pl;
+          std::fill(acc.begin(), acc.end(), is_max ? -std::numeric_limits<float>::infinity() : 0.0f);
+          int64_t n = 0;
+          for (int64_t i = 0; i < kh; ++i) {
+            const int64_t h = h0 + i * dh;
+            if (h < 0 || h >= H) continue;
+            for (int64_t j = 0; j < kw; ++j) {
+              const int64_t w = w0 + j * dw;
+              if (w < 0 || w >= W) continue;
+              const float* v = src + (h * W + w) * C;
+              if (is_max)
+                for (int64_t c = 0; c < C; ++c) acc[c] = std::max(acc[c], v[c]);
+              else
+                for (int64_t c = 0; c < C; ++c) acc[c] += v[c];
+              ++n;
+            }
+          }
+          float* d = dst + (oh * OW + ow) * C;
+          if (is_max) {
+            std::copy(acc.begin(), acc.end(), d);
+            continue;
+          }
+          int64_t denom = n;
+          if (count_include_pad) {
+            const int64_t he = std::min(h0 + kh, H + pb), we = std::min(w0 + kw, W + pr);
+            denom = (he - h0) * (we - w0);
+          }
+          for (int64_t c = 0; c < C; ++c) d[c] = denom ? acc[c] / static_cast<float>(denom) : 0.0f;
+        }
+    }
   }
 };
 

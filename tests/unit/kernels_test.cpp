@@ -110,6 +110,13 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
           kernels::depthwise_u8_acc_row(a.data(), za, w.data(), s, oy, got.data(), isa);
           ASSERT_EQ(got, want) << kernels::isa_name(isa) << " acc row " << oy;
         }
+        if (kernels::isa_supported(kernels::Isa::kAvx512)) {
+          const auto w2 = kernels::interleave_tap_pairs(w.data(), T, c.C);
+          const std::vector<uint8_t> zrow(static_cast<size_t>(c.C), static_cast<uint8_t>(za));
+          std::fill(got.begin(), got.end(), -1);
+          kernels::depthwise_u8_acc_row_pairs_avx512(a.data(), za, w2.data(), zrow.data(), s, oy, got.data());
+          ASSERT_EQ(got, want) << "tap pairs, acc row " << oy;
+        }
       }
     }
   }
@@ -200,7 +207,7 @@ TEST(GemmU8S8, IndirectMatchesGatheredReference) {
   std::mt19937 rng(77);
   for (int64_t seg : {4, 16, 36}) {
     for (int64_t taps : {1, 9}) {
-      for (int64_t n : {5, 16, 40}) {
+      for (int64_t n : {5, 16, 40, 70}) {
         const int64_t pixels = 50, stride = seg + 8, m = 23, k = taps * seg;
         std::vector<uint8_t> img(static_cast<size_t>(pixels * stride)), pad(static_cast<size_t>(seg), 131);
         for (auto& v : img) v = static_cast<uint8_t>(rng());
