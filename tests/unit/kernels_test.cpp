@@ -23,7 +23,7 @@ TEST(GemmU8S8, EveryPathMatchesReferenceExactly) {
   std::mt19937 rng(3);
   EXPECT_GE(isas().size(), 1u);
   for (int64_t m : {1, 2, 3, 4, 5, 17, 64})
-    for (int64_t n : {1, 7, 8, 15, 16, 17, 33})
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 64, 70, 100})
       for (int64_t k : {1, 3, 4, 13, 64, 257}) {
         const int64_t kp = kernels::gemm_kp(k), lda = kp + 7;  // a prime-ish stride beyond kp
         std::vector<uint8_t> A(static_cast<size_t>(m * lda), 0);
