@@ -11,42 +11,67 @@ namespace mixq::kernels {
 
 namespace {
 
-// Channels [j, j + 16) of row i (lanes k): corrected sums, rescaled, clamped as the reference does.
-inline __m512 values16(const EpiRows& e, int64_t i, int64_t j, __m512 lo, __m512 hi, __mmask16 k) {
-  __m512i s = _mm512_maskz_loadu_epi32(k, e.acc + i * e.lda + j);
-  if (e.off) s = _mm512_add_epi32(s, _mm512_maskz_loadu_epi32(k, e.off + j));
-  if (e.zw)
-    s = _mm512_sub_epi32(s, _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(k, e.zw + j), _mm512_set1_epi32(e.rsum[i])));
-  __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, e.scale + j), _mm512_cvtepi32_ps(s)),
-                           _mm512_maskz_loadu_ps(k, e.bias + j));
-  v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, lo, _CMP_GT_OQ), lo, v);  // v > lo ? v : lo
-  v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, hi, _CMP_LT_OQ), hi, v);   // v < hi ? v : hi
-  if (!e.sum) return v;
-  const __m512 plo = _mm512_set1_ps(e.post.lo), phi = _mm512_set1_ps(e.post.hi);
-  v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, e.sum + i * e.lds + j));
-  v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, plo, _CMP_GT_OQ), plo, v);
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, phi, _CMP_LT_OQ), phi, v);
-}
+// The epilogue's parameters as locals (stores through uint8_t* may alias the EpiRows, so reading
+// its fields inside the loops would reload them after every store).
+struct Rows {
+  const int32_t *acc, *off, *zw, *rsum;
+  const float *scale, *bias, *sum;
+  int64_t lda, lds;
+  __m512 lo, hi, plo, phi;
+  explicit Rows(const EpiRows& e)
+      : acc(e.acc), off(e.off), zw(e.zw), rsum(e.rsum), scale(e.scale), bias(e.bias), sum(e.sum), lda(e.lda),
+        lds(e.lds), lo(_mm512_set1_ps(e.act.lo)), hi(_mm512_set1_ps(e.act.hi)), plo(_mm512_set1_ps(e.post.lo)),
+        phi(_mm512_set1_ps(e.post.hi)) {}
+
+  // Channels [j, j + 16) of row i (lanes k): corrected sums, rescaled, clamped as the reference.
+  __m512 values16(int64_t i, int64_t j, __mmask16 k) const {
+    __m512i s = _mm512_maskz_loadu_epi32(k, acc + i * lda + j);
+    if (off) s = _mm512_add_epi32(s, _mm512_maskz_loadu_epi32(k, off + j));
+    if (zw) s = _mm512_sub_epi32(s, _mm512_mullo_epi32(_mm512_maskz_loadu_epi32(k, zw + j), _mm512_set1_epi32(rsum[i])));
+    __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, scale + j), _mm512_cvtepi32_ps(s)),
+                             _mm512_maskz_loadu_ps(k, bias + j));
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, lo, _CMP_GT_OQ), lo, v);  // v > lo ? v : lo
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, hi, _CMP_LT_OQ), hi, v);   // v < hi ? v : hi
+    if (!sum) return v;
+    v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, sum + i * lds + j));
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, plo, _CMP_GT_OQ), plo, v);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, phi, _CMP_LT_OQ), phi, v);
+  }
+};
+
+constexpr __mmask16 kAll = static_cast<__mmask16>(0xFFFF);
 
 }  // namespace
 
 void epilogue_f32_avx512(const EpiRows& e, float* y, int64_t ldy) {
-  const __m512 lo = _mm512_set1_ps(e.act.lo), hi = _mm512_set1_ps(e.act.hi);
-  for (int64_t i = 0; i < e.m; ++i)
-    for (int64_t j = 0; j < e.n; j += 16) {
-      const __mmask16 k = avx512::tail_mask(e.n - j);
-      _mm512_mask_storeu_ps(y + i * ldy + j, k, values16(e, i, j, lo, hi, k));
+  const Rows r(e);
+  const int64_t m = e.m, n = e.n;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 k = avx512::tail_mask(n - j);
+      _mm512_mask_storeu_ps(y + i * ldy + j, k, r.values16(i, j, k));
     }
 }
 
 void epilogue_u8_avx512(const EpiRows& e, const OutQuant& q, uint8_t* y, int64_t ldy) {
-  const __m512 lo = _mm512_set1_ps(e.act.lo), hi = _mm512_set1_ps(e.act.hi);
+  const Rows r(e);
+  const int64_t m = e.m, n = e.n;
   const avx512::Requant rq(q.scale, q.zq, q.lo, q.hi);
-  for (int64_t i = 0; i < e.m; ++i)
-    for (int64_t j = 0; j < e.n; j += 16) {
-      const __mmask16 k = avx512::tail_mask(e.n - j);
-      _mm_mask_storeu_epi8(y + i * ldy + j, k, rq(values16(e, i, j, lo, hi, k), k));
+  for (int64_t i = 0; i < m; ++i) {
+    uint8_t* yr = y + i * ldy;
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64)  // whole cache lines of codes: packed, one plain store
+      _mm512_storeu_si512(yr + j, avx512::pack64(rq.codes32(r.values16(i, j, kAll), kAll),
+                                                 rq.codes32(r.values16(i, j + 16, kAll), kAll),
+                                                 rq.codes32(r.values16(i, j + 32, kAll), kAll),
+                                                 rq.codes32(r.values16(i, j + 48, kAll), kAll)));
+    for (; j < n; j += 16) {
+      const __mmask16 k = avx512::tail_mask(n - j);
+      const __m128i c = rq(r.values16(i, j, k), k);
+      if (k == kAll) _mm_storeu_si128(reinterpret_cast<__m128i*>(yr + j), c);
+      else _mm_mask_storeu_epi8(yr + j, k, c);
     }
+  }
 }
 
 void row_sums_u8_avx512(const uint8_t* a, int64_t m, int64_t k, int64_t lda, int32_t* out) {

@@ -26,7 +26,10 @@ struct Requant {
         ql(_mm512_set1_ps(lo)), qh(_mm512_set1_ps(hi)), narrow(hi - lo <= 255.0f && zq_ >= lo && zq_ <= hi) {}
 
   // Codes of the lanes of v selected by k (other lanes: don't care).
-  __m128i operator()(__m512 v, __mmask16 k) const {
+  __m128i operator()(__m512 v, __mmask16 k) const { return _mm512_cvtepi32_epi8(codes32(v, k)); }
+
+  // The same as int32 lanes (0..255).
+  __m512i codes32(__m512 v, __mmask16 k) const {
     const __m512 t = _mm512_mul_ps(v, inv);
     __m512 r = round_even16(t);
     const __m512 dist = _mm512_abs_ps(_mm512_sub_ps(t, r));  // distance to the integer; 0.5 at a tie
@@ -36,9 +39,17 @@ struct Requant {
     const __mmask16 far = _mm512_cmp_ps_mask(dist, lim, _CMP_LT_OQ);  // NaN: not far
     if (static_cast<__mmask16>(~far & k)) r = round_even16(_mm512_div_ps(v, qs));
     const __m512 c = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, zq), ql), qh);
-    return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(_mm512_sub_ps(c, ql)));  // truncating, as static_cast
+    return _mm512_cvttps_epi32(_mm512_sub_ps(c, ql));
   }
 };
+
+// 64 codes (four vectors of int32 in 0..255, in order) as 64 bytes: two saturating packs and one
+// dword permutation (a NaN's INT_MIN saturates to 0, the same byte truncation gives).
+inline __m512i pack64(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i w = _mm512_packus_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_epi32(idx, w);
+}
 
 inline __mmask16 tail_mask(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left) - 1u);
