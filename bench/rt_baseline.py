@@ -3,7 +3,8 @@
 
 For every model (the five Fashion-MNIST fixtures and 224x224 zoo members: mobilenet_v2, resnet18
 from `models/zoo/make_zoo.py --out DIR`), at each --threads value:
-  - mixq runtime on the packed fp32 model (`pack --float`), uniform W8A8 and uniform W4A8
+  - mixq runtime on the packed fp32 model (`pack --float`), uniform W8A8, uniform W4A8 and a mixed
+    plan (MixQuant at a 6-bit weight average, 8-bit activations)
     (`mixq bench`: median of --runs batch-1 runs and --runs64 batch-64 runs; the first quantized
     config also times the libtorch executor on the float ONNX model in the same process),
   - ONNX Runtime on the float model and on ORT's own W8A8 (`quantize_static`: QDQ, per-channel
@@ -33,7 +34,9 @@ MIXQ = os.path.join(ROOT, "build", "mixq")
 FMNIST = os.environ.get("MIXQ_FMNIST_DIR", "/usr/share/datasets/fashion-mnist")
 FIXTURES = ["fmnist-resnet", "fmnist-mobilenetv2", "fmnist-vit", "fmnist-mlp", "fmnist-embedbag"]
 ZOO = ["mobilenet_v2", "resnet18"]
-CONFIGS = [("fp32", ["--float"]), ("W8A8", ["--wbits", "8", "--abits", "8"]), ("W4A8", ["--wbits", "4", "--abits", "8"])]
+CONFIGS = [("fp32", ["--float"]), ("W8A8", ["--wbits", "8", "--abits", "8"]), ("W4A8", ["--wbits", "4", "--abits", "8"]),
+           # a mixed plan: MixQuant's per-layer bits (2-8) at a 6-bit weight average, 8-bit activations
+           ("mixed", ["--search", "mixquant", "--budget-bits", "6", "--abits", "8"])]
 
 
 def mixq(*args, env=None):

@@ -19,12 +19,56 @@ void depthwise_u8_acc_row_avx512(const uint8_t* a, int32_t za, const int16_t* w,
 
 namespace mixq::kernels {
 
+namespace {
+
+// One output pixel: 16-channel blocks summed over the tap pairs whose rows start at src[t].
+inline void dw_pixel(const uint8_t* const* src, int64_t pairs, int64_t C, __m512i za16, const int16_t* w2,
+                     int32_t* out) {
+  for (int64_t c0 = 0; c0 < C; c0 += 16) {
+    const __mmask16 k = C - c0 >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (C - c0)) - 1u);
+    __m512i sum = _mm512_setzero_si512();
+    for (int64_t p = 0; p < pairs; ++p) {
+      const __m128i x0 = _mm_maskz_loadu_epi8(k, src[2 * p] + c0), x1 = _mm_maskz_loadu_epi8(k, src[2 * p + 1] + c0);
+      const __m256i x = _mm256_set_m128i(_mm_unpackhi_epi8(x0, x1), _mm_unpacklo_epi8(x0, x1));
+      const __m512i v = _mm512_sub_epi16(_mm512_cvtepu8_epi16(x), za16);
+      sum = _mm512_add_epi32(sum, _mm512_madd_epi16(v, _mm512_maskz_loadu_epi32(k, w2 + (p * C + c0) * 2)));
+    }
+    _mm512_mask_storeu_epi32(out + c0, k, sum);
+  }
+}
+
+}  // namespace
+
 void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, int32_t za, const int16_t* w2, const uint8_t* zrow,
                                        const DepthwiseShape& s, int64_t oy, int32_t* acc) {
   const int64_t C = s.C, H = s.H, W = s.W, OW = s.OW, KH = s.KH, KW = s.KW, T = KH * KW, pairs = (T + 1) / 2;
   const __m512i za16 = _mm512_set1_epi16(static_cast<int16_t>(za));
   const uint8_t* src[64 + 1];  // the runtime keeps depthwise taps <= 64
+  src[T] = zrow;               // the partner of an odd last tap (its weights are 0)
+  // Output pixels whose taps are all inside the image: this row's kernel rows all inside, and ox
+  // in [lo, hi). Their tap rows are the first pixel's plus ox * SW * C.
+  bool rows_inside = true;
+  for (int64_t ky = 0; ky < KH; ++ky) {
+    const int64_t iy = oy * s.SH - s.PT + ky * s.DH;
+    rows_inside = rows_inside && iy >= 0 && iy < H;
+  }
+  int64_t lo = 0, hi = OW;
+  while (lo < OW && lo * s.SW - s.PL < 0) ++lo;
+  while (hi > lo && (hi - 1) * s.SW - s.PL + (KW - 1) * s.DW >= W) --hi;
+  if (!rows_inside) lo = hi = 0;
   for (int64_t ox = 0; ox < OW; ++ox) {
+    if (ox == lo && lo < hi) {  // the interior run
+      const uint8_t* base[64];
+      for (int64_t ky = 0, t = 0; ky < KH; ++ky)
+        for (int64_t kx = 0; kx < KW; ++kx, ++t)
+          base[t] = a + ((oy * s.SH - s.PT + ky * s.DH) * W + lo * s.SW - s.PL + kx * s.DW) * C;
+      for (; ox < hi; ++ox) {
+        const int64_t step = (ox - lo) * s.SW * C;
+        for (int64_t t = 0; t < T; ++t) src[t] = base[t] + step;
+        dw_pixel(src, pairs, C, za16, w2, acc + ox * C);
+      }
+      if (ox >= OW) break;
+    }
     for (int64_t ky = 0, t = 0; ky < KH; ++ky) {
       const int64_t iy = oy * s.SH - s.PT + ky * s.DH;
       for (int64_t kx = 0; kx < KW; ++kx, ++t) {
@@ -32,21 +76,7 @@ void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, int32_t za, const int16
         src[t] = iy < 0 || iy >= H || ix < 0 || ix >= W ? zrow : a + (iy * W + ix) * C;
       }
     }
-    src[T] = zrow;  // the partner of an odd last tap (its weights are 0)
-    int32_t* out = acc + ox * C;
-    for (int64_t c0 = 0; c0 < C; c0 += 16) {
-      const __mmask16 k = C - c0 >= 16 ? static_cast<__mmask16>(0xFFFF)
-                                        : static_cast<__mmask16>((1u << (C - c0)) - 1u);
-      __m512i sum = _mm512_setzero_si512();
-      for (int64_t p = 0; p < pairs; ++p) {
-        const __m128i x0 = _mm_maskz_loadu_epi8(k, src[2 * p] + c0), x1 = _mm_maskz_loadu_epi8(k, src[2 * p + 1] + c0);
-        const __m256i x = _mm256_set_m128i(_mm_unpackhi_epi8(x0, x1), _mm_unpacklo_epi8(x0, x1));
-        const __m512i v = _mm512_sub_epi16(_mm512_cvtepu8_epi16(x), za16);
-        const __m512i w = _mm512_maskz_loadu_epi32(k, w2 + (p * C + c0) * 2);
-        sum = _mm512_add_epi32(sum, _mm512_madd_epi16(v, w));
-      }
-      _mm512_mask_storeu_epi32(out + c0, k, sum);
-    }
+    dw_pixel(src, pairs, C, za16, w2, acc + ox * C);
   }
 }
 

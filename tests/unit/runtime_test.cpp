@@ -440,9 +440,10 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
     rt::Model unfused = rt::Model::load(path, plain);
     EXPECT_EQ(unfused.run({x}).at(0).f, y.f) << name << " " << kernels::isa_name(isa) << ": fused != unfused";
     EXPECT_EQ(unfused.forms().fused_acts + unfused.forms().codes_outputs + unfused.forms().nhwc_outputs, 0);
-    if (conv_net && abits <= 8) {
+    if (conv_net && abits <= 8) {  // (the model runs 2 threads, images in parallel; `unfused` 1)
       EXPECT_GT(m.forms().fused_acts, 0) << name;
       EXPECT_GT(m.forms().codes_outputs, 0) << name;
+      EXPECT_GT(m.forms().fused_adds, 0) << name;  // residual Adds (ResNet blocks, inverted residuals)
     }
   }
 }
