@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "mixq/error.h"
+#include "kernels/vmath.h"
 #include "runtime/ops.h"
 
 namespace mixq::rt {
@@ -154,6 +155,7 @@ bool float_operand(const std::vector<const Tensor*>& in) {
 template <Un K>
 class UnaryOp : public Op {
  public:
+  kernels::Isa isa = kernels::Isa::kRef;  // Erf / Exp run the vectorised kernels (kernels/vmath.h)
   bool may_take_nhwc(size_t idx) const override { return idx == 0; }
   bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
     return idx == 0 && float_operand(in);
@@ -166,7 +168,10 @@ class UnaryOp : public Op {
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
     Tensor y = take_input0(in, ctx);
-    for (float& v : y.f) v = apply(v);
+    const int64_t n = static_cast<int64_t>(y.f.size());
+    if (K == Un::kErf) kernels::erf_f32(y.f.data(), y.f.data(), n, isa);
+    else if (K == Un::kExp) kernels::exp_f32(y.f.data(), y.f.data(), n, isa);
+    else for (float& v : y.f) v = apply(v);
     out[0] = std::move(y);
   }
 
@@ -251,6 +256,7 @@ class CastOp : public Op {
 class SoftmaxOp : public Op {
  public:
   int64_t axis = -1;
+  kernels::Isa isa = kernels::Isa::kRef;
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
     RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
     Tensor y = *in[0];
@@ -260,13 +266,32 @@ class SoftmaxOp : public Op {
     for (int64_t d = 0; d < ax; ++d) outer *= y.shape[d];
     for (int64_t d = ax + 1; d < r; ++d) inner *= y.shape[d];
     const int64_t n = y.shape[ax];
+    if (inner == 1) {  // rows along the last axis: exp on whole rows (kernels/vmath.h)
+      for (int64_t o = 0; o < outer; ++o) {
+        float* p = y.f.data() + o * n;
+        float mx = -INFINITY;
+        for (int64_t k = 0; k < n; ++k) mx = std::max(mx, p[k]);
+        for (int64_t k = 0; k < n; ++k) p[k] -= mx;
+        kernels::exp_f32(p, p, n, isa);
+        float s = 0;
+        for (int64_t k = 0; k < n; ++k) s += p[k];
+        for (int64_t k = 0; k < n; ++k) p[k] /= s;
+      }
+      out[0] = std::move(y);
+      return;
+    }
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t j = 0; j < inner; ++j) {
         float* p = y.f.data() + o * n * inner + j;
         float mx = -INFINITY;
         for (int64_t k = 0; k < n; ++k) mx = std::max(mx, p[k * inner]);
         float s = 0;
-        for (int64_t k = 0; k < n; ++k) { p[k * inner] = std::exp(p[k * inner] - mx); s += p[k * inner]; }
+        for (int64_t k = 0; k < n; ++k) {
+          float e = p[k * inner] - mx;
+          kernels::exp_f32(&e, &e, 1, isa);
+          p[k * inner] = e;
+          s += e;
+        }
         for (int64_t k = 0; k < n; ++k) p[k * inner] /= s;
       }
     out[0] = std::move(y);
@@ -303,9 +328,17 @@ std::unique_ptr<Op> make_cast(const BuildCtx& c) {
   return op;
 }
 
+template <Un K>
+std::unique_ptr<Op> make_unary_isa(const BuildCtx& c) {
+  auto op = std::make_unique<UnaryOp<K>>();
+  op->isa = c.isa;
+  return op;
+}
+
 std::unique_ptr<Op> make_softmax(const BuildCtx& c) {
   auto op = std::make_unique<SoftmaxOp>();
   op->axis = c.int_attr("axis", -1);
+  op->isa = c.isa;
   return op;
 }
 
@@ -320,11 +353,11 @@ const std::vector<OpRow>& elementwise_rows() {
       {"Pow", make<BinaryOp<Bin::kPow>>, 2},
       {"Relu", make<UnaryOp<Un::kRelu>>, 1},
       {"Sqrt", make<UnaryOp<Un::kSqrt>>, 1},
-      {"Erf", make<UnaryOp<Un::kErf>>, 1},
+      {"Erf", make_unary_isa<Un::kErf>, 1},
       {"Round", make<UnaryOp<Un::kRound>>, 1},
       {"Sigmoid", make<UnaryOp<Un::kSigmoid>>, 1},
       {"Tanh", make<UnaryOp<Un::kTanh>>, 1},
-      {"Exp", make<UnaryOp<Un::kExp>>, 1},
+      {"Exp", make_unary_isa<Un::kExp>, 1},
       {"Neg", make<UnaryOp<Un::kNeg>>, 1},
       {"Abs", make<UnaryOp<Un::kAbs>>, 1},
       {"Identity", make<IdentityOp>, 1},

@@ -13,6 +13,7 @@
 #include "kernels/isa.h"
 #include "kernels/quantize.h"
 #include "kernels/sgemm.h"
+#include "kernels/vmath.h"
 #include "quant/reference.h"
 #include "test_util.h"
 
@@ -429,6 +430,38 @@ TEST(QuantizeU8, EveryPathMatchesTheSchemeReference) {
               << kernels::isa_name(isa) << " x=" << x[i] << " bits=" << bits;
       }
     }
+}
+
+// The vectorised exp / erf of the runtime's Softmax and Erf: close to libm everywhere (special
+// values included) and the same bits on every path.
+TEST(Vmath, ExpErfCloseToLibmAndIdenticalOnEveryPath) {
+  std::vector<float> x;
+  for (float v = -100.0f; v <= 100.0f; v += 0.0137f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 88.7f, 88.72f, -87.3f, -87.4f, INFINITY, -INFINITY, NAN}) x.push_back(v);
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<float> e0(x.size()), f0(x.size()), e(x.size()), f(x.size());
+  kernels::exp_f32(x.data(), e0.data(), n, kernels::Isa::kRef);
+  kernels::erf_f32(x.data(), f0.data(), n, kernels::Isa::kRef);
+  for (int64_t i = 0; i < n; ++i) {
+    const double ex = std::exp(double(x[i])), fx = std::erf(double(x[i]));
+    if (std::isnan(x[i])) {
+      EXPECT_TRUE(std::isnan(e0[i]) && std::isnan(f0[i]));
+      continue;
+    }
+    if (ex < 1.2e-38) EXPECT_LE(e0[i], 1.2e-38f) << x[i];
+    else if (ex > 3.4028234e38) EXPECT_TRUE(std::isinf(e0[i])) << x[i];
+    else EXPECT_NEAR(e0[i], ex, 4e-7 * ex) << "exp(" << x[i] << ")";
+    EXPECT_NEAR(f0[i], fx, 2e-7) << "erf(" << x[i] << ")";
+  }
+  for (auto isa : isas()) {
+    kernels::exp_f32(x.data(), e.data(), n, isa);
+    kernels::erf_f32(x.data(), f.data(), n, isa);
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::isnan(x[i])) continue;
+      ASSERT_EQ(e[i], e0[i]) << kernels::isa_name(isa) << " exp(" << x[i] << ")";
+      ASSERT_EQ(f[i], f0[i]) << kernels::isa_name(isa) << " erf(" << x[i] << ")";
+    }
+  }
 }
 
 TEST(Isa, EnvironmentOverride) {
