@@ -93,12 +93,27 @@ class TransposeOp : public Op {
     }
     Tensor y = x.dtype == ElemType::kFloat32 ? Tensor::floats(shape) : Tensor::ints(shape);
     const int64_t n = y.numel();
-    std::vector<int64_t> idx(r, 0), st(r);
+    if (n == 0) {
+      out[0] = std::move(y);
+      return;
+    }
+    std::vector<int64_t> st(r);
     for (int64_t d = 0; d < r; ++d) st[d] = xs[p[d]];
+    // Output rows (the last output dim) one at a time: a strided gather, or a plain copy when the
+    // last dim stays last; the row's source offset advances like an odometer over the other dims.
+    const int64_t len = r ? shape[r - 1] : 1, step = r ? st[r - 1] : 1;
+    std::vector<int64_t> idx(r, 0);
     int64_t src = 0;
-    for (int64_t o = 0; o < n; ++o) {
-      if (x.dtype == ElemType::kFloat32) y.f[o] = x.f[src]; else y.i[o] = x.i[src];
-      for (int64_t d = r - 1; d >= 0; --d) {
+    for (int64_t o = 0; o < n; o += len) {
+      if (x.dtype == ElemType::kFloat32) {
+        const float* s0 = x.f.data() + src;
+        float* d0 = y.f.data() + o;
+        if (step == 1) std::copy(s0, s0 + len, d0);
+        else for (int64_t j = 0; j < len; ++j) d0[j] = s0[j * step];
+      } else {
+        for (int64_t j = 0; j < len; ++j) y.i[o + j] = x.i[src + j * step];
+      }
+      for (int64_t d = r - 2; d >= 0; --d) {
         ++idx[d];
         src += st[d];
         if (idx[d] < shape[d]) break;
