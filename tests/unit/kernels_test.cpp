@@ -379,18 +379,24 @@ TEST(Lowbit, FloatGroupsThatAreNotSuperBlocksSayWhy) {
 TEST(Sgemm, MatchesDoubleReference) {
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> u(-1, 1);
-  for (int64_t m : {1, 3, 31})
-    for (int64_t n : {1, 5, 67})
+  for (int64_t m : {1, 3, 6, 31})
+    for (int64_t n : {1, 5, 16, 17, 32, 67})
       for (int64_t k : {1, 2, 129}) {
         std::vector<float> A(m * k), B(k * n), C(m * n, 7.0f);
         for (auto& v : A) v = u(rng);
         for (auto& v : B) v = u(rng);
         kernels::sgemm(A.data(), k, B.data(), n, C.data(), n, m, n, k, false, 2);
+        std::vector<float> R(m * n, 3.0f), Racc(m * n, 0.25f);
+        kernels::sgemm(A.data(), k, B.data(), n, R.data(), n, m, n, k, false, 1, kernels::Isa::kRef);
+        kernels::sgemm(A.data(), k, B.data(), n, Racc.data(), n, m, n, k, true, 1, kernels::Isa::kRef);
+        ASSERT_EQ(R, C) << "default path vs reference";
         for (auto isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {  // every path: the same bits
           if (!kernels::isa_supported(isa)) continue;
-          std::vector<float> D(m * n, 3.0f);
+          std::vector<float> D(m * n, 3.0f), Dacc(m * n, 0.25f);
           kernels::sgemm(A.data(), k, B.data(), n, D.data(), n, m, n, k, false, 1, isa);
+          kernels::sgemm(A.data(), k, B.data(), n, Dacc.data(), n, m, n, k, true, 1, isa);
           ASSERT_EQ(D, C) << kernels::isa_name(isa);
+          ASSERT_EQ(Dacc, Racc) << kernels::isa_name(isa) << " accumulate";
         }
         for (int64_t i = 0; i < m; ++i)
           for (int64_t j = 0; j < n; ++j) {
