@@ -19,11 +19,15 @@ namespace mixq::kernels::avx512 {
 inline __m512 round_even16(__m512 t) { return _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
 
 struct Requant {
-  __m512 qs, inv, zq, ql, qh;
+  __m512 qs, inv, zq, ql, qh, base;
   bool narrow;  // the fixed-distance test applies (see above)
-  Requant(float scale, float zq_, float lo, float hi)
+  Requant(float scale, float zq_, float lo, float hi) : Requant(scale, zq_, lo, hi, lo) {}
+  // Codes clamped to [lo, hi] inside the grid whose code 0 is `grid_lo` (lo >= grid_lo; a fused
+  // clamp narrows [lo, hi], epilogue_avx512.cpp).
+  Requant(float scale, float zq_, float lo, float hi, float grid_lo)
       : qs(_mm512_set1_ps(scale)), inv(_mm512_set1_ps(1.0f / scale)), zq(_mm512_set1_ps(zq_)),
-        ql(_mm512_set1_ps(lo)), qh(_mm512_set1_ps(hi)), narrow(hi - lo <= 255.0f && zq_ >= lo && zq_ <= hi) {}
+        ql(_mm512_set1_ps(lo)), qh(_mm512_set1_ps(hi)), base(_mm512_set1_ps(grid_lo)),
+        narrow(hi - grid_lo <= 255.0f && zq_ >= grid_lo && zq_ <= grid_lo + 255.0f) {}
 
   // Codes of the lanes of v selected by k (other lanes: don't care).
   __m128i operator()(__m512 v, __mmask16 k) const { return _mm512_cvtepi32_epi8(codes32(v, k)); }
@@ -39,7 +43,7 @@ struct Requant {
     const __mmask16 far = _mm512_cmp_ps_mask(dist, lim, _CMP_LT_OQ);  // NaN: not far
     if (static_cast<__mmask16>(~far & k)) r = round_even16(_mm512_div_ps(v, qs));
     const __m512 c = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, zq), ql), qh);
-    return _mm512_cvttps_epi32(_mm512_sub_ps(c, ql));
+    return _mm512_cvttps_epi32(_mm512_sub_ps(c, base));
   }
 };
 
