@@ -363,7 +363,7 @@ class ConvOp : public Op {
     e.acc = sc.acc.data();
     e.m = P;
     e.n = e.lda = L.n;
-    e.off = L.col_term.data();
+    e.off = L.col_term_zero() ? nullptr : L.col_term.data();  // (zero when the input's zero point is)
     if (need_rsum) {
       e.zw = L.zw.data();
       e.rsum = sc.rsum.data();

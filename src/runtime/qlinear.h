@@ -85,6 +85,12 @@ struct QLinear {
   // The GEMM alone: sum_k a * w, without the zero-point terms (a fused epilogue adds col_term and
   // subtracts zw * rsum, kernels/epilogue.h).
   void gemm(const uint8_t* A, int64_t lda, int64_t m, int32_t* C, int threads) const;
+  // Whether every col_term is 0 (the activation's zero point is 0: a fused epilogue skips it).
+  bool col_term_zero() const {
+    for (int32_t c : col_term)
+      if (c != 0) return false;
+    return true;
+  }
   // Whether int_sums reads the rows' code sums (some weight zero point zw'[n] is not 0).
   bool needs_rsum() const {
     for (int32_t z : zw)
