@@ -65,6 +65,31 @@ void for_broadcast(const std::vector<int64_t>& out, const std::vector<int64_t>& 
   }
 }
 
+// Calls f(out_offset, a_offset, b_offset, len, a_step, b_step) once per row of the last dim
+// (steps are 0 or 1: broadcast or not).
+template <typename F>
+void for_rows(const std::vector<int64_t>& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb, F f) {
+  int64_t n = 1;
+  for (int64_t d : out) n *= d;
+  if (n == 0) return;
+  const size_t r = out.size();
+  const int64_t inner = out[r - 1], ia = sa[r - 1], ib = sb[r - 1];
+  std::vector<int64_t> idx(r, 0);
+  int64_t oa = 0, ob = 0;
+  for (int64_t o = 0; o < n; o += inner) {
+    f(o, oa, ob, inner, ia, ib);
+    for (size_t d = r - 1; d-- > 0;) {
+      ++idx[d];
+      oa += sa[d];
+      ob += sb[d];
+      if (idx[d] < out[d]) break;
+      oa -= sa[d] * out[d];
+      ob -= sb[d] * out[d];
+      idx[d] = 0;
+    }
+  }
+}
+
 enum class Bin { kAdd, kSub, kMul, kDiv, kPow };
 
 // Whether a binary elementwise op may read `in` with its channels-last operands as they are: every
@@ -105,6 +130,18 @@ class BinaryOp : public Op {
       float* py = y.f.data();
       if (a.shape == b.shape) {
         for (int64_t i = 0, n = y.numel(); i < n; ++i) py[i] = apply(pa[i], pb[i]);
+      } else if (!shape.empty()) {
+        // Row by row over the last dim: each operand either runs along the row or repeats one
+        // value (stride 1 or 0), so the inner loops are plain vector loops (LayerNorm's x - mean,
+        // x * gamma, a scalar exponent or divisor).
+        for_rows(shape, sa, sb, [&](int64_t o, int64_t oa, int64_t ob, int64_t len, int64_t ia, int64_t ib) {
+          const float *xa = pa + oa, *xb = pb + ob;
+          float* yo = py + o;
+          if (ia && ib) for (int64_t j = 0; j < len; ++j) yo[j] = apply(xa[j], xb[j]);
+          else if (ia) { const float vb = *xb; for (int64_t j = 0; j < len; ++j) yo[j] = apply(xa[j], vb); }
+          else if (ib) { const float va = *xa; for (int64_t j = 0; j < len; ++j) yo[j] = apply(va, xb[j]); }
+          else { const float v = apply(*xa, *xb); for (int64_t j = 0; j < len; ++j) yo[j] = v; }
+        });
       } else {
         for_broadcast(shape, sa, sb, [&](int64_t o, int64_t ia, int64_t ib) { py[o] = apply(pa[ia], pb[ib]); });
       }
