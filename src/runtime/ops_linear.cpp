@@ -645,12 +645,24 @@ class LinearOp : public Op {
       } else {
         for (int64_t i = 0; i < M; ++i) lin.quantize_act(x.f.data() + i * lin.k, lin.k, A.data() + i * kp);
       }
-      for (int64_t i = 0; i < M; ++i) {
-        int32_t s = 0;
-        for (int64_t q = 0; q < lin.k; ++q) s += A[i * kp + q];
-        rsum[i] = s;
+      // Exact sums, then the fused epilogue (zero-point terms, rescale; kernels/epilogue.h): the
+      // same arithmetic as QLinear::run_int, vectorised.
+      const bool need_rsum = lin.needs_rsum();
+      if (need_rsum) kernels::row_sums_u8(A.data(), M, lin.k, kp, rsum.data(), lin.isa);
+      scratch.resize(static_cast<size_t>(M * lin.n));
+      lin.gemm(A.data(), kp, M, scratch.data(), ctx.threads);
+      kernels::EpiRows e;
+      e.acc = scratch.data();
+      e.m = M;
+      e.n = e.lda = lin.n;
+      e.off = lin.col_term_zero() ? nullptr : lin.col_term.data();
+      if (need_rsum) {
+        e.zw = lin.zw.data();
+        e.rsum = rsum.data();
       }
-      lin.run_int(A.data(), kp, rsum.data(), M, y.f.data(), lin.n, 1, ctx.threads, scratch);
+      e.scale = lin.out_scale.data();
+      e.bias = lin.bias.data();
+      kernels::epilogue_f32(e, y.f.data(), lin.n, lin.isa);
     } else {
       std::vector<float> xf(static_cast<size_t>(x.numel())), scratch;
       lin.fake_quant_act(x.f.data(), x.numel(), xf.data());
