@@ -326,12 +326,15 @@ class SoftmaxOp : public Op {
     for (int64_t d = 0; d < ax; ++d) outer *= y.shape[d];
     for (int64_t d = ax + 1; d < r; ++d) inner *= y.shape[d];
     const int64_t n = y.shape[ax];
-    if (inner == 1) {  // rows along the last axis: exp on whole rows (kernels/vmath.h)
+    if (inner == 1) {  // rows along the last axis: one exp over the whole tensor (kernels/vmath.h)
       for (int64_t o = 0; o < outer; ++o) {
         float* p = y.f.data() + o * n;
         const float mx = row_max(p, n);
         for (int64_t k = 0; k < n; ++k) p[k] -= mx;
-        kernels::exp_f32(p, p, n, isa);
+      }
+      kernels::exp_f32(y.f.data(), y.f.data(), outer * n, isa);
+      for (int64_t o = 0; o < outer; ++o) {
+        float* p = y.f.data() + o * n;
         const float s = row_sum(p, n);
         for (int64_t k = 0; k < n; ++k) p[k] /= s;
       }
