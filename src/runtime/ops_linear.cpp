@@ -253,20 +253,29 @@ class ConvOp : public Op {
         sum_ = sumbuf_.data();
       }
     }
-    // Images run in parallel when there are enough of them (each thread its own scratch, the
-    // kernels single-threaded); a single image splits the GEMM rows instead.
-    const int img_threads = N >= 2 && ctx.threads > 1 ? static_cast<int>(std::min<int64_t>(ctx.threads, N)) : 1;
-    const int inner = img_threads > 1 ? 1 : ctx.threads;
-    scratch_.resize(static_cast<size_t>(img_threads));
+    // Work items are (image, block of output rows), spread over the threads, each with its own
+    // scratch and single-threaded kernels: images in parallel when there are enough of them, and
+    // an image split into row blocks when there are fewer images than threads and the layer is
+    // worth it (about a million multiply-adds per block; waking a thread costs tens of us).
+    const int64_t macs = P * K * O;
+    int64_t blocks = 1;
+    if (ctx.threads > 1 && N < ctx.threads)
+      blocks = std::max<int64_t>(1, std::min<int64_t>((ctx.threads + N - 1) / N, macs >> 20));
+    if (depthwise) blocks = std::min(blocks, OH);
+    else blocks = std::min(blocks, std::max<int64_t>(1, P / 16));
+    const int64_t items = N * blocks;
+    const int nthreads = static_cast<int>(std::min<int64_t>(ctx.threads, items));
+    scratch_.resize(static_cast<size_t>(nthreads));
     if (depthwise) {
       kernels::DepthwiseShape s;
       s.C = C; s.H = H; s.W = W; s.OH = OH; s.OW = OW;
       s.KH = kh; s.KW = kw; s.SH = sh; s.SW = sw; s.PT = pt; s.PL = pl; s.DH = dh; s.DW = dw;
-#pragma omp parallel for num_threads(img_threads) schedule(static) if (img_threads > 1)
-      for (int64_t b = 0; b < N; ++b) {
-        Scratch& sc = scratch_[static_cast<size_t>(img_threads > 1 ? omp_thread() : 0)];
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+      for (int64_t it = 0; it < items; ++it) {
+        Scratch& sc = scratch_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
+        const int64_t b = it / blocks, blk = it % blocks;
         sc.acc.resize(static_cast<size_t>(OW * C));
-        for (int64_t oy = 0; oy < OH; ++oy) {
+        for (int64_t oy = OH * blk / blocks; oy < OH * (blk + 1) / blocks; ++oy) {
           if (!dw_w2.empty())
             kernels::depthwise_u8_acc_row_pairs_avx512(codes + b * C * HW, L0.za, dw_w2.data(), dw_zrow.data(), s, oy,
                                                        sc.acc.data());
@@ -306,62 +315,64 @@ class ConvOp : public Op {
         for (int64_t c = 0; c < C; ++c) cpad_[i * igp + c] = codes[i * C + c];
     }
     const uint8_t zpad = static_cast<uint8_t>(L0.za);
-#pragma omp parallel for num_threads(img_threads) schedule(static) if (img_threads > 1)
-    for (int64_t b = 0; b < N; ++b) {
-      Scratch& sc = scratch_[static_cast<size_t>(img_threads > 1 ? omp_thread() : 0)];
-      if (!direct && !indirect) sc.A.resize(static_cast<size_t>(P * kpp));
-      if (need_rsum) sc.rsum.resize(static_cast<size_t>(P));
-      sc.acc.resize(static_cast<size_t>(P * Og));
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+    for (int64_t it = 0; it < items; ++it) {
+      Scratch& sc = scratch_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
+      const int64_t b = it / blocks, blk = it % blocks, p0 = P * blk / blocks, m = P * (blk + 1) / blocks - p0;
+      if (!direct && !indirect) sc.A.resize(static_cast<size_t>(m * kpp));
+      if (need_rsum) sc.rsum.resize(static_cast<size_t>(m));
+      sc.acc.resize(static_cast<size_t>(m * Og));
       const uint8_t* img = codes + b * C * HW;
       for (int64_t g = 0; g < G; ++g) {
         const QLinear& L = lin[g];
         if (indirect) {
           kernels::IndirectA ia;
           ia.base = img + g * Ig;
-          ia.pix = pix_.data();
+          ia.pix = pix_.data() + p0 * kh * kw;
           ia.taps = kh * kw;
           ia.seg = seg;
           ia.stride = C;
           ia.pad = pad_.data();
-          if (need_rsum) indirect_row_sums(ia, HW, P, sc);
-          kernels::gemm_u8s8_indirect(ia, P, L.B, sc.acc.data(), Og, inner);
-          epilogue_group(L, y, b, P, g * Og, sc);
+          if (need_rsum) indirect_row_sums(ia, HW, m, sc);
+          kernels::gemm_u8s8_indirect(ia, m, L.B, sc.acc.data(), Og, 1);
+          epilogue_group(L, y, b, p0, m, P, g * Og, sc);
           continue;
         }
-        const uint8_t* A = img;
-        if (padded) {
-          const uint8_t* src = cpad_.data() + b * HW * igp;
-          for (int64_t oy = 0, p = 0; oy < OH; ++oy)
-            for (int64_t ox = 0; ox < OW; ++ox, ++p) {
-              uint8_t* row = sc.A.data() + p * kpp;
+        const uint8_t* A = img + p0 * C;
+        if (padded || !direct) {
+          const uint8_t* src = padded ? cpad_.data() + b * HW * igp : img + g * Ig;
+          for (int64_t i = 0, oy = p0 / OW, ox = p0 % OW; i < m; ++i) {
+            uint8_t* row = sc.A.data() + i * kpp;
+            if (padded) {
               im2col_row_seg(src, igp, H, W, oy, ox, pad_.data(), row);
               std::fill(row + kh * kw * igp, row + kpp, uint8_t(0));
-            }
-          A = sc.A.data();
-        } else if (!direct) {
-          const uint8_t* src = img + g * Ig;
-          for (int64_t oy = 0, p = 0; oy < OH; ++oy)
-            for (int64_t ox = 0; ox < OW; ++ox, ++p) {
-              uint8_t* row = sc.A.data() + p * kp;
+            } else {
               im2col_row(src, C, H, W, oy, ox, zpad, row);
               std::fill(row + K, row + kp, uint8_t(0));
             }
+            if (++ox == OW) {
+              ox = 0;
+              ++oy;
+            }
+          }
           A = sc.A.data();
         }
-        if (need_rsum) kernels::row_sums_u8(A, P, padded ? kh * kw * igp : K, kpp, sc.rsum.data(), L.isa);
-        if (padded) kernels::gemm_u8s8(A, kpp, P, bpad, sc.acc.data(), Og, inner);
-        else L.gemm(A, kp, P, sc.acc.data(), inner);
-        epilogue_group(L, y, b, P, g * Og, sc);
+        if (need_rsum) kernels::row_sums_u8(A, m, padded ? kh * kw * igp : K, kpp, sc.rsum.data(), L.isa);
+        if (padded) kernels::gemm_u8s8(A, kpp, m, bpad, sc.acc.data(), Og, 1);
+        else L.gemm(A, kp, m, sc.acc.data(), 1);
+        epilogue_group(L, y, b, p0, m, P, g * Og, sc);
       }
     }
     return y;
   }
 
-  // Group g's P x Og corrected sums in sc.acc (zero-point terms in the epilogue) into y.
-  void epilogue_group(const QLinear& L, Tensor& y, int64_t b, int64_t P, int64_t c0, Scratch& sc) const {
+  // Group g's m x Og corrected sums of output rows [p0, p0 + m) in sc.acc (zero-point terms in the
+  // epilogue) into y.
+  void epilogue_group(const QLinear& L, Tensor& y, int64_t b, int64_t p0, int64_t m, int64_t P, int64_t c0,
+                      Scratch& sc) const {
     kernels::EpiRows e;
     e.acc = sc.acc.data();
-    e.m = P;
+    e.m = m;
     e.n = e.lda = L.n;
     e.off = L.col_term_zero() ? nullptr : L.col_term.data();  // (zero when the input's zero point is)
     if (need_rsum) {
@@ -371,8 +382,8 @@ class ConvOp : public Op {
     e.scale = L.out_scale.data();
     e.bias = L.bias.data();
     e.act = act;
-    set_sum(e, b, 0, P, c0);
-    emit(e, y, b, 0, P, c0, sc);
+    set_sum(e, b, p0, P, c0);
+    emit(e, y, b, p0, P, c0, sc);
   }
 
   void set_sum(kernels::EpiRows& e, int64_t b, int64_t p0, int64_t P, int64_t c0) const {
@@ -411,13 +422,13 @@ class ConvOp : public Op {
   }
 
   // rsum_[p] = the sum of output pixel p's K input codes: per input pixel sums, then per tap.
-  void indirect_row_sums(const kernels::IndirectA& ia, int64_t HW, int64_t P, Scratch& sc) const {
+  void indirect_row_sums(const kernels::IndirectA& ia, int64_t HW, int64_t m, Scratch& sc) const {
     std::vector<int32_t>& pix_sum = sc.pix_sum;
     pix_sum.resize(static_cast<size_t>(HW));
     kernels::row_sums_u8(ia.base, HW, ia.seg, ia.stride, pix_sum.data(), lin[0].isa);
     int32_t pad_sum = 0;
     for (int64_t c = 0; c < ia.seg; ++c) pad_sum += ia.pad[c];
-    for (int64_t p = 0; p < P; ++p) {
+    for (int64_t p = 0; p < m; ++p) {
       int32_t s = 0;
       for (int64_t t = 0; t < ia.taps; ++t) {
         const int32_t px = ia.pix[p * ia.taps + t];

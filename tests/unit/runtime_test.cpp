@@ -116,6 +116,9 @@ TEST(Runtime, QuantizedConvMatchesReferenceEveryBitWidthAndPath) {
       {1, 4, 11, 13, 6, 3, 2, 2, 3, 1, 0, 1, 1, 2},  // prime strides, grouped
       {3, 6, 8, 7, 6, 3, 3, 2, 2, 1, 1, 2, 1, 6},    // depthwise, stride 2, dilation
       {1, 8, 5, 5, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1},    // pointwise
+      // one image, millions of multiply-adds: its rows are split over the 2 threads
+      {1, 32, 36, 36, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+      {1, 64, 72, 72, 64, 3, 3, 1, 1, 1, 1, 1, 1, 64},  // depthwise
   };
   for (const ConvCase& c : cases)
     for (int bits : {2, 3, 4, 5, 6, 8})
@@ -438,6 +441,14 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
     rt::ModelOptions plain{isa, 1};
     plain.fuse = false;
     rt::Model unfused = rt::Model::load(path, plain);
+    {  // one image on 2 threads (a layer's rows split over them) = its row of the batch
+      rt::Tensor x1 = x;
+      x1.shape[0] = 1;
+      x1.f.resize(static_cast<size_t>(x.numel() / x.shape[0]));
+      const rt::Tensor y1 = m.run({x1}).at(0);
+      ASSERT_EQ(y1.f.size() * static_cast<size_t>(samples), y.f.size());
+      EXPECT_TRUE(std::equal(y1.f.begin(), y1.f.end(), y.f.begin())) << name << " batch-1 on 2 threads";
+    }
     EXPECT_EQ(unfused.run({x}).at(0).f, y.f) << name << " " << kernels::isa_name(isa) << ": fused != unfused";
     EXPECT_EQ(unfused.forms().fused_acts + unfused.forms().codes_outputs + unfused.forms().nhwc_outputs, 0);
     if (conv_net && abits <= 8) {  // (the model runs 2 threads, images in parallel; `unfused` 1)
