@@ -7,6 +7,7 @@
 #include "mixq/error.h"
 #include "kernels/vmath.h"
 #include "runtime/ops.h"
+#include "runtime/row_reduce.h"
 
 namespace mixq::rt {
 
@@ -290,29 +291,6 @@ class CastOp : public Op {
   }
 };
 
-// Row max / sum with 8 independent partial results (the compiler vectorises them; one sequential
-// chain would wait on every add). Fixed order, so the result does not depend on the ISA.
-float row_max(const float* p, int64_t n) {
-  float m[8];
-  for (int j = 0; j < 8; ++j) m[j] = -INFINITY;
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int j = 0; j < 8; ++j) m[j] = p[k + j] > m[j] ? p[k + j] : m[j];
-  for (; k < n; ++k) m[0] = p[k] > m[0] ? p[k] : m[0];
-  float r = m[0];
-  for (int j = 1; j < 8; ++j) r = m[j] > r ? m[j] : r;
-  return r;
-}
-
-float row_sum(const float* p, int64_t n) {
-  float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int j = 0; j < 8; ++j) a[j] += p[k + j];
-  for (; k < n; ++k) a[0] += p[k];
-  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-}
-
 class SoftmaxOp : public Op {
  public:
   int64_t axis = -1;
@@ -329,13 +307,13 @@ class SoftmaxOp : public Op {
     if (inner == 1) {  // rows along the last axis: one exp over the whole tensor (kernels/vmath.h)
       for (int64_t o = 0; o < outer; ++o) {
         float* p = y.f.data() + o * n;
-        const float mx = row_max(p, n);
+        const float mx = row_max8(p, n);
         for (int64_t k = 0; k < n; ++k) p[k] -= mx;
       }
       kernels::exp_f32(y.f.data(), y.f.data(), outer * n, isa);
       for (int64_t o = 0; o < outer; ++o) {
         float* p = y.f.data() + o * n;
-        const float s = row_sum(p, n);
+        const float s = row_sum8(p, n);
         for (int64_t k = 0; k < n; ++k) p[k] /= s;
       }
       out[0] = std::move(y);

@@ -7,6 +7,7 @@
 #include "mixq/error.h"
 #include "pack/bitpack.h"
 #include "runtime/ops.h"
+#include "runtime/row_reduce.h"
 
 namespace mixq::rt {
 
@@ -183,16 +184,8 @@ class ReduceOp : public Op {
       int64_t outer = 1, inner = 1;
       for (int64_t d = 0; d < r0; ++d) outer *= x.shape[d];
       for (int64_t d = r1; d < r; ++d) inner *= x.shape[d];
-      if (inner == 1) {  // along the last axes (LayerNorm): contiguous rows, 8 partial sums
-        for (int64_t o = 0; o < outer; ++o) {
-          const float* xo = x.f.data() + o * count;
-          float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t k = 0;
-          for (; k + 8 <= count; k += 8)
-            for (int j = 0; j < 8; ++j) a[j] += xo[k + j];
-          for (; k < count; ++k) a[0] += xo[k];
-          y.f[o] = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-        }
+      if (inner == 1) {  // along the last axes (LayerNorm): contiguous rows (row_reduce.h)
+        for (int64_t o = 0; o < outer; ++o) y.f[o] = row_sum8(x.f.data() + o * count, count);
       } else {
         for (int64_t o = 0; o < outer; ++o) {
           float* yo = y.f.data() + o * inner;

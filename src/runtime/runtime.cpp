@@ -7,6 +7,7 @@
 
 #include "mixq/error.h"
 #include "runtime/forms.h"
+#include "runtime/fuse_layernorm.h"
 
 namespace mixq::rt {
 
@@ -124,8 +125,11 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
   }
   const char* unfused = std::getenv("MIXQ_RT_UNFUSED");
   if (opts.fuse && !(unfused && *unfused && std::string(unfused) != "0")) {
+    std::vector<bool> ln_skip(ops_.size(), false);
+    const int ln = fuse_layernorms(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_);
     const FormStats st = plan_forms(ops_, op_in_, op_out_, skip_, output_slots_, slots_.size());
-    forms_ = Forms{st.fused_acts, st.fused_adds, st.codes_outputs, st.nhwc_outputs, st.dual_outputs};
+    for (size_t i = 0; i < ops_.size(); ++i) skip_[i] = skip_[i] || ln_skip[i];
+    forms_ = Forms{st.fused_acts, st.fused_adds, st.codes_outputs, st.nhwc_outputs, st.dual_outputs, ln};
   } else {
     skip_.assign(ops_.size(), false);
   }

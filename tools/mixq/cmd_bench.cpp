@@ -121,7 +121,8 @@ RunFn setup_bench(CLI::App& sub) {
                                    {"fused_adds", m.forms().fused_adds},
                                    {"codes_outputs", m.forms().codes_outputs},
                                    {"nhwc_outputs", m.forms().nhwc_outputs},
-                                   {"codes_and_nhwc_outputs", m.forms().dual_outputs}}}};
+                                   {"codes_and_nhwc_outputs", m.forms().dual_outputs},
+                                   {"layernorms", m.forms().layernorms}}}};
     if (!o->onnx.empty()) {
       at::set_num_threads(mo.threads);
       Executor ex(load_model(o->onnx));

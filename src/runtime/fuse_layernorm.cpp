@@ -1,0 +1,134 @@
+#include "runtime/fuse_layernorm.h"
+
+#include <cmath>
+#include <set>
+#include <string>
+
+#include "mixq/error.h"
+#include "runtime/row_reduce.h"
+
+namespace mixq::rt {
+
+namespace {
+
+class LayerNormOp : public Op {
+ public:
+  std::vector<float> gamma, beta;  // [D]
+  float eps = 0;
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+    const Tensor& x = *in[0];
+    const int64_t D = static_cast<int64_t>(gamma.size());
+    RT_CHECK(x.dtype == ElemType::kFloat32 && !x.nhwc && !x.is_codes() && x.rank() >= 1 && x.shape.back() == D, this,
+             "input ", shape_str(x.shape), " does not end in the ", D, " normalised features");
+    Tensor y = Tensor::floats(x.shape);
+    std::vector<float> d(static_cast<size_t>(D));
+    const float fd = static_cast<float>(D);
+    for (int64_t r = 0, rows = x.numel() / D; r < rows; ++r) {
+      const float* xr = x.f.data() + r * D;
+      float* yr = y.f.data() + r * D;
+      const float mean = row_sum8(xr, D) / fd;                           // ReduceMean
+      for (int64_t j = 0; j < D; ++j) d[j] = xr[j] - mean;               // Sub
+      for (int64_t j = 0; j < D; ++j) yr[j] = d[j] * d[j];               // Pow 2 (as BinaryOp: x * x)
+      const float var = row_sum8(yr, D) / fd;                            // ReduceMean
+      const float sd = std::sqrt(var + eps);                             // Add eps, Sqrt
+      for (int64_t j = 0; j < D; ++j) yr[j] = d[j] / sd * gamma[j] + beta[j];  // Div, Mul, Add
+    }
+    out[0] = std::move(y);
+  }
+};
+
+struct Graph {
+  const pack::PackedModel& pm;
+  std::vector<std::vector<int>>& op_in;
+  std::vector<std::vector<int>>& op_out;
+  const std::vector<bool>& skip;
+  const std::vector<Tensor>& slots;
+  const std::vector<bool>& is_const;
+  std::set<int> outputs;
+  std::vector<std::vector<int>> readers;  // slot -> reading ops
+
+  // The single op reading slot s (not a graph output), if it is `op`; else -1.
+  int only_reader(int s, const char* op) const {
+    if (s < 0 || outputs.count(s) || readers[static_cast<size_t>(s)].size() != 1) return -1;
+    const int r = readers[static_cast<size_t>(s)][0];
+    return !skip[r] && pm.nodes[static_cast<size_t>(r)].op == op ? r : -1;
+  }
+  int out0(int i) const { return op_out[i].size() == 1 ? op_out[i][0] : -1; }
+  // The constant float operand of binary op i other than slot s, or null.
+  const Tensor* const_other(int i, int s) const {
+    if (op_in[i].size() != 2) return nullptr;
+    const int o = op_in[i][0] == s ? op_in[i][1] : (op_in[i][1] == s ? op_in[i][0] : -1);
+    if (o < 0 || !is_const[static_cast<size_t>(o)]) return nullptr;
+    const Tensor& t = slots[static_cast<size_t>(o)];
+    return t.dtype == ElemType::kFloat32 ? &t : nullptr;
+  }
+  bool last_axis_mean(int i) const {
+    const pack::Node& n = pm.nodes[static_cast<size_t>(i)];
+    if (n.op != "ReduceMean" || op_in[i].size() != 1) return false;  // (axes as an input: not matched)
+    const pack::Attr* ax = n.attr("axes");
+    const pack::Attr* kd = n.attr("keepdims");
+    return ax && ax->ints.size() == 1 && ax->ints[0] == -1 && (!kd || kd->i == 1);
+  }
+};
+
+}  // namespace
+
+int fuse_layernorms(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
+                    std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
+                    std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
+                    const std::vector<int>& output_slots) {
+  Graph g{pm, op_in, op_out, skip, slots, is_const, {output_slots.begin(), output_slots.end()}, {}};
+  g.readers.assign(slots.size(), {});
+  for (size_t i = 0; i < op_in.size(); ++i)
+    for (int s : op_in[i])
+      if (s >= 0) g.readers[static_cast<size_t>(s)].push_back(static_cast<int>(i));
+  int fused = 0;
+  for (size_t i0 = 0; i0 < ops.size(); ++i0) {
+    const int i = static_cast<int>(i0);
+    if (skip[i] || !g.last_axis_mean(i)) continue;
+    const int x = op_in[i][0], m = g.out0(i);
+    const int sub = g.only_reader(m, "Sub");
+    if (sub < 0 || op_in[sub] != std::vector<int>{x, m}) continue;
+    const int d = g.out0(sub);
+    if (d < 0 || g.outputs.count(d) || g.readers[static_cast<size_t>(d)].size() != 2) continue;
+    int pw = -1, dv = -1;
+    for (int r : g.readers[static_cast<size_t>(d)]) {
+      const std::string& op = pm.nodes[static_cast<size_t>(r)].op;
+      if (op == "Pow") pw = r;
+      if (op == "Div") dv = r;
+    }
+    if (pw < 0 || dv < 0 || op_in[pw].size() != 2 || op_in[pw][0] != d) continue;
+    const Tensor* two = g.const_other(pw, d);
+    if (!two || two->f.size() != 1 || two->f[0] != 2.0f) continue;
+    const int var = g.only_reader(g.out0(pw), "ReduceMean");
+    if (var < 0 || !g.last_axis_mean(var)) continue;
+    const int add_eps = g.only_reader(g.out0(var), "Add");
+    const Tensor* eps = add_eps < 0 ? nullptr : g.const_other(add_eps, g.out0(var));
+    if (!eps || eps->f.size() != 1) continue;
+    const int sq = g.only_reader(g.out0(add_eps), "Sqrt");
+    if (sq < 0 || g.only_reader(g.out0(sq), "Div") != dv || op_in[dv] != std::vector<int>{d, g.out0(sq)}) continue;
+    const int mul = g.only_reader(g.out0(dv), "Mul");
+    const Tensor* gamma = mul < 0 ? nullptr : g.const_other(mul, g.out0(dv));
+    if (!gamma || gamma->shape.size() != 1) continue;
+    const int add_b = g.only_reader(g.out0(mul), "Add");
+    const Tensor* beta = add_b < 0 ? nullptr : g.const_other(add_b, g.out0(mul));
+    if (!beta || beta->f.size() != gamma->f.size() || g.out0(add_b) < 0) continue;
+    auto op = std::make_unique<LayerNormOp>();
+    op->gamma = gamma->f;
+    op->beta = beta->f;
+    op->eps = eps->f[0];
+    op->desc = "node '" + pm.nodes[static_cast<size_t>(add_b)].name + "' (LayerNorm fused from '" +
+               pm.nodes[i0].name + "')";
+    for (int j : {i, sub, pw, var, add_eps, sq, dv, mul}) {
+      skip[j] = true;
+      op_in[j].clear();
+      op_out[j].clear();
+    }
+    op_in[add_b] = {x};
+    ops[add_b] = std::move(op);
+    ++fused;
+  }
+  return fused;
+}
+
+}  // namespace mixq::rt
