@@ -63,6 +63,7 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
   std::unique_ptr<Dataset> sub;
   if (calib) sub = head_dataset(*calib, step.sens.samples);
   std::unique_ptr<SensitivityTable> table;
+  std::unique_ptr<SensitivityProbe> probe;  // the table's instrument, reused by the additivity check
   const QuantPlan base = plan;  // the table is measured on the plan before allocation
   AllocContext ctx{prepared, plan, step.opts, hw.get(), nullptr, nullptr};
   if (!step.table_path.empty() || calib) {
@@ -78,7 +79,7 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
           // Activation candidates only serve BOPs budgets (search/problem.h): do not measure them
           // for a table this job alone will use under other budgets.
           if (context_budget(ctx).bops <= 0) so.act_bits.clear();
-          table = std::make_unique<SensitivityTable>(measure_sensitivity(prepared, base, calib, so));
+          table = std::make_unique<SensitivityTable>(measure_sensitivity(prepared, base, calib, so, &probe));
         }
         summary["sensitivity_seconds"] = table->seconds;
         summary["sensitivity_samples"] = table->samples;
@@ -97,8 +98,10 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
     ro.max_pairs = step.opts.repair_pairs;
     const SearchOptions& so = step.opts;
     summary["additivity"] =
-        check_and_repair(ctx, *table, base, *calib, [&](const Problem& p) { return row.resolve(p, so); }, ro);
+        check_and_repair(ctx, *table, base, *calib, [&](const Problem& p) { return row.resolve(p, so); }, ro,
+                         probe.get());
   }
+  probe.reset();
   if (hw) check_plan_against_spec(plan, *hw, prepared);
   // Additivity check: the table predicts the calibration-loss increase as a sum of single-layer
   // increases; measure the real one on the same samples and report both.

@@ -311,6 +311,7 @@ void Executor::ensure_static() {
   // constants is hooked runs as one fused node at its last member's position (its inputs are all
   // produced before some member, its interior values are read by members only).
   active_fused_ = 0;
+  fused_active_.assign(fused_.size(), 0);
   if (!fused_.empty()) {
     std::vector<int> replace(nodes_.size(), -1);  // -1 keep, -2 drop, else the fused index
     for (size_t k = 0; k < fused_.size(); ++k) {
@@ -320,6 +321,7 @@ void Executor::ensure_static() {
       if (!ok) continue;
       for (int m : f.members) replace[m] = -2;
       replace[f.members.back()] = static_cast<int>(nodes_.size() + k);
+      fused_active_[k] = 1;
       ++active_fused_;
     }
     std::vector<int> order;
@@ -384,8 +386,16 @@ std::vector<at::Tensor> Executor::run(const std::vector<at::Tensor>& inputs) {
   return out;
 }
 
+std::vector<std::pair<int, int>> Executor::active_fusion_spans() {
+  ensure_static();
+  std::vector<std::pair<int, int>> spans;
+  for (size_t k = 0; k < fused_.size(); ++k)
+    if (fused_active_[k]) spans.emplace_back(fused_[k].members.front(), fused_[k].members.back());
+  return spans;
+}
+
 std::map<std::string, at::Tensor> Executor::run(const std::map<std::string, at::Tensor>& feeds,
-                                                const std::vector<std::string>& fetches) {
+                                                const std::vector<std::string>& fetches, bool fused) {
   std::optional<c10::InferenceMode> inference;
   std::optional<at::AutoGradMode> grad;
   if (grad_enabled_) grad.emplace(true); else inference.emplace();
@@ -436,9 +446,21 @@ std::map<std::string, at::Tensor> Executor::run(const std::map<std::string, at::
     for (int in : nodes_[p].in)
       if (in >= 0) stack.push_back(in);
   }
+  // Fusion: a group run(inputs) uses, all of whose nodes are needed and none of whose interior
+  // values is fed or fetched, runs as its fused node at its last member's position (as there).
+  std::vector<int> replace(nodes_.size(), -1);  // -1 keep, -2 drop, else the fused index
+  if (fused)
+    for (size_t k = 0; k < fused_.size(); ++k) {
+      const FusedNode& f = fused_[k];
+      if (!fused_active_[k] || !std::all_of(f.members.begin(), f.members.end(), [&](int m) { return need_node[m]; }) ||
+          std::any_of(f.interior.begin(), f.interior.end(), [&](int s) { return avail[s] || keep[s]; }))
+        continue;
+      for (int m : f.members) replace[m] = -2;
+      replace[f.members.back()] = static_cast<int>(nodes_.size() + k);
+    }
   std::vector<int> order;
   for (size_t i = 0; i < nodes_.size(); ++i)
-    if (need_node[i]) order.push_back(static_cast<int>(i));
+    if (need_node[i] && replace[i] != -2) order.push_back(replace[i] >= 0 ? replace[i] : static_cast<int>(i));
   execute(order, values, keep);
   std::map<std::string, at::Tensor> out;
   for (const auto& f : fetches) out[f] = values[slot(f)];

@@ -12,8 +12,11 @@
 // - By default runs under c10::InferenceMode; set_grad_enabled(true) records autograd instead.
 // - run(inputs) runs fused kernels for decomposed LayerNorm / GELU / Linear chains (exec/fusion.h)
 //   in place of their nodes while no hook is attached to a value inside the chain (hooks on the
-//   chain's inputs and output still fire). run(feeds, fetches) always runs the original nodes.
-//   MIXQ_NO_FUSION=1 (read by the constructor) turns fusion off.
+//   chain's inputs and output still fire). run(feeds, fetches) runs the original nodes unless
+//   asked to fuse; then a group is used where run(inputs) would use it and the partial run needs
+//   all of its nodes with no interior value fed or fetched, so whole and partial fused runs (e.g.
+//   from a cut that splits no group) do the same arithmetic. MIXQ_NO_FUSION=1 (read by the
+//   constructor) turns fusion off.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -51,9 +54,10 @@ class Executor {
 
   // Runs the part of the graph needed to compute `fetches` from `feeds` (names of any values).
   // Feeding an intermediate value cuts the graph there. Throws kInvalidArgument when a fetch
-  // depends on a graph input that is not fed, or names an unknown value.
+  // depends on a graph input that is not fed, or names an unknown value. `fused`: use the fusion
+  // groups (see above) instead of always running the original nodes.
   std::map<std::string, at::Tensor> run(const std::map<std::string, at::Tensor>& feeds,
-                                        const std::vector<std::string>& fetches);
+                                        const std::vector<std::string>& fetches, bool fused = false);
 
   // Hooks: called in the order added, each time the value is produced. Returns an id.
   int add_hook(const std::string& value, Hook hook);
@@ -71,6 +75,10 @@ class Executor {
   // many of them the last run(inputs) used (-1 before the first run or after a hook change).
   size_t fusion_groups() const { return num_fused_; }
   int active_fusion_groups() const { return static_valid_ ? active_fused_ : -1; }
+  // The [first, last] node indices of every fusion group run(inputs) would use with the hooks
+  // attached now (a run(feeds, fetches, true) from values crossing a point inside one of these
+  // spans runs that group's nodes unfused).
+  std::vector<std::pair<int, int>> active_fusion_spans();
 
  private:
   struct CompiledNode;
@@ -119,6 +127,7 @@ class Executor {
   std::vector<char> is_static_;            // per slot
   std::vector<at::Tensor> static_values_;  // per slot (defined where is_static_)
   std::vector<int> dynamic_order_;         // nodes to run per full inference
+  std::vector<char> fused_active_;         // per fusion group: used by run(inputs)
   std::vector<int> full_last_use_;
 };
 

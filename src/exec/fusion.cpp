@@ -1,6 +1,7 @@
 #include "exec/fusion.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include "exec/conv_precision.h"
 
@@ -26,6 +27,8 @@ const char* fusion_kind_name(FusionKind k) {
     case FusionKind::kConvAct: return "ConvAct";
     case FusionKind::kHardSwish: return "HardSwish";
     case FusionKind::kSilu: return "Silu";
+    case FusionKind::kQdq: return "QuantDequant";
+    case FusionKind::kProducerQdq: return "ProducerQuantDequant";
   }
   return "?";
 }
@@ -247,6 +250,142 @@ class ConvBnKernel final : public FusedKernel {
   at::Tensor wf_, bf_;
 };
 
+// in: X, scale, zero point[, lo, hi (a Clip's bounds)]. [Clip ->] QuantizeLinear ->
+// DequantizeLinear with one scale and zero point (an activation's fake quantization, quant/qdq.cpp)
+// in one pass over X with no 8-bit intermediate: y = (clamp(round_half_even(x / s) + z, qmin,
+// qmax) - z) * s. Every step is the float32 operation the nodes do (a true division, exact
+// integer additions, one rounded product), so the bits are theirs; the unfused chain makes five
+// passes and three buffers. Rounding is (v + 1.5 * 2^23) - 1.5 * 2^23, exactly round-half-even for
+// |v| < 2^22 and vectorizable without SSE4.1; |v| is first limited to 2^22, which changes no result
+// because the 8-bit clamp saturates far below it. (NaN inputs are outside this: the nodes' code for
+// NaN depends on how the platform converts it to 8 bits; here it stays NaN.)
+class QdqKernel final : public FusedKernel {
+ public:
+  explicit QdqKernel(bool clip) : clip_(clip) {}
+  // The scale, zero point and Clip bounds (in[1..]) are ones the fused math covers.
+  bool accepts_params(const std::vector<at::Tensor>& in, size_t at) const {
+    const at::Tensor &s = in[at], &z = in[at + 1];
+    if (!s.defined() || !z.defined() || s.scalar_type() != at::kFloat || s.numel() != 1 ||
+        (z.scalar_type() != at::kByte && z.scalar_type() != at::kChar) || z.numel() != 1)
+      return false;
+    if (clip_)
+      for (size_t i : {at + 2, at + 3})
+        if (i >= in.size() || !in[i].defined() || in[i].scalar_type() != at::kFloat || in[i].numel() != 1) return false;
+    return true;
+  }
+  static bool accepts_data(const at::Tensor& x) {
+    return x.defined() && x.scalar_type() == at::kFloat && !x.requires_grad() && x.is_non_overlapping_and_dense() &&
+           x.device().is_cpu();
+  }
+  bool accepts(const std::vector<at::Tensor>& in) const override { return accepts_data(in[0]) && accepts_params(in, 1); }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    at::Tensor y = at::empty_like(in[0]);  // x is dense: the same strides (channels-last stays)
+    apply(in[0], y, in, 1);
+    out[0] = std::move(y);
+  }
+  // y = QDQ(x) with the parameters at in[at..]; y may be x (in place) or a tensor of x's strides.
+  void apply(const at::Tensor& x, at::Tensor& y, const std::vector<at::Tensor>& in, size_t at) const {
+    const float s = in[at].item<float>();
+    const bool u8 = in[at + 1].scalar_type() == at::kByte;
+    const float z = static_cast<float>(in[at + 1].item<int64_t>());
+    const float qmin = u8 ? 0.0f : -128.0f, qmax = u8 ? 255.0f : 127.0f;
+    const float inf = std::numeric_limits<float>::infinity();
+    const float lo = clip_ ? in[at + 2].item<float>() : -inf, hi = clip_ ? in[at + 3].item<float>() : inf;
+    const float* src = x.data_ptr<float>();
+    float* dst = y.data_ptr<float>();
+    at::parallel_for(0, x.numel(), 32768, [&](int64_t b, int64_t e) {
+      if (src == dst) qdq_loop_inplace(dst + b, e - b, s, z, qmin, qmax, lo, hi);
+      else qdq_loop(src + b, dst + b, e - b, s, z, qmin, qmax, lo, hi);
+    });
+  }
+
+ private:
+  // Plain arguments and restrict pointers, so the compiler vectorizes the loops (a lambda reading
+  // its captures through references may alias dst). no-trapping-math affects only FP exception
+  // flags (nothing reads them); without it GCC keeps the selects as branches. The element
+  // function carries the same options, or GCC would not inline it.
+#if defined(__GNUC__) && !defined(__clang__)
+#define MIXQ_VECTORIZE_SELECTS __attribute__((optimize("no-trapping-math")))
+#else
+#define MIXQ_VECTORIZE_SELECTS
+#endif
+  // The loops are also built for AVX2 and AVX-512 and picked at load time by CPU (GCC's
+  // target_clones): a true division per element, 2-4x the SSE width.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define MIXQ_QDQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MIXQ_QDQ_CLONES
+#endif
+  // One element; selects on values (std::min/max pick references), so the loops vectorize.
+  MIXQ_VECTORIZE_SELECTS static inline float qdq_one(float x, float s, float z, float qmin, float qmax, float lo,
+                                                     float hi) {
+    constexpr float kMagic = 12582912.0f, kLim = 4194304.0f;  // 1.5 * 2^23, 2^22
+    float v = x < lo ? lo : x;  // the Clip (+-inf without one)
+    v = v > hi ? hi : v;
+    v = v / s;
+    v = v < -kLim ? -kLim : v;
+    v = v > kLim ? kLim : v;
+    float q = (v + kMagic) - kMagic + z;
+    q = q < qmin ? qmin : q;
+    q = q > qmax ? qmax : q;
+    return (q - z) * s;
+  }
+  MIXQ_QDQ_CLONES MIXQ_VECTORIZE_SELECTS static void qdq_loop(const float* __restrict src, float* __restrict dst, int64_t n, float s,
+                                               float z, float qmin, float qmax, float lo, float hi) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = qdq_one(src[i], s, z, qmin, qmax, lo, hi);
+  }
+  MIXQ_QDQ_CLONES MIXQ_VECTORIZE_SELECTS static void qdq_loop_inplace(float* __restrict p, int64_t n, float s, float z, float qmin,
+                                                       float qmax, float lo, float hi) {
+    for (int64_t i = 0; i < n; ++i) p[i] = qdq_one(p[i], s, z, qmin, qmax, lo, hi);
+  }
+#undef MIXQ_VECTORIZE_SELECTS
+#undef MIXQ_QDQ_CLONES
+  bool clip_;
+};
+
+// in: the producer's inputs (a convolution group's X, W[, B] ..., or a Mul's / Add's a, b), then
+// the QDQ's scale, zero point[, Clip bounds]. A value that only a QuantDequant reads (an
+// activation's fake quantization in a QDQ graph), made by a Conv [-> activation] or an
+// elementwise Mul/Add: the QDQ runs in place on the producer's fresh buffer instead of writing a
+// second one (on 224x224 models these are tens of MB per batch). In place only when the result
+// owns its storage alone; otherwise into a new buffer (the same bits either way).
+class ProducerQdqKernel final : public FusedKernel {
+ public:
+  // `fused`: the producer is a fusion group's kernel (its accepts() decides); else a node's own
+  // kernel, accepted on float inputs (whose result is float).
+  ProducerQdqKernel(std::unique_ptr<OpKernel> producer, bool fused, size_t n_inputs, std::unique_ptr<QdqKernel> qdq)
+      : producer_(std::move(producer)), fused_(fused), n_(n_inputs), qdq_(std::move(qdq)) {}
+  bool accepts(const std::vector<at::Tensor>& in) const override {
+    if (at::GradMode::is_enabled() || !qdq_->accepts_params(in, n_)) return false;
+    std::vector<at::Tensor> pin(in.begin(), in.begin() + n_);
+    if (fused_) return in[0].defined() && in[0].scalar_type() == at::kFloat && static_cast<FusedKernel&>(*producer_).accepts(pin);
+    return std::all_of(pin.begin(), pin.end(), [](const at::Tensor& t) { return t.defined() && t.scalar_type() == at::kFloat; });
+  }
+  void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    std::vector<at::Tensor> pin(in.begin(), in.begin() + n_), pout(1);
+    producer_->compute(pin, pout);
+    at::Tensor y = std::move(pout[0]);
+    MIXQ_ASSERT(y.defined() && y.scalar_type() == at::kFloat, "the producer of a QuantDequant gave ",
+                y.defined() ? c10::toString(y.scalar_type()) : "nothing", " from float inputs");
+    const bool alone = y.use_count() == 1 && y.storage().use_count() == 1;
+    if (QdqKernel::accepts_data(y) && alone) {
+      qdq_->apply(y, y, in, n_);
+      out[0] = std::move(y);
+      return;
+    }
+    at::Tensor x = QdqKernel::accepts_data(y) ? y : y.contiguous();
+    at::Tensor r = at::empty_like(x);
+    qdq_->apply(x, r, in, n_);
+    out[0] = std::move(r);
+  }
+
+ private:
+  std::unique_ptr<OpKernel> producer_;
+  bool fused_;
+  size_t n_;
+  std::unique_ptr<QdqKernel> qdq_;
+};
+
 // in: a, b. relu(a + b) with the sum's own buffer reused for the ReLU.
 class AddReluKernel final : public FusedKernel {
  public:
@@ -321,6 +460,11 @@ class Matcher {
         if (auto grp = match_act_chain(static_cast<int>(i))) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_embed_sum(static_cast<int>(i))) claim(*grp, out);
+    if (!legacy_) {
+      for (size_t i = 0; i < g_.nodes.size(); ++i)
+        if (auto grp = match_qdq(static_cast<int>(i))) claim(*grp, out);
+      merge_producer_qdq(out);
+    }
     std::sort(out.begin(), out.end(),
               [](const FusionGroup& a, const FusionGroup& b) { return a.nodes.back() < b.nodes.back(); });
     return out;
@@ -474,6 +618,15 @@ class Matcher {
       return t;
     }
     if (legacy_) return std::nullopt;
+    if (!chains_only && g_.opset() >= 14 && is_op(i, "HardSwish", 1)) {  // exactly at::hardswish
+      ActTail t;
+      t.act.kind = Activation::kHardSwish;
+      t.act.alpha = static_cast<double>(1.0f / 6.0f);
+      t.act.beta = 0.5;
+      t.input = n.inputs[0];
+      t.members = {i};
+      return t;
+    }
     if (!chains_only && g_.opset() >= 11 && !claimed_[i] && n.domain.empty() && n.op_type == "Clip" &&
         n.outputs.size() == 1 && !n.inputs.empty() && n.inputs.size() <= 3 && !n.inputs[0].empty()) {
       ActTail t;
@@ -612,6 +765,90 @@ class Matcher {
     if (!finish(grp)) return std::nullopt;
     grp.kernel = std::make_unique<EmbedSumKernel>(keepdims);
     return grp;
+  }
+
+  // Node i is a DequantizeLinear reading a QuantizeLinear with the same scale and zero point
+  // values, optionally after a Clip (opset 11+, bounds as inputs) read by the QuantizeLinear only.
+  std::optional<FusionGroup> match_qdq(int i) const {
+    if (!is_op(i, "DequantizeLinear", 3)) return std::nullopt;
+    const Node& dq = node(i);
+    int q = prod(dq.inputs[0], "QuantizeLinear");
+    if (q < 0 || !is_op(q, "QuantizeLinear", 3) || node(q).inputs[1] != dq.inputs[1] || node(q).inputs[2] != dq.inputs[2])
+      return std::nullopt;
+    const std::string& x = node(q).inputs[0];
+    int clip = prod(x, "Clip");
+    if (clip >= 0 && g_.opset() >= 11 && is_op(clip, "Clip", 3)) {
+      const Node& c = node(clip);
+      FusionGroup grp{FusionKind::kQdq, {clip, q, i}, {c.inputs[0], dq.inputs[1], dq.inputs[2], c.inputs[1], c.inputs[2]},
+                      {}, {}, {}, nullptr};
+      if (finish(grp) && grp.inputs.size() == 5) {
+        grp.kernel = std::make_unique<QdqKernel>(true);
+        return grp;
+      }
+    }
+    FusionGroup grp{FusionKind::kQdq, {q, i}, {x, dq.inputs[1], dq.inputs[2]}, {}, {}, {}, nullptr};
+    if (!finish(grp) || grp.inputs.size() != 3) return std::nullopt;
+    grp.kernel = std::make_unique<QdqKernel>(false);
+    return grp;
+  }
+
+  // A QuantDequant group whose input only it reads and a Conv makes (alone, or ending a ConvAct
+  // or ConvBn group), or a Mul or Add node: one ProducerQdq group, the QDQ in place on the
+  // producer's result.
+  void merge_producer_qdq(std::vector<FusionGroup>& out) {
+    std::unordered_map<std::string, size_t> by_output;
+    for (size_t k = 0; k < out.size(); ++k) by_output[out[k].output] = k;
+    std::vector<char> drop(out.size(), 0);
+    for (size_t k = 0; k < out.size(); ++k) {
+      if (out[k].kind != FusionKind::kQdq) continue;
+      const std::string x = out[k].inputs[0];
+      auto u = uses_.find(x);
+      auto p = producer_.find(x);
+      if (u == uses_.end() || u->second != 1 || graph_outputs_.count(x) || p == producer_.end()) continue;
+      FusionGroup prod;
+      std::unique_ptr<OpKernel> pk;
+      bool fused = true;
+      auto h = by_output.find(x);
+      if (h != by_output.end()) {  // the end of a convolution group
+        FusionGroup& g = out[h->second];
+        if (drop[h->second] || (g.kind != FusionKind::kConvAct && g.kind != FusionKind::kConvBn)) continue;
+        prod = std::move(g);
+        pk = std::move(prod.kernel);
+        drop[h->second] = 1;
+      } else {  // a Conv, Mul or Add node alone
+        const int c = p->second;
+        const Node& n = node(c);
+        const bool conv = n.op_type == "Conv", binary = n.op_type == "Mul" || n.op_type == "Add";
+        if (claimed_[c] || !n.domain.empty() || n.outputs.size() != 1 || (!conv && !binary) ||
+            n.inputs.size() < 2 || n.inputs.size() > (conv ? 3u : 2u) ||
+            std::any_of(n.inputs.begin(), n.inputs.end(), [](const std::string& v) { return v.empty(); }))
+          continue;
+        NodeInfo info(g_, n, g_.opset());
+        prod = FusionGroup{FusionKind::kConvAct, {c}, n.inputs, x, {}, {}, nullptr};
+        if (conv) {
+          pk = std::make_unique<ConvActKernel>(find_op("Conv", g_.opset())->make(info), Activation{}, n.inputs.size());
+        } else {
+          pk = find_op(n.op_type, g_.opset())->make(info);
+          fused = false;
+        }
+        claimed_[c] = 1;
+      }
+      FusionGroup& q = out[k];
+      FusionGroup m{FusionKind::kProducerQdq, prod.nodes, prod.inputs, q.output, prod.interior, prod.constants, nullptr};
+      m.nodes.insert(m.nodes.end(), q.nodes.begin(), q.nodes.end());
+      std::sort(m.nodes.begin(), m.nodes.end());
+      m.inputs.insert(m.inputs.end(), q.inputs.begin() + 1, q.inputs.end());
+      m.interior.push_back(x);
+      m.interior.insert(m.interior.end(), q.interior.begin(), q.interior.end());
+      m.constants.insert(m.constants.end(), q.constants.begin(), q.constants.end());
+      m.kernel = std::make_unique<ProducerQdqKernel>(std::move(pk), fused, prod.inputs.size(),
+                                                     std::unique_ptr<QdqKernel>(static_cast<QdqKernel*>(q.kernel.release())));
+      out[k] = std::move(m);
+    }
+    std::vector<FusionGroup> kept;
+    for (size_t k = 0; k < out.size(); ++k)
+      if (!drop[k]) kept.push_back(std::move(out[k]));
+    out = std::move(kept);
   }
 
   std::optional<FusionGroup> match_add_relu(int i) const {

@@ -15,12 +15,19 @@
 //   ConvAct   Conv(X, W[, B]) -> activation (inference; BatchNorm already folded, as in
 //             torch.onnx exports in eval mode)   the Conv kernel, then the activation in place
 //             Activations: Relu; Clip with constant float bounds (ReLU6); hard-swish
-//             Mul(x, HardSigmoid(x)) (at::hardswish_ for alpha 1/6, beta 1/2); SiLU
+//             Mul(x, HardSigmoid(x)) (at::hardswish_ for alpha 1/6, beta 1/2) or the HardSwish
+//             op (opset 14); SiLU
 //             Mul(x, Sigmoid(x)) (at::silu_). Clip, hard-swish and SiLU are off under
 //             MIXQ_EXEC_LEGACY=1 (and ConvAct altogether), for before/after measurements.
 //   HardSwish / Silu   Mul(x, HardSigmoid(x)) / Mul(x, Sigmoid(x)) not after a fusable Conv:
 //             at::hardswish / at::silu, one pass and no intermediate tensor
 //   AddRelu   Add(a, b) -> Relu (a residual join)             at::add, then relu_ in place
+//   QuantDequant [Clip ->] QuantizeLinear -> DequantizeLinear, one scale and zero point (the
+//             fake-quantized activations of a QDQ graph): one pass, no 8-bit buffer, the same bits
+//             (off under MIXQ_EXEC_LEGACY=1)
+//   ProducerQuantDequant  a Conv, ConvAct, ConvBn, Mul or Add whose result only a QuantDequant
+//             reads: the QDQ in place on the producer's fresh buffer (no second activation-sized
+//             buffer; a new one when the result shares its storage)
 //   EmbedSum  Gather(table, idx [N, L], axis 0) -> ReduceSum(axes [1])   at::embedding_bag (sum):
 //             the [N, L, D] lookup is never materialized (25 MB at batch 256 for the embedding
 //             fixture); indices outside [0, rows) (negative ones wrap in Gather) run unfused
@@ -50,8 +57,9 @@
 
 namespace mixq {
 
-enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum, kConvAct, kHardSwish, kSilu };
-// "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu", "EmbedSum", "ConvAct", "HardSwish", "Silu"
+enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum, kConvAct, kHardSwish, kSilu, kQdq, kProducerQdq };
+// "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu", "EmbedSum", "ConvAct", "HardSwish", "Silu",
+// "QuantDequant", "ProducerQuantDequant"
 const char* fusion_kind_name(FusionKind k);
 
 class FusedKernel : public OpKernel {

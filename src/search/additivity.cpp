@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <set>
 #include <tuple>
 
@@ -10,6 +11,7 @@
 #include "graph/blocks.h"
 #include "graph/layers.h"
 #include "search/context.h"
+#include "mixq/error.h"
 #include "search/probe.h"
 
 namespace mixq {
@@ -76,7 +78,8 @@ std::string option_name(const ChoiceUnit& U, int o) {
 }  // namespace
 
 nlohmann::json check_and_repair(AllocContext& ctx, const SensitivityTable& table, const QuantPlan& base,
-                                const Dataset& calib, const Resolver& resolve, const RepairOptions& opts) {
+                                const Dataset& calib, const Resolver& resolve, const RepairOptions& opts,
+                                SensitivityProbe* table_probe) {
   const std::string signal = resolve_signal(ctx.opts.signal, &table);
   nlohmann::json rep = {{"signal", signal}, {"tolerance", opts.tolerance}};
   if (!is_data_signal(signal)) {
@@ -87,13 +90,20 @@ nlohmann::json check_and_repair(AllocContext& ctx, const SensitivityTable& table
   for (auto& L : ref.layers)
     if (!L.pinned) L.weight_scheme.bits = table.ref_bits;
   update_cost(ref);
-  auto sub = head_dataset(calib, table.samples);
-  SensitivityProbe probe(ctx.prepared, ref, *sub, 256);
+  std::unique_ptr<SensitivityProbe> own;
+  if (!table_probe) {
+    auto sub = head_dataset(calib, table.samples);
+    own = std::make_unique<SensitivityProbe>(ctx.prepared, ref, *sub, 0);  // batches as the table's
+  }
+  SensitivityProbe& probe = table_probe ? *table_probe : *own;
+  MIXQ_ASSERT(probe.samples() == table.samples, "additivity check: probe of ", probe.samples(), " samples for a table of ",
+              table.samples);
   Problem p = context_problem(ctx, true, &base);
 
-  auto measure_change = [&](const ProbeChange& ch) {
-    return *measured_signal(signal, probe.run_change(ch), probe.reference(), probe.has_labels());
+  auto signal_of = [&](const ProbeMetrics& m) {
+    return *measured_signal(signal, m, probe.reference(), probe.has_labels());
   };
+  auto measure_change = [&](const ProbeChange& ch) { return signal_of(probe.run_change(ch)); };
   auto measure = [&](const Choice& c) { return measure_change(change_of(p, c, ref, {})); };
   auto gap_ok = [&](double measured, double predicted) {
     return std::fabs(measured - predicted) <= opts.tolerance * std::max(std::fabs(measured), std::fabs(predicted)) + 1e-12;
@@ -164,9 +174,15 @@ nlohmann::json check_and_repair(AllocContext& ctx, const SensitivityTable& table
       rep["stopped"] = "no unmeasured pair of reduced units inside one block";
       break;
     }
-    for (size_t n = 0; n < cand.size() && n < static_cast<size_t>(opts.max_pairs); ++n) {
+    // The round's pairs measured together (in cut order: probe.run_changes), used in rank order.
+    const size_t npairs = std::min(cand.size(), static_cast<size_t>(opts.max_pairs));
+    std::vector<ProbeChange> changes;
+    for (size_t n = 0; n < npairs; ++n)
+      changes.push_back(change_of(p, cur, ref, {cand[n].second.first, cand[n].second.second}));
+    const std::vector<ProbeMetrics> joints = probe.run_changes(changes);
+    for (size_t n = 0; n < npairs; ++n) {
       auto [ua, ub] = cand[n].second;
-      const double joint = measure_change(change_of(p, cur, ref, {ua, ub}));
+      const double joint = signal_of(joints[n]);
       const double inter = joint - p.units[ua].loss[cur[ua]] - p.units[ub].loss[cur[ub]];
       measured_pairs[{ua, cur[ua], ub, cur[ub]}] = inter;
       p.pairs.push_back({ua, cur[ua], ub, cur[ub], inter, {}});

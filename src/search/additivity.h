@@ -34,8 +34,10 @@ using Resolver = std::function<std::optional<Choice>(const Problem&)>;
 // was measured on (its first table.samples samples are used). Rewrites ctx.plan's bits when a
 // repaired plan measures better. Returns the report: signal, predicted and measured per round,
 // the pairs measured with their interactions, and whether the plan changed. Signals that are not
-// measured on data (mse, fisher, hessian) are reported as skipped.
+// measured on data (mse, fisher, hessian) are reported as skipped. `probe`: the probe the table
+// was measured with (measure_sensitivity's keep_probe), reused; null builds one.
 nlohmann::json check_and_repair(AllocContext& ctx, const SensitivityTable& table, const QuantPlan& base,
-                                const Dataset& calib, const Resolver& resolve, const RepairOptions& opts);
+                                const Dataset& calib, const Resolver& resolve, const RepairOptions& opts,
+                                SensitivityProbe* probe = nullptr);
 
 }  // namespace mixq

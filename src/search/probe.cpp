@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <set>
 
 #include "exec/evaluate.h"
@@ -66,12 +67,33 @@ ProbeMetrics compare_to_float(const at::Tensor& zf, const at::Tensor& z, bool cl
   return m;
 }
 
+int64_t probe_batch_size(Executor& ex, const Dataset& samples) {
+  // The largest per-sample value of one float run on the first sample: node outputs whose first
+  // dimension is the batch (weights reshaped by static nodes are not per-sample).
+  const Graph& g = ex.graph();
+  size_t biggest = 1;
+  std::vector<int> ids;
+  for (const auto& n : g.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty())
+        ids.push_back(ex.add_hook(o, [&biggest](const std::string&, at::Tensor& v) {
+          if (v.defined() && v.dim() >= 1 && v.size(0) == 1) biggest = std::max(biggest, v.nbytes());
+        }));
+  ex.run(samples.get(0, 1).inputs);
+  for (int id : ids) ex.remove_hook(id);
+  int64_t b = 1;
+  while (b < kProbeMaxBatch && static_cast<size_t>(2 * b) * biggest <= kProbeBatchBytes) b *= 2;
+  return b;
+}
+
 SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples,
                                    int64_t batch_size)
     : prepared_(prepared), ref_plan_(ref), samples_(samples.size()) {
   MIXQ_CHECK(samples_ > 0, ErrorKind::kInvalidArgument, "the sensitivity measurement needs calibration samples, got none");
-  for (int64_t b = 0; b < samples_; b += batch_size) batches_.push_back(samples.get(b, std::min(samples_, b + batch_size)));
   Executor fex(prepared);
+  calib_batch_ = batch_size > 0 ? batch_size : kProbeMaxBatch;
+  if (batch_size <= 0) batch_size = probe_batch_size(fex, samples);
+  for (int64_t b = 0; b < samples_; b += batch_size) batches_.push_back(samples.get(b, std::min(samples_, b + batch_size)));
   zf_ = logits(fex);
   // Labels count only for class scores: a detector's or an embedding's outputs are compared with
   // the float outputs alone (the fidelity loss), labels or not.
@@ -80,7 +102,7 @@ SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, 
     if (b.labels.defined()) lab.push_back(b.labels);
   if (lab.size() == batches_.size() && classes_) labels_ = at::cat(lab);
   QuantizeOptions qo;
-  qo.batch_size = batch_size;
+  qo.batch_size = calib_batch_;
   qo.progress = false;
   qm_ = quantize_model(prepared, ref, samples, qo);
   Graph qg = qdq_graph(qm_);
@@ -127,10 +149,11 @@ at::Tensor SensitivityProbe::flatten_outputs(const std::vector<at::Tensor>& outs
   return z;
 }
 
-at::Tensor SensitivityProbe::logits(Executor& ex) {
-  // Through run(feeds, fetches), which runs the graph's own nodes (no fused kernels), like the
-  // runs from a cut: every measurement and its reference see the same float arithmetic, so the
-  // table's increases over the reference do not pick up fused-vs-unfused rounding.
+at::Tensor SensitivityProbe::logits(Executor& ex, const std::map<std::string, at::Tensor>& extra) {
+  // Through run(feeds, fetches) with the executor's fusion groups, like the runs from a cut (which
+  // never splits a group, see cut_point): every measurement and its reference see the same float
+  // arithmetic, so the table's increases over the reference do not pick up fused-vs-unfused
+  // rounding.
   const Graph& g = ex.graph();
   std::vector<std::string> fetch;
   for (const auto& o : g.outputs) fetch.push_back(o.name);
@@ -138,12 +161,38 @@ at::Tensor SensitivityProbe::logits(Executor& ex) {
   for (auto& b : batches_) {
     std::map<std::string, at::Tensor> feeds;
     for (size_t i = 0; i < g.inputs.size(); ++i) feeds[g.inputs[i].name] = b.inputs[i];
-    std::map<std::string, at::Tensor> got = ex.run(feeds, fetch);
+    for (const auto& kv : extra) feeds[kv.first] = kv.second;
+    std::map<std::string, at::Tensor> got = ex.run(feeds, fetch, /*fused=*/true);
     std::vector<at::Tensor> outs;
     for (const auto& f : fetch) outs.push_back(got.at(f));
     zs.push_back(flatten_outputs(outs));
   }
   return at::cat(zs);
+}
+
+int SensitivityProbe::cut_point(const std::map<std::string, at::Tensor>& weights) {
+  if (weights.empty() || std::getenv("MIXQ_PROBE_FULL") != nullptr) return -1;
+  int k = std::numeric_limits<int>::max();
+  for (const auto& kv : weights) {
+    auto it = layer_node_.find(kv.first);
+    if (it == layer_node_.end()) return -1;
+    k = std::min(k, it->second);
+  }
+  // Before any fusion group the cut would split: the nodes after a cut run fused only where the
+  // group lies wholly after it, and the whole-model runs fuse every group.
+  if (!spans_known_) {
+    spans_ = sim_->active_fusion_spans();
+    spans_known_ = true;
+  }
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (const auto& [first, last] : spans_)
+      if (first < k && k <= last) {
+        k = first;
+        moved = true;
+      }
+  }
+  return k;
 }
 
 void SensitivityProbe::move_cut(int k) {
@@ -171,20 +220,23 @@ void SensitivityProbe::move_cut(int k) {
     std::vector<std::string> fetch;
     for (const auto& v : want)
       if (!feeds.count(v)) fetch.push_back(v);
-    std::map<std::string, at::Tensor> got = fetch.empty() ? std::map<std::string, at::Tensor>{} : sim_->run(feeds, fetch);
+    std::map<std::string, at::Tensor> got =
+        fetch.empty() ? std::map<std::string, at::Tensor>{} : sim_->run(feeds, fetch, /*fused=*/true);
     for (const auto& v : want) next[b][v] = feeds.count(v) ? feeds.at(v) : got.at(v);
   }
   cut_ = std::move(next);
   cut_node_ = k;
 }
 
-at::Tensor SensitivityProbe::logits_from_cut(Executor& ex) {
+at::Tensor SensitivityProbe::logits_from_cut(Executor& ex, const std::map<std::string, at::Tensor>& extra) {
   const Graph& g = ex.graph();
   std::vector<std::string> fetch;
   for (const auto& o : g.outputs) fetch.push_back(o.name);
   std::vector<at::Tensor> zs;
-  for (const auto& feeds : cut_) {
-    std::map<std::string, at::Tensor> got = ex.run(feeds, fetch);
+  for (const auto& cut : cut_) {
+    std::map<std::string, at::Tensor> feeds = cut;
+    for (const auto& kv : extra) feeds[kv.first] = kv.second;
+    std::map<std::string, at::Tensor> got = ex.run(feeds, fetch, /*fused=*/true);
     std::vector<at::Tensor> outs;
     for (const auto& f : fetch) outs.push_back(got.at(f));
     zs.push_back(flatten_outputs(outs));
@@ -195,27 +247,20 @@ at::Tensor SensitivityProbe::logits_from_cut(Executor& ex) {
 ProbeMetrics SensitivityProbe::run(const std::map<std::string, at::Tensor>& weights) { return run_on(*sim_, weights); }
 
 ProbeMetrics SensitivityProbe::run_on(Executor& ex, const std::map<std::string, at::Tensor>& weights) {
-  // One changed layer of the reference model: re-run only from that layer on, from the cached
+  // Changed layers of the reference model: re-run only from the first of them on, from the cached
   // values at the cut before it (the measurement is the same; the upstream part is not redone).
-  const bool from_cut = &ex == sim_.get() && weights.size() == 1 && layer_node_.count(weights.begin()->first) &&
-                        std::getenv("MIXQ_PROBE_FULL") == nullptr;
-  if (from_cut) move_cut(layer_node_.at(weights.begin()->first));
-  std::vector<int> ids;
+  const int k = &ex == sim_.get() ? cut_point(weights) : -1;
+  const bool from_cut = k >= 0;
+  if (from_cut) move_cut(k);
+  // The replaced weights are fed as the values the layers read (not set by hooks: a hook change
+  // would make the executor recompute every cached constant, e.g. each layer's dequantized weight).
+  std::map<std::string, at::Tensor> extra;
   for (const auto& [layer, w] : weights) {
     auto it = dq_name_.find(layer);
     MIXQ_CHECK(it != dq_name_.end(), ErrorKind::kInvalidArgument, "sensitivity probe: no layer '", layer, "'");
-    at::Tensor repl = w.to(prepared_.initializers.at(ref_plan_.find(layer)->weight).scalar_type());
-    ids.push_back(ex.add_hook(it->second, [repl](const std::string&, at::Tensor& v) { v = repl; }));
+    extra[it->second] = w.to(prepared_.initializers.at(ref_plan_.find(layer)->weight).scalar_type());
   }
-  ProbeMetrics m;
-  try {
-    m = metrics_of(from_cut ? logits_from_cut(ex) : logits(ex));
-  } catch (...) {
-    for (int id : ids) ex.remove_hook(id);
-    throw;
-  }
-  for (int id : ids) ex.remove_hook(id);
-  return m;
+  return metrics_of(from_cut ? logits_from_cut(ex, extra) : logits(ex, extra));
 }
 
 const std::map<std::string, QuantizedActivation>& SensitivityProbe::acts_at(int bits) {
@@ -233,11 +278,27 @@ const std::map<std::string, QuantizedActivation>& SensitivityProbe::acts_at(int 
   for (auto& v : ins) inputs.push_back(at::cat(v));
   auto data = memory_dataset(std::move(inputs), labels_, "sensitivity probe samples");
   QuantizeOptions qo;
-  qo.batch_size = batches_.empty() ? 1 : batches_[0].inputs[0].size(0);
+  qo.batch_size = calib_batch_;
   qo.progress = false;
   calibrate_activations(q, p, *data, qo);
   auto& out = acts_at_[bits];
   for (auto& a : q.activations) out[a.tensor] = std::move(a);
+  return out;
+}
+
+std::vector<ProbeMetrics> SensitivityProbe::run_changes(const std::vector<ProbeChange>& changes) {
+  // Weight-only changes in the order of their cuts (the cut then only moves forward), the others
+  // (whole-model runs) after them; each result is what run_change gives for it alone.
+  std::vector<std::pair<int, size_t>> order;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    std::map<std::string, at::Tensor> names;
+    for (const auto& kv : changes[i].weights) names[kv.first] = at::Tensor();
+    const int k = changes[i].acts.empty() ? cut_point(names) : -1;
+    order.emplace_back(k < 0 ? std::numeric_limits<int>::max() : k, i);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<ProbeMetrics> out(changes.size());
+  for (const auto& [k, i] : order) out[i] = run_change(changes[i]);
   return out;
 }
 

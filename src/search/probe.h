@@ -55,10 +55,23 @@ struct ProbeChange {
   bool empty() const { return weights.empty() && acts.empty(); }
 };
 
+// Automatic probe batches: the most samples (a power of two, at most kProbeMaxBatch) whose largest
+// per-sample activation stays within kProbeBatchBytes. Larger buffers are fresh mmaps in glibc
+// (its mmap threshold tops out at 32 MiB), page-faulted in on every allocation: on a 224x224
+// mobile net at 128 samples per batch that was ~7% of the table's time. Measurements do not
+// depend on the batching where the executor's kernels are batch-independent (checked on the zoo's
+// mobilenet_v3_small: the same table to the last bit at 16, 32, 64 and 128 samples per batch).
+constexpr int64_t kProbeMaxBatch = 256;
+constexpr size_t kProbeBatchBytes = size_t{32} << 20;
+// The batch size `ex` (a float executor of the model) gets under that rule, measured on the first
+// sample.
+int64_t probe_batch_size(Executor& ex, const Dataset& samples);
+
 class SensitivityProbe {
  public:
-  // `ref`: the reference plan. Quantizes it once (activation ranges from the samples) and runs
-  // the float model once for the float logits.
+  // `ref`: the reference plan. Quantizes it once (activation ranges from the samples, calibrated in
+  // batches of `batch_size`, or kProbeMaxBatch) and runs the float model once for the float
+  // logits. batch_size <= 0: the probe's runs use probe_batch_size.
   SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples, int64_t batch_size);
   ~SensitivityProbe();
 
@@ -74,12 +87,16 @@ class SensitivityProbe {
   // (ranges of different tensors do not depend on each other: calibration runs on dequantized
   // weights without activation quantization, quant/quantize.h).
   ProbeMetrics run_change(const ProbeChange& change);
+  // run_change for each change, measured in the order that re-runs least (weight changes by their
+  // first changed layer); results in the order given.
+  std::vector<ProbeMetrics> run_changes(const std::vector<ProbeChange>& changes);
   // The layers reading each quantized activation tensor (plan layer names), by tensor.
   const std::map<std::string, std::vector<std::string>>& act_readers() const { return readers_; }
 
  private:
   ProbeMetrics metrics_of(const at::Tensor& z) const;
-  at::Tensor logits(Executor& ex);
+  // `extra`: values fed besides the inputs (replaced weights, by the value name the layer reads).
+  at::Tensor logits(Executor& ex, const std::map<std::string, at::Tensor>& extra = {});
   // Outputs of one batch as the probe compares them (class scores, or all float outputs flattened).
   at::Tensor flatten_outputs(const std::vector<at::Tensor>& outs);
   // The reference model's values crossing the cut just before sim node `k` (every value made
@@ -87,7 +104,11 @@ class SensitivityProbe {
   // that a change at node k re-runs only the nodes from k on. Layers are measured in graph
   // order, so the cut moves forward, computing only the nodes between two cuts.
   void move_cut(int k);
-  at::Tensor logits_from_cut(Executor& ex);
+  // Where a run with these layers' weights changed starts: the sim node of the first of them, moved
+  // back to the start of any active fusion group it falls inside; -1 for a whole-model run (a layer
+  // that is not in the graph, no change, or MIXQ_PROBE_FULL=1).
+  int cut_point(const std::map<std::string, at::Tensor>& weights);
+  at::Tensor logits_from_cut(Executor& ex, const std::map<std::string, at::Tensor>& extra);
   ProbeMetrics run_on(Executor& ex, const std::map<std::string, at::Tensor>& weights);
   // Every activation tensor's quantizer with all of them at `bits` (one calibration pass per bits).
   const std::map<std::string, QuantizedActivation>& acts_at(int bits);
@@ -104,9 +125,12 @@ class SensitivityProbe {
   std::map<std::string, std::string> dq_name_;  // layer -> the tensor its QDQ node reads as weight
   ProbeMetrics float_, ref_;
   int64_t samples_ = 0;
+  int64_t calib_batch_ = kProbeMaxBatch;         // activation calibration batches
   std::map<std::string, int> layer_node_;        // layer -> its node index in the sim graph
   std::vector<char> sim_static_;                 // per sim node: computed from constants only
   int cut_node_ = -1;                            // -1: no cut cached
+  std::vector<std::pair<int, int>> spans_;       // the sim executor's active fusion groups
+  bool spans_known_ = false;
   std::vector<std::map<std::string, at::Tensor>> cut_;  // per batch: value name -> tensor
 };
 

@@ -33,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,8 @@
 #include "quant/plan.h"
 
 namespace mixq {
+
+class SensitivityProbe;
 
 struct SensEntry {
   double mse = 0, noise = 0, sqnr_db = 0, kl = 0, dl = 0, dacc = 0, fisher = 0, hessian = 0;
@@ -117,7 +120,7 @@ struct SensitivityOptions {
   // Granularity candidates: group sizes measured at every bit-width of `bits` (empty: none).
   std::vector<int64_t> group_sizes;
   int64_t samples = 256;     // first N calibration samples (0: all)
-  int64_t batch_size = 256;
+  int64_t batch_size = 0;    // probe batches; 0: automatic (search/probe.h, probe_batch_size)
   std::string calib_spec;    // recorded in the key
   std::string model_path;    // hashed for the key ("" : no hash)
   std::string cache_path;    // "" : no cache
@@ -131,9 +134,12 @@ struct SensitivityOptions {
 void require_signal(const SensitivityTable& t, const std::string& signal, const std::string& where);
 
 // `plan` is the job's plan before allocation (defaults, pinned layers); its unpinned layers are
-// measured. `calib` may be null when opts.data_free.
+// measured. `calib` may be null when opts.data_free. `keep_probe`: when given, receives the probe
+// the table was measured with (null when none was built: data-free, or every unit cached), so the
+// additivity check (search/additivity.h) measures with the same instrument without rebuilding it.
 SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& plan, const Dataset* calib,
-                                     const SensitivityOptions& opts);
+                                     const SensitivityOptions& opts,
+                                     std::unique_ptr<SensitivityProbe>* keep_probe = nullptr);
 
 nlohmann::json table_to_json(const SensitivityTable& t);
 // Throws kInvalidArgument naming `where` and the field for malformed tables.

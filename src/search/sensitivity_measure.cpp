@@ -93,7 +93,7 @@ std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n) {
 }
 
 SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& plan, const Dataset* calib,
-                                     const SensitivityOptions& opts) {
+                                     const SensitivityOptions& opts, std::unique_ptr<SensitivityProbe>* keep_probe) {
   auto t0 = std::chrono::steady_clock::now();
   MIXQ_CHECK(opts.data_free || calib, ErrorKind::kInvalidArgument,
              "the sensitivity table needs calibration data (--calib) unless only the mse signal is used");
@@ -159,8 +159,8 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     t.ref_noise = probe->reference().noise;
     t.has_labels = probe->has_labels();
     if (opts.curvature && probe->has_labels())
-      for (int64_t b = 0; b < sub->size(); b += opts.batch_size)
-        batches.push_back(sub->get(b, std::min(sub->size(), b + opts.batch_size)));
+      for (int64_t b = 0, bs = opts.batch_size > 0 ? opts.batch_size : kProbeMaxBatch; b < sub->size(); b += bs)
+        batches.push_back(sub->get(b, std::min(sub->size(), b + bs)));
   }
   const ProbeMetrics mref = probe ? probe->reference() : ProbeMetrics{};
 
@@ -266,6 +266,7 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
   bar.finish();
   t.seconds += seconds_since(t0);
   if (!opts.cache_path.empty()) save_table(t, opts.cache_path);
+  if (keep_probe) *keep_probe = std::move(probe);
   return t;
 }
 

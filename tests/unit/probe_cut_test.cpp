@@ -3,10 +3,12 @@
 // inverted-residual graphs and on a multi-output model without labels.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "api/allocate_step.h"
 #include "data/dataset.h"
+#include "search/probe.h"
 #include "search/sensitivity.h"
 #include "test_util.h"
 
@@ -46,6 +48,39 @@ TEST(ProbeCut, SameTableAsWholeModelRuns) {
   auto full = table_layers(wild + "wild-constant-dynamic.onnx", wild + "wild-a.npz", true);
   ASSERT_EQ(cut.size(), 4u);
   EXPECT_EQ(cut, full);
+}
+
+// Changes of several layers (the additivity check's pairs) run from the cut before the first of
+// them, in cut order by run_changes: the same metrics as whole-model runs, in the order given.
+TEST(ProbeCut, SeveralLayersFromTheFirstCutMatchWholeModelRuns) {
+  PlanDefaults d;
+  d.wbits = 8;
+  PlanData data;
+  data.calib = "fmnist:train:48";
+  PreparedPlan pp = prepare_plan(fixture("fmnist-mobilenetv2"), d, "minmax", data);
+  for (auto& L : pp.plan.layers) L.pinned = false;
+  SensitivityProbe probe(pp.prepared, pp.plan, *pp.calib, 16);
+  const auto& ls = pp.plan.layers;
+  std::vector<ProbeChange> changes;
+  for (size_t i = 0; i + 3 < ls.size(); i += 2) {
+    ProbeChange ch;
+    ch.weights[ls[i + 3].name] = candidate_scheme(ls[i + 3], 3, 0);
+    ch.weights[ls[i].name] = candidate_scheme(ls[i], 2, 0);
+    changes.push_back(ch);
+  }
+  ASSERT_GE(changes.size(), 4u);
+  std::reverse(changes.begin(), changes.end());  // last layers first: run_changes reorders
+  std::vector<ProbeMetrics> cut = probe.run_changes(changes);
+  setenv("MIXQ_PROBE_FULL", "1", 1);
+  for (size_t i = 0; i < changes.size(); ++i) {
+    ProbeMetrics full = probe.run_change(changes[i]);
+    EXPECT_EQ(cut[i].noise, full.noise) << i;
+    EXPECT_EQ(cut[i].kl, full.kl) << i;
+    EXPECT_EQ(cut[i].loss, full.loss) << i;
+    EXPECT_EQ(cut[i].top1, full.top1) << i;
+  }
+  unsetenv("MIXQ_PROBE_FULL");
+  EXPECT_GT(cut[0].noise, probe.reference().noise);
 }
 
 }  // namespace
