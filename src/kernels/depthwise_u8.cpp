@@ -1,24 +1,10 @@
 #include "kernels/depthwise_u8.h"
 
+#include <vector>
+
 #include "kernels/depthwise_u8_impl.h"
 
 namespace mixq::kernels {
-
-void depthwise_u8_ref(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                      const DepthwiseShape& s, float* y) {
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t oy = 0; oy < s.OH; ++oy)
-      for (int64_t ox = 0; ox < s.OW; ++ox) {
-        int32_t acc = 0;
-        for (int64_t ky = 0; ky < s.KH; ++ky)
-          for (int64_t kx = 0; kx < s.KW; ++kx) {
-            const int64_t iy = oy * s.SH - s.PT + ky * s.DH, ix = ox * s.SW - s.PL + kx * s.DW;
-            if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) continue;
-            acc += (int32_t(a[(iy * s.W + ix) * s.C + c]) - za) * int32_t(w[(ky * s.KW + kx) * s.C + c]);
-          }
-        y[(c * s.OH + oy) * s.OW + ox] = scale[c] * static_cast<float>(acc) + bias[c];
-      }
-}
 
 void depthwise_u8_acc_row_ref(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
                               int32_t* acc) {
@@ -33,6 +19,17 @@ void depthwise_u8_acc_row_ref(const uint8_t* a, int32_t za, const int16_t* w, co
         }
       acc[ox * s.C + c] = sum;
     }
+}
+
+void depthwise_u8_ref(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
+                      const DepthwiseShape& s, float* y) {
+  std::vector<int32_t> acc(static_cast<size_t>(s.OW * s.C));
+  for (int64_t oy = 0; oy < s.OH; ++oy) {
+    depthwise_u8_acc_row_ref(a, za, w, s, oy, acc.data());
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t ox = 0; ox < s.OW; ++ox)
+        y[(c * s.OH + oy) * s.OW + ox] = scale[c] * static_cast<float>(acc[ox * s.C + c]) + bias[c];
+  }
 }
 
 void depthwise_u8_acc_row_base(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,

@@ -33,22 +33,26 @@ FormStats plan_forms(std::vector<std::unique_ptr<Op>>& ops, std::vector<std::vec
   FormStats st;
   const std::set<int> outputs(output_slots.begin(), output_slots.end());
   skip.assign(ops.size(), false);
-  // 1. Activation fusion.
   auto readers = readers_of(op_in, n_slots);
-  for (size_t i = 0; i < ops.size(); ++i) {
-    if (skip[i] || op_out[i].size() != 1 || op_out[i][0] < 0) continue;
+  // Op i's output read only by a Relu/Clip with constant bounds (not a graph output): when
+  // `take(clamp)` accepts it, op i writes the Relu/Clip's output and the Relu/Clip is skipped.
+  auto absorb_act = [&](size_t i, auto take) {
+    if (skip[i] || op_out[i].size() != 1 || op_out[i][0] < 0) return false;
     const int s = op_out[i][0];
-    if (outputs.count(s) || readers[static_cast<size_t>(s)].size() != 1) continue;
+    if (outputs.count(s) || readers[static_cast<size_t>(s)].size() != 1) return false;
     const Reader r = readers[static_cast<size_t>(s)][0];
     kernels::ActClamp act;
-    if (r.idx != 0 || op_out[r.op].size() != 1 || op_out[r.op][0] < 0 || !ops[r.op]->act_clamp(&act)) continue;
-    if (!ops[i]->fuse_act(act)) continue;
+    if (r.idx != 0 || op_out[r.op].size() != 1 || op_out[r.op][0] < 0 || !ops[r.op]->act_clamp(&act)) return false;
+    if (!take(act)) return false;
     op_out[i][0] = op_out[r.op][0];
     op_in[r.op].clear();
     op_out[r.op].clear();
     skip[r.op] = true;
     ++st.fused_acts;
-  }
+    return true;
+  };
+  // 1. Activation fusion.
+  for (size_t i = 0; i < ops.size(); ++i) absorb_act(i, [&](kernels::ActClamp a) { return ops[i]->fuse_act(a); });
   // 1b. A residual Add reading an integer layer's output (as its only reader) and a value computed
   // before that layer is fused into the layer's epilogue (the other operand becomes the layer's
   // extra input), and so is a Relu/Clip after the Add.
@@ -74,17 +78,7 @@ FormStats plan_forms(std::vector<std::unique_ptr<Op>>& ops, std::vector<std::vec
     skip[r.op] = true;
     ++st.fused_adds;
     readers = readers_of(op_in, n_slots);
-    const int s2 = op_out[i][0];
-    if (outputs.count(s2) || readers[static_cast<size_t>(s2)].size() != 1) continue;
-    const Reader a = readers[static_cast<size_t>(s2)][0];
-    kernels::ActClamp act;
-    if (a.idx != 0 || op_out[a.op].size() != 1 || op_out[a.op][0] < 0 || !ops[a.op]->act_clamp(&act)) continue;
-    if (!ops[i]->fuse_post_act(act)) continue;
-    op_out[i][0] = op_out[a.op][0];
-    op_in[a.op].clear();
-    op_out[a.op].clear();
-    skip[a.op] = true;
-    ++st.fused_acts;
+    absorb_act(i, [&](kernels::ActClamp a) { return ops[i]->fuse_post_act(a); });
   }
   // 2. Output forms.
   readers = readers_of(op_in, n_slots);

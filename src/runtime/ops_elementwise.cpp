@@ -40,32 +40,6 @@ std::vector<int64_t> bstrides(const std::vector<int64_t>& s, const std::vector<i
   return st;
 }
 
-// Calls f(out_index, a_index, b_index) over the broadcast, the last dim as the inner loop.
-template <typename F>
-void for_broadcast(const std::vector<int64_t>& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb,
-                   F f) {
-  int64_t n = 1;
-  for (int64_t d : out) n *= d;
-  if (n == 0) return;
-  if (out.empty()) { f(0, 0, 0); return; }
-  const size_t r = out.size();
-  const int64_t inner = out[r - 1], ia = sa[r - 1], ib = sb[r - 1];
-  std::vector<int64_t> idx(r, 0);
-  int64_t oa = 0, ob = 0;
-  for (int64_t o = 0; o < n; o += inner) {
-    for (int64_t j = 0; j < inner; ++j) f(o + j, oa + j * ia, ob + j * ib);
-    for (size_t d = r - 1; d-- > 0;) {  // advance the outer index
-      ++idx[d];
-      oa += sa[d];
-      ob += sb[d];
-      if (idx[d] < out[d]) break;
-      oa -= sa[d] * out[d];
-      ob -= sb[d] * out[d];
-      idx[d] = 0;
-    }
-  }
-}
-
 // Calls f(out_offset, a_offset, b_offset, len, a_step, b_step) once per row of the last dim
 // (steps are 0 or 1: broadcast or not).
 template <typename F>
@@ -89,6 +63,19 @@ void for_rows(const std::vector<int64_t>& out, const std::vector<int64_t>& sa, c
       idx[d] = 0;
     }
   }
+}
+
+// Calls f(out_index, a_index, b_index) over the broadcast, element by element.
+template <typename F>
+void for_broadcast(const std::vector<int64_t>& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb,
+                   F f) {
+  if (out.empty()) {
+    f(0, 0, 0);
+    return;
+  }
+  for_rows(out, sa, sb, [&](int64_t o, int64_t oa, int64_t ob, int64_t len, int64_t ia, int64_t ib) {
+    for (int64_t j = 0; j < len; ++j) f(o + j, oa + j * ia, ob + j * ib);
+  });
 }
 
 enum class Bin { kAdd, kSub, kMul, kDiv, kPow };
