@@ -318,11 +318,16 @@ class ConvOp : public Op {
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
     for (int64_t it = 0; it < items; ++it) {
       Scratch& sc = scratch_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
-      const int64_t b = it / blocks, blk = it % blocks, p0 = P * blk / blocks, m = P * (blk + 1) / blocks - p0;
+      const int64_t b = it / blocks, blk = it % blocks, q0 = P * blk / blocks, q1 = P * (blk + 1) / blocks;
+      const uint8_t* img = codes + b * C * HW;
+      // Rows in chunks whose int32 sums (and im2col rows) stay in the first cache levels between
+      // the GEMM writing them and the epilogue reading them (~32 KB of sums).
+      const int64_t chunk = std::max<int64_t>(16, (int64_t(8192) / std::max<int64_t>(Og, 1)) / 4 * 4);
+      for (int64_t p0 = q0; p0 < q1; p0 += chunk) {
+      const int64_t m = std::min(chunk, q1 - p0);
       if (!direct && !indirect) sc.A.resize(static_cast<size_t>(m * kpp));
       if (need_rsum) sc.rsum.resize(static_cast<size_t>(m));
       sc.acc.resize(static_cast<size_t>(m * Og));
-      const uint8_t* img = codes + b * C * HW;
       for (int64_t g = 0; g < G; ++g) {
         const QLinear& L = lin[g];
         if (indirect) {
@@ -361,6 +366,7 @@ class ConvOp : public Op {
         if (padded) kernels::gemm_u8s8(A, kpp, m, bpad, sc.acc.data(), Og, 1);
         else L.gemm(A, kp, m, sc.acc.data(), 1);
         epilogue_group(L, y, b, p0, m, P, g * Og, sc);
+      }
       }
     }
     return y;
