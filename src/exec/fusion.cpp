@@ -401,21 +401,29 @@ class GemmActKernel final : public FusedKernel {
  public:
   static constexpr int64_t kSerialMacs = int64_t{1} << 24;
 
-  GemmActKernel(bool trans_b, bool has_c, Activation act) : trans_b_(trans_b), has_c_(has_c), act_(act) {}
+  // flatten_axis >= 0: A is the input of a Flatten(axis) (its only reader is the Gemm), viewed as
+  // [prod(dims before axis), prod(dims from axis)] here instead of by a Flatten node.
+  GemmActKernel(bool trans_b, bool has_c, Activation act, int64_t flatten_axis)
+      : trans_b_(trans_b), has_c_(has_c), act_(act), flatten_axis_(flatten_axis) {}
   bool accepts(const std::vector<at::Tensor>& in) const override {
     const at::Tensor &a = in[0], &b = in[1];
     if (!a.defined() || !b.defined() || a.scalar_type() != at::kFloat || b.scalar_type() != at::kFloat ||
-        a.dim() != 2 || b.dim() != 2 || a.device() != b.device() || a.requires_grad() || b.requires_grad())
+        b.dim() != 2 || a.device() != b.device() || a.requires_grad() || b.requires_grad())
       return false;
+    if (flatten_axis_ < 0 ? a.dim() != 2 : flatten_axis_ > a.dim()) return false;
     const int64_t k = trans_b_ ? b.size(1) : b.size(0), n = trans_b_ ? b.size(0) : b.size(1);
-    if (a.size(1) != k) return false;
+    if (rows_cols(a).second != k) return false;
     if (!has_c_) return true;
     const at::Tensor& c = in[2];
     return c.defined() && c.scalar_type() == at::kFloat && c.dim() == 1 && c.size(0) == n &&
            c.device() == a.device() && !c.requires_grad();
   }
   void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
-    const at::Tensor& a = in[0];
+    at::Tensor a = in[0];
+    if (flatten_axis_ >= 0) {
+      auto rc = rows_cols(a);
+      a = a.reshape({rc.first, rc.second});  // a view when contiguous, as Flatten's reshape
+    }
     at::Tensor b = in[1];
     if (trans_b_) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -449,8 +457,16 @@ class GemmActKernel final : public FusedKernel {
   }
 
  private:
+  std::pair<int64_t, int64_t> rows_cols(const at::Tensor& a) const {
+    if (flatten_axis_ < 0) return {a.size(0), a.size(1)};
+    int64_t rows = 1, cols = 1;
+    for (int64_t d = 0; d < a.dim(); ++d) (d < flatten_axis_ ? rows : cols) *= a.size(d);
+    return {rows, cols};
+  }
+
   bool trans_b_, has_c_;
   Activation act_;
+  int64_t flatten_axis_;
   std::mutex mu_;
   at::Tensor src_, bt_;  // the [N, K] weight bt_ = src_^T was made from (identity + version)
   uint32_t version_ = 0;
@@ -788,12 +804,33 @@ class Matcher {
     const bool trans_b = tb && tb->i != 0;
     std::vector<int> members = {gemm};
     members.insert(members.end(), tail->members.begin(), tail->members.end());
-    FusionGroup grp{FusionKind::kGemmAct, members, {n.inputs[0], n.inputs[1]}, {}, {}, {}, nullptr};
+    // Flatten(axis >= 0) -> Gemm: the flatten is a view taken inside the kernel (one node less).
+    std::string a_in = n.inputs[0];
+    int64_t flatten_axis = -1;
+    int fl = prod(a_in, "Flatten");
+    if (fl >= 0 && is_op(fl, "Flatten", 1)) {
+      const Attribute* ax = node(fl).attr("axis");
+      int64_t axis = ax ? ax->i : 1;
+      if ((!ax || ax->type == AttrType::kInt) && axis >= 0) {
+        members.push_back(fl);
+        a_in = node(fl).inputs[0];
+        flatten_axis = axis;
+      }
+    }
+    FusionGroup grp{FusionKind::kGemmAct, members, {a_in, n.inputs[1]}, {}, {}, {}, nullptr};
     const bool has_c = n.inputs.size() == 3;
     if (has_c) grp.inputs.push_back(n.inputs[2]);
     grp.constants = tail->constants;
-    if (!finish(grp)) return std::nullopt;
-    grp.kernel = std::make_unique<GemmActKernel>(trans_b, has_c, tail->act);
+    if (!finish(grp)) {
+      if (flatten_axis < 0) return std::nullopt;  // the flatten's output has another reader: without it
+      grp = FusionGroup{FusionKind::kGemmAct, {gemm}, {n.inputs[0], n.inputs[1]}, {}, {}, {}, nullptr};
+      grp.nodes.insert(grp.nodes.end(), tail->members.begin(), tail->members.end());
+      if (has_c) grp.inputs.push_back(n.inputs[2]);
+      grp.constants = tail->constants;
+      flatten_axis = -1;
+      if (!finish(grp)) return std::nullopt;
+    }
+    grp.kernel = std::make_unique<GemmActKernel>(trans_b, has_c, tail->act, flatten_axis);
     return grp;
   }
 

@@ -28,7 +28,7 @@
 //   ProducerQuantDequant  a Conv, ConvAct, ConvBn, Mul or Add whose result only a QuantDequant
 //             reads: the QDQ in place on the producer's fresh buffer (no second activation-sized
 //             buffer; a new one when the result shares its storage)
-//   GemmAct   Gemm(A, B[, C]) -> activation with alpha = beta = 1, transA = 0, float, C absent or
+//   GemmAct   [Flatten ->] Gemm(A, B[, C]) -> activation with alpha = beta = 1, transA = 0, float, C absent or
 //             [N] (fully connected layers as torch.onnx exports them): at::addmm on a cached
 //             contiguous B^T (transB), on the calling thread only for small GEMMs, then the
 //             activation in place (off under MIXQ_EXEC_LEGACY=1)

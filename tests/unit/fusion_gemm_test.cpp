@@ -1,4 +1,4 @@
-// GemmAct fusion (src/exec/fusion.h): Gemm -> activation runs as one addmm on a cached B^T plus the
+// GemmAct fusion (src/exec/fusion.h): [Flatten ->] Gemm -> activation runs as one addmm on a cached B^T plus the
 // activation in place; the fused run matches the unfused one on the MLP fixture and on synthetic
 // Gemms (transB on and off, no C), a weight replaced by a hook or changed in place is honoured,
 // attributes the kernel does not cover (alpha, transA) are not fused, and the legacy executor
@@ -61,6 +61,10 @@ TEST(FusionGemm, MlpFixtureFusedMatchesUnfused) {
   Graph g = load_onnx(fixture("fmnist-mlp"));
   auto inputs = open_dataset("fmnist:test:32", g.inputs, preprocess_from_metadata(g))->get(0, 32).inputs;
   EXPECT_EQ(count_kind(g, FusionKind::kGemmAct), 2);  // two hidden layers; the logits Gemm stays
+  auto groups = find_fusions(g);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups[0].nodes.size(), 3u);  // Flatten -> Gemm -> Relu: the flatten is a view inside
+  EXPECT_EQ(groups[0].inputs[0], "input");
   auto fused = make_executor(g, true), plain = make_executor(g, false);
   for (int rep = 0; rep < 2; ++rep) {  // the second run uses the cached B^T
     at::Tensor a = fused->run(inputs).at(0), b = plain->run(inputs).at(0);
@@ -75,6 +79,15 @@ TEST(FusionGemm, MlpFixtureFusedMatchesUnfused) {
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(fused->active_fusion_groups(), 1);
   EXPECT_LE(rel_err(hooked, plain->run(inputs).at(0)), 1e-5);
+  fused->clear_hooks();
+  // So does observing the Flatten's output.
+  fused->add_hook("/Flatten_output_0", [&](const std::string&, at::Tensor& t) {
+    EXPECT_EQ(t.dim(), 2);
+    ++calls;
+  });
+  EXPECT_LE(rel_err(fused->run(inputs).at(0), plain->run(inputs).at(0)), 1e-5);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(fused->active_fusion_groups(), 1);
 }
 
 TEST(FusionGemm, SyntheticGemmsMatchUnfused) {
