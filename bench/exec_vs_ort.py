@@ -17,6 +17,9 @@ classifiers with random weights (weights=None, eval, opset 13, dynamic batch) ex
 with Debian's /usr/bin/python3 (torch + python3-torchvision) into --zoo-dir (skipped with a note
 when torchvision is missing).
 
+`--before EXE` adds a column for another build of mixq_exec_bench (e.g. a copy of the binary made
+before a change), interleaved in the same rounds.
+
 `--env "NAME=VALUE [NAME=VALUE...]"` (repeatable) adds a mixq column run with that environment
 (e.g. MIXQ_EXEC_LEGACY=1: the executor without the channels-last and Conv + activation fast paths;
 OMP_WAIT_POLICY=PASSIVE: libgomp threads sleep at once instead of spinning, which matters on a
@@ -26,6 +29,7 @@ ONNX Runtime is a benchmark peer only (never a mixq dependency): run this with a
 onnxruntime and numpy, or let it create bench/.venv from PyPI on first use and re-run itself there.
 
   python3 bench/exec_vs_ort.py [--threads 2] [--batch 32] [--rounds 5] [--env MIXQ_EXEC_LEGACY=1]
+                               [--before /tmp/mixq_before_exec]
                                [model.onnx ...]
 
 Rows are appended to bench/results/exec_vs_ort.jsonl; a Markdown table goes to stdout.
@@ -152,6 +156,7 @@ def main():
     ap.add_argument("--zoo-dir", default="/tmp/mixq-speedzoo")
     ap.add_argument("--no-zoo", action="store_true")
     ap.add_argument("--exe", default=os.path.join(ROOT, "build", "bench", "mixq_exec_bench"))
+    ap.add_argument("--before", help="another mixq_exec_bench binary: a 'before' column")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "exec_vs_ort.jsonl"))
     args = ap.parse_args()
 
@@ -161,9 +166,11 @@ def main():
                         if f.startswith("fmnist-") and f.endswith(".onnx"))
         if not args.no_zoo:
             models += export_zoo(args.zoo_dir)
-    variants = [("mixq", {})]
+    variants = [("mixq", {}, args.exe)]
+    if args.before:
+        variants.append(("before", {}, args.before))
     for spec in args.env:
-        variants.append((spec, dict(kv.split("=", 1) for kv in spec.split())))
+        variants.append((spec, dict(kv.split("=", 1) for kv in spec.split()), args.exe))
 
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
@@ -173,7 +180,7 @@ def main():
     cpu = cpu_name()
     print(f"CPU: {cpu}; {args.threads} threads; batch {args.batch}; {args.rounds} rounds; "
           f"onnxruntime {ort.__version__}; commit {commit}{'+dirty' if dirty else ''}; {stamp}\n")
-    head = "| model | ORT img/s | " + " | ".join(f"{n} img/s | ORT / {n}" for n, _ in variants) + " |"
+    head = "| model | ORT img/s | " + " | ".join(f"{n} img/s | ORT / {n}" for n, _, _ in variants) + " |"
     print(head)
     print("|---" * (2 + 2 * len(variants)) + "|", flush=True)
 
@@ -193,10 +200,10 @@ def main():
         # Iterations: about --seconds of ORT time per round, at least 3.
         probe = time_ort(sess, feed, 3, 1)
         iters = args.iters or max(3, min(200, int(args.seconds / max(probe, 1e-6))))
-        ort_t, ours = [], {n: [] for n, _ in variants}
+        ort_t, ours = [], {n: [] for n, _, _ in variants}
         for _ in range(args.rounds):
-            for n, env in variants:
-                ours[n].append(time_mixq(args.exe, path, data, args.batch, args.threads, iters, args.warmup, env))
+            for n, env, exe in variants:
+                ours[n].append(time_mixq(exe, path, data, args.batch, args.threads, iters, args.warmup, env))
             ort_t.append(time_ort(sess, feed, iters, args.warmup))
         name = os.path.splitext(os.path.basename(path))[0]
         ort_ips = args.batch / statistics.median(ort_t)
@@ -204,7 +211,7 @@ def main():
         row = {"model": name, "path": path, "batch": args.batch, "threads": args.threads, "rounds": args.rounds,
                "iters": iters, "cpu": cpu, "commit": commit, "dirty": bool(dirty), "date": stamp,
                "ort_version": ort.__version__, "ort_images_per_second": ort_ips, "mixq": {}}
-        for n, _ in variants:
+        for n, _, _ in variants:
             ips = args.batch / statistics.median(ours[n])
             cells += [f"{ips:.0f}", f"{ort_ips / ips:.2f}"]
             row["mixq"][n] = {"images_per_second": ips, "ort_over_mixq": ort_ips / ips}

@@ -28,6 +28,10 @@
 //   ProducerQuantDequant  a Conv, ConvAct, ConvBn, Mul or Add whose result only a QuantDequant
 //             reads: the QDQ in place on the producer's fresh buffer (no second activation-sized
 //             buffer; a new one when the result shares its storage)
+//   GemmAct   [Flatten ->] Gemm(A, B[, C]) -> activation with alpha = beta = 1, transA = 0, float, C absent or
+//             [N] (fully connected layers as torch.onnx exports them): at::addmm on a cached
+//             contiguous B^T (transB), on the calling thread only for small GEMMs, then the
+//             activation in place (off under MIXQ_EXEC_LEGACY=1)
 //   EmbedSum  Gather(table, idx [N, L], axis 0) -> ReduceSum(axes [1])   at::embedding_bag (sum):
 //             the [N, L, D] lookup is never materialized (25 MB at batch 256 for the embedding
 //             fixture); indices outside [0, rows) (negative ones wrap in Gather) run unfused
@@ -57,9 +61,9 @@
 
 namespace mixq {
 
-enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum, kConvAct, kHardSwish, kSilu, kQdq, kProducerQdq };
+enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum, kConvAct, kHardSwish, kSilu, kQdq, kProducerQdq, kGemmAct };
 // "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu", "EmbedSum", "ConvAct", "HardSwish", "Silu",
-// "QuantDequant", "ProducerQuantDequant"
+// "QuantDequant", "ProducerQuantDequant", "GemmAct"
 const char* fusion_kind_name(FusionKind k);
 
 class FusedKernel : public OpKernel {

@@ -239,11 +239,12 @@ TEST(Fusion, ConvBatchNormFoldsOnTheResNet) {
 TEST(Fusion, EmbeddingLookupAndSumFuse) {
   auto [g, inputs] = load_fixture("fmnist-embedbag", 16);
   auto groups = find_fusions(g);
-  ASSERT_EQ(groups.size(), 1u);
+  ASSERT_EQ(groups.size(), 2u);  // the lookup and sum, and the hidden Gemm -> Relu (GemmAct)
   EXPECT_EQ(groups[0].kind, FusionKind::kEmbedSum);
+  EXPECT_EQ(groups[1].kind, FusionKind::kGemmAct);
   auto fused = make_executor(g, true), plain = make_executor(g, false);
   at::Tensor a = fused->run(inputs).at(0), b = plain->run(inputs).at(0);
-  EXPECT_EQ(fused->active_fusion_groups(), 1);
+  EXPECT_EQ(fused->active_fusion_groups(), 2);
   EXPECT_LE(rel_err(a, b), 1e-5);
   int calls = 0;
   fused->add_hook("/embed/Gather_output_0", [&](const std::string&, at::Tensor& t) {
@@ -252,13 +253,13 @@ TEST(Fusion, EmbeddingLookupAndSumFuse) {
   });
   EXPECT_LE(rel_err(fused->run(inputs).at(0), b), 1e-5);
   EXPECT_EQ(calls, 1);
-  EXPECT_EQ(fused->active_fusion_groups(), 0);
+  EXPECT_EQ(fused->active_fusion_groups(), 1);  // the GemmAct only
   fused->clear_hooks();
   // Negative indices: Gather counts them from the end; both executors must agree.
   for (Executor* ex : {fused.get(), plain.get()})
     ex->add_hook("/Add_output_0", [](const std::string&, at::Tensor& t) { t = t - t.max() - 1; });
   at::Tensor an = fused->run(inputs).at(0), bn = plain->run(inputs).at(0);
-  EXPECT_EQ(fused->active_fusion_groups(), 1);
+  EXPECT_EQ(fused->active_fusion_groups(), 2);
   EXPECT_LE(rel_err(an, bn), 1e-5);
 }
 
