@@ -19,18 +19,10 @@
 #include "quant/qdq.h"
 #include "quant/quantize.h"
 #include "test_util.h"
+#include "exec_util.h"
 
 namespace mixq::test {
 namespace {
-
-std::unique_ptr<Executor> make_executor(Graph g, bool fuse) {
-  const char* old = std::getenv("MIXQ_NO_FUSION");
-  std::string saved = old ? old : "";
-  if (fuse) unsetenv("MIXQ_NO_FUSION"); else setenv("MIXQ_NO_FUSION", "1", 1);
-  auto ex = std::make_unique<Executor>(std::move(g));
-  if (old) setenv("MIXQ_NO_FUSION", saved.c_str(), 1); else unsetenv("MIXQ_NO_FUSION");
-  return ex;
-}
 
 std::map<std::string, int> kinds(const Graph& g) {
   std::map<std::string, int> n;

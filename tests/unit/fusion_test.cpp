@@ -11,19 +11,10 @@
 #include "graph_util.h"
 #include "onnx/import.h"
 #include "test_util.h"
+#include "exec_util.h"
 
 namespace mixq::test {
 namespace {
-
-// Builds an executor with fusion on or off (MIXQ_NO_FUSION is read by the constructor).
-std::unique_ptr<Executor> make_executor(Graph g, bool fuse) {
-  const char* old = std::getenv("MIXQ_NO_FUSION");
-  std::string saved = old ? old : "";
-  if (fuse) unsetenv("MIXQ_NO_FUSION"); else setenv("MIXQ_NO_FUSION", "1", 1);
-  auto ex = std::make_unique<Executor>(std::move(g));
-  if (old) setenv("MIXQ_NO_FUSION", saved.c_str(), 1); else unsetenv("MIXQ_NO_FUSION");
-  return ex;
-}
 
 // A fixture's graph and its first n test images, preprocessed as the fixture expects.
 struct Loaded {
