@@ -362,7 +362,9 @@ def model_row(entry, args):
             continue
         r.update(size_bytes=js["size_bytes"], float_bytes=js["float_bytes"], avg_wbits=js["avg_wbits"],
                  seconds=js["seconds"], seconds_search=js["seconds_search"], seconds_total=js["seconds_total"],
-                 mixq_fidelity=js["fidelity"], qdq_file_bytes=os.path.getsize(qonnx))
+                 mixq_fidelity=js["fidelity"], qdq_file_bytes=os.path.getsize(qonnx),
+                 # the budget could not be met: the plan is the search's closest (often its minimum)
+                 infeasible=bool((js.get("search_params") or {}).get("infeasible")))
         with np.load(qout) as z:
             outs = {k: z[k] for k in z.files}
         r.update(score(outs))
@@ -396,6 +398,8 @@ def sqnr_cell(r, multi):
     s = fmt(r.get("sqnr_first"), ".2f")
     if multi and r.get("sqnr_mean") is not None:
         s += f" ({fmt(r['sqnr_mean'], '.1f')})"
+    if r.get("infeasible"):
+        s += " (budget infeasible)"
     return s
 
 
