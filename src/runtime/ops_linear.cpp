@@ -78,7 +78,7 @@ class ConvOp : public Op {
   bool fused_post = false;
   Form out_form = Form::kNchw;
   kernels::OutQuant out_q, in_q;
-  bool need_rsum = false;  // some group's weight zero points are not 0 (int_sums reads row sums)
+  bool need_rsum = false;  // some group's weight zero points are not 0 (the epilogue reads row sums)
   int64_t igp = 0;         // > 0: channels padded to igp for the implicit GEMM (weight in bpad)
   kernels::PackedB bpad;
 
@@ -376,17 +376,7 @@ class ConvOp : public Op {
   // epilogue) into y.
   void epilogue_group(const QLinear& L, Tensor& y, int64_t b, int64_t p0, int64_t m, int64_t P, int64_t c0,
                       Scratch& sc) const {
-    kernels::EpiRows e;
-    e.acc = sc.acc.data();
-    e.m = m;
-    e.n = e.lda = L.n;
-    e.off = L.col_term_zero() ? nullptr : L.col_term.data();  // (zero when the input's zero point is)
-    if (need_rsum) {
-      e.zw = L.zw.data();
-      e.rsum = sc.rsum.data();
-    }
-    e.scale = L.out_scale.data();
-    e.bias = L.bias.data();
+    kernels::EpiRows e = L.epilogue_rows(sc.acc.data(), m, L.n, sc.rsum.data());
     e.act = act;
     set_sum(e, b, p0, P, c0);
     emit(e, y, b, p0, P, c0, sc);
@@ -663,23 +653,12 @@ class LinearOp : public Op {
         for (int64_t i = 0; i < M; ++i) lin.quantize_act(x.f.data() + i * lin.k, lin.k, A.data() + i * kp);
       }
       // Exact sums, then the fused epilogue (zero-point terms, rescale; kernels/epilogue.h): the
-      // same arithmetic as QLinear::run_int, vectorised.
+      // same arithmetic as the convolutions' integer path.
       const bool need_rsum = lin.needs_rsum();
       if (need_rsum) kernels::row_sums_u8(A.data(), M, lin.k, kp, rsum.data(), lin.isa);
       scratch.resize(static_cast<size_t>(M * lin.n));
       lin.gemm(A.data(), kp, M, scratch.data(), ctx.threads);
-      kernels::EpiRows e;
-      e.acc = scratch.data();
-      e.m = M;
-      e.n = e.lda = lin.n;
-      e.off = lin.col_term_zero() ? nullptr : lin.col_term.data();
-      if (need_rsum) {
-        e.zw = lin.zw.data();
-        e.rsum = rsum.data();
-      }
-      e.scale = lin.out_scale.data();
-      e.bias = lin.bias.data();
-      kernels::epilogue_f32(e, y.f.data(), lin.n, lin.isa);
+      kernels::epilogue_f32(lin.epilogue_rows(scratch.data(), M, lin.n, rsum.data()), y.f.data(), lin.n, lin.isa);
     } else {
       std::vector<float> xf(static_cast<size_t>(x.numel())), scratch;
       lin.fake_quant_act(x.f.data(), x.numel(), xf.data());

@@ -51,25 +51,20 @@ void QLinear::gemm(const uint8_t* A, int64_t lda, int64_t m, int32_t* C, int thr
   else kernels::gemm_u8s8(A, lda, m, B, C, n, threads);
 }
 
-void QLinear::int_sums(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_t m, int32_t* C,
-                       int threads) const {
-  gemm(A, lda, m, C, threads);
-  for (int64_t i = 0; i < m; ++i) {
-    int32_t* c = C + i * n;
-    const int32_t rs = rsum ? rsum[i] : 0;
-    for (int64_t j = 0; j < n; ++j) c[j] += col_term[j] - zw[j] * rs;
+kernels::EpiRows QLinear::epilogue_rows(const int32_t* acc, int64_t m, int64_t lda, const int32_t* rsum) const {
+  kernels::EpiRows e;
+  e.acc = acc;
+  e.m = m;
+  e.n = n;
+  e.lda = lda;
+  e.off = col_term_nonzero ? col_term.data() : nullptr;  // (zero when the input's zero point is)
+  if (zw_nonzero) {
+    e.zw = zw.data();
+    e.rsum = rsum;
   }
-}
-
-void QLinear::run_int(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_t m, float* y, int64_t ysm,
-                      int64_t ysn, int threads, std::vector<int32_t>& C) const {
-  C.resize(static_cast<size_t>(m * n));
-  int_sums(A, lda, rsum, m, C.data(), threads);
-  for (int64_t i = 0; i < m; ++i) {
-    const int32_t* c = C.data() + i * n;
-    float* yr = y + i * ysm;
-    for (int64_t j = 0; j < n; ++j) yr[j * ysn] = out_scale[j] * static_cast<float>(c[j]) + bias[j];
-  }
+  e.scale = out_scale.data();
+  e.bias = bias.data();
+  return e;
 }
 
 void QLinear::run_float(const float* X, int64_t m, float* y, int64_t ysm, int64_t ysn, int threads,

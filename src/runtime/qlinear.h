@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/epilogue.h"
 #include "kernels/gemm_u8s8.h"
 #include "kernels/gemv_lowbit.h"
 #include "pack/bitpack.h"
@@ -47,6 +48,7 @@ struct QLinear {
   std::vector<float> out_scale;  // sa * sw[n]
   std::vector<int32_t> zw;       // zw'[n]
   std::vector<int32_t> col_term; // -za' * sum_k w + K * za' * zw'[n]
+  bool zw_nonzero = false, col_term_nonzero = false;  // derived from zw / col_term at init
   // float path
   bool float_lowbit = false;     // float low-bit kernel (L with its scales) instead of sgemm on wt
   std::string why_not_lowbit;    // why a quantized weight is held expanded ("" when it is not)
@@ -78,29 +80,15 @@ struct QLinear {
   // Fake-quantized copy of x (the float path's input); identity when the input is not quantized.
   void fake_quant_act(const float* x, int64_t numel, float* y) const;
 
-  // Integer path, exact part: C[i][j] = the zero-point-corrected integer sum of row i (the value
-  // the epilogue rescales by out_scale[j] and offsets by bias[j]). `rsum` [m] (the rows' code
-  // sums) may be null when needs_rsum() is false.
-  void int_sums(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_t m, int32_t* C, int threads) const;
-  // The GEMM alone: sum_k a * w, without the zero-point terms (a fused epilogue adds col_term and
-  // subtracts zw * rsum, kernels/epilogue.h).
+  // The GEMM alone: sum_k a * w, without the zero-point terms (the epilogue adds them).
   void gemm(const uint8_t* A, int64_t lda, int64_t m, int32_t* C, int threads) const;
-  // Whether every col_term is 0 (the activation's zero point is 0: a fused epilogue skips it).
-  bool col_term_zero() const {
-    for (int32_t c : col_term)
-      if (c != 0) return false;
-    return true;
-  }
-  // Whether int_sums reads the rows' code sums (some weight zero point zw'[n] is not 0).
-  bool needs_rsum() const {
-    for (int32_t z : zw)
-      if (z != 0) return true;
-    return false;
-  }
-  // Integer path on rows of codes A [m][lda >= B.kp] (zero-padded) with row sums `rsum` [m];
-  // writes y at y[mi * ysm + ni * ysn].
-  void run_int(const uint8_t* A, int64_t lda, const int32_t* rsum, int64_t m, float* y, int64_t ysm, int64_t ysn,
-               int threads, std::vector<int32_t>& scratch) const;
+  // Whether the epilogue needs the rows' code sums (some weight zero point zw'[n] is not 0; set by
+  // init).
+  bool needs_rsum() const { return zw_nonzero; }
+  // The fused epilogue's parameters for m rows of GEMM sums `acc` (row stride lda) of this layer:
+  // col_term (skipped when all 0), zw * rsum (when needs_rsum(); rsum [m]), out_scale, bias.
+  // y = out_scale * (acc + col_term - zw * rsum) + bias: kernels/epilogue.h.
+  kernels::EpiRows epilogue_rows(const int32_t* acc, int64_t m, int64_t lda, const int32_t* rsum) const;
   // Float path on rows X [m][k] (already fake-quantized); same output addressing.
   void run_float(const float* X, int64_t m, float* y, int64_t ysm, int64_t ysn, int threads,
                  std::vector<float>& scratch) const;
@@ -207,6 +195,8 @@ void QLinear::init(const pack::QWeight* qw, const std::vector<float>* fw, int64_
       out_scale[j] = sa * qw->scales[p];
       zw[j] = qw->zero_points[p] - off;
       col_term[j] = -za * (*row_sums)[j] + static_cast<int32_t>(k) * za * zw[j];
+      zw_nonzero = zw_nonzero || zw[j] != 0;
+      col_term_nonzero = col_term_nonzero || col_term[j] != 0;
     }
     return;
   }
