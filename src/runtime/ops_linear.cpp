@@ -323,6 +323,11 @@ class ConvOp : public Op {
       // Rows in chunks whose int32 sums (and im2col rows) stay in the first cache levels between
       // the GEMM writing them and the epilogue reading them (~32 KB of sums).
       const int64_t chunk = std::max<int64_t>(16, (int64_t(8192) / std::max<int64_t>(Og, 1)) / 4 * 4);
+      if (indirect && need_rsum) {  // each input pixel's code sum per group, once per work item
+        sc.pix_sum.resize(static_cast<size_t>(G * HW));
+        for (int64_t g = 0; g < G; ++g)
+          kernels::row_sums_u8(img + g * Ig, HW, Ig, C, sc.pix_sum.data() + g * HW, L0.isa);
+      }
       for (int64_t p0 = q0; p0 < q1; p0 += chunk) {
       const int64_t m = std::min(chunk, q1 - p0);
       if (!direct && !indirect) sc.A.resize(static_cast<size_t>(m * kpp));
@@ -338,7 +343,7 @@ class ConvOp : public Op {
           ia.seg = seg;
           ia.stride = C;
           ia.pad = pad_.data();
-          if (need_rsum) indirect_row_sums(ia, HW, m, sc);
+          if (need_rsum) indirect_row_sums(ia, sc.pix_sum.data() + g * HW, m, sc.rsum.data());
           kernels::gemm_u8s8_indirect(ia, m, L.B, sc.acc.data(), Og, 1);
           epilogue_group(L, y, b, p0, m, P, g * Og, sc);
           continue;
@@ -417,11 +422,8 @@ class ConvOp : public Op {
     std::fill(pad_.begin(), pad_.begin() + Ig, static_cast<uint8_t>(lin[0].za));
   }
 
-  // rsum_[p] = the sum of output pixel p's K input codes: per input pixel sums, then per tap.
-  void indirect_row_sums(const kernels::IndirectA& ia, int64_t HW, int64_t m, Scratch& sc) const {
-    std::vector<int32_t>& pix_sum = sc.pix_sum;
-    pix_sum.resize(static_cast<size_t>(HW));
-    kernels::row_sums_u8(ia.base, HW, ia.seg, ia.stride, pix_sum.data(), lin[0].isa);
+  // rsum[p] = the sum of output pixel p's K input codes, from the input pixels' code sums `pix_sum`.
+  void indirect_row_sums(const kernels::IndirectA& ia, const int32_t* pix_sum, int64_t m, int32_t* rsum) const {
     int32_t pad_sum = 0;
     for (int64_t c = 0; c < ia.seg; ++c) pad_sum += ia.pad[c];
     for (int64_t p = 0; p < m; ++p) {
@@ -430,7 +432,7 @@ class ConvOp : public Op {
         const int32_t px = ia.pix[p * ia.taps + t];
         s += px < 0 ? pad_sum : pix_sum[px];
       }
-      sc.rsum[p] = s;
+      rsum[p] = s;
     }
   }
 
