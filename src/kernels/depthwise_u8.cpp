@@ -1,7 +1,5 @@
 #include "kernels/depthwise_u8.h"
 
-#include <vector>
-
 #include "kernels/depthwise_u8_impl.h"
 
 namespace mixq::kernels {
@@ -21,17 +19,6 @@ void depthwise_u8_acc_row_ref(const uint8_t* a, int32_t za, const int16_t* w, co
     }
 }
 
-void depthwise_u8_ref(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                      const DepthwiseShape& s, float* y) {
-  std::vector<int32_t> acc(static_cast<size_t>(s.OW * s.C));
-  for (int64_t oy = 0; oy < s.OH; ++oy) {
-    depthwise_u8_acc_row_ref(a, za, w, s, oy, acc.data());
-    for (int64_t c = 0; c < s.C; ++c)
-      for (int64_t ox = 0; ox < s.OW; ++ox)
-        y[(c * s.OH + oy) * s.OW + ox] = scale[c] * static_cast<float>(acc[ox * s.C + c]) + bias[c];
-  }
-}
-
 void depthwise_u8_acc_row_base(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
                                int32_t* acc) {
   depthwise_u8_acc_body(a, za, w, s, oy, acc);
@@ -45,24 +32,6 @@ void depthwise_u8_acc_row(const uint8_t* a, int32_t za, const int16_t* w, const 
     case Isa::kAvx512: depthwise_u8_acc_row_avx512(a, za, w, s, oy, acc); break;
   }
 }
-
-void depthwise_u8_row(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                      const DepthwiseShape& s, float* y, int32_t* acc) {
-  depthwise_u8_body(a, za, w, scale, bias, s, y, acc);
-}
-
-void depthwise_u8(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                  const DepthwiseShape& s, float* y, int32_t* acc, Isa isa) {
-  switch (isa) {
-    case Isa::kRef: depthwise_u8_ref(a, za, w, scale, bias, s, y); break;
-    case Isa::kAvx2: depthwise_u8_avx2(a, za, w, scale, bias, s, y, acc); break;
-    case Isa::kAvx512: depthwise_u8_avx512(a, za, w, scale, bias, s, y, acc); break;
-  }
-}
-
-}  // namespace mixq::kernels
-
-namespace mixq::kernels {
 
 std::vector<int16_t> interleave_tap_pairs(const int16_t* w, int64_t taps, int64_t C) {
   const int64_t pairs = (taps + 1) / 2;

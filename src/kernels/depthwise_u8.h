@@ -1,17 +1,18 @@
-// Depthwise convolution (one filter per channel) on uint8 activation codes, channels-last, with
-// the integer layers' float epilogue. No libtorch.
+// Depthwise convolution (one filter per channel) on uint8 activation codes, channels-last: the
+// exact sums of one output row, which the integer layers' fused epilogue (kernels/epilogue.h)
+// rescales. No libtorch.
 //
-//   acc[c][oy][ox] = sum over taps (ky, kx) inside the image of (a[iy][ix][c] - za) * w[ky*KW+kx][c]
-//   y[c][oy][ox]   = scale[c] * float(acc) + bias[c]          (iy = oy*SH - PT + ky*DH, ix likewise)
+//   acc[ox][c] = sum over taps (ky, kx) inside the image of (a[iy][ix][c] - za) * w[ky*KW+kx][c]
+//                (iy = oy*SH - PT + ky*DH, ix likewise)
 // a: one image's codes [H][W][C] (channels-last); w: [KH*KW][C] int16, the weight code minus its
-// zero point (|w| <= 255); y: that image's float output [C][OH][OW] (NCHW, what the runtime's
-// tensors hold). Taps outside the image contribute nothing (the padding value is the code of 0.0,
-// za). Sums are exact int32 (|a - za| * |w| * taps <= 255 * 255 * 64 < 2^31 for up to 64 taps),
-// so every path gives the same y bit for bit (the float loops are compiled with -ffp-contract=off).
+// zero point (|w| <= 255). Taps outside the image contribute nothing (the padding value is the
+// code of 0.0, za). Sums are exact int32 (|a - za| * |w| * taps <= 255 * 255 * 64 < 2^31 for up to
+// 64 taps), so every path gives the same sums.
 //
 // Paths: ref (plain loops with a bounds check per tap, the specification); the fast body runs
-// tap by tap over a whole output row with the channel loop innermost (vectorised by the compiler
-// for baseline x86-64, AVX2 and AVX-512: one file each).
+// tap by tap over the output row with the channel loop innermost (vectorised by the compiler for
+// baseline x86-64, AVX2 and AVX-512: one file each); on AVX-512 the runtime uses the tap-pair
+// kernel below.
 #pragma once
 
 #include <cstdint>
@@ -27,12 +28,7 @@ struct DepthwiseShape {
   int64_t KH = 1, KW = 1, SH = 1, SW = 1, PT = 0, PL = 0, DH = 1, DW = 1;
 };
 
-// `acc`: scratch of OW * C int32 (the caller owns it).
-void depthwise_u8(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                  const DepthwiseShape& s, float* y, int32_t* acc, Isa isa);
-
-// Output row oy's exact sums into acc [OW][C] (channels-last; the caller's fused epilogue rescales
-// them, kernels/epilogue.h). Same sums as depthwise_u8.
+// Output row oy's exact sums into acc [OW][C].
 void depthwise_u8_acc_row(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
                           int32_t* acc, Isa isa);
 void depthwise_u8_acc_row_ref(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s, int64_t oy,
@@ -43,19 +39,6 @@ void depthwise_u8_acc_row_avx2(const uint8_t* a, int32_t za, const int16_t* w, c
                                int32_t* acc);
 void depthwise_u8_acc_row_avx512(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s,
                                  int64_t oy, int32_t* acc);
-void depthwise_u8_ref(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                      const DepthwiseShape& s, float* y);
-void depthwise_u8_row(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                      const DepthwiseShape& s, float* y, int32_t* acc);  // baseline x86-64 build of the fast body
-void depthwise_u8_avx2(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                       const DepthwiseShape& s, float* y, int32_t* acc);
-void depthwise_u8_avx512(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                         const DepthwiseShape& s, float* y, int32_t* acc);
-
-}  // namespace mixq::kernels
-
-namespace mixq::kernels {
-
 // AVX-512 form of depthwise_u8_acc_row with the taps taken two at a time by vpmaddwd (16-bit
 // products of (a - za) and w summed in pairs into int32: exact, |sum| <= 2 * 255 * 255).
 // w2 = interleave_tap_pairs(w, taps, C): [ceil(taps / 2)][C][2] int16, tap 2p then 2p + 1 (0 past

@@ -1,12 +1,7 @@
-// depthwise_u8's fast body compiled for avx2 (see depthwise_u8.h; called only when the CPU has it).
+// depthwise_u8_acc_row's fast body compiled for avx2 (see depthwise_u8.h; called only when the CPU has it).
 #include "kernels/depthwise_u8_impl.h"
 
 namespace mixq::kernels {
-
-void depthwise_u8_avx2(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                       const DepthwiseShape& s, float* y, int32_t* acc) {
-  depthwise_u8_body(a, za, w, scale, bias, s, y, acc);
-}
 
 void depthwise_u8_acc_row_avx2(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s,
                                int64_t oy, int32_t* acc) {

@@ -1,23 +1,16 @@
-// depthwise_u8's fast body compiled for avx512 (see depthwise_u8.h; called only when the CPU has it).
+// depthwise_u8_acc_row for avx512: the fast body compiled for it, and the tap-pair kernel (see
+// depthwise_u8.h; called only when the CPU has AVX-512).
+#include <immintrin.h>
+
 #include "kernels/depthwise_u8_impl.h"
 
 namespace mixq::kernels {
-
-void depthwise_u8_avx512(const uint8_t* a, int32_t za, const int16_t* w, const float* scale, const float* bias,
-                       const DepthwiseShape& s, float* y, int32_t* acc) {
-  depthwise_u8_body(a, za, w, scale, bias, s, y, acc);
-}
 
 void depthwise_u8_acc_row_avx512(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s,
                                  int64_t oy, int32_t* acc) {
   depthwise_u8_acc_body(a, za, w, s, oy, acc);
 }
 
-}  // namespace mixq::kernels
-
-#include <immintrin.h>
-
-namespace mixq::kernels {
 
 namespace {
 

@@ -1,7 +1,7 @@
 // The fast body of depthwise_u8, included once per ISA file (each compiled with its own -m flags).
 // Per output row: zero an [OW][C] int32 accumulator row, add each tap's contribution over the
 // valid ox range (computed once per tap: no bounds checks inside), channels innermost so the loop
-// vectorises; then rescale into the NCHW output (or hand the row to the fused epilogue).
+// vectorises; the fused epilogue rescales the row.
 #pragma once
 
 #include <algorithm>
@@ -30,20 +30,6 @@ inline void depthwise_u8_acc_body(const uint8_t* __restrict a, int32_t za, const
         int32_t* ac = acc + ox * C;
         for (int64_t c = 0; c < C; ++c) ac[c] += (int32_t(src[c]) - za) * int32_t(wt[c]);
       }
-    }
-  }
-}
-
-inline void depthwise_u8_body(const uint8_t* __restrict a, int32_t za, const int16_t* __restrict w,
-                              const float* __restrict scale, const float* __restrict bias, const DepthwiseShape& s,
-                              float* __restrict y, int32_t* __restrict acc) {
-  const int64_t C = s.C, OH = s.OH, OW = s.OW;
-  for (int64_t oy = 0; oy < OH; ++oy) {
-    depthwise_u8_acc_body(a, za, w, s, oy, acc);
-    for (int64_t c = 0; c < C; ++c) {
-      const float sc = scale[c], b = bias[c];
-      float* dst = y + (c * OH + oy) * OW;
-      for (int64_t ox = 0; ox < OW; ++ox) dst[ox] = sc * static_cast<float>(acc[ox * C + c]) + b;
     }
   }
 }
