@@ -95,7 +95,8 @@ struct OpRow {
 
 const std::vector<OpRow>& elementwise_rows();  // ops_elementwise.cpp
 const std::vector<OpRow>& shape_rows();        // ops_shape.cpp
-const std::vector<OpRow>& linear_rows();       // ops_linear.cpp (Conv, Gemm, MatMul, BN)
+const std::vector<OpRow>& conv_rows();         // ops_conv.cpp (Conv)
+const std::vector<OpRow>& linear_rows();       // ops_linear.cpp (Gemm, MatMul, BN)
 const std::vector<OpRow>& pool_rows();         // ops_pool.cpp (MaxPool, AveragePool)
 const std::vector<OpRow>& tensor_rows();       // ops_tensor.cpp (Shape, Concat)
 // The row for `op`, or nullptr.

@@ -10,7 +10,7 @@
 // whatever `off` is, so the two weight forms below give bit-identical outputs:
 //   - low-bit (weights < 8 bits, when the layer asks for it): the codes stay at their bits in
 //     memory (kernels/gemv_lowbit.h) and are unpacked in registers; w = u = q - qmin, off = qmin.
-//   - int8 (8-bit weights, or layers that keep it: see ops_linear.cpp): w8 = q - off, off = 128 for
+//   - int8 (8-bit weights, or layers that keep it: see ops_linear.cpp, ops_conv.cpp): w8 = q - off, off = 128 for
 //     asymmetric 8-bit, else 0, in gemm_u8s8's packed form.
 // Float path (16-bit or no activation quantization, per-group weights, float weights): x is
 // fake-quantized like the simulation when the layer's input is quantized; a quantized weight of

@@ -1,0 +1,608 @@
+// Conv on the runtime: the integer path (channels-last codes in, fused epilogue out: implicit
+// GEMM for kxk, direct GEMM for 1x1, channel-padded im2col for few-channel stems, depthwise on its
+// own kernel; forms planned by runtime/forms.h) and the float path (im2col + GEMM), through QLinear.
+// Weight forms: int8 for the GEMMs (one row per output pixel, where low-bit weights are 0.4-5% slower
+// and the weights small; BENCHMARKS.md), int16 taps-major minus zero points for depthwise.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels/depthwise_u8.h"
+#include "kernels/epilogue.h"
+#include "kernels/quantize.h"
+#include "mixq/error.h"
+#include "runtime/layer_weights.h"
+#include "runtime/ops.h"
+#include "runtime/qlinear.h"
+
+namespace mixq::rt {
+
+namespace {
+
+int omp_thread() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+class ConvOp : public Op {
+ public:
+  int64_t O = 0, Ig = 0, G = 1, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  int64_t pt = 0, pl = 0, pb = 0, pr = 0;
+  bool depthwise = false;
+  std::vector<QLinear> lin;  // one per group (depthwise: one for all channels, k = kh*kw)
+  // Integer path only (planned at load, runtime.cpp): a fused Relu/Clip, the form of the output
+  // (NCHW float, NHWC float, or NHWC codes of the readers' quantizer `out_q`), the input quantizer
+  // as codes arriving from the producer must match it.
+  kernels::ActClamp act;
+  bool fused_act = false;
+  int sum_idx = -1;        // a fused residual Add: the input holding its other operand
+  kernels::ActClamp post;  // and the Relu/Clip after it
+  bool fused_post = false;
+  Form out_form = Form::kNchw;
+  kernels::OutQuant out_q, in_q;
+  bool need_rsum = false;  // some group's weight zero points are not 0 (the epilogue reads row sums)
+  int64_t igp = 0;         // > 0: channels padded to igp for the implicit GEMM (weight in bpad)
+  kernels::PackedB bpad;
+
+  bool int_path(std::string* why) const override { *why = lin[0].why_float; return lin[0].int_path; }
+  void weight_info(std::string* kernel, int64_t* bytes) const override {
+    *kernel = lin[0].kernel_name();
+    *bytes = 0;
+    for (const QLinear& l : lin) *bytes += l.weight_bytes();
+    *bytes += static_cast<int64_t>(dw_w16.size() * sizeof(int16_t));
+  }
+  bool may_take_nhwc(size_t idx) const override {
+    return lin[0].int_path && (idx == 0 || static_cast<int>(idx) == sum_idx);
+  }
+  bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
+    return may_take_nhwc(idx) && in[idx] && in[idx]->dtype == ElemType::kFloat32;
+  }
+  bool fuse_add(size_t idx) override {
+    if (!lin[0].int_path || sum_idx >= 0) return false;
+    sum_idx = static_cast<int>(idx);
+    return true;
+  }
+  bool fuse_post_act(kernels::ActClamp a) override {
+    if (sum_idx < 0 || fused_post) return false;
+    post = a;
+    fused_post = true;
+    return true;
+  }
+  const kernels::OutQuant* codes_quant(size_t idx) const override {
+    return idx == 0 && lin[0].int_path ? &in_q : nullptr;
+  }
+  bool fuse_act(kernels::ActClamp a) override {
+    if (!lin[0].int_path || fused_act) return false;
+    act = a;
+    fused_act = true;
+    return true;
+  }
+  bool set_output_form(Form form, const kernels::OutQuant* q) override {
+    if (form != Form::kNchw && !lin[0].int_path) return false;
+    out_form = form;
+    if (q) out_q = *q;
+    return true;
+  }
+
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    const Tensor& x = *in[0];
+    RT_CHECK((x.dtype == ElemType::kFloat32 || x.is_codes()) && x.rank() == 4 && x.shape[1] == Ig * G, this,
+             "input ", shape_str(x.shape), " does not fit weight with ", Ig * G, " input channels");
+    const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+    const int64_t OH = (H + pt + pb - dh * (kh - 1) - 1) / sh + 1, OW = (W + pl + pr - dw * (kw - 1) - 1) / sw + 1;
+    RT_CHECK(OH > 0 && OW > 0, this, "input ", shape_str(x.shape), " is smaller than the kernel");
+    const QLinear& L0 = lin[0];
+    if (L0.int_path) {
+      const Tensor* sum = sum_idx >= 0 ? in[static_cast<size_t>(sum_idx)] : nullptr;
+      out[0] = run_int(x, sum, N, C, H, W, OH, OW, ctx);
+      return;
+    }
+    const int64_t P = OH * OW, K = Ig * kh * kw;
+    Tensor y = Tensor::floats({N, O, OH, OW});
+    {
+      std::vector<float> xf(static_cast<size_t>(x.numel()));
+      L0.fake_quant_act(x.f.data(), x.numel(), xf.data());
+      if (depthwise) {
+        depthwise_float(xf.data(), N, C, H, W, OH, OW, y.f.data());
+      } else {
+        std::vector<float> A(static_cast<size_t>(P * K)), scratch, hwc(static_cast<size_t>(C * H * W));
+        for (int64_t b = 0; b < N; ++b) {
+          to_hwc(xf.data() + b * C * H * W, C, H * W, hwc.data());
+          for (int64_t g = 0; g < G; ++g) {
+            const float* src = hwc.data() + g * Ig;
+            for (int64_t p = 0; p < P; ++p) im2col_row(src, C, H, W, p / OW, p % OW, 0.0f, A.data() + p * K);
+            const int64_t Og = O / G;
+            lin[g].run_float(A.data(), P, y.f.data() + (b * O + g * Og) * P, 1, P, ctx.threads, scratch);
+          }
+        }
+      }
+    }
+    out[0] = std::move(y);
+  }
+
+ private:
+  // Scratch reused across runs (a Model runs one batch at a time).
+  std::vector<uint8_t> codes_, hwc_;
+  struct Scratch {  // per thread
+    std::vector<uint8_t> A;            // im2col rows
+    std::vector<int32_t> rsum, acc, pix_sum;
+    std::vector<float> fbuf;           // NCHW float output: one block of epilogue rows
+  };
+  std::vector<Scratch> scratch_;
+
+  // The input as channels-last codes of this layer's quantizer, all images.
+  const uint8_t* input_codes(const Tensor& x, int64_t N, int64_t C, int64_t HW) {
+    const QLinear& L0 = lin[0];
+    if (x.has_codes()) {
+      const bool same = x.q.scale == in_q.scale && x.q.zq == in_q.zq && x.q.lo == in_q.lo && x.q.hi == in_q.hi;
+      RT_CHECK(x.nhwc && (same || !x.f.empty()), this, "internal: input codes of another quantizer");
+      if (same) return x.u8.data();
+    }
+    codes_.resize(static_cast<size_t>(N * C * HW));
+    if (x.nhwc || HW == 1 || C == 1) {
+      L0.quantize_act(x.f.data(), x.numel(), codes_.data());
+    } else {
+      hwc_.resize(static_cast<size_t>(C * HW));
+      for (int64_t b = 0; b < N; ++b) {
+        L0.quantize_act(x.f.data() + b * C * HW, C * HW, hwc_.data());
+        to_hwc(hwc_.data(), C, HW, codes_.data() + b * C * HW);
+      }
+    }
+    return codes_.data();
+  }
+
+  Tensor make_output(int64_t N, int64_t OH, int64_t OW) const {
+    Tensor y;
+    y.shape = {N, O, OH, OW};
+    const bool cl = OH * OW > 1;  // one pixel: both layouts are the same memory
+    if (out_form == Form::kCodes || out_form == Form::kNhwcAndCodes) {
+      y.codes = true;
+      y.nhwc = true;
+      y.q = out_q;
+      y.u8.resize(static_cast<size_t>(N * O * OH * OW));
+      if (out_form == Form::kNhwcAndCodes) y.f.resize(static_cast<size_t>(N * O * OH * OW));
+    } else {
+      y.nhwc = out_form == Form::kNhwc && cl;
+      y.f.resize(static_cast<size_t>(N * O * OH * OW));
+    }
+    return y;
+  }
+
+  // Rows [p0, p0 + e.m) of image b (output pixels; e.n channels from c0) through the epilogue into y.
+  void emit(const kernels::EpiRows& e, Tensor& y, int64_t b, int64_t p0, int64_t P, int64_t c0, Scratch& sc) const {
+    const kernels::Isa isa = lin[0].isa;
+    if (out_form == Form::kCodes) {
+      kernels::epilogue_u8(e, out_q, y.u8.data() + (b * P + p0) * O + c0, O, isa);
+    } else if (out_form == Form::kNhwcAndCodes) {  // the floats, then the reader's quantize_u8 of them
+      float* f = y.f.data() + (b * P + p0) * O + c0;
+      uint8_t* u = y.u8.data() + (b * P + p0) * O + c0;
+      kernels::epilogue_f32(e, f, O, isa);
+      if (e.n == O) {
+        kernels::quantize_u8(f, e.m * O, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u, isa);
+      } else {
+        for (int64_t i = 0; i < e.m; ++i)
+          kernels::quantize_u8(f + i * O, e.n, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u + i * O, isa);
+      }
+    } else if (y.nhwc || P == 1) {
+      kernels::epilogue_f32(e, y.f.data() + (b * P + p0) * O + c0, O, isa);
+    } else {  // NCHW: rows into a scratch block, then scattered with channel stride P
+      std::vector<float>& fbuf = sc.fbuf;
+      fbuf.resize(static_cast<size_t>(e.m * e.n));
+      kernels::epilogue_f32(e, fbuf.data(), e.n, isa);
+      for (int64_t j = 0; j < e.n; ++j) {
+        float* dst = y.f.data() + (b * O + c0 + j) * P + p0;
+        for (int64_t i = 0; i < e.m; ++i) dst[i] = fbuf[i * e.n + j];
+      }
+    }
+  }
+
+  Tensor run_int(const Tensor& x, const Tensor* sum, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH,
+                 int64_t OW, const RunCtx& ctx) {
+    const QLinear& L0 = lin[0];
+    const int64_t P = OH * OW, K = Ig * kh * kw, HW = H * W;
+    const uint8_t* codes = input_codes(x, N, C, HW);
+    Tensor y = make_output(N, OH, OW);
+    sum_ = nullptr;
+    if (sum) {  // the fused Add's other operand, channels-last like the output
+      RT_CHECK(sum->dtype == ElemType::kFloat32 && !sum->is_codes() && sum->shape == y.shape, this,
+               "the fused Add's operand ", shape_str(sum->shape), " does not match the output ", shape_str(y.shape));
+      sum_ = sum->f.data();
+      if (!sum->nhwc && P > 1) {
+        sumbuf_.resize(sum->f.size());
+        for (int64_t b = 0; b < N; ++b)
+          for (int64_t c = 0; c < O; ++c)
+            for (int64_t p = 0; p < P; ++p) sumbuf_[(b * P + p) * O + c] = sum->f[(b * O + c) * P + p];
+        sum_ = sumbuf_.data();
+      }
+    }
+    // Work items are (image, block of output rows), spread over the threads, each with its own
+    // scratch and single-threaded kernels: images in parallel when there are enough of them, and
+    // an image split into row blocks when there are fewer images than threads and the layer is
+    // worth it (about a million multiply-adds per block; waking a thread costs tens of us).
+    const int64_t macs = P * K * O;
+    int64_t blocks = 1;
+    if (ctx.threads > 1 && N < ctx.threads)
+      blocks = std::max<int64_t>(1, std::min<int64_t>((ctx.threads + N - 1) / N, macs >> 20));
+    if (depthwise) blocks = std::min(blocks, OH);
+    else blocks = std::min(blocks, std::max<int64_t>(1, P / 16));
+    const int64_t items = N * blocks;
+    const int nthreads = static_cast<int>(std::min<int64_t>(ctx.threads, items));
+    scratch_.resize(static_cast<size_t>(nthreads));
+    if (depthwise) {
+      kernels::DepthwiseShape s;
+      s.C = C; s.H = H; s.W = W; s.OH = OH; s.OW = OW;
+      s.KH = kh; s.KW = kw; s.SH = sh; s.SW = sw; s.PT = pt; s.PL = pl; s.DH = dh; s.DW = dw;
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+      for (int64_t it = 0; it < items; ++it) {
+        Scratch& sc = scratch_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
+        const int64_t b = it / blocks, blk = it % blocks;
+        sc.acc.resize(static_cast<size_t>(OW * C));
+        for (int64_t oy = OH * blk / blocks; oy < OH * (blk + 1) / blocks; ++oy) {
+          if (!dw_w2.empty())
+            kernels::depthwise_u8_acc_row_pairs_avx512(codes + b * C * HW, L0.za, dw_w2.data(), dw_zrow.data(), s, oy,
+                                                       sc.acc.data());
+          else
+            kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
+          kernels::EpiRows e;
+          e.acc = sc.acc.data();
+          e.m = OW;
+          e.n = e.lda = C;
+          e.scale = L0.out_scale.data();
+          e.bias = L0.bias.data();
+          e.act = act;
+          set_sum(e, b, oy * OW, P, 0);
+          emit(e, y, b, oy * OW, P, 0, sc);
+        }
+      }
+      return y;
+    }
+    const int64_t kp = L0.a_kp(), Og = O / G;
+    // 1x1, stride 1, no padding, one group: the channels-last image is the im2col matrix.
+    const bool direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && pb == 0 && pr == 0 &&
+                        G == 1 && kp == K;
+    // Otherwise the implicit GEMM reads the taps in place where the kernel has it (AVX-512; the
+    // rows are pixel indices built once per input size), else im2col rows are built.
+    // A few-channel stem (igp > 0): im2col rows from a channel-padded copy, whole kernel rows of
+    // KW * igp bytes at a time, into the padded weight's GEMM (4-byte taps made the implicit GEMM
+    // spend its time resolving pointers).
+    const bool padded = !direct && igp > 0;
+    const bool indirect = !padded && !direct && kernels::indirect_supported(lin[0].B, Ig);
+    const int64_t seg = Ig;
+    if (indirect) build_pix(H, W, OH, OW, seg);
+    if (padded) build_pad(igp);
+    const int64_t kpp = padded ? bpad.kp : kp;
+    if (padded) {  // channels-last codes with each pixel's channels padded to igp (zero codes)
+      cpad_.assign(static_cast<size_t>(N * HW * igp), 0);
+      for (int64_t i = 0; i < N * HW; ++i)
+        for (int64_t c = 0; c < C; ++c) cpad_[i * igp + c] = codes[i * C + c];
+    }
+    const uint8_t zpad = static_cast<uint8_t>(L0.za);
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+    for (int64_t it = 0; it < items; ++it) {
+      Scratch& sc = scratch_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
+      const int64_t b = it / blocks, blk = it % blocks, q0 = P * blk / blocks, q1 = P * (blk + 1) / blocks;
+      const uint8_t* img = codes + b * C * HW;
+      // Rows in chunks whose int32 sums (and im2col rows) stay in the first cache levels between
+      // the GEMM writing them and the epilogue reading them (~32 KB of sums).
+      const int64_t chunk = std::max<int64_t>(16, (int64_t(8192) / std::max<int64_t>(Og, 1)) / 4 * 4);
+      if (indirect && need_rsum) {  // each input pixel's code sum per group, once per work item
+        sc.pix_sum.resize(static_cast<size_t>(G * HW));
+        for (int64_t g = 0; g < G; ++g)
+          kernels::row_sums_u8(img + g * Ig, HW, Ig, C, sc.pix_sum.data() + g * HW, L0.isa);
+      }
+      for (int64_t p0 = q0; p0 < q1; p0 += chunk) {
+      const int64_t m = std::min(chunk, q1 - p0);
+      if (!direct && !indirect) sc.A.resize(static_cast<size_t>(m * kpp));
+      if (need_rsum) sc.rsum.resize(static_cast<size_t>(m));
+      sc.acc.resize(static_cast<size_t>(m * Og));
+      for (int64_t g = 0; g < G; ++g) {
+        const QLinear& L = lin[g];
+        if (indirect) {
+          kernels::IndirectA ia;
+          ia.base = img + g * Ig;
+          ia.pix = pix_.data() + p0 * kh * kw;
+          ia.taps = kh * kw;
+          ia.seg = seg;
+          ia.stride = C;
+          ia.pad = pad_.data();
+          if (need_rsum) indirect_row_sums(ia, sc.pix_sum.data() + g * HW, m, sc.rsum.data());
+          kernels::gemm_u8s8_indirect(ia, m, L.B, sc.acc.data(), Og, 1);
+          epilogue_group(L, y, b, p0, m, P, g * Og, sc);
+          continue;
+        }
+        const uint8_t* A = img + p0 * C;
+        if (padded || !direct) {
+          const uint8_t* src = padded ? cpad_.data() + b * HW * igp : img + g * Ig;
+          for (int64_t i = 0, oy = p0 / OW, ox = p0 % OW; i < m; ++i) {
+            uint8_t* row = sc.A.data() + i * kpp;
+            if (padded) {
+              im2col_row_seg(src, igp, H, W, oy, ox, pad_.data(), row);
+              std::fill(row + kh * kw * igp, row + kpp, uint8_t(0));
+            } else {
+              im2col_row(src, C, H, W, oy, ox, zpad, row);
+              std::fill(row + K, row + kp, uint8_t(0));
+            }
+            if (++ox == OW) {
+              ox = 0;
+              ++oy;
+            }
+          }
+          A = sc.A.data();
+        }
+        if (need_rsum) kernels::row_sums_u8(A, m, padded ? kh * kw * igp : K, kpp, sc.rsum.data(), L.isa);
+        if (padded) kernels::gemm_u8s8(A, kpp, m, bpad, sc.acc.data(), Og, 1);
+        else L.gemm(A, kp, m, sc.acc.data(), 1);
+        epilogue_group(L, y, b, p0, m, P, g * Og, sc);
+      }
+      }
+    }
+    return y;
+  }
+
+  // Group g's m x Og corrected sums of output rows [p0, p0 + m) in sc.acc (zero-point terms in the
+  // epilogue) into y.
+  void epilogue_group(const QLinear& L, Tensor& y, int64_t b, int64_t p0, int64_t m, int64_t P, int64_t c0,
+                      Scratch& sc) const {
+    kernels::EpiRows e = L.epilogue_rows(sc.acc.data(), m, L.n, sc.rsum.data());
+    e.act = act;
+    set_sum(e, b, p0, P, c0);
+    emit(e, y, b, p0, P, c0, sc);
+  }
+
+  void set_sum(kernels::EpiRows& e, int64_t b, int64_t p0, int64_t P, int64_t c0) const {
+    if (!sum_) return;
+    e.sum = sum_ + (b * P + p0) * O + c0;
+    e.lds = O;
+    e.post = post;
+  }
+  const float* sum_ = nullptr;
+  std::vector<float> sumbuf_;
+
+  // The implicit GEMM's rows: output pixel p's taps as input pixel indices (-1: padding), built
+  // once per input size; and the padding segment (the code of 0.0).
+  void build_pix(int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t seg) {
+    if (pix_h_ == H && pix_w_ == W) return;
+    const int64_t T = kh * kw;
+    pix_.resize(static_cast<size_t>(OH * OW * T));
+    for (int64_t oy = 0, p = 0; oy < OH; ++oy)
+      for (int64_t ox = 0; ox < OW; ++ox, ++p)
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t iy = oy * sh - pt + ky * dh, ix = ox * sw - pl + kx * dw;
+            pix_[p * T + ky * kw + kx] =
+                iy < 0 || iy >= H || ix < 0 || ix >= W ? -1 : static_cast<int32_t>(iy * W + ix);
+          }
+    build_pad(seg);
+    pix_h_ = H;
+    pix_w_ = W;
+  }
+
+  // The padding segment: the code of 0.0 in the Ig real channels, 0 in padding channels up to seg.
+  void build_pad(int64_t seg) {
+    if (static_cast<int64_t>(pad_.size()) == seg) return;
+    pad_.assign(static_cast<size_t>(seg), 0);
+    std::fill(pad_.begin(), pad_.begin() + Ig, static_cast<uint8_t>(lin[0].za));
+  }
+
+  // rsum[p] = the sum of output pixel p's K input codes, from the input pixels' code sums `pix_sum`.
+  void indirect_row_sums(const kernels::IndirectA& ia, const int32_t* pix_sum, int64_t m, int32_t* rsum) const {
+    int32_t pad_sum = 0;
+    for (int64_t c = 0; c < ia.seg; ++c) pad_sum += ia.pad[c];
+    for (int64_t p = 0; p < m; ++p) {
+      int32_t s = 0;
+      for (int64_t t = 0; t < ia.taps; ++t) {
+        const int32_t px = ia.pix[p * ia.taps + t];
+        s += px < 0 ? pad_sum : pix_sum[px];
+      }
+      rsum[p] = s;
+    }
+  }
+
+  std::vector<int32_t> pix_;
+  std::vector<uint8_t> pad_, cpad_;
+  int64_t pix_h_ = -1, pix_w_ = -1;
+
+  // [C][HW] -> [HW][C]: im2col then copies a tap's Ig channels as one contiguous run.
+  // Blocked over pixels: a block's writes (kBlock * C elements) stay in L1 while every channel
+  // adds its column, instead of one sweep over the whole image per channel (224x224 inputs).
+  template <typename T>
+  static void to_hwc(const T* src, int64_t C, int64_t HW, T* dst) {
+    constexpr int64_t kBlock = 64;
+    for (int64_t i0 = 0; i0 < HW; i0 += kBlock) {
+      const int64_t i1 = std::min(HW, i0 + kBlock);
+      for (int64_t c = 0; c < C; ++c) {
+        const T* s = src + c * HW;
+        for (int64_t i = i0; i < i1; ++i) dst[i * C + c] = s[i];
+      }
+    }
+  }
+
+  // n elements: 64-byte pieces of constant size (inlined vector moves) and a short tail, instead of a
+  // memcpy call per tap (the calls dominated the 16-64-channel convolutions).
+  template <typename T>
+  static void copy_run(T* dst, const T* src, int64_t n) {
+    constexpr int64_t kPiece = 64 / sizeof(T);
+    int64_t i = 0;
+    for (; i + kPiece <= n; i += kPiece) std::memcpy(dst + i, src + i, 64);
+    if (n - i >= 16 / int64_t(sizeof(T)) && sizeof(T) == 1) {
+      for (; i + 16 <= n; i += 16) std::memcpy(dst + i, src + i, 16);
+    }
+    for (; i < n; ++i) dst[i] = src[i];
+  }
+
+  // One im2col row from a channels-last image (src points at the group's first channel, C is the
+  // row stride): the K = kh*kw*Ig inputs of output pixel (oy, ox) in (ky, kx, ci) order (the weight
+  // rows are laid out to match at load), `pad` outside the image (the activation code of 0.0, or
+  // 0.0f).
+  template <typename T>
+  void im2col_row(const T* src, int64_t C, int64_t H, int64_t W, int64_t oy, int64_t ox, T pad, T* a) const {
+    // Members copied to locals: stores through a uint8_t* may alias anything, so the compiler
+    // would otherwise reload every member after every byte written.
+    const int64_t KW = kw, KH = kh, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw, IG = Ig;
+    const int64_t ix0 = ox * SW - PL;
+    // One group, no dilation and the whole kernel row inside the image: the KW taps of a kernel
+    // row are KW * C contiguous elements of the channels-last input, copied at once.
+    const bool row_inside = IG == C && DW == 1 && ix0 >= 0 && ix0 + KW <= W;
+    for (int64_t ky = 0; ky < KH; ++ky) {
+      const int64_t iy = oy * SH - PT + ky * DH;
+      if (row_inside && iy >= 0 && iy < H) {
+        copy_run(a, src + (iy * W + ix0) * C, KW * IG);
+        a += KW * IG;
+        continue;
+      }
+      for (int64_t kx = 0; kx < KW; ++kx, a += IG) {
+        const int64_t ix = ix0 + kx * DW;
+        if (iy < 0 || iy >= H || ix < 0 || ix >= W) {
+          std::fill(a, a + IG, pad);
+        } else {
+          copy_run(a, src + (iy * W + ix) * C, IG);
+        }
+      }
+    }
+  }
+
+  // im2col of channel-padded codes (one group; C channels per pixel, all copied): taps outside the
+  // image get the padding segment `padseg` (C bytes).
+  void im2col_row_seg(const uint8_t* src, int64_t C, int64_t H, int64_t W, int64_t oy, int64_t ox,
+                      const uint8_t* padseg, uint8_t* a) const {
+    const int64_t KW = kw, KH = kh, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw;
+    const int64_t ix0 = ox * SW - PL;
+    const bool row_inside = DW == 1 && ix0 >= 0 && ix0 + KW <= W;
+    for (int64_t ky = 0; ky < KH; ++ky) {
+      const int64_t iy = oy * SH - PT + ky * DH;
+      if (row_inside && iy >= 0 && iy < H) {
+        copy_run(a, src + (iy * W + ix0) * C, KW * C);
+        a += KW * C;
+        continue;
+      }
+      for (int64_t kx = 0; kx < KW; ++kx, a += C) {
+        const int64_t ix = ix0 + kx * DW;
+        copy_run(a, iy < 0 || iy >= H || ix < 0 || ix >= W ? padseg : src + (iy * W + ix) * C, C);
+      }
+    }
+  }
+
+ public:
+  std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points
+  std::vector<int16_t> dw_w2;   // the same as tap pairs for the AVX-512 kernel (empty: other ISAs)
+  std::vector<uint8_t> dw_zrow;  // C codes of 0.0 (taps outside the image)
+
+ private:
+  void depthwise_float(const float* xf, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                       float* y) const {
+    const QLinear& L = lin[0];
+    const int64_t T = kh * kw;
+    for (int64_t b = 0; b < N; ++b)
+      for (int64_t c = 0; c < C; ++c) {
+        const float* src = xf + (b * C + c) * H * W;
+        float* dst = y + (b * C + c) * OH * OW;
+        for (int64_t oy = 0; oy < OH; ++oy)
+          for (int64_t ox = 0; ox < OW; ++ox) {
+            float acc = 0;
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              const int64_t iy = oy * sh - pt + ky * dh;
+              if (iy < 0 || iy >= H) continue;
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t ix = ox * sw - pl + kx * dw;
+                if (ix < 0 || ix >= W) continue;
+                acc += src[iy * W + ix] * L.wt[(ky * kw + kx) * C + c];
+              }
+            }
+            dst[oy * OW + ox] = acc + L.bias[c];
+          }
+      }
+    (void)T;
+  }
+};
+
+std::unique_ptr<Op> make_conv(const BuildCtx& c) {
+  auto op = std::make_unique<ConvOp>();
+  std::vector<int64_t> wd;
+  const std::vector<float>* fw = float_weight(c, 1, &wd);
+  MIXQ_CHECK(wd.size() == 4, ErrorKind::kUnsupported, c.desc, ": only 2-D convolutions run in the runtime (weight ",
+             shape_str(wd), ")");
+  const std::string ap = c.node.attr("auto_pad") ? c.node.attr("auto_pad")->s : "NOTSET";
+  MIXQ_CHECK(ap == "NOTSET" || ap.empty(), ErrorKind::kUnsupported, c.desc, ": auto_pad ", ap, " (use explicit pads)");
+  op->O = wd[0];
+  op->Ig = wd[1];
+  op->kh = wd[2];
+  op->kw = wd[3];
+  op->G = c.int_attr("group", 1);
+  const auto st = c.ints_attr("strides", {1, 1}), di = c.ints_attr("dilations", {1, 1}),
+             pads = c.ints_attr("pads", {0, 0, 0, 0});
+  MIXQ_CHECK(st.size() == 2 && di.size() == 2 && pads.size() == 4 && op->G >= 1 && op->O % op->G == 0 &&
+                 st[0] > 0 && st[1] > 0 && di[0] > 0 && di[1] > 0,
+             ErrorKind::kInvalidModel, c.desc, ": bad strides/dilations/pads/group");
+  op->sh = st[0]; op->sw = st[1]; op->dh = di[0]; op->dw = di[1];
+  op->pt = pads[0]; op->pl = pads[1]; op->pb = pads[2]; op->pr = pads[3];
+  const std::vector<float> bias = bias_of(c, 2, op->O);
+  const int64_t Og = op->O / op->G, K = op->Ig * op->kh * op->kw;
+  op->depthwise = op->Ig == 1 && Og == 1 && op->G > 1 && op->kh * op->kw <= 64;
+  if (op->depthwise) {
+    QLinear L;
+    L.bias = bias;
+    L.init(c.qweight, fw, op->O, K, [K](int64_t j, int64_t i) { return j * K + i; }, 0, 0, c.qact, c.isa);
+    if (L.int_path) {
+      op->dw_w16.resize(static_cast<size_t>(K * op->O));
+      for (int64_t ch = 0; ch < op->O; ++ch)
+        for (int64_t t = 0; t < K; ++t)
+          op->dw_w16[t * op->O + ch] = static_cast<int16_t>(int32_t(L.w8[ch * K + t]) - L.zw[ch]);
+      L.release_w8();
+      L.B = kernels::PackedB{};  // the GEMM form: not read by the depthwise kernel
+      if (c.isa == kernels::Isa::kAvx512) {
+        op->dw_w2 = kernels::interleave_tap_pairs(op->dw_w16.data(), K, op->O);
+        op->dw_zrow.assign(static_cast<size_t>(op->O), static_cast<uint8_t>(L.za));
+      }
+    }
+    op->lin.push_back(std::move(L));
+  } else {
+    for (int64_t g = 0; g < op->G; ++g) {
+      QLinear L;
+      L.bias.assign(bias.begin() + g * Og, bias.begin() + (g + 1) * Og);
+      // Row i of the im2col matrix is (ky, kx, ci); the stored weight is [O][ci][ky][kx].
+      const int64_t Ig = op->Ig, T = op->kh * op->kw;
+      L.init(c.qweight, fw, Og, K,
+             [K, g, Og, Ig, T](int64_t j, int64_t i) { return (g * Og + j) * K + (i % Ig) * T + i / Ig; }, g * Og, 0,
+             c.qact, c.isa, /*lowbit_int=*/false, /*lowbit_float=*/c.lowbit);
+      // A few input channels (an RGB or grey stem): the weight is also packed with each tap's
+      // channels padded to igp by zeros, so that im2col copies whole kernel rows of a padded copy
+      // of the input (zero weights make the padding codes irrelevant; the padding channels hold
+      // code 0, so the row sums are unchanged).
+      const int64_t igp = (Ig + 3) / 4 * 4;
+      if (op->G == 1 && L.int_path && igp != Ig && igp <= 16) {
+        std::vector<int8_t> wp(static_cast<size_t>(Og * T * igp), 0);
+        for (int64_t j = 0; j < Og; ++j)
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t ci = 0; ci < Ig; ++ci) wp[(j * T + t) * igp + ci] = L.w8[j * K + t * Ig + ci];
+        kernels::PackedB bp = kernels::pack_b(wp.data(), Og, T * igp, c.isa);
+        op->bpad = std::move(bp);
+        op->igp = igp;
+      }
+      L.release_w8();
+      op->lin.push_back(std::move(L));
+    }
+  }
+  const QLinear& L0 = op->lin[0];
+  op->in_q = kernels::OutQuant{L0.sa, static_cast<float>(L0.za + L0.aqmin), static_cast<float>(L0.aqmin),
+                               static_cast<float>(L0.aqmax)};
+  for (const QLinear& L : op->lin) op->need_rsum = op->need_rsum || (L.int_path && !op->depthwise && L.needs_rsum());
+  return op;
+}
+
+}  // namespace
+
+const std::vector<OpRow>& conv_rows() {
+  static const std::vector<OpRow> rows = {
+      {"Conv", make_conv, 2},
+  };
+  return rows;
+}
+
+}  // namespace mixq::rt
