@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/gemm_u8s8.h"
 
@@ -69,22 +70,27 @@ void tile_indirect(const IndirectA& a, int64_t i0, const int8_t* panel, int64_t 
                                acc[r][p]);
 }
 
-// Rows [m0, m1) x panels [pn, pn + NP) with kernel F (R = 4 rows, then single rows).
-template <int NP, typename F4, typename F1>
-void rows_for_panels(int64_t m0, int64_t m1, F4 f4, F1 f1) {
-  int64_t i = m0;
-  for (; i + 4 <= m1; i += 4) f4(i);
-  for (; i < m1; ++i) f1(i);
-}
-
-// Panels in groups of up to 4 (the last group's last panel may be partial: mask `last`).
-template <typename Run>
-void panel_groups(const PackedB& B, Run run) {
+// Calls f(R, NP, pn, i, last) for every tile: panels in groups of NP <= 4 from panel pn (the last
+// group's last panel may be partial: mask `last`), rows [m0, m1) 4 at a time (R = 4), then single
+// rows (R = 1); R and NP arrive as std::integral_constant, so the tiles are compiled per shape.
+template <typename F>
+void for_tiles(const PackedB& B, int64_t m0, int64_t m1, F f) {
   const int64_t panels = (B.n + 15) / 16;
   for (int64_t pn = 0; pn < panels; pn += 4) {
     const int np = static_cast<int>(std::min<int64_t>(4, panels - pn));
     const int64_t cols = std::min<int64_t>(16, B.n - (pn + np - 1) * 16);
-    run(pn, np, static_cast<__mmask16>((1u << cols) - 1u));
+    const __mmask16 last = static_cast<__mmask16>((1u << cols) - 1u);
+    auto rows = [&](auto NP) {
+      int64_t i = m0;
+      for (; i + 4 <= m1; i += 4) f(std::integral_constant<int, 4>{}, NP, pn, i, last);
+      for (; i < m1; ++i) f(std::integral_constant<int, 1>{}, NP, pn, i, last);
+    };
+    switch (np) {
+      case 1: rows(std::integral_constant<int, 1>{}); break;
+      case 2: rows(std::integral_constant<int, 2>{}); break;
+      case 3: rows(std::integral_constant<int, 3>{}); break;
+      default: rows(std::integral_constant<int, 4>{}); break;
+    }
   }
 }
 
@@ -92,39 +98,18 @@ void panel_groups(const PackedB& B, Run run) {
 
 void gemm_u8s8_indirect_avx512(const IndirectA& a, int64_t m0, int64_t m1, const PackedB& B, int32_t* C,
                                int64_t ldc) {
-  const int64_t k4 = B.kp / 4, ps = k4 * 64;
-  panel_groups(B, [&](int64_t pn, int np, __mmask16 last) {
-    const int8_t* panel = B.b8.data() + pn * ps;
-    int32_t* c = C + pn * 16;
-#define MIXQ_IND(NP)                                                                                   \
-  rows_for_panels<NP>(m0, m1, [&](int64_t i) { tile_indirect<4, NP>(a, i, panel, ps, c, ldc, last); }, \
-                      [&](int64_t i) { tile_indirect<1, NP>(a, i, panel, ps, c, ldc, last); })
-    switch (np) {
-      case 1: MIXQ_IND(1); break;
-      case 2: MIXQ_IND(2); break;
-      case 3: MIXQ_IND(3); break;
-      default: MIXQ_IND(4); break;
-    }
-#undef MIXQ_IND
+  const int64_t ps = B.kp / 4 * 64;
+  for_tiles(B, m0, m1, [&](auto R, auto NP, int64_t pn, int64_t i, __mmask16 last) {
+    tile_indirect<decltype(R)::value, decltype(NP)::value>(a, i, B.b8.data() + pn * ps, ps, C + pn * 16, ldc, last);
   });
 }
 
 void gemm_u8s8_avx512(const uint8_t* A, int64_t lda, int64_t m0, int64_t m1, const PackedB& B, int32_t* C,
                       int64_t ldc) {
   const int64_t k4 = B.kp / 4, ps = k4 * 64;
-  panel_groups(B, [&](int64_t pn, int np, __mmask16 last) {
-    const int8_t* panel = B.b8.data() + pn * ps;
-    int32_t* c = C + pn * 16;
-#define MIXQ_DIR(NP)                                                                                          \
-  rows_for_panels<NP>(m0, m1, [&](int64_t i) { tile<4, NP>(A + i * lda, lda, panel, ps, k4, c + i * ldc, ldc, last); }, \
-                      [&](int64_t i) { tile<1, NP>(A + i * lda, lda, panel, ps, k4, c + i * ldc, ldc, last); })
-    switch (np) {
-      case 1: MIXQ_DIR(1); break;
-      case 2: MIXQ_DIR(2); break;
-      case 3: MIXQ_DIR(3); break;
-      default: MIXQ_DIR(4); break;
-    }
-#undef MIXQ_DIR
+  for_tiles(B, m0, m1, [&](auto R, auto NP, int64_t pn, int64_t i, __mmask16 last) {
+    tile<decltype(R)::value, decltype(NP)::value>(A + i * lda, lda, B.b8.data() + pn * ps, ps, k4,
+                                                  C + i * ldc + pn * 16, ldc, last);
   });
 }
 
