@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 PKGS=(
   cmake ninja-build g++ pkg-config ccache
   libtorch-dev libopenblas0-openmp            # tensors/autograd; OpenBLAS for fast matmul
+  libdnnl-dev                                 # oneDNN: the runtime's float convolutions
   libonnx-dev libprotobuf-dev protobuf-compiler
   nlohmann-json3-dev libcli11-dev zlib1g-dev libzip-dev
   libgtest-dev libbenchmark-dev

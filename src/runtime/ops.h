@@ -22,6 +22,7 @@ struct BuildCtx {
   const pack::QAct* qact = nullptr;                   // the quantizer of its data input, if any
   kernels::Isa isa = kernels::Isa::kRef;
   bool lowbit = true;  // layers may keep < 8-bit weights packed (ModelOptions::lowbit)
+  bool dnnl = false;   // float convolutions may run on oneDNN (ModelOptions::dnnl, fused forms only)
 
   int64_t int_attr(const std::string& k, int64_t def) const;
   float float_attr(const std::string& k, float def) const;

@@ -14,6 +14,7 @@
 #include "kernels/depthwise_u8.h"
 #include "kernels/epilogue.h"
 #include "kernels/quantize.h"
+#include "runtime/onednn.h"
 #include "mixq/error.h"
 #include "runtime/layer_weights.h"
 #include "runtime/ops.h"
@@ -50,6 +51,12 @@ class ConvOp : public Op {
   bool need_rsum = false;  // some group's weight zero points are not 0 (the epilogue reads row sums)
   int64_t igp = 0;         // > 0: channels padded to igp for the implicit GEMM (weight in bpad)
   kernels::PackedB bpad;
+  // Float path on oneDNN (runtime/onednn.h) instead of im2col + the reference sgemm: takes the
+  // same fusions and channels-last floats as the integer path (not codes).
+  std::unique_ptr<DnnlConv> dnnl;
+
+  // Whether this layer runs fused epilogues and channels-last values.
+  bool fast() const { return lin[0].int_path || dnnl; }
 
   bool int_path(std::string* why) const override { *why = lin[0].why_float; return lin[0].int_path; }
   void weight_info(std::string* kernel, int64_t* bytes) const override {
@@ -57,35 +64,42 @@ class ConvOp : public Op {
     *bytes = 0;
     for (const QLinear& l : lin) *bytes += l.weight_bytes();
     *bytes += static_cast<int64_t>(dw_w16.size() * sizeof(int16_t));
+    if (dnnl) {
+      *kernel = "f32-onednn";
+      *bytes += O * Ig * kh * kw * static_cast<int64_t>(sizeof(float));
+    }
   }
   bool may_take_nhwc(size_t idx) const override {
-    return lin[0].int_path && (idx == 0 || static_cast<int>(idx) == sum_idx);
+    return fast() && (idx == 0 || static_cast<int>(idx) == sum_idx);
   }
   bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
     return may_take_nhwc(idx) && in[idx] && in[idx]->dtype == ElemType::kFloat32;
   }
   bool fuse_add(size_t idx) override {
-    if (!lin[0].int_path || sum_idx >= 0) return false;
+    if (!fast() || sum_idx >= 0) return false;
     sum_idx = static_cast<int>(idx);
+    if (dnnl) dnnl->set_sum(true);
     return true;
   }
   bool fuse_post_act(kernels::ActClamp a) override {
     if (sum_idx < 0 || fused_post) return false;
     post = a;
     fused_post = true;
+    if (dnnl) dnnl->set_post(a);
     return true;
   }
   const kernels::OutQuant* codes_quant(size_t idx) const override {
     return idx == 0 && lin[0].int_path ? &in_q : nullptr;
   }
   bool fuse_act(kernels::ActClamp a) override {
-    if (!lin[0].int_path || fused_act) return false;
+    if (!fast() || fused_act) return false;
     act = a;
     fused_act = true;
+    if (dnnl) dnnl->set_act(a);
     return true;
   }
   bool set_output_form(Form form, const kernels::OutQuant* q) override {
-    if (form != Form::kNchw && !lin[0].int_path) return false;
+    if (form != Form::kNchw && !lin[0].int_path && !(dnnl && form == Form::kNhwc)) return false;
     out_form = form;
     if (q) out_q = *q;
     return true;
@@ -102,6 +116,10 @@ class ConvOp : public Op {
     if (L0.int_path) {
       const Tensor* sum = sum_idx >= 0 ? in[static_cast<size_t>(sum_idx)] : nullptr;
       out[0] = run_int(x, sum, N, C, H, W, OH, OW, ctx);
+      return;
+    }
+    if (dnnl) {
+      out[0] = run_dnnl(x, sum_idx >= 0 ? in[static_cast<size_t>(sum_idx)] : nullptr, N, H, W, OH, OW, ctx);
       return;
     }
     const int64_t P = OH * OW, K = Ig * kh * kw;
@@ -136,6 +154,38 @@ class ConvOp : public Op {
     std::vector<float> fbuf;           // NCHW float output: one block of epilogue rows
   };
   std::vector<Scratch> scratch_;
+
+  std::vector<float> xq_;  // the fake-quantized input of the oneDNN path
+
+  Tensor run_dnnl(const Tensor& x, const Tensor* sum, int64_t N, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                  const RunCtx& ctx) {
+    RT_CHECK(x.dtype == ElemType::kFloat32 && !x.f.empty(), this, "internal: the float path got activation codes");
+    Tensor y = make_output(N, OH, OW);
+    const int64_t P = OH * OW;
+    if (sum) {  // the fused Add's other operand goes into the output first (oneDNN's sum post-op)
+      RT_CHECK(sum->dtype == ElemType::kFloat32 && !sum->f.empty() && sum->shape == y.shape, this,
+               "the fused Add's operand ", shape_str(sum->shape), " does not match the output ", shape_str(y.shape));
+      if (sum->nhwc == y.nhwc || P == 1) {
+        std::copy(sum->f.begin(), sum->f.end(), y.f.begin());
+      } else {
+        for (int64_t b = 0; b < N; ++b)
+          for (int64_t c = 0; c < O; ++c)
+            for (int64_t p = 0; p < P; ++p) {
+              const int64_t nchw = (b * O + c) * P + p, nhwc = (b * P + p) * O + c;
+              if (y.nhwc) y.f[nhwc] = sum->f[nchw];
+              else y.f[nchw] = sum->f[nhwc];
+            }
+      }
+    }
+    const float* xp = x.f.data();
+    if (lin[0].act_quant) {
+      xq_.resize(x.f.size());
+      lin[0].fake_quant_act(x.f.data(), x.numel(), xq_.data());
+      xp = xq_.data();
+    }
+    dnnl->run(xp, x.nhwc, N, H, W, y.f.data(), y.nhwc, ctx.threads);
+    return y;
+  }
 
   // The input as channels-last codes of this layer's quantizer, all images.
   const uint8_t* input_codes(const Tensor& x, int64_t N, int64_t C, int64_t HW) {
@@ -588,6 +638,13 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       L.release_w8();
       op->lin.push_back(std::move(L));
     }
+  }
+  // oneDNN for float layers, except those whose low-bit weights stay packed (a quantized weight
+  // with a float-path activation: kept at its bits, as the plan's size promises).
+  if (c.dnnl && !op->lin[0].int_path && !op->lin[0].float_lowbit && DnnlConv::available()) {
+    ConvGeom g{op->O, op->Ig, op->G, op->kh, op->kw, op->sh, op->sw, op->dh, op->dw, op->pt, op->pl, op->pb, op->pr};
+    op->dnnl = std::make_unique<DnnlConv>(g, c.qweight ? c.qweight->dequantize() : *fw, bias);
+    for (QLinear& L : op->lin) std::vector<float>().swap(L.wt);  // the reference path's copy is not read
   }
   const QLinear& L0 = op->lin[0];
   op->in_q = kernels::OutQuant{L0.sa, static_cast<float>(L0.za + L0.aqmin), static_cast<float>(L0.aqmin),

@@ -18,6 +18,7 @@
 #include "kernels/sgemm.h"
 #include "mixq/error.h"
 #include "runtime/layer_weights.h"
+#include "runtime/onednn.h"
 #include "runtime/ops.h"
 #include "runtime/qlinear.h"
 
@@ -83,9 +84,14 @@ class LinearOp : public Op {
       lin.gemm(A.data(), kp, M, scratch.data(), ctx.threads);
       kernels::epilogue_f32(lin.epilogue_rows(scratch.data(), M, lin.n, rsum.data()), y.f.data(), lin.n, lin.isa);
     } else {
-      std::vector<float> xf(static_cast<size_t>(x.numel())), scratch;
-      lin.fake_quant_act(x.f.data(), x.numel(), xf.data());
-      lin.run_float(xf.data(), M, y.f.data(), lin.n, 1, ctx.threads, scratch);
+      std::vector<float> xf, scratch;
+      const float* xp = x.f.data();
+      if (lin.act_quant) {
+        xf.resize(static_cast<size_t>(x.numel()));
+        lin.fake_quant_act(x.f.data(), x.numel(), xf.data());
+        xp = xf.data();
+      }
+      lin.run_float(xp, M, y.f.data(), lin.n, 1, ctx.threads, scratch);
     }
     out[0] = std::move(y);
   }
@@ -95,6 +101,7 @@ class LinearOp : public Op {
 class MatMulOp : public Op {
  public:
   kernels::Isa isa = kernels::Isa::kRef;
+  bool onednn = false;  // sgemm on oneDNN (BuildCtx::dnnl)
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor &a = *in[0], &b = *in[1];
     RT_CHECK(a.dtype == ElemType::kFloat32 && b.dtype == ElemType::kFloat32 && a.rank() >= 2 && b.rank() >= 2, this,
@@ -129,8 +136,9 @@ class MatMulOp : public Op {
         ia += idx * sa[i];
         ib += idx * sb[i];
       }
-      kernels::sgemm(a.f.data() + ia * M * K, K, b.f.data() + ib * K * N, N, y.f.data() + t * M * N, N, M, N, K, false,
-                     ctx.threads, isa);
+      const float *pa = a.f.data() + ia * M * K, *pb = b.f.data() + ib * K * N;
+      if (onednn) sgemm_onednn(false, false, M, N, K, pa, K, pb, N, y.f.data() + t * M * N, N, ctx.threads);
+      else kernels::sgemm(pa, K, pb, N, y.f.data() + t * M * N, N, M, N, K, false, ctx.threads, isa);
     }
     out[0] = std::move(y);
   }
@@ -155,6 +163,7 @@ std::unique_ptr<Op> make_gemm(const BuildCtx& c) {
     op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa, c.lowbit,
                  c.lowbit);
   op->lin.release_w8();
+  op->lin.onednn = c.dnnl && !op->lin.int_path;
   return op;
 }
 
@@ -165,6 +174,7 @@ std::unique_ptr<Op> make_matmul(const BuildCtx& c) {
     MIXQ_CHECK(!c.qweight, ErrorKind::kUnsupported, c.desc, ": a quantized MatMul weight must be the second input");
     auto op = std::make_unique<MatMulOp>();
     op->isa = c.isa;
+    op->onednn = c.dnnl;
     return op;
   }
   std::vector<int64_t> wd;
@@ -176,6 +186,7 @@ std::unique_ptr<Op> make_matmul(const BuildCtx& c) {
   op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa, c.lowbit,
                c.lowbit);
   op->lin.release_w8();
+  op->lin.onednn = c.dnnl && !op->lin.int_path;
   return op;
 }
 

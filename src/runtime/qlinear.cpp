@@ -1,5 +1,7 @@
 #include "runtime/qlinear.h"
 
+#include "runtime/onednn.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -81,13 +83,15 @@ void QLinear::run_float(const float* X, int64_t m, float* y, int64_t ysm, int64_
     return;
   }
   if (ysn == 1 && ysm == n) {
-    kernels::sgemm(X, k, wt.data(), n, y, n, m, n, k, false, threads, isa);
+    if (onednn) sgemm_onednn(false, false, m, n, k, X, k, wt.data(), n, y, n, threads);
+    else kernels::sgemm(X, k, wt.data(), n, y, n, m, n, k, false, threads, isa);
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
     return;
   }
   C.resize(static_cast<size_t>(m * n));
-  kernels::sgemm(X, k, wt.data(), n, C.data(), n, m, n, k, false, threads, isa);
+  if (onednn) sgemm_onednn(false, false, m, n, k, X, k, wt.data(), n, C.data(), n, threads);
+  else kernels::sgemm(X, k, wt.data(), n, C.data(), n, m, n, k, false, threads, isa);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) y[i * ysm + j * ysn] = C[i * n + j] + bias[j];
 }

@@ -54,6 +54,7 @@ struct QLinear {
   std::string why_not_lowbit;    // why a quantized weight is held expanded ("" when it is not)
   std::vector<float> wt;       // dequantized W^T, [k][n]
   std::vector<float> bias;     // [n] (zeros when none)
+  bool onednn = false;         // sgemm on oneDNN (runtime/onednn.h) instead of the reference loop
   kernels::LowbitWeights L;    // the low-bit form (integer or float path)
 
   // The bytes this layer holds for its weight (codes, packed copies, scales, sums).

@@ -11,11 +11,25 @@
 
 namespace mixq::rt {
 
+namespace {
+
+bool env_set(const char* name) {  // set to anything but "" or "0"
+  const char* v = std::getenv(name);
+  return v && *v && std::string(v) != "0";
+}
+
+}  // namespace
+
 Model Model::load(const std::string& path, ModelOptions opts) { return Model(pack::load_mxq(path), opts); }
 
 Model::Model(pack::PackedModel m, ModelOptions opts)
     : pm_(std::make_unique<pack::PackedModel>(std::move(m))), isa_(opts.isa), threads_(std::max(1, opts.threads)) {
   const pack::PackedModel& pm = *pm_;
+  // The fast forms (runtime/forms.h) unless the reference is asked for; oneDNN's float
+  // convolutions only with them (the reference mode and the scalar ISA keep our own float path).
+  const bool fused = opts.fuse && !env_set("MIXQ_RT_UNFUSED");
+  const char* dn = std::getenv("MIXQ_RT_DNNL");
+  const bool use_dnnl = fused && opts.dnnl && isa_ != kernels::Isa::kRef && !(dn && std::string(dn) == "0");
   std::map<std::string, int> slot;
   std::map<std::string, const pack::Tensor*> consts;
   auto new_slot = [&](const std::string& name) {
@@ -86,7 +100,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
           break;
         }
     }
-    BuildCtx ctx{n, desc, consts, qw, qa, isa_, opts.lowbit};
+    BuildCtx ctx{n, desc, consts, qw, qa, isa_, opts.lowbit, use_dnnl};
     std::unique_ptr<Op> op;
     op = row->make(ctx);
     op->desc = desc;
@@ -123,8 +137,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
     MIXQ_CHECK(it != slot.end(), ErrorKind::kInvalidModel, "graph output '", o.name, "' is never computed");
     output_slots_.push_back(it->second);
   }
-  const char* unfused = std::getenv("MIXQ_RT_UNFUSED");
-  if (opts.fuse && !(unfused && *unfused && std::string(unfused) != "0")) {
+  if (fused) {
     std::vector<bool> ln_skip(ops_.size(), false);
     const int ln = fuse_layernorms(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_);
     const FormStats st = plan_forms(ops_, op_in_, op_out_, skip_, output_slots_, slots_.size());

@@ -27,6 +27,10 @@ struct ModelOptions {
   // (runtime/forms.h). Off: every value is NCHW float, as the scalar reference of the forms (the
   // outputs are the same bits either way). MIXQ_RT_UNFUSED=1 turns it off.
   bool fuse = true;
+  // Float convolutions (layers the plan leaves float, the fp32 configuration) on oneDNN, with the
+  // fused forms only; off (or MIXQ_RT_DNNL=0): our own im2col + sgemm, bit-identical to the
+  // reference. oneDNN sums in another order (and with FMA), so outputs differ within float rounding.
+  bool dnnl = true;
 };
 
 struct LayerPath {  // which kernel path each quantized layer takes (for --verbose and tests)

@@ -21,6 +21,14 @@
 namespace mixq::test {
 namespace {
 
+// Our own kernels on every path (oneDNN's float convolutions and sgemm off): the bit-identity
+// checks compare these paths with each other and with the scalar reference.
+rt::ModelOptions own_kernels(kernels::Isa isa, int threads) {
+  rt::ModelOptions o{isa, threads};
+  o.dnnl = false;
+  return o;
+}
+
 using kernels::Isa;
 
 // A weight of `dims` quantized per channel on `axis` at `bits`, codes random over the full range.
@@ -139,7 +147,7 @@ TEST(Runtime, QuantizedConvMatchesReferenceEveryBitWidthAndPath) {
           xt.f = x;
           std::vector<float> first;
           for (Isa isa : isas()) {
-            rt::Model model(conv_model(c, w, bias, &act), {isa, 2});
+            rt::Model model(conv_model(c, w, bias, &act), own_kernels(isa, 2));
             ASSERT_EQ(model.layer_paths().size(), 1u);
             EXPECT_EQ(model.layer_paths()[0].int_path, abits <= 8) << model.layer_paths()[0].why_float;
             const rt::Tensor y = model.run({xt}).at(0);
@@ -194,7 +202,7 @@ TEST(Runtime, QuantizedGemmAndMatMul) {
         xt.shape = {M, K};
         xt.f = x;
         for (Isa isa : isas()) {
-          rt::Model model(m, {isa, 1});
+          rt::Model model(m, own_kernels(isa, 1));
           EXPECT_TRUE(model.layer_paths()[0].int_path);
           const rt::Tensor y = model.run({xt}).at(0);
           for (int64_t i = 0; i < M; ++i)
@@ -252,7 +260,7 @@ TEST(Runtime, LowbitLayersMatchTheInt8PathBitForBitAndHoldTheirBits) {
         ASSERT_EQ(int8_model.layer_paths()[0].kernel, "int8");
         const rt::Tensor want = int8_model.run({xt}).at(0);
         for (Isa isa : isas()) {
-          rt::Model model(m, {isa, 1});
+          rt::Model model(m, own_kernels(isa, 1));
           const rt::LayerPath& p = model.layer_paths()[0];
           EXPECT_EQ(p.kernel, "lowbit" + std::to_string(bits));
           EXPECT_TRUE(p.int_path);
@@ -291,7 +299,7 @@ TEST(Runtime, FloatPathPerGroupWeightsStayLowbit) {
       const std::vector<float> dq = w.dequantize();
       std::vector<float> first;
       for (Isa isa : isas()) {
-        rt::Model model(m, {isa, 1});
+        rt::Model model(m, own_kernels(isa, 1));
         const rt::LayerPath& p = model.layer_paths()[0];
         EXPECT_FALSE(p.int_path);
         if (gs % 32 == 0) {
@@ -408,7 +416,7 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
   x.f.assign(xin.data_ptr<float>(), xin.data_ptr<float>() + xin.numel());
   std::vector<float> first;
   for (Isa isa : isas()) {
-    rt::Model m = rt::Model::load(path, {isa, 2});
+    rt::Model m = rt::Model::load(path, own_kernels(isa, 2));
     for (const auto& p : m.layer_paths()) {
       if (abits <= 8 && p.op != "Gather") {
         EXPECT_TRUE(p.int_path) << name << " " << p.node << ": " << p.why_float;
@@ -466,6 +474,51 @@ TEST(RuntimeFixtures, MobileNetV2) { check_fixture("fmnist-mobilenetv2", 4, 8, 6
 TEST(RuntimeFixtures, Vit) { check_fixture("fmnist-vit", 4, 8, 64); }
 TEST(RuntimeFixtures, EmbedBag) { check_fixture("fmnist-embedbag", 4, 8, 256); }
 TEST(RuntimeFixtures, ResnetW3A16FloatPath) { check_fixture("fmnist-resnet", 3, 16, 32); }
+
+// The fp32 configuration (`pack --float`) on oneDNN (convolutions with fused Relu/Clip/residual Add
+// and channels-last values between them; Gemm / MatMul on its sgemm) against our own float path,
+// which is bit-identical to the scalar reference: oneDNN sums in another order with FMA, so the
+// outputs agree within float rounding, and so do a batch and its single images.
+TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
+  if (kernels::default_isa() == Isa::kRef) GTEST_SKIP() << "oneDNN runs only with a vector ISA";
+  for (const std::string name : {"fmnist-resnet", "fmnist-mobilenetv2", "fmnist-vit"}) {
+    QuantizeJob job;
+    job.model_path = fixture(name);
+    job.calib = "fmnist:train:1";
+    job.eval_float = false;
+    job.qopts.progress = false;
+    QuantizeResult r = run_quantize(job);
+    r.qmodel.graph = r.prepared;
+    r.qmodel.weights.clear();
+    r.qmodel.activations.clear();
+    TempDir d;
+    const std::string path = d.file(name + ".mxq");
+    pack::save_mxq(pack_quantized_model(r.qmodel), path);
+    auto ds = open_dataset("fmnist:test:16", r.prepared.inputs, preprocess_from_metadata(r.prepared));
+    at::Tensor xin = ds->get(0, 16).inputs.at(0).contiguous();
+    rt::Tensor x;
+    x.shape.assign(xin.sizes().begin(), xin.sizes().end());
+    x.f.assign(xin.data_ptr<float>(), xin.data_ptr<float>() + xin.numel());
+    rt::Model own = rt::Model::load(path, own_kernels(kernels::default_isa(), 1));
+    rt::ModelOptions fast{kernels::default_isa(), 2};
+    rt::Model dn = rt::Model::load(path, fast);
+    const std::vector<float> a = own.run({x}).at(0).f, b = dn.run({x}).at(0).f;
+    ASSERT_EQ(a.size(), b.size());
+    double maxabs = 0, maxdiff = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      maxabs = std::max(maxabs, double(std::fabs(a[i])));
+      maxdiff = std::max(maxdiff, double(std::fabs(a[i] - b[i])));
+    }
+    EXPECT_LT(maxdiff, 1e-4 * (1 + maxabs)) << name;
+    if (name != "fmnist-vit")  // (its one convolution feeds a Reshape)
+      EXPECT_GT(dn.forms().fused_acts + dn.forms().nhwc_outputs, 0) << name << ": oneDNN convolutions took no forms";
+    rt::Tensor x1 = x;
+    x1.shape[0] = 1;
+    x1.f.resize(static_cast<size_t>(x.numel() / x.shape[0]));
+    const std::vector<float> b1 = dn.run({x1}).at(0).f;
+    for (size_t i = 0; i < b1.size(); ++i) EXPECT_NEAR(b1[i], b[i], 1e-4 * (1 + maxabs)) << name << " batch 1";
+  }
+}
 
 }  // namespace
 }  // namespace mixq::test

@@ -1,0 +1,194 @@
+#include "runtime/onednn.h"
+
+#include <cfloat>
+#include <cmath>
+#include <string>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "mixq/error.h"
+
+namespace mixq::rt {
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// Relu {0, inf} is oneDNN's relu; any other clamp its clip (infinite bounds as the float extremes).
+void append_clamp(dnnl::post_ops& po, const kernels::ActClamp& a) {
+  if (a.lo == 0 && std::isinf(a.hi) && a.hi > 0) {
+    po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+  } else {
+    const float lo = std::isinf(a.lo) ? -FLT_MAX : a.lo, hi = std::isinf(a.hi) ? FLT_MAX : a.hi;
+    po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, lo, hi);
+  }
+}
+
+// Sets OpenMP's thread count for oneDNN's parallel regions (it reads omp_get_max_threads()) and
+// restores the caller's on exit, so the rest of the runtime keeps its own setting.
+class OmpThreads {
+ public:
+  explicit OmpThreads(int n) {
+#ifdef _OPENMP
+    prev_ = omp_get_max_threads();
+    if (n != prev_) omp_set_num_threads(n);
+#endif
+    n_ = n;
+  }
+  ~OmpThreads() {
+#ifdef _OPENMP
+    if (n_ != prev_) omp_set_num_threads(prev_);
+#endif
+  }
+
+ private:
+  int prev_ = 0, n_ = 0;
+};
+
+}  // namespace
+
+// [N][C][HW] <-> [N][HW][C] (to_cl: NCHW to channels-last).
+static void transpose(const float* src, float* dst, int64_t N, int64_t C, int64_t HW, bool to_cl) {
+  for (int64_t b = 0; b < N; ++b) {
+    const float* s = src + b * C * HW;
+    float* d = dst + b * C * HW;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = 0; i < HW; ++i) {
+        if (to_cl) d[i * C + c] = s[c * HW + i];
+        else d[c * HW + i] = s[i * C + c];
+      }
+  }
+}
+
+void sgemm_onednn(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float* C, int64_t ldc, int threads) {
+  OmpThreads t(threads);
+  const dnnl_status_t st =
+      dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.f, A, lda, B, ldb, 0.f, C, ldc);
+  MIXQ_CHECK(st == dnnl_success, ErrorKind::kRuntime, "oneDNN sgemm failed (status ", static_cast<int>(st), ")");
+}
+
+struct DnnlConv::Impl {
+  struct Prim {
+    int64_t N, H, W;
+    bool x_nhwc, y_nhwc;  // the caller's layouts
+    bool src_cl, dst_cl;  // the primitive's (a copy converts where they differ)
+    dnnl::convolution_forward conv;
+    memory::desc src, dst;
+    size_t weights;  // index into wmem
+  };
+  std::vector<Prim> prims;
+  std::vector<memory> wmem;  // the weights in each format a primitive asked for
+  memory bias;
+  dnnl::stream stream{cpu_engine()};
+  std::vector<float> xt, yt;  // converted source / destination
+};
+
+DnnlConv::DnnlConv(const ConvGeom& g, std::vector<float> w, std::vector<float> bias)
+    : g_(g), w_(std::move(w)), bias_(std::move(bias)), impl_(std::make_unique<Impl>()) {
+  MIXQ_CHECK(static_cast<int64_t>(w_.size()) == g.O * g.Ig * g.kh * g.kw && static_cast<int64_t>(bias_.size()) == g.O,
+             ErrorKind::kInternal, "DnnlConv: weight/bias sizes do not match the geometry");
+  impl_->bias = memory({{g.O}, memory::data_type::f32, tag::x}, cpu_engine(), bias_.data());
+}
+
+DnnlConv::~DnnlConv() = default;
+
+bool DnnlConv::available() {
+  static const bool ok = [] {
+    try {
+      (void)cpu_engine();
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return ok;
+}
+
+void DnnlConv::run(const float* x, bool x_nhwc, int64_t N, int64_t H, int64_t W, float* y, bool y_nhwc,
+                   int threads) {
+  Impl& im = *impl_;
+  const ConvGeom& g = g_;
+  const int64_t C = g.Ig * g.G, HW = H * W;
+  const int64_t OH = (H + g.pt + g.pb - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+  const int64_t OW = (W + g.pl + g.pr - g.dw * (g.kw - 1) - 1) / g.sw + 1, OP = OH * OW;
+  // One pixel or one channel: both layouts are the same memory.
+  if (C == 1 || HW == 1) x_nhwc = true;
+  if (g.O == 1 || OP == 1) y_nhwc = true;
+  const Impl::Prim* p = nullptr;
+  for (const Impl::Prim& q : im.prims)
+    if (q.N == N && q.H == H && q.W == W && q.x_nhwc == x_nhwc && q.y_nhwc == y_nhwc) p = &q;
+  if (!p) {
+    const memory::dims wd = g.G > 1 ? memory::dims{g.G, g.O / g.G, g.Ig, g.kh, g.kw}
+                                    : memory::dims{g.O, g.Ig, g.kh, g.kw};
+    const memory::desc wany(wd, memory::data_type::f32, tag::any);
+    dnnl::post_ops po;
+    if (has_act_) append_clamp(po, act_);
+    if (sum_) po.append_sum(1.f);
+    if (has_post_) append_clamp(po, post_);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(po);
+    auto make = [&](bool src_cl, bool dst_cl) {
+      const memory::desc src({N, C, H, W}, memory::data_type::f32, src_cl ? tag::nhwc : tag::nchw);
+      const memory::desc dst({N, g.O, OH, OW}, memory::data_type::f32, dst_cl ? tag::nhwc : tag::nchw);
+      const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                              dnnl::algorithm::convolution_direct, src, wany, im.bias.get_desc(), dst,
+                                              {g.sh, g.sw}, {g.dh - 1, g.dw - 1}, {g.pt, g.pl}, {g.pb, g.pr});
+      return dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
+    };
+    // The caller's layouts first; where oneDNN has only its reference kernel for them (it has no
+    // JIT kernel mixing layouts), channels-last on both sides with copies.
+    bool src_cl = x_nhwc, dst_cl = y_nhwc;
+    dnnl::convolution_forward::primitive_desc pd = make(src_cl, dst_cl);
+    if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0 && !(src_cl && dst_cl)) {
+      src_cl = dst_cl = true;
+      pd = make(true, true);
+    }
+    size_t wi = im.wmem.size();
+    for (size_t i = 0; i < im.wmem.size(); ++i)
+      if (im.wmem[i].get_desc() == pd.weights_desc()) wi = i;
+    if (wi == im.wmem.size()) {
+      memory user({wd, memory::data_type::f32, g.G > 1 ? tag::goihw : tag::oihw}, cpu_engine(), w_.data());
+      memory packed(pd.weights_desc(), cpu_engine());
+      dnnl::reorder(user, packed).execute(im.stream, user, packed);
+      im.stream.wait();
+      im.wmem.push_back(packed);
+    }
+    im.prims.push_back(Impl::Prim{N, H, W, x_nhwc, y_nhwc, src_cl, dst_cl, dnnl::convolution_forward(pd),
+                                  pd.src_desc(), pd.dst_desc(), wi});
+    p = &im.prims.back();
+  }
+  if (p->src_cl != x_nhwc) {
+    im.xt.resize(static_cast<size_t>(N * C * HW));
+    transpose(x, im.xt.data(), N, C, HW, p->src_cl);
+    x = im.xt.data();
+  }
+  float* out = y;
+  if (p->dst_cl != y_nhwc) {
+    im.yt.resize(static_cast<size_t>(N * g.O * OP));
+    if (sum_) transpose(y, im.yt.data(), N, g.O, OP, p->dst_cl);  // the residual operand
+    out = im.yt.data();
+  }
+  memory src(p->src, cpu_engine(), const_cast<float*>(x));
+  memory dst(p->dst, cpu_engine(), out);
+  {
+    OmpThreads t(threads);
+    p->conv.execute(im.stream, {{DNNL_ARG_SRC, src},
+                                {DNNL_ARG_WEIGHTS, im.wmem[p->weights]},
+                                {DNNL_ARG_BIAS, im.bias},
+                                {DNNL_ARG_DST, dst}});
+    im.stream.wait();
+  }
+  if (out != y) transpose(out, y, N, g.O, OP, y_nhwc);
+}
+
+}  // namespace mixq::rt

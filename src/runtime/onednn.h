@@ -1,0 +1,64 @@
+// The runtime's float convolutions and float GEMMs on oneDNN (libdnnl-dev): the path for layers the
+// plan leaves in float (and the whole model in the fp32 configuration). oneDNN's JIT convolutions use FMA and
+// blocked weights prepared once per shape, which our own im2col + sgemm float path (bit-identical
+// to the scalar reference, no FMA) cannot match: on resnet18-224 it was 4.7x ONNX Runtime's fp32.
+// The reference path stays (ModelOptions::dnnl = false, or MIXQ_RT_DNNL=0, or the unfused
+// reference mode); tests compare the two within float tolerance.
+//
+// What runs: conv + bias, then the fused Relu/Clip, then the fused residual Add (oneDNN's `sum`
+// post-op: the caller puts the Add's other operand in the output buffer first), then the Relu/Clip
+// after the Add. Source and destination in NCHW or channels-last (NHWC) floats, as the forms planner
+// chose (runtime/forms.h). One primitive per (batch, input size, layouts), made on first use;
+// weights reordered once per weight format the primitive asks for.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/epilogue.h"
+
+namespace mixq::rt {
+
+struct ConvGeom {
+  int64_t O = 0, Ig = 0, G = 1, kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
+  int64_t pt = 0, pl = 0, pb = 0, pr = 0;
+};
+
+// C[m][n] = sum_k A[m][k] * B[k][n] (row-major, leading dimensions; transposed operands when
+// trans_a / trans_b: A stored [k][m], B stored [n][k]) with oneDNN's JIT sgemm on `threads` OpenMP
+// threads. The float GEMMs of Gemm / MatMul take it instead of kernels::sgemm (the reference loop)
+// when the model runs the fast forms (BuildCtx::dnnl).
+void sgemm_onednn(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float* C, int64_t ldc, int threads);
+
+class DnnlConv {
+ public:
+  // w: [O][Ig][kh][kw] float (dequantized when the layer's weight is quantized); bias: [O].
+  DnnlConv(const ConvGeom& g, std::vector<float> w, std::vector<float> bias);
+  ~DnnlConv();
+  DnnlConv(const DnnlConv&) = delete;
+  DnnlConv& operator=(const DnnlConv&) = delete;
+
+  // Post-ops, in the order they apply (set at load, before the first run).
+  void set_act(const kernels::ActClamp& a) { act_ = a; has_act_ = true; }
+  void set_sum(bool on) { sum_ = on; }
+  void set_post(const kernels::ActClamp& a) { post_ = a; has_post_ = true; }
+
+  // x: [N][Ig*G][H][W] (memory channels-last when x_nhwc); y: [N][O][OH][OW] in y's layout, already
+  // holding the residual operand when the sum post-op is on. `threads`: OpenMP threads for oneDNN.
+  void run(const float* x, bool x_nhwc, int64_t N, int64_t H, int64_t W, float* y, bool y_nhwc, int threads);
+
+  // Whether oneDNN can run on this machine (an engine could be made): checked once per process.
+  static bool available();
+
+ private:
+  struct Impl;
+  ConvGeom g_;
+  std::vector<float> w_, bias_;
+  kernels::ActClamp act_, post_;
+  bool has_act_ = false, has_post_ = false, sum_ = false;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mixq::rt
