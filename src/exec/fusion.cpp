@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include "exec/conv_precision.h"
+#include "runtime/onednn.h"
 
 #include <algorithm>
 #include <cmath>
@@ -391,9 +392,9 @@ class ProducerQdqKernel final : public FusedKernel {
 // in: A [M, K], B ([K, N], or [N, K] with transB), C [N] or absent. act(A @ op(B) + C) for the
 // float Gemm of a fully connected layer (alpha = beta = 1, transA = 0), then the activation in
 // place on the result's own buffer. Why this beats the unfused Gemm (fmnist-mlp, batch 32):
-// - transB weights are cached as a contiguous [K, N] copy (refreshed when the weight tensor or its
-//   version changes, as ConvBnKernel does): OpenBLAS repacks B on every call and packs a
-//   transposed view ~25% slower (layer 784 -> 256: 163 vs 125 us on 1 thread);
+// - the weight is packed once for oneDNN's inner product (runtime/onednn.h; refreshed when the
+//   weight or bias tensor or its version changes, as ConvBnKernel does): OpenBLAS repacks B on
+//   every call, and packs a transposed view ~25% slower still (layer 784 -> 256: 163 vs 125 us);
 // - GEMMs under kSerialMacs multiply-adds run on the calling thread only: for them OpenBLAS's
 //   fork/join over OpenMP threads costs more than the second thread gains, and far more when the
 //   other core is busy (784 -> 256 at batch 32: 125 us on 1 thread, 157-160 us on 2).
@@ -424,34 +425,27 @@ class GemmActKernel final : public FusedKernel {
       auto rc = rows_cols(a);
       a = a.reshape({rc.first, rc.second});  // a view when contiguous, as Flatten's reshape
     }
-    at::Tensor b = in[1];
-    if (trans_b_) {
-      std::lock_guard<std::mutex> lock(mu_);
-      // Inference tensors (a hook's output, a DequantizeLinear's) have no version counter: the
-      // transposed view, as the unfused Gemm does.
-      if (b.is_inference()) {
-        b = b.t();
-      } else {
-        if (!b.is_same(src_) || b._version() != version_) {
-          bt_ = b.t().contiguous();
-          src_ = b;
-          version_ = b._version();
-        }
-        b = bt_;
-      }
-    }
-    const int64_t macs = a.size(0) * a.size(1) * b.size(1);
+    const at::Tensor& b = in[1];
+    const int64_t n = trans_b_ ? b.size(0) : b.size(1);
+    const int64_t macs = a.size(0) * a.size(1) * n;
     const int threads = omp_get_max_threads();
     const bool serial = threads > 1 && macs < kSerialMacs && !omp_in_parallel();
-    if (serial) omp_set_num_threads(1);  // this thread's ICV only; OpenBLAS reads it per call
     at::Tensor y;
-    try {
-      y = has_c_ ? at::addmm(in[2], a, b) : at::mm(a, b);
-    } catch (...) {
+    if (rt::DnnlLinear* lin = packed(b, has_c_ ? &in[2] : nullptr)) {
+      const at::Tensor x = a.is_contiguous() ? a : a.contiguous();
+      y = at::empty({x.size(0), n}, x.options());
+      lin->run(x.data_ptr<float>(), x.size(0), y.data_ptr<float>(), serial ? 1 : threads);
+    } else {  // weights without a version counter: OpenBLAS on the (transposed) view
+      const at::Tensor bb = trans_b_ ? b.t() : b;
+      if (serial) omp_set_num_threads(1);  // this thread's ICV only; OpenBLAS reads it per call
+      try {
+        y = has_c_ ? at::addmm(in[2], a, bb) : at::mm(a, bb);
+      } catch (...) {
+        if (serial) omp_set_num_threads(threads);
+        throw;
+      }
       if (serial) omp_set_num_threads(threads);
-      throw;
     }
-    if (serial) omp_set_num_threads(threads);
     act_.apply_(y);
     out[0] = std::move(y);
   }
@@ -464,12 +458,36 @@ class GemmActKernel final : public FusedKernel {
     return {rows, cols};
   }
 
+  // The weight (and bias) packed for oneDNN, re-made when either tensor or its version changes;
+  // nullptr for inference tensors (a hook's output, a DequantizeLinear's: no version counter) and
+  // non-CPU tensors.
+  rt::DnnlLinear* packed(const at::Tensor& b, const at::Tensor* c) {
+    if (b.is_inference() || (c && c->is_inference()) || !b.device().is_cpu() || !rt::DnnlConv::available())
+      return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint32_t cv = c ? c->_version() : 0;
+    if (!lin_ || !b.is_same(src_) || b._version() != version_ || (c && (!c->is_same(bias_src_) || cv != bias_version_))) {
+      const at::Tensor w = b.contiguous(), bias = c ? c->contiguous() : at::Tensor();
+      const int64_t n = trans_b_ ? w.size(0) : w.size(1), k = trans_b_ ? w.size(1) : w.size(0);
+      lin_ = std::make_unique<rt::DnnlLinear>(w.data_ptr<float>(), n, k, /*k_major=*/!trans_b_,
+                                          c ? bias.data_ptr<float>() : nullptr);
+      src_ = b;
+      version_ = b._version();
+      if (c) {
+        bias_src_ = *c;
+        bias_version_ = cv;
+      }
+    }
+    return lin_.get();
+  }
+
   bool trans_b_, has_c_;
   Activation act_;
   int64_t flatten_axis_;
   std::mutex mu_;
-  at::Tensor src_, bt_;  // the [N, K] weight bt_ = src_^T was made from (identity + version)
-  uint32_t version_ = 0;
+  std::unique_ptr<rt::DnnlLinear> lin_;
+  at::Tensor src_, bias_src_;  // the weight and bias lin_ was made from (identity + version)
+  uint32_t version_ = 0, bias_version_ = 0;
 };
 
 // in: a, b. relu(a + b) with the sum's own buffer reused for the ReLU.

@@ -3,6 +3,7 @@
 #include <cfloat>
 #include <cmath>
 #include <string>
+#include <unordered_map>
 #include <oneapi/dnnl/dnnl.hpp>
 
 #ifdef _OPENMP
@@ -189,6 +190,80 @@ void DnnlConv::run(const float* x, bool x_nhwc, int64_t N, int64_t H, int64_t W,
     im.stream.wait();
   }
   if (out != y) transpose(out, y, N, g.O, OP, y_nhwc);
+}
+
+struct DnnlLinear::Impl {
+  struct Prim {
+    int64_t m;
+    dnnl::inner_product_forward ip;
+    memory::desc src, dst;
+    size_t weights;
+  };
+  std::vector<Prim> prims;
+  std::vector<memory> wmem;  // the weights in each format a primitive asked for
+  std::vector<float> w;      // the user's weight as [n][k] (reordered for each new format)
+  memory bias;
+  std::vector<float> bias_data;
+  bool has_bias = false;
+  dnnl::primitive_attr attr;
+  dnnl::stream stream{cpu_engine()};
+};
+
+DnnlLinear::DnnlLinear(const float* w, int64_t n, int64_t k, bool k_major, const float* bias,
+                       const kernels::ActClamp* act)
+    : n_(n), k_(k), impl_(std::make_unique<Impl>()) {
+  Impl& im = *impl_;
+  im.w.resize(static_cast<size_t>(n * k));
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < k; ++i) im.w[j * k + i] = k_major ? w[i * n + j] : w[j * k + i];
+  if (bias) {
+    im.bias_data.assign(bias, bias + n);
+    im.bias = memory({{n}, memory::data_type::f32, tag::x}, cpu_engine(), im.bias_data.data());
+    im.has_bias = true;
+  }
+  if (act) {
+    dnnl::post_ops po;
+    append_clamp(po, *act);
+    im.attr.set_post_ops(po);
+  }
+}
+
+DnnlLinear::~DnnlLinear() = default;
+
+void DnnlLinear::run(const float* x, int64_t m, float* y, int threads) {
+  Impl& im = *impl_;
+  const Impl::Prim* p = nullptr;
+  for (const Impl::Prim& q : im.prims)
+    if (q.m == m) p = &q;
+  if (!p) {
+    const memory::desc src({m, k_}, memory::data_type::f32, tag::nc), dst({m, n_}, memory::data_type::f32, tag::nc);
+    const memory::desc wany({n_, k_}, memory::data_type::f32, tag::any);
+    const dnnl::inner_product_forward::desc d =
+        im.has_bias ? dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src, wany,
+                                                        im.bias.get_desc(), dst)
+                    : dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src, wany, dst);
+    const dnnl::inner_product_forward::primitive_desc pd(d, im.attr, cpu_engine());
+    size_t wi = im.wmem.size();
+    for (size_t i = 0; i < im.wmem.size(); ++i)
+      if (im.wmem[i].get_desc() == pd.weights_desc()) wi = i;
+    if (wi == im.wmem.size()) {
+      memory user({{n_, k_}, memory::data_type::f32, tag::oi}, cpu_engine(), im.w.data());
+      memory packed(pd.weights_desc(), cpu_engine());
+      dnnl::reorder(user, packed).execute(im.stream, user, packed);
+      im.stream.wait();
+      im.wmem.push_back(packed);
+    }
+    if (im.prims.size() >= 8) im.prims.erase(im.prims.begin());  // a few batch sizes at a time
+    im.prims.push_back(Impl::Prim{m, dnnl::inner_product_forward(pd), pd.src_desc(), pd.dst_desc(), wi});
+    p = &im.prims.back();
+  }
+  memory src(p->src, cpu_engine(), const_cast<float*>(x));
+  memory dst(p->dst, cpu_engine(), y);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, im.wmem[p->weights]}, {DNNL_ARG_DST, dst}};
+  if (im.has_bias) args.emplace(DNNL_ARG_BIAS, im.bias);
+  OmpThreads t(threads);
+  p->ip.execute(im.stream, args);
+  im.stream.wait();
 }
 
 }  // namespace mixq::rt

@@ -163,7 +163,7 @@ std::unique_ptr<Op> make_gemm(const BuildCtx& c) {
     op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa, c.lowbit,
                  c.lowbit);
   op->lin.release_w8();
-  op->lin.onednn = c.dnnl && !op->lin.int_path;
+  if (c.dnnl && DnnlConv::available()) op->lin.use_onednn();
   return op;
 }
 
@@ -186,7 +186,7 @@ std::unique_ptr<Op> make_matmul(const BuildCtx& c) {
   op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa, c.lowbit,
                c.lowbit);
   op->lin.release_w8();
-  op->lin.onednn = c.dnnl && !op->lin.int_path;
+  if (c.dnnl && DnnlConv::available()) op->lin.use_onednn();
   return op;
 }
 

@@ -23,12 +23,12 @@ int64_t param_index(const pack::QWeight& q, int64_t i) {
 int64_t QLinear::weight_bytes() const {
   return static_cast<int64_t>(B.b8.size() + B.b16.size() * 2 + B.row_sums.size() * 4 + w8.size() + wt.size() * 4 +
                               (out_scale.size() + zw.size() + col_term.size()) * 4) +
-         L.bytes();
+         L.bytes() + (onednn ? n * k * 4 : 0);
 }
 
 std::string QLinear::kernel_name() const {
   if (int_path) return lowbit ? "lowbit" + std::to_string(L.bits) : "int8";
-  return float_lowbit ? "f32-lowbit" + std::to_string(L.bits) : "f32";
+  return float_lowbit ? "f32-lowbit" + std::to_string(L.bits) : (onednn ? "f32-onednn" : "f32");
 }
 
 void QLinear::quantize_act(const float* x, int64_t numel, uint8_t* a) const {
@@ -69,6 +69,12 @@ kernels::EpiRows QLinear::epilogue_rows(const int32_t* acc, int64_t m, int64_t l
   return e;
 }
 
+void QLinear::use_onednn() {
+  if (int_path || float_lowbit || wt.empty()) return;
+  onednn = std::make_shared<DnnlLinear>(wt.data(), n, k, /*k_major=*/true, bias.data());
+  std::vector<float>().swap(wt);
+}
+
 void QLinear::run_float(const float* X, int64_t m, float* y, int64_t ysm, int64_t ysn, int threads,
                         std::vector<float>& C) const {
   if (float_lowbit) {
@@ -82,16 +88,25 @@ void QLinear::run_float(const float* X, int64_t m, float* y, int64_t ysm, int64_
       for (int64_t j = 0; j < n; ++j) y[i * ysm + j * ysn] = C[i * n + j];
     return;
   }
+  if (onednn) {  // bias included
+    if (ysn == 1 && ysm == n) {
+      onednn->run(X, m, y, threads);
+      return;
+    }
+    C.resize(static_cast<size_t>(m * n));
+    onednn->run(X, m, C.data(), threads);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) y[i * ysm + j * ysn] = C[i * n + j];
+    return;
+  }
   if (ysn == 1 && ysm == n) {
-    if (onednn) sgemm_onednn(false, false, m, n, k, X, k, wt.data(), n, y, n, threads);
-    else kernels::sgemm(X, k, wt.data(), n, y, n, m, n, k, false, threads, isa);
+    kernels::sgemm(X, k, wt.data(), n, y, n, m, n, k, false, threads, isa);
     for (int64_t i = 0; i < m; ++i)
       for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
     return;
   }
   C.resize(static_cast<size_t>(m * n));
-  if (onednn) sgemm_onednn(false, false, m, n, k, X, k, wt.data(), n, C.data(), n, threads);
-  else kernels::sgemm(X, k, wt.data(), n, C.data(), n, m, n, k, false, threads, isa);
+  kernels::sgemm(X, k, wt.data(), n, C.data(), n, m, n, k, false, threads, isa);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) y[i * ysm + j * ysn] = C[i * n + j] + bias[j];
 }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@
 #include "pack/mxq_format.h"
 
 namespace mixq::rt {
+
+class DnnlLinear;
 
 struct QLinear {
   int64_t n = 0, k = 0;
@@ -54,7 +57,8 @@ struct QLinear {
   std::string why_not_lowbit;    // why a quantized weight is held expanded ("" when it is not)
   std::vector<float> wt;       // dequantized W^T, [k][n]
   std::vector<float> bias;     // [n] (zeros when none)
-  bool onednn = false;         // sgemm on oneDNN (runtime/onednn.h) instead of the reference loop
+  // The float path on oneDNN's inner product (runtime/onednn.h) instead of sgemm on wt (then freed).
+  std::shared_ptr<DnnlLinear> onednn;
   kernels::LowbitWeights L;    // the low-bit form (integer or float path)
 
   // The bytes this layer holds for its weight (codes, packed copies, scales, sums).
@@ -90,6 +94,9 @@ struct QLinear {
   // col_term (skipped when all 0), zw * rsum (when needs_rsum(); rsum [m]), out_scale, bias.
   // y = out_scale * (acc + col_term - zw * rsum) + bias: kernels/epilogue.h.
   kernels::EpiRows epilogue_rows(const int32_t* acc, int64_t m, int64_t lda, const int32_t* rsum) const;
+  // Moves the float path's weight (wt, bias) to oneDNN: only for a float-path layer whose weight is
+  // held as a float copy (not float_lowbit).
+  void use_onednn();
   // Float path on rows X [m][k] (already fake-quantized); same output addressing.
   void run_float(const float* X, int64_t m, float* y, int64_t ysm, int64_t ysn, int threads,
                  std::vector<float>& scratch) const;
