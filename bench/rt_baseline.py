@@ -76,7 +76,22 @@ def ort_w8a8(src, dst, x_calib):
             i = next(self.it, None)
             return None if i is None else {self.name: x_calib[i:i + 8]}
 
-    quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    # ORT's recommended pre-processing first (shape inference + graph optimisation); falls back to
+    # the raw model where pre-processing fails.
+    # Per-channel QDQ needs opset >= 13 (DequantizeLinear's axis): older models are converted first.
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    model = onnx.load(src)
+    if max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) < 13:
+        src = dst + ".opset13.onnx"
+        onnx.save(version_converter.convert_version(model, 13), src)
+    pre = dst + ".pre.onnx"
+    try:
+        quant_pre_process(src, pre)
+    except Exception:  # noqa: BLE001 - symbolic shape inference fails on some graphs
+        pre = src
+    quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 

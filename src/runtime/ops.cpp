@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "mixq/error.h"
+#include "runtime/buffer_pool.h"
 
 namespace mixq::rt {
 
@@ -12,6 +13,14 @@ std::string shape_str(const std::vector<int64_t>& s) {
   for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
   os << "]";
   return os.str();
+}
+
+Tensor output_floats(std::vector<int64_t> shape, const RunCtx& ctx) {
+  if (!ctx.pool) return Tensor::floats(std::move(shape));
+  Tensor t;
+  t.shape = std::move(shape);
+  t.f = ctx.pool->floats(static_cast<size_t>(t.numel()));
+  return t;
 }
 
 int64_t BuildCtx::int_attr(const std::string& k, int64_t def) const {

@@ -31,12 +31,20 @@ struct BuildCtx {
   const pack::Tensor* const_input(size_t idx) const;
 };
 
+class BufferPool;
+
 struct RunCtx {
   int threads = 1;
   // Non-null when input 0 dies at this op (its last reader, not a stored tensor or graph output):
   // an elementwise op may then reuse its buffer instead of copying (`take_input0`).
   Tensor* donor = nullptr;
+  // Memory of dead values (runtime/buffer_pool.h) for outputs an op writes in full; may be null.
+  BufferPool* pool = nullptr;
 };
+
+// A float tensor of `shape` whose every element the op writes: memory from the pool when there is
+// one (contents unspecified), else zeroed.
+Tensor output_floats(std::vector<int64_t> shape, const RunCtx& ctx);
 
 // Input 0's tensor to overwrite: moved from the donor when allowed, else a copy.
 // (Codes of the input's value are dropped: the op changes the value.)

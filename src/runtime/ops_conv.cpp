@@ -16,6 +16,7 @@
 #include "kernels/quantize.h"
 #include "runtime/onednn.h"
 #include "mixq/error.h"
+#include "runtime/buffer_pool.h"
 #include "runtime/layer_weights.h"
 #include "runtime/ops.h"
 #include "runtime/qlinear.h"
@@ -160,7 +161,7 @@ class ConvOp : public Op {
   Tensor run_dnnl(const Tensor& x, const Tensor* sum, int64_t N, int64_t H, int64_t W, int64_t OH, int64_t OW,
                   const RunCtx& ctx) {
     RT_CHECK(x.dtype == ElemType::kFloat32 && !x.f.empty(), this, "internal: the float path got activation codes");
-    Tensor y = make_output(N, OH, OW);
+    Tensor y = make_output(N, OH, OW, ctx);
     const int64_t P = OH * OW;
     if (sum) {  // the fused Add's other operand goes into the output first (oneDNN's sum post-op)
       RT_CHECK(sum->dtype == ElemType::kFloat32 && !sum->f.empty() && sum->shape == y.shape, this,
@@ -208,19 +209,22 @@ class ConvOp : public Op {
     return codes_.data();
   }
 
-  Tensor make_output(int64_t N, int64_t OH, int64_t OW) const {
+  // The output in this layer's form; every element is written by the caller (memory from the pool).
+  Tensor make_output(int64_t N, int64_t OH, int64_t OW, const RunCtx& ctx) const {
     Tensor y;
     y.shape = {N, O, OH, OW};
     const bool cl = OH * OW > 1;  // one pixel: both layouts are the same memory
+    const size_t n = static_cast<size_t>(N * O * OH * OW);
+    auto floats = [&] { return ctx.pool ? ctx.pool->floats(n) : std::vector<float>(n); };
     if (out_form == Form::kCodes || out_form == Form::kNhwcAndCodes) {
       y.codes = true;
       y.nhwc = true;
       y.q = out_q;
-      y.u8.resize(static_cast<size_t>(N * O * OH * OW));
-      if (out_form == Form::kNhwcAndCodes) y.f.resize(static_cast<size_t>(N * O * OH * OW));
+      y.u8 = ctx.pool ? ctx.pool->bytes(n) : std::vector<uint8_t>(n);
+      if (out_form == Form::kNhwcAndCodes) y.f = floats();
     } else {
       y.nhwc = out_form == Form::kNhwc && cl;
-      y.f.resize(static_cast<size_t>(N * O * OH * OW));
+      y.f = floats();
     }
     return y;
   }
@@ -258,7 +262,7 @@ class ConvOp : public Op {
     const QLinear& L0 = lin[0];
     const int64_t P = OH * OW, K = Ig * kh * kw, HW = H * W;
     const uint8_t* codes = input_codes(x, N, C, HW);
-    Tensor y = make_output(N, OH, OW);
+    Tensor y = make_output(N, OH, OW, ctx);
     sum_ = nullptr;
     if (sum) {  // the fused Add's other operand, channels-last like the output
       RT_CHECK(sum->dtype == ElemType::kFloat32 && !sum->is_codes() && sum->shape == y.shape, this,

@@ -66,7 +66,7 @@ class LinearOp : public Op {
     const int64_t M = x.numel() / lin.k;
     std::vector<int64_t> shape = x.shape;
     shape.back() = lin.n;
-    Tensor y = Tensor::floats(shape);
+    Tensor y = output_floats(shape, ctx);
     if (lin.int_path) {
       const int64_t kp = lin.a_kp();
       std::vector<uint8_t> A(static_cast<size_t>(M * kp), 0);
@@ -125,7 +125,7 @@ class MatMulOp : public Op {
     std::vector<int64_t> shape = batch;
     shape.push_back(M);
     shape.push_back(N);
-    Tensor y = Tensor::floats(shape);
+    Tensor y = output_floats(shape, ctx);
     int64_t nb = 1;
     for (int64_t d : batch) nb *= d;
     for (int64_t t = 0; t < nb; ++t) {

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "mixq/error.h"
+#include "runtime/buffer_pool.h"
 #include "runtime/forms.h"
 #include "runtime/fuse_layernorm.h"
 
@@ -153,6 +154,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
       if (s >= 0) last[s] = static_cast<int>(i);
   std::set<int> keep(output_slots_.begin(), output_slots_.end());
   frees_.resize(ops_.size());
+  pool_ = std::make_unique<BufferPool>();
   for (size_t s = 0; s < slots_.size(); ++s)
     if (!is_const_[s] && last[s] >= 0 && !keep.count(static_cast<int>(s))) frees_[last[s]].push_back(static_cast<int>(s));
   seconds_.assign(ops_.size(), 0.0);
@@ -182,7 +184,7 @@ std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) {
                shape_str(x.shape), " but the model declares ", pack::elem_type_name(d.dtype), shape_str(d.dims));
     slots_[input_slots_[i]] = x;
   }
-  RunCtx ctx{threads_, nullptr};
+  RunCtx ctx{threads_, nullptr, pool_.get()};
   std::vector<const Tensor*> in;
   std::vector<Tensor> out;
   for (size_t i = 0; i < ops_.size(); ++i) {
@@ -205,7 +207,7 @@ std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) {
     if (profile_) seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (size_t k = 0; k < out.size(); ++k)
       if (op_out_[i][k] >= 0) slots_[op_out_[i][k]] = std::move(out[k]);
-    for (int s : frees_[i]) slots_[s] = Tensor{};
+    for (int s : frees_[i]) pool_->give(std::move(slots_[s]));
   }
   std::vector<Tensor> res;
   for (int s : output_slots_) {

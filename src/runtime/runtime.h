@@ -14,6 +14,7 @@
 
 #include "kernels/isa.h"
 #include "pack/mxq_format.h"
+#include "runtime/buffer_pool.h"
 #include "runtime/ops.h"
 #include "runtime/tensor.h"
 
@@ -69,7 +70,8 @@ class Model {
   int threads_ = 1;
   std::vector<std::unique_ptr<Op>> ops_;
   std::vector<std::vector<int>> op_in_, op_out_;  // value slots (-1: none / held by the op)
-  std::vector<std::vector<int>> frees_;           // slots to release after op i
+  std::vector<std::vector<int>> frees_;           // slots to release after op i (into pool_)
+  std::unique_ptr<BufferPool> pool_;
   std::vector<bool> donate_;                      // op i may reuse input 0's buffer
   std::vector<bool> skip_;                        // op i was fused into its producer
   std::vector<Tensor> slots_;
