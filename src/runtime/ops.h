@@ -92,6 +92,10 @@ class Op {
   virtual bool set_output_form(Form form, const kernels::OutQuant* q) { (void)q; return form == Form::kNchw; }
   // Load time, Relu / Clip with constant bounds: the clamp they apply to input 0.
   virtual bool act_clamp(kernels::ActClamp* act) const { (void)act; return false; }
+  // Whether the last run took the integer kernels (layers) and the multiply-accumulates it did
+  // (Conv, Gemm, MatMul; 0 for the rest): what `mixq profile` divides by the time.
+  virtual bool ran_int() const { return false; }
+  int64_t last_macs = 0;
   std::string desc;
 };
 

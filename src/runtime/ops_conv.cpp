@@ -60,6 +60,7 @@ class ConvOp : public Op {
   bool fast() const { return lin[0].int_path || dnnl; }
 
   bool int_path(std::string* why) const override { *why = lin[0].why_float; return lin[0].int_path; }
+  bool ran_int() const override { return lin[0].int_path; }
   void weight_info(std::string* kernel, int64_t* bytes) const override {
     *kernel = lin[0].kernel_name();
     *bytes = 0;
@@ -114,6 +115,7 @@ class ConvOp : public Op {
     const int64_t OH = (H + pt + pb - dh * (kh - 1) - 1) / sh + 1, OW = (W + pl + pr - dw * (kw - 1) - 1) / sw + 1;
     RT_CHECK(OH > 0 && OW > 0, this, "input ", shape_str(x.shape), " is smaller than the kernel");
     const QLinear& L0 = lin[0];
+    last_macs = N * OH * OW * O * Ig * kh * kw;
     if (L0.int_path) {
       const Tensor* sum = sum_idx >= 0 ? in[static_cast<size_t>(sum_idx)] : nullptr;
       out[0] = run_int(x, sum, N, C, H, W, OH, OW, ctx);

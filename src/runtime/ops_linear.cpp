@@ -55,6 +55,7 @@ class LinearOp : public Op {
   QLinear lin;
   bool gemm = false;
   bool int_path(std::string* why) const override { *why = lin.why_float; return lin.int_path; }
+  bool ran_int() const override { return lin.int_path; }
   void weight_info(std::string* kernel, int64_t* bytes) const override {
     *kernel = lin.kernel_name();
     *bytes = lin.weight_bytes();
@@ -64,6 +65,7 @@ class LinearOp : public Op {
     RT_CHECK(x.dtype == ElemType::kFloat32 && x.rank() >= 1 && x.shape.back() == lin.k && (!gemm || x.rank() == 2),
              this, "input ", shape_str(x.shape), " does not fit a weight with K = ", lin.k);
     const int64_t M = x.numel() / lin.k;
+    last_macs = M * lin.n * lin.k;
     std::vector<int64_t> shape = x.shape;
     shape.back() = lin.n;
     Tensor y = output_floats(shape, ctx);
@@ -128,6 +130,7 @@ class MatMulOp : public Op {
     Tensor y = output_floats(shape, ctx);
     int64_t nb = 1;
     for (int64_t d : batch) nb *= d;
+    last_macs = nb * M * N * K;
     for (int64_t t = 0; t < nb; ++t) {
       int64_t rem = t, ia = 0, ib = 0;
       for (size_t i = r; i-- > 0;) {

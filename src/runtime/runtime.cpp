@@ -218,6 +218,13 @@ std::vector<Tensor> Model::run(const std::vector<Tensor>& inputs) {
   return res;
 }
 
+std::vector<Model::OpProfile> Model::op_profile() const {
+  std::vector<OpProfile> v;
+  for (size_t i = 0; i < ops_.size(); ++i)
+    v.push_back({pm_->nodes[i].name, pm_->nodes[i].op, seconds_[i], ops_[i]->last_macs, ops_[i]->ran_int(), skip_[i]});
+  return v;
+}
+
 std::vector<std::pair<std::string, double>> Model::profile() const {
   std::vector<std::pair<std::string, double>> v;
   for (size_t i = 0; i < ops_.size(); ++i) v.emplace_back(pm_->nodes[i].name, seconds_[i]);

@@ -63,6 +63,14 @@ class Model {
   // Per-node wall time of the last runs, accumulated while profiling is on.
   void set_profile(bool on) { profile_ = on; }
   std::vector<std::pair<std::string, double>> profile() const;  // (node name, seconds)
+  struct OpProfile {
+    std::string node, op;  // op: the ONNX op, or "fused into <producer>" ops report nothing
+    double seconds = 0;    // accumulated while profiling was on
+    int64_t macs = 0;      // multiply-accumulates of the last run (Conv, Gemm, MatMul)
+    bool integer = false;  // ran on the integer kernels
+    bool skipped = false;  // fused into another op (its time is that op's)
+  };
+  std::vector<OpProfile> op_profile() const;
 
  private:
   std::unique_ptr<pack::PackedModel> pm_;  // ops point into it

@@ -63,6 +63,41 @@ TEST(RuntimeCli, BadFilesGetOneClearError) {
   EXPECT_EQ(isa.exit_code, 2) << isa.err;
 }
 
+// `profile X.mxq`: per-node time, multiply-accumulates, GOP/s and share of the measured peak.
+TEST(RuntimeCli, ProfileOfAPackedModelShowsRatesAndPeakShare) {
+  TempDir d;
+  const std::string mxq = d.file("r.mxq");
+  CliResult p = run_cli({"pack", fixture("fmnist-resnet"), "--calib", "fmnist:train:64", "-o", mxq, "-q"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  CliResult r = run_cli({"profile", mxq, "--runs", "3", "--data", "fmnist:test:4", "--batch", "2", "--json", "-q"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["batch"], 2);
+  int64_t macs = 0;
+  int convs = 0;
+  for (const auto& n : j["nodes"]) {
+    EXPECT_GE(n["ms"].get<double>(), 0.0);
+    if (n["op"] != "Conv") continue;
+    ++convs;
+    EXPECT_EQ(n["path"], "int8") << n["node"];
+    EXPECT_GT(n["gops"].get<double>(), 0.0) << n["node"];
+    if (j["isa"] != "ref") {
+      EXPECT_GT(n["peak_share"].get<double>(), 0.0) << n["node"];
+      EXPECT_LT(n["peak_share"].get<double>(), 1.5) << n["node"];  // the loop is the peak (noise aside)
+    }
+    macs += n["macs"].get<int64_t>();
+  }
+  EXPECT_GT(convs, 0);
+  // The model's MACs as `info` counts them (per sample), times the batch.
+  CliResult info = run_cli({"info", fixture("fmnist-resnet"), "--json", "-q"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  int64_t conv_macs = 0;
+  const auto ji = nlohmann::json::parse(info.out);
+  for (const auto& L : ji["layers"])
+    if (L["op"] == "Conv") conv_macs += L["macs"].get<int64_t>();
+  EXPECT_EQ(macs, 2 * conv_macs);
+}
+
 TEST(RuntimeCli, ProfileWritesALatencyTable) {
   TempDir d;
   CliResult r = run_cli({"profile", fixture("fmnist-mlp"), "--bits", "4,8", "--runs", "3", "--rounds", "1", "-o",

@@ -1,4 +1,6 @@
-// mixq profile MODEL: batch-1 latency of every quantizable layer on the packed runtime at each
+// mixq profile MODEL.mxq: per-node time, GOP/s and % of the measured peak of a packed model
+// (profile_packed.h).
+// mixq profile MODEL.onnx: batch-1 latency of every quantizable layer on the packed runtime at each
 // weight bit-width (uniform plans, nothing pinned, --abits activations) and in float, measured on
 // this machine: the per-layer latency table a latency-budgeted allocator reads.
 //
@@ -15,6 +17,7 @@
 #include "core/atomic_file.h"
 #include "mixq/error.h"
 #include "pack/from_qmodel.h"
+#include "profile_packed.h"
 #include "rt_data.h"
 
 namespace mixq::cli {
@@ -23,10 +26,16 @@ RunFn setup_profile(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
     std::string model, out, calib = "fmnist:train:64", bits = "2,3,4,5,6,8", isa = "auto";
-    int abits = 8, runs = 100, rounds = 3;
+    int abits = 8, runs = 100, rounds = 3, batch = 1;
+    std::string data = "fmnist:test:64";
   };
   auto o = std::make_shared<Opts>();
-  sub.add_option("model", o->model, "Float ONNX model")->required();
+  sub.add_option("model", o->model,
+                 "Float ONNX model (a latency table per bit-width), or a packed .mxq model (where its time goes: "
+                 "per-node ms, GOP/s and % of this core's measured peak)")
+      ->required();
+  sub.add_option("-d,--data", o->data, ".mxq: inputs to run (as for run)")->capture_default_str();
+  sub.add_option("--batch", o->batch, ".mxq: batch size")->capture_default_str();
   sub.add_option("--bits", o->bits, "Weight bit-widths to measure (comma-separated)")->capture_default_str();
   sub.add_option("--abits", o->abits, "Activation bits")->capture_default_str();
   sub.add_option("--calib", o->calib, "Calibration data for the activation ranges")->capture_default_str();
@@ -39,6 +48,10 @@ RunFn setup_profile(CLI::App& sub) {
     apply_global_options(o->g);
     MIXQ_CHECK(o->out.empty() || !same_file(o->out, o->model), ErrorKind::kInvalidArgument,
                "refusing to overwrite the input model '", o->model, "'");
+    if (o->model.size() > 4 && o->model.compare(o->model.size() - 4, 4, ".mxq") == 0) {
+      PackedProfileOptions po{o->model, o->data, o->out, o->batch, o->runs, o->g.json};
+      return profile_packed(po, runtime_options(o->isa, o->g.threads));
+    }
     std::vector<int> bits;
     std::stringstream ss(o->bits);
     for (std::string t; std::getline(ss, t, ',');) {
