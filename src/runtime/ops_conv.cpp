@@ -334,10 +334,34 @@ class ConvOp : public Op {
     if (indirect) build_pix(H, W, OH, OW, seg);
     if (padded) build_pad(igp);
     const int64_t kpp = padded ? bpad.kp : kp;
-    if (padded) {  // channels-last codes with each pixel's channels padded to igp (zero codes)
-      cpad_.assign(static_cast<size_t>(N * HW * igp), 0);
-      for (int64_t i = 0; i < N * HW; ++i)
-        for (int64_t c = 0; c < C; ++c) cpad_[i * igp + c] = codes[i * C + c];
+    // The padded stem's input: channels-last codes with each pixel's channels padded to igp (zero
+    // codes) and the image framed by the spatial padding (the pad segment), so that every kernel row
+    // of every output pixel is one contiguous run, copied without bounds checks.
+    const int64_t Hp = H + pt + pb, Wp = W + pl + pr;
+    if (padded) {
+      cpad_.resize(static_cast<size_t>(N * Hp * Wp * igp));
+      for (int64_t b = 0; b < N; ++b)
+        for (int64_t y = 0; y < Hp; ++y) {
+          uint8_t* d = cpad_.data() + (b * Hp + y) * Wp * igp;
+          const int64_t iy = y - pt;
+          const bool inside = iy >= 0 && iy < H;
+          for (int64_t x = 0; x < Wp; ++x, d += igp) {
+            const int64_t ix = x - pl;
+            if (!inside || ix < 0 || ix >= W) {
+              std::memcpy(d, pad_.data(), static_cast<size_t>(igp));
+              continue;
+            }
+            const uint8_t* src = codes + ((b * H + iy) * W + ix) * C;
+            if (igp == 4) {  // (C <= 4) one 4-byte store
+              uint32_t v = 0;
+              for (int64_t c = 0; c < C; ++c) v |= uint32_t(src[c]) << (8 * c);  // (little-endian x86)
+              std::memcpy(d, &v, 4);
+            } else {
+              std::memcpy(d, src, static_cast<size_t>(C));
+              std::memset(d + C, 0, static_cast<size_t>(igp - C));
+            }
+          }
+        }
     }
     const uint8_t zpad = static_cast<uint8_t>(L0.za);
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
@@ -375,12 +399,22 @@ class ConvOp : public Op {
         }
         const uint8_t* A = img + p0 * C;
         if (padded || !direct) {
-          const uint8_t* src = padded ? cpad_.data() + b * HW * igp : img + g * Ig;
+          const uint8_t* src = padded ? cpad_.data() + b * Hp * Wp * igp : img + g * Ig;
           for (int64_t i = 0, oy = p0 / OW, ox = p0 % OW; i < m; ++i) {
             uint8_t* row = sc.A.data() + i * kpp;
             if (padded) {
-              im2col_row_seg(src, igp, H, W, oy, ox, pad_.data(), row);
-              std::fill(row + kh * kw * igp, row + kpp, uint8_t(0));
+              // (The row's tail beyond kh*kw*igp is never written: zero since A was allocated.)
+              const int64_t run = kw * igp;
+              const uint8_t* at = src + (oy * sh * Wp + ox * sw) * igp;
+              if (dw == 1 && run == 12) {  // 3x3 over one to four channels: constant-size moves
+                for (int64_t ky = 0; ky < kh; ++ky) std::memcpy(row + ky * 12, at + ky * dh * Wp * igp, 12);
+              } else if (dw == 1) {
+                for (int64_t ky = 0; ky < kh; ++ky) copy_run(row + ky * run, at + ky * dh * Wp * igp, run);
+              } else {  // dilated: tap by tap, still inside the frame
+                for (int64_t ky = 0; ky < kh; ++ky)
+                  for (int64_t kx = 0; kx < kw; ++kx)
+                    copy_run(row + (ky * kw + kx) * igp, at + (ky * dh * Wp + kx * dw) * igp, igp);
+              }
             } else {
               im2col_row(src, C, H, W, oy, ox, zpad, row);
               std::fill(row + K, row + kp, uint8_t(0));
@@ -480,17 +514,19 @@ class ConvOp : public Op {
     }
   }
 
-  // n elements: 64-byte pieces of constant size (inlined vector moves) and a short tail, instead of a
-  // memcpy call per tap (the calls dominated the 16-64-channel convolutions).
+  // n elements: 64-, 16- and 4-byte pieces of constant size (inlined vector / register moves) and a
+  // byte tail, instead of a memcpy call per tap (the calls dominated the 16-64-channel
+  // convolutions) or a byte loop (a grey stem's 12-byte kernel rows took 40% of its time).
   template <typename T>
   static void copy_run(T* dst, const T* src, int64_t n) {
-    constexpr int64_t kPiece = 64 / sizeof(T);
+    auto* d = reinterpret_cast<unsigned char*>(dst);
+    const auto* s = reinterpret_cast<const unsigned char*>(src);
+    const int64_t bytes = n * static_cast<int64_t>(sizeof(T));
     int64_t i = 0;
-    for (; i + kPiece <= n; i += kPiece) std::memcpy(dst + i, src + i, 64);
-    if (n - i >= 16 / int64_t(sizeof(T)) && sizeof(T) == 1) {
-      for (; i + 16 <= n; i += 16) std::memcpy(dst + i, src + i, 16);
-    }
-    for (; i < n; ++i) dst[i] = src[i];
+    for (; i + 64 <= bytes; i += 64) std::memcpy(d + i, s + i, 64);
+    for (; i + 16 <= bytes; i += 16) std::memcpy(d + i, s + i, 16);
+    for (; i + 4 <= bytes; i += 4) std::memcpy(d + i, s + i, 4);
+    for (; i < bytes; ++i) d[i] = s[i];
   }
 
   // One im2col row from a channels-last image (src points at the group's first channel, C is the
@@ -524,26 +560,6 @@ class ConvOp : public Op {
     }
   }
 
-  // im2col of channel-padded codes (one group; C channels per pixel, all copied): taps outside the
-  // image get the padding segment `padseg` (C bytes).
-  void im2col_row_seg(const uint8_t* src, int64_t C, int64_t H, int64_t W, int64_t oy, int64_t ox,
-                      const uint8_t* padseg, uint8_t* a) const {
-    const int64_t KW = kw, KH = kh, SH = sh, SW = sw, PT = pt, PL = pl, DH = dh, DW = dw;
-    const int64_t ix0 = ox * SW - PL;
-    const bool row_inside = DW == 1 && ix0 >= 0 && ix0 + KW <= W;
-    for (int64_t ky = 0; ky < KH; ++ky) {
-      const int64_t iy = oy * SH - PT + ky * DH;
-      if (row_inside && iy >= 0 && iy < H) {
-        copy_run(a, src + (iy * W + ix0) * C, KW * C);
-        a += KW * C;
-        continue;
-      }
-      for (int64_t kx = 0; kx < KW; ++kx, a += C) {
-        const int64_t ix = ix0 + kx * DW;
-        copy_run(a, iy < 0 || iy >= H || ix < 0 || ix >= W ? padseg : src + (iy * W + ix) * C, C);
-      }
-    }
-  }
 
  public:
   std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points

@@ -124,6 +124,9 @@ TEST(Runtime, QuantizedConvMatchesReferenceEveryBitWidthAndPath) {
       {1, 4, 11, 13, 6, 3, 2, 2, 3, 1, 0, 1, 1, 2},  // prime strides, grouped
       {3, 6, 8, 7, 6, 3, 3, 2, 2, 1, 1, 2, 1, 6},    // depthwise, stride 2, dilation
       {1, 8, 5, 5, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1},    // pointwise
+      // grey / RGB stems (channels padded to 4, image framed by the padding): dilated, and 7x7
+      {2, 1, 10, 9, 8, 3, 3, 2, 1, 2, 2, 2, 2, 1},
+      {1, 3, 16, 15, 8, 7, 7, 2, 2, 3, 3, 1, 1, 1},
       // one image, millions of multiply-adds: its rows are split over the 2 threads
       {1, 32, 36, 36, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1},
       {1, 64, 72, 72, 64, 3, 3, 1, 1, 1, 1, 1, 1, 64},  // depthwise
@@ -532,8 +535,9 @@ TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
       maxdiff = std::max(maxdiff, double(std::fabs(a[i] - b[i])));
     }
     EXPECT_LT(maxdiff, 1e-4 * (1 + maxabs)) << name;
-    if (name != "fmnist-vit")  // (its one convolution feeds a Reshape)
+    if (name != "fmnist-vit") {  // (its one convolution feeds a Reshape)
       EXPECT_GT(dn.forms().fused_acts + dn.forms().nhwc_outputs, 0) << name << ": oneDNN convolutions took no forms";
+    }
     rt::Tensor x1 = x;
     x1.shape[0] = 1;
     x1.f.resize(static_cast<size_t>(x.numel() / x.shape[0]));
