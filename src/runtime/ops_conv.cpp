@@ -1,5 +1,5 @@
 // Conv on the runtime: the integer path (channels-last codes in, fused epilogue out: implicit
-// GEMM for kxk, direct GEMM for 1x1, channel-padded im2col for few-channel stems, depthwise on its
+// GEMM for kxk, direct GEMM for 1x1, im2col from a framed copy for few-channel stems, depthwise on its
 // own kernel; forms planned by runtime/forms.h) and the float path (im2col + GEMM), through QLinear.
 // Weight forms: int8 for the GEMMs (one row per output pixel, where low-bit weights are 0.4-5% slower
 // and the weights small; BENCHMARKS.md), int16 taps-major minus zero points for depthwise.
@@ -50,8 +50,7 @@ class ConvOp : public Op {
   Form out_form = Form::kNchw;
   kernels::OutQuant out_q, in_q;
   bool need_rsum = false;  // some group's weight zero points are not 0 (the epilogue reads row sums)
-  int64_t igp = 0;         // > 0: channels padded to igp for the implicit GEMM (weight in bpad)
-  kernels::PackedB bpad;
+  bool framed = false;     // a few-channel stem: im2col rows from a copy framed by the padding
   // Float path on oneDNN (runtime/onednn.h) instead of im2col + the reference sgemm: takes the
   // same fusions and channels-last floats as the integer path (not codes).
   std::unique_ptr<DnnlConv> dnnl;
@@ -325,42 +324,30 @@ class ConvOp : public Op {
                         G == 1 && kp == K;
     // Otherwise the implicit GEMM reads the taps in place where the kernel has it (AVX-512; the
     // rows are pixel indices built once per input size), else im2col rows are built.
-    // A few-channel stem (igp > 0): im2col rows from a channel-padded copy, whole kernel rows of
-    // KW * igp bytes at a time, into the padded weight's GEMM (4-byte taps made the implicit GEMM
-    // spend its time resolving pointers).
-    const bool padded = !direct && igp > 0;
-    const bool indirect = !padded && !direct && kernels::indirect_supported(lin[0].B, Ig);
+    // A few-channel stem (`framed`, set at load): im2col rows from a copy of the codes framed by the
+    // spatial padding (the code of 0.0), so that each kernel row of each output pixel is one
+    // contiguous run of kw * C bytes copied without bounds checks (taps of 1-3 bytes made the
+    // implicit GEMM spend its time resolving pointers, and padding channels to 4 tripled a grey
+    // stem's GEMM).
+    const bool stem = !direct && framed;
+    const bool indirect = !stem && !direct && kernels::indirect_supported(lin[0].B, Ig);
     const int64_t seg = Ig;
     if (indirect) build_pix(H, W, OH, OW, seg);
-    if (padded) build_pad(igp);
-    const int64_t kpp = padded ? bpad.kp : kp;
-    // The padded stem's input: channels-last codes with each pixel's channels padded to igp (zero
-    // codes) and the image framed by the spatial padding (the pad segment), so that every kernel row
-    // of every output pixel is one contiguous run, copied without bounds checks.
     const int64_t Hp = H + pt + pb, Wp = W + pl + pr;
-    if (padded) {
-      cpad_.resize(static_cast<size_t>(N * Hp * Wp * igp));
+    if (stem) {
+      build_pad(C);
+      cpad_.resize(static_cast<size_t>(N * Hp * Wp * C));
       for (int64_t b = 0; b < N; ++b)
         for (int64_t y = 0; y < Hp; ++y) {
-          uint8_t* d = cpad_.data() + (b * Hp + y) * Wp * igp;
+          uint8_t* d = cpad_.data() + (b * Hp + y) * Wp * C;
           const int64_t iy = y - pt;
-          const bool inside = iy >= 0 && iy < H;
-          for (int64_t x = 0; x < Wp; ++x, d += igp) {
-            const int64_t ix = x - pl;
-            if (!inside || ix < 0 || ix >= W) {
-              std::memcpy(d, pad_.data(), static_cast<size_t>(igp));
-              continue;
-            }
-            const uint8_t* src = codes + ((b * H + iy) * W + ix) * C;
-            if (igp == 4) {  // (C <= 4) one 4-byte store
-              uint32_t v = 0;
-              for (int64_t c = 0; c < C; ++c) v |= uint32_t(src[c]) << (8 * c);  // (little-endian x86)
-              std::memcpy(d, &v, 4);
-            } else {
-              std::memcpy(d, src, static_cast<size_t>(C));
-              std::memset(d + C, 0, static_cast<size_t>(igp - C));
-            }
+          if (iy < 0 || iy >= H) {
+            for (int64_t x = 0; x < Wp; ++x) std::memcpy(d + x * C, pad_.data(), static_cast<size_t>(C));
+            continue;
           }
+          for (int64_t x = 0; x < pl; ++x) std::memcpy(d + x * C, pad_.data(), static_cast<size_t>(C));
+          std::memcpy(d + pl * C, codes + (b * H + iy) * W * C, static_cast<size_t>(W * C));
+          for (int64_t x = pl + W; x < Wp; ++x) std::memcpy(d + x * C, pad_.data(), static_cast<size_t>(C));
         }
     }
     const uint8_t zpad = static_cast<uint8_t>(L0.za);
@@ -379,7 +366,7 @@ class ConvOp : public Op {
       }
       for (int64_t p0 = q0; p0 < q1; p0 += chunk) {
       const int64_t m = std::min(chunk, q1 - p0);
-      if (!direct && !indirect) sc.A.resize(static_cast<size_t>(m * kpp));
+      if (!direct && !indirect) sc.A.resize(static_cast<size_t>(m * kp));
       if (need_rsum) sc.rsum.resize(static_cast<size_t>(m));
       sc.acc.resize(static_cast<size_t>(m * Og));
       for (int64_t g = 0; g < G; ++g) {
@@ -398,22 +385,19 @@ class ConvOp : public Op {
           continue;
         }
         const uint8_t* A = img + p0 * C;
-        if (padded || !direct) {
-          const uint8_t* src = padded ? cpad_.data() + b * Hp * Wp * igp : img + g * Ig;
+        if (stem || !direct) {
+          const uint8_t* src = stem ? cpad_.data() + b * Hp * Wp * C : img + g * Ig;
           for (int64_t i = 0, oy = p0 / OW, ox = p0 % OW; i < m; ++i) {
-            uint8_t* row = sc.A.data() + i * kpp;
-            if (padded) {
-              // (The row's tail beyond kh*kw*igp is never written: zero since A was allocated.)
-              const int64_t run = kw * igp;
-              const uint8_t* at = src + (oy * sh * Wp + ox * sw) * igp;
-              if (dw == 1 && run == 12) {  // 3x3 over one to four channels: constant-size moves
-                for (int64_t ky = 0; ky < kh; ++ky) std::memcpy(row + ky * 12, at + ky * dh * Wp * igp, 12);
-              } else if (dw == 1) {
-                for (int64_t ky = 0; ky < kh; ++ky) copy_run(row + ky * run, at + ky * dh * Wp * igp, run);
+            uint8_t* row = sc.A.data() + i * kp;
+            if (stem) {  // (the row's tail [K, kp) is never written: zero since A was allocated)
+              const int64_t run = kw * C;
+              const uint8_t* at = src + (oy * sh * Wp + ox * sw) * C;
+              if (dw == 1) {
+                for (int64_t ky = 0; ky < kh; ++ky) copy_small(row + ky * run, at + ky * dh * Wp * C, run);
               } else {  // dilated: tap by tap, still inside the frame
                 for (int64_t ky = 0; ky < kh; ++ky)
                   for (int64_t kx = 0; kx < kw; ++kx)
-                    copy_run(row + (ky * kw + kx) * igp, at + (ky * dh * Wp + kx * dw) * igp, igp);
+                    copy_small(row + (ky * kw + kx) * C, at + (ky * dh * Wp + kx * dw) * C, C);
               }
             } else {
               im2col_row(src, C, H, W, oy, ox, zpad, row);
@@ -426,9 +410,8 @@ class ConvOp : public Op {
           }
           A = sc.A.data();
         }
-        if (need_rsum) kernels::row_sums_u8(A, m, padded ? kh * kw * igp : K, kpp, sc.rsum.data(), L.isa);
-        if (padded) kernels::gemm_u8s8(A, kpp, m, bpad, sc.acc.data(), Og, 1);
-        else L.gemm(A, kp, m, sc.acc.data(), 1);
+        if (need_rsum) kernels::row_sums_u8(A, m, K, kp, sc.rsum.data(), L.isa);
+        L.gemm(A, kp, m, sc.acc.data(), 1);
         epilogue_group(L, y, b, p0, m, P, g * Og, sc);
       }
       }
@@ -527,6 +510,20 @@ class ConvOp : public Op {
     for (; i + 16 <= bytes; i += 16) std::memcpy(d + i, s + i, 16);
     for (; i + 4 <= bytes; i += 4) std::memcpy(d + i, s + i, 4);
     for (; i < bytes; ++i) d[i] = s[i];
+  }
+
+  // copy_run for the short runs of stems' kernel rows: the common sizes as constant-size moves.
+  static void copy_small(uint8_t* dst, const uint8_t* src, int64_t n) {
+    switch (n) {
+      case 1: *dst = *src; return;
+      case 3: std::memcpy(dst, src, 3); return;
+      case 5: std::memcpy(dst, src, 5); return;
+      case 7: std::memcpy(dst, src, 7); return;
+      case 9: std::memcpy(dst, src, 9); return;
+      case 15: std::memcpy(dst, src, 15); return;
+      case 21: std::memcpy(dst, src, 21); return;
+      default: copy_run(dst, src, n);
+    }
   }
 
   // One im2col row from a channels-last image (src points at the group's first channel, C is the
@@ -643,20 +640,9 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       L.init(c.qweight, fw, Og, K,
              [K, g, Og, Ig, T](int64_t j, int64_t i) { return (g * Og + j) * K + (i % Ig) * T + i / Ig; }, g * Og, 0,
              c.qact, c.isa, /*lowbit_int=*/false, /*lowbit_float=*/c.lowbit);
-      // A few input channels (an RGB or grey stem): the weight is also packed with each tap's
-      // channels padded to igp by zeros, so that im2col copies whole kernel rows of a padded copy
-      // of the input (zero weights make the padding codes irrelevant; the padding channels hold
-      // code 0, so the row sums are unchanged).
-      const int64_t igp = (Ig + 3) / 4 * 4;
-      if (op->G == 1 && L.int_path && igp != Ig && igp <= 16) {
-        std::vector<int8_t> wp(static_cast<size_t>(Og * T * igp), 0);
-        for (int64_t j = 0; j < Og; ++j)
-          for (int64_t t = 0; t < T; ++t)
-            for (int64_t ci = 0; ci < Ig; ++ci) wp[(j * T + t) * igp + ci] = L.w8[j * K + t * Ig + ci];
-        kernels::PackedB bp = kernels::pack_b(wp.data(), Og, T * igp, c.isa);
-        op->bpad = std::move(bp);
-        op->igp = igp;
-      }
+      // A few input channels that are not whole 4-byte groups (an RGB or grey stem): im2col from
+      // a framed copy (run_int) instead of the implicit GEMM.
+      op->framed = op->G == 1 && L.int_path && Ig % 4 != 0 && Ig <= 16;
       L.release_w8();
       op->lin.push_back(std::move(L));
     }
