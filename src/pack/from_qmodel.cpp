@@ -8,6 +8,7 @@
 #include "mixq/error.h"
 #include "pack/bitpack.h"
 #include "quant/plan.h"
+#include "quant/sparq_apply.h"
 
 namespace mixq {
 
@@ -182,6 +183,7 @@ int64_t file_bytes(const pack::PackedModel& m) { return static_cast<int64_t>(pac
 }  // namespace
 
 pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
+  check_no_sparq(qm, "the packed .mxq format");  // the runtime has no SPARQ kernels (docs/sparq.md)
   const Graph& g = qm.graph;
   pack::PackedModel m;
   std::map<std::string, std::string> qweight_node;
