@@ -21,6 +21,8 @@ CONFIGS = [
     # label, extra args (on top of W8 per-channel symmetric weights)
     ("uniform A8", ["--abits", "8"]),
     ("uniform A4", ["--abits", "4"]),
+    # The same weights (KL only changes activation ranges): the stronger A4 baseline.
+    ("uniform A4, KL act ranges", ["--abits", "4", "--method", "kl"]),
 ] + [
     (f"SPARQ {w}{' + vSPARQ' if v else ''}", ["--abits", "8", "--act-scheme", f"sparq:{w}{',v' if v else ''}"])
     for w in ("5opt", "3opt", "2opt") for v in (False, True)
@@ -44,6 +46,7 @@ def main():
     ap.add_argument("--mixq", default=os.path.join(ROOT, "build", "mixq"))
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--eval", default="fmnist:test")
+    ap.add_argument("--only-configs", default="", help="config labels to run, separated by ; (default: all)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "sparq_table.jsonl"))
     args = ap.parse_args()
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -54,6 +57,8 @@ def main():
         model = os.path.join(ROOT, "models", name + ".onnx")
         top1_a8 = None
         for i, (label, extra) in enumerate(CONFIGS):
+            if args.only_configs and label not in args.only_configs.split(";"):
+                continue
             r = run(args.mixq, model, extra + ([] if i == 0 else ["--no-float-eval"]), args.eval)
             row = {"fixture": name, "config": label, "eval": args.eval}
             if "error" in r:
