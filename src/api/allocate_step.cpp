@@ -10,6 +10,7 @@
 #include "exec/executor.h"
 #include "mixq/error.h"
 #include "quant/qdq.h"
+#include "quant/sparq_apply.h"
 #include "quant/quantize.h"
 #include "api/quantize_job.h"
 #include "exec/shapes.h"
@@ -28,7 +29,8 @@ std::pair<double, double> measure_plan(const Graph& prepared, const QuantPlan& p
   QuantizeOptions qo;
   qo.progress = false;
   QuantizedModel qm = quantize_model(prepared, plan, data, qo);
-  Executor ex(qdq_graph(qm));
+  std::unique_ptr<Executor> sim = simulation_executor(qm);  // QDQ + SPARQ where the plan asks
+  Executor& ex = *sim;
   if (data.has_labels()) {
     EvalOptions eo;
     eo.progress = false;

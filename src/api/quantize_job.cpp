@@ -47,6 +47,9 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   auto t_search = std::chrono::steady_clock::now();
   PlanDefaults d = job.defaults;
   apply_method(job.method, d);
+  MIXQ_CHECK(!d.act_sparq.enabled || d.abits == 8, ErrorKind::kInvalidArgument, "--act-scheme ",
+             act_scheme_name(d.act_sparq), " cuts 4-bit windows from 8-bit activation codes; use --abits 8 (got ",
+             d.abits, ")");
   r.plan = make_plan(r.prepared, layers, d);
   count_file_structure(r.prepared, r.plan);
   r.plan.model = job.model_path;
@@ -102,9 +105,9 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
       eo.reference = reference_executor(*fex);
       eo.reference_top1 = true;
     }
-    Executor qex(qdq_graph(r.qmodel));
+    std::unique_ptr<Executor> qex = simulation_executor(r.qmodel, &r.sparq);  // QDQ + SPARQ hooks
     eo.label = job.eval_float ? "eval float + quant" : "eval quant";
-    r.quant_eval = evaluate(qex, *data, eo);
+    r.quant_eval = evaluate(*qex, *data, eo);
     if (r.quant_eval->reference_score) {
       EvalResult f;
       f.samples = r.quant_eval->samples;
@@ -115,11 +118,11 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
       r.float_eval = f;
     }
     if (before_finish) {
-      Executor bex(qdq_graph(*before_finish));
+      std::unique_ptr<Executor> bex = simulation_executor(*before_finish);
       eo.label = "eval before finishing steps";
       eo.keep_outputs = false;
       eo.reference_top1 = false;
-      r.quant_eval_before_finish = evaluate(bex, *data, eo);
+      r.quant_eval_before_finish = evaluate(*bex, *data, eo);
     }
   }
   if (!job.save_outputs.empty() && r.quant_eval) {
@@ -137,6 +140,8 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                       {"calib", job.calib},
                       {"eval", job.eval},
                       {"method", job.method},
+                      {"act_scheme", act_scheme_name(job.defaults.act_sparq)},
+                      {"sparq", sparq_json(r.sparq)},
                       {"search", r.plan.search},
                       {"search_params", r.plan.search_params},
                       {"avg_wbits", c.avg_wbits},
@@ -179,6 +184,7 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                          {"abits", L.quantize_input ? nlohmann::json(L.input_scheme.bits) : nlohmann::json(nullptr)},
                          {"granularity", granularity_name(L.weight_scheme.granularity)},
                          {"params", L.params}, {"macs", L.macs}, {"pinned", L.pinned}};
+    if (L.input_sparq.enabled) jl["act_scheme"] = act_scheme_name(L.input_sparq);
     if (L.weight_scheme.granularity == Granularity::kPerGroup) jl["group_size"] = L.weight_scheme.group_size;
     layers.push_back(jl);
   }

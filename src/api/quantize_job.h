@@ -15,6 +15,7 @@
 #include "quant/plan.h"
 #include "quant/qmodel.h"
 #include "quant/quantize.h"
+#include "quant/sparq_apply.h"
 #include "search/allocator.h"
 #include "search/sensitivity.h"
 
@@ -56,6 +57,7 @@ struct QuantizeResult {
   // same inputs; float_eval / quant_eval top-1 where the data has labels and class scores.
   std::optional<EvalResult> float_eval, quant_eval;
   std::optional<EvalResult> quant_eval_before_finish;  // before --bn-reestimate / --bias-tune
+  SparqCounters sparq;              // what the SPARQ activations saw during the quantized eval
   nlohmann::json allocation;        // allocation summary (api/allocate_step.h)
   double seconds_search = 0, seconds_quantize = 0, seconds_total = 0;
 };

@@ -8,6 +8,7 @@
 #include "mixq/error.h"
 #include "pack/bitpack.h"
 #include "quant/plan.h"
+#include "quant/sparq_apply.h"
 
 namespace mixq {
 
@@ -157,7 +158,8 @@ pack::PackedModel skeleton_pack(const Graph& g, const QuantPlan& plan, bool quan
       q.axis = q.granularity == pack::Gran::kPerTensor ? 0 : (ax < 0 ? ax + rank : ax);
       q.group_size = q.granularity == pack::Gran::kPerGroup ? L.weight_scheme.group_size : 0;
       q.scales.assign(static_cast<size_t>(q.num_params()), 1.0f);
-      q.zero_points.assign(static_cast<size_t>(q.num_params()), static_cast<int32_t>(q.qmin()));
+      // A symmetric grid's zero point is 0 (the format checks it); qmin is any valid asymmetric one.
+      q.zero_points.assign(static_cast<size_t>(q.num_params()), q.symmetric ? 0 : static_cast<int32_t>(q.qmin()));
       q.packed.assign(pack::packed_bytes(q.numel(), q.bits), 0);
       qweight_node[q.tensor] = q.node;
       m.weights.push_back(std::move(q));
@@ -181,6 +183,7 @@ int64_t file_bytes(const pack::PackedModel& m) { return static_cast<int64_t>(pac
 }  // namespace
 
 pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
+  check_no_sparq(qm, "the packed .mxq format");  // the runtime has no SPARQ kernels (docs/sparq.md)
   const Graph& g = qm.graph;
   pack::PackedModel m;
   std::map<std::string, std::string> qweight_node;

@@ -69,6 +69,7 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
     L.input_scheme.bits = L.pinned ? std::max(d.pin_bits, d.abits) : d.abits;
     L.input_scheme.symmetric = !d.asymmetric_act;
     L.input_range = d.input_range;
+    if (L.quantize_input && !L.pinned && L.input_scheme.bits == 8) L.input_sparq = d.act_sparq;
     layer_tensors.insert(info.weight);
     if (!info.bias.empty()) layer_tensors.insert(info.bias);
     plan.layers.push_back(std::move(L));
@@ -86,6 +87,16 @@ void unify_shared_inputs(QuantPlan& plan) {
     if (L.quantize_input) bits[L.input] = std::max(bits[L.input], L.input_scheme.bits);
   for (auto& L : plan.layers)
     if (L.quantize_input) L.input_scheme.bits = bits[L.input];
+  // SPARQ cuts windows from 8-bit codes, and one quantizer serves every reader of a tensor: a
+  // tensor keeps SPARQ only where all its readers ask for the same one.
+  std::map<std::string, SparqScheme> sparq;
+  for (const auto& L : plan.layers) {
+    if (!L.quantize_input) continue;
+    auto [it, fresh] = sparq.emplace(L.input, L.input_sparq);
+    if (!fresh && it->second != L.input_sparq) it->second = SparqScheme{};
+  }
+  for (auto& L : plan.layers)
+    if (L.quantize_input) L.input_sparq = bits[L.input] == 8 ? sparq[L.input] : SparqScheme{};
 }
 
 double layer_size_bits(const LayerPlan& L) {
@@ -94,7 +105,8 @@ double layer_size_bits(const LayerPlan& L) {
 }
 
 double layer_bops(const LayerPlan& L) {
-  return double(L.macs) * L.weight_scheme.bits * (L.quantize_input ? L.input_scheme.bits : 32);
+  const int abits = !L.quantize_input ? 32 : L.input_sparq.enabled ? 4 : L.input_scheme.bits;
+  return double(L.macs) * L.weight_scheme.bits * abits;
 }
 
 void update_cost(QuantPlan& plan) {
@@ -125,6 +137,7 @@ nlohmann::json plan_to_json(const QuantPlan& plan) {
     if (L.quantize_input) {
       j["input_quant"] = scheme_json(L.input_scheme, L.input_range, false);
       j["input_quant"]["tensor"] = L.input;
+      if (L.input_sparq.enabled) j["input_quant"]["act_scheme"] = act_scheme_name(L.input_sparq);
     } else {
       j["input_quant"] = nullptr;
     }
@@ -159,6 +172,9 @@ void validate_plan(const QuantPlan& plan, const std::string& where) {
     if (!L.quantize_input) continue;
     MIXQ_CHECK(valid_bits(L.input_scheme.bits), ErrorKind::kInvalidArgument, at, ": input bits ",
                L.input_scheme.bits, " is not possible (use 2-8 or 16)");
+    MIXQ_CHECK(!L.input_sparq.enabled || L.input_scheme.bits == 8, ErrorKind::kInvalidArgument, at, ": act_scheme ",
+               act_scheme_name(L.input_sparq), " cuts 4-bit windows from 8-bit codes, but the input has ",
+               L.input_scheme.bits, " bits; use input bits 8 or act_scheme uniform");
     auto it = by_input.find(L.input);
     if (it == by_input.end()) {
       by_input[L.input] = &L;
@@ -166,7 +182,7 @@ void validate_plan(const QuantPlan& plan, const std::string& where) {
     }
     const LayerPlan& o = *it->second;
     MIXQ_CHECK(o.input_scheme.bits == L.input_scheme.bits && o.input_scheme.symmetric == L.input_scheme.symmetric &&
-                   o.input_range == L.input_range,
+                   o.input_range == L.input_range && o.input_sparq == L.input_sparq,
                ErrorKind::kInvalidArgument, at, " and layer '", o.name, "' read the same tensor '", L.input,
                "' and must share one activation quantizer, but their input_quant differ");
   }
@@ -213,6 +229,7 @@ QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& tmpl, const s
         L.input_scheme.bits = aq.at("bits").get<int>();
         L.input_scheme.symmetric = aq.value("symmetric", L.input_scheme.symmetric);
         if (aq.contains("range")) L.input_range = parse_range_method(aq.at("range").get<std::string>());
+        L.input_sparq = parse_act_scheme(aq.value("act_scheme", std::string("uniform")));
       }
     }
     for (const auto& L : plan.layers)

@@ -13,6 +13,7 @@
 #include "graph/layers.h"
 #include "quant/quantizer.h"
 #include "quant/scheme.h"
+#include "quant/sparq_ref.h"
 
 namespace mixq {
 
@@ -30,6 +31,8 @@ struct LayerPlan {
   std::string input;            // activation tensor quantized (shared by every layer reading it)
   QScheme input_scheme;         // per tensor
   RangeMethod input_range = RangeMethod::kMinMax;
+  SparqScheme input_sparq;      // SPARQ on the 8-bit input (quant/sparq_ref.h); plan JSON:
+                                // input_quant.act_scheme ("uniform" when absent)
   bool pinned = false;          // first/last layer kept at 8 bits by default
 };
 
@@ -72,6 +75,7 @@ struct PlanDefaults {
   Rounding rounding = Rounding::kNearest;
   RangeMethod weight_range = RangeMethod::kMinMax;
   RangeMethod input_range = RangeMethod::kMinMax;
+  SparqScheme act_sparq;     // --act-scheme: SPARQ on every unpinned layer's 8-bit input
   int pin_bits = 8;          // first/last layer weight and input bits; 0 = do not pin
 };
 
@@ -80,11 +84,14 @@ struct PlanDefaults {
 QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const PlanDefaults& d);
 
 // Sets a layer's weight bits (and keeps the shared-input rule: layers reading the same tensor get
-// the same activation scheme, the highest bits among them).
+// the same activation scheme, the highest bits among them; SPARQ only where every reader asks for
+// it and the bits are 8).
 void unify_shared_inputs(QuantPlan& plan);
 
 // One layer's share of PlanCost: stored bits (weights at their bits + scales + zero points + the
-// float32 bias) and BOPs (MACs x weight bits x input bits, 32 for an unquantized input). The
+// float32 bias) and BOPs (MACs x weight bits x input bits, 32 for an unquantized input; a SPARQ
+// input counts 4 bits: each MAC multiplies a 4-bit window, vSPARQ's 8-bit values use the free
+// 4-bit slot of their zero partner). The
 // allocators' cost model; update_cost sums exactly these.
 double layer_size_bits(const LayerPlan& L);
 double layer_bops(const LayerPlan& L);

@@ -423,7 +423,7 @@ std::string emit_activation(Builder& b, const QuantizedActivation& qa, std::vect
 
 }  // namespace
 
-Graph qdq_graph(const QuantizedModel& qm) {
+Graph qdq_graph(const QuantizedModel& qm, std::map<std::string, std::string>* dq_names) {
   Graph g = qm.graph;  // shares the tensors; nothing below writes into them
   const int64_t opset = g.opset();
   MIXQ_CHECK(opset <= kMaxOpset, ErrorKind::kUnsupported, "the model uses opset ", opset,
@@ -472,6 +472,7 @@ Graph qdq_graph(const QuantizedModel& qm) {
         in = t_dq;
       }
     }
+    if (dq_names && !t_dq.empty()) (*dq_names)[t] = t_dq;
     auto& dst = p >= 0 ? after[static_cast<size_t>(p)] : head;
     for (auto& n : chain) dst.push_back(std::move(n));
   }

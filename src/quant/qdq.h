@@ -5,6 +5,9 @@
 // what mixq measures is what ONNX Runtime runs.
 #pragma once
 
+#include <map>
+#include <string>
+
 #include "graph/ir.h"
 #include "quant/qmodel.h"
 
@@ -42,6 +45,9 @@ namespace mixq {
 //  * metadata_props keep the source's and add mixq.quantized = "qdq".
 // Throws kInvalidArgument when qm names a node/weight/tensor the graph lacks or codes lie outside
 // the scheme's range.
-Graph qdq_graph(const QuantizedModel& qm);
+// SPARQ activations (QuantizedActivation::sparq) get plain QDQ here: QDQ cannot express SPARQ.
+// The simulation adds it with a hook on T_dq (quant/sparq_apply.h); exporters must refuse such a
+// model (check_no_sparq). `dq_names` (optional) receives T -> the name of its T_dq value.
+Graph qdq_graph(const QuantizedModel& qm, std::map<std::string, std::string>* dq_names = nullptr);
 
 }  // namespace mixq

@@ -9,6 +9,7 @@
 
 #include "graph/ir.h"
 #include "quant/scheme.h"
+#include "quant/sparq_ref.h"
 
 namespace mixq {
 
@@ -24,6 +25,8 @@ struct QuantizedActivation {
   std::string tensor;   // value name (a layer input); quantized once, shared by its consumers
   QScheme scheme;       // per tensor
   QParams params;       // scalar scale / zero_point
+  SparqScheme sparq;    // SPARQ on top of the 8-bit grid (quant/sparq_ref.h); simulated only
+  int64_t sparq_axis = 1;  // vSPARQ pairing axis (quant/sparq_apply.h sparq_pair_axis)
 };
 
 struct QuantizedModel {

@@ -9,6 +9,7 @@
 #include "exec/executor.h"
 #include "quant/observer.h"
 #include "quant/quantizer.h"
+#include "quant/sparq_apply.h"
 
 namespace mixq {
 
@@ -103,6 +104,16 @@ void calibrate_activations(QuantizedModel& qm, const QuantPlan& plan, const Data
     qa.scheme = L->input_scheme;
     qa.scheme.granularity = Granularity::kPerTensor;
     qa.params = observers.at(t).params(qa.scheme, ro);
+    qa.sparq = L->input_sparq;
+    if (qa.sparq.enabled) {
+      // One pairing for the tensor: every reader must reduce over the same axis.
+      qa.sparq_axis = sparq_pair_axis(qm.graph, L->name);
+      for (const auto& o : plan.layers)
+        if (o.quantize_input && o.input == t)
+          MIXQ_CHECK(sparq_pair_axis(qm.graph, o.name) == qa.sparq_axis, ErrorKind::kUnsupported, "layers '",
+                     L->name, "' and '", o.name, "' read '", t, "' with different reduction axes, so vSPARQ has no ",
+                     "single pairing for it; give that tensor act_scheme uniform in the plan");
+    }
     qm.activations.push_back(std::move(qa));
   }
 }

@@ -20,6 +20,12 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--wbits", job.search_opts.wbits, "Weight bits for --search uniform (2-8, 16)")
       ->capture_default_str();
   sub.add_option("--abits", d.abits, "Activation bits (layer inputs)")->capture_default_str();
+  sub.add_option_function<std::string>(
+         "--act-scheme", [&d](const std::string& v) { d.act_sparq = parse_act_scheme(v); },
+         "Activation scheme on the 8-bit layer inputs: uniform (default) or sparq:5opt|3opt|2opt[,v] (SPARQ: a "
+         "4-bit window per value at its leading one; ',v' adds vSPARQ pairs; first/last layer stay plain). "
+         "Simulated only: no -o/--pack (docs/sparq.md)")
+      ->capture_default_str();
   sub.add_option("--method", job.method,
                  "Quantization method: minmax, mse, percentile, kl (ranges only); adaround, brecq, adaquant "
                  "(reconstruction on the calibration data)")
@@ -102,8 +108,16 @@ RunFn setup_quantize(CLI::App& sub) {
     for (const std::string* p : {&o->out, &o->plan_out, &o->report, &o->pack, &o->job.save_outputs})
       MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
                  "refusing to overwrite the input model '", job.model_path, "' with ", *p);
+    // SPARQ has no QDQ or packed form: fail before the work, not after it.
+    MIXQ_CHECK(!job.defaults.act_sparq.enabled || (o->out.empty() && o->pack.empty()), ErrorKind::kUnsupported,
+               "--act-scheme ", act_scheme_name(job.defaults.act_sparq), " cannot be written with ",
+               o->out.empty() ? "--pack" : "-o", ": QDQ ONNX and the packed runtime cannot express SPARQ's per-value ",
+               "windows (the file would run plain 8-bit activations); SPARQ is simulated only (use --eval)");
     QuantizeResult r = run_quantize(job);
-    if (!o->out.empty()) save_onnx(qdq_graph(r.qmodel), o->out);
+    if (!o->out.empty()) {
+      check_no_sparq(r.qmodel, "QDQ ONNX export (-o)");  // a --plan can ask for SPARQ too
+      save_onnx(qdq_graph(r.qmodel), o->out);
+    }
     if (!o->plan_out.empty()) save_plan(r.plan, o->plan_out);
     nlohmann::json rep = quantize_report(job, r);
     if (!o->pack.empty()) rep["pack"] = write_packed(r, o->pack);
@@ -122,6 +136,15 @@ RunFn setup_quantize(CLI::App& sub) {
                 100 * c.size_ratio, (long long)c.float_bytes, c.gbops(), r.seconds_quantize);
     if (r.float_eval && r.float_eval->has_top1) std::printf("top-1 float %.2f%%\n", r.float_eval->top1);
     if (r.quant_eval && r.quant_eval->has_top1) std::printf("top-1 quant %.2f%%\n", r.quant_eval->top1);
+    if (!r.sparq.per_tensor.empty()) {
+      const SparqStats t = r.sparq.total();
+      const nlohmann::json& sj = rep["sparq"];
+      std::printf("SPARQ %s on %zu tensors: %.1f%% zeros, %.1f%% of pairs kept 8 bits, windows",
+                  job.defaults.act_sparq.enabled ? act_scheme_name(job.defaults.act_sparq).c_str() : "(plan)",
+                  r.sparq.per_tensor.size(), 100 * sj["frac_zeros"].get<double>(), 100 * t.frac_pairs_8bit());
+      for (const auto& [w, f] : sj["window_share"].items()) std::printf(" %s %.1f%%", w.c_str(), 100 * f.get<double>());
+      std::printf("\n");
+    }
     if (r.quant_eval && !r.quant_eval->fidelity.empty())
       std::printf("fidelity to the float model on %lld samples:\n%s", (long long)r.quant_eval->samples,
                   fidelity_text(r.quant_eval->fidelity).c_str());

@@ -19,6 +19,7 @@
 #include "exec/executor.h"
 #include "quant/methods/method.h"
 #include "quant/qdq.h"
+#include "quant/sparq_apply.h"
 
 namespace mixq {
 
@@ -60,7 +61,8 @@ void bn_reestimate(MethodContext& ctx) {
     ctx.report["bn_reestimated"] = 0;
     return;
   }
-  Executor ex(qdq_graph(qm));
+  std::unique_ptr<Executor> sim = simulation_executor(qm);  // QDQ + SPARQ where the plan asks
+  Executor& ex = *sim;
   for (auto& [name, st] : stats) {
     Stat* s = &st;
     const at::Tensor bias = qm.graph.initializers.at(s->bias).to(at::kFloat).reshape({-1});
