@@ -8,7 +8,7 @@
 #include "mixq/error.h"
 #include "runtime/buffer_pool.h"
 #include "runtime/forms.h"
-#include "runtime/fuse_layernorm.h"
+#include "runtime/fuse_chains.h"
 
 namespace mixq::rt {
 
@@ -121,7 +121,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
       outs.push_back(o.empty() ? -1 : new_slot(o));
     }
     if (qw) {
-      LayerPath p{n.name, n.op, false, ""};
+      LayerPath p{n.name, n.op, false, "", "", 0};
       p.int_path = op->int_path(&p.why_float);
       op->weight_info(&p.kernel, &p.weight_bytes);
       paths_.push_back(p);
@@ -141,9 +141,10 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
   if (fused) {
     std::vector<bool> ln_skip(ops_.size(), false);
     const int ln = fuse_layernorms(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_);
+    const int gelu = fuse_gelus(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_, isa_);
     const FormStats st = plan_forms(ops_, op_in_, op_out_, skip_, output_slots_, slots_.size());
     for (size_t i = 0; i < ops_.size(); ++i) skip_[i] = skip_[i] || ln_skip[i];
-    forms_ = Forms{st.fused_acts, st.fused_adds, st.codes_outputs, st.nhwc_outputs, st.dual_outputs, ln};
+    forms_ = Forms{st.fused_acts, st.fused_adds, st.codes_outputs, st.nhwc_outputs, st.dual_outputs, ln, gelu};
   } else {
     skip_.assign(ops_.size(), false);
   }

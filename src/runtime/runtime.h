@@ -55,7 +55,8 @@ class Model {
   // How many activations were fused and values kept as codes / channels-last (runtime/forms.h).
   struct Forms {
     int fused_acts = 0, fused_adds = 0, codes_outputs = 0, nhwc_outputs = 0, dual_outputs = 0;
-    int layernorms = 0;  // LayerNorm chains fused into one op (runtime/fuse_layernorm.h)
+    int layernorms = 0;  // LayerNorm chains fused into one op (runtime/fuse_chains.h)
+    int gelus = 0;       // GELU (erf) chains fused into one op
   };
   Forms forms() const { return forms_; }
   void set_threads(int t) { threads_ = t < 1 ? 1 : t; }

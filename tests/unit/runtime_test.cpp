@@ -535,6 +535,10 @@ TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
       maxdiff = std::max(maxdiff, double(std::fabs(a[i] - b[i])));
     }
     EXPECT_LT(maxdiff, 1e-4 * (1 + maxabs)) << name;
+    if (name == "fmnist-vit") {  // its LayerNorm and GELU chains run fused (own kernels: same bits, checked above)
+      EXPECT_EQ(own.forms().gelus, 3);
+      EXPECT_EQ(own.forms().layernorms, 7);
+    }
     if (name != "fmnist-vit") {  // (its one convolution feeds a Reshape)
       EXPECT_GT(dn.forms().fused_acts + dn.forms().nhwc_outputs, 0) << name << ": oneDNN convolutions took no forms";
     }

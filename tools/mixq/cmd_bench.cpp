@@ -122,7 +122,8 @@ RunFn setup_bench(CLI::App& sub) {
                                    {"codes_outputs", m.forms().codes_outputs},
                                    {"nhwc_outputs", m.forms().nhwc_outputs},
                                    {"codes_and_nhwc_outputs", m.forms().dual_outputs},
-                                   {"layernorms", m.forms().layernorms}}}};
+                                   {"layernorms", m.forms().layernorms},
+                                   {"gelus", m.forms().gelus}}}};
     if (!o->onnx.empty()) {
       at::set_num_threads(mo.threads);
       Executor ex(load_model(o->onnx));

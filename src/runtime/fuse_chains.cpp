@@ -1,9 +1,11 @@
-#include "runtime/fuse_layernorm.h"
+#include "runtime/fuse_chains.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <string>
 
+#include "kernels/vmath.h"
 #include "mixq/error.h"
 #include "runtime/row_reduce.h"
 
@@ -37,6 +39,29 @@ class LayerNormOp : public Op {
   }
 };
 
+class GeluOp : public Op {
+ public:
+  float c = 1, one = 1, half = 0.5f;
+  kernels::Isa isa = kernels::Isa::kRef;
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    const Tensor& x = *in[0];
+    RT_CHECK(x.dtype == ElemType::kFloat32 && !x.nhwc && !x.is_codes(), this, "needs an NCHW float input");
+    Tensor y = output_floats(x.shape, ctx);
+    const int64_t n = x.numel();
+    constexpr int64_t kChunk = 1024;  // the erf values of a chunk stay in L1
+    float t[kChunk];
+    for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+      const int64_t m = std::min(kChunk, n - i0);
+      const float* xs = x.f.data() + i0;
+      for (int64_t i = 0; i < m; ++i) t[i] = xs[i] / c;              // Div
+      kernels::erf_f32(t, t, m, isa);                                  // Erf
+      float* ys = y.f.data() + i0;
+      for (int64_t i = 0; i < m; ++i) ys[i] = (xs[i] * (t[i] + one)) * half;  // Add, Mul, Mul
+    }
+    out[0] = std::move(y);
+  }
+};
+
 struct Graph {
   const pack::PackedModel& pm;
   std::vector<std::vector<int>>& op_in;
@@ -54,6 +79,8 @@ struct Graph {
     return !skip[r] && pm.nodes[static_cast<size_t>(r)].op == op ? r : -1;
   }
   int out0(int i) const { return op_out[i].size() == 1 ? op_out[i][0] : -1; }
+  // The scalar value of a constant operand, or NaN.
+  static float scalar(const Tensor* t) { return t && t->f.size() == 1 ? t->f[0] : NAN; }
   // The constant float operand of binary op i other than slot s, or null.
   const Tensor* const_other(int i, int s) const {
     if (op_in[i].size() != 2) return nullptr;
@@ -126,6 +153,49 @@ int fuse_layernorms(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>
     }
     op_in[add_b] = {x};
     ops[add_b] = std::move(op);
+    ++fused;
+  }
+  return fused;
+}
+
+int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
+               std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out, std::vector<bool>& skip,
+               const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
+               const std::vector<int>& output_slots, kernels::Isa isa) {
+  Graph g{pm, op_in, op_out, skip, slots, is_const, {output_slots.begin(), output_slots.end()}, {}};
+  g.readers.assign(slots.size(), {});
+  for (size_t i = 0; i < op_in.size(); ++i)
+    for (int s : op_in[i])
+      if (s >= 0) g.readers[static_cast<size_t>(s)].push_back(static_cast<int>(i));
+  int fused = 0;
+  for (size_t i0 = 0; i0 < ops.size(); ++i0) {
+    const int dv = static_cast<int>(i0);
+    if (skip[dv] || pm.nodes[i0].op != "Div" || op_in[dv].size() != 2) continue;
+    const int x = op_in[dv][0];
+    const float c = Graph::scalar(g.const_other(dv, x));
+    if (x < 0 || op_in[dv][1] == x || std::isnan(c)) continue;  // x / c with c a constant scalar
+    const int erf = g.only_reader(g.out0(dv), "Erf");
+    const int add = erf < 0 ? -1 : g.only_reader(g.out0(erf), "Add");
+    const float one = add < 0 ? NAN : Graph::scalar(g.const_other(add, g.out0(erf)));
+    if (one != 1.0f) continue;
+    const int mul = g.only_reader(g.out0(add), "Mul");
+    if (mul < 0 || op_in[mul].size() != 2) continue;
+    const std::vector<int>& mi = op_in[mul];
+    if (!((mi[0] == x && mi[1] == g.out0(add)) || (mi[1] == x && mi[0] == g.out0(add)))) continue;
+    const int mul2 = g.only_reader(g.out0(mul), "Mul");
+    const float half = mul2 < 0 ? NAN : Graph::scalar(g.const_other(mul2, g.out0(mul)));
+    if (half != 0.5f || g.out0(mul2) < 0) continue;
+    auto op = std::make_unique<GeluOp>();
+    op->c = c;
+    op->isa = isa;
+    op->desc = "node '" + pm.nodes[static_cast<size_t>(mul2)].name + "' (GELU fused from '" + pm.nodes[i0].name + "')";
+    for (int j : {dv, erf, add, mul}) {
+      skip[j] = true;
+      op_in[j].clear();
+      op_out[j].clear();
+    }
+    op_in[mul2] = {x};
+    ops[mul2] = std::move(op);
     ++fused;
   }
   return fused;

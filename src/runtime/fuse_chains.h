@@ -1,4 +1,6 @@
-// Load-time fusion of LayerNorm written out as primitive ops (what torch.onnx exports below opset
+// Load-time fusion of op chains that exporters write out as primitive ops.
+//
+// LayerNorm written out as primitive ops (what torch.onnx exports below opset
 // 17): ReduceMean(x, last axis) -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div -> Mul gamma
 // -> Add beta becomes one op computing the same float operations in the same order (the same bits;
 // row sums as in row_reduce.h), one pass per row instead of nine tensors. Intermediate values read
@@ -19,5 +21,14 @@ int fuse_layernorms(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>
                     std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
                     std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
                     const std::vector<int>& output_slots);
+
+// GELU (erf form, what torch.onnx exports for nn.GELU): Div(x, c) -> Erf -> Add 1 -> Mul x ->
+// Mul 0.5 becomes one op computing (x * (erf(x / c) + 1)) * 0.5 with the same float operations
+// (the same bits), in one pass over x instead of five tensors. Same conventions as above; `isa`
+// picks the erf kernel (kernels/vmath.h: the same bits on every path).
+int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
+               std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out, std::vector<bool>& skip,
+               const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
+               const std::vector<int>& output_slots, kernels::Isa isa);
 
 }  // namespace mixq::rt
