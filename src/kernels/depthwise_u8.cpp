@@ -43,4 +43,15 @@ std::vector<int16_t> interleave_tap_pairs(const int16_t* w, int64_t taps, int64_
   return w2;
 }
 
+std::vector<int32_t> tap_pair_zero_terms(const int16_t* w2, int64_t taps, int64_t C, int32_t za) {
+  const int64_t pairs = (taps + 1) / 2;
+  std::vector<int32_t> nz(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    int32_t ws = 0;
+    for (int64_t p = 0; p < pairs; ++p) ws += int32_t(w2[(p * C + c) * 2]) + int32_t(w2[(p * C + c) * 2 + 1]);
+    nz[c] = -za * ws;
+  }
+  return nz;
+}
+
 }  // namespace mixq::kernels

@@ -39,12 +39,14 @@ void depthwise_u8_acc_row_avx2(const uint8_t* a, int32_t za, const int16_t* w, c
                                int32_t* acc);
 void depthwise_u8_acc_row_avx512(const uint8_t* a, int32_t za, const int16_t* w, const DepthwiseShape& s,
                                  int64_t oy, int32_t* acc);
-// AVX-512 form of depthwise_u8_acc_row with the taps taken two at a time by vpmaddwd (16-bit
-// products of (a - za) and w summed in pairs into int32: exact, |sum| <= 2 * 255 * 255).
+// AVX-512 form of depthwise_u8_acc_row with the taps taken two at a time by vpdpwssd (16-bit
+// products of a and w summed in pairs into int32, exact), as sum a * w - za * sum w.
 // w2 = interleave_tap_pairs(w, taps, C): [ceil(taps / 2)][C][2] int16, tap 2p then 2p + 1 (0 past
-// the last tap). `zrow`: C bytes of za, read for taps outside the image (they add 0).
+// the last tap); nz = tap_pair_zero_terms(w2, taps, C, za): -za * (channel c's weights summed),
+// made once at load. `zrow`: C bytes of za, read for taps outside the image (they add 0).
 std::vector<int16_t> interleave_tap_pairs(const int16_t* w, int64_t taps, int64_t C);
-void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, int32_t za, const int16_t* w2, const uint8_t* zrow,
+std::vector<int32_t> tap_pair_zero_terms(const int16_t* w2, int64_t taps, int64_t C, int32_t za);
+void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, const int32_t* nz, const int16_t* w2, const uint8_t* zrow,
                                        const DepthwiseShape& s, int64_t oy, int32_t* acc);
 
 }  // namespace mixq::kernels

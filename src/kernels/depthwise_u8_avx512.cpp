@@ -14,28 +14,30 @@ void depthwise_u8_acc_row_avx512(const uint8_t* a, int32_t za, const int16_t* w,
 
 namespace {
 
-// One output pixel: 16-channel blocks summed over the tap pairs whose rows start at src[t].
-inline void dw_pixel(const uint8_t* const* src, int64_t pairs, int64_t C, __m512i za16, const int16_t* w2,
+// One output pixel: 16-channel blocks summed over the tap pairs whose rows start at src[t], as
+// sum a * w - za * sum w: `nz` holds -za * sum_t w per channel (zero-point term hoisted out of the
+// pixel loop), and vpdpwssd multiplies and accumulates each pair of int16 products in one step.
+inline void dw_pixel(const uint8_t* const* src, int64_t pairs, int64_t C, const int32_t* nz, const int16_t* w2,
                      int32_t* out) {
   for (int64_t c0 = 0; c0 < C; c0 += 16) {
     const __mmask16 k = C - c0 >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (C - c0)) - 1u);
-    __m512i sum = _mm512_setzero_si512();
+    // Two accumulators: consecutive vpdpwssd on one register would wait out its latency each time.
+    __m512i sum[2] = {_mm512_maskz_loadu_epi32(k, nz + c0), _mm512_setzero_si512()};
     for (int64_t p = 0; p < pairs; ++p) {
       const __m128i x0 = _mm_maskz_loadu_epi8(k, src[2 * p] + c0), x1 = _mm_maskz_loadu_epi8(k, src[2 * p + 1] + c0);
       const __m256i x = _mm256_set_m128i(_mm_unpackhi_epi8(x0, x1), _mm_unpacklo_epi8(x0, x1));
-      const __m512i v = _mm512_sub_epi16(_mm512_cvtepu8_epi16(x), za16);
-      sum = _mm512_add_epi32(sum, _mm512_madd_epi16(v, _mm512_maskz_loadu_epi32(k, w2 + (p * C + c0) * 2)));
+      sum[p & 1] = _mm512_dpwssd_epi32(sum[p & 1], _mm512_cvtepu8_epi16(x),
+                                       _mm512_maskz_loadu_epi32(k, w2 + (p * C + c0) * 2));
     }
-    _mm512_mask_storeu_epi32(out + c0, k, sum);
+    _mm512_mask_storeu_epi32(out + c0, k, _mm512_add_epi32(sum[0], sum[1]));
   }
 }
 
 }  // namespace
 
-void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, int32_t za, const int16_t* w2, const uint8_t* zrow,
+void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, const int32_t* nz, const int16_t* w2, const uint8_t* zrow,
                                        const DepthwiseShape& s, int64_t oy, int32_t* acc) {
   const int64_t C = s.C, H = s.H, W = s.W, OW = s.OW, KH = s.KH, KW = s.KW, T = KH * KW, pairs = (T + 1) / 2;
-  const __m512i za16 = _mm512_set1_epi16(static_cast<int16_t>(za));
   const uint8_t* src[64 + 1];  // the runtime keeps depthwise taps <= 64
   src[T] = zrow;               // the partner of an odd last tap (its weights are 0)
   // Output pixels whose taps are all inside the image: this row's kernel rows all inside, and ox
@@ -58,7 +60,7 @@ void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, int32_t za, const int16
       for (; ox < hi; ++ox) {
         const int64_t step = (ox - lo) * s.SW * C;
         for (int64_t t = 0; t < T; ++t) src[t] = base[t] + step;
-        dw_pixel(src, pairs, C, za16, w2, acc + ox * C);
+        dw_pixel(src, pairs, C, nz, w2, acc + ox * C);
       }
       if (ox >= OW) break;
     }
@@ -69,7 +71,7 @@ void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, int32_t za, const int16
         src[t] = iy < 0 || iy >= H || ix < 0 || ix >= W ? zrow : a + (iy * W + ix) * C;
       }
     }
-    dw_pixel(src, pairs, C, za16, w2, acc + ox * C);
+    dw_pixel(src, pairs, C, nz, w2, acc + ox * C);
   }
 }
 

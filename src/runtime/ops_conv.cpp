@@ -301,7 +301,7 @@ class ConvOp : public Op {
         sc.acc.resize(static_cast<size_t>(OW * C));
         for (int64_t oy = OH * blk / blocks; oy < OH * (blk + 1) / blocks; ++oy) {
           if (!dw_w2.empty())
-            kernels::depthwise_u8_acc_row_pairs_avx512(codes + b * C * HW, L0.za, dw_w2.data(), dw_zrow.data(), s, oy,
+            kernels::depthwise_u8_acc_row_pairs_avx512(codes + b * C * HW, dw_nz.data(), dw_w2.data(), dw_zrow.data(), s, oy,
                                                        sc.acc.data());
           else
             kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
@@ -561,6 +561,7 @@ class ConvOp : public Op {
  public:
   std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points
   std::vector<int16_t> dw_w2;   // the same as tap pairs for the AVX-512 kernel (empty: other ISAs)
+  std::vector<int32_t> dw_nz;   // its zero-point terms (kernels::tap_pair_zero_terms)
   std::vector<uint8_t> dw_zrow;  // C codes of 0.0 (taps outside the image)
 
  private:
@@ -627,6 +628,7 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       L.B = kernels::PackedB{};  // the GEMM form: not read by the depthwise kernel
       if (c.isa == kernels::Isa::kAvx512) {
         op->dw_w2 = kernels::interleave_tap_pairs(op->dw_w16.data(), K, op->O);
+        op->dw_nz = kernels::tap_pair_zero_terms(op->dw_w2.data(), K, op->O, L.za);
         op->dw_zrow.assign(static_cast<size_t>(op->O), static_cast<uint8_t>(L.za));
       }
     }
