@@ -122,7 +122,7 @@ TEST(Lapq, JointSearchNeverEndsAboveItsStart) {
   EXPECT_THROW(minimize_joint([](const std::vector<double>&) { return 0.0; }, {0.0}, jo), Error);
 }
 
-TEST(Lapq, FixtureLossNeverRisesAndTheModelHoldsTheBestPoint) {
+TEST(Lapq, FixtureLossNeverRisesWithAndWithoutLabels) {
   Graph g = load_onnx(fixture("fmnist-resnet"));
   Graph prepared = g;
   std::vector<FoldedBn> folded;
@@ -162,6 +162,14 @@ TEST(Lapq, FixtureLossNeverRisesAndTheModelHoldsTheBestPoint) {
     const float s = a.params.scale.item<float>();
     EXPECT_TRUE(std::isfinite(s) && s > 0) << a.tensor;
   }
+  // Without labels the loss is the fidelity to the float outputs (KL of the class scores).
+  auto unlabelled = memory_dataset(calib->get(0, 48).inputs, at::Tensor(), "fmnist:train:48 without labels");
+  QuantizedModel qm2 = quantize_model(prepared, plan, *unlabelled, qo);
+  MethodContext ctx2{prepared, plan, *unlabelled, folded, o, qm2};
+  refine_lapq(ctx2);
+  EXPECT_EQ(ctx2.report["loss"], "fidelity to the float outputs");
+  EXPECT_GE(ctx2.report["loss_init"].get<double>(), 0.0);
+  EXPECT_LE(ctx2.report["loss_final"].get<double>(), ctx2.report["loss_init"].get<double>());
 }
 
 TEST(Lapq, CliRunsEndToEndAndExportsQdq) {
