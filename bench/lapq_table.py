@@ -59,9 +59,9 @@ def markdown(rows, models):
             continue
         fl = next((v["top1_float"] for v in mrows.values() if v.get("top1_float") is not None), None)
         out.append(f"\n**{model}** (float {fl:.2f}%)" if fl is not None else f"\n**{model}**")
-        out.append("top-1 % (quantize seconds); LAPQ: p* and calibration loss (cross-entropy on 512 training "
-                   "images) at the Lp init -> after the joint search, evaluations\n")
-        out.append("| setting | weights | " + " | ".join(METHODS) + " | LAPQ p* | LAPQ loss init -> final (evals) |")
+        out.append("top-1 % (quantize seconds); LAPQ: the p it started from and the calibration loss "
+                   "(cross-entropy on 512 training images) at the Lp init -> after the joint search, evaluations\n")
+        out.append("| setting | weights | " + " | ".join(METHODS) + " | LAPQ start p | LAPQ loss init -> final (evals) |")
         out.append("|---|---|" + "---|" * (len(METHODS) + 2))
         for s in SETTINGS:
             for g in GRANULARITIES:
@@ -72,7 +72,10 @@ def markdown(rows, models):
                 if not any(cells):
                     continue
                 lq = mrows.get(key(model, s, g, "lapq"))
-                pstar = f"{lq['p_star']:.2f}" if lq and lq.get("p_star") is not None else ""
+                # The p LAPQ started from: the fit's p* ("fit"), or the best grid p ("grid") when the
+                # fit was not convex or its p* measured worse.
+                pstar = (f"{lq['p_start']:.2f} ({'fit' if lq.get('start') == 'quadratic fit' else 'grid'})"
+                         if lq and lq.get("p_start") is not None else "")
                 loss = (f"{lq['loss_init']:.4f} -> {lq['loss_final']:.4f} ({lq['evaluations']})"
                         if lq and lq.get("loss_init") is not None else "")
                 out.append(f"| {s} | {g.replace('_', '-')} | " + " | ".join(cells) + f" | {pstar} | {loss} |")
