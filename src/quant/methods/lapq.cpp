@@ -8,8 +8,8 @@
 //  3. All clipping ranges of unpinned layers jointly, from alpha_p*, by a derivative-free method
 //     (NLopt PRAXIS, Brent's form of Powell's; or BOBYQA) over log multipliers of the ranges, on
 //     the calibration loss; 2 sweeps (paper: 1-2 Powell iterations); the best point seen is kept.
-//  4. Optional (--lapq-bias-corr): per-channel bias correction b_c += E[y_float - y_quant], kept
-//     only when it lowers the calibration loss.
+//  4. Optional (--lapq-bias-corr): per-channel bias correction b_c += E[(W - W~) x], the mean
+//     output error of the weight quantization, kept only when it lowers the calibration loss.
 // Calibration loss: cross-entropy with labels, else the fidelity loss to the float outputs, on the
 // first 512 calibration samples (the paper's calibration set size).
 #include <chrono>

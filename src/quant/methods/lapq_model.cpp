@@ -169,40 +169,74 @@ double LapqModel::loss(const std::vector<double>& x) {
 int LapqModel::bias_correct() {
   at::NoGradGuard ng;
   undo_bias_correction();
-  // The output of every unpinned, quantized Conv / Gemm layer with an initializer bias.
-  std::vector<std::string> layers, outputs;
-  for (const auto& n : ctx_.qm.graph.nodes) {
-    if (rm_->bias_name(n.name).empty() || n.outputs.empty()) continue;
+  // Unpinned Conv / Gemm layers with an initializer bias, and the input each reads in quant()
+  // (the quantized activation where there is one).
+  struct Target {
+    const Clip* clip;
+    const Node* node;
+    std::string input;
+  };
+  std::vector<Target> targets;
+  std::vector<std::string> inputs;
+  for (const auto& n : rm_->quant().graph().nodes) {
+    if ((n.op_type != "Conv" && n.op_type != "Gemm") || rm_->bias_name(n.name).empty() || n.inputs.empty()) continue;
     for (size_t i : joint_)
       if (clips_[i].weight && clips_[i].name == n.name) {
-        layers.push_back(n.name);
-        outputs.push_back(n.outputs[0]);
+        targets.push_back({&clips_[i], &n, n.inputs[0]});
+        inputs.push_back(n.inputs[0]);
       }
   }
-  std::vector<at::Tensor> diff(layers.size());  // per channel: sum of y_float - y_quant
-  std::vector<double> count(layers.size(), 0);   // elements summed per channel
+  // E[x] per input channel (axis 1) of every target's input over the subset, from one pass.
+  std::vector<at::Tensor> sum(targets.size());
+  std::vector<double> count(targets.size(), 0);
   for (const auto& in : inputs_) {
-    auto yf = rm_->fp().run(rm_->feeds(Batch{in, {}}), outputs);
-    auto yq = rm_->quant().run(rm_->feeds(Batch{in, {}}), outputs);
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      at::Tensor d = (yf.at(outputs[i]) - yq.at(outputs[i])).to(at::kDouble);
-      if (d.dim() < 2) continue;
-      std::vector<int64_t> axes;  // every axis but the channel axis 1 ([N, C] Gemm, [N, C, ...] Conv)
-      for (int64_t a = 0; a < d.dim(); ++a)
+    auto got = rm_->quant().run(rm_->feeds(Batch{in, {}}), inputs);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      at::Tensor x = got.at(targets[i].input).to(at::kDouble);
+      std::vector<int64_t> axes;
+      for (int64_t a = 0; a < x.dim(); ++a)
         if (a != 1) axes.push_back(a);
-      at::Tensor s = d.sum(axes);
-      diff[i] = diff[i].defined() ? diff[i] + s : s;
-      count[i] += static_cast<double>(d.numel() / d.size(1));
+      at::Tensor s = x.sum(axes);
+      sum[i] = sum[i].defined() ? sum[i] + s : s;
+      count[i] += static_cast<double>(x.numel() / x.size(1));
     }
   }
   int changed = 0;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const std::string& bname = rm_->bias_name(layers[i]);
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const Clip& c = *targets[i].clip;
+    const Node& n = *targets[i].node;
+    const at::Tensor ex = sum[i] / count[i];  // [C_in]
+    // The weight error of the current clipping: dW = W - DQ(Q(W)).
+    const at::Tensor dw = (c.w - fake_quantize(c.w, params_of(c, c.applied), c.scheme, c.noise)).to(at::kDouble);
+    at::Tensor shift;  // E[dW x] per output channel (what the quantized weight loses on average)
+    if (n.op_type == "Conv") {
+      // Conv weight [O, C_in / g, k...]: taps summed; output channel o reads group o / (O / g).
+      // Padding is ignored (border outputs see fewer inputs): the correction is for the mean.
+      const Attribute* ga = n.attr("group");
+      const int64_t g = ga ? ga->i : 1, O = dw.size(0), cin_g = dw.size(1);
+      if (ex.numel() != g * cin_g || O % g != 0) continue;
+      at::Tensor taps = dw.reshape({O, cin_g, -1}).sum(2);                          // [O, C_in / g]
+      at::Tensor exg = ex.reshape({g, cin_g}).repeat_interleave(O / g, 0);          // [O, C_in / g]
+      shift = (taps * exg).sum(1);
+    } else {
+      // Gemm y = alpha A B' + beta C with A = the input [N, K] (transA = 0 only).
+      const Attribute* ta = n.attr("transA");
+      const Attribute* tb = n.attr("transB");
+      const Attribute* al = n.attr("alpha");
+      const Attribute* be = n.attr("beta");
+      if ((ta && ta->i != 0) || dw.dim() != 2) continue;
+      const at::Tensor b = tb && tb->i != 0 ? dw : dw.t();  // [N_out, K]
+      if (b.size(1) != ex.numel()) continue;
+      const double alpha = al ? al->f : 1.0, beta = be ? be->f : 1.0;
+      if (beta == 0) continue;
+      shift = b.matmul(ex) * (alpha / beta);
+    }
+    const std::string& bname = rm_->bias_name(n.name);
     const at::Tensor& b0 = ctx_.qm.graph.initializers.at(bname);
-    if (!diff[i].defined() || diff[i].numel() != b0.numel()) continue;  // not one value per channel
-    at::Tensor b = (b0.to(at::kDouble) + diff[i].reshape(b0.sizes()) / count[i]).to(b0.scalar_type());
-    rm_->set_bias(layers[i], b);
-    bias_after_[bname] = {layers[i], b};
+    if (shift.numel() != b0.numel()) continue;  // not one bias per output channel
+    at::Tensor b = (b0.to(at::kDouble) + shift.reshape(b0.sizes())).to(b0.scalar_type());
+    rm_->set_bias(n.name, b);
+    bias_after_[bname] = {n.name, b};
     ++changed;
   }
   return changed;

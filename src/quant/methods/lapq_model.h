@@ -48,9 +48,10 @@ class LapqModel {
   int64_t evaluations() const { return evals_; }
   bool has_labels() const { return labels_.defined(); }
 
-  // Per-channel bias correction at the clipping of the last set_point / loss: b_c += E[y_float_c - y_quant_c] over the
-  // subset, y = the layer's output before anything after it (Conv / Gemm with an initializer
-  // bias; every layer at once, from one pass of each model). Returns the number of layers changed.
+  // Per-channel bias correction at the clipping of the last set_point / loss: the mean output
+  // error the weight quantization causes, E[(W - W~) x] = (W - W~) E[x] with E[x] per input
+  // channel of the layer's (quantized) input over the subset, added to the bias (Conv and Gemm
+  // with an initializer bias, unpinned; all layers from one pass). Returns the layers changed.
   int bias_correct();
   void undo_bias_correction();
 
