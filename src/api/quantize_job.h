@@ -27,7 +27,7 @@ struct QuantizeJob {
   std::string eval;                 // dataset to evaluate on ("" = skip evaluation)
   bool eval_float = true;           // also evaluate the float model
   std::string method = "minmax";    // quant/methods/method.h table: minmax | mse | percentile | kl |
-                                    // adaround | brecq | adaquant
+                                    // adaround | brecq | adaquant | lapq | lapq-init
   ReconOptions recon;               // reconstruction methods, BN re-estimation, bias tuning
   int64_t recon_iters = -1;         // --iters: ReconOptions::scale_iters (-1 = paper defaults)
   PlanDefaults defaults;            // bits, granularity, symmetry, pinning

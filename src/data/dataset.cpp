@@ -225,7 +225,24 @@ std::unique_ptr<Dataset> from_named(std::map<std::string, at::Tensor> arrays,
   return std::make_unique<TensorDataset>(std::move(inputs), labels, spec);
 }
 
+class HeadDataset final : public Dataset {
+ public:
+  HeadDataset(const Dataset& base, int64_t n) : base_(base), n_(std::min(n, base.size())) {}
+  int64_t size() const override { return n_; }
+  bool has_labels() const override { return base_.has_labels(); }
+  Batch get(int64_t b, int64_t e) const override { return base_.get(b, e); }
+  std::string describe() const override { return "first " + std::to_string(n_) + " of " + base_.describe(); }
+
+ private:
+  const Dataset& base_;
+  int64_t n_;
+};
+
 }  // namespace
+
+std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n) {
+  return std::make_unique<HeadDataset>(base, n <= 0 ? base.size() : n);
+}
 
 std::unique_ptr<Dataset> memory_dataset(std::vector<at::Tensor> inputs, at::Tensor labels, std::string name) {
   return std::make_unique<TensorDataset>(std::move(inputs), std::move(labels), std::move(name));

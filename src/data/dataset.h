@@ -86,6 +86,9 @@ std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::vector
 // (undefined: none); `name` is what describe() reports.
 std::unique_ptr<Dataset> memory_dataset(std::vector<at::Tensor> inputs, at::Tensor labels, std::string name);
 
+// A view of the first n samples of `base` (n <= 0 or n > size: all of them); `base` must outlive it.
+std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n);
+
 // Fashion-MNIST files; MIXQ_FMNIST_DIR overrides the Debian location.
 std::string fmnist_dir();
 

@@ -7,7 +7,6 @@
 
 #include "core/progress.h"
 #include "exec/executor.h"
-#include "quant/observer.h"
 #include "quant/quantizer.h"
 #include "quant/sparq_apply.h"
 
@@ -65,27 +64,24 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
   return qm;
 }
 
-void calibrate_activations(QuantizedModel& qm, const QuantPlan& plan, const Dataset& calib,
-                           const QuantizeOptions& opts) {
-  qm.activations.clear();
+std::map<std::string, ActivationObserver> observe_activations(const QuantizedModel& qm, const QuantPlan& plan,
+                                                              const Dataset& calib, const QuantizeOptions& opts,
+                                                              bool histogram) {
   // One observer per distinct activation tensor (layers reading the same tensor share it).
-  std::map<std::string, const LayerPlan*> tensors;
-  for (const auto& L : plan.layers)
-    if (L.quantize_input) tensors.emplace(L.input, &L);
-  if (tensors.empty()) return;
   std::map<std::string, ActivationObserver> observers;
-  bool need_hist = false;
-  for (const auto& [t, L] : tensors) {
+  bool need_hist = histogram;
+  for (const auto& L : plan.layers) {
+    if (!L.quantize_input || observers.count(L.input)) continue;
     RangeOptions ro;
-    ro.method = L->input_range;
-    observers.emplace(t, ActivationObserver(ro.bins));
-    need_hist = need_hist || observers.at(t).needs_histogram(ro);
+    ro.method = L.input_range;
+    auto it = observers.emplace(L.input, ActivationObserver(ro.bins)).first;
+    need_hist = need_hist || it->second.needs_histogram(ro);
   }
+  if (observers.empty()) return observers;
   Executor ex(with_dequantized_weights(qm));
-  std::vector<int> hooks;
   for (auto& [t, obs] : observers) {
     ActivationObserver* o = &obs;
-    hooks.push_back(ex.add_hook(t, [o](const std::string&, at::Tensor& x) { o->observe_range(x); }));
+    ex.add_hook(t, [o](const std::string&, at::Tensor& x) { o->observe_range(x); });
   }
   calibration_pass(ex, calib, opts.batch_size, "calibrate", opts.progress);
   if (need_hist) {
@@ -96,6 +92,17 @@ void calibrate_activations(QuantizedModel& qm, const QuantPlan& plan, const Data
     }
     calibration_pass(ex, calib, opts.batch_size, "histogram", opts.progress);
   }
+  return observers;
+}
+
+void calibrate_activations(QuantizedModel& qm, const QuantPlan& plan, const Dataset& calib,
+                           const QuantizeOptions& opts) {
+  qm.activations.clear();
+  std::map<std::string, ActivationObserver> observers = observe_activations(qm, plan, calib, opts, false);
+  // The first layer reading a tensor names its scheme (in tensor-name order, as before).
+  std::map<std::string, const LayerPlan*> tensors;
+  for (const auto& L : plan.layers)
+    if (L.quantize_input) tensors.emplace(L.input, &L);
   for (const auto& [t, L] : tensors) {
     RangeOptions ro;
     ro.method = L->input_range;

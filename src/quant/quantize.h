@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "data/dataset.h"
+#include "quant/observer.h"
 #include "quant/plan.h"
 #include "quant/qmodel.h"
 
@@ -26,6 +29,13 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
 // quantize_model, and again by methods that change the weights).
 void calibrate_activations(QuantizedModel& qm, const QuantPlan& plan, const Dataset& calib,
                            const QuantizeOptions& opts = {});
+
+// The activation observers calibrate_activations reads: one per distinct quantized layer input
+// (keyed by tensor name), fed the min/max pass and, when `histogram` or a layer's range method
+// needs it, the histogram pass, on the model with qm's dequantized weights.
+std::map<std::string, ActivationObserver> observe_activations(const QuantizedModel& qm, const QuantPlan& plan,
+                                                              const Dataset& calib, const QuantizeOptions& opts,
+                                                              bool histogram);
 
 // The prepared graph with every quantized weight replaced by its dequantized value (no
 // activation quantization): what calibration and weight-only error checks run on.

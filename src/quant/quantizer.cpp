@@ -181,7 +181,8 @@ void weight_minmax(const at::Tensor& w, const QScheme& scheme, at::Tensor& min, 
   max = mx.reshape(shape).contiguous();
 }
 
-QParams weight_params(const at::Tensor& w, const QScheme& scheme, const RangeOptions& opts) {
+void weight_range(const at::Tensor& w, const QScheme& scheme, const RangeOptions& opts, at::Tensor& min,
+                  at::Tensor& max) {
   MIXQ_CHECK(opts.method != RangeMethod::kKl, ErrorKind::kInvalidArgument,
              "the KL range estimator is for activations; use minmax, percentile or mse for weights");
   at::Tensor w32 = as_float(w, "weight");
@@ -208,7 +209,14 @@ QParams weight_params(const at::Tensor& w, const QScheme& scheme, const RangeOpt
       break;
   }
   const auto shape = param_shape(scheme, dims(w32));
-  return params_from_range(mn.reshape(shape), mx.reshape(shape), scheme);
+  min = mn.reshape(shape).contiguous();
+  max = mx.reshape(shape).contiguous();
+}
+
+QParams weight_params(const at::Tensor& w, const QScheme& scheme, const RangeOptions& opts) {
+  at::Tensor mn, mx;
+  weight_range(w, scheme, opts, mn, mx);
+  return params_from_range(mn, mx, scheme);
 }
 
 at::Tensor broadcast_param(const at::Tensor& param, const QScheme& scheme, at::IntArrayRef shape) {

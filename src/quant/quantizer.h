@@ -45,6 +45,10 @@ void weight_minmax(const at::Tensor& w, const QScheme& scheme, at::Tensor& min, 
 // double), the first on ties, so never worse than min-max (i = 0) up to that float rounding. The search rounds like the scheme, except stochastic, which searches with
 // nearest. kKl is for activations and is refused for weights (kInvalidArgument).
 QParams weight_params(const at::Tensor& w, const QScheme& scheme, const RangeOptions& opts);
+// The clipping range weight_params quantizes, shaped like QParams (before params_from_range widens
+// it to hold 0): what LAPQ scales in its joint search.
+void weight_range(const at::Tensor& w, const QScheme& scheme, const RangeOptions& opts, at::Tensor& min,
+                  at::Tensor& max);
 
 // Integer codes (float32 tensor holding integers in [qmin, qmax]), shaped like x.
 // `noise`: U[0,1) values shaped like x, required for Rounding::kStochastic (ignored otherwise).

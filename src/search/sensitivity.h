@@ -150,7 +150,4 @@ void save_table(const SensitivityTable& t, const std::string& path);  // atomic
 // FNV-1a 64 of a file's bytes, as 16 hex digits (the cache key's model identity).
 std::string file_hash(const std::string& path);
 
-// A view of the first n samples of a dataset.
-std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n);
-
 }  // namespace mixq

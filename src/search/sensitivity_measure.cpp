@@ -19,19 +19,6 @@ namespace mixq {
 
 namespace {
 
-class HeadDataset : public Dataset {
- public:
-  HeadDataset(const Dataset& base, int64_t n) : base_(base), n_(std::min(n, base.size())) {}
-  int64_t size() const override { return n_; }
-  bool has_labels() const override { return base_.has_labels(); }
-  Batch get(int64_t b, int64_t e) const override { return base_.get(b, e); }
-  std::string describe() const override { return "first " + std::to_string(n_) + " of " + base_.describe(); }
-
- private:
-  const Dataset& base_;
-  int64_t n_;
-};
-
 // The key: everything the numbers depend on. The reference plan JSON covers schemes, ranges,
 // pinning and activation bits; search fields are dropped because they do not change the table.
 nlohmann::json make_key(const QuantPlan& ref, const SensitivityOptions& o) {
@@ -87,10 +74,6 @@ std::vector<ActSens> act_units(const QuantPlan& ref, const SensitivityOptions& o
 }
 
 }  // namespace
-
-std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n) {
-  return std::make_unique<HeadDataset>(base, n <= 0 ? base.size() : n);
-}
 
 SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& plan, const Dataset* calib,
                                      const SensitivityOptions& opts, std::unique_ptr<SensitivityProbe>* keep_probe) {

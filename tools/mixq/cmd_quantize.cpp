@@ -9,6 +9,7 @@
 #include "data/dataset.h"
 #include "exec/fidelity.h"
 #include "onnx/export.h"
+#include "quant/methods/lapq_search.h"
 #include "quant/qdq.h"
 
 namespace mixq::cli {
@@ -28,7 +29,7 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
       ->capture_default_str();
   sub.add_option("--method", job.method,
                  "Quantization method: minmax, mse, percentile, kl (ranges only); adaround, brecq, adaquant "
-                 "(reconstruction on the calibration data)")
+                 "(reconstruction on the calibration data); lapq, lapq-init (clipping for the calibration loss)")
       ->check(CLI::IsMember(method_names()))->capture_default_str();
   auto& ro = job.recon;
   sub.add_option("--rec-loss", ro.rec_loss, "AdaRound/BRECQ reconstruction loss: mse or fisher")
@@ -42,6 +43,16 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                                        "AdaQuant inputs: seq (from the model quantized so far, default) or parallel "
                                        "(from the float model)")
       ->check(CLI::IsMember({"seq", "parallel"}));
+  sub.add_option("--lapq-samples", ro.lapq_samples, "LAPQ: calibration samples its loss runs on (the first ones)")
+      ->capture_default_str();
+  sub.add_option("--lapq-sweeps", ro.lapq_sweeps,
+                 "LAPQ: joint-search sweeps, each 4 (n + 1) loss evaluations for n clipping ranges")
+      ->capture_default_str();
+  sub.add_option("--lapq-evals", ro.lapq_evals, "LAPQ: total joint-search evaluations instead of --lapq-sweeps");
+  sub.add_option("--lapq-optimizer", ro.lapq_optimizer, "LAPQ: joint search by NLopt praxis (Powell/Brent) or bobyqa")
+      ->check(CLI::IsMember(joint_optimizer_names()))->capture_default_str();
+  sub.add_flag("--lapq-bias-corr", ro.lapq_bias_corr,
+               "LAPQ: per-channel bias correction after the joint search (kept only if it lowers the loss)");
   sub.add_flag("--bn-reestimate", ro.bn_reestimate,
                "Finish with BatchNorm re-estimation: statistics recomputed through the quantized model, refolded");
   sub.add_flag("--bias-tune", ro.bias_tune, "Finish by tuning the biases to the float logits (KL)");

@@ -26,6 +26,10 @@ const std::vector<MethodRow>& method_table() {
       {"adaround", "AdaRound: learned rounding per layer (+ activation steps)", R::kMse, R::kMse, refine_adaround},
       {"brecq", "BRECQ: learned rounding per block (+ activation steps)", R::kMse, R::kMse, refine_brecq},
       {"adaquant", "AdaQuant: per layer weight/bias deltas and quantizer ranges", R::kMse, R::kMse, refine_adaquant},
+      {"lapq", "LAPQ: Lp clipping at the loss-optimal p, then all ranges jointly on the loss", R::kMse, R::kMse,
+       refine_lapq},
+      {"lapq-init", "LAPQ's Lp clipping at the loss-optimal p alone (no joint search)", R::kMse, R::kMse,
+       refine_lapq_init},
   };
   return rows;
 }

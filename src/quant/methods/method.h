@@ -38,6 +38,13 @@ struct ReconOptions {
   bool bias_tune = false;
   int64_t bias_iters = 1000, bias_batch = 50;
   double bias_lr = 1e-3;
+  // LAPQ (lapq.cpp): calibration subset, p grid, joint search budget.
+  int64_t lapq_samples = 512;      // first samples of the calibration set (the paper's 512)
+  int lapq_p_points = 10;          // p in linspace(2, 4, lapq_p_points)
+  int lapq_sweeps = 2;             // joint search sweeps of 4 (n + 1) evaluations (n clipping ranges)
+  int64_t lapq_evals = 0;          // total joint evaluations instead (0: lapq_sweeps sweeps)
+  std::string lapq_optimizer = "praxis";  // praxis | bobyqa (NLopt)
+  bool lapq_bias_corr = false;     // per-channel bias correction after the joint search
   int64_t cache_mb = 2048;         // cached unit data kept in memory; the rest spills to a file
   std::string cache_dir;           // spill directory ("" = $TMPDIR or /tmp)
   uint64_t seed = 0;
@@ -77,6 +84,8 @@ std::vector<std::string> method_names();
 void refine_adaround(MethodContext& ctx);   // brecq.cpp: layer units
 void refine_brecq(MethodContext& ctx);      // brecq.cpp: block units
 void refine_adaquant(MethodContext& ctx);   // adaquant.cpp
+void refine_lapq(MethodContext& ctx);       // lapq.cpp: Lp init at p*, then the joint search
+void refine_lapq_init(MethodContext& ctx);  // lapq.cpp: the Lp init at p* alone
 void bn_reestimate(MethodContext& ctx);     // bn_reestimate.cpp
 void bias_tune(MethodContext& ctx);         // bias_tune.cpp
 
