@@ -40,6 +40,12 @@ std::vector<float> floats_of(const at::Tensor& t) {
 }
 
 pack::QWeight pack_weight(const QuantizedWeight& w) {
+  // .mxq v1 stores an integer zero point per parameter: a row-wise table's float offset (or its
+  // codebook) has no place there. Refuse rather than write a file that computes something else.
+  MIXQ_CHECK(w.embed == EmbedScheme::kNone, ErrorKind::kUnsupported, "layer '", w.node, "': table '", w.weight,
+             "' uses --embed-scheme ", embed_scheme_name(w.embed), ", which the packed .mxq format (v1) cannot hold ",
+             "(per-row float offsets / codebooks); drop --pack, or quantize the table with --embed-scheme none ",
+             "(per-row scale and integer zero point, which .mxq packs); the QDQ ONNX (-o) expresses it exactly");
   pack::QWeight q;
   q.node = w.node;
   q.tensor = w.weight;
@@ -207,11 +213,16 @@ pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
 }
 
 void count_file_structure(const Graph& g, QuantPlan& plan) {
-  plan.structure_bytes = plan.float_structure_bytes = 0;
-  update_cost(plan);
-  const PlanCost counted = plan.cost;  // what the per-layer cost model and other_bytes cover
-  plan.structure_bytes = file_bytes(skeleton_pack(g, plan, true)) - counted.size_bytes;
-  plan.float_structure_bytes = file_bytes(skeleton_pack(g, plan, false)) - counted.float_bytes;
+  // The structure does not depend on the weight schemes: measured with every table on the affine
+  // scheme the skeleton can write (row-wise tables have no .mxq form yet; their layer cost is
+  // counted by layer_size_bits all the same).
+  QuantPlan affine = plan;
+  for (auto& L : affine.layers) L.embed = EmbedScheme::kNone;
+  affine.structure_bytes = affine.float_structure_bytes = 0;
+  update_cost(affine);
+  const PlanCost counted = affine.cost;  // what the per-layer cost model and other_bytes cover
+  plan.structure_bytes = file_bytes(skeleton_pack(g, affine, true)) - counted.size_bytes;
+  plan.float_structure_bytes = file_bytes(skeleton_pack(g, affine, false)) - counted.float_bytes;
   update_cost(plan);
 }
 
