@@ -40,12 +40,6 @@ std::vector<float> floats_of(const at::Tensor& t) {
 }
 
 pack::QWeight pack_weight(const QuantizedWeight& w) {
-  // .mxq v1 stores an integer zero point per parameter: a row-wise table's float offset (or its
-  // codebook) has no place there. Refuse rather than write a file that computes something else.
-  MIXQ_CHECK(w.embed == EmbedScheme::kNone, ErrorKind::kUnsupported, "layer '", w.node, "': table '", w.weight,
-             "' uses --embed-scheme ", embed_scheme_name(w.embed), ", which the packed .mxq format (v1) cannot hold ",
-             "(per-row float offsets / codebooks); drop --pack, or quantize the table with --embed-scheme none ",
-             "(per-row scale and integer zero point, which .mxq packs); the QDQ ONNX (-o) expresses it exactly");
   pack::QWeight q;
   q.node = w.node;
   q.tensor = w.weight;
@@ -68,6 +62,15 @@ pack::QWeight pack_weight(const QuantizedWeight& w) {
     MIXQ_CHECK(c >= qmin && c <= qmax && float(c) == codes[i], ErrorKind::kInvalidArgument, "weight '", w.weight,
                "' of layer '", w.node, "' has code ", codes[i], " outside [", qmin, ", ", qmax, "]");
     u[i] = static_cast<uint16_t>(c - qmin);
+  }
+  // Row-wise tables (form 1 / 2, .mxq 1.1): fp16-valued scale + offset, or centroids, per row.
+  if (w.embed == EmbedScheme::kCodebook) {
+    q.form = 2;
+    q.codebook = floats_of(w.codebook);
+    std::fill(q.scales.begin(), q.scales.end(), 1.0f);
+  } else if (w.embed != EmbedScheme::kNone) {
+    q.form = 1;
+    q.offsets = floats_of(w.offset);
   }
   q.packed.resize(pack::packed_bytes(static_cast<int64_t>(u.size()), q.bits));
   pack::pack_bits(u.data(), static_cast<int64_t>(u.size()), q.bits, q.packed.data());
@@ -213,9 +216,9 @@ pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
 }
 
 void count_file_structure(const Graph& g, QuantPlan& plan) {
-  // The structure does not depend on the weight schemes: measured with every table on the affine
-  // scheme the skeleton can write (row-wise tables have no .mxq form yet; their layer cost is
-  // counted by layer_size_bits all the same).
+  // The structure does not depend on the weight schemes (a table's form is one declaration byte
+  // either way): measured with every table on the affine scheme the skeleton writes; row-wise
+  // tables' data is counted by layer_size_bits.
   QuantPlan affine = plan;
   for (auto& L : affine.layers) L.embed = EmbedScheme::kNone;
   affine.structure_bytes = affine.float_structure_bytes = 0;

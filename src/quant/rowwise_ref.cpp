@@ -25,6 +25,31 @@ float round_fp16(float x) {
   return y;
 }
 
+uint16_t fp16_bits(float x) {
+  x = round_fp16(x);
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
+  const float a = std::fabs(x);
+  if (std::isnan(x)) return static_cast<uint16_t>(sign | 0x7e00u);
+  if (a < 6.103515625e-05f)  // subnormal (or zero): multiples of 2^-24
+    return static_cast<uint16_t>(sign | static_cast<uint16_t>(a * 16777216.0f));
+  const int32_t e = static_cast<int32_t>((u >> 23) & 0xffu) - 127 + 15;
+  return static_cast<uint16_t>(sign | (e << 10) | ((u >> 13) & 0x3ffu));
+}
+
+float fp16_value(uint16_t h) {
+  const uint32_t sign = (uint32_t(h) & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  float y;
+  if (e == 0) {
+    y = static_cast<float>(m) / 16777216.0f;  // subnormal: m x 2^-24
+    return sign ? -y : y;
+  }
+  const uint32_t u = e == 31 ? (sign | 0x7f800000u | (m << 13)) : (sign | ((e - 15 + 127) << 23) | (m << 13));
+  std::memcpy(&y, &u, sizeof y);
+  return y;
+}
+
 namespace {
 
 // fp16 parameters of the range [lo, hi].

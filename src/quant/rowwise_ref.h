@@ -25,6 +25,10 @@ namespace mixq::ref {
 // x rounded to the nearest IEEE fp16 value (half to even), returned as float32. Values beyond
 // fp16's range saturate at +-65504 (a stored scale or offset must stay finite); NaN stays NaN.
 float round_fp16(float x);
+// The IEEE fp16 bits of an fp16-valued float (round_fp16's output: exact) and back; what the packed
+// format stores.
+uint16_t fp16_bits(float x);
+float fp16_value(uint16_t h);
 
 struct RowParams {
   float scale = 0;   // fp16-valued, >= 0

@@ -10,6 +10,8 @@
 #include <random>
 
 #include "exec/executor.h"
+#include "pack/from_qmodel.h"
+#include "runtime/runtime.h"
 #include "graph/layers.h"
 #include "quant/embed_quant.h"
 #include "quant/plan.h"
@@ -115,8 +117,7 @@ TEST(RowwiseRef, CodebookExactOnFewValuesAndNoWorseThanTheGrid) {
 // table [rows, dim] -> Gather(indices) -> out
 Graph gather_graph(const at::Tensor& table) {
   Graph g = new_graph("embed_test.onnx");
-  ValueInfo idx;
-  idx.name = "idx";
+  ValueInfo idx = float_value("idx", {-1, -1});
   idx.dtype = DType::kInt64;
   g.inputs = {idx};
   g.outputs = {float_value("out")};
@@ -164,8 +165,52 @@ TEST(RowwiseTable, QuantizerAndQdqGraphMatchTheReference) {
       qm.weights = {qw};
       Executor ex(qdq_graph(qm));
       at::Tensor idx = at::arange(rows, at::kLong).flip(0);
-      at::Tensor out = ex.run({idx})[0];
-      EXPECT_TRUE(at::equal(out, dq.index_select(0, idx)));
+      at::Tensor out = ex.run({idx.view({1, rows})})[0];
+      EXPECT_TRUE(at::equal(out[0], dq.index_select(0, idx)));
+    }
+}
+
+TEST(RowwiseRef, Fp16BitsRoundTrip) {
+  for (float x : {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 6.103515625e-05f, 5.960464477539063e-08f, 0.1f, -1234.5f}) {
+    const float r = ref::round_fp16(x);
+    EXPECT_EQ(ref::fp16_bits(r), c10::Half(r).x) << x;
+    EXPECT_EQ(ref::fp16_value(ref::fp16_bits(r)), r) << x;
+  }
+}
+
+// .mxq 1.1 carries the row-wise forms; the runtime's Gather reads them packed and gives exactly the
+// simulated table.
+TEST(RowwiseTable, PackedRuntimeMatchesTheSimulation) {
+  at::manual_seed(8);
+  const int64_t rows = 29, dim = 11;
+  at::Tensor table = at::randn({rows, dim});
+  table[3] = -0.5;
+  for (EmbedScheme e : {EmbedScheme::kRowwise, EmbedScheme::kRowwiseGreedy, EmbedScheme::kCodebook})
+    for (int bits : {2, 3, 4, 8}) {
+      SCOPED_TRACE(std::string(embed_scheme_name(e)) + " " + std::to_string(bits));
+      QuantizedModel qm;
+      qm.graph = gather_graph(table);
+      QuantizedWeight qw;
+      qw.node = "emb";
+      qw.weight = "table";
+      quantize_table(table, e, bits, qw, "test");
+      qm.weights = {qw};
+      const at::Tensor dq = dequantize_weight(qw);
+      pack::PackedModel back = pack::read_mxq(pack::write_mxq(pack_quantized_model(qm)), "test.mxq");
+      ASSERT_EQ(back.weights.size(), 1u);
+      EXPECT_EQ(back.weights[0].form, e == EmbedScheme::kCodebook ? 2 : 1);
+      std::vector<float> x = back.weights[0].dequantize();
+      ASSERT_EQ(int64_t(x.size()), rows * dim);
+      for (int64_t i = 0; i < rows * dim; ++i) ASSERT_EQ(x[size_t(i)], dq.reshape({-1})[i].item<float>()) << i;
+      rt::Model m(back);
+      rt::Tensor idx = rt::Tensor::ints({2, 3});
+      idx.i = {28, 0, 3, 7, -1, 13};
+      rt::Tensor y = m.run({idx})[0];
+      ASSERT_EQ(y.shape, (std::vector<int64_t>{2, 3, dim}));
+      for (int64_t j = 0; j < 6; ++j) {
+        const int64_t r = (idx.i[size_t(j)] + rows) % rows;
+        for (int64_t t = 0; t < dim; ++t) ASSERT_EQ(y.f[size_t(j * dim + t)], dq[r][t].item<float>()) << j << "," << t;
+      }
     }
 }
 
@@ -251,12 +296,14 @@ TEST(EmbedPlan, FixturesReachTheRequestOrSayWhy) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("holds 85.5% of the weights"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("--pin-bits 0"), std::string::npos) << r.err;
-  // Row-wise tables have no .mxq form: refused before any work, naming the option.
+  // Row-wise tables pack (.mxq 1.1); the file is the size the plan predicts.
   test::TempDir tmp;
-  r = test::run_cli({"quantize", test::fixture("fmnist-embedbag"), "--embed-scheme", "rowwise", "--pack",
-                     tmp.file("m.mxq"), "--calib", "fmnist:train:32", "--quiet"});
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find("--embed-scheme rowwise cannot be written with --pack"), std::string::npos) << r.err;
+  r = test::run_cli({"quantize", test::fixture("fmnist-embedbag"), "--embed-scheme", "rowwise-greedy", "--pack",
+                     tmp.file("m.mxq"), "--calib", "fmnist:train:32", "--json", "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  const double file = double(std::filesystem::file_size(tmp.file("m.mxq")));
+  EXPECT_NEAR(file / j.at("size_bytes").get<double>(), 1.0, 0.002);
 }
 
 }  // namespace

@@ -67,7 +67,7 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
     for (const auto& r : embed_scheme_rows()) help += std::string(" ") + r.name + " (" + r.what + ");";
     sub.add_option_function<std::string>(
            "--embed-scheme", [&d](const std::string& v) { d.embed_scheme = parse_embed_scheme(v); },
-           help + " row-wise tables export to QDQ exactly but have no --pack form (docs/embeddings.md)");
+           help + " exported exactly to QDQ (-o) and .mxq (--pack) (docs/embeddings.md)");
   }
   sub.add_option("--search", job.search, "Bit allocation: uniform, mixquant, ip, pareto, genetic, hago")
       ->capture_default_str();
@@ -121,10 +121,6 @@ RunFn setup_quantize(CLI::App& sub) {
                "--act-scheme ", act_scheme_name(job.defaults.act_sparq), " cannot be written with ",
                o->out.empty() ? "--pack" : "-o", ": QDQ ONNX and the packed runtime cannot express SPARQ's per-value ",
                "windows (the file would run plain 8-bit activations); SPARQ is simulated only (use --eval)");
-    MIXQ_CHECK(job.defaults.embed_scheme == EmbedScheme::kNone || o->pack.empty(), ErrorKind::kUnsupported,
-               "--embed-scheme ", embed_scheme_name(job.defaults.embed_scheme), " cannot be written with --pack: .mxq ",
-               "v1 stores integer zero points, not per-row float offsets or codebooks (use -o for QDQ ONNX, or ",
-               "--embed-scheme none)");
     QuantizeResult r = run_quantize(job);
     if (!o->out.empty()) {
       check_no_sparq(r.qmodel, "QDQ ONNX export (-o)");  // a --plan can ask for SPARQ too
