@@ -62,6 +62,15 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
     fit_plan_to_spec(plan, *hw);
     summary["hw"] = hw->name;
   }
+  // Say up front what pinning by position costs (the request cannot be met otherwise, and the
+  // allocators would only report the binding layers afterwards).
+  const double target = step.opts.budget_avg_wbits > 0 ? step.opts.budget_avg_wbits : step.opts.wbits;
+  nlohmann::json pin_warnings = nlohmann::json::array();
+  for (const std::string& w : pinned_share_warnings(plan, target)) {
+    log::warn(w);
+    pin_warnings.push_back(w);
+  }
+  if (!pin_warnings.empty()) summary["pinned_warnings"] = pin_warnings;
   std::unique_ptr<Dataset> sub;
   if (calib) sub = head_dataset(*calib, step.sens.samples);
   std::unique_ptr<SensitivityTable> table;

@@ -82,6 +82,11 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     ro.progress = job.qopts.progress;
     MethodContext ctx{r.prepared, r.plan, *calib, r.folded, ro, r.qmodel};
     const MethodRow& m = find_method(job.method);
+    if (m.refine)
+      for (const auto& L : r.plan.layers)
+        MIXQ_CHECK(L.embed == EmbedScheme::kNone, ErrorKind::kUnsupported, "layer '", L.name, "' uses embed_scheme ",
+                   embed_scheme_name(L.embed), ", but --method ", job.method, " reconstructs affine weight grids ",
+                   "only; use a range method (minmax, mse, percentile) or --embed-scheme none");
     if (m.refine) m.refine(ctx);
     if ((ro.bn_reestimate || ro.bias_tune) && !job.eval.empty()) before_finish = r.qmodel;
     if (ro.bn_reestimate) bn_reestimate(ctx);

@@ -63,6 +63,15 @@ pack::QWeight pack_weight(const QuantizedWeight& w) {
                "' of layer '", w.node, "' has code ", codes[i], " outside [", qmin, ", ", qmax, "]");
     u[i] = static_cast<uint16_t>(c - qmin);
   }
+  // Row-wise tables (form 1 / 2, .mxq 1.1): fp16-valued scale + offset, or centroids, per row.
+  if (w.embed == EmbedScheme::kCodebook) {
+    q.form = 2;
+    q.codebook = floats_of(w.codebook);
+    std::fill(q.scales.begin(), q.scales.end(), 1.0f);
+  } else if (w.embed != EmbedScheme::kNone) {
+    q.form = 1;
+    q.offsets = floats_of(w.offset);
+  }
   q.packed.resize(pack::packed_bytes(static_cast<int64_t>(u.size()), q.bits));
   pack::pack_bits(u.data(), static_cast<int64_t>(u.size()), q.bits, q.packed.data());
   return q;
@@ -207,11 +216,16 @@ pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
 }
 
 void count_file_structure(const Graph& g, QuantPlan& plan) {
-  plan.structure_bytes = plan.float_structure_bytes = 0;
-  update_cost(plan);
-  const PlanCost counted = plan.cost;  // what the per-layer cost model and other_bytes cover
-  plan.structure_bytes = file_bytes(skeleton_pack(g, plan, true)) - counted.size_bytes;
-  plan.float_structure_bytes = file_bytes(skeleton_pack(g, plan, false)) - counted.float_bytes;
+  // The structure does not depend on the weight schemes (a table's form is one declaration byte
+  // either way): measured with every table on the affine scheme the skeleton writes; row-wise
+  // tables' data is counted by layer_size_bits.
+  QuantPlan affine = plan;
+  for (auto& L : affine.layers) L.embed = EmbedScheme::kNone;
+  affine.structure_bytes = affine.float_structure_bytes = 0;
+  update_cost(affine);
+  const PlanCost counted = affine.cost;  // what the per-layer cost model and other_bytes cover
+  plan.structure_bytes = file_bytes(skeleton_pack(g, affine, true)) - counted.size_bytes;
+  plan.float_structure_bytes = file_bytes(skeleton_pack(g, affine, false)) - counted.float_bytes;
   update_cost(plan);
 }
 

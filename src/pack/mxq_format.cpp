@@ -10,6 +10,7 @@
 #include "mixq/error.h"
 #include "pack/bitpack.h"
 #include "pack/byte_io.h"
+#include "quant/rowwise_ref.h"
 
 namespace mixq::pack {
 
@@ -53,6 +54,11 @@ void check_qweight_decl(const QWeight& w, const std::string& where) {
   if (w.granularity == Gran::kPerGroup)
     MIXQ_CHECK(w.group_size >= 1, ErrorKind::kInvalidModel, where, ": ", what, " is per_group with group size ",
                w.group_size);
+  MIXQ_CHECK(w.form <= 2, ErrorKind::kInvalidModel, where, ": ", what, " has table form ", int(w.form));
+  if (w.form)
+    MIXQ_CHECK(rank == 2 && w.granularity == Gran::kPerChannel && w.axis == 0 && !w.symmetric && w.bits <= 8,
+               ErrorKind::kInvalidModel, where, ": ", what, " is a row-wise table (form ", int(w.form),
+               ") but not an asymmetric per-row [rows, dim] weight of 2-8 bits");
 }
 
 void check_qweight_data(const QWeight& w, const std::string& where) {
@@ -68,6 +74,12 @@ void check_qweight_data(const QWeight& w, const std::string& where) {
                ErrorKind::kInvalidModel, where, ": ", what, " zero point ", p, " is ", w.zero_points[p],
                " outside [", w.qmin(), ", ", w.qmax(), "]");
   }
+  const size_t rows = static_cast<size_t>(w.channels());
+  MIXQ_CHECK(w.offsets.size() == (w.form == 1 ? rows : 0) && w.codebook.size() == (w.form == 2 ? rows << w.bits : 0),
+             ErrorKind::kInvalidModel, where, ": ", what, " has ", w.offsets.size(), " offsets and ", w.codebook.size(),
+             " centroids for table form ", int(w.form));
+  for (float v : w.offsets) MIXQ_CHECK(std::isfinite(v), ErrorKind::kInvalidModel, where, ": ", what, " offset ", v);
+  for (float v : w.codebook) MIXQ_CHECK(std::isfinite(v), ErrorKind::kInvalidModel, where, ": ", what, " centroid ", v);
   MIXQ_CHECK(w.packed.size() == packed_bytes(w.numel(), w.bits), ErrorKind::kInvalidModel, where, ": ", what,
              " holds ", w.packed.size(), " code bytes, ", w.numel(), " codes at ", w.bits, " bits need ",
              packed_bytes(w.numel(), w.bits));
@@ -87,7 +99,16 @@ void write_dims_type(ByteWriter& w, ElemType t, const std::vector<int64_t>& dims
   w.i64s(dims);
 }
 
+// Files without row-wise tables are written as 1.0 (byte for byte what 1.0 writers made, readable
+// by 1.0 readers); a table form needs 1.1, whose declarations carry the form byte.
+uint16_t minor_needed(const PackedModel& m) {
+  for (const auto& q : m.weights)
+    if (q.form) return 1;
+  return 0;
+}
+
 std::string write_graph(const PackedModel& m) {
+  const bool forms = minor_needed(m) >= 1;
   ByteWriter w;
   w.u32(static_cast<uint32_t>(m.metadata.size()));
   for (const auto& [k, v] : m.metadata) { w.str(k); w.str(v); }
@@ -129,6 +150,7 @@ std::string write_graph(const PackedModel& m) {
     w.u8(uint8_t(q.granularity));
     w.i64(q.axis);
     w.i64(q.group_size);
+    if (forms) w.u8(q.form);
   }
   w.u32(static_cast<uint32_t>(m.acts.size()));
   for (const auto& a : m.acts) {
@@ -147,6 +169,18 @@ void write_data(const PackedModel& m, ByteWriter& w) {
     else for (int64_t v : t.i) w.i64(v);
   }
   for (const auto& q : m.weights) {
+    if (q.form == 1) {
+      for (size_t r = 0; r < q.scales.size(); ++r) {
+        w.u16(ref::fp16_bits(q.scales[r]));
+        w.u16(ref::fp16_bits(q.offsets[r]));
+      }
+    } else if (q.form == 2) {
+      for (float c : q.codebook) w.u16(ref::fp16_bits(c));
+    }
+    if (q.form) {
+      w.bytes(q.packed.data(), q.packed.size());
+      continue;
+    }
     for (float s : q.scales) w.f32(s);
     if (!q.symmetric)
       for (int32_t z : q.zero_points) {
@@ -165,7 +199,7 @@ ValueDecl read_decl(ByteReader& r) {
   return d;
 }
 
-PackedModel read_graph(ByteReader& r) {
+PackedModel read_graph(ByteReader& r, uint16_t minor) {
   const std::string& where = r.where();
   PackedModel m;
   uint32_t nmeta = r.count("metadata count", 8);
@@ -229,6 +263,7 @@ PackedModel read_graph(ByteReader& r) {
     q.granularity = Gran(r.u8("weight granularity"));
     q.axis = r.i64("weight axis");
     q.group_size = r.i64("weight group size");
+    q.form = minor >= 1 ? r.u8("weight table form") : 0;
     check_qweight_decl(q, where);
   }
   uint32_t na = r.count("activation count", 14);
@@ -262,6 +297,28 @@ void read_data(ByteReader& r, PackedModel& m) {
   for (auto& q : m.weights) {
     const int64_t np = q.num_params();
     const std::string what = "parameters of weight '" + q.tensor + "'";
+    if (q.form) {
+      const int64_t per_row = q.form == 1 ? 2 : (int64_t(1) << q.bits);
+      r.need(uint64_t(np) * uint64_t(per_row) * 2, what.c_str());
+      q.zero_points.assign(np, 0);
+      if (q.form == 1) {
+        q.scales.resize(np);
+        q.offsets.resize(np);
+        for (int64_t i = 0; i < np; ++i) {
+          q.scales[i] = ref::fp16_value(r.u16("table scale"));
+          q.offsets[i] = ref::fp16_value(r.u16("table offset"));
+        }
+      } else {
+        q.scales.assign(np, 1.0f);
+        q.codebook.resize(static_cast<size_t>(np * per_row));
+        for (auto& c : q.codebook) c = ref::fp16_value(r.u16("table centroid"));
+      }
+      const size_t nb = packed_bytes(q.numel(), q.bits);
+      const uint8_t* p = r.take(nb, ("codes of weight '" + q.tensor + "'").c_str());
+      q.packed.assign(p, p + nb);
+      check_qweight_data(q, r.where());
+      continue;
+    }
     r.need(uint64_t(np) * 4, what.c_str());
     q.scales.resize(np);
     for (auto& s : q.scales) s = r.f32("weight scale");
@@ -278,11 +335,12 @@ void read_data(ByteReader& r, PackedModel& m) {
              " bytes after the last weight (corrupt file?)");
 }
 
-void put_header(std::string& out, uint64_t file_size, uint32_t crc, uint32_t graph_raw, uint32_t graph_stored) {
+void put_header(std::string& out, uint16_t minor, uint64_t file_size, uint32_t crc, uint32_t graph_raw,
+                uint32_t graph_stored) {
   ByteWriter h;
   h.bytes(kMagic, 8);
   h.u16(kVersionMajor);
-  h.u16(kVersionMinor);
+  h.u16(minor);
   h.u32(kEndianMarker);
   h.u64(file_size);
   h.u32(crc);
@@ -344,7 +402,9 @@ std::vector<float> QWeight::dequantize() const {
       const int64_t nn = i % inner, rest = i / inner, c = rest % C, o = rest / C;
       p = c * G + (o * inner + nn) / gs;
     }
-    x[i] = scales[p] * (static_cast<float>(q[i]) - static_cast<float>(zero_points[p]));
+    if (form == 1) x[i] = scales[p] * static_cast<float>(q[i]) + offsets[p];
+    else if (form == 2) x[i] = codebook[static_cast<size_t>((p << bits) + q[i])];
+    else x[i] = scales[p] * (static_cast<float>(q[i]) - static_cast<float>(zero_points[p]));
   }
   return x;
 }
@@ -368,7 +428,7 @@ std::string write_mxq(const PackedModel& m) {
   out += body.buf();
   const uint32_t crc = static_cast<uint32_t>(
       crc32(0L, reinterpret_cast<const Bytef*>(out.data() + kHeaderBytes), out.size() - kHeaderBytes));
-  put_header(out, out.size(), crc, static_cast<uint32_t>(graph.size()), static_cast<uint32_t>(z.size()));
+  put_header(out, minor_needed(m), out.size(), crc, static_cast<uint32_t>(graph.size()), static_cast<uint32_t>(z.size()));
   return out;
 }
 
@@ -408,7 +468,7 @@ PackedModel read_mxq(const std::string& bytes, const std::string& where) {
   MIXQ_CHECK(rc == Z_OK && got == graph_raw, ErrorKind::kInvalidModel, where,
              ": graph section does not inflate (zlib error ", rc, ", ", got, " of ", graph_raw, " bytes)");
   ByteReader gr(reinterpret_cast<const uint8_t*>(graph.data()), graph.size(), where);
-  PackedModel m = read_graph(gr);
+  PackedModel m = read_graph(gr, minor);
   ByteReader dr(p + kHeaderBytes + graph_stored, bytes.size() - kHeaderBytes - graph_stored, where);
   read_data(dr, m);
   return m;
@@ -436,7 +496,9 @@ MxqSizes mxq_sizes(const PackedModel& m, const std::string& bytes) {
   for (const auto& t : m.tensors) s.tensor_data += t.numel() * (t.dtype == ElemType::kFloat32 ? 4 : 8);
   for (const auto& q : m.weights) {
     s.weight_codes += static_cast<int64_t>(q.packed.size());
-    s.weight_params += q.num_params() * (4 + (q.symmetric ? 0 : (q.bits <= 8 ? 1 : 2)));
+    s.weight_params += q.form == 1   ? q.num_params() * 4
+                       : q.form == 2 ? q.num_params() * (int64_t(2) << q.bits)
+                                     : q.num_params() * (4 + (q.symmetric ? 0 : (q.bits <= 8 ? 1 : 2)));
   }
   return s;
 }

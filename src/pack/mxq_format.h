@@ -18,6 +18,12 @@
 //     quantized weight its scales (f32, one per parameter: 1 / C / C x G), its zero points (asym
 //     only: one u8 each, u16 for 16-bit weights; stored as z - qmin) and its codes bit-packed
 //     (pack/bitpack.h: u = q - qmin, row-major in the weight's own layout).
+//   Version 1.1 adds, after each weight declaration's group size, a u8 table form (QWeight::form):
+//     0 affine as above; 1 row-wise table (per row: fp16 scale, fp16 offset; no zero points);
+//     2 codebook table (per row: 2^bits fp16 centroids). Forms 1 and 2 are [rows, dim] tables,
+//     asymmetric per-channel on axis 0, 2..8 bits (quant/rowwise_ref.h). A model without table forms
+//     is written as 1.0, byte for byte as before (1.0 readers read it); 1.0 files read as form 0.
+//     A 1.0 reader refuses a 1.1 file ("unread bytes" in the graph section).
 // The reader checks the magic, version, endianness, size, CRC, then every count and length against
 // the bytes left, and the semantic invariants (bits, axis, parameter counts, codes in range);
 // anything wrong is a mixq::Error(kInvalidModel) naming the file and the field.
@@ -71,6 +77,8 @@ enum class Gran : uint8_t { kPerTensor = 0, kPerChannel = 1, kPerGroup = 2 };
 
 // One quantized weight. Codes q in [qmin, qmax]; dequantized value s[p] * (q - z[p]) with p the
 // parameter index of quant/qscheme.h (per-tensor 0, per-channel c, per-group c * G + k / gs).
+// Embedding tables in a row-wise form (form 1): s[r] * q + offsets[r]; codebook (form 2):
+// codebook[r * 2^bits + q]. Their scales / offsets / centroids are fp16 values held as float.
 struct QWeight {
   std::string node;    // the layer node reading it
   std::string tensor;  // the weight's value name (the node's input)
@@ -83,6 +91,9 @@ struct QWeight {
   std::vector<float> scales;        // num_params()
   std::vector<int32_t> zero_points; // num_params(), in [qmin, qmax] (all 0 when symmetric)
   std::vector<uint8_t> packed;      // packed_bytes(numel, bits): u = q - qmin
+  uint8_t form = 0;                 // 0 affine, 1 row-wise (scale, offset), 2 codebook
+  std::vector<float> offsets;       // form 1: one per row
+  std::vector<float> codebook;      // form 2: rows x 2^bits
 
   int64_t qmin() const { return symmetric ? -(int64_t(1) << (bits - 1)) : 0; }
   int64_t qmax() const { return symmetric ? (int64_t(1) << (bits - 1)) - 1 : (int64_t(1) << bits) - 1; }
@@ -118,7 +129,7 @@ struct PackedModel {
   std::vector<QAct> acts;
 };
 
-constexpr uint16_t kVersionMajor = 1, kVersionMinor = 0;
+constexpr uint16_t kVersionMajor = 1, kVersionMinor = 1;  // the newest minor written (only when needed)
 constexpr size_t kHeaderBytes = 40;
 
 // Serializes `m` (checks the same invariants the reader does: a writer bug must not produce a

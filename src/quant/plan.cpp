@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <set>
 
@@ -56,7 +57,7 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
     L.params = g.initializers.at(info.weight).numel();
     L.bias_params = info.bias.empty() ? 0 : g.initializers.at(info.bias).numel();
     L.macs = info.macs;
-    L.pinned = d.pin_bits > 0 && (i == 0 || i + 1 == layers.size());
+    L.pinned = d.pin_bits > 0 && (i == 0 || i + 1 == layers.size()) && !is_embedding_table(L);
     L.weight_scheme.bits = L.pinned ? d.pin_bits : d.wbits;
     L.weight_scheme.symmetric = d.wsymmetric;
     L.weight_scheme.granularity = d.granularity;
@@ -64,6 +65,7 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
     L.weight_scheme.axis = info.channel_axis;
     L.weight_scheme.rounding = d.rounding;
     L.weight_range = d.weight_range;
+    if (is_embedding_table(L) && L.weight_shape.size() == 2) L.embed = d.embed_scheme;
     L.input = info.op == "Gather" ? "" : info.input;  // Gather reads indices, not an activation
     L.quantize_input = !L.input.empty();
     L.input_scheme.bits = L.pinned ? std::max(d.pin_bits, d.abits) : d.abits;
@@ -79,6 +81,28 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
   unify_shared_inputs(plan);
   update_cost(plan);
   return plan;
+}
+
+bool is_embedding_table(const LayerPlan& L) { return L.op == "Gather"; }
+
+std::vector<std::string> pinned_share_warnings(const QuantPlan& plan, double target_bits, double max_share) {
+  double total = 0;
+  for (const auto& L : plan.layers) total += double(L.params);
+  std::vector<std::string> out;
+  if (total <= 0) return out;
+  for (const auto& L : plan.layers) {
+    const double share = double(L.params) / total, extra = L.weight_scheme.bits - target_bits;
+    if (!L.pinned || share <= max_share || extra <= 0) continue;
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "layer '%s' (%s) is pinned at %d bits (first/last layer) but holds %.1f%% of the weights: that "
+                  "adds %.2f bits to a %.3g-bit average request (%.2f with the other layers at %.3g bits); --pin-bits 0 unpins the first and last "
+                  "layer (or set \"pinned\": false and its bits in a --plan file)",
+                  L.name.c_str(), L.op.c_str(), L.weight_scheme.bits, 100 * share, share * extra, target_bits,
+                  target_bits + share * extra, target_bits);
+    out.emplace_back(buf);
+  }
+  return out;
 }
 
 void unify_shared_inputs(QuantPlan& plan) {
@@ -101,6 +125,9 @@ void unify_shared_inputs(QuantPlan& plan) {
 
 double layer_size_bits(const LayerPlan& L) {
   const QScheme& s = L.weight_scheme;
+  if (L.embed != EmbedScheme::kNone)
+    return embed_table_bits(L.embed, s.bits, L.weight_shape.at(0), L.params / std::max<int64_t>(L.weight_shape.at(0), 1)) +
+           double(L.bias_params) * 32;
   return double(L.params) * s.bits + double(num_scales(L)) * (32 + (s.symmetric ? 0 : 8)) + double(L.bias_params) * 32;
 }
 
@@ -134,6 +161,7 @@ nlohmann::json plan_to_json(const QuantPlan& plan) {
     nlohmann::json j = {{"name", L.name}, {"op", L.op}, {"weight", L.weight},
                         {"weight_shape", L.weight_shape}, {"params", L.params}, {"macs", L.macs},
                         {"pinned", L.pinned}, {"weight_quant", scheme_json(L.weight_scheme, L.weight_range, true)}};
+    if (L.embed != EmbedScheme::kNone) j["weight_quant"]["embed_scheme"] = embed_scheme_name(L.embed);
     if (L.quantize_input) {
       j["input_quant"] = scheme_json(L.input_scheme, L.input_range, false);
       j["input_quant"]["tensor"] = L.input;
@@ -166,7 +194,15 @@ void validate_plan(const QuantPlan& plan, const std::string& where) {
     MIXQ_CHECK(w.axis >= 0 && w.axis < std::max<int64_t>(1, static_cast<int64_t>(L.weight_shape.size())),
                ErrorKind::kInvalidArgument, at, ": weight axis ", w.axis, " is outside the weight's rank ",
                L.weight_shape.size());
-    if (w.granularity == Granularity::kPerGroup)
+    if (L.embed != EmbedScheme::kNone) {
+      MIXQ_CHECK(is_embedding_table(L) && L.weight_shape.size() == 2 && w.axis == 0, ErrorKind::kInvalidArgument, at,
+                 ": embed_scheme ", embed_scheme_name(L.embed), " is for embedding tables (a Gather on a constant ",
+                 "[rows, dim] table), not a ", L.op, " weight of rank ", L.weight_shape.size(),
+                 "; remove it or use embed_scheme none");
+      MIXQ_CHECK(w.bits >= 2 && w.bits <= 8, ErrorKind::kInvalidArgument, at, ": embed_scheme ",
+                 embed_scheme_name(L.embed), " takes 2..8 bits (got ", w.bits, ")");
+    }
+    if (w.granularity == Granularity::kPerGroup && L.embed == EmbedScheme::kNone)
       MIXQ_CHECK(w.group_size > 0, ErrorKind::kInvalidArgument, at, ": per_group needs group_size >= 1 (got ",
                  w.group_size, "); a group size at least the reduction length means one group per channel");
     if (!L.quantize_input) continue;
@@ -223,6 +259,7 @@ QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& tmpl, const s
       L.weight_scheme.group_size = wq.value("group_size", L.weight_scheme.group_size);
       if (wq.contains("rounding")) L.weight_scheme.rounding = parse_rounding(wq.at("rounding").get<std::string>());
       if (wq.contains("range")) L.weight_range = parse_range_method(wq.at("range").get<std::string>());
+      L.embed = parse_embed_scheme(wq.value("embed_scheme", std::string("none")));
       L.pinned = jl.value("pinned", L.pinned);
       if (jl.contains("input_quant") && !jl.at("input_quant").is_null() && L.quantize_input) {
         const auto& aq = jl.at("input_quant");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "graph/layers.h"
+#include "quant/embed_scheme.h"
 #include "quant/quantizer.h"
 #include "quant/scheme.h"
 #include "quant/sparq_ref.h"
@@ -27,13 +28,16 @@ struct LayerPlan {
   int64_t macs = 0;        // per sample
   QScheme weight_scheme;
   RangeMethod weight_range = RangeMethod::kMinMax;
+  EmbedScheme embed = EmbedScheme::kNone;  // embedding tables only: a row-wise scheme at
+                                           // weight_scheme.bits (plan JSON: weight_quant.embed_scheme)
   bool quantize_input = true;   // Gather (embedding lookup) has no activation to quantize
   std::string input;            // activation tensor quantized (shared by every layer reading it)
   QScheme input_scheme;         // per tensor
   RangeMethod input_range = RangeMethod::kMinMax;
   SparqScheme input_sparq;      // SPARQ on the 8-bit input (quant/sparq_ref.h); plan JSON:
                                 // input_quant.act_scheme ("uniform" when absent)
-  bool pinned = false;          // first/last layer kept at 8 bits by default
+  bool pinned = false;          // first/last layer kept at 8 bits by default (never an
+                                // embedding table: see is_embedding_table)
 };
 
 struct PlanCost {
@@ -66,7 +70,8 @@ struct QuantPlan {
   const LayerPlan* find(const std::string& name) const;
 };
 
-// Defaults for a fresh plan: every layer at the same precision, first and last layer pinned.
+// Defaults for a fresh plan: every layer at the same precision, first and last layer pinned
+// unless they are embedding tables.
 struct PlanDefaults {
   int wbits = 8, abits = 8;
   bool wsymmetric = false, asymmetric_act = true;
@@ -77,7 +82,21 @@ struct PlanDefaults {
   RangeMethod input_range = RangeMethod::kMinMax;
   SparqScheme act_sparq;     // --act-scheme: SPARQ on every unpinned layer's 8-bit input
   int pin_bits = 8;          // first/last layer weight and input bits; 0 = do not pin
+  EmbedScheme embed_scheme = EmbedScheme::kNone;  // --embed-scheme: every embedding table's scheme
 };
+
+// An embedding table: a Gather on a constant table (graph/layers.h). Pinning is by role, not
+// position: the "first and last layer at 8 bits" rule protects the layer that sees the raw input
+// and the classifier, which are small; a table is a lookup with no input to protect, and in
+// recommendation / text models it holds nearly every weight (the embedding-bag fixture: 99%), so
+// pinning it would turn any low-bit request into ~8 bits. make_plan never pins one.
+bool is_embedding_table(const LayerPlan& L);
+
+// Pinned layers holding more than `max_share` of the model's weights (params-weighted, the way
+// avg_wbits counts): one message each naming the layer, its share, the average weight bits its
+// pinning costs against a `target_bits` request (share x (pinned bits - target)) and how to unpin
+// it. Empty when no pinned layer is that large or no layer is above the target.
+std::vector<std::string> pinned_share_warnings(const QuantPlan& plan, double target_bits, double max_share = 0.05);
 
 // A plan covering every quantizable layer of the (prepared) graph. `layers` must carry MACs
 // (exec/shapes.h annotate_macs).
@@ -89,7 +108,7 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
 void unify_shared_inputs(QuantPlan& plan);
 
 // One layer's share of PlanCost: stored bits (weights at their bits + scales + zero points + the
-// float32 bias) and BOPs (MACs x weight bits x input bits, 32 for an unquantized input; a SPARQ
+// float32 bias; a row-wise table: codes + fp16 scale and offset per row, or its fp16 centroids) and BOPs (MACs x weight bits x input bits, 32 for an unquantized input; a SPARQ
 // input counts 4 bits: each MAC multiplies a 4-bit window, vSPARQ's 8-bit values use the free
 // 4-bit slot of their zero partner). The
 // allocators' cost model; update_cost sums exactly these.

@@ -296,9 +296,48 @@ at::Tensor dequantize_codes(const at::Tensor& codes, const at::Tensor& scale_fla
          expand_params(scale_flat, s, geo);
 }
 
+// An embedding table under a row-wise scheme (qmodel.h). Both forms are exact in opset 13:
+//   rowwise: codes uint8 [R, D] -> DequantizeLinear(scale [R] fp16-valued float32, zero point 0,
+//            axis 0) -> Add(offset [R, 1]) = scale * q + offset, one multiply then one add in
+//            float32, bit for bit what quant/rowwise_ref.h computes. (The offset is a float, not a
+//            multiple of the scale, so it cannot be an integer zero point; the Add carries it.)
+//   codebook: GatherElements(centroids [R, 2^b], codes int64 [R, D], axis 1).
+std::string emit_table(Builder& b, const QuantizedWeight& qw, const at::Tensor& w, std::vector<Node>& dst) {
+  const std::string what = "table '" + qw.weight + "' of node '" + qw.node + "'";
+  const int64_t rows = w.size(0);
+  MIXQ_CHECK(w.dim() == 2 && qw.codes.defined() && qw.codes.sizes() == w.sizes(), ErrorKind::kInvalidArgument, what,
+             ": codes do not match the [rows, dim] table");
+  check_integers(qw.codes, 0, static_cast<double>((int64_t(1) << qw.scheme.bits) - 1), what + " codes");
+  const std::string& name = qw.weight;
+  std::string out;
+  if (qw.embed == EmbedScheme::kCodebook) {
+    MIXQ_CHECK(qw.codebook.defined() && qw.codebook.dim() == 2 && qw.codebook.size(0) == rows,
+               ErrorKind::kInvalidArgument, what, ": codebook must be [rows, 2^bits]");
+    std::string c = b.init(name + "_codebook", qw.codebook.to(at::kFloat));
+    std::string q = b.init(name + "_codes", qw.codes.to(at::kLong));
+    out = b.node(dst, "GatherElements", {c, q}, name + "_dq", {{"axis", int_attr(1)}});
+  } else {
+    MIXQ_CHECK(qw.offset.defined() && qw.offset.numel() == rows, ErrorKind::kInvalidArgument, what,
+               ": offset must hold one value per row");
+    const at::Tensor scale = qw.params.scale.to(at::kFloat).reshape({rows});
+    check_scales(scale, what + " scale");
+    std::string sc = b.init(name + "_scale", scale);
+    std::string zp = b.init(name + "_zero_point", at::zeros({rows}, at::kByte));
+    std::string q = b.init(name + "_quantized", qw.codes.to(at::kByte));
+    out = b.node(dst, "DequantizeLinear", {q, sc, zp}, name + "_dq_scaled", {{"axis", int_attr(0)}});
+    std::string off = b.init(name + "_offset", qw.offset.to(at::kFloat).reshape({rows, 1}));
+    out = b.node(dst, "Add", {out, off}, name + "_dq");
+  }
+  if (w.scalar_type() != at::kFloat)
+    out = b.node(dst, "Cast", {out}, name + "_dq_cast",
+                 {{"to", int_attr(static_cast<int64_t>(dtype_of(w.scalar_type())))}});
+  return out;
+}
+
 // Emits the nodes computing the dequantized weight into `dst`; returns the value the layer reads.
 std::string emit_weight(Builder& b, const QuantizedWeight& qw, const at::Tensor& w,
                         std::vector<Node>& dst) {
+  if (qw.embed != EmbedScheme::kNone) return emit_table(b, qw, w, dst);
   const QScheme& s = qw.scheme;
   const std::string what = "quantized weight '" + qw.weight + "' of node '" + qw.node + "'";
   MIXQ_CHECK((s.bits >= 2 && s.bits <= 8) || s.bits == 16, ErrorKind::kInvalidArgument, what, ": ",

@@ -35,6 +35,10 @@ namespace mixq {
 //    Bits 16: opset 13 has no int16 QuantizeLinear: the dequantized float weight s*(q - z) is
 //    stored as initializer w_dequantized instead.
 //    Weights that are not float32 get a Cast back to their dtype after dequantization.
+//  * Embedding table under a row-wise scheme (QuantizedWeight::embed): rowwise / rowwise-greedy:
+//    w_quantized uint8 [R, D] -> DequantizeLinear(w_scale [R], zero point 0, axis 0) -> Add
+//    (w_offset [R, 1]); codebook: GatherElements(w_codebook [R, 2^b], w_codes int64, axis 1).
+//    Both compute exactly quant/rowwise_ref.h's values.
 //  * Activation T (per-tensor), bits 2..8: T -> [Clip(s*(qmin-z), s*(qmax-z)) when bits < 8, so
 //    saturation happens at the b-bit limits] -> QuantizeLinear(T_scale, T_zero_point uint8/int8)
 //    -> DequantizeLinear -> T_dq. Bits 16: the same arithmetic in float ops (Div, Round,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "graph/ir.h"
+#include "quant/embed_scheme.h"
 #include "quant/scheme.h"
 #include "quant/sparq_ref.h"
 
@@ -19,6 +20,14 @@ struct QuantizedWeight {
   QScheme scheme;
   QParams params;
   at::Tensor codes;     // float32 integers in [qmin, qmax], same shape as the weight
+  // Embedding tables under a row-wise scheme (quant/embed_quant.h): `scheme` is then asymmetric
+  // per-channel on axis 0 (one parameter per row), params.zero_point is 0 and
+  //   kRowwise / kRowwiseGreedy: params.scale [rows, 1] and `offset` [rows, 1], fp16-valued:
+  //                              x~ = scale * q + offset;
+  //   kCodebook: `codebook` [rows, 2^bits], fp16-valued: x~ = codebook[row, q]; scale is 1.
+  // Use dequantize_weight() rather than dequantize(codes, params, scheme) for any weight.
+  EmbedScheme embed = EmbedScheme::kNone;
+  at::Tensor offset, codebook;
 };
 
 struct QuantizedActivation {

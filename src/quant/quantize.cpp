@@ -7,6 +7,8 @@
 
 #include "core/progress.h"
 #include "exec/executor.h"
+#include "quant/embed_quant.h"
+#include "quant/observer.h"
 #include "quant/quantizer.h"
 #include "quant/sparq_apply.h"
 
@@ -28,7 +30,7 @@ void calibration_pass(Executor& ex, const Dataset& calib, int64_t batch, const s
 
 Graph with_dequantized_weights(const QuantizedModel& qm) {
   Graph g = qm.graph;
-  for (const auto& w : qm.weights) g.initializers[w.weight] = dequantize(w.codes, w.params, w.scheme);
+  for (const auto& w : qm.weights) g.initializers[w.weight] = dequantize_weight(w);
   return g;
 }
 
@@ -48,6 +50,14 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
     MIXQ_CHECK(at::isfinite(w).all().item<bool>(), ErrorKind::kInvalidModel, prepared.source_path,
                ": weight '", L.weight, "' of layer '", L.name, "' contains NaN or infinite values; ",
                "fix the model before quantizing");
+    if (L.embed != EmbedScheme::kNone) {  // a row-wise table: its scheme chooses its own ranges
+      QuantizedWeight qw;
+      qw.node = L.name;
+      qw.weight = L.weight;
+      quantize_table(w, L.embed, L.weight_scheme.bits, qw, "layer '" + L.name + "'");
+      qm.weights.push_back(std::move(qw));
+      continue;
+    }
     RangeOptions ro;
     ro.method = L.weight_range == RangeMethod::kKl ? RangeMethod::kMinMax : L.weight_range;
     QuantizedWeight qw;

@@ -296,6 +296,18 @@ class GatherOp : public Op {
         const int64_t src = (o * n + k) * inner, dst = (o * ni + j) * inner;
         if (q) {
           const int64_t p = q->granularity == pack::Gran::kPerTensor ? 0 : k;
+          if (q->form) {  // a row-wise table (quant/rowwise_ref.h): s * q + offset, or a centroid
+            codes_.resize(static_cast<size_t>(inner));
+            for (int64_t t = 0; t < inner; ++t) codes_[t] = pack::unpack_one(q->packed.data(), src + t, q->bits);
+            if (q->form == 1) {
+              const float s = q->scales[p], off = q->offsets[p];
+              for (int64_t t = 0; t < inner; ++t) y.f[dst + t] = s * static_cast<float>(codes_[t]) + off;
+            } else {
+              const float* c = q->codebook.data() + (p << q->bits);
+              for (int64_t t = 0; t < inner; ++t) y.f[dst + t] = c[codes_[t]];
+            }
+            continue;
+          }
           const float s = q->scales[p], z = static_cast<float>(q->zero_points[p]), qmin = static_cast<float>(q->qmin());
           if (src * q->bits % 8 == 0) {  // the row starts on a byte: unpack it in one go
             codes_.resize(static_cast<size_t>(inner));

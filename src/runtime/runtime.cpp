@@ -84,6 +84,8 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
       const bool gather = n.op == "Gather";
       MIXQ_CHECK(gather || n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul", ErrorKind::kInvalidModel, desc,
                  " has a quantized weight, but only Conv, Gemm, MatMul and Gather layers can");
+      MIXQ_CHECK(gather || qw->form == 0, ErrorKind::kInvalidModel, desc, " has a row-wise table weight (form ",
+                 int(qw->form), "), which only a Gather reads");
       MIXQ_CHECK(n.inputs[gather ? 0 : 1] == qw->tensor, ErrorKind::kInvalidModel, desc, ": its quantized weight '",
                  qw->tensor, "' must be input ", gather ? 0 : 1);
       for (size_t k = 0; k < n.inputs.size(); ++k)

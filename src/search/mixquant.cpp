@@ -9,6 +9,8 @@
 // With a target average (--budget-bits B) the QEM is found by bisection on log(QEM): the smallest
 // QEM whose plan averages <= B bits, i.e. the most accurate plan within the budget.
 // Defaults: QEM 4 when neither --qem nor --budget-bits is given. First/last layers stay pinned.
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -18,6 +20,7 @@
 #include "quant/quantizer.h"
 #include "search/allocator.h"
 #include "search/hw_spec.h"
+#include "search/probe.h"
 
 namespace mixq {
 
@@ -44,7 +47,10 @@ ErrorTable error_table(const Graph& g, const QuantPlan& plan, int ref_bits, cons
     s.rounding = Rounding::kNearest;
     for (int b = 2; b <= 8; ++b) {
       s.bits = b;
-      t.e[i][b] = roundtrip_mse(w, s);
+      // A row-wise table is measured under its own scheme (its error, not the affine grid's).
+      t.e[i][b] = L.embed == EmbedScheme::kNone
+                      ? roundtrip_mse(w, s)
+                      : (requantized_weight(w.to(at::kFloat), L, b) - w.to(at::kFloat)).pow(2).mean().item<double>();
     }
     if (ref_bits > 8) {
       s.bits = ref_bits;

@@ -12,6 +12,7 @@
 #include "mixq/error.h"
 #include "quant/qdq.h"
 #include "quant/quantize.h"
+#include "quant/embed_quant.h"
 #include "quant/quantizer.h"
 
 namespace mixq {
@@ -23,6 +24,11 @@ at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, int bits)
 }
 
 at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, const QScheme& scheme) {
+  if (L.embed != EmbedScheme::kNone) {  // a row-wise table: its own scheme at these bits
+    QuantizedWeight qw;
+    quantize_table(w, L.embed, scheme.bits, qw, "layer '" + L.name + "'");
+    return dequantize_weight(qw);
+  }
   QScheme s = scheme;
   if (s.rounding == Rounding::kStochastic) s.rounding = Rounding::kNearest;
   RangeOptions ro;

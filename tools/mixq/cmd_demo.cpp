@@ -99,8 +99,8 @@ RunFn setup_demo(CLI::App& sub) {
         try {
           r = run_quantize(q);
         } catch (const Error& e) {
-          // E.g. a 4-bit average is out of reach when the pinned first/last layers hold most
-          // weights (MLP, embedding table): say so and go on with the other rows.
+          // E.g. a 4-bit average is out of reach when a pinned first/last layer holds most weights
+          // (the MLP's first layer; embedding tables are never pinned): say so and go on.
           rows.push_back({{"model", name}, {"config", c.label}, {"error", e.what()}});
           if (!o->g.json) std::printf("%-20s %-20s not run: %s\n", name.c_str(), c.label, e.what());
           continue;

@@ -28,7 +28,10 @@ int print_blocks(const std::string& path, Graph g, bool json) {
   fold_batchnorm(g);
   auto layers = find_layers(g);
   std::set<std::string> pinned;
-  if (!layers.empty()) pinned = {layers.front().node, layers.back().node};
+  // As make_plan pins: first and last layer, by role (never an embedding table).
+  if (!layers.empty())
+    for (const LayerInfo* l : {&layers.front(), &layers.back()})
+      if (l->op != "Gather") pinned.insert(l->node);
   auto units = partition_units(g, layers, pinned);
   nlohmann::json ju = nlohmann::json::array();
   for (const auto& u : units)

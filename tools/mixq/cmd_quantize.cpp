@@ -70,8 +70,16 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_flag("--symmetric-weights", d.wsymmetric, "Symmetric (signed) weight grid instead of asymmetric");
   sub.add_option("--rounding", [&d](const CLI::results_t& v) { d.rounding = parse_rounding(v[0]); return true; },
                  "Weight rounding: nearest (default), floor, ceil, stochastic");
-  sub.add_option("--pin-bits", d.pin_bits, "Bits of the first and last layer (0: treat them like the rest)")
+  sub.add_option("--pin-bits", d.pin_bits,
+                 "Bits of the first and last layer (0: treat them like the rest); embedding tables are never pinned")
       ->capture_default_str();
+  {
+    std::string help = "Scheme of every embedding table (Gather on a constant table), at the bits the search gives it:";
+    for (const auto& r : embed_scheme_rows()) help += std::string(" ") + r.name + " (" + r.what + ");";
+    sub.add_option_function<std::string>(
+           "--embed-scheme", [&d](const std::string& v) { d.embed_scheme = parse_embed_scheme(v); },
+           help + " exported exactly to QDQ (-o) and .mxq (--pack) (docs/embeddings.md)");
+  }
   sub.add_option("--search", job.search, "Bit allocation: uniform, mixquant, ip, pareto, genetic, hago")
       ->capture_default_str();
   sub.add_option("--qem", job.search_opts.qem, "MixQuant quantization error multiplier (>= 1)");
