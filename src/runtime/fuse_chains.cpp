@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <set>
 #include <string>
 
@@ -66,7 +67,7 @@ struct Graph {
   const pack::PackedModel& pm;
   std::vector<std::vector<int>>& op_in;
   std::vector<std::vector<int>>& op_out;
-  const std::vector<bool>& skip;
+  std::vector<bool>& skip;
   const std::vector<Tensor>& slots;
   const std::vector<bool>& is_const;
   std::set<int> outputs;
@@ -79,6 +80,17 @@ struct Graph {
     return !skip[r] && pm.nodes[static_cast<size_t>(r)].op == op ? r : -1;
   }
   int out0(int i) const { return op_out[i].size() == 1 ? op_out[i][0] : -1; }
+  // The chain's ops `gone` are skipped; its last op `last` becomes `op`, reading slot x.
+  void replace(std::initializer_list<int> gone, int last, int x, std::unique_ptr<Op> op,
+               std::vector<std::unique_ptr<Op>>& ops) {
+    for (int j : gone) {
+      skip[j] = true;
+      op_in[j].clear();
+      op_out[j].clear();
+    }
+    op_in[last] = {x};
+    ops[last] = std::move(op);
+  }
   // The scalar value of a constant operand, or NaN.
   static float scalar(const Tensor* t) { return t && t->f.size() == 1 ? t->f[0] : NAN; }
   // The constant float operand of binary op i other than slot s, or null.
@@ -146,13 +158,7 @@ int fuse_layernorms(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>
     op->eps = eps->f[0];
     op->desc = "node '" + pm.nodes[static_cast<size_t>(add_b)].name + "' (LayerNorm fused from '" +
                pm.nodes[i0].name + "')";
-    for (int j : {i, sub, pw, var, add_eps, sq, dv, mul}) {
-      skip[j] = true;
-      op_in[j].clear();
-      op_out[j].clear();
-    }
-    op_in[add_b] = {x};
-    ops[add_b] = std::move(op);
+    g.replace({i, sub, pw, var, add_eps, sq, dv, mul}, add_b, x, std::move(op), ops);
     ++fused;
   }
   return fused;
@@ -189,13 +195,7 @@ int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& op
     op->c = c;
     op->isa = isa;
     op->desc = "node '" + pm.nodes[static_cast<size_t>(mul2)].name + "' (GELU fused from '" + pm.nodes[i0].name + "')";
-    for (int j : {dv, erf, add, mul}) {
-      skip[j] = true;
-      op_in[j].clear();
-      op_out[j].clear();
-    }
-    op_in[mul2] = {x};
-    ops[mul2] = std::move(op);
+    g.replace({dv, erf, add, mul}, mul2, x, std::move(op), ops);
     ++fused;
   }
   return fused;
