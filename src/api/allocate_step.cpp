@@ -45,9 +45,9 @@ std::pair<double, double> measure_plan(const Graph& prepared, const QuantPlan& p
   bool classes = true, c = true;
   for (int64_t b = 0; b < data.size(); b += 256) {
     Batch batch = data.get(b, std::min(data.size(), b + 256));
-    zf.push_back(probe_view(fex.run(batch.inputs), &c, prepared.source_path));
+    zf.push_back(comparable_outputs(fex.run(batch.inputs), &c, prepared.source_path));
     classes = classes && c;
-    zq.push_back(probe_view(ex.run(batch.inputs), &c, prepared.source_path));
+    zq.push_back(comparable_outputs(ex.run(batch.inputs), &c, prepared.source_path));
   }
   ProbeMetrics m = compare_to_float(at::cat(zf), at::cat(zq), classes, at::Tensor());
   return {m.top1, m.loss};

@@ -16,6 +16,18 @@ bool looks_like_class_scores(const at::Tensor& out) {
   return out.dim() == 2 && out.size(1) >= 2 && at::isFloatingType(out.scalar_type());
 }
 
+at::Tensor comparable_outputs(const std::vector<at::Tensor>& outs, bool* classes, const std::string& model) {
+  const at::Tensor& z0 = outs.at(0);
+  *classes = outs.size() == 1 && looks_like_class_scores(z0);
+  if (*classes) return z0.to(at::kFloat);
+  std::vector<at::Tensor> parts;
+  for (const auto& z : outs)
+    if (at::isFloatingType(z.scalar_type()) && z.dim() >= 1 && z.size(0) == z0.size(0))
+      parts.push_back(z.to(at::kFloat).reshape({z.size(0), -1}));
+  MIXQ_CHECK(!parts.empty(), ErrorKind::kUnsupported, model, ": no float batch-first output to compare");
+  return at::cat(parts, 1);
+}
+
 namespace {
 
 // Adds a batch's top-1 hits and summed cross-entropy; false (nothing added) when `out` is not

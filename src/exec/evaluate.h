@@ -51,6 +51,12 @@ struct EvalResult {
 // True when `out` (a batch of the first output) is [batch, classes] float scores.
 bool looks_like_class_scores(const at::Tensor& out);
 
+// One batch of outputs as the quantized model is compared with the float one (the sensitivity
+// probe, plan measurement, LAPQ's loss): one [N, classes] float tensor as is (*classes = true),
+// else every float batch-first output flattened per sample, side by side (*classes = false).
+// `model` names the model in the error when there is no such output.
+at::Tensor comparable_outputs(const std::vector<at::Tensor>& outs, bool* classes, const std::string& model);
+
 // Runs the model over the whole dataset. Never needs labels: without them (or without class
 // scores) only the outputs, fidelity and timing are reported.
 EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& opts = {});

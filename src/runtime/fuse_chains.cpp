@@ -73,6 +73,16 @@ struct Graph {
   std::set<int> outputs;
   std::vector<std::vector<int>> readers;  // slot -> reading ops
 
+  Graph(const pack::PackedModel& pm_, std::vector<std::vector<int>>& op_in_, std::vector<std::vector<int>>& op_out_,
+        std::vector<bool>& skip_, const std::vector<Tensor>& slots_, const std::vector<bool>& is_const_,
+        const std::vector<int>& output_slots)
+      : pm(pm_), op_in(op_in_), op_out(op_out_), skip(skip_), slots(slots_), is_const(is_const_),
+        outputs(output_slots.begin(), output_slots.end()), readers(slots_.size()) {
+    for (size_t i = 0; i < op_in.size(); ++i)
+      for (int s : op_in[i])
+        if (s >= 0) readers[static_cast<size_t>(s)].push_back(static_cast<int>(i));
+  }
+
   // The single op reading slot s (not a graph output), if it is `op`; else -1.
   int only_reader(int s, const char* op) const {
     if (s < 0 || outputs.count(s) || readers[static_cast<size_t>(s)].size() != 1) return -1;
@@ -116,11 +126,7 @@ int fuse_layernorms(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>
                     std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
                     std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
                     const std::vector<int>& output_slots) {
-  Graph g{pm, op_in, op_out, skip, slots, is_const, {output_slots.begin(), output_slots.end()}, {}};
-  g.readers.assign(slots.size(), {});
-  for (size_t i = 0; i < op_in.size(); ++i)
-    for (int s : op_in[i])
-      if (s >= 0) g.readers[static_cast<size_t>(s)].push_back(static_cast<int>(i));
+  Graph g(pm, op_in, op_out, skip, slots, is_const, output_slots);
   int fused = 0;
   for (size_t i0 = 0; i0 < ops.size(); ++i0) {
     const int i = static_cast<int>(i0);
@@ -168,11 +174,7 @@ int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& op
                std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out, std::vector<bool>& skip,
                const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
                const std::vector<int>& output_slots, kernels::Isa isa) {
-  Graph g{pm, op_in, op_out, skip, slots, is_const, {output_slots.begin(), output_slots.end()}, {}};
-  g.readers.assign(slots.size(), {});
-  for (size_t i = 0; i < op_in.size(); ++i)
-    for (int s : op_in[i])
-      if (s >= 0) g.readers[static_cast<size_t>(s)].push_back(static_cast<int>(i));
+  Graph g(pm, op_in, op_out, skip, slots, is_const, output_slots);
   int fused = 0;
   for (size_t i0 = 0; i0 < ops.size(); ++i0) {
     const int dv = static_cast<int>(i0);

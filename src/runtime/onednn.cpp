@@ -55,6 +55,20 @@ class OmpThreads {
   int prev_ = 0, n_ = 0;
 };
 
+// The index in `have` of the weights in the format `want` a primitive asked for, reordering the
+// user's weights (`user` layout at `data`) into it the first time.
+size_t weights_in(const memory::desc& want, const memory::desc& user, const float* data, std::vector<memory>& have,
+                  dnnl::stream& stream) {
+  for (size_t i = 0; i < have.size(); ++i)
+    if (have[i].get_desc() == want) return i;
+  memory src(user, cpu_engine(), const_cast<float*>(data));
+  memory packed(want, cpu_engine());
+  dnnl::reorder(src, packed).execute(stream, src, packed);
+  stream.wait();
+  have.push_back(packed);
+  return have.size() - 1;
+}
+
 }  // namespace
 
 // [N][C][HW] <-> [N][HW][C] (to_cl: NCHW to channels-last).
@@ -154,16 +168,8 @@ void DnnlConv::run(const float* x, bool x_nhwc, int64_t N, int64_t H, int64_t W,
       src_cl = dst_cl = true;
       pd = make(true, true);
     }
-    size_t wi = im.wmem.size();
-    for (size_t i = 0; i < im.wmem.size(); ++i)
-      if (im.wmem[i].get_desc() == pd.weights_desc()) wi = i;
-    if (wi == im.wmem.size()) {
-      memory user({wd, memory::data_type::f32, g.G > 1 ? tag::goihw : tag::oihw}, cpu_engine(), w_.data());
-      memory packed(pd.weights_desc(), cpu_engine());
-      dnnl::reorder(user, packed).execute(im.stream, user, packed);
-      im.stream.wait();
-      im.wmem.push_back(packed);
-    }
+    const size_t wi = weights_in(pd.weights_desc(), {wd, memory::data_type::f32, g.G > 1 ? tag::goihw : tag::oihw},
+                                 w_.data(), im.wmem, im.stream);
     im.prims.push_back(Impl::Prim{N, H, W, x_nhwc, y_nhwc, src_cl, dst_cl, dnnl::convolution_forward(pd),
                                   pd.src_desc(), pd.dst_desc(), wi});
     p = &im.prims.back();
@@ -243,16 +249,8 @@ void DnnlLinear::run(const float* x, int64_t m, float* y, int threads) {
                                                         im.bias.get_desc(), dst)
                     : dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src, wany, dst);
     const dnnl::inner_product_forward::primitive_desc pd(d, im.attr, cpu_engine());
-    size_t wi = im.wmem.size();
-    for (size_t i = 0; i < im.wmem.size(); ++i)
-      if (im.wmem[i].get_desc() == pd.weights_desc()) wi = i;
-    if (wi == im.wmem.size()) {
-      memory user({{n_, k_}, memory::data_type::f32, tag::oi}, cpu_engine(), im.w.data());
-      memory packed(pd.weights_desc(), cpu_engine());
-      dnnl::reorder(user, packed).execute(im.stream, user, packed);
-      im.stream.wait();
-      im.wmem.push_back(packed);
-    }
+    const size_t wi =
+        weights_in(pd.weights_desc(), {{n_, k_}, memory::data_type::f32, tag::oi}, im.w.data(), im.wmem, im.stream);
     if (im.prims.size() >= 8) im.prims.erase(im.prims.begin());  // a few batch sizes at a time
     im.prims.push_back(Impl::Prim{m, dnnl::inner_product_forward(pd), pd.src_desc(), pd.dst_desc(), wi});
     p = &im.prims.back();

@@ -37,19 +37,6 @@ at::Tensor requantized_weight(const at::Tensor& w, const LayerPlan& L, const QSc
   return dequantize(quantize(w, p, s), p, s).reshape(w.sizes());
 }
 
-at::Tensor probe_view(const std::vector<at::Tensor>& outs, bool* classes, const std::string& model) {
-  const at::Tensor& z0 = outs.at(0);
-  *classes = outs.size() == 1 && looks_like_class_scores(z0);
-  if (*classes) return z0.to(at::kFloat);
-  // Any other model: every float output, batch-first, flattened per sample side by side.
-  std::vector<at::Tensor> parts;
-  for (const auto& z : outs)
-    if (at::isFloatingType(z.scalar_type()) && z.dim() >= 1 && z.size(0) == z0.size(0))
-      parts.push_back(z.to(at::kFloat).reshape({z.size(0), -1}));
-  MIXQ_CHECK(!parts.empty(), ErrorKind::kUnsupported, model, ": no float batch-first output to compare");
-  return at::cat(parts, 1);
-}
-
 ProbeMetrics compare_to_float(const at::Tensor& zf, const at::Tensor& z, bool classes, const at::Tensor& labels) {
   ProbeMetrics m;
   at::Tensor zd = z.to(at::kDouble), zfd = zf.to(at::kDouble);
@@ -150,7 +137,7 @@ ProbeMetrics SensitivityProbe::metrics_of(const at::Tensor& z) const { return co
 
 at::Tensor SensitivityProbe::flatten_outputs(const std::vector<at::Tensor>& outs) {
   bool classes = true;
-  at::Tensor z = probe_view(outs, &classes, prepared_.source_path);
+  at::Tensor z = comparable_outputs(outs, &classes, prepared_.source_path);
   classes_ = classes_ && classes;
   return z;
 }

@@ -32,10 +32,7 @@ struct ProbeMetrics {
   double noise = 0, kl = 0, loss = 0, top1 = 0;
 };
 
-// The probe's view of one batch of outputs: one [N, classes] float tensor as is (*classes = true),
-// else every float batch-first output flattened per sample, side by side (*classes = false).
-at::Tensor probe_view(const std::vector<at::Tensor>& outs, bool* classes, const std::string& model);
-// Metrics of outputs z (probe_view) against the float model's zf. With labels (class scores
+// Metrics of outputs z (exec/evaluate.h comparable_outputs) against the float model's zf. With labels (class scores
 // only): cross-entropy and top-1. Without labels: loss = kl, and top1 is the agreement with the
 // float model: % of samples with the same argmax (class scores), or 100 x the mean per-sample
 // cosine similarity (other outputs, where kl = loss = noise).

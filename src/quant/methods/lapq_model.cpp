@@ -18,20 +18,6 @@ namespace mixq {
 namespace {
 constexpr double kNotApplied = std::numeric_limits<double>::quiet_NaN();
 
-// The outputs the loss compares (the sensitivity probe's view, search/probe.h): one [N, classes]
-// tensor as is; else every float batch-first output flattened per sample, side by side.
-at::Tensor output_view(const std::vector<at::Tensor>& outs, bool* classes, const std::string& model) {
-  const at::Tensor& z0 = outs.at(0);
-  *classes = outs.size() == 1 && looks_like_class_scores(z0);
-  if (*classes) return z0.to(at::kFloat);
-  std::vector<at::Tensor> parts;
-  for (const auto& z : outs)
-    if (at::isFloatingType(z.scalar_type()) && z.dim() >= 1 && z.size(0) == z0.size(0))
-      parts.push_back(z.to(at::kFloat).reshape({z.size(0), -1}));
-  MIXQ_CHECK(!parts.empty(), ErrorKind::kUnsupported, model, ": no float batch-first output for LAPQ's loss");
-  return at::cat(parts, 1);
-}
-
 // Cross-entropy with labels; without, KL(float || quantized) of class scores, or the relative
 // output noise ||z - zf||^2 / ||zf||^2 of any other output (the probe's fidelity loss).
 double calibration_loss(const at::Tensor& zf, const at::Tensor& z, bool classes, const at::Tensor& labels) {
@@ -91,7 +77,7 @@ LapqModel::LapqModel(MethodContext& ctx, const Dataset& subset) : ctx_(ctx) {
   for (int64_t b = 0; b < subset.size(); b += o.calib_batch) {
     Batch batch = subset.get(b, std::min(subset.size(), b + o.calib_batch));
     bool classes = true;
-    zf.push_back(output_view(rm_->fp().run(batch.inputs), &classes, qm.graph.source_path));
+    zf.push_back(comparable_outputs(rm_->fp().run(batch.inputs), &classes, qm.graph.source_path));
     classes_ = classes_ && classes;
     if (batch.labels.defined()) labels.push_back(batch.labels);
     inputs_.push_back(std::move(batch.inputs));
@@ -160,7 +146,7 @@ double LapqModel::loss(const std::vector<double>& x) {
   std::vector<at::Tensor> z;
   for (const auto& in : inputs_) {
     bool classes = true;
-    z.push_back(output_view(rm_->quant().run(in), &classes, ctx_.qm.graph.source_path));
+    z.push_back(comparable_outputs(rm_->quant().run(in), &classes, ctx_.qm.graph.source_path));
   }
   ++evals_;
   return calibration_loss(zf_, at::cat(z), classes_, labels_);
