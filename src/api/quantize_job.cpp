@@ -8,6 +8,7 @@
 #include "graph/fold_bn.h"
 #include "exec/fold_constants.h"
 #include "pack/from_qmodel.h"
+#include "quant/multipoint.h"
 #include "quant/qdq.h"
 
 namespace mixq {
@@ -88,6 +89,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
                    embed_scheme_name(L.embed), ", but --method ", job.method, " reconstructs affine weight grids ",
                    "only; use a range method (minmax, mse, percentile) or --embed-scheme none");
     if (m.refine) m.refine(ctx);
+    record_extra_points(r.qmodel, r.plan);  // multipoint's points count in the plan's size and BOPs
     if ((ro.bn_reestimate || ro.bias_tune) && !job.eval.empty()) before_finish = r.qmodel;
     if (ro.bn_reestimate) bn_reestimate(ctx);
     if (ro.bias_tune) bias_tune(ctx);

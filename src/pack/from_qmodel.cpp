@@ -196,13 +196,23 @@ pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
   const Graph& g = qm.graph;
   pack::PackedModel m;
   std::map<std::string, std::string> qweight_node;
+  std::vector<std::pair<const QuantizedWeight*, MultipointLayout>> multipoint;
   for (const auto& w : qm.weights) {
     MIXQ_CHECK(g.is_initializer(w.weight), ErrorKind::kInvalidArgument, "quantized weight '", w.weight,
                "' is not an initializer of ", g.source_path);
     qweight_node[w.weight] = w.node;
-    m.weights.push_back(pack_weight(w));
+    if (w.extra.empty()) {
+      m.weights.push_back(pack_weight(w));
+      continue;
+    }
+    int64_t groups = 1;
+    for (const auto& n : g.nodes)
+      if (n.name == w.node && n.op_type == "Conv" && n.attr("group")) groups = n.attr("group")->i;
+    multipoint.push_back({&w, multipoint_layout(w, groups)});
+    m.weights.push_back(pack_weight(multipoint.back().second.weight));
   }
   pack_graph(g, qweight_node, m);
+  for (const auto& [w, lay] : multipoint) rewrite_multipoint_node(*w, lay, g, m);
   for (const auto& a : qm.activations) {
     pack::QAct q;
     q.tensor = a.tensor;

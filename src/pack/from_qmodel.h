@@ -21,4 +21,19 @@ pack::PackedModel pack_quantized_model(const QuantizedModel& qm);
 // quantizers). So PlanCost::size_bytes predicts the whole file, to a few bytes.
 void count_file_structure(const Graph& g, QuantPlan& plan);
 
+// Multipoint layers (from_qmodel_mp.cpp). The weight with every extra point as one more output
+// channel on the same grid (per-channel scales), `groups` equal groups kept for grouped
+// convolutions; dest[p] is the original channel output channel p adds to (-1: an all-zero
+// padding channel) and main[p] whether it is that channel's own weights.
+struct MultipointLayout {
+  QuantizedWeight weight;
+  std::vector<int64_t> dest;
+  std::vector<bool> main;
+};
+MultipointLayout multipoint_layout(const QuantizedWeight& qw, int64_t groups);
+// Points the layer node at the layout's bias (zeros on the extra channels) and inserts the
+// MultipointSum node that folds the extra channels' outputs back into the node's output.
+void rewrite_multipoint_node(const QuantizedWeight& qw, const MultipointLayout& lay, const Graph& g,
+                             pack::PackedModel& m);
+
 }  // namespace mixq

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include "mixq/error.h"
+#include "quant/multipoint.h"
 #include "quant/quantizer.h"
 #include "quant/rowwise_ref.h"
 
@@ -57,8 +58,12 @@ void quantize_table(const at::Tensor& w, EmbedScheme embed, int bits, QuantizedW
 
 at::Tensor dequantize_weight(const QuantizedWeight& qw) {
   switch (qw.embed) {
-    case EmbedScheme::kNone:
-      return dequantize(qw.codes, qw.params, qw.scheme);
+    case EmbedScheme::kNone: {
+      at::Tensor w = dequantize(qw.codes, qw.params, qw.scheme);
+      // Multipoint levels, added one after another in float32 (the QDQ export's Add chain).
+      for (size_t m = 0; m < qw.extra.size(); ++m) w = w + extra_level_values(qw, m);
+      return w;
+    }
     case EmbedScheme::kCodebook:
       return at::gather(qw.codebook, 1, qw.codes.to(at::kLong));
     case EmbedScheme::kRowwise:

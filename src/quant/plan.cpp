@@ -128,12 +128,15 @@ double layer_size_bits(const LayerPlan& L) {
   if (L.embed != EmbedScheme::kNone)
     return embed_table_bits(L.embed, s.bits, L.weight_shape.at(0), L.params / std::max<int64_t>(L.weight_shape.at(0), 1)) +
            double(L.bias_params) * 32;
-  return double(L.params) * s.bits + double(num_scales(L)) * (32 + (s.symmetric ? 0 : 8)) + double(L.bias_params) * 32;
+  return double(L.params + L.extra_params) * s.bits + double(num_scales(L) + L.extra_points) * (32 + (s.symmetric ? 0 : 8)) +
+         double(L.bias_params) * 32;
 }
 
 double layer_bops(const LayerPlan& L) {
   const int abits = !L.quantize_input ? 32 : L.input_sparq.enabled ? 4 : L.input_scheme.bits;
-  return double(L.macs) * L.weight_scheme.bits * abits;
+  // A multipoint extra point is one more output channel: its MACs in proportion to its weights.
+  const double macs = L.params > 0 ? double(L.macs) * double(L.params + L.extra_params) / double(L.params) : double(L.macs);
+  return macs * L.weight_scheme.bits * abits;
 }
 
 void update_cost(QuantPlan& plan) {
@@ -143,7 +146,7 @@ void update_cost(QuantPlan& plan) {
     bits += layer_size_bits(L);
     float_bits += double(L.params + L.bias_params) * 32;
     wparams += double(L.params);
-    wbits_sum += double(L.params) * L.weight_scheme.bits;
+    wbits_sum += double(L.params + L.extra_params) * L.weight_scheme.bits;
     c.bops += layer_bops(L);
   }
   bits += double(plan.other_bytes + plan.structure_bytes) * 8;
@@ -162,6 +165,10 @@ nlohmann::json plan_to_json(const QuantPlan& plan) {
                         {"weight_shape", L.weight_shape}, {"params", L.params}, {"macs", L.macs},
                         {"pinned", L.pinned}, {"weight_quant", scheme_json(L.weight_scheme, L.weight_range, true)}};
     if (L.embed != EmbedScheme::kNone) j["weight_quant"]["embed_scheme"] = embed_scheme_name(L.embed);
+    if (L.extra_points > 0) {
+      j["weight_quant"]["extra_points"] = L.extra_points;
+      j["weight_quant"]["extra_params"] = L.extra_params;
+    }
     if (L.quantize_input) {
       j["input_quant"] = scheme_json(L.input_scheme, L.input_range, false);
       j["input_quant"]["tensor"] = L.input;
@@ -260,6 +267,10 @@ QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& tmpl, const s
       if (wq.contains("rounding")) L.weight_scheme.rounding = parse_rounding(wq.at("rounding").get<std::string>());
       if (wq.contains("range")) L.weight_range = parse_range_method(wq.at("range").get<std::string>());
       L.embed = parse_embed_scheme(wq.value("embed_scheme", std::string("none")));
+      // What a multipoint run added (cost accounting only: the next run's method decides again).
+      L.extra_points = wq.value("extra_points", int64_t(0));
+      L.extra_params = wq.value("extra_params", int64_t(0));
+      if (L.extra_points < 0 || L.extra_params < 0) fail("layer '" + name + "': extra_points/extra_params must be >= 0");
       L.pinned = jl.value("pinned", L.pinned);
       if (jl.contains("input_quant") && !jl.at("input_quant").is_null() && L.quantize_input) {
         const auto& aq = jl.at("input_quant");

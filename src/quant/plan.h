@@ -38,6 +38,10 @@ struct LayerPlan {
                                 // input_quant.act_scheme ("uniform" when absent)
   bool pinned = false;          // first/last layer kept at 8 bits by default (never an
                                 // embedding table: see is_embedding_table)
+  // Multipoint (quant/multipoint.h): extra points the method added (each one channel's weights at
+  // the layer's bits plus a scale) and the weight values they hold; 0 for every other method.
+  // Written by quantization (record_extra_points), counted by layer_size_bits / layer_bops.
+  int64_t extra_points = 0, extra_params = 0;
 };
 
 struct PlanCost {
@@ -46,7 +50,8 @@ struct PlanCost {
                             // + the file's structure (QuantPlan::structure_bytes)
   int64_t float_bytes = 0;  // the float32 model counted the same way
   double size_ratio = 0;    // size_bytes / float_bytes
-  double avg_wbits = 0;     // params-weighted mean weight bits over quantized layers
+  double avg_wbits = 0;     // params-weighted mean weight bits over quantized layers (multipoint's
+                            // extra points count as the bits they store)
   double bops = 0;          // sum MACs * w_bits * a_bits (float32 layers count 32 x 32)
   double gbops() const { return bops / 1e9; }
 };

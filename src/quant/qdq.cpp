@@ -9,6 +9,8 @@
 
 #include "mixq/error.h"
 #include "quant/qdq.h"
+
+#include "quant/multipoint.h"
 #include "quant/qscheme.h"
 
 namespace mixq {
@@ -404,6 +406,24 @@ std::string emit_weight(Builder& b, const QuantizedWeight& qw, const at::Tensor&
         out = b.node(dst, "Transpose", {out}, name + "_dq", {{"perm", ints_attr(inv)}});
       }
     }
+  }
+  // Multipoint levels (quant/multipoint.h): one DequantizeLinear per level on the layer's grid
+  // (per channel on the extra axis, zero point z), added in level order: exactly the float32 sum
+  // the simulation computes (dequantize_weight).
+  for (size_t m = 0; m < qw.extra.size(); ++m) {
+    const auto& L = qw.extra[m];
+    const std::string lv = name + "_mp" + std::to_string(m);
+    const int64_t ax = qw.extra_axis < 0 ? qw.extra_axis + w.dim() : qw.extra_axis;
+    MIXQ_CHECK(L.codes.sizes() == w.sizes() && L.scale.numel() == w.size(ax), ErrorKind::kInvalidArgument, what,
+               ": multipoint level ", m, " does not match the weight");
+    check_integers(L.codes, static_cast<double>(s.qmin()), static_cast<double>(s.qmax()), what + " multipoint codes");
+    check_scales(L.scale.to(at::kFloat), what + " multipoint scale");
+    const int64_t z = multipoint_zero_point(s);
+    std::string q = b.init(lv + "_quantized", L.codes.to(qtype));
+    std::string sc = b.init(lv + "_scale", L.scale.to(at::kFloat).reshape({-1}));
+    std::string zn = b.init(lv + "_zero_point", at::full({w.size(ax)}, z, at::kLong).to(qtype));
+    std::string d = b.node(dst, "DequantizeLinear", {q, sc, zn}, lv + "_dq", {{"axis", int_attr(ax)}});
+    out = b.node(dst, "Add", {out, d}, lv + "_sum");
   }
   if (w.scalar_type() != at::kFloat)
     out = b.node(dst, "Cast", {out}, name + "_dq_cast",

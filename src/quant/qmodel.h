@@ -28,6 +28,18 @@ struct QuantizedWeight {
   // Use dequantize_weight() rather than dequantize(codes, params, scheme) for any weight.
   EmbedScheme embed = EmbedScheme::kNone;
   at::Tensor offset, codebook;
+  // Multipoint (quant/multipoint.h): extra low-bit points added to some output channels (on
+  // `extra_axis` of the weight). Level m holds every channel's m-th extra point:
+  //   x~ = s * (q - z) + sum_m scale_m[c] * (codes_m - multipoint_zero_point(scheme)),
+  // each level's codes shaped like the weight on the layer's grid; a channel without an m-th point
+  // has scale 1 and codes equal to the zero point (value 0) at that level and used_m[c] = false.
+  struct ExtraLevel {
+    at::Tensor codes;  // float32 integers in [qmin, qmax], weight-shaped
+    at::Tensor scale;  // float32 [C]
+    at::Tensor used;   // bool [C]
+  };
+  std::vector<ExtraLevel> extra;
+  int64_t extra_axis = 0;
 };
 
 struct QuantizedActivation {

@@ -112,6 +112,7 @@ const std::vector<OpRow>& conv_rows();         // ops_conv.cpp (Conv)
 const std::vector<OpRow>& linear_rows();       // ops_linear.cpp (Gemm, MatMul, BN)
 const std::vector<OpRow>& pool_rows();         // ops_pool.cpp (MaxPool, AveragePool)
 const std::vector<OpRow>& tensor_rows();       // ops_tensor.cpp (Shape, Concat)
+const std::vector<OpRow>& multipoint_rows();   // ops_multipoint.cpp (MultipointSum, mixq's own)
 // The row for `op`, or nullptr.
 const OpRow* find_op(const std::string& op);
 std::vector<std::string> supported_ops();

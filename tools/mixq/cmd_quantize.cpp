@@ -29,7 +29,8 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
       ->capture_default_str();
   sub.add_option("--method", job.method,
                  "Quantization method: minmax, mse, percentile, kl (ranges only); adaround, brecq, adaquant "
-                 "(reconstruction on the calibration data); lapq, lapq-init (clipping for the calibration loss)")
+                 "(reconstruction on the calibration data); lapq, lapq-init (clipping for the calibration loss); "
+                 "multipoint (extra low-bit points per output channel)")
       ->check(CLI::IsMember(method_names()))->capture_default_str();
   auto& ro = job.recon;
   sub.add_option("--rec-loss", ro.rec_loss, "AdaRound/BRECQ reconstruction loss: mse or fisher")
@@ -53,6 +54,19 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
       ->check(CLI::IsMember(joint_optimizer_names()))->capture_default_str();
   sub.add_flag("--lapq-bias-corr", ro.lapq_bias_corr,
                "LAPQ: per-channel bias correction after the joint search (kept only if it lowers the loss)");
+  sub.add_option("--mp-extra", ro.mp_extra,
+                 "Multipoint: extra points as a fraction of the output channels (each costs one channel's weights at "
+                 "the layer's bits plus a scale)")
+      ->capture_default_str();
+  sub.add_option("--mp-threshold", ro.mp_threshold,
+                 "Multipoint: no point for a channel whose output error, relative to the layer's mean output "
+                 "energy per channel, is at or below this")
+      ->capture_default_str();
+  sub.add_option("--mp-samples", ro.mp_samples, "Multipoint: calibration samples the output errors run on")
+      ->capture_default_str();
+  sub.add_option("--mp-rounds", ro.mp_rounds, "Multipoint: rounds the budget is handed out in")->capture_default_str();
+  sub.add_option("--mp-max-points", ro.mp_max_points, "Multipoint: extra points per channel at most")
+      ->capture_default_str();
   sub.add_flag("--bn-reestimate", ro.bn_reestimate,
                "Finish with BatchNorm re-estimation: statistics recomputed through the quantized model, refolded");
   sub.add_flag("--bias-tune", ro.bias_tune, "Finish by tuning the biases to the float logits (KL)");

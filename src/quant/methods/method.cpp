@@ -30,6 +30,8 @@ const std::vector<MethodRow>& method_table() {
        refine_lapq},
       {"lapq-init", "LAPQ's Lp clipping at the loss-optimal p alone (no joint search)", R::kMse, R::kMse,
        refine_lapq_init},
+      {"multipoint", "Multipoint: extra low-bit points for the channels with the largest output error (--mp-extra)",
+       R::kMse, R::kMse, refine_multipoint},
   };
   return rows;
 }

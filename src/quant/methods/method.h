@@ -45,6 +45,13 @@ struct ReconOptions {
   int64_t lapq_evals = 0;          // total joint evaluations instead (0: lapq_sweeps sweeps)
   std::string lapq_optimizer = "praxis";  // praxis | bobyqa (NLopt)
   bool lapq_bias_corr = false;     // per-channel bias correction after the joint search
+  // Multipoint (multipoint.cpp): extra points as a fraction of the eligible output channels, the
+  // relative output error below which a channel gets none, calibration samples, rounds, points per channel.
+  double mp_extra = 0.1;
+  double mp_threshold = 0;
+  int64_t mp_samples = 256;
+  int mp_rounds = 8;
+  int mp_max_points = 4;
   int64_t cache_mb = 2048;         // cached unit data kept in memory; the rest spills to a file
   std::string cache_dir;           // spill directory ("" = $TMPDIR or /tmp)
   uint64_t seed = 0;
@@ -86,6 +93,7 @@ void refine_brecq(MethodContext& ctx);      // brecq.cpp: block units
 void refine_adaquant(MethodContext& ctx);   // adaquant.cpp
 void refine_lapq(MethodContext& ctx);       // lapq.cpp: Lp init at p*, then the joint search
 void refine_lapq_init(MethodContext& ctx);  // lapq.cpp: the Lp init at p* alone
+void refine_multipoint(MethodContext& ctx); // multipoint.cpp: extra low-bit points per channel
 void bn_reestimate(MethodContext& ctx);     // bn_reestimate.cpp
 void bias_tune(MethodContext& ctx);         // bias_tune.cpp
 

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/progress.h"
+#include "quant/embed_quant.h"
 #include "quant/methods/fused_quant.h"
 #include "quant/quantizer.h"
 
@@ -118,7 +119,7 @@ void ReconModel::set_bias(const std::string& layer, at::Tensor b) {
 
 at::Tensor ReconModel::dequantized_weight(const std::string& layer) {
   const QuantizedWeight& w = weight(layer);
-  at::Tensor dq = dequantize(w.codes, w.params, w.scheme);
+  at::Tensor dq = dequantize_weight(w);  // with multipoint's extra points, where there are any
   const at::Tensor& orig = qm_.graph.initializers.at(w.weight);
   return dq.reshape(orig.sizes()).to(orig.scalar_type());
 }
