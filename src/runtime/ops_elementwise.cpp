@@ -6,77 +6,13 @@
 
 #include "mixq/error.h"
 #include "kernels/vmath.h"
+#include "runtime/broadcast.h"
 #include "runtime/ops.h"
 #include "runtime/row_reduce.h"
 
 namespace mixq::rt {
 
 namespace {
-
-// Output shape of a numpy broadcast, or a kRuntime error naming both shapes.
-std::vector<int64_t> broadcast_shape(const Op* op, const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
-  const size_t r = std::max(a.size(), b.size());
-  std::vector<int64_t> out(r);
-  for (size_t i = 0; i < r; ++i) {
-    const int64_t da = i + a.size() >= r ? a[i + a.size() - r] : 1;
-    const int64_t db = i + b.size() >= r ? b[i + b.size() - r] : 1;
-    RT_CHECK(da == db || da == 1 || db == 1, op, "shapes ", shape_str(a), " and ", shape_str(b),
-             " do not broadcast");
-    out[i] = da == 1 ? db : da;
-  }
-  return out;
-}
-
-// Element strides of `s` seen through a broadcast to rank r (0 on broadcast dims).
-std::vector<int64_t> bstrides(const std::vector<int64_t>& s, const std::vector<int64_t>& out) {
-  const size_t r = out.size();
-  std::vector<int64_t> st(r, 0);
-  int64_t acc = 1;
-  for (size_t k = s.size(); k-- > 0;) {
-    const size_t i = k + r - s.size();
-    st[i] = s[k] == 1 ? 0 : acc;
-    acc *= s[k];
-  }
-  return st;
-}
-
-// Calls f(out_offset, a_offset, b_offset, len, a_step, b_step) once per row of the last dim
-// (steps are 0 or 1: broadcast or not).
-template <typename F>
-void for_rows(const std::vector<int64_t>& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb, F f) {
-  int64_t n = 1;
-  for (int64_t d : out) n *= d;
-  if (n == 0) return;
-  const size_t r = out.size();
-  const int64_t inner = out[r - 1], ia = sa[r - 1], ib = sb[r - 1];
-  std::vector<int64_t> idx(r, 0);
-  int64_t oa = 0, ob = 0;
-  for (int64_t o = 0; o < n; o += inner) {
-    f(o, oa, ob, inner, ia, ib);
-    for (size_t d = r - 1; d-- > 0;) {
-      ++idx[d];
-      oa += sa[d];
-      ob += sb[d];
-      if (idx[d] < out[d]) break;
-      oa -= sa[d] * out[d];
-      ob -= sb[d] * out[d];
-      idx[d] = 0;
-    }
-  }
-}
-
-// Calls f(out_index, a_index, b_index) over the broadcast, element by element.
-template <typename F>
-void for_broadcast(const std::vector<int64_t>& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb,
-                   F f) {
-  if (out.empty()) {
-    f(0, 0, 0);
-    return;
-  }
-  for_rows(out, sa, sb, [&](int64_t o, int64_t oa, int64_t ob, int64_t len, int64_t ia, int64_t ib) {
-    for (int64_t j = 0; j < len; ++j) f(o + j, oa + j * ia, ob + j * ib);
-  });
-}
 
 enum class Bin { kAdd, kSub, kMul, kDiv, kPow };
 
@@ -135,9 +71,18 @@ class BinaryOp : public Op {
       }
       y.nhwc = a.nhwc || b.nhwc;  // (takes_nhwc: then the other is the same shape or a scalar)
       out[0] = std::move(y);
+    } else if (K == Bin::kPow) {
+      // Pow takes the base's type; the exponent may be float or int64 (ONNX Pow-12+).
+      const bool fa = a.dtype == ElemType::kFloat32, fb = b.dtype == ElemType::kFloat32;
+      Tensor y = fa ? Tensor::floats(shape) : Tensor::ints(shape);
+      for_broadcast(shape, sa, sb, [&](int64_t o, int64_t ia, int64_t ib) {
+        const double e = fb ? double(b.f[static_cast<size_t>(ib)]) : double(b.i[static_cast<size_t>(ib)]);
+        if (fa) y.f[static_cast<size_t>(o)] = static_cast<float>(std::pow(double(a.f[static_cast<size_t>(ia)]), e));
+        else y.i[static_cast<size_t>(o)] = static_cast<int64_t>(std::pow(double(a.i[static_cast<size_t>(ia)]), e));
+      });
+      out[0] = std::move(y);
     } else {
-      RT_CHECK(a.dtype == ElemType::kInt64 && b.dtype == ElemType::kInt64 && K != Bin::kPow, this,
-               "mixed or unsupported element types");
+      RT_CHECK(a.dtype == ElemType::kInt64 && b.dtype == ElemType::kInt64, this, "mixed or unsupported element types");
       Tensor y = Tensor::ints(shape);
       const int64_t *pa = a.i.data(), *pb = b.i.data();
       int64_t* py = y.i.data();
@@ -170,7 +115,7 @@ class BinaryOp : public Op {
   }
 };
 
-enum class Un { kRelu, kSqrt, kErf, kRound, kSigmoid, kTanh, kExp, kNeg, kAbs };
+enum class Un { kRelu, kSqrt, kErf, kRound, kSigmoid, kTanh, kExp, kNeg, kAbs, kReciprocal, kHardSwish };
 
 // Unary elementwise ops read any float layout and keep it (take_input0 copies the form).
 bool float_operand(const std::vector<const Tensor*>& in) {
@@ -212,6 +157,8 @@ class UnaryOp : public Op {
       case Un::kExp: return std::exp(x);
       case Un::kNeg: return -x;
       case Un::kAbs: return std::fabs(x);
+      case Un::kReciprocal: return 1.0f / x;
+      case Un::kHardSwish: return x * std::max(0.0f, std::min(1.0f, x / 6.0f + 0.5f));
     }
     return x;
   }
@@ -226,6 +173,27 @@ class IdentityOp : public Op {
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
     RT_CHECK(!in.empty() && in[0], this, "needs an input");
     out[0] = *in[0];
+    // Dropout's optional mask: inference keeps every element (all true, held as int64 1).
+    if (out.size() > 1) {
+      out[1] = Tensor::ints(in[0]->shape);
+      std::fill(out[1].i.begin(), out[1].i.end(), 1);
+    }
+  }
+};
+
+// HardSigmoid: max(0, min(1, alpha x + beta)).
+class HardSigmoidOp : public Op {
+ public:
+  float alpha = 0.2f, beta = 0.5f;
+  bool may_take_nhwc(size_t idx) const override { return idx == 0; }
+  bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
+    return idx == 0 && float_operand(in);
+  }
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
+    RT_CHECK(!in.empty() && in[0] && in[0]->dtype == ElemType::kFloat32, this, "needs a float32 input");
+    Tensor y = take_input0(in, ctx);
+    for (float& v : y.f) v = std::max(0.0f, std::min(1.0f, alpha * v + beta));
+    out[0] = std::move(y);
   }
 };
 
@@ -265,6 +233,10 @@ class CastOp : public Op {
       Tensor y = Tensor::floats(x.shape);
       if (x.dtype == ElemType::kFloat32) y.f = x.f;
       else for (size_t i = 0; i < x.i.size(); ++i) y.f[i] = static_cast<float>(x.i[i]);
+      out[0] = std::move(y);
+    } else if (to == 9) {  // bool, held as int64 0 / 1
+      Tensor y = Tensor::ints(x.shape);
+      for (size_t i = 0; i < y.i.size(); ++i) y.i[i] = x.dtype == ElemType::kInt64 ? x.i[i] != 0 : x.f[i] != 0.0f;
       out[0] = std::move(y);
     } else {
       Tensor y = Tensor::ints(x.shape);
@@ -348,8 +320,8 @@ std::unique_ptr<Op> make_clip(const BuildCtx& c) {
 std::unique_ptr<Op> make_cast(const BuildCtx& c) {
   auto op = std::make_unique<CastOp>();
   op->to = c.int_attr("to", 1);
-  MIXQ_CHECK(op->to == 1 || op->to == 7 || op->to == 6, ErrorKind::kUnsupported, c.desc, ": Cast to dtype ", op->to,
-             " (the runtime holds float32 and int64 only)");
+  MIXQ_CHECK(op->to == 1 || op->to == 7 || op->to == 6 || op->to == 9, ErrorKind::kUnsupported, c.desc,
+             ": Cast to dtype ", op->to, " (the runtime holds float32 and int64 only; bool as int64 0/1)");
   if (op->to == 6) op->to = 7;  // int32 is held as int64
   return op;
 }
@@ -358,6 +330,13 @@ template <Un K>
 std::unique_ptr<Op> make_unary_isa(const BuildCtx& c) {
   auto op = std::make_unique<UnaryOp<K>>();
   op->isa = c.isa;
+  return op;
+}
+
+std::unique_ptr<Op> make_hard_sigmoid(const BuildCtx& c) {
+  auto op = std::make_unique<HardSigmoidOp>();
+  op->alpha = c.float_attr("alpha", 0.2f);
+  op->beta = c.float_attr("beta", 0.5f);
   return op;
 }
 
@@ -386,6 +365,9 @@ const std::vector<OpRow>& elementwise_rows() {
       {"Exp", make_unary_isa<Un::kExp>, 1},
       {"Neg", make<UnaryOp<Un::kNeg>>, 1},
       {"Abs", make<UnaryOp<Un::kAbs>>, 1},
+      {"Reciprocal", make<UnaryOp<Un::kReciprocal>>, 1},
+      {"HardSwish", make<UnaryOp<Un::kHardSwish>>, 1},
+      {"HardSigmoid", make_hard_sigmoid, 1},
       {"Identity", make<IdentityOp>, 1},
       {"Dropout", make<IdentityOp>, 1},
       {"Clip", make_clip, 1},

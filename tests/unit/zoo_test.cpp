@@ -27,6 +27,9 @@
 #include "exec/shapes.h"
 #include "graph/layers.h"
 #include "exec/fold_constants.h"
+#include "graph/fold_bn.h"
+#include "pack/from_qmodel.h"
+#include "runtime/runtime.h"
 #include "onnx/import.h"
 #include "test_util.h"
 
@@ -106,8 +109,44 @@ std::string os_shape(const at::Tensor& t) {
   return os.str();
 }
 
+// Runs the member on its data: through the executor, or packed as `mixq pack --float` does
+// (BatchNorm folded, every weight float) through the runtime. Throws what either throws.
+std::vector<at::Tensor> run_member(const Graph& g, const std::map<std::string, at::Tensor>& data, bool runtime,
+                                   std::string* stage) {
+  std::vector<at::Tensor> inputs;
+  for (const auto& in : g.inputs) inputs.push_back(data.at(in.name));
+  if (!runtime) {
+    *stage = "Executor";
+    Executor ex(g);
+    *stage = "run";
+    return ex.run(inputs);
+  }
+  *stage = "pack";
+  QuantizedModel qm;
+  qm.graph = g;
+  fold_batchnorm(qm.graph);
+  rt::Model m(pack_quantized_model(qm));
+  *stage = "runtime";
+  std::vector<rt::Tensor> xs;
+  for (const auto& t0 : inputs) {
+    const bool f = at::isFloatingType(t0.scalar_type());
+    const at::Tensor t = t0.to(f ? at::kFloat : at::kLong).contiguous();  // int32 / bool held as int64
+    rt::Tensor x;
+    x.shape.assign(t.sizes().begin(), t.sizes().end());
+    if (f) x.f.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    else x.dtype = pack::ElemType::kInt64, x.i.assign(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+    xs.push_back(std::move(x));
+  }
+  std::vector<at::Tensor> outs;
+  for (auto& y : m.run(xs)) {
+    if (y.dtype == pack::ElemType::kFloat32) outs.push_back(at::tensor(y.f, at::kFloat).reshape(y.shape));
+    else outs.push_back(at::tensor(y.i, at::kLong).reshape(y.shape));
+  }
+  return outs;
+}
+
 // One line per problem (empty: the member matches ONNX Runtime).
-std::vector<std::string> compare_with_ort(const nlohmann::json& e, const std::string& path) {
+std::vector<std::string> compare_with_ort(const nlohmann::json& e, const std::string& path, bool runtime = false) {
   std::vector<std::string> problems;
   const double tol = e.value("tolerance", 1e-4);
   auto data = load_npz(source_dir() + "/" + e.at("data").get<std::string>());
@@ -117,19 +156,12 @@ std::vector<std::string> compare_with_ort(const nlohmann::json& e, const std::st
   std::string stage = "load_model";
   try {
     g = load_model(path);
-    std::vector<at::Tensor> inputs;
-    for (const auto& in : g.inputs) {
-      auto it = data.find(in.name);
-      if (it == data.end()) {
+    for (const auto& in : g.inputs)
+      if (!data.count(in.name)) {
         problems.push_back("input '" + in.name + "' is not in " + e.at("data").get<std::string>());
         return problems;
       }
-      inputs.push_back(it->second);
-    }
-    stage = "Executor";
-    Executor ex(g);
-    stage = "run";
-    outs = ex.run(inputs);
+    outs = run_member(g, data, runtime, &stage);
   } catch (const std::exception& err) {
     problems.push_back(stage + ": " + err.what());
     return problems;
@@ -283,6 +315,16 @@ TEST_P(Zoo, FloatOutputsMatchOnnxRuntime) {
   if (!skip.empty()) GTEST_SKIP() << skip;
   if (path.empty()) return;  // failure already reported
   judge(entry(GetParam()), "float_vs_ort", compare_with_ort(entry(GetParam()), path));
+}
+
+// The packed runtime's float path (what `mixq pack --float` / `mixq run` execute) against the
+// same ONNX Runtime references.
+TEST_P(Zoo, PackedRuntimeMatchesOnnxRuntime) {
+  std::string skip;
+  const std::string path = path_or_skip(&skip);
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  if (path.empty()) return;
+  judge(entry(GetParam()), "runtime_vs_ort", compare_with_ort(entry(GetParam()), path, true));
 }
 
 TEST_P(Zoo, LayerInventory) {

@@ -20,7 +20,8 @@ nlohmann::json write_packed(const QuantizeResult& r, const std::string& path) {
   if (!missing.empty()) {
     std::string ops, have;
     for (const auto& [op, node] : missing) ops += (ops.empty() ? "" : ", ") + op + " (node '" + node + "')";
-    for (const auto& s : rt::supported_ops()) have += (have.empty() ? "" : ", ") + s;
+    for (const auto& s : rt::supported_ops())
+      if (s != "MultipointSum") have += (have.empty() ? "" : ", ") + s;  // mixq's own, never in a user's model
     throw Error(ErrorKind::kUnsupported, "cannot pack " + r.plan.model + " for the runtime: it has no " + ops +
                                              " operator (it has: " + have + "); the QDQ export (-o) runs anywhere");
   }
@@ -72,7 +73,8 @@ RunFn setup_pack(CLI::App& sub) {
   sub.add_flag("--float", o->float_model,
                "Pack the prepared float model (BatchNorm folded, nothing quantized): the runtime's fp32 baseline");
   add_global_options(sub, o->g);
-  return [o]() {
+  CLI::Option* calib_opt = sub.get_option("--calib");
+  return [o, calib_opt]() {
     apply_global_options(o->g);
     QuantizeJob& job = o->job;
     job.defaults.wbits = job.search_opts.wbits;
@@ -80,7 +82,9 @@ RunFn setup_pack(CLI::App& sub) {
     MIXQ_CHECK(!same_file(o->out, job.model_path), ErrorKind::kInvalidArgument, "refusing to overwrite the input model '",
                job.model_path, "' with ", o->out);
     if (o->float_model) {
-      job.calib = "fmnist:train:1";  // the plan/calibration result is discarded below
+      // The plan/calibration result is discarded below; the data only gives the input shapes, so
+      // one Fashion-MNIST image unless the user named data of the model's own (not images).
+      if (calib_opt->count() == 0) job.calib = "fmnist:train:1";
       job.eval.clear();
     }
     QuantizeResult r = run_quantize(job);
