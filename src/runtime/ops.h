@@ -112,7 +112,9 @@ const std::vector<OpRow>& conv_rows();         // ops_conv.cpp (Conv)
 const std::vector<OpRow>& linear_rows();       // ops_linear.cpp (Gemm, MatMul, BN)
 const std::vector<OpRow>& pool_rows();         // ops_pool.cpp (MaxPool, AveragePool)
 const std::vector<OpRow>& tensor_rows();       // ops_tensor.cpp (Shape, Concat)
-const std::vector<OpRow>& select_rows();       // ops_select.cpp (Equal, Less, Greater, Where, Max, Min, Expand)
+const std::vector<OpRow>& select_rows();       // ops_select.cpp (Equal, Less, Greater, Where, Max, Min, Expand,
+                                               // ReduceMax, GlobalMaxPool)
+const std::vector<OpRow>& upsample_rows();     // ops_upsample.cpp (Resize, ConvTranspose)
 const std::vector<OpRow>& slice_rows();        // ops_slice.cpp (Slice, Split, ConstantOfShape, Range)
 const std::vector<OpRow>& multipoint_rows();   // ops_multipoint.cpp (MultipointSum, mixq's own)
 // The row for `op`, or nullptr.

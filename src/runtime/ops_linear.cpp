@@ -214,6 +214,8 @@ class BatchNormOp : public Op {
 std::unique_ptr<Op> make_bn(const BuildCtx& c) {
   const pack::Tensor *s = c.const_input(1), *b = c.const_input(2), *m = c.const_input(3), *v = c.const_input(4);
   MIXQ_CHECK(s && b && m && v, ErrorKind::kUnsupported, c.desc, ": BatchNormalization needs stored parameters");
+  MIXQ_CHECK(c.int_attr("training_mode", 0) == 0, ErrorKind::kUnsupported, c.desc,
+             ": training_mode=1 (batch statistics); the runtime runs inference");
   const float eps = c.float_attr("epsilon", 1e-5f);
   auto op = std::make_unique<BatchNormOp>();
   const int64_t C = s->numel();

@@ -1,6 +1,6 @@
 // Comparison and selection operators on broadcast operands: Equal / Less / Greater (bool results
 // held as int64 0 / 1, the runtime's two element types being float32 and int64), Where, the
-// variadic Max / Min, and Expand. Attention masks and one-hot encodings in exported transformers
+// variadic Max / Min, Expand, and the max reductions ReduceMax / GlobalMaxPool. Attention masks and one-hot encodings in exported transformers
 // are made of these.
 #include <algorithm>
 #include <cmath>
@@ -121,6 +121,83 @@ class ExpandOp : public Op {
   }
 };
 
+// ReduceMax (axes as attribute, or input 1 from opset 18) and GlobalMaxPool (every axis after
+// the first two, kept as 1s): the largest element, NaN if any is NaN.
+class MaxReduceOp : public Op {
+ public:
+  bool global = false;
+  std::vector<int64_t> axes;
+  int64_t keepdims = 1, noop_empty = 0;
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+    RT_CHECK(!in.empty() && in[0], this, "needs an input");
+    const Tensor& x = *in[0];
+    const int64_t r = x.rank();
+    std::vector<int64_t> ax = axes;
+    if (global) {
+      RT_CHECK(r >= 3, this, "needs an [N, C, ...] input");
+      ax.clear();
+      for (int64_t d = 2; d < r; ++d) ax.push_back(d);
+    } else if (in.size() > 1 && in[1]) {
+      RT_CHECK(in[1]->dtype == ElemType::kInt64, this, "axes must be int64");
+      ax = in[1]->i;
+    }
+    std::vector<bool> red(static_cast<size_t>(r), ax.empty() && !noop_empty);
+    for (int64_t a : ax) {
+      const int64_t n = a < 0 ? a + r : a;
+      RT_CHECK(n >= 0 && n < r, this, "axis ", a, " outside rank ", r);
+      red[static_cast<size_t>(n)] = true;
+    }
+    std::vector<int64_t> shape, ost(static_cast<size_t>(r), 0);
+    for (int64_t d = 0; d < r; ++d) {
+      if (!red[static_cast<size_t>(d)]) shape.push_back(x.shape[static_cast<size_t>(d)]);
+      else if (keepdims || global) shape.push_back(1);
+    }
+    int64_t acc = 1;
+    for (int64_t d = r - 1; d >= 0; --d)
+      if (!red[static_cast<size_t>(d)]) ost[static_cast<size_t>(d)] = acc, acc *= x.shape[static_cast<size_t>(d)];
+    const bool f = x.dtype == ElemType::kFloat32;
+    Tensor y = f ? Tensor::floats(shape) : Tensor::ints(shape);
+    std::vector<char> seen(static_cast<size_t>(y.numel()), 0);
+    std::vector<int64_t> idx(static_cast<size_t>(r), 0);
+    int64_t o = 0;
+    for (int64_t i = 0, n = x.numel(); i < n; ++i) {
+      const size_t oi = static_cast<size_t>(o);
+      if (f) {
+        const float v = x.f[static_cast<size_t>(i)];
+        float& m = y.f[oi];
+        if (!seen[oi]) m = v;
+        else if (!std::isnan(m) && (std::isnan(v) || v > m)) m = v;
+      } else {
+        const int64_t v = x.i[static_cast<size_t>(i)];
+        if (!seen[oi] || v > y.i[oi]) y.i[oi] = v;
+      }
+      seen[oi] = 1;
+      for (int64_t d = r - 1; d >= 0; --d) {
+        const size_t k = static_cast<size_t>(d);
+        ++idx[k];
+        o += ost[k];
+        if (idx[k] < x.shape[k]) break;
+        o -= ost[k] * x.shape[k];
+        idx[k] = 0;
+      }
+    }
+    out[0] = std::move(y);
+  }
+};
+
+std::unique_ptr<Op> make_reduce_max(const BuildCtx& c) {
+  auto op = std::make_unique<MaxReduceOp>();
+  op->axes = c.ints_attr("axes");
+  op->keepdims = c.int_attr("keepdims", 1);
+  op->noop_empty = c.int_attr("noop_with_empty_axes", 0);
+  return op;
+}
+std::unique_ptr<Op> make_global_max_pool(const BuildCtx&) {
+  auto op = std::make_unique<MaxReduceOp>();
+  op->global = true;
+  return op;
+}
+
 template <typename T>
 std::unique_ptr<Op> make(const BuildCtx&) {
   return std::make_unique<T>();
@@ -137,6 +214,8 @@ const std::vector<OpRow>& select_rows() {
       {"Max", make<ExtremumOp<true>>, 1},
       {"Min", make<ExtremumOp<false>>, 1},
       {"Expand", make<ExpandOp>, 2},
+      {"ReduceMax", make_reduce_max, 1},
+      {"GlobalMaxPool", make_global_max_pool, 1},
   };
   return rows;
 }
