@@ -82,8 +82,9 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
     const pack::QWeight* qw = qit == qw_by_node.end() ? nullptr : qit->second;
     if (qw) {
       const bool gather = n.op == "Gather";
-      MIXQ_CHECK(gather || n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul", ErrorKind::kInvalidModel, desc,
-                 " has a quantized weight, but only Conv, Gemm, MatMul and Gather layers can");
+      MIXQ_CHECK(gather || n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul" || n.op == "ConvTranspose",
+                 ErrorKind::kInvalidModel, desc,
+                 " has a quantized weight, but only Conv, ConvTranspose, Gemm, MatMul and Gather layers can");
       MIXQ_CHECK(gather || qw->form == 0, ErrorKind::kInvalidModel, desc, " has a row-wise table weight (form ",
                  int(qw->form), "), which only a Gather reads");
       MIXQ_CHECK(n.inputs[gather ? 0 : 1] == qw->tensor, ErrorKind::kInvalidModel, desc, ": its quantized weight '",

@@ -15,7 +15,9 @@ std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std:
   for (const auto& d : m.inputs) {
     ValueInfo v;
     v.name = d.name;
-    v.dtype = d.dtype == pack::ElemType::kFloat32 ? DType::kFloat : DType::kInt64;
+    // .mxq declares every integer input int64 (the runtime's one integer type); int32 / bool data
+    // for it is widened by to_runtime, so only float inputs pin their dtype here.
+    v.dtype = d.dtype == pack::ElemType::kFloat32 ? DType::kFloat : DType::kUndefined;
     v.has_shape = true;
     v.dims = d.dims;
     v.dim_names.assign(d.dims.size(), "");
