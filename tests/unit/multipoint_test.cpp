@@ -90,7 +90,7 @@ TEST(Multipoint, ResidualNeverGrowsAndLevelsFillPerChannel) {
 }
 
 // A fixture at W3A8 through run_quantize with --method multipoint.
-QuantizeResult quantize_multipoint(const std::string& name, double extra, int64_t samples = 64) {
+QuantizeResult quantize_multipoint(const std::string& name, double extra, int64_t samples = 64, bool grouped = false) {
   QuantizeJob job;
   job.model_path = fixture(name);
   job.calib = "fmnist:train:128";
@@ -100,6 +100,7 @@ QuantizeResult quantize_multipoint(const std::string& name, double extra, int64_
   job.defaults.abits = 8;
   job.recon.mp_extra = extra;
   job.recon.mp_samples = samples;
+  job.recon.mp_grouped = grouped;
   job.qopts.progress = false;
   job.recon.progress = false;
   return run_quantize(job);
@@ -154,8 +155,8 @@ TEST(Multipoint, MethodStaysInBudgetLowersErrorsAndIsCounted) {
 }
 
 // Packed with extra output channels and a MultipointSum: the runtime agrees with the simulation.
-void check_runtime(const std::string& name) {
-  QuantizeResult r = quantize_multipoint(name, 0.2, 32);
+void check_runtime(const std::string& name, bool grouped = false) {
+  QuantizeResult r = quantize_multipoint(name, 0.2, 32, grouped);
   ASSERT_GT(r.method_report["points"].get<int64_t>(), 0) << name;
   TempDir d;
   const std::string path = d.file(name + ".mxq");
@@ -198,7 +199,16 @@ void check_runtime(const std::string& name) {
 }
 
 TEST(Multipoint, RuntimeMatchesSimulationResnet) { check_runtime("fmnist-resnet"); }
-TEST(Multipoint, RuntimeMatchesSimulationDepthwise) { check_runtime("fmnist-mobilenetv2"); }
+TEST(Multipoint, RuntimeMatchesSimulationDepthwise) { check_runtime("fmnist-mobilenetv2", true); }
+TEST(Multipoint, GroupedConvolutionsOnlyWhenAsked) {
+  QuantizeResult r = quantize_multipoint("fmnist-mobilenetv2", 0.1, 32);
+  int grouped_skipped = 0;
+  for (const auto& [layer, why] : r.method_report["skipped"].items())
+    grouped_skipped += why.get<std::string>().find("grouped convolution") == 0;
+  EXPECT_GT(grouped_skipped, 0);
+  for (const auto& [layer, v] : r.method_report["layers"].items())
+    EXPECT_FALSE(r.method_report["skipped"].contains(layer)) << layer;
+}
 TEST(Multipoint, RuntimeMatchesSimulationVit) { check_runtime("fmnist-vit"); }
 
 TEST(Multipoint, CliReportsPointsAndRefusesBadOptions) {

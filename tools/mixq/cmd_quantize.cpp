@@ -67,6 +67,9 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--mp-rounds", ro.mp_rounds, "Multipoint: rounds the budget is handed out in")->capture_default_str();
   sub.add_option("--mp-max-points", ro.mp_max_points, "Multipoint: extra points per channel at most")
       ->capture_default_str();
+  sub.add_flag("--mp-grouped", ro.mp_grouped,
+               "Multipoint: also give grouped/depthwise convolutions points (their packed form leaves the runtime's "
+               "depthwise kernel: much slower)");
   sub.add_flag("--bn-reestimate", ro.bn_reestimate,
                "Finish with BatchNorm re-estimation: statistics recomputed through the quantized model, refolded");
   sub.add_flag("--bias-tune", ro.bias_tune, "Finish by tuning the biases to the float logits (KL)");

@@ -52,6 +52,7 @@ struct ReconOptions {
   int64_t mp_samples = 256;
   int mp_rounds = 8;
   int mp_max_points = 4;
+  bool mp_grouped = false;         // give grouped (depthwise) convolutions points too
   int64_t cache_mb = 2048;         // cached unit data kept in memory; the rest spills to a file
   std::string cache_dir;           // spill directory ("" = $TMPDIR or /tmp)
   uint64_t seed = 0;

@@ -63,11 +63,19 @@ struct MpLayer {
 };
 
 // Why a layer gets no extra points ("" when it can have them).
-std::string ineligible(const LayerInfo& L, const QuantizedWeight& qw, const Graph& g) {
+std::string ineligible(const LayerInfo& L, const QuantizedWeight& qw, const Graph& g, bool grouped) {
   if (qw.embed != EmbedScheme::kNone) return "embedding table (row-wise schemes)";
   if (L.op != "Conv" && L.op != "Gemm" && L.op != "MatMul") return L.op + " layer";
   if (qw.scheme.bits > 8) return std::to_string(qw.scheme.bits) + "-bit weights";
   if (qw.scheme.granularity == Granularity::kPerGroup) return "per-group weights";
+  if (L.op == "Conv" && !grouped) {
+    // Packed, a grouped convolution's extra channels make every group wider (a depthwise layer
+    // gets a channel multiplier), which leaves the runtime's depthwise kernel: measured 21x slower
+    // on the MobileNetV2 fixture (BENCHMARKS.md "Multipoint").
+    for (const auto& n : g.nodes)
+      if (n.name == L.node && n.attr("group") && n.attr("group")->i > 1)
+        return "grouped convolution (--mp-grouped includes it; slow in the packed runtime)";
+  }
   if (L.op == "MatMul" && (L.weight_input != 1 || L.weight_shape.size() != 2))
     return "MatMul whose weight is not a [K, N] right operand";
   if (L.op == "Gemm" && !L.bias.empty()) {
@@ -151,7 +159,7 @@ void refine_multipoint(MethodContext& ctx) {
   int64_t channels = 0;
   for (const auto& info : quantized_layers(ctx)) {
     QuantizedWeight& qw = rm.weight(info.node);
-    const std::string why = ineligible(info, qw, qm.graph);
+    const std::string why = ineligible(info, qw, qm.graph, o.mp_grouped);
     if (!why.empty()) {
       skipped[info.node] = why;
       continue;
