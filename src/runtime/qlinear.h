@@ -2,7 +2,7 @@
 // float: the shared core of Conv (after im2col), Gemm and MatMul with a constant weight. No libtorch.
 //
 // Integer path (activation quantized to <= 8 bits, weight <= 8 bits per-tensor or per-channel on
-// the output axis): x is quantized to codes a = clamp(nearbyint(x / sa) + za, qmin, qmax) - qmin
+// the output axis): x is quantized to codes a = clamp(nearbyint(x * (1 / sa)) + za, qmin, qmax) - qmin
 // (uint8), the weight codes are held as integers w = q - off, and
 //   y[m][n] = sa * sw[n] * (sum_k a*w - za'*sum_k w - zw'[n]*sum_k a + K*za'*zw'[n]) + bias[n]
 // with za' = za - qmin, zw' = zw - off: the simulation's sa*(qa - za) x sw*(qw - zw) summed in
