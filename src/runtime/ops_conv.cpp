@@ -236,15 +236,8 @@ class ConvOp : public Op {
     if (out_form == Form::kCodes) {
       kernels::epilogue_u8(e, out_q, y.u8.data() + (b * P + p0) * O + c0, O, isa);
     } else if (out_form == Form::kNhwcAndCodes) {  // the floats, then the reader's quantize_u8 of them
-      float* f = y.f.data() + (b * P + p0) * O + c0;
-      uint8_t* u = y.u8.data() + (b * P + p0) * O + c0;
-      kernels::epilogue_f32(e, f, O, isa);
-      if (e.n == O) {
-        kernels::quantize_u8(f, e.m * O, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u, isa);
-      } else {
-        for (int64_t i = 0; i < e.m; ++i)
-          kernels::quantize_u8(f + i * O, e.n, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u + i * O, isa);
-      }
+      kernels::epilogue_f32(e, y.f.data() + (b * P + p0) * O + c0, O, isa);
+      quantize_rows(y, (b * P + p0) * O + c0, e.m, e.n);
     } else if (y.nhwc || P == 1) {
       kernels::epilogue_f32(e, y.f.data() + (b * P + p0) * O + c0, O, isa);
     } else {  // NCHW: rows into a scratch block, then scattered with channel stride P
@@ -380,8 +373,7 @@ class ConvOp : public Op {
           ia.stride = C;
           ia.pad = pad_.data();
           if (need_rsum) indirect_row_sums(ia, sc.pix_sum.data() + g * HW, m, sc.rsum.data());
-          kernels::gemm_u8s8_indirect(ia, m, L.B, sc.acc.data(), Og, 1);
-          epilogue_group(L, y, b, p0, m, P, g * Og, sc);
+          gemm_group(L, nullptr, 0, &ia, y, b, p0, m, P, g * Og, sc);
           continue;
         }
         const uint8_t* A = img + p0 * C;
@@ -411,12 +403,54 @@ class ConvOp : public Op {
           A = sc.A.data();
         }
         if (need_rsum) kernels::row_sums_u8(A, m, K, kp, sc.rsum.data(), L.isa);
-        L.gemm(A, kp, m, sc.acc.data(), 1);
-        epilogue_group(L, y, b, p0, m, P, g * Og, sc);
+        gemm_group(L, A, kp, nullptr, y, b, p0, m, P, g * Og, sc);
       }
       }
     }
     return y;
+  }
+
+  // Group g's GEMM (rows A / lda, or the implicit rows `ia`) and epilogue for output rows
+  // [p0, p0 + m): in the GEMM's tiles when the layer has that kernel and the output is rows of y
+  // (codes, channels-last floats, or both: the reader's quantize_u8 of the floats then), else the
+  // sums through sc.acc and emit().
+  void gemm_group(const QLinear& L, const uint8_t* A, int64_t lda, const kernels::IndirectA* ia, Tensor& y,
+                  int64_t b, int64_t p0, int64_t m, int64_t P, int64_t c0, Scratch& sc) const {
+    const bool rows_of_y = out_form == Form::kCodes || out_form == Form::kNhwcAndCodes || y.nhwc || P == 1;
+    if (!L.tile_epilogue || !rows_of_y) {
+      if (ia) kernels::gemm_u8s8_indirect(*ia, m, L.B, sc.acc.data(), L.n, 1);
+      else L.gemm(A, lda, m, sc.acc.data(), 1);
+      epilogue_group(L, y, b, p0, m, P, c0, sc);
+      return;
+    }
+    kernels::EpiRows e = L.epilogue_rows(nullptr, m, L.n, sc.rsum.data());
+    e.act = act;
+    set_sum(e, b, p0, P, c0);
+    const int64_t at = (b * P + p0) * O + c0;
+    kernels::EpiOut out;
+    out.ldy = O;
+    if (out_form == Form::kCodes) {
+      out.q = &out_q;
+      out.u8 = y.u8.data() + at;
+    } else {
+      out.f32 = y.f.data() + at;
+    }
+    if (ia) kernels::gemm_u8s8_indirect_epi(*ia, m, L.B, e, out);
+    else L.gemm_epilogue(A, lda, m, e, out, 1);
+    if (out_form == Form::kNhwcAndCodes) quantize_rows(y, at, m, L.n);
+  }
+
+  // The reader's codes of m rows of n floats of y from flat offset `at` (row stride O).
+  void quantize_rows(Tensor& y, int64_t at, int64_t m, int64_t n) const {
+    const kernels::Isa isa = lin[0].isa;
+    const float* f = y.f.data() + at;
+    uint8_t* u = y.u8.data() + at;
+    if (n == O) {
+      kernels::quantize_u8(f, m * O, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u, isa);
+    } else {
+      for (int64_t i = 0; i < m; ++i)
+        kernels::quantize_u8(f + i * O, n, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u + i * O, isa);
+    }
   }
 
   // Group g's m x Og corrected sums of output rows [p0, p0 + m) in sc.acc (zero-point terms in the
@@ -646,6 +680,7 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       // a framed copy (run_int) instead of the implicit GEMM.
       op->framed = op->G == 1 && L.int_path && Ig % 4 != 0 && Ig <= 16;
       L.release_w8();
+      L.allow_tile_epilogue(c.gemm_epi);
       op->lin.push_back(std::move(L));
     }
   }
