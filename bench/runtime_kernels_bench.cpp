@@ -12,6 +12,10 @@
 //                    16 / 64 / 144, u8 codes out, Relu, column offsets) on AVX-512: the int32 sums
 //                    alone (mode 0), sums then epilogue_u8 as a second pass (1), the epilogue in
 //                    the GEMM's tiles (2, gemm_epi.h)
+//   BM_Depthwise     a 3x3 depthwise layer's sums, all output rows (MobileNetV2 shapes: 96 channels
+//                    at 14x14 stride 1, 64 at 28x28 stride 2, 144 at 56x56 stride 1) on AVX-512:
+//                    tap pairs (vpdpwssd, kernel 0) vs tap quads (vpdpbusd on interleaved rows, 1;
+//                    2: weights beyond int8, split in two vpdpbusd)
 //   BM_LinearInt8 / BM_LinearLowbit  a 256 x 1152 layer (ResNet's 3x3x128 conv) at m = 1..256
 //                    rows, in cache: where the low-bit kernel stops paying (the runtime's rule)
 //   BM_TriadDram / BM_GemvLowbitDram / BM_GemvLowbitF32Dram  the same at 1.5 GiB per array /
@@ -27,6 +31,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/depthwise_u8.h"
 #include "kernels/epilogue.h"
 #include "kernels/gemm_epi.h"
 #include "kernels/gemm_u8s8.h"
@@ -150,6 +155,46 @@ void BM_ConvEpi(benchmark::State& st) {
   st.SetLabel(mode == 0 ? "sums only" : mode == 1 ? "sums + epilogue pass" : "epilogue in tiles");
 }
 BENCHMARK(BM_ConvEpi)->ArgsProduct({{0, 1, 2}, {16, 64, 144}})->Unit(benchmark::kMicrosecond);
+
+void BM_Depthwise(benchmark::State& st) {
+  namespace k = mixq::kernels;
+  if (!k::isa_supported(Isa::kAvx512)) {
+    st.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  const int kernel = static_cast<int>(st.range(0)), shape = static_cast<int>(st.range(1));
+  k::DepthwiseShape s;
+  const int64_t dims[3][3] = {{96, 14, 1}, {64, 28, 2}, {144, 56, 1}};
+  s.C = dims[shape][0];
+  s.H = s.W = dims[shape][1];
+  s.SH = s.SW = dims[shape][2];
+  s.KH = s.KW = 3;
+  s.PT = s.PL = 1;
+  s.OH = s.OW = (s.H + 2 - 3) / s.SH + 1;
+  const int64_t T = 9;
+  std::mt19937 rng(6);
+  std::vector<uint8_t> a(static_cast<size_t>(s.H * s.W * s.C)), zrow(static_cast<size_t>(s.C), 100);
+  std::vector<int16_t> w(static_cast<size_t>(T * s.C));
+  for (auto& v : a) v = static_cast<uint8_t>(rng());
+  // kernel 2: weights beyond int8 (an asymmetric 8-bit grid), the quads' split form
+  for (auto& v : w) v = static_cast<int16_t>(kernel == 2 ? static_cast<int>(rng() % 511) - 255 : static_cast<int>(rng() % 256) - 128);
+  const auto w2 = k::interleave_tap_pairs(w.data(), T, s.C);
+  const auto nz = k::tap_pair_zero_terms(w2.data(), T, s.C, 100);
+  const k::DwQuads q = k::pack_dw_quads(w.data(), s, 100);
+  k::DwQuadRows rows;
+  k::avector<int32_t> acc(static_cast<size_t>(s.OW * s.C));
+  for (auto _ : st) {
+    rows.reset();
+    for (int64_t oy = 0; oy < s.OH; ++oy) {
+      if (kernel == 0) k::depthwise_u8_acc_row_pairs_avx512(a.data(), nz.data(), w2.data(), zrow.data(), s, oy, acc.data());
+      else k::depthwise_u8_acc_row_quads_avx512(a.data(), q, zrow.data(), s, oy, rows, acc.data());
+      benchmark::DoNotOptimize(acc.data());
+    }
+  }
+  st.counters["MAC/s"] = benchmark::Counter(double(s.OH * s.OW * s.C * T), benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(kernel == 0 ? "tap pairs" : kernel == 1 ? "tap quads" : "tap quads, split weights");
+}
+BENCHMARK(BM_Depthwise)->ArgsProduct({{0, 1, 2}, {0, 1, 2}})->Unit(benchmark::kMicrosecond);
 
 // One packed weight per width, shared by every ISA and both kernels (packing 2^28 codes takes a
 // while): n x 16384 with n chosen so the codes fill >= 64 MiB.

@@ -154,6 +154,7 @@ class ConvOp : public Op {
     std::vector<uint8_t> A;            // im2col rows
     std::vector<int32_t> rsum, acc, pix_sum;
     std::vector<float> fbuf;           // NCHW float output: one block of epilogue rows
+    kernels::DwQuadRows dw_rows;       // the tap-quad depthwise kernel's interleaved input rows
   };
   std::vector<Scratch> scratch_;
 
@@ -292,9 +293,10 @@ class ConvOp : public Op {
         Scratch& sc = scratch_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
         const int64_t b = it / blocks, blk = it % blocks;
         sc.acc.resize(static_cast<size_t>(OW * C));
+        sc.dw_rows.reset();  // (interleaved rows of this run's codes only)
         for (int64_t oy = OH * blk / blocks; oy < OH * (blk + 1) / blocks; ++oy) {
-          if (!dw_w2.empty())
-            kernels::depthwise_u8_acc_row_pairs_avx512(codes + b * C * HW, dw_nz.data(), dw_w2.data(), dw_zrow.data(), s, oy,
+          if (!dw_q.w4.empty())
+            kernels::depthwise_u8_acc_row_quads_avx512(codes + b * C * HW, dw_q, dw_zrow.data(), s, oy, sc.dw_rows,
                                                        sc.acc.data());
           else
             kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
@@ -594,8 +596,7 @@ class ConvOp : public Op {
 
  public:
   std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points
-  std::vector<int16_t> dw_w2;   // the same as tap pairs for the AVX-512 kernel (empty: other ISAs)
-  std::vector<int32_t> dw_nz;   // its zero-point terms (kernels::tap_pair_zero_terms)
+  kernels::DwQuads dw_q;        // the tap-quad form (AVX-512; empty: other ISAs)
   std::vector<uint8_t> dw_zrow;  // C codes of 0.0 (taps outside the image)
 
  private:
@@ -661,9 +662,10 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       L.release_w8();
       L.B = kernels::PackedB{};  // the GEMM form: not read by the depthwise kernel
       if (c.isa == kernels::Isa::kAvx512) {
-        op->dw_w2 = kernels::interleave_tap_pairs(op->dw_w16.data(), K, op->O);
-        op->dw_nz = kernels::tap_pair_zero_terms(op->dw_w2.data(), K, op->O, L.za);
         op->dw_zrow.assign(static_cast<size_t>(op->O), static_cast<uint8_t>(L.za));
+        kernels::DepthwiseShape ks;
+        ks.C = op->O; ks.KH = op->kh; ks.KW = op->kw;
+        op->dw_q = kernels::pack_dw_quads(op->dw_w16.data(), ks, L.za);
       }
     }
     op->lin.push_back(std::move(L));

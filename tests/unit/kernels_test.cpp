@@ -77,14 +77,24 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
     ASSERT_GT(s.OH, 0);
     ASSERT_GT(s.OW, 0);
     const int64_t T = c.KH * c.KW;
-    for (int extreme : {0, 1}) {
+    for (int extreme : {0, 1, 2, 3}) {  // 2, 3: weights that fit int8 (one vpdpbusd per tap quad), 3 at its extremes
       SCOPED_TRACE(testing::Message() << "C=" << c.C << " H=" << c.H << " W=" << c.W << " k=" << c.KH << "x" << c.KW
                                       << " extreme=" << extreme);
       std::vector<uint8_t> a(static_cast<size_t>(c.H * c.W * c.C));
       std::vector<int16_t> w(static_cast<size_t>(T * c.C));
-      for (auto& v : a) v = extreme ? 255 : static_cast<uint8_t>(rng());
-      for (auto& v : w) v = extreme ? -255 : static_cast<int16_t>(static_cast<int>(rng() % 511) - 255);
-      const int32_t za = extreme ? 0 : 117;
+      for (auto& v : a) v = extreme == 1 || extreme == 3 ? 255 : static_cast<uint8_t>(rng());
+      for (auto& v : w) {
+        if (extreme == 1) v = -255;
+        else if (extreme == 2) v = static_cast<int16_t>(static_cast<int>(rng() % 256) - 128);
+        else if (extreme == 3) v = rng() % 2 ? -128 : 127;
+        else v = static_cast<int16_t>(static_cast<int>(rng() % 511) - 255);
+      }
+      const int32_t za = extreme == 1 ? 0 : extreme == 3 ? 255 : 117;
+      const bool fits = extreme >= 2;
+      if (fits || c.C * T > 1) ASSERT_EQ(kernels::dw_quads_fit(w.data(), T, c.C), fits);
+      const kernels::DwQuads quads = kernels::pack_dw_quads(w.data(), s, za);  // (split when not fits)
+      EXPECT_EQ(quads.split, !kernels::dw_quads_fit(w.data(), T, c.C));
+      kernels::DwQuadRows qrows;
       std::vector<int32_t> acc(static_cast<size_t>(s.OW * c.C));
       // Every path, every row: the reference's exact sums.
       std::vector<int32_t> want(acc.size()), got(acc.size());
@@ -103,6 +113,9 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
           const auto nz = kernels::tap_pair_zero_terms(w2.data(), T, c.C, za);
           kernels::depthwise_u8_acc_row_pairs_avx512(a.data(), nz.data(), w2.data(), zrow.data(), s, oy, got.data());
           ASSERT_EQ(got, want) << "tap pairs, acc row " << oy;
+          std::fill(got.begin(), got.end(), -1);  // (interleaved rows cached across this image's rows)
+          kernels::depthwise_u8_acc_row_quads_avx512(a.data(), quads, zrow.data(), s, oy, qrows, got.data());
+          ASSERT_EQ(got, want) << "tap quads" << (quads.split ? " (split)" : "") << ", acc row " << oy;
         }
       }
     }
