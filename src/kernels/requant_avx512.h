@@ -3,10 +3,10 @@
 // AVX-512 flags.
 //
 // Differences from the scalar code that cannot change a code:
-//   - vrndscaleps rounds half to even at every magnitude, where round_half_even() first clamps
-//     |t| to 2^22: beyond that both saturate in the final clamp;
-//   - min/max for the final clamp: a NaN becomes lo (code 0), where the scalar cast of NaN - lo
-//     gives INT_MIN, whose low byte is also 0.
+//   - the clamp comes before the rounding (see Requant), where round_half_even() first clamps |t|
+//     to 2^22: beyond that both saturate;
+//   - a NaN becomes lo (code 0), where the scalar cast of NaN - lo gives INT_MIN, whose low byte is
+//     also 0.
 #pragma once
 
 #include <immintrin.h>
@@ -15,25 +15,28 @@
 
 namespace mixq::kernels::avx512 {
 
-inline __m512 round_even16(__m512 t) { return _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-
+// Clamping before rounding gives the same codes as clamping after it: the bounds are integers
+// (in units of the scale, relative to zq) and rounding is monotonic and keeps integers, so
+// clamp(round(t) + zq, lo, hi) = round(clamp(t, lo - zq, hi - zq)) + zq; and the clamped value
+// converts straight to int32 with round-to-nearest-even (no separate rounding, offset and
+// truncation instructions: 5 operations per 16 codes instead of 7).
 struct Requant {
-  __m512 inv, zq, ql, qh, base;
+  __m512 inv, tlo, thi;  // the clamp bounds as t = v * inv values: lo - zq, hi - zq
+  __m512i off;           // zq - grid_lo: the code of t = 0
   Requant(float scale, float zq_, float lo, float hi) : Requant(scale, zq_, lo, hi, lo) {}
   // Codes clamped to [lo, hi] inside the grid whose code 0 is `grid_lo` (lo >= grid_lo; a fused
-  // clamp narrows [lo, hi], epilogue_avx512.cpp).
+  // clamp narrows [lo, hi], epilogue_avx512.h).
   Requant(float scale, float zq_, float lo, float hi, float grid_lo)
-      : inv(_mm512_set1_ps(quant_inv(scale))), zq(_mm512_set1_ps(zq_)), ql(_mm512_set1_ps(lo)),
-        qh(_mm512_set1_ps(hi)), base(_mm512_set1_ps(grid_lo)) {}
+      : inv(_mm512_set1_ps(quant_inv(scale))), tlo(_mm512_set1_ps(lo - zq_)), thi(_mm512_set1_ps(hi - zq_)),
+        off(_mm512_set1_epi32(static_cast<int32_t>(zq_ - grid_lo))) {}
 
   // Codes of the 16 lanes of v (masked-off lanes: don't care).
   __m128i operator()(__m512 v) const { return _mm512_cvtepi32_epi8(codes32(v)); }
 
-  // The same as int32 lanes (0..255).
+  // The same as int32 lanes (0..255). maxps returns its second operand for a NaN: code(lo).
   __m512i codes32(__m512 v) const {
-    const __m512 r = round_even16(_mm512_mul_ps(v, inv));
-    const __m512 c = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, zq), ql), qh);
-    return _mm512_cvttps_epi32(_mm512_sub_ps(c, base));
+    const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), tlo), thi);
+    return _mm512_add_epi32(_mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), off);
   }
 };
 
