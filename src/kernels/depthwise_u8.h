@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels/aligned.h"
+#include "kernels/epilogue.h"
 #include "kernels/isa.h"
 
 namespace mixq::kernels {
@@ -81,5 +82,11 @@ struct DwQuadRows {
 // Output row oy's exact sums into acc [OW][C], as depthwise_u8_acc_row. `zrow`: C bytes of za.
 void depthwise_u8_acc_row_quads_avx512(const uint8_t* a, const DwQuads& q, const uint8_t* zrow,
                                        const DepthwiseShape& s, int64_t oy, DwQuadRows& rows, int32_t* acc);
+// The same sums through the layer's epilogue `e` (kernels/epilogue.h; e.acc unused, e.m = OW rows,
+// e.n = C) in registers, written as codes of `oq` into y [OW][ldy]: epilogue_u8 of the sums,
+// bit for bit, without storing them.
+void depthwise_u8_row_quads_epi_avx512(const uint8_t* a, const DwQuads& q, const uint8_t* zrow,
+                                       const DepthwiseShape& s, int64_t oy, DwQuadRows& rows, const EpiRows& e,
+                                       const OutQuant& oq, uint8_t* y, int64_t ldy);
 
 }  // namespace mixq::kernels

@@ -1,12 +1,16 @@
 // The tap-quad depthwise kernel (depthwise_u8.h; compiled with the AVX-512 flags, called only when
 // the CPU has AVX-512 VNNI): input rows interleaved by groups of four kx taps (16 channels x 4 taps
 // per 64 bytes, built with two rounds of byte / word unpacks), then one vpdpbusd per kernel row and
-// tap group for 16 channels of an output pixel.
+// tap group for 16 channels of an output pixel; the sums are stored, or go through the layer's
+// epilogue in registers (epilogue_avx512.h) straight to codes.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <climits>
 
 #include "kernels/depthwise_u8.h"
+#include "kernels/epilogue_avx512.h"
+#include "kernels/requant_avx512.h"
 
 namespace mixq::kernels {
 
@@ -41,12 +45,12 @@ void build_row(const uint8_t* a, const DwQuads& q, const uint8_t* zrow, const De
 }
 
 // The sums of one output row from the KH interleaved rows `rp`, G = KH * nq tap groups (known at
-// compile time; 0: at run time). 4 output columns at a time with independent sums (one vpdpbusd
-// chain alone would wait out its latency), channel blocks inside, so the sums are written in order
-// (column-major writes across a wide row left the stores waiting on L2). SPLIT: the h and l
-// weights (DwQuads), 2 * sum(a h) + sum(a l).
-template <int G, bool SPLIT>
-void sum_row(const uint8_t* const* rp, const DwQuads& q, const DepthwiseShape& s, int32_t* acc) {
+// compile time; 0: at run time), handed to sink.put(ox, c0, mask, sums). 4 output columns at a
+// time with independent sums (one vpdpbusd chain alone would wait out its latency), channel blocks
+// inside, so the outputs are written in order (column-major writes across a wide row left the
+// stores waiting on L2). SPLIT: the h and l weights (DwQuads), 2 * sum(a h) + sum(a l).
+template <int G, bool SPLIT, typename Sink>
+void sum_row(const uint8_t* const* rp, const DwQuads& q, const DepthwiseShape& s, Sink& sink) {
   const int64_t C = s.C, CB = q.CB, px = q.nq * CB * 64, OW = s.OW, groups = G ? G : q.KH * q.nq;
   const uint8_t* gp[64 * 4];  // tap group g's data for output column 0
   for (int64_t g = 0; g < groups; ++g) gp[g] = rp[g / q.nq] + (g % q.nq) * CB * 64;
@@ -78,37 +82,63 @@ void sum_row(const uint8_t* const* rp, const DwQuads& q, const DepthwiseShape& s
       for (int u = 0; u < u_n; ++u) {
         __m512i v = sum[u];
         if (SPLIT) v = _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(v, 1), lo[u]), nz);
-        _mm512_mask_storeu_epi32(acc + (ox + u) * C + cb * 16, k, v);
+        sink.put(ox + u, cb * 16, k, v);
       }
     }
   }
 }
 
-template <bool SPLIT>
-void sum_row_groups(const uint8_t* const* rp, const DwQuads& q, const DepthwiseShape& s, int32_t* acc) {
+template <bool SPLIT, typename Sink>
+void sum_row_groups(const uint8_t* const* rp, const DwQuads& q, const DepthwiseShape& s, Sink& sink) {
   switch (q.KH * q.nq) {  // 3x3 and 5x5 (two groups per row) kernels, and 1-row kernels up to 4 wide
-    case 1: sum_row<1, SPLIT>(rp, q, s, acc); break;
-    case 3: sum_row<3, SPLIT>(rp, q, s, acc); break;
-    case 10: sum_row<10, SPLIT>(rp, q, s, acc); break;
-    default: sum_row<0, SPLIT>(rp, q, s, acc); break;
+    case 1: sum_row<1, SPLIT>(rp, q, s, sink); break;
+    case 3: sum_row<3, SPLIT>(rp, q, s, sink); break;
+    case 10: sum_row<10, SPLIT>(rp, q, s, sink); break;
+    default: sum_row<0, SPLIT>(rp, q, s, sink); break;
   }
 }
 
-}  // namespace
+template <typename Sink>
+void run_row(const uint8_t* const* rp, const DwQuads& q, const DepthwiseShape& s, Sink& sink) {
+  if (q.split) sum_row_groups<true>(rp, q, s, sink);
+  else sum_row_groups<false>(rp, q, s, sink);
+}
 
-void depthwise_u8_acc_row_quads_avx512(const uint8_t* a, const DwQuads& q, const uint8_t* zrow,
-                                       const DepthwiseShape& s, int64_t oy, DwQuadRows& rows, int32_t* acc) {
+// The int32 sums into acc [OW][C].
+struct StoreAcc {
+  int32_t* acc;
+  int64_t C;
+  void put(int64_t ox, int64_t c0, __mmask16 k, __m512i v) { _mm512_mask_storeu_epi32(acc + ox * C + c0, k, v); }
+};
+
+// The epilogue on the sums in registers (epilogue_avx512.h), codes into y [OW][ldy].
+struct StoreCodes {
+  avx512::EpiVec ev;
+  avx512::Requant rq;
+  uint8_t* y;
+  int64_t ldy;
+  void put(int64_t ox, int64_t c0, __mmask16 k, __m512i v) {
+    const __m128i c = rq(ev.finish16(v, ox, c0, k));
+    if (k == avx512::kAll16) _mm_storeu_si128(reinterpret_cast<__m128i*>(y + ox * ldy + c0), c);
+    else _mm_mask_storeu_epi8(y + ox * ldy + c0, k, c);
+  }
+};
+
+// Row ky's interleaved input row into rp[ky]: found among the slots, else built into a slot no
+// other kernel row of this output row uses (KH slots, at most KH distinct rows needed).
+void rows_for(const uint8_t* a, const DwQuads& q, const uint8_t* zrow, const DepthwiseShape& s, int64_t oy,
+              DwQuadRows& rows, const uint8_t** rp) {
   const int64_t KH = s.KH, row_bytes = s.OW * q.nq * q.CB * 64;
-  if (rows.img != a || rows.row_bytes != row_bytes || static_cast<int64_t>(rows.tag.size()) != KH) {
+  if (rows.row_bytes != row_bytes || static_cast<int64_t>(rows.tag.size()) != KH || rows.pad[0] != zrow[0]) {
     rows.buf.resize(static_cast<size_t>(KH * row_bytes));
     rows.tag.assign(static_cast<size_t>(KH), INT64_MIN);
     rows.pad.assign(static_cast<size_t>(row_bytes), zrow[0]);  // every tap the code of 0.0
-    rows.img = a;
     rows.row_bytes = row_bytes;
   }
-  // Row ky's input row: found among the slots, else built into a slot no other kernel row of this
-  // output row uses (KH slots, at most KH distinct rows needed).
-  const uint8_t* rp[64];
+  if (rows.img != a) {
+    std::fill(rows.tag.begin(), rows.tag.end(), INT64_MIN);
+    rows.img = a;
+  }
   bool used[64] = {};
   int64_t want[64];
   for (int64_t ky = 0; ky < KH; ++ky) {
@@ -135,8 +165,27 @@ void depthwise_u8_acc_row_quads_avx512(const uint8_t* a, const DwQuads& q, const
     for (int64_t k2 = ky + 1; k2 < KH; ++k2)  // (a dilation of 0 rows cannot repeat a row; be safe)
       if (!rp[k2] && want[k2] == want[ky]) rp[k2] = rp[ky];
   }
-  if (q.split) sum_row_groups<true>(rp, q, s, acc);
-  else sum_row_groups<false>(rp, q, s, acc);
+}
+
+}  // namespace
+
+void depthwise_u8_acc_row_quads_avx512(const uint8_t* a, const DwQuads& q, const uint8_t* zrow,
+                                       const DepthwiseShape& s, int64_t oy, DwQuadRows& rows, int32_t* acc) {
+  const uint8_t* rp[64];
+  rows_for(a, q, zrow, s, oy, rows, rp);
+  StoreAcc sink{acc, s.C};
+  run_row(rp, q, s, sink);
+}
+
+void depthwise_u8_row_quads_epi_avx512(const uint8_t* a, const DwQuads& q, const uint8_t* zrow,
+                                       const DepthwiseShape& s, int64_t oy, DwQuadRows& rows, const EpiRows& e,
+                                       const OutQuant& oq, uint8_t* y, int64_t ldy) {
+  const uint8_t* rp[64];
+  rows_for(a, q, zrow, s, oy, rows, rp);
+  avx512::EpiVec ev(e);
+  const avx512::Requant rq = avx512::u8_requant(e, oq, ev);
+  StoreCodes sink{ev, rq, y, ldy};
+  run_row(rp, q, s, sink);
 }
 
 }  // namespace mixq::kernels

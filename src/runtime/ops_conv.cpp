@@ -295,11 +295,6 @@ class ConvOp : public Op {
         sc.acc.resize(static_cast<size_t>(OW * C));
         sc.dw_rows.reset();  // (interleaved rows of this run's codes only)
         for (int64_t oy = OH * blk / blocks; oy < OH * (blk + 1) / blocks; ++oy) {
-          if (!dw_q.w4.empty())
-            kernels::depthwise_u8_acc_row_quads_avx512(codes + b * C * HW, dw_q, dw_zrow.data(), s, oy, sc.dw_rows,
-                                                       sc.acc.data());
-          else
-            kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
           kernels::EpiRows e;
           e.acc = sc.acc.data();
           e.m = OW;
@@ -308,6 +303,16 @@ class ConvOp : public Op {
           e.bias = L0.bias.data();
           e.act = act;
           set_sum(e, b, oy * OW, P, 0);
+          if (!dw_q.w4.empty() && out_form == Form::kCodes) {  // the epilogue in registers, codes out
+            kernels::depthwise_u8_row_quads_epi_avx512(codes + b * C * HW, dw_q, dw_zrow.data(), s, oy, sc.dw_rows,
+                                                       e, out_q, y.u8.data() + (b * P + oy * OW) * O, O);
+            continue;
+          }
+          if (!dw_q.w4.empty())
+            kernels::depthwise_u8_acc_row_quads_avx512(codes + b * C * HW, dw_q, dw_zrow.data(), s, oy, sc.dw_rows,
+                                                       sc.acc.data());
+          else
+            kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
           emit(e, y, b, oy * OW, P, 0, sc);
         }
       }

@@ -95,6 +95,11 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
       const kernels::DwQuads quads = kernels::pack_dw_quads(w.data(), s, za);  // (split when not fits)
       EXPECT_EQ(quads.split, !kernels::dw_quads_fit(w.data(), T, c.C));
       kernels::DwQuadRows qrows;
+      std::vector<float> dw_scale(static_cast<size_t>(c.C)), dw_bias(dw_scale.size()),
+          dw_sum(static_cast<size_t>(s.OW * c.C));
+      for (auto& v : dw_scale) v = 1e-5f * float(1 + rng() % 100);
+      for (auto& v : dw_bias) v = 0.01f * float(int(rng() % 200) - 100);
+      for (auto& v : dw_sum) v = 0.01f * float(int(rng() % 200) - 100);
       std::vector<int32_t> acc(static_cast<size_t>(s.OW * c.C));
       // Every path, every row: the reference's exact sums.
       std::vector<int32_t> want(acc.size()), got(acc.size());
@@ -116,6 +121,29 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
           std::fill(got.begin(), got.end(), -1);  // (interleaved rows cached across this image's rows)
           kernels::depthwise_u8_acc_row_quads_avx512(a.data(), quads, zrow.data(), s, oy, qrows, got.data());
           ASSERT_EQ(got, want) << "tap quads" << (quads.split ? " (split)" : "") << ", acc row " << oy;
+          // The same sums through an epilogue in registers (Relu, or a residual sum then Relu) =
+          // epilogue_u8_ref on the reference sums.
+          for (int with_sum : {0, 1}) {
+            kernels::EpiRows e;
+            e.acc = want.data();
+            e.m = s.OW;
+            e.n = e.lda = c.C;
+            e.scale = dw_scale.data();
+            e.bias = dw_bias.data();
+            e.act = kernels::ActClamp{0.0f, INFINITY};
+            if (with_sum) {
+              e.sum = dw_sum.data();
+              e.lds = c.C;
+              e.post = kernels::ActClamp{0.0f, 6.0f};
+            }
+            const kernels::OutQuant oq{0.02f, 3.0f, 0.0f, 255.0f};
+            const int64_t ldy = c.C + 3;
+            std::vector<uint8_t> cw(static_cast<size_t>(s.OW * ldy), 7), cg(cw.size(), 7);
+            kernels::epilogue_u8_ref(e, oq, cw.data(), ldy);
+            kernels::depthwise_u8_row_quads_epi_avx512(a.data(), quads, zrow.data(), s, oy, qrows, e, oq, cg.data(),
+                                                       ldy);
+            ASSERT_EQ(cg, cw) << "tap quads + epilogue, sum " << with_sum << ", row " << oy;
+          }
         }
       }
     }
