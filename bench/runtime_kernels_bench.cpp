@@ -8,6 +8,14 @@
 //   BM_GemvLowbit    batch-1 integer GEMV on a weight kept at 2-8 bits (gemv_lowbit.h), >= 64 MiB of
 //                    packed codes (k = 16384): bytes of packed weight read per second, vs BM_Triad
 //   BM_GemvLowbitF32 the same with float activations and per-channel dequantization in registers
+//   BM_ConvEpi       a small layer's GEMM and requantizing epilogue (784 pixels x 64 channels, k =
+//                    16 / 64 / 144, u8 codes out, Relu, column offsets) on AVX-512: the int32 sums
+//                    alone (mode 0), sums then epilogue_u8 as a second pass (1), the epilogue in
+//                    the GEMM's tiles (2, gemm_epi.h)
+//   BM_Depthwise     a 3x3 depthwise layer's sums, all output rows (MobileNetV2 shapes: 96 channels
+//                    at 14x14 stride 1, 64 at 28x28 stride 2, 144 at 56x56 stride 1) on AVX-512:
+//                    tap pairs (vpdpwssd, kernel 0) vs tap quads (vpdpbusd on interleaved rows, 1;
+//                    2: weights beyond int8, split in two vpdpbusd)
 //   BM_LinearInt8 / BM_LinearLowbit  a 256 x 1152 layer (ResNet's 3x3x128 conv) at m = 1..256
 //                    rows, in cache: where the low-bit kernel stops paying (the runtime's rule)
 //   BM_TriadDram / BM_GemvLowbitDram / BM_GemvLowbitF32Dram  the same at 1.5 GiB per array /
@@ -23,6 +31,9 @@
 #include <random>
 #include <vector>
 
+#include "kernels/depthwise_u8.h"
+#include "kernels/epilogue.h"
+#include "kernels/gemm_epi.h"
 #include "kernels/gemm_u8s8.h"
 #include "kernels/gemv_lowbit.h"
 #include "kernels/isa.h"
@@ -98,6 +109,92 @@ void BM_GemmU8S8(benchmark::State& st) {
   st.SetLabel(mixq::kernels::isa_name(isa));
 }
 BENCHMARK(BM_GemmU8S8)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
+void BM_ConvEpi(benchmark::State& st) {
+  namespace k = mixq::kernels;
+  if (!k::isa_supported(Isa::kAvx512)) {
+    st.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  const int mode = static_cast<int>(st.range(0));
+  const int64_t m = 784, n = 64, kk = st.range(1), kp = k::gemm_kp(kk);
+  std::mt19937 rng(4);
+  std::vector<int8_t> B(static_cast<size_t>(n * kk));
+  std::vector<uint8_t> A(static_cast<size_t>(m * kp));
+  for (auto& v : B) v = static_cast<int8_t>(rng());
+  for (auto& v : A) v = static_cast<uint8_t>(rng());
+  const auto P = k::pack_b(B.data(), n, kk, Isa::kAvx512);
+  std::vector<int32_t> C(static_cast<size_t>(m * n)), off(n);
+  std::vector<float> scale(n), bias(n);
+  for (int64_t j = 0; j < n; ++j) {
+    off[j] = static_cast<int32_t>(rng() % 2001) - 1000;
+    scale[j] = 1e-4f * float(1 + rng() % 100);
+    bias[j] = 0.01f * float(int(rng() % 200) - 100);
+  }
+  k::EpiRows e;
+  e.acc = C.data();
+  e.m = m;
+  e.n = e.lda = n;
+  e.off = off.data();
+  e.scale = scale.data();
+  e.bias = bias.data();
+  e.act = k::ActClamp{0.0f, INFINITY};
+  const k::OutQuant q{0.05f, 0.0f, 0.0f, 255.0f};
+  std::vector<uint8_t> y(static_cast<size_t>(m * n));
+  for (auto _ : st) {
+    if (mode == 2) {
+      k::gemm_u8s8_epi(A.data(), kp, m, P, e, {&q, y.data(), nullptr, n}, 1);
+    } else {
+      k::gemm_u8s8(A.data(), kp, m, P, C.data(), n, 1);
+      if (mode == 1) k::epilogue_u8(e, q, y.data(), n, Isa::kAvx512);
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(C.data());
+  }
+  st.counters["MAC/s"] = benchmark::Counter(double(m * n * kk), benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(mode == 0 ? "sums only" : mode == 1 ? "sums + epilogue pass" : "epilogue in tiles");
+}
+BENCHMARK(BM_ConvEpi)->ArgsProduct({{0, 1, 2}, {16, 64, 144}})->Unit(benchmark::kMicrosecond);
+
+void BM_Depthwise(benchmark::State& st) {
+  namespace k = mixq::kernels;
+  if (!k::isa_supported(Isa::kAvx512)) {
+    st.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  const int kernel = static_cast<int>(st.range(0)), shape = static_cast<int>(st.range(1));
+  k::DepthwiseShape s;
+  const int64_t dims[3][3] = {{96, 14, 1}, {64, 28, 2}, {144, 56, 1}};
+  s.C = dims[shape][0];
+  s.H = s.W = dims[shape][1];
+  s.SH = s.SW = dims[shape][2];
+  s.KH = s.KW = 3;
+  s.PT = s.PL = 1;
+  s.OH = s.OW = (s.H + 2 - 3) / s.SH + 1;
+  const int64_t T = 9;
+  std::mt19937 rng(6);
+  std::vector<uint8_t> a(static_cast<size_t>(s.H * s.W * s.C)), zrow(static_cast<size_t>(s.C), 100);
+  std::vector<int16_t> w(static_cast<size_t>(T * s.C));
+  for (auto& v : a) v = static_cast<uint8_t>(rng());
+  // kernel 2: weights beyond int8 (an asymmetric 8-bit grid), the quads' split form
+  for (auto& v : w) v = static_cast<int16_t>(kernel == 2 ? static_cast<int>(rng() % 511) - 255 : static_cast<int>(rng() % 256) - 128);
+  const auto w2 = k::interleave_tap_pairs(w.data(), T, s.C);
+  const auto nz = k::tap_pair_zero_terms(w2.data(), T, s.C, 100);
+  const k::DwQuads q = k::pack_dw_quads(w.data(), s, 100);
+  k::DwQuadRows rows;
+  k::avector<int32_t> acc(static_cast<size_t>(s.OW * s.C));
+  for (auto _ : st) {
+    rows.reset();
+    for (int64_t oy = 0; oy < s.OH; ++oy) {
+      if (kernel == 0) k::depthwise_u8_acc_row_pairs_avx512(a.data(), nz.data(), w2.data(), zrow.data(), s, oy, acc.data());
+      else k::depthwise_u8_acc_row_quads_avx512(a.data(), q, zrow.data(), s, oy, rows, acc.data());
+      benchmark::DoNotOptimize(acc.data());
+    }
+  }
+  st.counters["MAC/s"] = benchmark::Counter(double(s.OH * s.OW * s.C * T), benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel(kernel == 0 ? "tap pairs" : kernel == 1 ? "tap quads" : "tap quads, split weights");
+}
+BENCHMARK(BM_Depthwise)->ArgsProduct({{0, 1, 2}, {0, 1, 2}})->Unit(benchmark::kMicrosecond);
 
 // One packed weight per width, shared by every ISA and both kernels (packing 2^28 codes takes a
 // while): n x 16384 with n chosen so the codes fill >= 64 MiB.

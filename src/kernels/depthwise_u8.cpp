@@ -54,4 +54,39 @@ std::vector<int32_t> tap_pair_zero_terms(const int16_t* w2, int64_t taps, int64_
   return nz;
 }
 
+bool dw_quads_fit(const int16_t* w, int64_t taps, int64_t C) {
+  for (int64_t i = 0; i < taps * C; ++i)
+    if (w[i] < -128 || w[i] > 127) return false;
+  return true;
+}
+
+DwQuads pack_dw_quads(const int16_t* w, const DepthwiseShape& s, int32_t za) {
+  DwQuads q;
+  q.C = s.C;
+  q.CB = (s.C + 15) / 16;
+  q.KH = s.KH;
+  q.KW = s.KW;
+  q.nq = (s.KW + 3) / 4;
+  q.split = !dw_quads_fit(w, s.KH * s.KW, s.C);
+  q.w4.assign(static_cast<size_t>(s.KH * q.nq * q.CB * 64), 0);
+  if (q.split) q.w4l.assign(q.w4.size(), 0);
+  q.nz.assign(static_cast<size_t>(q.CB * 16), 0);
+  for (int64_t ky = 0; ky < s.KH; ++ky)
+    for (int64_t kx = 0; kx < s.KW; ++kx)
+      for (int64_t c = 0; c < s.C; ++c) {
+        const int64_t g = ky * q.nq + kx / 4;
+        const int32_t v = w[(ky * s.KW + kx) * s.C + c];
+        const size_t at = static_cast<size_t>(((g * q.CB + c / 16) * 16 + c % 16) * 4 + kx % 4);
+        if (q.split) {
+          const int32_t h = v >= 0 ? v / 2 : -((-v + 1) / 2);  // floor(v / 2)
+          q.w4[at] = static_cast<int8_t>(h);
+          q.w4l[at] = static_cast<int8_t>(v - 2 * h);
+        } else {
+          q.w4[at] = static_cast<int8_t>(v);
+        }
+        q.nz[static_cast<size_t>(c)] -= za * v;
+      }
+  return q;
+}
+
 }  // namespace mixq::kernels

@@ -7,7 +7,7 @@ namespace mixq::kernels {
 void epilogue_f32_ref(const EpiRows& e, float* y, int64_t ldy) { epilogue_f32_body(e, y, ldy); }
 
 void epilogue_u8_ref(const EpiRows& e, const OutQuant& q, uint8_t* y, int64_t ldy) {
-  epilogue_u8_ref_body(e, q, y, ldy);
+  epilogue_u8_body(e, q, y, ldy);
 }
 
 void epilogue_f32(const EpiRows& e, float* y, int64_t ldy, Isa isa) {

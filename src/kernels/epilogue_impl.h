@@ -35,35 +35,21 @@ inline void epilogue_row_values(const EpiRows& e, int64_t i, int64_t j0, int64_t
   }
 }
 
-// The reference u8 epilogue: the values above, then quantize_u8's formula with its division.
-inline void epilogue_u8_ref_body(const EpiRows& e, const OutQuant& q, uint8_t* y, int64_t ldy) {
+// The u8 epilogue: the values above, then quantize_u8's formula, in blocks of 64 channels (the
+// reference, and the compiler-vectorised AVX2 body; AVX-512 has intrinsics).
+inline void epilogue_u8_body(const EpiRows& e, const OutQuant& q, uint8_t* y, int64_t ldy) {
+  const float inv = quant_inv(q.scale);
   float v[64];
   for (int64_t i = 0; i < e.m; ++i)
     for (int64_t j0 = 0; j0 < e.n; j0 += 64) {
       const int64_t w = e.n - j0 < 64 ? e.n - j0 : 64;
       epilogue_row_values(e, i, j0, w, v);
-      for (int64_t j = 0; j < w; ++j) {
-        float c = round_half_even(v[j] / q.scale) + q.zq;
-        c = c < q.lo ? q.lo : (c > q.hi ? q.hi : c);
-        y[i * ldy + j0 + j] = static_cast<uint8_t>(static_cast<int32_t>(c - q.lo));
-      }
+      quantize_u8_body(v, w, inv, q.zq, q.lo, q.hi, y + i * ldy + j0);
     }
 }
 
 inline void epilogue_f32_body(const EpiRows& e, float* y, int64_t ldy) {
   for (int64_t i = 0; i < e.m; ++i) epilogue_row_values(e, i, 0, e.n, y + i * ldy);
-}
-
-// The compiler-vectorised fast u8 body (the AVX2 build; AVX-512 has intrinsics).
-inline void epilogue_u8_fast_body(const EpiRows& e, const OutQuant& q, uint8_t* y, int64_t ldy) {
-  const float inv = 1.0f / q.scale;
-  float v[kQuantChunk];
-  for (int64_t i = 0; i < e.m; ++i)
-    for (int64_t j0 = 0; j0 < e.n; j0 += kQuantChunk) {
-      const int64_t w = e.n - j0 < kQuantChunk ? e.n - j0 : kQuantChunk;
-      epilogue_row_values(e, i, j0, w, v);
-      quantize_chunk(v, w, q.scale, inv, q.zq, q.lo, q.hi, y + i * ldy + j0);
-    }
 }
 
 }  // namespace mixq::kernels

@@ -54,17 +54,12 @@ void gemm_u8s8_ref(const uint8_t* A, int64_t lda, int64_t m, const int8_t* B, in
     }
 }
 
-namespace {
-
-// Threads for m rows of `row_macs` multiply-adds each: at least 16 rows and ~1M multiply-adds per
-// thread, else one (waking a sleeping thread costs tens of microseconds; a small GEMM is done by
-// then).
-int split_threads(int threads, int64_t m, int64_t row_macs) {
+// At least 16 rows and ~1M multiply-adds per thread, else one (waking a sleeping thread costs tens
+// of microseconds; a small GEMM is done by then).
+int gemm_split_threads(int threads, int64_t m, int64_t row_macs) {
   const int64_t by_rows = m / 16, by_work = m * row_macs / (int64_t(1) << 20);
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, std::min(by_rows, by_work))));
 }
-
-}  // namespace
 
 bool indirect_supported(const PackedB& B, int64_t seg) {
   return B.isa == Isa::kAvx512 && seg > 0 && seg % 4 == 0 && B.kp == B.k && B.k % seg == 0;
@@ -85,7 +80,7 @@ void gemm_u8s8_indirect_ref(const IndirectA& a, int64_t m, const int8_t* B, int6
 
 void gemm_u8s8_indirect(const IndirectA& a, int64_t m, const PackedB& B, int32_t* C, int64_t ldc, int threads) {
   MIXQ_ASSERT(indirect_supported(B, a.seg) && a.taps * a.seg == B.k && ldc >= B.n);
-  const int nt = split_threads(threads, m, B.n * B.kp);
+  const int nt = gemm_split_threads(threads, m, B.n * B.kp);
   if (nt <= 1) {
     gemm_u8s8_indirect_avx512(a, 0, m, B, C, ldc);
     return;
@@ -115,7 +110,7 @@ void gemm_u8s8(const uint8_t* A, int64_t lda, int64_t m, const PackedB& B, int32
   MIXQ_ASSERT(lda >= B.kp && ldc >= B.n);
   // Threads split rows when there are enough of them, else the kernels run on one thread (a
   // batch-1 GEMV is memory-bound and small here; fork/join would cost more than it saves).
-  const int nt = split_threads(threads, m, B.n * B.kp);
+  const int nt = gemm_split_threads(threads, m, B.n * B.kp);
   if (nt <= 1) {
     gemm_rows(A, lda, 0, m, B, C, ldc);
     return;

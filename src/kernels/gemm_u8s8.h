@@ -34,6 +34,9 @@ PackedB pack_b(const int8_t* B, int64_t n, int64_t k, Isa isa);
 // over `threads` threads (>= 1).
 void gemm_u8s8(const uint8_t* A, int64_t lda, int64_t m, const PackedB& B, int32_t* C, int64_t ldc, int threads);
 
+// Threads gemm_u8s8 uses for m rows of `row_macs` multiply-adds each (1..threads).
+int gemm_split_threads(int threads, int64_t m, int64_t row_macs);
+
 // Implicit GEMM (a convolution without im2col): row i of A is the concatenation of `taps` segments
 // of `seg` bytes, segment t at base + pix[i * taps + t] * stride, or the `pad` bytes (the code of
 // 0.0) when that index is negative. k = taps * seg must equal B.k, and seg must be a multiple of 4

@@ -5,7 +5,7 @@
 namespace mixq::kernels {
 
 void quantize_u8_ref(const float* x, int64_t n, float scale, float zq, float lo, float hi, uint8_t* out) {
-  MIXQ_QUANTIZE_U8_BODY
+  quantize_u8_body(x, n, quant_inv(scale), zq, lo, hi, out);
 }
 
 void quantize_u8(const float* x, int64_t n, float scale, float zq, float lo, float hi, uint8_t* out, Isa isa) {

@@ -1,7 +1,11 @@
-// Activation quantization to uint8 codes, as the simulation's QuantizeLinear does it in float32:
-//   q = clamp(round_half_even(x / scale) + zq, lo, hi);  out = q - lo  (so signed grids fit uint8)
-// The division is a division (never x * (1 / scale)): every path gives the same codes bit for bit.
-// Paths: the same loop compiled for baseline x86-64, AVX2 and AVX-512 (auto-vectorised). No libtorch.
+// Activation quantization to uint8 codes, the runtime's definition:
+//   q = clamp(round_half_even(x * inv) + zq, lo, hi);  out = q - lo  (so signed grids fit uint8)
+// with inv = quant_inv(scale) = 1.0f / scale, one correctly rounded float. A multiplication, as
+// ONNX Runtime's MLAS requantizes: a vector division costs ~10x a multiplication and bounded every
+// requantizing epilogue. It differs from the simulation's x / scale (QuantizeLinear) only where x /
+// scale lies within ~2 ulp of a tie k + 0.5, by one code (tests/unit/kernels_test.cpp QuantizeU8).
+// Every path (and the fused epilogues, epilogue.h) computes exactly this: same codes bit for bit.
+// Paths: the reference loop; AVX2 (the same loop auto-vectorised); AVX-512 by hand. No libtorch.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +13,9 @@
 #include "kernels/isa.h"
 
 namespace mixq::kernels {
+
+// The reciprocal every path multiplies by.
+inline float quant_inv(float scale) { return 1.0f / scale; }
 
 void quantize_u8(const float* x, int64_t n, float scale, float zq, float lo, float hi, uint8_t* out, Isa isa);
 

@@ -4,7 +4,7 @@
 namespace mixq::kernels {
 
 void quantize_u8_avx2(const float* x, int64_t n, float scale, float zq, float lo, float hi, uint8_t* out) {
-  quantize_u8_fast(x, n, scale, zq, lo, hi, out);
+  quantize_u8_body(x, n, quant_inv(scale), zq, lo, hi, out);
 }
 
 }  // namespace mixq::kernels

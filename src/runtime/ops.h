@@ -23,6 +23,7 @@ struct BuildCtx {
   kernels::Isa isa = kernels::Isa::kRef;
   bool lowbit = true;  // layers may keep < 8-bit weights packed (ModelOptions::lowbit)
   bool dnnl = false;   // float convolutions may run on oneDNN (ModelOptions::dnnl, fused forms only)
+  bool gemm_epi = false;  // integer GEMMs may fuse their epilogue (ModelOptions::gemm_epilogue)
 
   int64_t int_attr(const std::string& k, int64_t def) const;
   float float_attr(const std::string& k, float def) const;

@@ -154,6 +154,7 @@ class ConvOp : public Op {
     std::vector<uint8_t> A;            // im2col rows
     std::vector<int32_t> rsum, acc, pix_sum;
     std::vector<float> fbuf;           // NCHW float output: one block of epilogue rows
+    kernels::DwQuadRows dw_rows;       // the tap-quad depthwise kernel's interleaved input rows
   };
   std::vector<Scratch> scratch_;
 
@@ -236,15 +237,8 @@ class ConvOp : public Op {
     if (out_form == Form::kCodes) {
       kernels::epilogue_u8(e, out_q, y.u8.data() + (b * P + p0) * O + c0, O, isa);
     } else if (out_form == Form::kNhwcAndCodes) {  // the floats, then the reader's quantize_u8 of them
-      float* f = y.f.data() + (b * P + p0) * O + c0;
-      uint8_t* u = y.u8.data() + (b * P + p0) * O + c0;
-      kernels::epilogue_f32(e, f, O, isa);
-      if (e.n == O) {
-        kernels::quantize_u8(f, e.m * O, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u, isa);
-      } else {
-        for (int64_t i = 0; i < e.m; ++i)
-          kernels::quantize_u8(f + i * O, e.n, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u + i * O, isa);
-      }
+      kernels::epilogue_f32(e, y.f.data() + (b * P + p0) * O + c0, O, isa);
+      quantize_rows(y, (b * P + p0) * O + c0, e.m, e.n);
     } else if (y.nhwc || P == 1) {
       kernels::epilogue_f32(e, y.f.data() + (b * P + p0) * O + c0, O, isa);
     } else {  // NCHW: rows into a scratch block, then scattered with channel stride P
@@ -299,12 +293,8 @@ class ConvOp : public Op {
         Scratch& sc = scratch_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
         const int64_t b = it / blocks, blk = it % blocks;
         sc.acc.resize(static_cast<size_t>(OW * C));
+        sc.dw_rows.reset();  // (interleaved rows of this run's codes only)
         for (int64_t oy = OH * blk / blocks; oy < OH * (blk + 1) / blocks; ++oy) {
-          if (!dw_w2.empty())
-            kernels::depthwise_u8_acc_row_pairs_avx512(codes + b * C * HW, dw_nz.data(), dw_w2.data(), dw_zrow.data(), s, oy,
-                                                       sc.acc.data());
-          else
-            kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
           kernels::EpiRows e;
           e.acc = sc.acc.data();
           e.m = OW;
@@ -313,6 +303,16 @@ class ConvOp : public Op {
           e.bias = L0.bias.data();
           e.act = act;
           set_sum(e, b, oy * OW, P, 0);
+          if (!dw_q.w4.empty() && out_form == Form::kCodes) {  // the epilogue in registers, codes out
+            kernels::depthwise_u8_row_quads_epi_avx512(codes + b * C * HW, dw_q, dw_zrow.data(), s, oy, sc.dw_rows,
+                                                       e, out_q, y.u8.data() + (b * P + oy * OW) * O, O);
+            continue;
+          }
+          if (!dw_q.w4.empty())
+            kernels::depthwise_u8_acc_row_quads_avx512(codes + b * C * HW, dw_q, dw_zrow.data(), s, oy, sc.dw_rows,
+                                                       sc.acc.data());
+          else
+            kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
           emit(e, y, b, oy * OW, P, 0, sc);
         }
       }
@@ -380,8 +380,7 @@ class ConvOp : public Op {
           ia.stride = C;
           ia.pad = pad_.data();
           if (need_rsum) indirect_row_sums(ia, sc.pix_sum.data() + g * HW, m, sc.rsum.data());
-          kernels::gemm_u8s8_indirect(ia, m, L.B, sc.acc.data(), Og, 1);
-          epilogue_group(L, y, b, p0, m, P, g * Og, sc);
+          gemm_group(L, nullptr, 0, &ia, y, b, p0, m, P, g * Og, sc);
           continue;
         }
         const uint8_t* A = img + p0 * C;
@@ -411,12 +410,54 @@ class ConvOp : public Op {
           A = sc.A.data();
         }
         if (need_rsum) kernels::row_sums_u8(A, m, K, kp, sc.rsum.data(), L.isa);
-        L.gemm(A, kp, m, sc.acc.data(), 1);
-        epilogue_group(L, y, b, p0, m, P, g * Og, sc);
+        gemm_group(L, A, kp, nullptr, y, b, p0, m, P, g * Og, sc);
       }
       }
     }
     return y;
+  }
+
+  // Group g's GEMM (rows A / lda, or the implicit rows `ia`) and epilogue for output rows
+  // [p0, p0 + m): in the GEMM's tiles when the layer has that kernel and the output is rows of y
+  // (codes, channels-last floats, or both: the reader's quantize_u8 of the floats then), else the
+  // sums through sc.acc and emit().
+  void gemm_group(const QLinear& L, const uint8_t* A, int64_t lda, const kernels::IndirectA* ia, Tensor& y,
+                  int64_t b, int64_t p0, int64_t m, int64_t P, int64_t c0, Scratch& sc) const {
+    const bool rows_of_y = out_form == Form::kCodes || out_form == Form::kNhwcAndCodes || y.nhwc || P == 1;
+    if (!L.tile_epilogue || !rows_of_y) {
+      if (ia) kernels::gemm_u8s8_indirect(*ia, m, L.B, sc.acc.data(), L.n, 1);
+      else L.gemm(A, lda, m, sc.acc.data(), 1);
+      epilogue_group(L, y, b, p0, m, P, c0, sc);
+      return;
+    }
+    kernels::EpiRows e = L.epilogue_rows(nullptr, m, L.n, sc.rsum.data());
+    e.act = act;
+    set_sum(e, b, p0, P, c0);
+    const int64_t at = (b * P + p0) * O + c0;
+    kernels::EpiOut out;
+    out.ldy = O;
+    if (out_form == Form::kCodes) {
+      out.q = &out_q;
+      out.u8 = y.u8.data() + at;
+    } else {
+      out.f32 = y.f.data() + at;
+    }
+    if (ia) kernels::gemm_u8s8_indirect_epi(*ia, m, L.B, e, out);
+    else L.gemm_epilogue(A, lda, m, e, out, 1);
+    if (out_form == Form::kNhwcAndCodes) quantize_rows(y, at, m, L.n);
+  }
+
+  // The reader's codes of m rows of n floats of y from flat offset `at` (row stride O).
+  void quantize_rows(Tensor& y, int64_t at, int64_t m, int64_t n) const {
+    const kernels::Isa isa = lin[0].isa;
+    const float* f = y.f.data() + at;
+    uint8_t* u = y.u8.data() + at;
+    if (n == O) {
+      kernels::quantize_u8(f, m * O, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u, isa);
+    } else {
+      for (int64_t i = 0; i < m; ++i)
+        kernels::quantize_u8(f + i * O, n, out_q.scale, out_q.zq, out_q.lo, out_q.hi, u + i * O, isa);
+    }
   }
 
   // Group g's m x Og corrected sums of output rows [p0, p0 + m) in sc.acc (zero-point terms in the
@@ -560,8 +601,7 @@ class ConvOp : public Op {
 
  public:
   std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points
-  std::vector<int16_t> dw_w2;   // the same as tap pairs for the AVX-512 kernel (empty: other ISAs)
-  std::vector<int32_t> dw_nz;   // its zero-point terms (kernels::tap_pair_zero_terms)
+  kernels::DwQuads dw_q;        // the tap-quad form (AVX-512; empty: other ISAs)
   std::vector<uint8_t> dw_zrow;  // C codes of 0.0 (taps outside the image)
 
  private:
@@ -627,9 +667,10 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       L.release_w8();
       L.B = kernels::PackedB{};  // the GEMM form: not read by the depthwise kernel
       if (c.isa == kernels::Isa::kAvx512) {
-        op->dw_w2 = kernels::interleave_tap_pairs(op->dw_w16.data(), K, op->O);
-        op->dw_nz = kernels::tap_pair_zero_terms(op->dw_w2.data(), K, op->O, L.za);
         op->dw_zrow.assign(static_cast<size_t>(op->O), static_cast<uint8_t>(L.za));
+        kernels::DepthwiseShape ks;
+        ks.C = op->O; ks.KH = op->kh; ks.KW = op->kw;
+        op->dw_q = kernels::pack_dw_quads(op->dw_w16.data(), ks, L.za);
       }
     }
     op->lin.push_back(std::move(L));
@@ -646,6 +687,7 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
       // a framed copy (run_int) instead of the implicit GEMM.
       op->framed = op->G == 1 && L.int_path && Ig % 4 != 0 && Ig <= 16;
       L.release_w8();
+      L.allow_tile_epilogue(c.gemm_epi);
       op->lin.push_back(std::move(L));
     }
   }

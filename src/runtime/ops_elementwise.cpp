@@ -49,7 +49,7 @@ class BinaryOp : public Op {
     const std::vector<int64_t> shape = broadcast_shape(this, a.shape, b.shape);
     const auto sa = bstrides(a.shape, shape), sb = bstrides(b.shape, shape);
     if (a.dtype == ElemType::kFloat32 && b.dtype == ElemType::kFloat32) {
-      Tensor y = Tensor::floats(shape);
+      Tensor y = output_floats(shape, ctx);  // (every element written)
       const float *pa = a.f.data(), *pb = b.f.data();
       float* py = y.f.data();
       if (a.shape == b.shape) {

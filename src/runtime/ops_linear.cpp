@@ -82,9 +82,14 @@ class LinearOp : public Op {
       // same arithmetic as the convolutions' integer path.
       const bool need_rsum = lin.needs_rsum();
       if (need_rsum) kernels::row_sums_u8(A.data(), M, lin.k, kp, rsum.data(), lin.isa);
-      scratch.resize(static_cast<size_t>(M * lin.n));
-      lin.gemm(A.data(), kp, M, scratch.data(), ctx.threads);
-      kernels::epilogue_f32(lin.epilogue_rows(scratch.data(), M, lin.n, rsum.data()), y.f.data(), lin.n, lin.isa);
+      if (lin.tile_epilogue) {  // in the GEMM's tiles: no int32 sums in memory
+        lin.gemm_epilogue(A.data(), kp, M, lin.epilogue_rows(nullptr, M, lin.n, rsum.data()),
+                          {nullptr, nullptr, y.f.data(), lin.n}, ctx.threads);
+      } else {
+        scratch.resize(static_cast<size_t>(M * lin.n));
+        lin.gemm(A.data(), kp, M, scratch.data(), ctx.threads);
+        kernels::epilogue_f32(lin.epilogue_rows(scratch.data(), M, lin.n, rsum.data()), y.f.data(), lin.n, lin.isa);
+      }
     } else {
       std::vector<float> xf, scratch;
       const float* xp = x.f.data();
@@ -166,6 +171,7 @@ std::unique_ptr<Op> make_gemm(const BuildCtx& c) {
     op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa, c.lowbit,
                  c.lowbit);
   op->lin.release_w8();
+  op->lin.allow_tile_epilogue(c.gemm_epi);
   if (c.dnnl && DnnlConv::available()) op->lin.use_onednn();
   return op;
 }
@@ -189,6 +195,7 @@ std::unique_ptr<Op> make_matmul(const BuildCtx& c) {
   op->lin.init(c.qweight, fw, N, K, [N](int64_t j, int64_t i) { return i * N + j; }, 0, 1, c.qact, c.isa, c.lowbit,
                c.lowbit);
   op->lin.release_w8();
+  op->lin.allow_tile_epilogue(c.gemm_epi);
   if (c.dnnl && DnnlConv::available()) op->lin.use_onednn();
   return op;
 }

@@ -36,13 +36,13 @@ class Pool2dOp : public Op {
     return idx == 0 && in[0] && in[0]->dtype == ElemType::kFloat32 && !in[0]->is_codes();
   }
 
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
     RT_CHECK(x.rank() == 4 && x.dtype == ElemType::kFloat32, this, "needs a float [N,C,H,W] input, got ",
              shape_str(x.shape));
     const int64_t NC = x.shape[0] * x.shape[1], H = x.shape[2], W = x.shape[3];
     const int64_t OH = out_size(H, kh, sh, dh, pt, pb), OW = out_size(W, kw, sw, dw, pl, pr);
-    Tensor y = Tensor::floats({x.shape[0], x.shape[1], OH, OW});
+    Tensor y = output_floats({x.shape[0], x.shape[1], OH, OW}, ctx);  // (every element written)
     if (x.nhwc) {
       run_nhwc(x, OH, OW, y);
       out[0] = std::move(y);

@@ -78,7 +78,7 @@ class FlattenOp : public Op {
 class TransposeOp : public Op {
  public:
   std::vector<int64_t> perm;
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
     const int64_t r = x.rank();
     std::vector<int64_t> p = perm;
@@ -92,7 +92,7 @@ class TransposeOp : public Op {
       seen[p[d]] = true;
       shape[d] = x.shape[p[d]];
     }
-    Tensor y = x.dtype == ElemType::kFloat32 ? Tensor::floats(shape) : Tensor::ints(shape);
+    Tensor y = x.dtype == ElemType::kFloat32 ? output_floats(shape, ctx) : Tensor::ints(shape);  // (all written)
     const int64_t n = y.numel();
     if (n == 0) {
       out[0] = std::move(y);
@@ -230,14 +230,14 @@ class GlobalAvgPoolOp : public Op {
   bool takes_nhwc(size_t idx, const std::vector<const Tensor*>& in) const override {
     return idx == 0 && in[0] && !in[0]->is_codes() && in[0]->dtype == ElemType::kFloat32;
   }
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
     RT_CHECK(x.rank() >= 3 && x.dtype == ElemType::kFloat32, this, "needs a float [N,C,...] input, got ",
              shape_str(x.shape));
     std::vector<int64_t> shape(x.shape.begin(), x.shape.begin() + 2);
     int64_t hw = 1;
     for (int64_t d = 2; d < x.rank(); ++d) { hw *= x.shape[d]; shape.push_back(1); }
-    Tensor y = Tensor::floats(shape);
+    Tensor y = output_floats(shape, ctx);  // (every element written)
     if (x.nhwc) {
       // Channels-last: the same per-channel sums in the same order (pixel by pixel), so both layouts
       // give the same bits; the pixel loop outside keeps the reads contiguous.

@@ -27,7 +27,7 @@ class ShapeOp : public Op {
 class ConcatOp : public Op {
  public:
   int64_t axis = 0;
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor* first = nullptr;
     for (const Tensor* t : in)
       if (t) first = first ? first : t;
@@ -50,7 +50,7 @@ class ConcatOp : public Op {
     for (int64_t d = 0; d < ax; ++d) outer *= shape[d];
     for (int64_t d = ax + 1; d < r; ++d) inner *= shape[d];
     const bool f = first->dtype == ElemType::kFloat32;
-    Tensor y = f ? Tensor::floats(shape) : Tensor::ints(shape);
+    Tensor y = f ? output_floats(shape, ctx) : Tensor::ints(shape);  // (every element written)
     int64_t offset = 0;  // along the axis
     for (const Tensor* t : in) {
       if (!t) continue;

@@ -42,8 +42,9 @@ void QLinear::fake_quant_act(const float* x, int64_t numel, float* y) const {
     return;
   }
   const float zq = static_cast<float>(za + aqmin), lo = static_cast<float>(aqmin), hi = static_cast<float>(aqmax);
+  const float inv = kernels::quant_inv(sa);  // the runtime's quantizer (kernels/quantize.h)
   for (int64_t i = 0; i < numel; ++i) {
-    const float q = std::min(std::max(kernels::round_half_even(x[i] / sa) + zq, lo), hi);
+    const float q = std::min(std::max(kernels::round_half_even(x[i] * inv) + zq, lo), hi);
     y[i] = sa * (q - zq);
   }
 }

@@ -2,7 +2,7 @@
 // float: the shared core of Conv (after im2col), Gemm and MatMul with a constant weight. No libtorch.
 //
 // Integer path (activation quantized to <= 8 bits, weight <= 8 bits per-tensor or per-channel on
-// the output axis): x is quantized to codes a = clamp(nearbyint(x / sa) + za, qmin, qmax) - qmin
+// the output axis): x is quantized to codes a = clamp(nearbyint(x * (1 / sa)) + za, qmin, qmax) - qmin
 // (uint8), the weight codes are held as integers w = q - off, and
 //   y[m][n] = sa * sw[n] * (sum_k a*w - za'*sum_k w - zw'[n]*sum_k a + K*za'*zw'[n]) + bias[n]
 // with za' = za - qmin, zw' = zw - off: the simulation's sa*(qa - za) x sw*(qw - zw) summed in
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "kernels/epilogue.h"
+#include "kernels/gemm_epi.h"
 #include "kernels/gemm_u8s8.h"
 #include "kernels/gemv_lowbit.h"
 #include "pack/bitpack.h"
@@ -52,6 +53,7 @@ struct QLinear {
   std::vector<int32_t> zw;       // zw'[n]
   std::vector<int32_t> col_term; // -za' * sum_k w + K * za' * zw'[n]
   bool zw_nonzero = false, col_term_nonzero = false;  // derived from zw / col_term at init
+  bool tile_epilogue = false;  // the epilogue runs in the GEMM's tiles (kernels/gemm_epi.h)
   // float path
   bool float_lowbit = false;     // float low-bit kernel (L with its scales) instead of sgemm on wt
   std::string why_not_lowbit;    // why a quantized weight is held expanded ("" when it is not)
@@ -94,6 +96,15 @@ struct QLinear {
   // col_term (skipped when all 0), zw * rsum (when needs_rsum(); rsum [m]), out_scale, bias.
   // y = out_scale * (acc + col_term - zw * rsum) + bias: kernels/epilogue.h.
   kernels::EpiRows epilogue_rows(const int32_t* acc, int64_t m, int64_t lda, const int32_t* rsum) const;
+  // Lets the int8 GEMM run the epilogue in its tiles where the kernel has it (after init).
+  void allow_tile_epilogue(bool allowed) {
+    tile_epilogue = allowed && int_path && !lowbit && kernels::gemm_epi_supported(B);
+  }
+  // The GEMM and epilogue `e` (from epilogue_rows) in one pass into `out` (tile_epilogue only).
+  void gemm_epilogue(const uint8_t* A, int64_t lda, int64_t m, const kernels::EpiRows& e, const kernels::EpiOut& out,
+                     int threads) const {
+    kernels::gemm_u8s8_epi(A, lda, m, B, e, out, threads);
+  }
   // Moves the float path's weight (wt, bias) to oneDNN: only for a float-path layer whose weight is
   // held as a float copy (not float_lowbit).
   void use_onednn();

@@ -31,6 +31,8 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
   const bool fused = opts.fuse && !env_set("MIXQ_RT_UNFUSED");
   const char* dn = std::getenv("MIXQ_RT_DNNL");
   const bool use_dnnl = fused && opts.dnnl && isa_ != kernels::Isa::kRef && !(dn && std::string(dn) == "0");
+  const char* ge = std::getenv("MIXQ_RT_GEMM_EPI");
+  const bool gemm_epi = opts.gemm_epilogue && !(ge && std::string(ge) == "0");
   std::map<std::string, int> slot;
   std::map<std::string, const pack::Tensor*> consts;
   auto new_slot = [&](const std::string& name) {
@@ -104,7 +106,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
           break;
         }
     }
-    BuildCtx ctx{n, desc, consts, qw, qa, isa_, opts.lowbit, use_dnnl};
+    BuildCtx ctx{n, desc, consts, qw, qa, isa_, opts.lowbit, use_dnnl, gemm_epi};
     std::unique_ptr<Op> op;
     op = row->make(ctx);
     op->desc = desc;

@@ -32,6 +32,10 @@ struct ModelOptions {
   // fused forms only; off (or MIXQ_RT_DNNL=0): our own im2col + sgemm, bit-identical to the
   // reference. oneDNN sums in another order (and with FMA), so outputs differ within float rounding.
   bool dnnl = true;
+  // Integer GEMMs with 8-bit weights run their epilogue inside the register tiles (kernels/gemm_epi.h,
+  // AVX-512) instead of storing int32 sums for a second pass; the same bits either way. Off (or
+  // MIXQ_RT_GEMM_EPI=0): the two passes, for comparisons.
+  bool gemm_epilogue = true;
 };
 
 struct LayerPath {  // which kernel path each quantized layer takes (for --verbose and tests)

@@ -4,7 +4,8 @@
 //   - `nhwc`: a rank-4 float tensor whose memory is [N][H][W][C] while `shape` stays the logical
 //     [N, C, H, W] (convolutions read and write channels-last without transposing);
 //   - codes: `u8` holds the activation codes of the value's reader's quantizer `q`
-//     (code = clamp(round_half_even(x / q.scale) + q.zq, q.lo, q.hi) - q.lo), channels-last.
+//     (code = clamp(round_half_even(x * (1 / q.scale)) + q.zq, q.lo, q.hi) - q.lo: kernels/quantize.h),
+//     channels-last.
 //     Codes only (`f` empty) go to integer layers reading that quantizer and nothing else; a value
 //     with both (`f` channels-last too) also serves float readers (a residual stream read by the
 //     next block's first convolution and by the next residual Add).

@@ -77,14 +77,29 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
     ASSERT_GT(s.OH, 0);
     ASSERT_GT(s.OW, 0);
     const int64_t T = c.KH * c.KW;
-    for (int extreme : {0, 1}) {
+    for (int extreme : {0, 1, 2, 3}) {  // 2, 3: weights that fit int8 (one vpdpbusd per tap quad), 3 at its extremes
       SCOPED_TRACE(testing::Message() << "C=" << c.C << " H=" << c.H << " W=" << c.W << " k=" << c.KH << "x" << c.KW
                                       << " extreme=" << extreme);
       std::vector<uint8_t> a(static_cast<size_t>(c.H * c.W * c.C));
       std::vector<int16_t> w(static_cast<size_t>(T * c.C));
-      for (auto& v : a) v = extreme ? 255 : static_cast<uint8_t>(rng());
-      for (auto& v : w) v = extreme ? -255 : static_cast<int16_t>(static_cast<int>(rng() % 511) - 255);
-      const int32_t za = extreme ? 0 : 117;
+      for (auto& v : a) v = extreme == 1 || extreme == 3 ? 255 : static_cast<uint8_t>(rng());
+      for (auto& v : w) {
+        if (extreme == 1) v = -255;
+        else if (extreme == 2) v = static_cast<int16_t>(static_cast<int>(rng() % 256) - 128);
+        else if (extreme == 3) v = rng() % 2 ? -128 : 127;
+        else v = static_cast<int16_t>(static_cast<int>(rng() % 511) - 255);
+      }
+      const int32_t za = extreme == 1 ? 0 : extreme == 3 ? 255 : 117;
+      const bool fits = extreme >= 2;
+      if (fits || c.C * T > 1) ASSERT_EQ(kernels::dw_quads_fit(w.data(), T, c.C), fits);
+      const kernels::DwQuads quads = kernels::pack_dw_quads(w.data(), s, za);  // (split when not fits)
+      EXPECT_EQ(quads.split, !kernels::dw_quads_fit(w.data(), T, c.C));
+      kernels::DwQuadRows qrows;
+      std::vector<float> dw_scale(static_cast<size_t>(c.C)), dw_bias(dw_scale.size()),
+          dw_sum(static_cast<size_t>(s.OW * c.C));
+      for (auto& v : dw_scale) v = 1e-5f * float(1 + rng() % 100);
+      for (auto& v : dw_bias) v = 0.01f * float(int(rng() % 200) - 100);
+      for (auto& v : dw_sum) v = 0.01f * float(int(rng() % 200) - 100);
       std::vector<int32_t> acc(static_cast<size_t>(s.OW * c.C));
       // Every path, every row: the reference's exact sums.
       std::vector<int32_t> want(acc.size()), got(acc.size());
@@ -103,6 +118,32 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
           const auto nz = kernels::tap_pair_zero_terms(w2.data(), T, c.C, za);
           kernels::depthwise_u8_acc_row_pairs_avx512(a.data(), nz.data(), w2.data(), zrow.data(), s, oy, got.data());
           ASSERT_EQ(got, want) << "tap pairs, acc row " << oy;
+          std::fill(got.begin(), got.end(), -1);  // (interleaved rows cached across this image's rows)
+          kernels::depthwise_u8_acc_row_quads_avx512(a.data(), quads, zrow.data(), s, oy, qrows, got.data());
+          ASSERT_EQ(got, want) << "tap quads" << (quads.split ? " (split)" : "") << ", acc row " << oy;
+          // The same sums through an epilogue in registers (Relu, or a residual sum then Relu) =
+          // epilogue_u8_ref on the reference sums.
+          for (int with_sum : {0, 1}) {
+            kernels::EpiRows e;
+            e.acc = want.data();
+            e.m = s.OW;
+            e.n = e.lda = c.C;
+            e.scale = dw_scale.data();
+            e.bias = dw_bias.data();
+            e.act = kernels::ActClamp{0.0f, INFINITY};
+            if (with_sum) {
+              e.sum = dw_sum.data();
+              e.lds = c.C;
+              e.post = kernels::ActClamp{0.0f, 6.0f};
+            }
+            const kernels::OutQuant oq{0.02f, 3.0f, 0.0f, 255.0f};
+            const int64_t ldy = c.C + 3;
+            std::vector<uint8_t> cw(static_cast<size_t>(s.OW * ldy), 7), cg(cw.size(), 7);
+            kernels::epilogue_u8_ref(e, oq, cw.data(), ldy);
+            kernels::depthwise_u8_row_quads_epi_avx512(a.data(), quads, zrow.data(), s, oy, qrows, e, oq, cg.data(),
+                                                       ldy);
+            ASSERT_EQ(cg, cw) << "tap quads + epilogue, sum " << with_sum << ", row " << oy;
+          }
         }
       }
     }
@@ -393,7 +434,9 @@ TEST(Sgemm, MatchesDoubleReference) {
       }
 }
 
-TEST(QuantizeU8, EveryPathMatchesTheSchemeReference) {
+// quantize_u8 (x * (1/scale)) on every path equals its scalar reference bit for bit, ties and their
+// neighbours included; the reference equals the scheme's x / scale except beside a tie.
+TEST(QuantizeU8, EveryPathMatchesReferenceAndSchemeAwayFromTies) {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0, 3);
   for (float scale : {0.037f, 0.1f, 1.0f / 255, 6.0f / 255, 0.0123457f, 3.0f})
@@ -412,14 +455,25 @@ TEST(QuantizeU8, EveryPathMatchesTheSchemeReference) {
         x[i + 1] = std::nextafter(x[i], 1e9f);
         x[i + 2] = std::nextafter(x[i], -1e9f);
       }
-      for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
-        if (!kernels::isa_supported(isa)) continue;
+      const int64_t n = static_cast<int64_t>(x.size());
+      const float lo = float(sc.qmin()), hi = float(sc.qmax());
+      std::vector<uint8_t> want(x.size());
+      kernels::quantize_u8_ref(x.data(), n, scale, zp, lo, hi, want.data());
+      // The reference multiplies by 1/scale: the scheme's division gives the same code except
+      // within a few ulp of a tie, and then one code apart.
+      for (size_t i = 0; i < x.size(); ++i) {
+        const float sim = ref::quantize_value(x[i], scale, zp, sc), got = float(want[i]) + lo;
+        if (got == sim) continue;
+        const double t = double(x[i]) / scale;
+        ASSERT_EQ(std::fabs(got - sim), 1.0f) << "x=" << x[i] << " scale=" << scale;
+        ASSERT_LT(std::fabs(std::fabs(t - std::nearbyint(t)) - 0.5), 4e-7 * std::fabs(t) + 1e-30)
+            << "x=" << x[i] << " scale=" << scale << ": differs from the scheme away from a tie";
+      }
+      for (auto isa : isas()) {
         std::vector<uint8_t> out(x.size());
-        kernels::quantize_u8(x.data(), static_cast<int64_t>(x.size()), scale, zp, float(sc.qmin()), float(sc.qmax()),
-                             out.data(), isa);
+        kernels::quantize_u8(x.data(), n, scale, zp, lo, hi, out.data(), isa);
         for (size_t i = 0; i < x.size(); ++i)
-          ASSERT_EQ(float(out[i]) + float(sc.qmin()), ref::quantize_value(x[i], scale, zp, sc))
-              << kernels::isa_name(isa) << " x=" << x[i] << " bits=" << bits;
+          ASSERT_EQ(out[i], want[i]) << kernels::isa_name(isa) << " x=" << x[i] << " bits=" << bits;
       }
     }
 }

@@ -55,8 +55,10 @@ pack::QWeight random_qweight(const std::string& node, const std::vector<int64_t>
   return w;
 }
 
+// The runtime's activation quantizer: x times the float reciprocal of the scale (kernels/quantize.h).
 float fake_quant(float x, const pack::QAct& a) {
-  const float q = std::min(std::max(std::nearbyint(x / a.scale) + a.zero_point, float(a.qmin())), float(a.qmax()));
+  const float inv = 1.0f / a.scale;
+  const float q = std::min(std::max(std::nearbyint(x * inv) + a.zero_point, float(a.qmin())), float(a.qmax()));
   return a.scale * (q - a.zero_point);
 }
 
