@@ -71,6 +71,21 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
     pin_warnings.push_back(w);
   }
   if (!pin_warnings.empty()) summary["pinned_warnings"] = pin_warnings;
+  {  // First/last layers left unpinned because they hold most of the weights (quant/plan.h).
+    double total = 0;
+    for (const auto& L : plan.layers) total += double(L.params);
+    nlohmann::json dominant = nlohmann::json::array();
+    for (size_t i = 0; i < plan.layers.size(); ++i) {
+      const LayerPlan& L = plan.layers[i];
+      if ((i == 0 || i + 1 == plan.layers.size()) && !L.pinned && !is_embedding_table(L) &&
+          is_dominant(double(L.params), total)) {
+        log::info("layer '" + L.name + "' holds " + std::to_string(int(std::lround(100 * double(L.params) / total))) +
+                  "% of the weights: not pinned as first/last layer, so the bits it gets decide the average");
+        dominant.push_back(L.name);
+      }
+    }
+    if (!dominant.empty()) summary["unpinned_dominant"] = dominant;
+  }
   std::unique_ptr<Dataset> sub;
   if (calib) sub = head_dataset(*calib, step.sens.samples);
   std::unique_ptr<SensitivityTable> table;

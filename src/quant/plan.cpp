@@ -43,8 +43,12 @@ const LayerPlan* QuantPlan::find(const std::string& name) const {
   return nullptr;
 }
 
+bool is_dominant(double params, double total_params) { return total_params > 0 && params > 0.5 * total_params; }
+
 QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const PlanDefaults& d) {
   QuantPlan plan;
+  double total_params = 0;
+  for (const auto& info : layers) total_params += double(g.initializers.at(info.weight).numel());
   plan.model = g.source_path;
   std::set<std::string> layer_tensors;
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -57,7 +61,8 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
     L.params = g.initializers.at(info.weight).numel();
     L.bias_params = info.bias.empty() ? 0 : g.initializers.at(info.bias).numel();
     L.macs = info.macs;
-    L.pinned = d.pin_bits > 0 && (i == 0 || i + 1 == layers.size()) && !is_embedding_table(L);
+    L.pinned = d.pin_bits > 0 && (i == 0 || i + 1 == layers.size()) && !is_embedding_table(L) &&
+               !is_dominant(double(L.params), total_params);
     L.weight_scheme.bits = L.pinned ? d.pin_bits : d.wbits;
     L.weight_scheme.symmetric = d.wsymmetric;
     L.weight_scheme.granularity = d.granularity;

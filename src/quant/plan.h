@@ -76,7 +76,7 @@ struct QuantPlan {
 };
 
 // Defaults for a fresh plan: every layer at the same precision, first and last layer pinned
-// unless they are embedding tables.
+// unless they are embedding tables or dominant (is_dominant).
 struct PlanDefaults {
   int wbits = 8, abits = 8;
   bool wsymmetric = false, asymmetric_act = true;
@@ -96,6 +96,12 @@ struct PlanDefaults {
 // recommendation / text models it holds nearly every weight (the embedding-bag fixture: 99%), so
 // pinning it would turn any low-bit request into ~8 bits. make_plan never pins one.
 bool is_embedding_table(const LayerPlan& L);
+
+// A layer holding more than half of the quantizable weights. The first/last-layer pin protects
+// small, sensitive layers; one that dominates the model (the MLP fixture's first layer: 85%) is
+// not pinned by default, or no low-bit request could be met (a 4-bit request on the MLP gave 7.2
+// bits). It is listed in the allocation summary (`unpinned_dominant`).
+bool is_dominant(double params, double total_params);
 
 // Pinned layers holding more than `max_share` of the model's weights (params-weighted, the way
 // avg_wbits counts): one message each naming the layer, its share, the average weight bits its
