@@ -56,7 +56,7 @@ class RecurrentOp : public Op {
   // Prepared at load when W / R are stored (or W is a quantized weight): W^T [D][In][G*H] and
   // R^T [D][H][G*H]; else transposed at run time from the inputs.
   std::vector<float> wt, rt;
-  std::vector<int64_t> w_dims, r_dims;
+  std::vector<int64_t> w_dims;  // W's shape when prepared
   bool quantized_w = false;
   const pack::QAct* qact = nullptr;  // X's quantizer, if the layer's input is quantized
 
@@ -309,7 +309,6 @@ std::unique_ptr<Op> make_recurrent(const BuildCtx& c) {
     if (r->dims.size() != 3 || r->dims[0] != op->dirs || r->dims[1] != G * r->dims[2] ||
         r->dtype != pack::ElemType::kFloat32)
       bad("R has shape " + shape_str(r->dims) + "; expected [num_directions, gates*hidden_size, hidden_size]");
-    op->r_dims = r->dims;
     op->rt = transpose_dirs(r->f.data(), r->dims[0], r->dims[1], r->dims[2]);
   }
   return op;
