@@ -52,7 +52,7 @@ const pack::Tensor* BuildCtx::const_input(size_t idx) const {
 
 const OpRow* find_op(const std::string& op) {
   for (const auto* rows : {&elementwise_rows(), &shape_rows(), &conv_rows(), &linear_rows(), &pool_rows(), &tensor_rows(), &select_rows(),
-                            &slice_rows(), &upsample_rows(), &multipoint_rows()})
+                            &slice_rows(), &upsample_rows(), &rnn_rows(), &multipoint_rows()})
     for (const auto& r : *rows)
       if (op == r.op) return &r;
   return nullptr;
@@ -61,7 +61,7 @@ const OpRow* find_op(const std::string& op) {
 std::vector<std::string> supported_ops() {
   std::vector<std::string> v;
   for (const auto* rows : {&elementwise_rows(), &shape_rows(), &conv_rows(), &linear_rows(), &pool_rows(), &tensor_rows(), &select_rows(),
-                            &slice_rows(), &upsample_rows(), &multipoint_rows()})
+                            &slice_rows(), &upsample_rows(), &rnn_rows(), &multipoint_rows()})
     for (const auto& r : *rows) v.push_back(r.op);
   return v;
 }

@@ -117,6 +117,7 @@ const std::vector<OpRow>& select_rows();       // ops_select.cpp (Equal, Less, G
                                                // ReduceMax, GlobalMaxPool)
 const std::vector<OpRow>& upsample_rows();     // ops_upsample.cpp (Resize, ConvTranspose)
 const std::vector<OpRow>& slice_rows();        // ops_slice.cpp (Slice, Split, ConstantOfShape, Range)
+const std::vector<OpRow>& rnn_rows();         // ops_rnn.cpp (LSTM, GRU, RNN)
 const std::vector<OpRow>& multipoint_rows();   // ops_multipoint.cpp (MultipointSum, mixq's own)
 // The row for `op`, or nullptr.
 const OpRow* find_op(const std::string& op);

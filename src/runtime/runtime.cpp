@@ -1,5 +1,6 @@
 #include "runtime/runtime.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -75,7 +76,9 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
       throw Error(ErrorKind::kUnsupported, desc + ": the runtime has no '" + n.op + "' operator (it has: " + list + ")");
     }
     // Structural checks the ops rely on (a hand-made or buggy file must fail here, not crash).
-    MIXQ_CHECK(!n.outputs.empty() && !n.outputs[0].empty(), ErrorKind::kInvalidModel, desc, " has no output");
+    // Some output must be named; not always the first (a recurrent layer may keep only Y_h).
+    MIXQ_CHECK(std::any_of(n.outputs.begin(), n.outputs.end(), [](const std::string& o) { return !o.empty(); }),
+               ErrorKind::kInvalidModel, desc, " has no output");
     MIXQ_CHECK(static_cast<int>(n.inputs.size()) >= row->min_inputs, ErrorKind::kInvalidModel, desc, " has ",
                n.inputs.size(), " inputs, ", n.op, " needs at least ", row->min_inputs);
     for (int k = 0; k < row->min_inputs; ++k)
@@ -84,9 +87,13 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
     const pack::QWeight* qw = qit == qw_by_node.end() ? nullptr : qit->second;
     if (qw) {
       const bool gather = n.op == "Gather";
-      MIXQ_CHECK(gather || n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul" || n.op == "ConvTranspose",
+      // Recurrent layers hold their input weight W (input 1), dequantized at load (ops_rnn.cpp).
+      const bool recurrent = n.op == "LSTM" || n.op == "GRU" || n.op == "RNN";
+      MIXQ_CHECK(gather || recurrent || n.op == "Conv" || n.op == "Gemm" || n.op == "MatMul" ||
+                     n.op == "ConvTranspose",
                  ErrorKind::kInvalidModel, desc,
-                 " has a quantized weight, but only Conv, ConvTranspose, Gemm, MatMul and Gather layers can");
+                 " has a quantized weight, but only Conv, ConvTranspose, Gemm, MatMul, Gather, LSTM, GRU and RNN "
+                 "layers can");
       MIXQ_CHECK(gather || qw->form == 0, ErrorKind::kInvalidModel, desc, " has a row-wise table weight (form ",
                  int(qw->form), "), which only a Gather reads");
       MIXQ_CHECK(n.inputs[gather ? 0 : 1] == qw->tensor, ErrorKind::kInvalidModel, desc, ": its quantized weight '",

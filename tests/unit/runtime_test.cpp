@@ -378,7 +378,7 @@ TEST(Runtime, LoadErrorsNameTheNode) {
   std::mt19937 rng(1);
   bad.nodes[0].inputs = {"x", "weird.w"};
   bad.weights.push_back(random_qweight("weird", {4, 4}, 0, 4, false, rng));
-  expect_invalid(bad, "only Conv, ConvTranspose, Gemm, MatMul and Gather");
+  expect_invalid(bad, "only Conv, ConvTranspose, Gemm, MatMul, Gather, LSTM, GRU and RNN");
   bad.nodes[0].op = "MatMul";
   bad.nodes[0].inputs = {"weird.w", "x"};
   expect_invalid(bad, "must be input 1");
