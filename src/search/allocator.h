@@ -41,6 +41,7 @@ struct SearchOptions {
   double additivity_tol = 0.2;
   int repair_rounds = 2;        // 0: check and report only
   int repair_pairs = 8;         // pairs measured per round
+  std::string floorceil_base = "uniform";  // floorceil: the allocator that sets the weight bits
 };
 
 // What an allocator may use besides the plan. `table` and `measure` are null when the job has no
@@ -76,6 +77,7 @@ void allocate_ip(AllocContext& ctx);
 void allocate_pareto(AllocContext& ctx);
 void allocate_genetic(AllocContext& ctx);
 void allocate_hago(AllocContext& ctx);
+void allocate_floorceil(AllocContext& ctx);  // base allocator, inputs at weight bits
 
 // MixQuant's per-layer choice for one QEM (exposed for tests and the QEM sweep): for every
 // unpinned layer the smallest b in 2..8 with e_b <= qem * e_ref, e_b = MSE(W, DQ(Q_b(W))).
