@@ -42,6 +42,15 @@ struct SearchOptions {
   int repair_rounds = 2;        // 0: check and report only
   int repair_pairs = 8;         // pairs measured per round
   std::string floorceil_base = "uniform";  // floorceil: the allocator that sets the weight bits
+  // fracbits (search/fracbits.h): Adam steps on the bit-widths, its learning rate, the cost
+  // term's weight, calibration samples and batch, initial bits above the budget's uniform bits,
+  // bisection tries for the global offset.
+  int64_t fracbits_iters = 400;
+  double fracbits_lr = 0.01;
+  double fracbits_kappa = 1.0;
+  int64_t fracbits_samples = 1024, fracbits_batch = 64;
+  double fracbits_init_offset = 0.5;
+  int fracbits_bisect_tries = 40;
 };
 
 // What an allocator may use besides the plan. `table` and `measure` are null when the job has no
@@ -55,6 +64,7 @@ struct AllocContext {
   std::function<const SensitivityTable&()> table;
   // Measures a candidate plan on the calibration subset: {top-1 %, mean cross-entropy}.
   std::function<std::pair<double, double>(const QuantPlan&)> measure;
+  const Dataset* calib = nullptr;          // the calibration data (allocators that learn on it)
 };
 
 struct AllocatorRow {
@@ -78,6 +88,7 @@ void allocate_pareto(AllocContext& ctx);
 void allocate_genetic(AllocContext& ctx);
 void allocate_hago(AllocContext& ctx);
 void allocate_floorceil(AllocContext& ctx);  // base allocator, inputs at weight bits
+void allocate_fracbits(AllocContext& ctx);   // search/fracbits.h
 
 // MixQuant's per-layer choice for one QEM (exposed for tests and the QEM sweep): for every
 // unpinned layer the smallest b in 2..8 with e_b <= qem * e_ref, e_b = MSE(W, DQ(Q_b(W))).

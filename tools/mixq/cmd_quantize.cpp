@@ -81,7 +81,8 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
            help + " exported exactly to QDQ (-o) and .mxq (--pack) (docs/embeddings.md)");
   }
   sub.add_option("--search", job.search,
-                 "Bit allocation: uniform, mixquant, ip, pareto, genetic, hago, floorceil (--floorceil-base bits, "
+                 "Bit allocation: uniform, mixquant, ip, pareto, genetic, hago, fracbits (learned fractional bits under a "
+                 "size or BOPs budget), floorceil (--floorceil-base bits, "
                  "inputs at weight bits, then floor/ceil weight rounding for a lower calibration loss)")
       ->capture_default_str();
   auto& fc = job.floorceil;
@@ -98,6 +99,14 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                  "floorceil: gradient + acceptance passes (each a fresh backward pass)")->capture_default_str();
   sub.add_option("--floorceil-halvings", fc.halvings,
                  "floorceil, channel granularity: retries per layer with half the channels")->capture_default_str();
+  auto& so = job.search_opts;
+  sub.add_option("--fracbits-iters", so.fracbits_iters, "fracbits: Adam steps on the bit-widths")->capture_default_str();
+  sub.add_option("--fracbits-lr", so.fracbits_lr, "fracbits: learning rate of the bit-widths")->capture_default_str();
+  sub.add_option("--fracbits-kappa", so.fracbits_kappa, "fracbits: weight of the cost term |cost / budget - 1|")
+      ->capture_default_str();
+  sub.add_option("--fracbits-samples", so.fracbits_samples, "fracbits: calibration samples it learns on (the first ones)")
+      ->capture_default_str();
+  sub.add_option("--fracbits-batch", so.fracbits_batch, "fracbits: samples per step")->capture_default_str();
   sub.add_option("--qem", job.search_opts.qem, "MixQuant quantization error multiplier (>= 1)");
   sub.add_option("--qem-ref-bits", job.search_opts.qem_ref_bits, "MixQuant reference bit-width")->capture_default_str();
   sub.add_option("--qem-ref", job.search_opts.qem_ref,
