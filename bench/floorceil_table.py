@@ -49,9 +49,9 @@ def run(mixq, model, bits, gran, calib, method):
 
 
 def markdown(rows):
-    out = ["| model | bits | calib loss float / nearest / floor-ceil | below float (calib) | test loss float / "
+    out = ["| model | bits | choice per | calib loss float / nearest / floor-ceil | below float (calib) | test loss float / "
            "nearest / floor-ceil | below float (test) | test top-1 float / nearest / floor-ceil | flipped | "
-           "evals | search s |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "evals | search s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, v in rows.items():
         if "error" in v:
             out.append(f"| {k} | error: {v['error']} |")
@@ -60,7 +60,7 @@ def markdown(rows):
         flipped = (f"{v['layers_flipped']}/{v['layers']} layers" if gran == "layer" else
                    f"{v['channels_flipped']}/{v['channels_total']} ch in {v['layers_flipped']} layers")
         below = lambda q, f: "yes" if q < f else "no"
-        out.append(f"| {model} | W{bits}A{bits} | {v['calib_float']:.4f} / {v['calib_nearest']:.4f} / "
+        out.append(f"| {model} | W{bits}A{bits} | {gran} | {v['calib_float']:.4f} / {v['calib_nearest']:.4f} / "
                    f"{v['calib_fc']:.4f} | {below(v['calib_fc'], v['calib_float'])} | {v['test_float']:.4f} / "
                    f"{v['test_nearest']:.4f} / {v['test_fc']:.4f} | {below(v['test_fc'], v['test_float'])} | "
                    f"{v['top1_float']:.2f} / {v['top1_nearest']:.2f} / {v['top1_fc']:.2f} | {flipped} | "
