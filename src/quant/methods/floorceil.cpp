@@ -61,6 +61,10 @@ FloorCeilResult floorceil_rounding(MethodContext& ctx, const FloorCeilOptions& o
              "--floorceil-granularity must be layer or channel (got '", o.granularity, "')");
   MIXQ_CHECK(o.samples >= 1 && o.rounds >= 1 && o.max_evals >= 0 && o.halvings >= 0, ErrorKind::kInvalidArgument,
              "floor/ceil rounding: --floorceil-samples and --floorceil-rounds must be >= 1, --floorceil-evals >= 0");
+  for (const auto& a : ctx.qm.activations)
+    MIXQ_CHECK(!a.sparq.enabled, ErrorKind::kUnsupported, "floor/ceil rounding measures the model without SPARQ ",
+               "windows, but tensor '", a.tensor, "' uses ", act_scheme_name(a.sparq),
+               ": drop --act-scheme (or the plan's act_scheme) for --search floorceil");
   const auto t0 = clock::now();
   const bool per_channel = o.granularity == "channel";
   QuantizedModel& qm = ctx.qm;
