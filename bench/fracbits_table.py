@@ -4,7 +4,8 @@
 sensitivity table) and uniform bits, at size budgets of 3 and 4 average weight bits
 (`--budget-bits`; uniform: every unpinned layer at 3 / 4 bits, so with the first/last layer pinned
 at 8 it is larger than the budget) and at BOPs budgets equal to uniform W4A4's and W3A3's BOPs
-(`--budget-bops`; activations 8 bits unless the allocator lowers them). Same finishing method for
+(`--budget-bops`; activations 8 bits unless the allocator lowers them; `ip` measures 4-bit
+activation candidates, mixq's default, `ip-acts` 2-6 bits like FracBits' range). Same finishing method for
 all (--method, default mse), calibration on the first --calib training images, top-1 on the full
 Fashion-MNIST test set, seconds of search + quantization.
 
@@ -62,20 +63,26 @@ def run(mixq, rows, model, budget, alloc, calib, method, iters):
                 return {"error": "uniform row missing (its BOPs are the budget)"}
             bops = f"{uni['bops']:.6g}"
             extra = {"ip": ["--search", "ip", "--budget-bops", bops],
+                     # the IP with activation candidates as fine as FracBits' (its default is 4,8)
+                     "ip-acts": ["--search", "ip", "--budget-bops", bops, "--act-candidates", "2,3,4,5,6"],
                      "fracbits": ["--search", "fracbits", "--budget-bops", bops, "--fracbits-iters", str(iters)]}[alloc]
     return quantize(mixq, model, extra, calib, method)
 
 
 def markdown(rows):
-    out = ["| model | budget | allocator | top-1 % | avg w bits | bytes | MBOPs | seconds | weight bits per layer |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for k, v in rows.items():
+    out = ["| model | budget | allocator | top-1 % | avg w bits | bytes | MBOPs | seconds | weight bits per layer | input bits (if not all 8) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    models = ["resnet", "mobilenetv2", "vit"]
+    order = lambda k: tuple(x.index(p) if p in x else len(x) for x, p in
+                            zip((models, BUDGETS, ALLOCATORS + ["ip-acts"]), k.split("|")[:3]))
+    for k, v in sorted(rows.items(), key=lambda kv: order(kv[0])):
         model, budget, alloc = k.split("|")[:3]
         if "error" in v:
-            out.append(f"| {model} | {budget} | {alloc} | error: {v['error']} | | | | | |")
+            out.append(f"| {model} | {budget} | {alloc} | error: {v['error']} | | | | | | |")
             continue
         out.append(f"| {model} | {budget} | {alloc} | {v['top1']:.2f} | {v['avg_wbits']:.2f} | {v['size_bytes']} | "
-                   f"{v['bops'] / 1e6:.1f} | {v['seconds']:.0f} | {','.join(map(str, v['bits']))} |")
+                   f"{v['bops'] / 1e6:.1f} | {v['seconds']:.0f} | {','.join(map(str, v['bits']))} | "
+                   f"{'' if all(a in (8, None) for a in v['abits']) else ','.join(map(str, v['abits']))} |")
     return "\n".join(out)
 
 
