@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results", "fracbits_table.json")
 BUDGETS = ["bits3", "bits4", "bopsW4A4", "bopsW3A3"]
 ALLOCATORS = ["uniform", "ip", "fracbits"]
+TRAIN = 20000  # fracbits-train: training images (one epoch of 64-image steps)
 
 
 def key(model, budget, alloc, calib, method, iters):
@@ -52,7 +53,10 @@ def run(mixq, rows, model, budget, alloc, calib, method, iters):
     if budget.startswith("bits"):
         b = budget[4:]
         extra = {"uniform": ["--wbits", b], "ip": ["--search", "ip", "--budget-bits", b],
-                 "fracbits": ["--search", "fracbits", "--budget-bits", b, "--fracbits-iters", str(iters)]}[alloc]
+                 "fracbits": ["--search", "fracbits", "--budget-bits", b, "--fracbits-iters", str(iters)],
+                 # training mode: one epoch over the first TRAIN training images, bits frozen at 80%
+                 "fracbits-train": ["--search", "fracbits", "--budget-bits", b, "--train-data",
+                                    f"fmnist:train:{TRAIN}", "--epochs", "1"]}[alloc]
     else:
         w, a = budget[5:].split("A")
         uni = rows.get(key(model, budget, "uniform", calib, method, iters))
@@ -74,7 +78,7 @@ def markdown(rows):
            "|---|---|---|---|---|---|---|---|---|---|"]
     models = ["resnet", "mobilenetv2", "vit"]
     order = lambda k: tuple(x.index(p) if p in x else len(x) for x, p in
-                            zip((models, BUDGETS, ALLOCATORS + ["ip-acts"]), k.split("|")[:3]))
+                            zip((models, BUDGETS, ALLOCATORS + ["fracbits-train", "ip-acts"]), k.split("|")[:3]))
     for k, v in sorted(rows.items(), key=lambda kv: order(kv[0])):
         model, budget, alloc = k.split("|")[:3]
         if "error" in v:

@@ -68,6 +68,8 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     step.sens.calib_spec = job.calib;
     step.sens.model_path = job.model_path;
     step.progress = job.qopts.progress;
+    step.tune = &r.prepared;
+    step.open_data = [&](const std::string& spec) { return open_dataset(spec, r.prepared.inputs, pp); };
     r.allocation = run_allocation(step, r.prepared, r.plan, calib.get());
   }
   r.seconds_search = seconds_since(t_search);

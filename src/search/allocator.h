@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,6 +52,11 @@ struct SearchOptions {
   int64_t fracbits_samples = 1024, fracbits_batch = 64;
   double fracbits_init_offset = 0.5;
   int fracbits_bisect_tries = 40;
+  // fracbits training mode: weights and bit-widths learned together on this labelled dataset
+  // ("" = PTQ mode) for `fracbits_epochs`, integer bits frozen after 80% of the steps.
+  std::string fracbits_train_data;
+  int64_t fracbits_epochs = 1;
+  double fracbits_weight_lr = 5e-5;
 };
 
 // What an allocator may use besides the plan. `table` and `measure` are null when the job has no
@@ -65,6 +71,11 @@ struct AllocContext {
   // Measures a candidate plan on the calibration subset: {top-1 %, mean cross-entropy}.
   std::function<std::pair<double, double>(const QuantPlan&)> measure;
   const Dataset* calib = nullptr;          // the calibration data (allocators that learn on it)
+  // Training allocators (fracbits --train-data) write their fine-tuned weights into this graph
+  // (the job's prepared graph, which `prepared` also refers to); null: weights cannot change.
+  Graph* tune = nullptr;
+  // Opens a dataset spec with the model's preprocessing (null: no data beyond `calib`).
+  std::function<std::unique_ptr<Dataset>(const std::string& spec)> open_data;
 };
 
 struct AllocatorRow {

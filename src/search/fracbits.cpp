@@ -9,6 +9,7 @@
 #include <map>
 
 #include "core/log.h"
+#include "exec/evaluate.h"
 #include "core/progress.h"
 #include "mixq/error.h"
 #include "quant/methods/calib_loss.h"
@@ -135,8 +136,26 @@ void allocate_fracbits(AllocContext& ctx) {
   for (ActQuant* a : rm.acts()) a->enabled = true;
   CalibSubset data(rm.fp(), *sub, so.fracbits_batch, qm.graph.source_path);
 
-  // (2) The quantizers at every integer bit-width: weights dequantized, activation parameters.
+  // Training mode: a labelled training set, and the learned layers' weights as parameters.
+  const bool train = !so.fracbits_train_data.empty();
+  std::unique_ptr<Dataset> train_set;
+  if (train) {
+    MIXQ_CHECK(ctx.open_data && ctx.tune, ErrorKind::kUnsupported,
+               "--train-data fine-tunes weights: use it with mixq quantize or pack (not mixq plan)");
+    MIXQ_CHECK(so.fracbits_epochs >= 1 && so.fracbits_weight_lr > 0, ErrorKind::kInvalidArgument,
+               "--epochs must be >= 1 and --fracbits-weight-lr > 0");
+    train_set = ctx.open_data(so.fracbits_train_data);
+    MIXQ_CHECK(train_set->size() > 0 && train_set->has_labels(), ErrorKind::kInvalidData, "--train-data ",
+               train_set->describe(), ": training mode learns on the cross-entropy, it needs labelled samples");
+  }
+  std::vector<at::Tensor> wtrain(wl.size());
+
+  // (2) The quantizers at every integer bit-width: weights dequantized (PTQ) or their parameters
+  // (training: the weights move, the grid per bit-width stays where the float weights put it),
+  // activation parameters.
   std::vector<std::vector<at::Tensor>> wq(wl.size());
+  std::vector<std::vector<QParams>> wparams(wl.size());
+  std::vector<std::vector<QScheme>> wscheme(wl.size());
   {
     at::NoGradGuard ng;
     for (size_t k = 0; k < wl.size(); ++k) {
@@ -150,8 +169,13 @@ void allocate_fracbits(AllocContext& ctx) {
         if (s.rounding == Rounding::kStochastic) s.rounding = Rounding::kNearest;  // no noise draw per step
         RangeOptions ro;
         ro.method = L.weight_range;
-        wq[k][bits] = fake_quantize(w, weight_params(w, s, ro), s).reshape(w0.sizes()).to(w0.scalar_type());
+        wparams[k].resize(kFracBitsMax + 1);
+        wscheme[k].resize(kFracBitsMax + 1);
+        wparams[k][bits] = weight_params(w, s, ro);
+        wscheme[k][bits] = s;
+        if (!train) wq[k][bits] = fake_quantize(w, wparams[k][bits], s).reshape(w0.sizes()).to(w0.scalar_type());
       }
+      if (train) wtrain[k] = w.reshape(w0.sizes()).clone().requires_grad_(true);
     }
     if (!acts.empty()) {
       auto obs = observe_activations(qm, p8, *sub, qo, /*histogram=*/true);
@@ -172,6 +196,15 @@ void allocate_fracbits(AllocContext& ctx) {
       }
     }
   }
+
+  // Q_b of learned layer j: PTQ the fixed table; training the weight's fake quantization with a
+  // straight-through gradient to the weight.
+  auto weight_at = [&](size_t j, int bits) -> at::Tensor {
+    if (!train) return wq[j][bits];
+    const at::Tensor w = wtrain[j];
+    at::Tensor q = fake_quantize(w.detach(), wparams[j][bits], wscheme[j][bits]).reshape(w.sizes());
+    return w + (q - w.detach());
+  };
 
   // (3) Differentiable cost of the lambdas, relative to each target. Fixed layers (pinned, not
   // learned) count at their plan bits.
@@ -246,27 +279,113 @@ void allocate_fracbits(AllocContext& ctx) {
     });
   }
 
-  // (4) Learn the lambdas.
+  // (5) Global offset by bisection on the plan's own cost model, then freeze integer bits (PTQ:
+  // after the last step; training: after 80% of them, the rest trains the weights alone).
+  std::vector<double> lwv, lav;
+  OffsetSearch off;
+  int filled = 0;
+  bool frozen = false;
+  auto freeze = [&]() {
+    lwv.clear();
+    lav.clear();
+    for (auto& t : lw) lwv.push_back(t.item<double>());
+    for (auto& t : la) lav.push_back(t.item<double>());
+    for (auto& t : lw) lwv.push_back(t.item<double>());
+    for (auto& t : la) lav.push_back(t.item<double>());
+    auto rounded = [&](double d) {
+      QuantPlan p = plan;
+      for (size_t k = 0; k < wl.size(); ++k) p.layers[wl[k]].weight_scheme.bits = fracbits_round(lwv[k], d);
+      for (size_t k = 0; k < acts.size(); ++k)
+        for (int i : acts[k].readers) {
+          p.layers[i].input_scheme.bits = fracbits_round(lav[k], d);
+          if (p.layers[i].input_scheme.bits != 8) p.layers[i].input_sparq = SparqScheme{};
+        }
+      unify_shared_inputs(p);
+      update_cost(p);
+      return p;
+    };
+    off = fracbits_offset([&](double d) { return budget_ratio(b, rounded(d).cost); }, -double(kFracBitsMax),
+                                       double(kFracBitsMax), so.fracbits_bisect_tries);
+    if (!off.feasible)
+      log::warn("fracbits: the budget cannot be met even with every learned layer at 2 bits (cost / budget " +
+                std::to_string(off.ratio) + "); the closest plan is used");
+    plan = rounded(off.offset);
+    // One global offset moves every layer together: on a model of a dozen layers the next step up
+    // can overshoot the budget by several percent. The budget left is spent one bit at a time on
+    // the learned bit-widths that were closest to rounding up (largest lambda + d - round), while
+    // every budget still holds.
+    if (off.feasible) {
+      struct Slot {
+        bool act;
+        size_t k;
+        double residual;
+      };
+      std::vector<Slot> slots;
+      for (size_t k = 0; k < wl.size(); ++k) slots.push_back({false, k, lwv[k] + off.offset - std::round(lwv[k] + off.offset)});
+      for (size_t k = 0; k < acts.size(); ++k)
+        slots.push_back({true, k, lav[k] + off.offset - std::round(lav[k] + off.offset)});
+      std::stable_sort(slots.begin(), slots.end(), [](const Slot& x, const Slot& y) { return x.residual > y.residual; });
+      for (const Slot& sl : slots) {
+        QuantPlan p = plan;
+        bool raised = false;
+        if (!sl.act) {
+          int& bits = p.layers[wl[sl.k]].weight_scheme.bits;
+          if (bits < kFracBitsMax) ++bits, raised = true;
+        } else {
+          for (int i : acts[sl.k].readers)
+            if (p.layers[i].input_scheme.bits < kFracBitsMax) ++p.layers[i].input_scheme.bits, raised = true;
+        }
+        if (!raised) continue;
+        unify_shared_inputs(p);
+        update_cost(p);
+        if (budget_ratio(b, p.cost) <= 1) plan = std::move(p), ++filled;
+      }
+    }
+    // From here on the lambdas sit at the frozen integer bits: the interpolation is then the plain
+    // quantizer at those bits (fracbits_interpolate), and they are no longer stepped.
+    at::NoGradGuard ng;
+    for (size_t k = 0; k < wl.size(); ++k) lw[k].fill_(double(plan.layers[wl[k]].weight_scheme.bits));
+    for (size_t k = 0; k < acts.size(); ++k) la[k].fill_(double(plan.layers[acts[k].readers[0]].input_scheme.bits));
+    frozen = true;
+  };
+
+  // (4) Learn the lambdas (and, training, the weights).
   std::vector<at::Tensor> params_all = lw;
   params_all.insert(params_all.end(), la.begin(), la.end());
   FusedAdam opt(params_all, so.fracbits_lr);
+  std::unique_ptr<FusedAdam> wopt;
+  if (train) wopt = std::make_unique<FusedAdam>(wtrain, so.fracbits_weight_lr);
+  const int64_t steps = train ? so.fracbits_epochs * ((train_set->size() + so.fracbits_batch - 1) / so.fracbits_batch)
+                              : so.fracbits_iters;
+  const int64_t freeze_at = train ? static_cast<int64_t>(0.8 * static_cast<double>(steps)) : steps;
   double task_first = 0, task_last = 0, cost_last = 0;
   {
-    Progress bar("fracbits", so.fracbits_iters, "it");
+    Progress bar(train ? "fracbits (training)" : "fracbits", steps, "it");
     rm.quant().set_grad_enabled(true);
-    for (int64_t it = 0; it < so.fracbits_iters; ++it) {
-      const size_t k = static_cast<size_t>(it) % data.batches();
-      for (size_t j = 0; j < wl.size(); ++j) {
-        const auto& tab = wq[j];
-        rm.set_weight(plan.layers[wl[j]].name, fracbits_interpolate(lw[j], [&](int bits) { return tab[bits]; }));
+    for (int64_t it = 0; it < steps; ++it) {
+      if (it == freeze_at && !frozen) freeze();
+      for (size_t j = 0; j < wl.size(); ++j)
+        rm.set_weight(plan.layers[wl[j]].name, fracbits_interpolate(lw[j], [&](int bits) { return weight_at(j, bits); }));
+      at::Tensor task;
+      if (!train) {
+        const size_t k = static_cast<size_t>(it) % data.batches();
+        const double rows = static_cast<double>(data.inputs(k)[0].size(0));
+        task = data.batch_share(k, rm.quant().run(data.inputs(k))) * (double(data.samples()) / rows);
+      } else {
+        const int64_t n = train_set->size(), b0 = (it * so.fracbits_batch) % n;
+        Batch bt = train_set->get(b0, std::min(n, b0 + so.fracbits_batch));
+        bool classes = true;
+        at::Tensor z = comparable_outputs(rm.quant().run(bt.inputs), &classes, qm.graph.source_path);
+        MIXQ_CHECK(classes, ErrorKind::kUnsupported, "--train-data: training mode needs class scores to apply the labels to");
+        task = at::nll_loss(at::log_softmax(z.to(at::kDouble), 1), bt.labels);
       }
-      const double rows = static_cast<double>(data.inputs(k)[0].size(0));
-      at::Tensor task = data.batch_share(k, rm.quant().run(data.inputs(k))) * (double(data.samples()) / rows);
       at::Tensor cost = cost_term(lw, la);
-      at::Tensor loss = task + so.fracbits_kappa * cost;
+      at::Tensor loss = frozen ? task : task + so.fracbits_kappa * cost;
       opt.zero_grad();
+      if (wopt) wopt->zero_grad();
       loss.backward();
-      opt.step();
+      if (!frozen) opt.step();
+      if (wopt) wopt->step();
       {
         at::NoGradGuard ng;
         for (auto& p : params_all) p.clamp_(kFracBitsMin, kFracBitsMax);
@@ -281,59 +400,14 @@ void allocate_fracbits(AllocContext& ctx) {
     rm.quant().set_grad_enabled(false);
     bar.finish();
   }
-
-  // (5) Global offset by bisection on the plan's own cost model, then freeze integer bits.
-  std::vector<double> lwv, lav;
-  for (auto& t : lw) lwv.push_back(t.item<double>());
-  for (auto& t : la) lav.push_back(t.item<double>());
-  auto rounded = [&](double d) {
-    QuantPlan p = plan;
-    for (size_t k = 0; k < wl.size(); ++k) p.layers[wl[k]].weight_scheme.bits = fracbits_round(lwv[k], d);
-    for (size_t k = 0; k < acts.size(); ++k)
-      for (int i : acts[k].readers) {
-        p.layers[i].input_scheme.bits = fracbits_round(lav[k], d);
-        if (p.layers[i].input_scheme.bits != 8) p.layers[i].input_sparq = SparqScheme{};
-      }
-    unify_shared_inputs(p);
-    update_cost(p);
-    return p;
-  };
-  OffsetSearch off = fracbits_offset([&](double d) { return budget_ratio(b, rounded(d).cost); }, -double(kFracBitsMax),
-                                     double(kFracBitsMax), so.fracbits_bisect_tries);
-  if (!off.feasible)
-    log::warn("fracbits: the budget cannot be met even with every learned layer at 2 bits (cost / budget " +
-              std::to_string(off.ratio) + "); the closest plan is used");
-  plan = rounded(off.offset);
-  // One global offset moves every layer together: on a model of a dozen layers the next step up
-  // can overshoot the budget by several percent. The budget left is spent one bit at a time on
-  // the learned bit-widths that were closest to rounding up (largest lambda + d - round), while
-  // every budget still holds.
-  int filled = 0;
-  if (off.feasible) {
-    struct Slot {
-      bool act;
-      size_t k;
-      double residual;
-    };
-    std::vector<Slot> slots;
-    for (size_t k = 0; k < wl.size(); ++k) slots.push_back({false, k, lwv[k] + off.offset - std::round(lwv[k] + off.offset)});
-    for (size_t k = 0; k < acts.size(); ++k)
-      slots.push_back({true, k, lav[k] + off.offset - std::round(lav[k] + off.offset)});
-    std::stable_sort(slots.begin(), slots.end(), [](const Slot& x, const Slot& y) { return x.residual > y.residual; });
-    for (const Slot& sl : slots) {
-      QuantPlan p = plan;
-      bool raised = false;
-      if (!sl.act) {
-        int& bits = p.layers[wl[sl.k]].weight_scheme.bits;
-        if (bits < kFracBitsMax) ++bits, raised = true;
-      } else {
-        for (int i : acts[sl.k].readers)
-          if (p.layers[i].input_scheme.bits < kFracBitsMax) ++p.layers[i].input_scheme.bits, raised = true;
-      }
-      if (!raised) continue;
-      unify_shared_inputs(p);
-      update_cost(p);
-      if (budget_ratio(b, p.cost) <= 1) plan = std::move(p), ++filled;
+  if (!frozen) freeze();
+  if (train) {
+    // The fine-tuned float weights go into the job's graph; --method quantizes them at the plan.
+    at::NoGradGuard ng;
+    for (size_t k = 0; k < wl.size(); ++k) {
+      const std::string& name = plan.layers[wl[k]].weight;
+      at::Tensor& dst = ctx.tune->initializers.at(name);
+      dst = wtrain[k].detach().clone().to(dst.scalar_type());
     }
   }
   nlohmann::json lambdas = nlohmann::json::object(), lambdas_a = nlohmann::json::object();
@@ -341,12 +415,13 @@ void allocate_fracbits(AllocContext& ctx) {
   for (size_t k = 0; k < acts.size(); ++k) lambdas_a[acts[k].tensor] = lav[k];
   plan.search = "fracbits";
   plan.budget = b.to_json();
-  plan.search_params = {{"mode", "ptq"},
-                        {"iters", so.fracbits_iters},
+  plan.search_params = {{"mode", train ? "training" : "ptq"},
+                        {"iters", steps},
+                        {"frozen_at", freeze_at},
                         {"lr", so.fracbits_lr},
                         {"kappa", so.fracbits_kappa},
-                        {"samples", data.samples()},
-                        {"loss", data.loss_name()},
+                        {"samples", train ? train_set->size() : data.samples()},
+                        {"loss", train ? "cross-entropy on --train-data" : data.loss_name()},
                         {"init_bits", init},
                         {"learn_activations", learn_acts},
                         {"task_loss_first", task_first},

@@ -24,8 +24,13 @@
 //     leave several percent of the budget unused; the rest is then spent one bit at a time on
 //     the bit-widths closest to rounding up (ours, not the paper's; `filled` in the report).
 //     Integer bits are then frozen.
-// Not here yet: the training mode (weights and bits learned together on a training set) and the
-// kernel-wise (per output channel) bit-widths.
+// Training mode (--train-data SPEC --epochs N): the same, but on a labelled training set with the
+// learned layers' weights trained too (Adam, --fracbits-weight-lr; Q_b of the moving weight on
+// the grid its float value had, straight-through), the bits frozen by step 5 after 80% of the
+// steps (the lambdas then sit at their integers, where Q_lambda is the plain quantizer) and the
+// last 20% training the weights alone; the weights are written into the job's graph, and
+// --method quantizes them at the frozen bits. Not here: the kernel-wise (per output channel)
+// bit-widths.
 #pragma once
 
 #include <ATen/core/Tensor.h>

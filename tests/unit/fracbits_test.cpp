@@ -105,5 +105,31 @@ TEST(FracBits, CliMeetsSizeAndBopsBudgets) {
   EXPECT_NE(n.err.find("needs a size or BOPs budget"), std::string::npos) << n.err;
 }
 
+TEST(FracBits, TrainingModeFineTunesWeightsAndFreezesBitsAt80Percent) {
+  TempDir d;
+  CliResult t = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--budget-bits", "3",
+                         "--calib", "fmnist:train:64", "--train-data", "fmnist:train:320", "--epochs", "1",
+                         "--fracbits-batch", "32", "--eval", "fmnist:test:200", "--plan-out", d.file("plan.json"),
+                         "--json", "-q"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  auto j = nlohmann::json::parse(t.out);
+  const auto& sp = j["search_params"];
+  EXPECT_EQ(sp["mode"], "training");
+  EXPECT_EQ(sp["iters"].get<int>(), 10);      // 320 samples / 32 per step, one epoch
+  EXPECT_EQ(sp["frozen_at"].get<int>(), 8);   // bits frozen after 80% of the steps
+  EXPECT_LE(j["avg_wbits"].get<double>(), 3.0 + 1e-9);
+  // The same bits without training: the trained weights give other outputs.
+  CliResult p = run_cli({"quantize", fixture("fmnist-resnet"), "--plan", d.file("plan.json"), "--calib",
+                         "fmnist:train:64", "--eval", "fmnist:test:200", "--json", "-q"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  auto jp = nlohmann::json::parse(p.out);
+  EXPECT_EQ(jp["avg_wbits"], j["avg_wbits"]);
+  EXPECT_NE(jp["loss_quant"].get<double>(), j["loss_quant"].get<double>());
+  // Unlabelled training data is refused with a message.
+  CliResult n = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--budget-bits", "3", "--calib",
+                         "fmnist:train:16", "--train-data", source_dir() + "/tests/fixtures/wild-a.npz", "-q"});
+  EXPECT_NE(n.exit_code, 0);
+}
+
 }  // namespace
 }  // namespace mixq::test

@@ -107,6 +107,12 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--fracbits-samples", so.fracbits_samples, "fracbits: calibration samples it learns on (the first ones)")
       ->capture_default_str();
   sub.add_option("--fracbits-batch", so.fracbits_batch, "fracbits: samples per step")->capture_default_str();
+  sub.add_option("--train-data", so.fracbits_train_data,
+                 "fracbits training mode: learn weights and bit-widths together on this labelled dataset (e.g. "
+                 "fmnist:train); bits frozen after 80% of the steps");
+  sub.add_option("--epochs", so.fracbits_epochs, "fracbits training mode: passes over --train-data")->capture_default_str();
+  sub.add_option("--fracbits-weight-lr", so.fracbits_weight_lr, "fracbits training mode: Adam learning rate of the weights")
+      ->capture_default_str();
   sub.add_option("--qem", job.search_opts.qem, "MixQuant quantization error multiplier (>= 1)");
   sub.add_option("--qem-ref-bits", job.search_opts.qem_ref_bits, "MixQuant reference bit-width")->capture_default_str();
   sub.add_option("--qem-ref", job.search_opts.qem_ref,
