@@ -114,6 +114,9 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
     };
   }
   if (calib) ctx.measure = [&](const QuantPlan& p) { return measure_plan(prepared, p, *sub); };
+  ctx.calib = calib;
+  ctx.tune = step.tune;
+  ctx.open_data = step.open_data;
   auto t0 = std::chrono::steady_clock::now();
   row.run(ctx);
   summary["allocate_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@ struct AllocateStep {
   std::string table_path;      // use this sensitivity table instead of measuring ("" : measure)
   SensitivityOptions sens;     // samples, batch, cache file, calib spec, model path
   bool progress = true;
+  Graph* tune = nullptr;       // AllocContext::tune
+  std::function<std::unique_ptr<Dataset>(const std::string& spec)> open_data;  // AllocContext::open_data
 };
 
 // Runs the allocator on `plan` (from make_plan). `calib` may be null for data-free searches.

@@ -69,6 +69,8 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     step.sens.calib_spec = job.calib;
     step.sens.model_path = job.model_path;
     step.progress = job.qopts.progress;
+    step.tune = &r.prepared;
+    step.open_data = [&](const std::string& spec) { return open_dataset(spec, r.prepared.inputs, pp); };
     r.allocation = run_allocation(step, r.prepared, r.plan, calib.get());
   }
   r.seconds_search = seconds_since(t_search);
@@ -90,7 +92,19 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
                    "only; use a range method (minmax, mse, percentile) or --embed-scheme none");
     if (m.refine) m.refine(ctx);
     record_extra_points(r.qmodel, r.plan);  // multipoint's points count in the plan's size and BOPs
-    if ((ro.bn_reestimate || ro.bias_tune) && !job.eval.empty()) before_finish = r.qmodel;
+    // Floor/ceil rounding works on whatever codes the method left (seed 004 starts from nearest).
+    const bool floorceil = job.search == "floorceil";
+    if ((floorceil || ro.bn_reestimate || ro.bias_tune) && !job.eval.empty()) before_finish = r.qmodel;
+    if (floorceil) {
+      FloorCeilResult fc = floorceil_rounding(ctx, job.floorceil);
+      ctx.report["floorceil"] = fc.report;
+      // A layer whose codes are now exactly floor or ceil says so in the plan (--plan-out); a
+      // per-channel mix has no plan field and lives in the codes (QDQ, .mxq) only.
+      for (auto& L : r.plan.layers) {
+        auto it = fc.layer_rounding.find(L.name);
+        if (it != fc.layer_rounding.end()) L.weight_scheme.rounding = it->second;
+      }
+    }
     if (ro.bn_reestimate) bn_reestimate(ctx);
     if (ro.bias_tune) bias_tune(ctx);
     r.method_report = ctx.report;
@@ -176,6 +190,7 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
   j["top1_quant_before_finish"] = top1(r.quant_eval_before_finish);
   j["loss_float"] = loss(r.float_eval);
   j["loss_quant"] = loss(r.quant_eval);
+  j["loss_quant_before_finish"] = loss(r.quant_eval_before_finish);
   // Fidelity to the float model on the eval inputs, every output (exec/fidelity.h), and the
   // metric the report leads with (--metric; auto: top-1 with labels, else SQNR).
   const bool fid = r.quant_eval && !r.quant_eval->fidelity.empty();

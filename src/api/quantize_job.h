@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "exec/evaluate.h"
 #include "graph/fold_bn.h"
+#include "quant/methods/floorceil.h"
 #include "quant/methods/method.h"
 #include "quant/plan.h"
 #include "quant/qmodel.h"
@@ -33,6 +34,7 @@ struct QuantizeJob {
   PlanDefaults defaults;            // bits, granularity, symmetry, pinning
   std::string search = "uniform";   // allocator (search/allocator.h)
   SearchOptions search_opts;
+  FloorCeilOptions floorceil;       // --search floorceil: the rounding search after the method
   std::string plan_path;            // apply this plan instead of searching
   std::string hw_path;              // hardware spec: allowed bits per op, shared groups (search/hw_spec.h)
   std::string table_path;           // sensitivity table to allocate from instead of measuring one
@@ -56,7 +58,7 @@ struct QuantizeResult {
   // With --eval: quant_eval carries the fidelity of every output against the float model on the
   // same inputs; float_eval / quant_eval top-1 where the data has labels and class scores.
   std::optional<EvalResult> float_eval, quant_eval;
-  std::optional<EvalResult> quant_eval_before_finish;  // before --bn-reestimate / --bias-tune
+  std::optional<EvalResult> quant_eval_before_finish;  // before floor/ceil, --bn-reestimate, --bias-tune
   SparqCounters sparq;              // what the SPARQ activations saw during the quantized eval
   nlohmann::json allocation;        // allocation summary (api/allocate_step.h)
   double seconds_search = 0, seconds_quantize = 0, seconds_total = 0;

@@ -25,6 +25,10 @@ const std::vector<AllocatorRow>& allocator_table() {
          return solve_genetic(p, go);
        }},
       {"hago", "HAGO greedy under a hardware spec: lowest bits that keep calibration accuracy", false, allocate_hago},
+      {"floorceil", "--floorceil-base bits (uniform), inputs at weight bits, then floor/ceil rounding per layer or channel "
+                    "for a lower calibration loss (seed 004)", false, allocate_floorceil},
+      {"fracbits", "FracBits: fractional bit-widths learned on calibration data under a size or BOPs budget, "
+                   "rounded by a global offset (seed 002)", false, allocate_fracbits},
   };
   return rows;
 }

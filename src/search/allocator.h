@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,21 @@ struct SearchOptions {
   double additivity_tol = 0.2;
   int repair_rounds = 2;        // 0: check and report only
   int repair_pairs = 8;         // pairs measured per round
+  std::string floorceil_base = "uniform";  // floorceil: the allocator that sets the weight bits
+  // fracbits (search/fracbits.h): Adam steps on the bit-widths, its learning rate, the cost
+  // term's weight, calibration samples and batch, initial bits above the budget's uniform bits,
+  // bisection tries for the global offset.
+  int64_t fracbits_iters = 400;
+  double fracbits_lr = 0.01;
+  double fracbits_kappa = 1.0;
+  int64_t fracbits_samples = 1024, fracbits_batch = 64;
+  double fracbits_init_offset = 0.5;
+  int fracbits_bisect_tries = 40;
+  // fracbits training mode: weights and bit-widths learned together on this labelled dataset
+  // ("" = PTQ mode) for `fracbits_epochs`, integer bits frozen after 80% of the steps.
+  std::string fracbits_train_data;
+  int64_t fracbits_epochs = 1;
+  double fracbits_weight_lr = 5e-5;
 };
 
 // What an allocator may use besides the plan. `table` and `measure` are null when the job has no
@@ -54,6 +70,12 @@ struct AllocContext {
   std::function<const SensitivityTable&()> table;
   // Measures a candidate plan on the calibration subset: {top-1 %, mean cross-entropy}.
   std::function<std::pair<double, double>(const QuantPlan&)> measure;
+  const Dataset* calib = nullptr;          // the calibration data (allocators that learn on it)
+  // Training allocators (fracbits --train-data) write their fine-tuned weights into this graph
+  // (the job's prepared graph, which `prepared` also refers to); null: weights cannot change.
+  Graph* tune = nullptr;
+  // Opens a dataset spec with the model's preprocessing (null: no data beyond `calib`).
+  std::function<std::unique_ptr<Dataset>(const std::string& spec)> open_data;
 };
 
 struct AllocatorRow {
@@ -76,6 +98,8 @@ void allocate_ip(AllocContext& ctx);
 void allocate_pareto(AllocContext& ctx);
 void allocate_genetic(AllocContext& ctx);
 void allocate_hago(AllocContext& ctx);
+void allocate_floorceil(AllocContext& ctx);  // base allocator, inputs at weight bits
+void allocate_fracbits(AllocContext& ctx);   // search/fracbits.h
 
 // MixQuant's per-layer choice for one QEM (exposed for tests and the QEM sweep): for every
 // unpinned layer the smallest b in 2..8 with e_b <= qem * e_ref, e_b = MSE(W, DQ(Q_b(W))).

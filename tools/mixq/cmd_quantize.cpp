@@ -97,7 +97,38 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
            "--embed-scheme", [&d](const std::string& v) { d.embed_scheme = parse_embed_scheme(v); },
            help + " exported exactly to QDQ (-o) and .mxq (--pack) (docs/embeddings.md)");
   }
-  sub.add_option("--search", job.search, "Bit allocation: uniform, mixquant, ip, pareto, genetic, hago")
+  sub.add_option("--search", job.search,
+                 "Bit allocation: uniform, mixquant, ip, pareto, genetic, hago, fracbits (learned fractional bits under a "
+                 "size or BOPs budget), floorceil (--floorceil-base bits, "
+                 "inputs at weight bits, then floor/ceil weight rounding for a lower calibration loss)")
+      ->capture_default_str();
+  auto& fc = job.floorceil;
+  sub.add_option("--floorceil-base", job.search_opts.floorceil_base,
+                 "floorceil: the allocator that sets the weight bits (uniform at --wbits, ip, mixquant, ...)")
+      ->capture_default_str();
+  sub.add_option("--floorceil-granularity", fc.granularity,
+                 "floorceil: choose floor or ceil per layer, or per output channel")
+      ->check(CLI::IsMember({"layer", "channel"}))->capture_default_str();
+  sub.add_option("--floorceil-samples", fc.samples, "floorceil: calibration samples the loss runs on (the first ones)")
+      ->capture_default_str();
+  sub.add_option("--floorceil-evals", fc.max_evals, "floorceil: most candidate moves measured")->capture_default_str();
+  sub.add_option("--floorceil-rounds", fc.rounds,
+                 "floorceil: gradient + acceptance passes (each a fresh backward pass)")->capture_default_str();
+  sub.add_option("--floorceil-halvings", fc.halvings,
+                 "floorceil, channel granularity: retries per layer with half the channels")->capture_default_str();
+  auto& so = job.search_opts;
+  sub.add_option("--fracbits-iters", so.fracbits_iters, "fracbits: Adam steps on the bit-widths")->capture_default_str();
+  sub.add_option("--fracbits-lr", so.fracbits_lr, "fracbits: learning rate of the bit-widths")->capture_default_str();
+  sub.add_option("--fracbits-kappa", so.fracbits_kappa, "fracbits: weight of the cost term |cost / budget - 1|")
+      ->capture_default_str();
+  sub.add_option("--fracbits-samples", so.fracbits_samples, "fracbits: calibration samples it learns on (the first ones)")
+      ->capture_default_str();
+  sub.add_option("--fracbits-batch", so.fracbits_batch, "fracbits: samples per step")->capture_default_str();
+  sub.add_option("--train-data", so.fracbits_train_data,
+                 "fracbits training mode: learn weights and bit-widths together on this labelled dataset (e.g. "
+                 "fmnist:train); bits frozen after 80% of the steps");
+  sub.add_option("--epochs", so.fracbits_epochs, "fracbits training mode: passes over --train-data")->capture_default_str();
+  sub.add_option("--fracbits-weight-lr", so.fracbits_weight_lr, "fracbits training mode: Adam learning rate of the weights")
       ->capture_default_str();
   sub.add_option("--qem", job.search_opts.qem, "MixQuant quantization error multiplier (>= 1)");
   sub.add_option("--qem-ref-bits", job.search_opts.qem_ref_bits, "MixQuant reference bit-width")->capture_default_str();

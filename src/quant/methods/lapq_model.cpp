@@ -8,6 +8,7 @@
 #include <limits>
 #include <set>
 
+#include "quant/methods/calib_loss.h"
 #include "quant/methods/recon_loop.h"
 #include "quant/quantize.h"
 #include "quant/quantizer.h"
@@ -17,17 +18,6 @@ namespace mixq {
 
 namespace {
 constexpr double kNotApplied = std::numeric_limits<double>::quiet_NaN();
-
-// Cross-entropy with labels; without, KL(float || quantized) of class scores, or the relative
-// output noise ||z - zf||^2 / ||zf||^2 of any other output (the probe's fidelity loss).
-double calibration_loss(const at::Tensor& zf, const at::Tensor& z, bool classes, const at::Tensor& labels) {
-  at::Tensor zd = z.to(at::kDouble), zfd = zf.to(at::kDouble);
-  if (!classes) return (zd - zfd).pow(2).sum().item<double>() / std::max(zfd.pow(2).sum().item<double>(), 1e-30);
-  at::Tensor lq = at::log_softmax(zd, 1);
-  if (labels.defined()) return at::nll_loss(lq, labels).item<double>();
-  at::Tensor lpf = at::log_softmax(zfd, 1);
-  return (lpf.exp() * (lpf - lq)).sum(1).mean().item<double>();
-}
 }  // namespace
 
 LapqModel::LapqModel(MethodContext& ctx, const Dataset& subset) : ctx_(ctx) {

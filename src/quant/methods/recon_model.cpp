@@ -45,6 +45,8 @@ Graph training_graph(const QuantizedModel& qm) {
 }
 }  // namespace
 
+std::string ReconModel::quantized_value(const std::string& tensor) { return tensor + kQuantSuffix; }
+
 ReconModel::ReconModel(QuantizedModel& qm) : qm_(qm) {
   fp_ = std::make_unique<Executor>(qm.graph);
   Graph tg = training_graph(qm);

@@ -39,6 +39,10 @@ class ReconModel {
   // activation quantizer built from qm.activations, disabled.
   explicit ReconModel(QuantizedModel& qm);
 
+  // The value quant()'s quantized layers read for activation tensor T ("T::mixq_q"): a hook on it
+  // replaces what every quantized reader of T sees.
+  static std::string quantized_value(const std::string& tensor);
+
   Executor& fp() { return *fp_; }
   Executor& quant() { return *quant_; }
   QuantizedModel& qmodel() { return qm_; }

@@ -1,0 +1,135 @@
+// FracBits (search/fracbits.h): at an integer lambda the interpolated quantizer is the plain one
+// (weights and activations), between integers it is the linear mix with lambda's gradient the
+// difference of the two quantizers; the bisection for the global offset meets a budget within 1%
+// on a many-layer cost; end to end the allocator never exceeds the budget and the job quantizes.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "quant/methods/fused_quant.h"
+#include "quant/quantizer.h"
+#include "search/fracbits.h"
+#include "test_util.h"
+
+namespace mixq::test {
+namespace {
+
+QScheme scheme_at(int bits, Granularity g) {
+  QScheme s;
+  s.bits = bits;
+  s.granularity = g;
+  return s;
+}
+
+TEST(FracBits, IntegerLambdaIsThePlainQuantizer) {
+  at::manual_seed(11);
+  at::Tensor w = at::randn({9, 5, 3});
+  auto q_w = [&](int bits) {
+    QScheme s = scheme_at(bits, Granularity::kPerChannel);
+    return fake_quantize(w, weight_params(w, s, RangeOptions{}), s);
+  };
+  at::Tensor x = at::randn({4, 7, 6}) * 3;
+  auto q_x = [&](int bits) {
+    QScheme s = scheme_at(bits, Granularity::kPerTensor);
+    QParams p = params_from_range(at::scalar_tensor(-2.5f), at::scalar_tensor(4.0f), s);
+    return fake_quant_fused(x, p.scale.reshape({}), p.zero_point.reshape({}), double(s.qmin()), double(s.qmax()));
+  };
+  for (int bits = kFracBitsMin; bits <= kFracBitsMax; ++bits) {
+    at::Tensor lam = at::full({}, double(bits), at::kFloat);
+    EXPECT_TRUE(at::equal(fracbits_interpolate(lam, q_w), q_w(bits))) << bits << " bits, weights";
+    EXPECT_TRUE(at::equal(fracbits_interpolate(lam, q_x), q_x(bits))) << bits << " bits, activations";
+  }
+  // Between integers: the mix, and lambda learns through the interpolation weights only.
+  at::Tensor lam = at::full({}, 4.25, at::kFloat).requires_grad_(true);
+  at::Tensor y = fracbits_interpolate(lam, q_w);
+  EXPECT_TRUE(at::allclose(y, 0.25 * q_w(5) + 0.75 * q_w(4), 1e-6, 1e-6));
+  at::Tensor g = at::randn(w.sizes());
+  (y * g).sum().backward();
+  EXPECT_NEAR(lam.grad().item<double>(), ((q_w(5) - q_w(4)) * g).sum().item<double>(), 1e-4);
+}
+
+TEST(FracBits, BisectionMeetsTheBudgetWithinOnePercent) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<double> lam(2.0, 8.0), size(100, 5000);
+  for (double target : {3.0, 4.0, 5.5}) {
+    std::vector<double> l(300), p(300);
+    double total = 0;
+    for (size_t i = 0; i < l.size(); ++i) l[i] = lam(rng), p[i] = size(rng), total += p[i];
+    auto ratio = [&](double d) {
+      double bits = 0;
+      for (size_t i = 0; i < l.size(); ++i) bits += p[i] * fracbits_round(l[i], d);
+      return bits / (total * target);
+    };
+    OffsetSearch r = fracbits_offset(ratio, -8, 8, 40);
+    EXPECT_TRUE(r.feasible);
+    EXPECT_LE(r.ratio, 1.0) << target;
+    EXPECT_GE(r.ratio, 0.99) << target;
+    EXPECT_DOUBLE_EQ(r.ratio, ratio(r.offset));
+    EXPECT_LE(r.tries, 40);
+  }
+  // An impossible budget is reported, not hidden.
+  OffsetSearch r = fracbits_offset([](double) { return 2.0; }, -8, 8, 40);
+  EXPECT_FALSE(r.feasible);
+  EXPECT_EQ(fracbits_round(1.2, 0), 2);
+  EXPECT_EQ(fracbits_round(7.7, 0.5), 8);
+  EXPECT_EQ(fracbits_round(4.49, 0), 4);
+}
+
+TEST(FracBits, CliMeetsSizeAndBopsBudgets) {
+  // Size: the average weight bits never exceed the budget; the plan finishes with --method mse.
+  CliResult s = run_cli({"quantize", fixture("fmnist-mobilenetv2"), "--search", "fracbits", "--budget-bits", "3",
+                         "--calib", "fmnist:train:64", "--fracbits-iters", "6", "--fracbits-batch", "32", "--method",
+                         "mse", "--json", "-q"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  auto j = nlohmann::json::parse(s.out);
+  EXPECT_EQ(j["search"], "fracbits");
+  EXPECT_LE(j["avg_wbits"].get<double>(), 3.0 + 1e-9);
+  EXPECT_GE(j["avg_wbits"].get<double>(), 0.99 * 3.0) << j["search_params"].dump();  // 21 layers: close enough
+  EXPECT_LE(j["search_params"]["budget_ratio"].get<double>(), 1.0);
+  EXPECT_FALSE(j["search_params"]["learn_activations"].get<bool>());
+  // BOPs: activations learned too; BOPs within the budget.
+  CliResult b = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--budget-bops", "3e8",
+                         "--calib", "fmnist:train:64", "--fracbits-iters", "4", "--fracbits-batch", "32", "--json",
+                         "-q"});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  auto jb = nlohmann::json::parse(b.out);
+  EXPECT_LE(jb["bops"].get<double>(), 3e8);
+  EXPECT_TRUE(jb["search_params"]["learn_activations"].get<bool>());
+  EXPECT_GT(jb["search_params"]["lambda_a"].size(), 0u);
+  // No budget: a clear usage error.
+  CliResult n = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--calib", "fmnist:train:16", "-q"});
+  EXPECT_EQ(n.exit_code, 2) << n.err;
+  EXPECT_NE(n.err.find("needs a size or BOPs budget"), std::string::npos) << n.err;
+}
+
+TEST(FracBits, TrainingModeFineTunesWeightsAndFreezesBitsAt80Percent) {
+  TempDir d;
+  CliResult t = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--budget-bits", "3",
+                         "--calib", "fmnist:train:64", "--train-data", "fmnist:train:320", "--epochs", "1",
+                         "--fracbits-batch", "32", "--eval", "fmnist:test:200", "--plan-out", d.file("plan.json"),
+                         "--json", "-q"});
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  auto j = nlohmann::json::parse(t.out);
+  const auto& sp = j["search_params"];
+  EXPECT_EQ(sp["mode"], "training");
+  EXPECT_EQ(sp["iters"].get<int>(), 10);      // 320 samples / 32 per step, one epoch
+  EXPECT_EQ(sp["frozen_at"].get<int>(), 8);   // bits frozen after 80% of the steps
+  EXPECT_LE(j["avg_wbits"].get<double>(), 3.0 + 1e-9);
+  // The same bits without training: the trained weights give other outputs.
+  CliResult p = run_cli({"quantize", fixture("fmnist-resnet"), "--plan", d.file("plan.json"), "--calib",
+                         "fmnist:train:64", "--eval", "fmnist:test:200", "--json", "-q"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  auto jp = nlohmann::json::parse(p.out);
+  EXPECT_EQ(jp["avg_wbits"], j["avg_wbits"]);
+  EXPECT_NE(jp["loss_quant"].get<double>(), j["loss_quant"].get<double>());
+  // Unlabelled training data is refused with a message.
+  CliResult n = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--budget-bits", "3", "--calib",
+                         "fmnist:train:16", "--train-data", source_dir() + "/tests/fixtures/wild-a.npz", "-q"});
+  EXPECT_NE(n.exit_code, 0);
+}
+
+}  // namespace
+}  // namespace mixq::test
