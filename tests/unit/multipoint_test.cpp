@@ -211,6 +211,45 @@ TEST(Multipoint, GroupedConvolutionsOnlyWhenAsked) {
 }
 TEST(Multipoint, RuntimeMatchesSimulationVit) { check_runtime("fmnist-vit"); }
 
+// MultipointSum on hand-computed values: output channel c = the sum of the input channels whose
+// dest is c, in input order; -1 drops a channel; a following Relu is fused into it (same values).
+TEST(Multipoint, MultipointSumAddsTheExtraChannels) {
+  for (bool relu : {false, true}) {
+    pack::PackedModel m;
+    m.inputs.push_back({"x", pack::ElemType::kFloat32, {-1, 4, 1, 2}});
+    m.outputs.push_back({"y", pack::ElemType::kFloat32, {-1, 2, 1, 2}});
+    pack::Node n;
+    n.name = "sum";
+    n.op = "MultipointSum";
+    n.inputs = {"x"};
+    n.outputs = {relu ? "s" : "y"};
+    n.attrs["axis"].i = 1;
+    n.attrs["dest"].type = pack::Attr::kInts;
+    n.attrs["dest"].ints = {0, 1, 0, -1};
+    m.nodes.push_back(n);
+    if (relu) {
+      pack::Node r;
+      r.name = "relu";
+      r.op = "Relu";
+      r.inputs = {"s"};
+      r.outputs = {"y"};
+      m.nodes.push_back(r);
+    }
+    rt::Model model(m);
+    rt::Tensor x;
+    x.shape = {1, 4, 1, 2};
+    x.f = {1.5f, -2.0f, 0.25f, 3.0f, -4.0f, 0.5f, 100.0f, 100.0f};
+    const rt::Tensor y = model.run({x}).at(0);
+    EXPECT_EQ(y.shape, (std::vector<int64_t>{1, 2, 1, 2}));
+    const std::vector<float> want = relu ? std::vector<float>{0.0f, 0.0f, 0.25f, 3.0f}
+                                         : std::vector<float>{1.5f - 4.0f, -2.0f + 0.5f, 0.25f, 3.0f};
+    EXPECT_EQ(y.f, want) << (relu ? "with Relu" : "plain");
+    if (relu) {
+      EXPECT_EQ(model.forms().fused_acts, 1);
+    }
+  }
+}
+
 TEST(Multipoint, CliReportsPointsAndRefusesBadOptions) {
   TempDir tmp;
   CliResult r = run_cli({"quantize", fixture("fmnist-mlp"), "--method", "multipoint", "--wbits", "3", "--mp-extra",
