@@ -79,7 +79,7 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
       const LayerPlan& L = plan.layers[i];
       if ((i == 0 || i + 1 == plan.layers.size()) && !L.pinned && !is_embedding_table(L) &&
           is_dominant(double(L.params), total)) {
-        log::info("layer '" + L.name + "' holds " + std::to_string(int(std::lround(100 * double(L.params) / total))) +
+        log::verbose("layer '" + L.name + "' holds " + std::to_string(int(std::lround(100 * double(L.params) / total))) +
                   "% of the weights: not pinned as first/last layer, so the bits it gets decide the average");
         dominant.push_back(L.name);
       }
@@ -91,7 +91,7 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
   std::unique_ptr<SensitivityTable> table;
   std::unique_ptr<SensitivityProbe> probe;  // the table's instrument, reused by the additivity check
   const QuantPlan base = plan;  // the table is measured on the plan before allocation
-  AllocContext ctx{prepared, plan, step.opts, hw.get(), nullptr, nullptr};
+  AllocContext ctx{prepared, plan, step.opts, hw.get(), nullptr, nullptr, nullptr, nullptr, nullptr};
   if (!step.table_path.empty() || calib) {
     ctx.table = [&]() -> const SensitivityTable& {
       if (!table) {

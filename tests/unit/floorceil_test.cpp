@@ -131,8 +131,9 @@ TEST(FloorCeil, NeverKeepsAMoveThatRaisesTheMeasuredLoss) {
       at::Tensor fl = rounded_codes(qw, w, Rounding::kFloor), ce = rounded_codes(qw, w, Rounding::kCeil);
       EXPECT_TRUE(((qw.codes == before[i]) | (qw.codes == fl) | (qw.codes == ce)).all().item<bool>()) << qw.node;
       auto it = res.layer_rounding.find(qw.node);
-      if (it != res.layer_rounding.end())
+      if (it != res.layer_rounding.end()) {
         EXPECT_TRUE(at::equal(qw.codes, it->second == Rounding::kFloor ? fl : ce)) << qw.node;
+      }
     }
   }
   // Without labels the loss is the fidelity to the float outputs, and the same rule holds.

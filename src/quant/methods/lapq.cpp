@@ -29,14 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-template <typename... A>
-void say(const ReconOptions& o, const char* fmt, A... a) {
-  if (!o.progress) return;
-  char line[240];
-  std::snprintf(line, sizeof line, fmt, a...);
-  log::info(line);
-}
-
 void run_lapq(MethodContext& ctx, bool joint) {
   install_interrupt_handler();
   const ReconOptions& o = ctx.opts;
@@ -60,7 +52,7 @@ void run_lapq(MethodContext& ctx, bool joint) {
     ps.push_back(p);
     losses.push_back(l);
     grid.push_back({{"p", p}, {"loss", l}});
-    say(o, "lapq: p %.3f  loss %.5f  (%d/%d)", p, l, i + 1, o.lapq_p_points);
+    method_say(o, "lapq: p %.3f  loss %.5f  (%d/%d)", p, l, i + 1, o.lapq_p_points);
     if (interrupted()) break;
   }
   const QuadraticFit fit = fit_quadratic_min(ps, losses, 2.0, 4.0);
@@ -82,7 +74,7 @@ void run_lapq(MethodContext& ctx, bool joint) {
   rep["start"] = start;
   rep["loss_init"] = loss_init;
   rep["seconds_init"] = since(t0);
-  say(o, "lapq: p* %.3f (start p %.3f)  loss %.5f  %.1f s", fit.p_star, lm.p(), loss_init, since(t0));
+  method_say(o, "lapq: p* %.3f (start p %.3f)  loss %.5f  %.1f s", fit.p_star, lm.p(), loss_init, since(t0));
 
   // Step 3: the joint search.
   std::vector<double> x;
@@ -96,10 +88,10 @@ void run_lapq(MethodContext& ctx, bool joint) {
     jo.seed = o.seed;
     jo.stop = [] { return interrupted(); };
     jo.on_sweep = [&](int sweep, int64_t evals, double, double best_loss) {
-      say(o, "lapq joint sweep %d: best loss %.5f  %lld evaluations  %.1f s", sweep, best_loss,
+      method_say(o, "lapq joint sweep %d: best loss %.5f  %lld evaluations  %.1f s", sweep, best_loss,
           static_cast<long long>(evals), since(tj));
     };
-    say(o, "lapq joint: %zu clipping ranges, %s, %d sweeps, start loss %.5f", lm.dims(), jo.optimizer.c_str(),
+    method_say(o, "lapq joint: %zu clipping ranges, %s, %d sweeps, start loss %.5f", lm.dims(), jo.optimizer.c_str(),
         jo.sweeps, loss_init);
     JointResult jr = minimize_joint([&](const std::vector<double>& v) { return lm.loss(v); },
                                     std::vector<double>(lm.dims(), 0.0), jo);
@@ -130,7 +122,7 @@ void run_lapq(MethodContext& ctx, bool joint) {
     if (!keep) lm.undo_bias_correction();
     rep["bias_corr"] = {{"layers", n}, {"loss", l}, {"kept", keep}};
     if (keep) loss = l;
-    say(o, "lapq: bias correction on %d layers: loss %.5f (%s)", n, l, keep ? "kept" : "undone");
+    method_say(o, "lapq: bias correction on %d layers: loss %.5f (%s)", n, l, keep ? "kept" : "undone");
   }
   lm.write_back();
   rep["loss_final"] = loss;

@@ -1,7 +1,10 @@
 #include "quant/methods/method.h"
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 
+#include "core/log.h"
 #include "mixq/error.h"
 
 namespace mixq {
@@ -48,6 +51,16 @@ const MethodRow& find_method(const std::string& name) {
   std::string all;
   for (const auto& r : method_table()) all += std::string(all.empty() ? "" : ", ") + r.name;
   throw Error(ErrorKind::kInvalidArgument, "unknown method '" + name + "'; choose one of: " + all);
+}
+
+void method_say(const ReconOptions& o, const char* fmt, ...) {
+  if (!o.progress) return;
+  char line[240];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  log::info(line);
 }
 
 }  // namespace mixq

@@ -84,6 +84,9 @@ struct MethodRow {
   void (*refine)(MethodContext& ctx);  // nullptr: ranges only
 };
 
+// A method's progress line (printf format) through log::info, when opts.progress is on.
+void method_say(const ReconOptions& o, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
 const std::vector<MethodRow>& method_table();
 const MethodRow& find_method(const std::string& name);  // throws kInvalidArgument listing them
 std::vector<std::string> method_names();

@@ -42,14 +42,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-template <typename... A>
-void say(const ReconOptions& o, const char* fmt, A... a) {
-  if (!o.progress) return;
-  char line[240];
-  std::snprintf(line, sizeof line, fmt, a...);
-  log::info(line);
-}
-
 struct MpLayer {
   LayerInfo info;
   QuantizedWeight* qw = nullptr;
@@ -183,7 +175,7 @@ void refine_multipoint(MethodContext& ctx) {
   auto subset = head_dataset(ctx.calib, o.mp_samples);
   rep["samples"] = subset->size();
   if (layers.empty() || budget == 0) {
-    say(o, "multipoint: %s", layers.empty() ? "no layer can take extra points" : "a budget of 0 extra points");
+    method_say(o, "multipoint: %s", layers.empty() ? "no layer can take extra points" : "a budget of 0 extra points");
     rep["points"] = 0;
     rep["seconds"] = since(t0);
     return;
@@ -253,7 +245,7 @@ void refine_multipoint(MethodContext& ctx) {
       touched.push_back(&L);
     }
     added += static_cast<int64_t>(take_n);
-    say(o, "multipoint: round %d: %lld points on %zu layers (%lld of %lld)", r + 1, static_cast<long long>(take_n),
+    method_say(o, "multipoint: round %d: %lld points on %zu layers (%lld of %lld)", r + 1, static_cast<long long>(take_n),
         touched.size(), static_cast<long long>(added), static_cast<long long>(budget));
     rounds.push_back({{"points", take_n}, {"layers", touched.size()}, {"largest_error", picks.front().key}});
     if (added >= budget || r + 1 == o.mp_rounds) break;
@@ -280,7 +272,7 @@ void refine_multipoint(MethodContext& ctx) {
   rep["rounds"] = rounds;
   rep["layers"] = per_layer;
   rep["seconds"] = since(t0);
-  say(o, "multipoint: %lld extra points (%.1f%% of %lld output channels) on %zu layers, %.1f s",
+  method_say(o, "multipoint: %lld extra points (%.1f%% of %lld output channels) on %zu layers, %.1f s",
       static_cast<long long>(added), 100.0 * static_cast<double>(added) / static_cast<double>(channels),
       static_cast<long long>(channels), per_layer.size(), since(t0));
   if (interrupted()) ctx.interrupted = true;
