@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -15,6 +16,21 @@ namespace {
 bool env_set(const char* name) {
   const char* v = std::getenv(name);
   return v && *v;
+}
+
+// Whether fewer than half the cores have another runnable task right now (false when unknown).
+bool machine_idle() {
+  const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f || cores <= 0) {
+    if (f) std::fclose(f);
+    return false;
+  }
+  double l1 = 0, l5 = 0, l15 = 0;
+  long running = 0, total = 0;
+  const int got = std::fscanf(f, "%lf %lf %lf %ld/%ld", &l1, &l5, &l15, &running, &total);
+  std::fclose(f);
+  return got == 5 && static_cast<double>(running - 1) < 0.5 * static_cast<double>(cores);  // minus this process
 }
 
 std::vector<std::pair<std::string, std::string>> wanted() {
@@ -40,7 +56,16 @@ std::vector<std::pair<std::string, std::string>> wanted() {
 #endif
     }
   }
-  if (!env_set("OMP_WAIT_POLICY") && !env_set("GOMP_SPINCOUNT")) out.emplace_back("OMP_WAIT_POLICY", "PASSIVE");
+  if (!env_set("OMP_WAIT_POLICY") && !env_set("GOMP_SPINCOUNT")) {
+    // Spinning at OpenMP barriers: on an idle machine it is what makes the second core pay (the
+    // fixtures at batch 32 / 2 threads ran 2-3x slower passive than active, BENCHMARKS "Executor vs
+    // ONNX Runtime on the fixtures, quiet machine"); on a busy one a spinner burns the slice of the
+    // thread it waits for (mobilenet_v3_small at load ~7: 11-64 img/s spinning vs 175-255 passive).
+    // So: active when the machine is idle as the job starts (other runnable tasks, from
+    // /proc/loadavg's "running/total" field, fewer than half the cores; the load averages lag by
+    // minutes), passive otherwise. A setting of the user's wins.
+    out.emplace_back("OMP_WAIT_POLICY", machine_idle() ? "ACTIVE" : "PASSIVE");
+  }
   return out;
 }
 
