@@ -96,8 +96,9 @@ void rewrite_multipoint_node(const QuantizedWeight& qw, const MultipointLayout& 
     t.name = qw.node + "::multipoint_bias";
     t.dims = {static_cast<int64_t>(lay.dest.size())};
     t.f.assign(lay.dest.size(), 0.0f);
+    const float* bv = bias.data_ptr<float>();
     for (size_t p = 0; p < lay.dest.size(); ++p)
-      if (lay.main[p]) t.f[p] = bias.numel() == 1 ? bias[0].item<float>() : bias[lay.dest[p]].item<float>();
+      if (lay.main[p]) t.f[p] = bv[bias.numel() == 1 ? 0 : lay.dest[p]];
     n.inputs[2] = t.name;
     m.tensors.push_back(std::move(t));
   }

@@ -93,6 +93,10 @@ class Measure {
     std::vector<std::string> inputs;
     for (const auto* L : layers) inputs.push_back(L->info.input);
     std::vector<std::vector<at::Tensor>> sums(layers.size());
+    // op(x, delta) alone: the layers read zero biases for the whole measurement.
+    for (const auto* L : layers)
+      if (!L->info.bias.empty())
+        rm_.set_bias(L->info.node, at::zeros_like(rm_.qmodel().graph.initializers.at(L->info.bias)));
     std::optional<Progress> bar;
     if (progress) bar.emplace(label, data_.size(), "samples");
     for (int64_t b = 0; b < data_.size() && !interrupted(); b += batch_) {
@@ -100,7 +104,6 @@ class Measure {
       auto got = rm_.fp().run(rm_.feeds(data_.get(b, e)), inputs);
       for (size_t i = 0; i < layers.size(); ++i) {
         const MpLayer& L = *layers[i];
-        if (!L.info.bias.empty()) rm_.set_bias(L.info.node, at::zeros_like(rm_.qmodel().graph.initializers.at(L.info.bias)));
         const at::Tensor& x = got.at(L.info.input);
         for (size_t k = 0; k < deltas[i].size(); ++k) {
           rm_.set_weight(L.info.node, deltas[i][k]);
