@@ -24,10 +24,12 @@
 #include <sstream>
 
 #include "exec/executor.h"
+#include "node_suite.h"
 #include "onnx/import.h"
 
 namespace fs = std::filesystem;
 using namespace mixq;
+using node_suite::load_series;
 
 namespace {
 
@@ -97,16 +99,6 @@ std::string compare(const at::Tensor& want, const at::Tensor& got) {
   return "";
 }
 
-std::vector<at::Tensor> load_series(const fs::path& dir, const std::string& prefix) {
-  std::vector<at::Tensor> out;
-  for (int i = 0;; ++i) {
-    fs::path p = dir / (prefix + std::to_string(i) + ".pb");
-    if (!fs::exists(p)) break;
-    out.push_back(load_tensor_pb(p.string()));
-  }
-  return out;
-}
-
 Outcome run_case(const fs::path& dir, const Graph& graph) {
   Executor ex(graph);  // may throw (unsupported attribute, opset...)
   for (const auto& set : fs::directory_iterator(dir)) {
@@ -130,49 +122,16 @@ Outcome run_case(const fs::path& dir, const Graph& graph) {
   return {"pass", ""};
 }
 
-std::map<std::string, std::string> read_known(const std::string& path) {
-  std::map<std::string, std::string> known;
-  std::ifstream f(path);
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string name = line.substr(0, colon), why = line.substr(colon + 1);
-    while (!why.empty() && why[0] == ' ') why.erase(0, 1);
-    known[name] = why;
-  }
-  return known;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data = "/usr/share/libonnx-testdata/data/node", filter, summary_path, known_path;
-  bool verbose = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--data") data = next();
-    else if (a == "--filter") filter = next();
-    else if (a == "--summary") summary_path = next();
-    else if (a == "--known") known_path = next();
-    else if (a == "-v") verbose = true;
-    else { std::cerr << "unknown argument " << a << "\n"; return 2; }
-  }
-  if (!fs::is_directory(data)) {
-    std::cerr << "ONNX node test data not found at " << data
-              << " (install Debian's libonnx-testdata)\n";
-    return 2;
-  }
-  at::set_num_threads(1);
-  auto known = known_path.empty() ? std::map<std::string, std::string>{} : read_known(known_path);
-
-  std::vector<fs::path> cases;
-  for (const auto& e : fs::directory_iterator(data))
-    if (e.is_directory() && e.path().filename().string().find(filter) != std::string::npos)
-      cases.push_back(e.path());
-  std::sort(cases.begin(), cases.end());
+  node_suite::Args args;
+  if (int rc = node_suite::parse_args(argc, argv, args)) return rc;
+  const std::string& data = args.data;
+  const std::string& summary_path = args.summary_path;
+  const bool verbose = args.verbose;
+  auto& known = args.known;
+  const std::vector<fs::path>& cases = args.cases;
 
   struct OpStats { int pass = 0, unsupported = 0, xfail = 0, fail = 0; std::vector<std::string> notes; };
   std::map<std::string, OpStats> per_op;

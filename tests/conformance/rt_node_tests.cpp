@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 
+#include "node_suite.h"
 #include "onnx/import.h"
 #include "pack/from_qmodel.h"
 #include "runtime/ops.h"
@@ -26,6 +27,7 @@
 
 namespace fs = std::filesystem;
 using namespace mixq;
+using node_suite::load_series;
 
 namespace {
 
@@ -77,16 +79,6 @@ std::string compare(const at::Tensor& want0, const rt::Tensor& got) {
   return "";
 }
 
-std::vector<at::Tensor> load_series(const fs::path& dir, const std::string& prefix) {
-  std::vector<at::Tensor> out;
-  for (int i = 0;; ++i) {
-    fs::path p = dir / (prefix + std::to_string(i) + ".pb");
-    if (!fs::exists(p)) break;
-    out.push_back(load_tensor_pb(p.string()));
-  }
-  return out;
-}
-
 // Layers whose weights (every input after the first) the runtime needs stored, as exported models
 // store them: the node tests feed them as graph inputs, so they become initializers here.
 bool weights_stored(const std::string& op) {
@@ -130,43 +122,16 @@ std::string run_case(const fs::path& dir, const Graph& g) {
   return "pass";
 }
 
-std::map<std::string, std::string> read_known(const std::string& path) {
-  std::map<std::string, std::string> known;
-  std::ifstream f(path);
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    auto colon = line.find(':');
-    if (colon != std::string::npos) known[line.substr(0, colon)] = line.substr(line.find_first_not_of(' ', colon + 1));
-  }
-  return known;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data = "/usr/share/libonnx-testdata/data/node", filter, summary_path, known_path;
-  bool verbose = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--data") data = next();
-    else if (a == "--filter") filter = next();
-    else if (a == "--summary") summary_path = next();
-    else if (a == "--known") known_path = next();
-    else if (a == "-v") verbose = true;
-    else { std::cerr << "unknown argument " << a << "\n"; return 2; }
-  }
-  if (!fs::is_directory(data)) {
-    std::cerr << "ONNX node test data not found at " << data << " (install Debian's libonnx-testdata)\n";
-    return 2;
-  }
-  at::set_num_threads(1);
-  auto known = known_path.empty() ? std::map<std::string, std::string>{} : read_known(known_path);
-  std::vector<fs::path> cases;
-  for (const auto& e : fs::directory_iterator(data))
-    if (e.is_directory() && e.path().filename().string().find(filter) != std::string::npos) cases.push_back(e.path());
-  std::sort(cases.begin(), cases.end());
+  node_suite::Args args;
+  if (int rc = node_suite::parse_args(argc, argv, args)) return rc;
+  const std::string& data = args.data;
+  const std::string& summary_path = args.summary_path;
+  const bool verbose = args.verbose;
+  auto& known = args.known;
+  const std::vector<fs::path>& cases = args.cases;
 
   std::map<std::string, std::map<std::string, int>> per_op;  // op -> status -> count
   std::vector<std::string> notes;

@@ -17,6 +17,7 @@
 #include "quant/qdq.h"
 #include "quant/quantize.h"
 #include "runtime/runtime.h"
+#include "rt_test_util.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -169,29 +170,13 @@ void check_runtime(const std::string& name, bool grouped = false) {
   Batch b = ds->get(0, 64);
   Executor sim(qdq_graph(r.qmodel));
   const at::Tensor ref = sim.run(b.inputs).at(0).contiguous();
-  rt::Tensor x;
-  const at::Tensor xin = b.inputs.at(0).contiguous();
-  x.shape.assign(xin.sizes().begin(), xin.sizes().end());
-  x.f.assign(xin.data_ptr<float>(), xin.data_ptr<float>() + xin.numel());
+  const rt::Tensor x = to_rt(b.inputs.at(0));
   rt::Model model = rt::Model::load(path);
   const rt::Tensor y = model.run({x}).at(0);
   ASSERT_EQ(static_cast<int64_t>(y.f.size()), ref.numel()) << name;
-  const float* rp = ref.data_ptr<float>();
-  const int64_t C = ref.size(1);
-  double maxdiff = 0, maxabs = 0;
-  int64_t agree = 0;
-  for (int64_t i = 0; i < 64; ++i) {
-    int64_t ay = 0, ar = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      maxdiff = std::max(maxdiff, double(std::fabs(y.f[i * C + c] - rp[i * C + c])));
-      maxabs = std::max(maxabs, double(std::fabs(rp[i * C + c])));
-      if (y.f[i * C + c] > y.f[i * C + ay]) ay = c;
-      if (rp[i * C + c] > rp[i * C + ar]) ar = c;
-    }
-    agree += ay == ar;
-  }
-  EXPECT_LT(maxdiff, 0.05 * (1 + maxabs)) << name;
-  EXPECT_GE(agree, 63) << name;
+  const ScoreAgreement sa = compare_scores(ref, y.f);
+  EXPECT_LT(sa.maxdiff, 0.05 * (1 + sa.maxabs)) << name;
+  EXPECT_GE(sa.agree, 63) << name;
   // Unfused (every value NCHW float, no fused activation) gives the same bits.
   rt::ModelOptions plain;
   plain.fuse = false;

@@ -16,6 +16,7 @@
 #include "pack/from_qmodel.h"
 #include "quant/qdq.h"
 #include "runtime/runtime.h"
+#include "rt_test_util.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -415,10 +416,7 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
   Batch b = ds->get(0, samples);
   Executor sim(qdq_graph(r.qmodel));
   at::Tensor ref = sim.run(b.inputs).at(0).contiguous();
-  rt::Tensor x;
-  at::Tensor xin = b.inputs.at(0).contiguous();
-  x.shape.assign(xin.sizes().begin(), xin.sizes().end());
-  x.f.assign(xin.data_ptr<float>(), xin.data_ptr<float>() + xin.numel());
+  const rt::Tensor x = to_rt(b.inputs.at(0));
   std::vector<float> first;
   for (Isa isa : isas()) {
     rt::Model m = rt::Model::load(path, own_kernels(isa, 2));
@@ -429,24 +427,11 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
     }
     const rt::Tensor y = m.run({x}).at(0);
     ASSERT_EQ(static_cast<int64_t>(y.f.size()), ref.numel());
-    const float* rp = ref.data_ptr<float>();
-    const int64_t C = ref.size(1);
-    double maxdiff = 0, maxabs = 0;
-    int64_t agree = 0;
-    for (int64_t i = 0; i < samples; ++i) {
-      int64_t ay = 0, ar = 0;
-      for (int64_t c = 0; c < C; ++c) {
-        maxdiff = std::max(maxdiff, double(std::fabs(y.f[i * C + c] - rp[i * C + c])));
-        maxabs = std::max(maxabs, double(std::fabs(rp[i * C + c])));
-        if (y.f[i * C + c] > y.f[i * C + ay]) ay = c;
-        if (rp[i * C + c] > rp[i * C + ar]) ar = c;
-      }
-      agree += ay == ar;
-    }
+    const ScoreAgreement sa = compare_scores(ref, y.f);
     // Float rounding differs (int32 sums vs float convolution) and can flip an activation code at
     // a rounding boundary; the effect on the logits stays small.
-    EXPECT_LT(maxdiff, 0.05 * (1 + maxabs)) << name << " " << kernels::isa_name(isa);
-    EXPECT_GE(agree, samples - 1) << name << " " << kernels::isa_name(isa);
+    EXPECT_LT(sa.maxdiff, 0.05 * (1 + sa.maxabs)) << name << " " << kernels::isa_name(isa);
+    EXPECT_GE(sa.agree, samples - 1) << name << " " << kernels::isa_name(isa);
     if (first.empty()) first = y.f;
     else EXPECT_EQ(y.f, first) << name << ": ISA " << kernels::isa_name(isa) << " differs from ref";
     // Fused activations, codes and channels-last values between layers (runtime/forms.h) give the
@@ -519,10 +504,7 @@ TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
     const std::string path = d.file(name + ".mxq");
     pack::save_mxq(pack_quantized_model(r.qmodel), path);
     auto ds = open_dataset("fmnist:test:16", r.prepared.inputs, preprocess_from_metadata(r.prepared));
-    at::Tensor xin = ds->get(0, 16).inputs.at(0).contiguous();
-    rt::Tensor x;
-    x.shape.assign(xin.sizes().begin(), xin.sizes().end());
-    x.f.assign(xin.data_ptr<float>(), xin.data_ptr<float>() + xin.numel());
+    const rt::Tensor x = to_rt(ds->get(0, 16).inputs.at(0));
     rt::Model own = rt::Model::load(path, own_kernels(kernels::default_isa(), 1));
     rt::ModelOptions fast{kernels::default_isa(), 2};
     rt::Model dn = rt::Model::load(path, fast);

@@ -33,6 +33,8 @@
 #include "quant/qdq.h"
 #include "runtime/runtime.h"
 #include "onnx/import.h"
+#include "exec/fidelity.h"
+#include "rt_test_util.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -111,21 +113,6 @@ std::string os_shape(const at::Tensor& t) {
   return os.str();
 }
 
-// The runtime's inputs: float32, or int64 for every integer / bool array (how it holds them).
-std::vector<rt::Tensor> rt_inputs(const std::vector<at::Tensor>& inputs) {
-  std::vector<rt::Tensor> xs;
-  for (const auto& t0 : inputs) {
-    const bool f = at::isFloatingType(t0.scalar_type());
-    const at::Tensor t = t0.to(f ? at::kFloat : at::kLong).contiguous();  // int32 / bool held as int64
-    rt::Tensor x;
-    x.shape.assign(t.sizes().begin(), t.sizes().end());
-    if (f) x.f.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
-    else x.dtype = pack::ElemType::kInt64, x.i.assign(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
-    xs.push_back(std::move(x));
-  }
-  return xs;
-}
-
 // Runs the member on its data: through the executor, or packed as `mixq pack --float` does
 // (BatchNorm folded, every weight float) through the runtime. Throws what either throws.
 std::vector<at::Tensor> run_member(const Graph& g, const std::map<std::string, at::Tensor>& data, bool runtime,
@@ -145,7 +132,7 @@ std::vector<at::Tensor> run_member(const Graph& g, const std::map<std::string, a
   rt::Model m(pack_quantized_model(qm));
   *stage = "runtime";
   std::vector<at::Tensor> outs;
-  for (auto& y : m.run(rt_inputs(inputs))) {
+  for (auto& y : m.run(to_rt(inputs))) {
     if (y.dtype == pack::ElemType::kFloat32) outs.push_back(at::tensor(y.f, at::kFloat).reshape(y.shape));
     else outs.push_back(at::tensor(y.i, at::kLong).reshape(y.shape));
   }
@@ -359,12 +346,13 @@ TEST_P(Zoo, QuantizedRuntimeMatchesSimulation) {
   std::vector<at::Tensor> inputs;
   for (const auto& in : fg.inputs) inputs.push_back(data.at(in.name));
   rt::Model m(pack_quantized_model(r.qmodel));
-  const auto got = m.run(rt_inputs(inputs));
+  const auto got = m.run(to_rt(inputs));
   ASSERT_EQ(got.size(), ref.size());
+  // SQNR of an output against the float model's (exec/fidelity.h, as reports compute it).
   auto sqnr = [](const at::Tensor& want, const at::Tensor& have) {
-    const double s = want.to(at::kDouble).pow(2).sum().item<double>();
-    const double n = (want.to(at::kDouble) - have.to(at::kDouble)).pow(2).sum().item<double>();
-    return 10 * std::log10(s / std::max(n, 1e-30));
+    FidelityAccumulator acc({"output"});
+    acc.add({want}, {have});
+    return acc.result().at(0).sqnr_db;
   };
   for (size_t i = 0; i < got.size(); ++i) {
     if (got[i].dtype != pack::ElemType::kFloat32) continue;
