@@ -28,6 +28,11 @@ inline float round_half_even(float t) {
   return (t + kMagic) - kMagic;
 }
 
+// Fake quantization under the same definition, for float kernels that read a quantized input:
+// y = scale * (clamp(round_half_even(x * inv) + zq, lo, hi) - zq). The one loop every float-path
+// layer (QLinear's float form, ConvTranspose, the recurrent layers) runs.
+void fake_quantize_f32(const float* x, int64_t n, float scale, float zq, float lo, float hi, float* y);
+
 void quantize_u8_ref(const float* x, int64_t n, float scale, float zq, float lo, float hi, uint8_t* out);
 void quantize_u8_avx2(const float* x, int64_t n, float scale, float zq, float lo, float hi, uint8_t* out);
 void quantize_u8_avx512(const float* x, int64_t n, float scale, float zq, float lo, float hi, uint8_t* out);

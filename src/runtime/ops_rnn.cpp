@@ -119,16 +119,14 @@ class RecurrentOp : public Op {
       }
     }
 
-    // X in layout 0, contiguous [T*N, In]; fake-quantized first like ConvTranspose (x / s, as the
-    // simulation's QuantizeLinear divides).
+    // X in layout 0, contiguous [T*N, In]; fake-quantized first like ConvTranspose (the runtime's
+    // quantizer, kernels/quantize.h).
     std::vector<float> x_q, x_t;
     const float* X = x_in.f.data();
     if (qact) {
       x_q.resize(x_in.f.size());
-      const float sc = qact->scale, z = qact->zero_point;
-      const float lo = static_cast<float>(qact->qmin()), hi = static_cast<float>(qact->qmax());
-      for (size_t i = 0; i < x_q.size(); ++i)
-        x_q[i] = sc * (std::min(std::max(kernels::round_half_even(X[i] / sc) + z, lo), hi) - z);
+      kernels::fake_quantize_f32(X, x_in.numel(), qact->scale, qact->zero_point, static_cast<float>(qact->qmin()),
+                                 static_cast<float>(qact->qmax()), x_q.data());
       X = x_q.data();
     }
     if (layout) {

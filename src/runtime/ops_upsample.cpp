@@ -139,11 +139,10 @@ class ConvTransposeOp : public Op {
     Tensor y = Tensor::floats({N, Co, OH, OW});
     std::vector<float> xq;
     const float* xs = x.f.data();
-    if (qact) {  // the quantized input the simulation's QDQ graph feeds this layer
+    if (qact) {  // the quantized input the simulation's QDQ graph feeds this layer (runtime's quantizer)
       xq.resize(x.f.size());
-      const float s = qact->scale, z = qact->zero_point;
-      const float lo = static_cast<float>(qact->qmin()), hi = static_cast<float>(qact->qmax());
-      for (size_t i = 0; i < xq.size(); ++i) xq[i] = s * (std::min(std::max(kernels::round_half_even(xs[i] / s) + z, lo), hi) - z);
+      kernels::fake_quantize_f32(xs, x.numel(), qact->scale, qact->zero_point, static_cast<float>(qact->qmin()),
+                                 static_cast<float>(qact->qmax()), xq.data());
       xs = xq.data();
     }
     for (int64_t n = 0; n < N; ++n)

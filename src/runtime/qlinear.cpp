@@ -41,12 +41,8 @@ void QLinear::fake_quant_act(const float* x, int64_t numel, float* y) const {
     std::copy(x, x + numel, y);
     return;
   }
-  const float zq = static_cast<float>(za + aqmin), lo = static_cast<float>(aqmin), hi = static_cast<float>(aqmax);
-  const float inv = kernels::quant_inv(sa);  // the runtime's quantizer (kernels/quantize.h)
-  for (int64_t i = 0; i < numel; ++i) {
-    const float q = std::min(std::max(kernels::round_half_even(x[i] * inv) + zq, lo), hi);
-    y[i] = sa * (q - zq);
-  }
+  kernels::fake_quantize_f32(x, numel, sa, static_cast<float>(za + aqmin), static_cast<float>(aqmin),
+                             static_cast<float>(aqmax), y);  // the runtime's quantizer (kernels/quantize.h)
 }
 
 void QLinear::gemm(const uint8_t* A, int64_t lda, int64_t m, int32_t* C, int threads) const {
