@@ -9,8 +9,9 @@ timed runs after warmup, and the table shows the median over rounds of each engi
 ORT / mixq (how many times faster ORT is; goal <= 1.5).
 
 Inputs: Fashion-MNIST test images preprocessed as the model's metadata says for the fixtures
-(metadata mixq.dataset = fmnist), otherwise standard-normal noise (seed 0); dynamic dims other
-than the batch are an error.
+(metadata mixq.dataset = fmnist), otherwise standard-normal noise (seed 0). Dynamic dims other
+than the batch take their values from `--input-shape C,H,W` (the dims after the batch; e.g. the zoo
+exports with dynamic height/width: `--input-shape 3,224,224`); without it they are an error.
 
 Models: the paths given; by default the fixtures (models/fmnist-*.onnx) plus torchvision 224x224
 classifiers with random weights (weights=None, eval, opset 13, dynamic batch) exported on the fly
@@ -90,15 +91,22 @@ def export_zoo(zoo_dir):
     return paths
 
 
-def make_input(sess, batch, path):
+def make_input(sess, batch, path, fill=None):
     import numpy as np
     inputs = sess.get_inputs()
     if len(inputs) != 1:
         sys.exit(f"{path}: {len(inputs)} inputs; this bench feeds single-input models")
     i = inputs[0]
     shape = [batch] + list(i.shape[1:])
+    if fill is not None:
+        if len(fill) != len(shape) - 1:
+            sys.exit(f"{path}: --input-shape has {len(fill)} dims, input {i.name} {i.shape} needs {len(shape) - 1}")
+        for k, d in enumerate(shape[1:], start=1):
+            if isinstance(d, int) and d != fill[k - 1]:
+                sys.exit(f"{path}: --input-shape dim {k} = {fill[k - 1]}, the model fixes it at {d}")
+            shape[k] = fill[k - 1]
     if any(not isinstance(d, int) for d in shape):
-        sys.exit(f"{path}: input {i.name} has dynamic dims {i.shape} besides the batch")
+        sys.exit(f"{path}: input {i.name} has dynamic dims {i.shape} besides the batch (give --input-shape)")
     meta = sess.get_modelmeta().custom_metadata_map
     if meta.get("mixq.dataset") == "fmnist":
         with gzip.open(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")) as f:
@@ -153,6 +161,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE: an extra mixq column")
+    ap.add_argument("--input-shape", help="C,H,W (dims after the batch) for inputs with dynamic dims")
     ap.add_argument("--zoo-dir", default="/tmp/mixq-speedzoo")
     ap.add_argument("--no-zoo", action="store_true")
     ap.add_argument("--exe", default=os.path.join(ROOT, "build", "bench", "mixq_exec_bench"))
@@ -193,7 +202,8 @@ def main():
     os.makedirs(tmp, exist_ok=True)
     for path in models:
         sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-        x = make_input(sess, args.batch, path)
+        fill = [int(d) for d in args.input_shape.split(",")] if args.input_shape else None
+        x = make_input(sess, args.batch, path, fill)
         data = os.path.join(tmp, os.path.basename(path) + f".b{args.batch}.npy")
         np.save(data, x)
         feed = {sess.get_inputs()[0].name: x}

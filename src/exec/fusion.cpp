@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "exec/fusion_attention.h"
 #include "exec/fusion_kernels.h"
 
 namespace mixq {
@@ -26,6 +27,7 @@ const char* fusion_kind_name(FusionKind k) {
     case FusionKind::kQdq: return "QuantDequant";
     case FusionKind::kProducerQdq: return "ProducerQuantDequant";
     case FusionKind::kGemmAct: return "GemmAct";
+    case FusionKind::kAttention: return "Attention";
   }
   return "?";
 }
@@ -60,6 +62,8 @@ class Matcher {
       if (auto grp = match_layer_norm(static_cast<int>(i))) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_gelu(static_cast<int>(i))) claim(*grp, out);
+    for (size_t i = 0; i < g_.nodes.size(); ++i)
+      if (auto grp = match_attention(static_cast<int>(i))) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)
       if (auto grp = match_linear(static_cast<int>(i))) claim(*grp, out);
     for (size_t i = 0; i < g_.nodes.size(); ++i)  // with a following activation first, then without
@@ -216,6 +220,49 @@ class Matcher {
       grp.kernel = std::make_unique<LinearKernel>();
       return grp;
     });
+  }
+
+  // Node i = MatMul(P, V), P = Softmax(T) over the last axis, T = S * c, c * S or S / c (a scalar
+  // float constant; or no scaling node: T = S), S = MatMul(Q, K).
+  std::optional<FusionGroup> match_attention(int i) const {
+    if (!is_op(i, "MatMul", 2)) return std::nullopt;
+    const std::string &p = node(i).inputs[0], &v = node(i).inputs[1];
+    int sm = prod(p, "Softmax");
+    if (sm < 0 || !is_op(sm, "Softmax", 1)) return std::nullopt;
+    int64_t axis = g_.opset() >= 13 ? -1 : 1;
+    if (const Attribute* a = node(sm).attr("axis")) {
+      if (a->type != AttrType::kInt) return std::nullopt;
+      axis = a->i;
+    }
+    std::vector<int> members = {sm, i};
+    std::vector<std::string> consts;
+    std::string s = node(sm).inputs[0];
+    float scale = 1.0f;
+    bool divide = false;
+    for (const char* op : {"Mul", "Div"}) {
+      const int sc = prod(s, op);
+      if (sc < 0 || !is_op(sc, op, 2)) continue;
+      const bool div = op[0] == 'D';
+      const Node& n = node(sc);
+      for (int side = 0; side < (div ? 1 : 2); ++side) {  // side: the scores' operand (Div: the dividend)
+        auto c = scalar_const(n.inputs[1 - side]);
+        if (!c || c->second != at::kFloat || prod(n.inputs[side], "MatMul") < 0) continue;
+        scale = static_cast<float>(c->first);
+        divide = div;
+        consts.push_back(n.inputs[1 - side]);
+        members.push_back(sc);
+        s = n.inputs[side];
+        break;
+      }
+      if (!consts.empty()) break;
+    }
+    int mm = prod(s, "MatMul");
+    if (mm < 0 || !is_op(mm, "MatMul", 2)) return std::nullopt;
+    members.push_back(mm);
+    FusionGroup grp{FusionKind::kAttention, members, {node(mm).inputs[0], node(mm).inputs[1], v}, {}, {}, consts, nullptr};
+    if (!finish(grp)) return std::nullopt;
+    grp.kernel = std::make_unique<AttentionKernel>(scale, divide, axis);
+    return grp;
   }
 
   // The activation ending at node i: Relu; Clip with constant float bounds (opset 11+); hard-swish

@@ -32,6 +32,9 @@
 //             [N] (fully connected layers as torch.onnx exports them): at::addmm on a cached
 //             contiguous B^T (transB), on the calling thread only for small GEMMs, then the
 //             activation in place (off under MIXQ_EXEC_LEGACY=1)
+//   Attention MatMul(Q, K) [-> Mul|Div by a float scalar constant] -> Softmax(last axis) ->
+//             MatMul(., V), rank 3 or 4, no broadcasting, float32, no autograd
+//             kernels::attention_f32 (one row of scores at a time; no [.., lq, lk] tensor)
 //   EmbedSum  Gather(table, idx [N, L], axis 0) -> ReduceSum(axes [1])   at::embedding_bag (sum):
 //             the [N, L, D] lookup is never materialized (25 MB at batch 256 for the embedding
 //             fixture); indices outside [0, rows) (negative ones wrap in Gather) run unfused
@@ -61,9 +64,10 @@
 
 namespace mixq {
 
-enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum, kConvAct, kHardSwish, kSilu, kQdq, kProducerQdq, kGemmAct };
+enum class FusionKind { kLinear, kGelu, kLayerNorm, kConvBn, kAddRelu, kEmbedSum, kConvAct, kHardSwish, kSilu, kQdq, kProducerQdq, kGemmAct,
+                        kAttention };
 // "Linear", "Gelu", "LayerNorm", "ConvBn", "AddRelu", "EmbedSum", "ConvAct", "HardSwish", "Silu",
-// "QuantDequant", "ProducerQuantDequant", "GemmAct"
+// "QuantDequant", "ProducerQuantDequant", "GemmAct", "Attention"
 const char* fusion_kind_name(FusionKind k);
 
 class FusedKernel : public OpKernel {

@@ -24,7 +24,44 @@ inline bool is_float_type(at::ScalarType t) { return t == at::kFloat || t == at:
 
 // ---- fused kernels ---------------------------------------------------------------------------
 
-// in: X, W, b (then ignored extras). Y = X @ W + b.
+// A constant float weight (and bias) packed once for oneDNN's inner product, re-made when either
+// tensor or its version changes (reconstruction methods edit weights in place between runs).
+// get() returns nullptr for inference tensors (a hook's output, a DequantizeLinear's: no version
+// counter), non-CPU tensors, or without oneDNN: the caller then takes libtorch's path.
+class DnnlLinearCache {
+ public:
+  // w: [k][n] (k_major, as MatMul's B) or [n][k] (as Gemm's transposed B).
+  rt::DnnlLinear* get(const at::Tensor& w, const at::Tensor* bias, bool k_major) {
+    if (w.is_inference() || (bias && bias->is_inference()) || !w.device().is_cpu() || !rt::DnnlConv::available())
+      return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    const uint32_t cv = bias ? bias->_version() : 0;
+    if (!lin_ || !w.is_same(src_) || w._version() != version_ ||
+        (bias && (!bias->is_same(bias_src_) || cv != bias_version_))) {
+      const at::Tensor wc = w.contiguous(), bc = bias ? bias->contiguous() : at::Tensor();
+      const int64_t n = k_major ? wc.size(1) : wc.size(0), k = k_major ? wc.size(0) : wc.size(1);
+      lin_ = std::make_unique<rt::DnnlLinear>(wc.data_ptr<float>(), n, k, k_major,
+                                              bias ? bc.data_ptr<float>() : nullptr);
+      src_ = w;
+      version_ = w._version();
+      if (bias) {
+        bias_src_ = *bias;
+        bias_version_ = cv;
+      }
+    }
+    return lin_.get();
+  }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<rt::DnnlLinear> lin_;
+  at::Tensor src_, bias_src_;  // the weight and bias lin_ was made from (identity + version)
+  uint32_t version_ = 0, bias_version_ = 0;
+};
+
+// in: X, W, b (then ignored extras). Y = X @ W + b. Float inference (no autograd) runs on oneDNN's
+// inner product with the weight packed once (a ViT's projections are [tokens, 64..256] x [64..256]
+// products where OpenBLAS's addmm spends most of its time packing B); otherwise at::addmm.
 class LinearKernel final : public FusedKernel {
  public:
   bool accepts(const std::vector<at::Tensor>& in) const override {
@@ -36,14 +73,28 @@ class LinearKernel final : public FusedKernel {
   }
   void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
     const at::Tensor &x = in[0], &w = in[1], &b = in[2];
+    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+    shape.back() = w.size(1);
+    const bool grad = at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || b.requires_grad());
+    if (!grad && x.scalar_type() == at::kFloat) {
+      if (rt::DnnlLinear* lin = cache_.get(w, &b, /*k_major=*/true)) {
+        const at::Tensor xc = x.contiguous();
+        const int64_t m = xc.numel() / xc.size(-1);
+        at::Tensor y = at::empty(shape, xc.options());
+        lin->run(xc.data_ptr<float>(), m, y.data_ptr<float>(), omp_in_parallel() ? 1 : omp_get_max_threads());
+        out[0] = std::move(y);
+        return;
+      }
+    }
     if (x.dim() == 2) {
       out[0] = at::addmm(b, x, w);
       return;
     }
-    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
-    shape.back() = w.size(1);
     out[0] = at::addmm(b, x.reshape({-1, x.size(-1)}), w).view(shape);
   }
+
+ private:
+  DnnlLinearCache cache_;
 };
 
 // in: x. erf GELU. `ctype`: dtype of the chain's constants (the unfused chain computes in it).
@@ -408,7 +459,7 @@ class GemmActKernel final : public FusedKernel {
     const int threads = omp_get_max_threads();
     const bool serial = threads > 1 && macs < kSerialMacs && !omp_in_parallel();
     at::Tensor y;
-    if (rt::DnnlLinear* lin = packed(b, has_c_ ? &in[2] : nullptr)) {
+    if (rt::DnnlLinear* lin = cache_.get(b, has_c_ ? &in[2] : nullptr, /*k_major=*/!trans_b_)) {
       const at::Tensor x = a.is_contiguous() ? a : a.contiguous();
       y = at::empty({x.size(0), n}, x.options());
       lin->run(x.data_ptr<float>(), x.size(0), y.data_ptr<float>(), serial ? 1 : threads);
@@ -435,36 +486,10 @@ class GemmActKernel final : public FusedKernel {
     return {rows, cols};
   }
 
-  // The weight (and bias) packed for oneDNN, re-made when either tensor or its version changes;
-  // nullptr for inference tensors (a hook's output, a DequantizeLinear's: no version counter) and
-  // non-CPU tensors.
-  rt::DnnlLinear* packed(const at::Tensor& b, const at::Tensor* c) {
-    if (b.is_inference() || (c && c->is_inference()) || !b.device().is_cpu() || !rt::DnnlConv::available())
-      return nullptr;
-    std::lock_guard<std::mutex> lock(mu_);
-    const uint32_t cv = c ? c->_version() : 0;
-    if (!lin_ || !b.is_same(src_) || b._version() != version_ || (c && (!c->is_same(bias_src_) || cv != bias_version_))) {
-      const at::Tensor w = b.contiguous(), bias = c ? c->contiguous() : at::Tensor();
-      const int64_t n = trans_b_ ? w.size(0) : w.size(1), k = trans_b_ ? w.size(1) : w.size(0);
-      lin_ = std::make_unique<rt::DnnlLinear>(w.data_ptr<float>(), n, k, /*k_major=*/!trans_b_,
-                                          c ? bias.data_ptr<float>() : nullptr);
-      src_ = b;
-      version_ = b._version();
-      if (c) {
-        bias_src_ = *c;
-        bias_version_ = cv;
-      }
-    }
-    return lin_.get();
-  }
-
   bool trans_b_, has_c_;
   Activation act_;
   int64_t flatten_axis_;
-  std::mutex mu_;
-  std::unique_ptr<rt::DnnlLinear> lin_;
-  at::Tensor src_, bias_src_;  // the weight and bias lin_ was made from (identity + version)
-  uint32_t version_ = 0, bias_version_ = 0;
+  DnnlLinearCache cache_;
 };
 
 // in: a, b. relu(a + b) with the sum's own buffer reused for the ReLU.

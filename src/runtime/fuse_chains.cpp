@@ -8,6 +8,7 @@
 
 #include "kernels/vmath.h"
 #include "mixq/error.h"
+#include "runtime/chain_graph.h"
 #include "runtime/row_reduce.h"
 
 namespace mixq::rt {
@@ -63,70 +64,13 @@ class GeluOp : public Op {
   }
 };
 
-struct Graph {
-  const pack::PackedModel& pm;
-  std::vector<std::vector<int>>& op_in;
-  std::vector<std::vector<int>>& op_out;
-  std::vector<bool>& skip;
-  const std::vector<Tensor>& slots;
-  const std::vector<bool>& is_const;
-  std::set<int> outputs;
-  std::vector<std::vector<int>> readers;  // slot -> reading ops
-
-  Graph(const pack::PackedModel& pm_, std::vector<std::vector<int>>& op_in_, std::vector<std::vector<int>>& op_out_,
-        std::vector<bool>& skip_, const std::vector<Tensor>& slots_, const std::vector<bool>& is_const_,
-        const std::vector<int>& output_slots)
-      : pm(pm_), op_in(op_in_), op_out(op_out_), skip(skip_), slots(slots_), is_const(is_const_),
-        outputs(output_slots.begin(), output_slots.end()), readers(slots_.size()) {
-    for (size_t i = 0; i < op_in.size(); ++i)
-      for (int s : op_in[i])
-        if (s >= 0) readers[static_cast<size_t>(s)].push_back(static_cast<int>(i));
-  }
-
-  // The single op reading slot s (not a graph output), if it is `op`; else -1.
-  int only_reader(int s, const char* op) const {
-    if (s < 0 || outputs.count(s) || readers[static_cast<size_t>(s)].size() != 1) return -1;
-    const int r = readers[static_cast<size_t>(s)][0];
-    return !skip[r] && pm.nodes[static_cast<size_t>(r)].op == op ? r : -1;
-  }
-  int out0(int i) const { return op_out[i].size() == 1 ? op_out[i][0] : -1; }
-  // The chain's ops `gone` are skipped; its last op `last` becomes `op`, reading slot x.
-  void replace(std::initializer_list<int> gone, int last, int x, std::unique_ptr<Op> op,
-               std::vector<std::unique_ptr<Op>>& ops) {
-    for (int j : gone) {
-      skip[j] = true;
-      op_in[j].clear();
-      op_out[j].clear();
-    }
-    op_in[last] = {x};
-    ops[last] = std::move(op);
-  }
-  // The scalar value of a constant operand, or NaN.
-  static float scalar(const Tensor* t) { return t && t->f.size() == 1 ? t->f[0] : NAN; }
-  // The constant float operand of binary op i other than slot s, or null.
-  const Tensor* const_other(int i, int s) const {
-    if (op_in[i].size() != 2) return nullptr;
-    const int o = op_in[i][0] == s ? op_in[i][1] : (op_in[i][1] == s ? op_in[i][0] : -1);
-    if (o < 0 || !is_const[static_cast<size_t>(o)]) return nullptr;
-    const Tensor& t = slots[static_cast<size_t>(o)];
-    return t.dtype == ElemType::kFloat32 ? &t : nullptr;
-  }
-  bool last_axis_mean(int i) const {
-    const pack::Node& n = pm.nodes[static_cast<size_t>(i)];
-    if (n.op != "ReduceMean" || op_in[i].size() != 1) return false;  // (axes as an input: not matched)
-    const pack::Attr* ax = n.attr("axes");
-    const pack::Attr* kd = n.attr("keepdims");
-    return ax && ax->ints.size() == 1 && ax->ints[0] == -1 && (!kd || kd->i == 1);
-  }
-};
-
 }  // namespace
 
 int fuse_layernorms(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
                     std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
                     std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
                     const std::vector<int>& output_slots) {
-  Graph g(pm, op_in, op_out, skip, slots, is_const, output_slots);
+  ChainGraph g(pm, op_in, op_out, skip, slots, is_const, output_slots);
   int fused = 0;
   for (size_t i0 = 0; i0 < ops.size(); ++i0) {
     const int i = static_cast<int>(i0);
@@ -174,24 +118,24 @@ int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& op
                std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out, std::vector<bool>& skip,
                const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
                const std::vector<int>& output_slots, kernels::Isa isa) {
-  Graph g(pm, op_in, op_out, skip, slots, is_const, output_slots);
+  ChainGraph g(pm, op_in, op_out, skip, slots, is_const, output_slots);
   int fused = 0;
   for (size_t i0 = 0; i0 < ops.size(); ++i0) {
     const int dv = static_cast<int>(i0);
     if (skip[dv] || pm.nodes[i0].op != "Div" || op_in[dv].size() != 2) continue;
     const int x = op_in[dv][0];
-    const float c = Graph::scalar(g.const_other(dv, x));
+    const float c = ChainGraph::scalar(g.const_other(dv, x));
     if (x < 0 || op_in[dv][1] == x || std::isnan(c)) continue;  // x / c with c a constant scalar
     const int erf = g.only_reader(g.out0(dv), "Erf");
     const int add = erf < 0 ? -1 : g.only_reader(g.out0(erf), "Add");
-    const float one = add < 0 ? NAN : Graph::scalar(g.const_other(add, g.out0(erf)));
+    const float one = add < 0 ? NAN : ChainGraph::scalar(g.const_other(add, g.out0(erf)));
     if (one != 1.0f) continue;
     const int mul = g.only_reader(g.out0(add), "Mul");
     if (mul < 0 || op_in[mul].size() != 2) continue;
     const std::vector<int>& mi = op_in[mul];
     if (!((mi[0] == x && mi[1] == g.out0(add)) || (mi[1] == x && mi[0] == g.out0(add)))) continue;
     const int mul2 = g.only_reader(g.out0(mul), "Mul");
-    const float half = mul2 < 0 ? NAN : Graph::scalar(g.const_other(mul2, g.out0(mul)));
+    const float half = mul2 < 0 ? NAN : ChainGraph::scalar(g.const_other(mul2, g.out0(mul)));
     if (half != 0.5f || g.out0(mul2) < 0) continue;
     auto op = std::make_unique<GeluOp>();
     op->c = c;

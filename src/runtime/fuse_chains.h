@@ -31,4 +31,14 @@ int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& op
                const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
                const std::vector<int>& output_slots, kernels::Isa isa);
 
+// Scaled-dot-product attention: MatMul(Q, K) [-> Mul(c) | Div(c), c a constant scalar] ->
+// Softmax(axis -1) -> MatMul(., V), both MatMuls of run-time tensors, becomes one op on
+// kernels::attention_f32 (no [.., lq, lk] score tensor; kernels/attention.h). Not the same bits as
+// the chain: the products are summed in another order and each row is scaled by 1/sum; within a few
+// ulp (tested). Shapes the kernel does not cover run the original ops, kept inside the fused one.
+int fuse_attention(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
+                   std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
+                   std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
+                   const std::vector<int>& output_slots, kernels::Isa isa);
+
 }  // namespace mixq::rt

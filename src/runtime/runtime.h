@@ -36,6 +36,10 @@ struct ModelOptions {
   // AVX-512) instead of storing int32 sums for a second pass; the same bits either way. Off (or
   // MIXQ_RT_GEMM_EPI=0): the two passes, for comparisons.
   bool gemm_epilogue = true;
+  // MatMul -> scale -> Softmax -> MatMul as one op (kernels/attention.h; with the fused forms only):
+  // no score tensor, but not the same bits as the chain (float rounding). Off (or
+  // MIXQ_RT_ATTENTION=0): the four ops, bit-identical to the reference.
+  bool fuse_attention = true;
 };
 
 struct LayerPath {  // which kernel path each quantized layer takes (for --verbose and tests)
@@ -61,6 +65,7 @@ class Model {
     int fused_acts = 0, fused_adds = 0, codes_outputs = 0, nhwc_outputs = 0, dual_outputs = 0;
     int layernorms = 0;  // LayerNorm chains fused into one op (runtime/fuse_chains.h)
     int gelus = 0;       // GELU (erf) chains fused into one op
+    int attentions = 0;  // MatMul-scale-Softmax-MatMul chains fused into one op
   };
   Forms forms() const { return forms_; }
   void set_threads(int t) { threads_ = t < 1 ? 1 : t; }

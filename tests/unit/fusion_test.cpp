@@ -40,9 +40,9 @@ double rel_err(const at::Tensor& got, const at::Tensor& want) {
 }
 
 // The ViT fixture has 3 transformer blocks, each with ln1, ln2 (LayerNorm), one GELU and six
-// Linear layers (q, k, v, attn.out, fc1, fc2, exported as MatMul + Add(bias)), plus the final
-// LayerNorm: 3*2+1 = 7 LayerNorm, 3 GELU, 18 Linear. The head is a Gemm (already one kernel),
-// the attention score/context MatMuls have no bias Add.
+// Linear layers (q, k, v, attn.out, fc1, fc2, exported as MatMul + Add(bias)), one attention
+// (MatMul -> Mul(0.25) -> Softmax -> MatMul), plus the final LayerNorm: 3*2+1 = 7 LayerNorm,
+// 3 GELU, 18 Linear, 3 Attention. The head is a Gemm (already one kernel).
 TEST(Fusion, FindsTheViTChains) {
   auto groups = find_fusions(vit().graph);
   std::map<std::string, int> count;
@@ -50,7 +50,8 @@ TEST(Fusion, FindsTheViTChains) {
   EXPECT_EQ(count["LayerNorm"], 7);
   EXPECT_EQ(count["Gelu"], 3);
   EXPECT_EQ(count["Linear"], 18);
-  EXPECT_EQ(groups.size(), 28u);
+  EXPECT_EQ(count["Attention"], 3);
+  EXPECT_EQ(groups.size(), 31u);
   for (const auto& g : groups) {
     if (g.kind == FusionKind::kLayerNorm) {
       EXPECT_EQ(g.nodes.size(), 9u);
@@ -59,15 +60,19 @@ TEST(Fusion, FindsTheViTChains) {
     } else if (g.kind == FusionKind::kGelu) {
       EXPECT_EQ(g.nodes.size(), 5u);
       EXPECT_EQ(g.constants.size(), 3u);  // sqrt(2), 1, 0.5
+    } else if (g.kind == FusionKind::kAttention) {
+      EXPECT_EQ(g.nodes.size(), 4u);
+      EXPECT_EQ(g.interior.size(), 3u);   // scores, scaled scores, probabilities
+      EXPECT_EQ(g.constants.size(), 1u);  // the scale
     } else {
       EXPECT_EQ(g.nodes.size(), 2u);
     }
   }
-  // 79 nodes become 28 fused ones (63 fewer kernels per run).
+  // 91 nodes become 31 fused ones (60 fewer kernels per run).
   auto ex = make_executor(vit().graph, true);
-  EXPECT_EQ(ex->fusion_groups(), 28u);
+  EXPECT_EQ(ex->fusion_groups(), 31u);
   ex->run(vit().inputs);
-  EXPECT_EQ(ex->active_fusion_groups(), 28);
+  EXPECT_EQ(ex->active_fusion_groups(), 31);
   EXPECT_EQ(make_executor(vit().graph, false)->fusion_groups(), 0u);
 }
 
@@ -96,18 +101,28 @@ TEST(Fusion, HookOnInteriorValueFallsBackForThatGroupOnly) {
   at::Tensor hooked = fused->run(vit().inputs).at(0);
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(shape, (std::vector<int64_t>{32, 49, 128}));
-  EXPECT_EQ(fused->active_fusion_groups(), 27);  // only block 0's GELU runs unfused
+  EXPECT_EQ(fused->active_fusion_groups(), 30);  // only block 0's GELU runs unfused
   EXPECT_LE(rel_err(hooked, base), 1e-5);
   // An interior value of a LayerNorm and of a Linear.
   fused->add_hook("/ln/Sqrt_output_0", [&](const std::string&, at::Tensor&) { ++calls; });
   fused->add_hook("/blocks/blocks.1/fc1/MatMul_output_0", [&](const std::string&, at::Tensor&) { ++calls; });
   at::Tensor hooked3 = fused->run(vit().inputs).at(0);
   EXPECT_EQ(calls, 4);
-  EXPECT_EQ(fused->active_fusion_groups(), 25);
+  EXPECT_EQ(fused->active_fusion_groups(), 28);
   EXPECT_LE(rel_err(hooked3, base), 1e-5);
+  // The softmax of block 2's attention (calibration observes it when a plan quantizes it).
+  int sm_calls = 0;
+  fused->add_hook("/blocks/blocks.2/attn/Softmax_output_0", [&](const std::string&, at::Tensor& t) {
+    ++sm_calls;
+    EXPECT_EQ(t.sizes().vec(), (std::vector<int64_t>{32, 4, 49, 49}));
+  });
+  at::Tensor hooked4 = fused->run(vit().inputs).at(0);
+  EXPECT_EQ(sm_calls, 1);
+  EXPECT_EQ(fused->active_fusion_groups(), 27);
+  EXPECT_LE(rel_err(hooked4, base), 1e-5);
   fused->clear_hooks();
   fused->run(vit().inputs);
-  EXPECT_EQ(fused->active_fusion_groups(), 28);
+  EXPECT_EQ(fused->active_fusion_groups(), 31);
   (void)id;
 }
 
@@ -126,7 +141,7 @@ TEST(Fusion, HooksOnGroupInputsAndOutputsFireAndReplaceConsistently) {
     });
   }
   at::Tensor a = fused->run(vit().inputs).at(0);
-  EXPECT_EQ(fused->active_fusion_groups(), 28);  // hooks on group inputs/outputs keep fusion
+  EXPECT_EQ(fused->active_fusion_groups(), 31);  // hooks on group inputs/outputs keep fusion
   at::Tensor b = plain->run(vit().inputs).at(0);
   EXPECT_EQ(out_calls, 2);
   EXPECT_GT((b - base).abs().max().item<double>(), 1e-2);  // the replacement matters

@@ -27,6 +27,7 @@ namespace {
 rt::ModelOptions own_kernels(kernels::Isa isa, int threads) {
   rt::ModelOptions o{isa, threads};
   o.dnnl = false;
+  o.fuse_attention = false;  // the fused attention sums in another order (tested on its own)
   return o;
 }
 
@@ -522,6 +523,8 @@ TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
     if (name == "fmnist-vit") {  // its LayerNorm and GELU chains run fused (own kernels: same bits, checked above)
       EXPECT_EQ(own.forms().gelus, 3);
       EXPECT_EQ(own.forms().layernorms, 7);
+      EXPECT_EQ(own.forms().attentions, 0);
+      EXPECT_EQ(dn.forms().attentions, 3);  // fused attention: within the tolerance above
     }
     if (name != "fmnist-vit") {  // (its one convolution feeds a Reshape)
       EXPECT_GT(dn.forms().fused_acts + dn.forms().nhwc_outputs, 0) << name << ": oneDNN convolutions took no forms";
