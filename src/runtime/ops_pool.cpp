@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "mixq/error.h"
+#include "kernels/maxpool.h"
 #include "runtime/ops.h"
 
 namespace mixq::rt {
@@ -45,6 +46,14 @@ class Pool2dOp : public Op {
     Tensor y = output_floats({x.shape[0], x.shape[1], OH, OW}, ctx);  // (every element written)
     if (x.nhwc) {
       run_nhwc(x, OH, OW, y);
+      out[0] = std::move(y);
+      return;
+    }
+    if (is_max) {  // (the shared kernel: vectorised over output columns, planes over threads)
+      kernels::MaxPool2d g;
+      g.H = H, g.W = W, g.OH = OH, g.OW = OW, g.kh = kh, g.kw = kw, g.sh = sh, g.sw = sw;
+      g.dh = dh, g.dw = dw, g.pt = pt, g.pl = pl;
+      kernels::maxpool2d_f32(x.f.data(), y.f.data(), NC, g, ctx.threads);
       out[0] = std::move(y);
       return;
     }

@@ -2,6 +2,7 @@
 // bit-exact (odd sizes, prime strides, full code ranges); the float GEMM against a double-precision
 // loop; the low-bit GEMV/GEMM (every width x path, exact against its reference, integer and float);
 // the ISA override.
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -11,6 +12,7 @@
 #include "kernels/gemm_u8s8.h"
 #include "kernels/gemv_lowbit.h"
 #include "kernels/isa.h"
+#include "kernels/maxpool.h"
 #include "kernels/quantize.h"
 #include "kernels/sgemm.h"
 #include "kernels/vmath.h"
@@ -506,6 +508,44 @@ TEST(Vmath, ExpErfCloseToLibmAndIdenticalOnEveryPath) {
       if (std::isnan(x[i])) continue;
       ASSERT_EQ(e[i], e0[i]) << kernels::isa_name(isa) << " exp(" << x[i] << ")";
       ASSERT_EQ(f[i], f0[i]) << kernels::isa_name(isa) << " erf(" << x[i] << ")";
+    }
+  }
+}
+
+TEST(MaxPool, MatchesReferenceExactlyOnEveryGeometry) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  // (H, W, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, ceil)
+  const std::vector<std::array<int64_t, 13>> cases = {
+      {112, 112, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0},  // ResNet / ShuffleNet stems
+      {7, 9, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 1},      // ceil_mode: a last window past the input
+      {10, 11, 3, 2, 1, 3, 2, 1, 2, 0, 1, 2, 0},    // dilation, stride 3, asymmetric pads
+      {5, 5, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 0},      // windows mostly padding
+  };
+  for (const auto& c : cases) {
+    kernels::MaxPool2d g;
+    g.H = c[0], g.W = c[1], g.kh = c[2], g.kw = c[3], g.sh = c[4], g.sw = c[5], g.dh = c[6], g.dw = c[7];
+    g.pt = c[8], g.pl = c[9];
+    auto out = [&](int64_t in, int64_t k, int64_t s, int64_t d, int64_t p0, int64_t p1) {
+      const int64_t span = in + p0 + p1 - ((k - 1) * d + 1);
+      int64_t n = c[12] ? (span + s - 1) / s + 1 : span / s + 1;
+      if (c[12] && (n - 1) * s >= in + p0) --n;
+      return n;
+    };
+    g.OH = out(g.H, g.kh, g.sh, g.dh, g.pt, c[10]);
+    g.OW = out(g.W, g.kw, g.sw, g.dw, g.pl, c[11]);
+    const int64_t planes = 6;
+    std::vector<float> x(planes * g.H * g.W);
+    for (auto& v : x) v = nd(rng);
+    x[3] = std::nanf("");  // NaN propagates to every window holding it
+    std::vector<float> want(planes * g.OH * g.OW), got(want.size(), 0.0f);
+    kernels::maxpool2d_f32_ref(x.data(), want.data(), planes, g);
+    for (int threads : {1, 2}) {
+      kernels::maxpool2d_f32(x.data(), got.data(), planes, g, threads);
+      for (size_t i = 0; i < want.size(); ++i) {
+        if (std::isnan(want[i])) EXPECT_TRUE(std::isnan(got[i])) << i;
+        else ASSERT_EQ(got[i], want[i]) << i << " H" << g.H << " W" << g.W;
+      }
     }
   }
 }
