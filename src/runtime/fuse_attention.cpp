@@ -21,7 +21,10 @@ class AttentionOp : public Op {
   float scale = 1.0f;
   bool divide = false;
   kernels::Isa isa = kernels::Isa::kRef;
-  std::unique_ptr<Op> mm1, scale_op, softmax, mm2;  // the chain as loaded (scale_op may be null)
+  // The chain as loaded: the first three stay owned by the model's op list (skipped there, so
+  // everything that walks the list still finds an op), the last one is replaced by this op.
+  Op *mm1 = nullptr, *scale_op = nullptr, *softmax = nullptr;
+  std::unique_ptr<Op> mm2;
   Tensor scale_const;
   bool const_first = false;  // the scale op reads (constant, scores)
 
@@ -137,9 +140,9 @@ int fuse_attention(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>
     op->isa = isa;
     op->const_first = const_first;
     op->scale_const = std::move(scale_const);
-    op->mm1 = std::move(ops[mm1]);
-    if (sc >= 0) op->scale_op = std::move(ops[sc]);
-    op->softmax = std::move(ops[sm]);
+    op->mm1 = ops[mm1].get();
+    if (sc >= 0) op->scale_op = ops[sc].get();
+    op->softmax = ops[sm].get();
     op->mm2 = std::move(ops[mm2]);
     op->desc = "node '" + pm.nodes[static_cast<size_t>(mm2)].name + "' (attention fused from '" + pm.nodes[i0].name +
                "')";

@@ -155,7 +155,8 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
     const int ln = fuse_layernorms(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_);
     const int gelu = fuse_gelus(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_, isa_);
     const char* fa = std::getenv("MIXQ_RT_ATTENTION");
-    const int attn = opts.fuse_attention && !(fa && std::string(fa) == "0")
+    const bool want_attn = fa && *fa ? std::string(fa) != "0" : opts.fuse_attention;
+    const int attn = want_attn
                          ? fuse_attention(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_, isa_)
                          : 0;
     const FormStats st = plan_forms(ops_, op_in_, op_out_, skip_, output_slots_, slots_.size());

@@ -37,9 +37,11 @@ struct ModelOptions {
   // MIXQ_RT_GEMM_EPI=0): the two passes, for comparisons.
   bool gemm_epilogue = true;
   // MatMul -> scale -> Softmax -> MatMul as one op (kernels/attention.h; with the fused forms only):
-  // no score tensor, but not the same bits as the chain (float rounding). Off (or
-  // MIXQ_RT_ATTENTION=0): the four ops, bit-identical to the reference.
-  bool fuse_attention = true;
+  // no score tensor, but not the same bits as the chain (float rounding). Off by default: on the ViT
+  // fixture it measured no faster than the four ops here (own sgemm + vectorised Softmax: equal at
+  // batch 64, slower at batch 1; BENCHMARKS.md), unlike in the libtorch executor. MIXQ_RT_ATTENTION=1
+  // / =0 overrides.
+  bool fuse_attention = false;
 };
 
 struct LayerPath {  // which kernel path each quantized layer takes (for --verbose and tests)

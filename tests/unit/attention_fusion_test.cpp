@@ -88,6 +88,7 @@ rt::Tensor random_rt(std::vector<int64_t> shape, float spread) { return to_rt(at
 TEST(AttentionFusion, RuntimeMatchesTheChainAndFallsBackOnOtherRanks) {
   at::manual_seed(4);
   rt::ModelOptions on{kernels::default_isa(), 2}, off = on;
+  on.fuse_attention = true;
   off.fuse_attention = false;
   auto close = [](const std::vector<float>& a, const std::vector<float>& b) {
     EXPECT_EQ(a.size(), b.size());

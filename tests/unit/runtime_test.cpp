@@ -27,7 +27,6 @@ namespace {
 rt::ModelOptions own_kernels(kernels::Isa isa, int threads) {
   rt::ModelOptions o{isa, threads};
   o.dnnl = false;
-  o.fuse_attention = false;  // the fused attention sums in another order (tested on its own)
   return o;
 }
 
@@ -524,7 +523,13 @@ TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
       EXPECT_EQ(own.forms().gelus, 3);
       EXPECT_EQ(own.forms().layernorms, 7);
       EXPECT_EQ(own.forms().attentions, 0);
-      EXPECT_EQ(dn.forms().attentions, 3);  // fused attention: within the tolerance above
+      rt::ModelOptions fa = fast;
+      fa.fuse_attention = true;
+      rt::Model att = rt::Model::load(path, fa);
+      EXPECT_EQ(att.forms().attentions, 3);
+      const std::vector<float> c = att.run({x}).at(0).f;
+      ASSERT_EQ(c.size(), a.size());
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(c[i], a[i], 1e-4 * (1 + maxabs)) << i;
     }
     if (name != "fmnist-vit") {  // (its one convolution feeds a Reshape)
       EXPECT_GT(dn.forms().fused_acts + dn.forms().nhwc_outputs, 0) << name << ": oneDNN convolutions took no forms";
