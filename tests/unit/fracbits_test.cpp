@@ -131,5 +131,75 @@ TEST(FracBits, TrainingModeFineTunesWeightsAndFreezesBitsAt80Percent) {
   EXPECT_NE(n.exit_code, 0);
 }
 
+// Kernel-wise: channel c of the interpolation is the scalar interpolation at lambda[c] (its own
+// floor and ceil quantizers), the plain per-channel quantizer at integer lambdas, and the gradient
+// of lambda[c] sees only channel c.
+TEST(FracBits, ChannelInterpolationIsTheScalarOnePerChannel) {
+  at::manual_seed(13);
+  for (int64_t axis : {0, 1}) {
+    at::Tensor w = axis == 0 ? at::randn({6, 4, 3}) : at::randn({10, 6});
+    auto q_w = [&](int bits) {
+      QScheme s = scheme_at(bits, Granularity::kPerChannel);
+      s.axis = axis;
+      return fake_quantize(w, weight_params(w, s, RangeOptions{}), s);
+    };
+    // Integer bits per channel: the plain quantizer of each channel at its bits, exactly.
+    const std::vector<float> ints = {2, 8, 3, 5, 4, 7};
+    at::Tensor li = at::tensor(ints);
+    at::Tensor y = fracbits_interpolate_channels(li, axis, q_w);
+    for (int64_t c = 0; c < 6; ++c)
+      EXPECT_TRUE(at::equal(y.select(axis, c), q_w(int(ints[size_t(c)])).select(axis, c))) << axis << " " << c;
+    // Fractional: per channel the scalar interpolation; gradient per channel.
+    at::Tensor lf = at::tensor(std::vector<float>{2.5f, 7.75f, 3.1f, 4.0f, 5.9f, 6.2f}).requires_grad_(true);
+    at::Tensor yf = fracbits_interpolate_channels(lf, axis, q_w);
+    at::Tensor g = at::randn(w.sizes());
+    (yf * g).sum().backward();
+    for (int64_t c = 0; c < 6; ++c) {
+      at::Tensor lc = lf.detach()[c].clone().requires_grad_(true);
+      at::Tensor yc = fracbits_interpolate(lc, q_w);
+      EXPECT_TRUE(at::allclose(yf.select(axis, c), yc.select(axis, c), 1e-6, 1e-6)) << axis << " " << c;
+      (yc.select(axis, c) * g.select(axis, c)).sum().backward();
+      EXPECT_NEAR(lf.grad()[c].item<double>(), lc.grad().item<double>(), 1e-4) << axis << " " << c;
+    }
+  }
+}
+
+// Kernel-wise FracBits end to end: per-channel bits in the plan, the budget met within 1% (one
+// channel's bit is a fine step, so the fill lands close), activations per layer.
+TEST(FracBits, KernelWiseMeetsTheBudgetWithinOnePercent) {
+  TempDir d;
+  for (const char* budget : {"3", "4"}) {
+    CliResult s = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--fracbits-granularity",
+                           "channel", "--budget-bits", budget, "--calib", "fmnist:train:64", "--fracbits-iters", "6",
+                           "--fracbits-batch", "32", "--method", "mse", "--plan-out", d.file("kw.json"), "--json", "-q"});
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    auto j = nlohmann::json::parse(s.out);
+    const double target = std::stod(budget);
+    EXPECT_EQ(j["search_params"]["granularity"], "channel");
+    EXPECT_LE(j["avg_wbits"].get<double>(), target + 1e-9);
+    EXPECT_GE(j["avg_wbits"].get<double>(), 0.99 * target) << j["search_params"].dump();
+    auto plan = nlohmann::json::parse(read_file(d.file("kw.json")));
+    int kw = 0;
+    for (const auto& L : plan["layers"])
+      if (L["weight_quant"].contains("channel_bits")) {
+        ++kw;
+        int mx = 0;
+        for (int b : L["weight_quant"]["channel_bits"]) {
+          mx = std::max(mx, b);
+          EXPECT_GE(b, 2);
+          EXPECT_LE(b, 8);
+        }
+        EXPECT_EQ(L["weight_quant"]["bits"].get<int>(), mx);
+      }
+    EXPECT_GT(kw, 0) << "no layer got per-channel bits";
+  }
+  // Per-tensor weight scales have no channel grids to give bits to.
+  CliResult t = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--fracbits-granularity",
+                         "channel", "--granularity", "per_tensor", "--budget-bits", "3", "--calib", "fmnist:train:16",
+                         "-q"});
+  EXPECT_EQ(t.exit_code, 2) << t.err;
+  EXPECT_NE(t.err.find("needs per-channel weight scales"), std::string::npos) << t.err;
+}
+
 }  // namespace
 }  // namespace mixq::test
