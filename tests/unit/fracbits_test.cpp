@@ -4,6 +4,7 @@
 // on a many-layer cost; end to end the allocator never exceeds the budget and the job quantizes.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -12,6 +13,7 @@
 #include "quant/methods/fused_quant.h"
 #include "quant/quantizer.h"
 #include "search/fracbits.h"
+#include "search/fracbits_parts.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -161,6 +163,54 @@ TEST(FracBits, ChannelInterpolationIsTheScalarOnePerChannel) {
       (yc.select(axis, c) * g.select(axis, c)).sum().backward();
       EXPECT_NEAR(lf.grad()[c].item<double>(), lc.grad().item<double>(), 1e-4) << axis << " " << c;
     }
+  }
+}
+
+// Kernel-wise freeze on a synthetic plan: random per-channel lambdas, the offset + fill meet a
+// size budget within 1% (never over), and the frozen bits land in channel_bits with bits = max.
+TEST(FracBits, KernelWiseFreezeMeetsTheBudgetWithinOnePercent) {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<double> lam(2.0, 8.0);
+  QuantPlan plan;
+  for (int i = 0; i < 6; ++i) {
+    LayerPlan L;
+    L.name = "conv" + std::to_string(i);
+    L.op = "Conv";
+    L.weight_shape = {8 + 4 * i, 3, 3, 3};
+    L.params = L.weight_shape[0] * 27;
+    L.macs = L.params * 100;
+    L.weight_scheme.bits = 8;
+    L.weight_scheme.granularity = Granularity::kPerChannel;
+    L.pinned = i == 0;
+    L.input = "x" + std::to_string(i);
+    plan.layers.push_back(L);
+  }
+  update_cost(plan);
+  const FracTargets t = fracbits_targets(plan, false, true);
+  ASSERT_EQ(t.layers.size(), 5u);
+  for (double target : {3.0, 4.0, 5.5}) {
+    std::vector<std::vector<double>> lw;
+    for (size_t k = 0; k < t.layers.size(); ++k) {
+      lw.emplace_back(size_t(t.channels[k]));
+      for (double& l : lw.back()) l = lam(rng);
+    }
+    Budget b;
+    b.avg_wbits = target;
+    QuantPlan p = plan;
+    FracFreeze fz = fracbits_freeze(p, t, b, lw, {}, 40);
+    EXPECT_TRUE(fz.off.feasible);
+    EXPECT_LE(p.cost.avg_wbits, target + 1e-12);
+    EXPECT_GE(p.cost.avg_wbits, 0.99 * target) << target;
+    int mixed = 0;
+    for (size_t k = 0; k < t.layers.size(); ++k) {
+      const LayerPlan& L = p.layers[t.layers[k]];
+      if (L.channel_bits.empty()) continue;
+      ++mixed;
+      EXPECT_EQ(L.weight_scheme.bits, *std::max_element(L.channel_bits.begin(), L.channel_bits.end()));
+      EXPECT_EQ(int64_t(L.channel_bits.size()), t.channels[k]);
+    }
+    EXPECT_GT(mixed, 0) << target;
+    EXPECT_EQ(p.layers[0].weight_scheme.bits, 8);  // pinned: untouched
   }
 }
 
