@@ -90,6 +90,13 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
         MIXQ_CHECK(L.embed == EmbedScheme::kNone, ErrorKind::kUnsupported, "layer '", L.name, "' uses embed_scheme ",
                    embed_scheme_name(L.embed), ", but --method ", job.method, " reconstructs affine weight grids ",
                    "only; use a range method (minmax, mse, percentile) or --embed-scheme none");
+    // Kernel-wise bits live in quantize_model's codes and parameters (quant/channel_bits.h); the
+    // reconstruction methods and BN re-estimation recompute grids at one width per layer.
+    for (const auto& L : r.plan.layers)
+      MIXQ_CHECK(L.channel_bits.empty() || (!m.refine && !ro.bn_reestimate && job.search != "floorceil"),
+                 ErrorKind::kUnsupported, "layer '", L.name, "' has per-channel bits (channel_bits), which --method ",
+                 job.method, ro.bn_reestimate ? " with --bn-reestimate" : "",
+                 " does not handle yet; use a range method (minmax, mse, percentile, kl)");
     if (m.refine) m.refine(ctx);
     record_extra_points(r.qmodel, r.plan);  // multipoint's points count in the plan's size and BOPs
     // Floor/ceil rounding works on whatever codes the method left (seed 004 starts from nearest).
@@ -208,6 +215,7 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                          {"params", L.params}, {"macs", L.macs}, {"pinned", L.pinned}};
     if (L.input_sparq.enabled) jl["act_scheme"] = act_scheme_name(L.input_sparq);
     if (L.weight_scheme.granularity == Granularity::kPerGroup) jl["group_size"] = L.weight_scheme.group_size;
+    if (!L.channel_bits.empty()) jl["wbits_mean"] = mean_weight_bits(L);  // kernel-wise; wbits is the max
     layers.push_back(jl);
   }
   j["layers"] = layers;

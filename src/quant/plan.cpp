@@ -37,6 +37,30 @@ bool valid_bits(int b) { return (b >= 2 && b <= 8) || b == 16; }
 
 }  // namespace
 
+int64_t weight_channels(const LayerPlan& L) {
+  if (L.weight_shape.empty()) return 1;
+  int64_t a = L.weight_scheme.axis < 0 ? L.weight_scheme.axis + int64_t(L.weight_shape.size()) : L.weight_scheme.axis;
+  return a >= 0 && a < int64_t(L.weight_shape.size()) ? L.weight_shape[size_t(a)] : 1;
+}
+
+void set_channel_bits(LayerPlan& L, const std::vector<int>& bits) {
+  if (bits.empty()) {
+    L.channel_bits.clear();
+    return;
+  }
+  const auto [lo, hi] = std::minmax_element(bits.begin(), bits.end());
+  L.weight_scheme.bits = *hi;
+  if (*lo == *hi) L.channel_bits.clear();
+  else L.channel_bits = bits;
+}
+
+double mean_weight_bits(const LayerPlan& L) {
+  if (L.channel_bits.empty()) return L.weight_scheme.bits;
+  double s = 0;
+  for (int b : L.channel_bits) s += b;
+  return s / double(L.channel_bits.size());
+}
+
 const LayerPlan* QuantPlan::find(const std::string& name) const {
   for (const auto& L : layers)
     if (L.name == name) return &L;
@@ -133,15 +157,17 @@ double layer_size_bits(const LayerPlan& L) {
   if (L.embed != EmbedScheme::kNone)
     return embed_table_bits(L.embed, s.bits, L.weight_shape.at(0), L.params / std::max<int64_t>(L.weight_shape.at(0), 1)) +
            double(L.bias_params) * 32;
-  return double(L.params + L.extra_params) * s.bits + double(num_scales(L) + L.extra_points) * (32 + (s.symmetric ? 0 : 8)) +
-         double(L.bias_params) * 32;
+  // Kernel-wise bits: every output channel holds params / C weights, each at its own bits.
+  return double(L.params + L.extra_params) * mean_weight_bits(L) +
+         double(num_scales(L) + L.extra_points) * (32 + (s.symmetric ? 0 : 8)) + double(L.bias_params) * 32;
 }
 
 double layer_bops(const LayerPlan& L) {
   const int abits = !L.quantize_input ? 32 : L.input_sparq.enabled ? 4 : L.input_scheme.bits;
   // A multipoint extra point is one more output channel: its MACs in proportion to its weights.
   const double macs = L.params > 0 ? double(L.macs) * double(L.params + L.extra_params) / double(L.params) : double(L.macs);
-  return macs * L.weight_scheme.bits * abits;
+  // Kernel-wise bits: each output channel's MACs (the same share for every channel) at its bits.
+  return macs * mean_weight_bits(L) * abits;
 }
 
 void update_cost(QuantPlan& plan) {
@@ -151,7 +177,7 @@ void update_cost(QuantPlan& plan) {
     bits += layer_size_bits(L);
     float_bits += double(L.params + L.bias_params) * 32;
     wparams += double(L.params);
-    wbits_sum += double(L.params + L.extra_params) * L.weight_scheme.bits;
+    wbits_sum += double(L.params + L.extra_params) * mean_weight_bits(L);
     c.bops += layer_bops(L);
   }
   bits += double(plan.other_bytes + plan.structure_bytes) * 8;
@@ -170,6 +196,7 @@ nlohmann::json plan_to_json(const QuantPlan& plan) {
                         {"weight_shape", L.weight_shape}, {"params", L.params}, {"macs", L.macs},
                         {"pinned", L.pinned}, {"weight_quant", scheme_json(L.weight_scheme, L.weight_range, true)}};
     if (L.embed != EmbedScheme::kNone) j["weight_quant"]["embed_scheme"] = embed_scheme_name(L.embed);
+    if (!L.channel_bits.empty()) j["weight_quant"]["channel_bits"] = L.channel_bits;
     if (L.extra_points > 0) {
       j["weight_quant"]["extra_points"] = L.extra_points;
       j["weight_quant"]["extra_params"] = L.extra_params;
@@ -213,6 +240,22 @@ void validate_plan(const QuantPlan& plan, const std::string& where) {
                  "; remove it or use embed_scheme none");
       MIXQ_CHECK(w.bits >= 2 && w.bits <= 8, ErrorKind::kInvalidArgument, at, ": embed_scheme ",
                  embed_scheme_name(L.embed), " takes 2..8 bits (got ", w.bits, ")");
+    }
+    if (!L.channel_bits.empty()) {
+      const int64_t C = weight_channels(L);
+      MIXQ_CHECK(int64_t(L.channel_bits.size()) == C, ErrorKind::kInvalidArgument, at, ": channel_bits has ",
+                 L.channel_bits.size(), " entries but the weight has ", C, " output channels (axis ", w.axis, ")");
+      int hi = 0;
+      for (size_t c = 0; c < L.channel_bits.size(); ++c) {
+        MIXQ_CHECK(L.channel_bits[c] >= 2 && L.channel_bits[c] <= 8, ErrorKind::kInvalidArgument, at,
+                   ": channel_bits[", c, "] = ", L.channel_bits[c], " is not possible (use 2-8)");
+        hi = std::max(hi, L.channel_bits[c]);
+      }
+      MIXQ_CHECK(w.bits == hi, ErrorKind::kInvalidArgument, at, ": with channel_bits, bits must be their maximum (",
+                 hi, "), got ", w.bits);
+      MIXQ_CHECK(w.granularity == Granularity::kPerChannel && L.embed == EmbedScheme::kNone && L.extra_points == 0,
+                 ErrorKind::kInvalidArgument, at, ": channel_bits needs a per_channel weight scheme (one scale per ",
+                 "output channel) and no embed_scheme or extra points");
     }
     if (w.granularity == Granularity::kPerGroup && L.embed == EmbedScheme::kNone)
       MIXQ_CHECK(w.group_size > 0, ErrorKind::kInvalidArgument, at, ": per_group needs group_size >= 1 (got ",
@@ -272,6 +315,7 @@ QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& tmpl, const s
       if (wq.contains("rounding")) L.weight_scheme.rounding = parse_rounding(wq.at("rounding").get<std::string>());
       if (wq.contains("range")) L.weight_range = parse_range_method(wq.at("range").get<std::string>());
       L.embed = parse_embed_scheme(wq.value("embed_scheme", std::string("none")));
+      L.channel_bits = wq.value("channel_bits", std::vector<int>{});
       // What a multipoint run added (cost accounting only: the next run's method decides again).
       L.extra_points = wq.value("extra_points", int64_t(0));
       L.extra_params = wq.value("extra_params", int64_t(0));

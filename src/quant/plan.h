@@ -42,7 +42,22 @@ struct LayerPlan {
   // the layer's bits plus a scale) and the weight values they hold; 0 for every other method.
   // Written by quantization (record_extra_points), counted by layer_size_bits / layer_bops.
   int64_t extra_points = 0, extra_params = 0;
+  // Kernel-wise bits (FracBits --fracbits-granularity channel): one weight bit-width per output
+  // channel (index of weight_scheme.axis), each 2-8; empty = every channel at weight_scheme.bits.
+  // When set, weight_scheme.bits is their maximum: the grid the codes, the QDQ export and the
+  // .mxq pack share (a b-bit channel's codes and zero point lie inside the max-bit grid, so one
+  // per-channel quantizer at the max bits dequantizes every channel exactly; quant/channel_bits.h).
+  // The cost model counts each channel at its own bits. Plan JSON: weight_quant.channel_bits.
+  std::vector<int> channel_bits;
 };
+
+// Sets a layer's per-channel weight bits: `bits` uniform clears channel_bits (a plain layer at
+// that width), otherwise weight_scheme.bits becomes the maximum.
+void set_channel_bits(LayerPlan& L, const std::vector<int>& bits);
+// Output channels of the layer's weight (weight_shape[axis]; 1 for a 0-d weight).
+int64_t weight_channels(const LayerPlan& L);
+// Params-weighted mean weight bits of the layer (weight_scheme.bits without channel_bits).
+double mean_weight_bits(const LayerPlan& L);
 
 struct PlanCost {
   int64_t size_bytes = 0;   // every stored bit: weights at their bits + scales (fp32) + zero

@@ -40,6 +40,9 @@ struct QuantizedWeight {
   };
   std::vector<ExtraLevel> extra;
   int64_t extra_axis = 0;
+  // Kernel-wise bits (quant/channel_bits.h): one width per channel of scheme.axis, scheme.bits
+  // their maximum; codes and zero point of each channel inside its own grid. Empty: uniform.
+  std::vector<int> channel_bits;
 };
 
 struct QuantizedActivation {

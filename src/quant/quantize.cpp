@@ -7,6 +7,7 @@
 
 #include "core/progress.h"
 #include "exec/executor.h"
+#include "quant/channel_bits.h"
 #include "quant/embed_quant.h"
 #include "quant/observer.h"
 #include "quant/quantizer.h"
@@ -64,8 +65,16 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
     qw.node = L.name;
     qw.weight = L.weight;
     qw.scheme = L.weight_scheme;
-    qw.params = weight_params(w, qw.scheme, ro);
     at::Tensor noise;
+    if (!L.channel_bits.empty()) {  // kernel-wise: each channel on its own grid
+      qw.channel_bits = L.channel_bits;
+      qw.params = channel_bits_params(w, qw.scheme, qw.channel_bits, ro);
+      if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
+      qw.codes = channel_bits_quantize(w, qw.params, qw.scheme, qw.channel_bits, noise);
+      qm.weights.push_back(std::move(qw));
+      continue;
+    }
+    qw.params = weight_params(w, qw.scheme, ro);
     if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
     qw.codes = quantize(w, qw.params, qw.scheme, noise);
     qm.weights.push_back(std::move(qw));

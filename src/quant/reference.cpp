@@ -79,4 +79,34 @@ void fake_quantize(const float* x, const std::vector<int64_t>& shape, const QSch
   dequantize(y, shape, scheme, scale, zero_point, y);
 }
 
+void params_channel_bits_minmax(const float* x, const std::vector<int64_t>& shape, const QScheme& scheme,
+                                const std::vector<int>& bits, float* scale, float* zero_point) {
+  const QLayout L = q_layout(scheme, shape);
+  MIXQ_CHECK(scheme.granularity == Granularity::kPerChannel && int64_t(bits.size()) == L.channels,
+             ErrorKind::kInvalidArgument, "per-channel bits need a per_channel scheme and one width per channel");
+  std::vector<float> mn(size_t(L.channels)), mx(size_t(L.channels));
+  minmax(x, shape, scheme, mn.data(), mx.data());
+  for (int64_t c = 0; c < L.channels; ++c) {
+    QScheme s = scheme;
+    s.bits = bits[size_t(c)];
+    params_from_range(mn[size_t(c)], mx[size_t(c)], s, scale + c, zero_point + c);
+  }
+}
+
+void quantize_channel_bits(const float* x, const std::vector<int64_t>& shape, const QScheme& scheme,
+                           const std::vector<int>& bits, const float* scale, const float* zero_point,
+                           const float* noise, float* q) {
+  const QLayout L = q_layout(scheme, shape);
+  MIXQ_CHECK(scheme.granularity == Granularity::kPerChannel && int64_t(bits.size()) == L.channels,
+             ErrorKind::kInvalidArgument, "per-channel bits need a per_channel scheme and one width per channel");
+  const bool stochastic = scheme.rounding == Rounding::kStochastic;
+  MIXQ_CHECK(!stochastic || noise, ErrorKind::kInvalidArgument, "stochastic rounding needs a noise array");
+  for (int64_t i = 0; i < L.numel(); ++i) {
+    const int64_t c = L.param_index(i);  // per-channel: the channel
+    QScheme s = scheme;
+    s.bits = bits[size_t(c)];
+    q[i] = quantize_value(x[i], scale[c], zero_point[c], s, stochastic ? noise[i] : 0.0f);
+  }
+}
+
 }  // namespace mixq::ref

@@ -39,4 +39,13 @@ void dequantize(const float* q, const std::vector<int64_t>& shape, const QScheme
 void fake_quantize(const float* x, const std::vector<int64_t>& shape, const QScheme& scheme, const float* scale,
                    const float* zero_point, const float* noise, float* y);
 
+// Kernel-wise bits (quant/channel_bits.h): per-channel `scheme` at the layer's max bits, `bits`
+// one width per channel. Min-max parameters of each channel at its bits, and codes clamped to
+// each channel's grid; dequantize() with `scheme` then reads them.
+void params_channel_bits_minmax(const float* x, const std::vector<int64_t>& shape, const QScheme& scheme,
+                                const std::vector<int>& bits, float* scale, float* zero_point);
+void quantize_channel_bits(const float* x, const std::vector<int64_t>& shape, const QScheme& scheme,
+                           const std::vector<int>& bits, const float* scale, const float* zero_point,
+                           const float* noise, float* q);
+
 }  // namespace mixq::ref

@@ -52,6 +52,7 @@ struct SearchOptions {
   int64_t fracbits_samples = 1024, fracbits_batch = 64;
   double fracbits_init_offset = 0.5;
   int fracbits_bisect_tries = 40;
+  std::string fracbits_granularity = "layer";  // layer | channel (kernel-wise weight bits)
   // fracbits training mode: weights and bit-widths learned together on this labelled dataset
   // ("" = PTQ mode) for `fracbits_epochs`, integer bits frozen after 80% of the steps.
   std::string fracbits_train_data;

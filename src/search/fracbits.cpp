@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "core/log.h"
 #include "exec/evaluate.h"
@@ -21,6 +22,7 @@
 #include "quant/quantizer.h"
 #include "search/allocator.h"
 #include "search/context.h"
+#include "search/fracbits_parts.h"
 
 namespace mixq {
 
@@ -30,6 +32,29 @@ at::Tensor fracbits_interpolate(const at::Tensor& lambda, const std::function<at
   const int hi = std::min(lo + 1, kFracBitsMax);
   at::Tensor frac = lambda - static_cast<double>(lo);  // floor is straight-through: d frac / d lambda = 1
   return frac * q_at(hi) + (1 - frac) * q_at(lo);
+}
+
+at::Tensor fracbits_interpolate_channels(const at::Tensor& lambda, int64_t axis,
+                                         const std::function<at::Tensor(int)>& q_at) {
+  const at::Tensor lo = at::floor(lambda.detach().clamp(kFracBitsMin, kFracBitsMax));
+  const at::Tensor hi = at::clamp_max(lo + 1, kFracBitsMax);
+  const at::Tensor frac = lambda - lo;  // floor straight-through, as in fracbits_interpolate
+  const at::Tensor zero = at::zeros_like(frac);
+  auto lov = lo.to(at::kInt).contiguous(), hiv = hi.to(at::kInt).contiguous();
+  std::set<int> used(lov.data_ptr<int>(), lov.data_ptr<int>() + lov.numel());
+  used.insert(hiv.data_ptr<int>(), hiv.data_ptr<int>() + hiv.numel());
+  at::Tensor out;
+  for (int b : used) {
+    // Channel c's weight on Q_b: frac if b is its ceil, 1 - frac if its floor, else 0. At an
+    // integer lambda that is exactly 1 x Q_lambda plus zeros.
+    const at::Tensor coef = at::where(hi == b, frac, zero) + at::where(lo == b, 1 - frac, zero);
+    at::Tensor q = q_at(b);
+    std::vector<int64_t> view(static_cast<size_t>(q.dim()), 1);
+    view.at(static_cast<size_t>(axis)) = lambda.numel();
+    at::Tensor term = q * coef.reshape(view).to(q.scalar_type());
+    out = out.defined() ? out + term : term;
+  }
+  return out;
 }
 
 int fracbits_round(double lambda, double offset) {
@@ -58,31 +83,11 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-// The budgets as ratios cost / target (the largest one).
-double budget_ratio(const Budget& b, const PlanCost& c) {
-  double r = 0;
-  if (b.avg_wbits > 0) r = std::max(r, c.avg_wbits / b.avg_wbits);
-  if (b.bytes > 0) r = std::max(r, static_cast<double>(c.size_bytes) / static_cast<double>(b.bytes));
-  if (b.bops > 0) r = std::max(r, c.bops / b.bops);
-  return r;
-}
-
-struct ActTable {
-  std::string tensor;
-  std::vector<int> readers;                  // plan layer indices
-  at::Tensor scale[kFracBitsMax + 1], zero[kFracBitsMax + 1];
-  double qmin[kFracBitsMax + 1] = {}, qmax[kFracBitsMax + 1] = {};
-};
-
-}  // namespace
-
-void allocate_fracbits(AllocContext& ctx) {
-  const auto t0 = clock::now();
+void check_fracbits_options(const AllocContext& ctx, const Budget& b) {
   MIXQ_CHECK(ctx.calib, ErrorKind::kInvalidArgument,
              "--search fracbits learns bit-widths on calibration data: it needs --calib");
   MIXQ_CHECK(!ctx.hw, ErrorKind::kUnsupported,
              "--search fracbits does not read hardware specs (--hw) yet; use --search ip or hago with --hw");
-  const Budget b = context_budget(ctx);
   MIXQ_CHECK(b.avg_wbits > 0 || b.bytes > 0 || b.bops > 0, ErrorKind::kInvalidArgument,
              "--search fracbits needs a size or BOPs budget: --budget-bits, --budget-bytes or --budget-bops");
   MIXQ_CHECK(b.latency_ms <= 0 && b.max_drop < 0, ErrorKind::kUnsupported,
@@ -93,41 +98,93 @@ void allocate_fracbits(AllocContext& ctx) {
              ErrorKind::kInvalidArgument,
              "fracbits: --fracbits-iters >= 0, --fracbits-lr > 0, --fracbits-kappa >= 0 and --fracbits-samples, "
              "--fracbits-batch >= 1");
-  QuantPlan& plan = ctx.plan;
-  const bool learn_acts = b.bops > 0;
+  MIXQ_CHECK(so.fracbits_granularity == "layer" || so.fracbits_granularity == "channel", ErrorKind::kInvalidArgument,
+             "--fracbits-granularity is layer or channel, not '", so.fracbits_granularity, "'");
+}
 
-  // (1) What is learned: unpinned layers on an affine grid; activation tensors read only by them.
-  std::vector<int> wl;
-  for (size_t i = 0; i < plan.layers.size(); ++i)
-    if (!plan.layers[i].pinned && plan.layers[i].embed == EmbedScheme::kNone) wl.push_back(static_cast<int>(i));
-  MIXQ_CHECK(!wl.empty(), ErrorKind::kInvalidArgument, "--search fracbits: every layer is pinned (--pin-bits 0 unpins)");
-  std::vector<ActTable> acts;
-  std::vector<int> act_of_layer(plan.layers.size(), -1);
-  if (learn_acts) {
-    std::map<std::string, std::vector<int>> readers;
-    std::map<std::string, bool> ok;
-    for (size_t i = 0; i < plan.layers.size(); ++i) {
-      const LayerPlan& L = plan.layers[i];
-      if (!L.quantize_input) continue;
-      readers[L.input].push_back(static_cast<int>(i));
-      auto [it, fresh] = ok.emplace(L.input, true);
-      it->second = it->second && !L.pinned && L.embed == EmbedScheme::kNone && !L.input_sparq.enabled;
-    }
-    for (auto& [t, r] : readers) {
-      if (!ok[t]) continue;
-      ActTable a;
-      a.tensor = t;
-      a.readers = r;
-      for (int i : r) act_of_layer[i] = static_cast<int>(acts.size());
-      acts.push_back(std::move(a));
+// Step 2: the weight quantizers of learned layer k at every integer bit-width: dequantized
+// weights (PTQ) or their parameters (training: the weights move, each bit-width's grid stays where
+// the float weights put it). Kernel-wise bits use the same table: a channel's row of Q_b is the
+// channel quantized on its own range at b bits (per-channel parameters are independent).
+struct WeightTables {
+  std::vector<std::vector<at::Tensor>> dq;       // [k][bits], PTQ only
+  std::vector<std::vector<QParams>> params;      // [k][bits]
+  std::vector<std::vector<QScheme>> scheme;      // [k][bits]
+};
+WeightTables weight_tables(const QuantPlan& plan, const QuantizedModel& qm, const FracTargets& t, bool train) {
+  at::NoGradGuard ng;
+  WeightTables wt;
+  for (int i : t.layers) {
+    const LayerPlan& L = plan.layers[i];
+    const at::Tensor& w0 = qm.graph.initializers.at(L.weight);
+    const at::Tensor w = w0.to(at::kFloat);
+    wt.dq.emplace_back(kFracBitsMax + 1);
+    wt.params.emplace_back(kFracBitsMax + 1);
+    wt.scheme.emplace_back(kFracBitsMax + 1);
+    for (int bits = kFracBitsMin; bits <= kFracBitsMax; ++bits) {
+      QScheme s = L.weight_scheme;
+      s.bits = bits;
+      if (s.rounding == Rounding::kStochastic) s.rounding = Rounding::kNearest;  // no noise draw per step
+      RangeOptions ro;
+      ro.method = L.weight_range;
+      wt.params.back()[bits] = weight_params(w, s, ro);
+      wt.scheme.back()[bits] = s;
+      if (!train)
+        wt.dq.back()[bits] = fake_quantize(w, wt.params.back()[bits], s).reshape(w0.sizes()).to(w0.scalar_type());
     }
   }
+  return wt;
+}
+
+// Step 2 for activations: each learned tensor's quantizer at every bit-width, from the histogram
+// range at that width over one calibration pass.
+void act_tables(const QuantPlan& plan, const QuantPlan& p8, const QuantizedModel& qm, const Dataset& sub,
+                const QuantizeOptions& qo, FracTargets& t) {
+  if (t.acts.empty()) return;
+  at::NoGradGuard ng;
+  auto obs = observe_activations(qm, p8, sub, qo, /*histogram=*/true);
+  for (auto& a : t.acts) {
+    const LayerPlan& L = plan.layers[a.readers[0]];
+    for (int bits = kFracBitsMin; bits <= kFracBitsMax; ++bits) {
+      QScheme s = L.input_scheme;
+      s.bits = bits;
+      RangeOptions ro;
+      ro.method = L.input_range;
+      auto [lo, hi] = histogram_range(obs.at(a.tensor).histogram(), s, ro);
+      QParams p = params_from_range(at::scalar_tensor(lo, at::kFloat), at::scalar_tensor(hi, at::kFloat), s);
+      a.scale[bits] = p.scale.to(at::kFloat).reshape({});
+      a.zero[bits] = p.zero_point.to(at::kFloat).reshape({});
+      a.qmin[bits] = static_cast<double>(s.qmin());
+      a.qmax[bits] = static_cast<double>(s.qmax());
+    }
+  }
+}
+
+int64_t weight_axis(const LayerPlan& L) {
+  const int64_t r = static_cast<int64_t>(L.weight_shape.size());
+  return L.weight_scheme.axis < 0 ? L.weight_scheme.axis + r : L.weight_scheme.axis;
+}
+
+}  // namespace
+
+void allocate_fracbits(AllocContext& ctx) {
+  const auto t0 = clock::now();
+  const Budget b = context_budget(ctx);
+  check_fracbits_options(ctx, b);
+  const SearchOptions& so = ctx.opts;
+  QuantPlan& plan = ctx.plan;
+  const bool learn_acts = b.bops > 0;
+  const bool per_channel = so.fracbits_granularity == "channel";
+
+  // (1) What is learned.
+  FracTargets t = fracbits_targets(plan, learn_acts, per_channel);
+  MIXQ_CHECK(!t.layers.empty(), ErrorKind::kInvalidArgument, "--search fracbits: every layer is pinned (--pin-bits 0 unpins)");
 
   // The model at 8 bits where bits are learned, ranges calibrated on the subset.
   auto sub = head_dataset(*ctx.calib, so.fracbits_samples);
   QuantPlan p8 = plan;
-  for (int i : wl) p8.layers[i].weight_scheme.bits = kFracBitsMax;
-  for (const auto& a : acts)
+  for (int i : t.layers) p8.layers[i].weight_scheme.bits = kFracBitsMax;
+  for (const auto& a : t.acts)
     for (int i : a.readers) p8.layers[i].input_scheme.bits = kFracBitsMax;
   QuantizeOptions qo;
   qo.progress = false;
@@ -148,127 +205,34 @@ void allocate_fracbits(AllocContext& ctx) {
     MIXQ_CHECK(train_set->size() > 0 && train_set->has_labels(), ErrorKind::kInvalidData, "--train-data ",
                train_set->describe(), ": training mode learns on the cross-entropy, it needs labelled samples");
   }
-  std::vector<at::Tensor> wtrain(wl.size());
+  std::vector<at::Tensor> wtrain(t.layers.size());
+  if (train)
+    for (size_t k = 0; k < t.layers.size(); ++k)
+      wtrain[k] = qm.graph.initializers.at(plan.layers[t.layers[k]].weight).to(at::kFloat).clone().requires_grad_(true);
 
-  // (2) The quantizers at every integer bit-width: weights dequantized (PTQ) or their parameters
-  // (training: the weights move, the grid per bit-width stays where the float weights put it),
-  // activation parameters.
-  std::vector<std::vector<at::Tensor>> wq(wl.size());
-  std::vector<std::vector<QParams>> wparams(wl.size());
-  std::vector<std::vector<QScheme>> wscheme(wl.size());
-  {
-    at::NoGradGuard ng;
-    for (size_t k = 0; k < wl.size(); ++k) {
-      const LayerPlan& L = plan.layers[wl[k]];
-      const at::Tensor& w0 = qm.graph.initializers.at(L.weight);
-      at::Tensor w = w0.to(at::kFloat);
-      wq[k].resize(kFracBitsMax + 1);
-      for (int bits = kFracBitsMin; bits <= kFracBitsMax; ++bits) {
-        QScheme s = L.weight_scheme;
-        s.bits = bits;
-        if (s.rounding == Rounding::kStochastic) s.rounding = Rounding::kNearest;  // no noise draw per step
-        RangeOptions ro;
-        ro.method = L.weight_range;
-        wparams[k].resize(kFracBitsMax + 1);
-        wscheme[k].resize(kFracBitsMax + 1);
-        wparams[k][bits] = weight_params(w, s, ro);
-        wscheme[k][bits] = s;
-        if (!train) wq[k][bits] = fake_quantize(w, wparams[k][bits], s).reshape(w0.sizes()).to(w0.scalar_type());
-      }
-      if (train) wtrain[k] = w.reshape(w0.sizes()).clone().requires_grad_(true);
-    }
-    if (!acts.empty()) {
-      auto obs = observe_activations(qm, p8, *sub, qo, /*histogram=*/true);
-      for (auto& a : acts) {
-        const LayerPlan& L = plan.layers[a.readers[0]];
-        for (int bits = kFracBitsMin; bits <= kFracBitsMax; ++bits) {
-          QScheme s = L.input_scheme;
-          s.bits = bits;
-          RangeOptions ro;
-          ro.method = L.input_range;
-          auto [lo, hi] = histogram_range(obs.at(a.tensor).histogram(), s, ro);
-          QParams p = params_from_range(at::scalar_tensor(lo, at::kFloat), at::scalar_tensor(hi, at::kFloat), s);
-          a.scale[bits] = p.scale.to(at::kFloat).reshape({});
-          a.zero[bits] = p.zero_point.to(at::kFloat).reshape({});
-          a.qmin[bits] = static_cast<double>(s.qmin());
-          a.qmax[bits] = static_cast<double>(s.qmax());
-        }
-      }
-    }
-  }
-
+  // (2) The quantizers at every integer bit-width.
+  const WeightTables wt = weight_tables(plan, qm, t, train);
+  act_tables(plan, p8, qm, *sub, qo, t);
   // Q_b of learned layer j: PTQ the fixed table; training the weight's fake quantization with a
   // straight-through gradient to the weight.
   auto weight_at = [&](size_t j, int bits) -> at::Tensor {
-    if (!train) return wq[j][bits];
+    if (!train) return wt.dq[j][bits];
     const at::Tensor w = wtrain[j];
-    at::Tensor q = fake_quantize(w.detach(), wparams[j][bits], wscheme[j][bits]).reshape(w.sizes());
+    at::Tensor q = fake_quantize(w.detach(), wt.params[j][bits], wt.scheme[j][bits]).reshape(w.sizes());
     return w + (q - w.detach());
   };
 
-  // (3) Differentiable cost of the lambdas, relative to each target. Fixed layers (pinned, not
-  // learned) count at their plan bits.
-  std::vector<double> params(plan.layers.size()), macs(plan.layers.size());
-  double total_params = 0;
-  for (size_t i = 0; i < plan.layers.size(); ++i) {
-    params[i] = static_cast<double>(plan.layers[i].params);
-    macs[i] = static_cast<double>(plan.layers[i].macs);
-    total_params += params[i];
-  }
-  std::vector<char> learned(plan.layers.size(), 0);
-  for (int i : wl) learned[i] = 1;
-  double fixed_bits = 0, fixed_bops = 0, learned_bits0 = 0;  // params x bits; BOPs of fixed layers
-  for (size_t i = 0; i < plan.layers.size(); ++i) {
-    const LayerPlan& L = plan.layers[i];
-    if (!learned[i]) fixed_bits += params[i] * L.weight_scheme.bits, fixed_bops += layer_bops(L);
-    else learned_bits0 += params[i] * L.weight_scheme.bits;
-  }
-  const double bytes0 = static_cast<double>(plan.cost.size_bytes);
-  auto act_bits = [&](int i, const std::vector<at::Tensor>& la) -> at::Tensor {
-    const LayerPlan& L = plan.layers[i];
-    if (act_of_layer[i] >= 0) return la[act_of_layer[i]];
-    return at::scalar_tensor(L.quantize_input ? double(L.input_scheme.bits) : 32.0, at::kDouble);
-  };
-  auto cost_term = [&](const std::vector<at::Tensor>& lw, const std::vector<at::Tensor>& la) {
-    at::Tensor wbits = at::zeros({}, at::kDouble), bops = at::zeros({}, at::kDouble);
-    for (size_t k = 0; k < wl.size(); ++k) {
-      wbits = wbits + lw[k].to(at::kDouble) * params[wl[k]];
-      if (b.bops > 0) bops = bops + lw[k].to(at::kDouble) * act_bits(wl[k], la).to(at::kDouble) * macs[wl[k]];
-    }
-    at::Tensor t = at::zeros({}, at::kDouble);
-    if (b.avg_wbits > 0) t = t + ((wbits + fixed_bits) / (total_params * b.avg_wbits) - 1).abs();
-    if (b.bytes > 0) t = t + ((bytes0 + (wbits - learned_bits0) / 8) / static_cast<double>(b.bytes) - 1).abs();
-    if (b.bops > 0) t = t + ((bops + fixed_bops) / b.bops - 1).abs();
-    return t;
-  };
-  // Initial bits: the uniform real bits whose cost meets the budgets (bisection), + 0.5.
-  double init = kFracBitsMax;
-  {
-    auto over = [&](double u) {
-      std::vector<at::Tensor> lw(wl.size(), at::scalar_tensor(u, at::kDouble)), la(acts.size(), at::scalar_tensor(u, at::kDouble));
-      at::Tensor wbits = at::zeros({}, at::kDouble), bops = at::zeros({}, at::kDouble);
-      double r = 0;
-      for (size_t k = 0; k < wl.size(); ++k) {
-        wbits = wbits + u * params[wl[k]];
-        bops = bops + u * act_bits(wl[k], la).to(at::kDouble) * macs[wl[k]];
-      }
-      if (b.avg_wbits > 0) r = std::max(r, (wbits.item<double>() + fixed_bits) / (total_params * b.avg_wbits));
-      if (b.bytes > 0) r = std::max(r, (bytes0 + (wbits.item<double>() - learned_bits0) / 8) / double(b.bytes));
-      if (b.bops > 0) r = std::max(r, (bops.item<double>() + fixed_bops) / b.bops);
-      return r;
-    };
-    double lo = kFracBitsMin, hi = kFracBitsMax;
-    if (over(hi) <= 1) lo = hi;
-    else if (over(lo) > 1) hi = lo;
-    for (int i = 0; i < 40 && hi - lo > 1e-6; ++i) (over(0.5 * (lo + hi)) <= 1 ? lo : hi) = 0.5 * (lo + hi);
-    init = std::min(lo + so.fracbits_init_offset, double(kFracBitsMax));
-  }
+  // (3) The cost term, and the initial bits: the uniform real bits meeting the budgets, + 0.5.
+  const FracCost cost(plan, t, b);
+  const double init = std::min(cost.uniform_bits() + so.fracbits_init_offset, double(kFracBitsMax));
   std::vector<at::Tensor> lw, la;
-  for (size_t k = 0; k < wl.size(); ++k) lw.push_back(at::full({}, init, at::kFloat).requires_grad_(true));
-  for (size_t k = 0; k < acts.size(); ++k) la.push_back(at::full({}, init, at::kFloat).requires_grad_(true));
+  for (size_t k = 0; k < t.layers.size(); ++k)
+    lw.push_back((per_channel ? at::full({t.channels[k]}, init, at::kFloat) : at::full({}, init, at::kFloat))
+                     .requires_grad_(true));
+  for (size_t k = 0; k < t.acts.size(); ++k) la.push_back(at::full({}, init, at::kFloat).requires_grad_(true));
   // Activation hooks: the interpolated quantizer replaces the plain one on learned tensors.
-  for (size_t k = 0; k < acts.size(); ++k) {
-    ActTable* a = &acts[k];
+  for (size_t k = 0; k < t.acts.size(); ++k) {
+    FracActTable* a = &t.acts[k];
     rm.act(a->tensor)->enabled = false;
     at::Tensor* lam = &la[k];
     rm.quant().add_hook(ReconModel::quantized_value(a->tensor), [a, lam](const std::string&, at::Tensor& x) {
@@ -279,74 +243,34 @@ void allocate_fracbits(AllocContext& ctx) {
     });
   }
 
-  // (5) Global offset by bisection on the plan's own cost model, then freeze integer bits (PTQ:
-  // after the last step; training: after 80% of them, the rest trains the weights alone).
-  std::vector<double> lwv, lav;
-  OffsetSearch off;
-  int filled = 0;
+  // (5) Global offset and freeze (PTQ: after the last step; training: after 80% of them, the rest
+  // trains the weights alone). The lambdas then sit at the frozen integers, where the
+  // interpolation is the plain quantizer, and are no longer stepped.
+  std::vector<std::vector<double>> lwv;
+  std::vector<double> lav;
+  FracFreeze fz;
   bool frozen = false;
   auto freeze = [&]() {
     lwv.clear();
     lav.clear();
-    for (auto& t : lw) lwv.push_back(t.item<double>());
-    for (auto& t : la) lav.push_back(t.item<double>());
-    for (auto& t : lw) lwv.push_back(t.item<double>());
-    for (auto& t : la) lav.push_back(t.item<double>());
-    auto rounded = [&](double d) {
-      QuantPlan p = plan;
-      for (size_t k = 0; k < wl.size(); ++k) p.layers[wl[k]].weight_scheme.bits = fracbits_round(lwv[k], d);
-      for (size_t k = 0; k < acts.size(); ++k)
-        for (int i : acts[k].readers) {
-          p.layers[i].input_scheme.bits = fracbits_round(lav[k], d);
-          if (p.layers[i].input_scheme.bits != 8) p.layers[i].input_sparq = SparqScheme{};
-        }
-      unify_shared_inputs(p);
-      update_cost(p);
-      return p;
-    };
-    off = fracbits_offset([&](double d) { return budget_ratio(b, rounded(d).cost); }, -double(kFracBitsMax),
-                                       double(kFracBitsMax), so.fracbits_bisect_tries);
-    if (!off.feasible)
-      log::warn("fracbits: the budget cannot be met even with every learned layer at 2 bits (cost / budget " +
-                std::to_string(off.ratio) + "); the closest plan is used");
-    plan = rounded(off.offset);
-    // One global offset moves every layer together: on a model of a dozen layers the next step up
-    // can overshoot the budget by several percent. The budget left is spent one bit at a time on
-    // the learned bit-widths that were closest to rounding up (largest lambda + d - round), while
-    // every budget still holds.
-    if (off.feasible) {
-      struct Slot {
-        bool act;
-        size_t k;
-        double residual;
-      };
-      std::vector<Slot> slots;
-      for (size_t k = 0; k < wl.size(); ++k) slots.push_back({false, k, lwv[k] + off.offset - std::round(lwv[k] + off.offset)});
-      for (size_t k = 0; k < acts.size(); ++k)
-        slots.push_back({true, k, lav[k] + off.offset - std::round(lav[k] + off.offset)});
-      std::stable_sort(slots.begin(), slots.end(), [](const Slot& x, const Slot& y) { return x.residual > y.residual; });
-      for (const Slot& sl : slots) {
-        QuantPlan p = plan;
-        bool raised = false;
-        if (!sl.act) {
-          int& bits = p.layers[wl[sl.k]].weight_scheme.bits;
-          if (bits < kFracBitsMax) ++bits, raised = true;
-        } else {
-          for (int i : acts[sl.k].readers)
-            if (p.layers[i].input_scheme.bits < kFracBitsMax) ++p.layers[i].input_scheme.bits, raised = true;
-        }
-        if (!raised) continue;
-        unify_shared_inputs(p);
-        update_cost(p);
-        if (budget_ratio(b, p.cost) <= 1) plan = std::move(p), ++filled;
-      }
+    for (auto& l : lw) {
+      at::Tensor c = l.detach().to(at::kDouble).contiguous().reshape({-1});
+      lwv.emplace_back(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
     }
-    // From here on the lambdas sit at the frozen integer bits: the interpolation is then the plain
-    // quantizer at those bits (fracbits_interpolate), and they are no longer stepped.
+    for (auto& l : la) lav.push_back(l.item<double>());
+    fz = fracbits_freeze(plan, t, b, lwv, lav, so.fracbits_bisect_tries);
     at::NoGradGuard ng;
-    for (size_t k = 0; k < wl.size(); ++k) lw[k].fill_(double(plan.layers[wl[k]].weight_scheme.bits));
-    for (size_t k = 0; k < acts.size(); ++k) la[k].fill_(double(plan.layers[acts[k].readers[0]].input_scheme.bits));
+    for (size_t k = 0; k < t.layers.size(); ++k) {
+      const std::vector<int> bits = fracbits_frozen_bits(plan, t, k);
+      lw[k].copy_(at::tensor(std::vector<float>(bits.begin(), bits.end())).reshape(lw[k].sizes()));
+    }
+    for (size_t k = 0; k < t.acts.size(); ++k) la[k].fill_(double(plan.layers[t.acts[k].readers[0]].input_scheme.bits));
     frozen = true;
+  };
+  auto interpolated_weight = [&](size_t j) {
+    auto q_at = [&](int bits) { return weight_at(j, bits); };
+    return per_channel ? fracbits_interpolate_channels(lw[j], weight_axis(plan.layers[t.layers[j]]), q_at)
+                       : fracbits_interpolate(lw[j], q_at);
   };
 
   // (4) Learn the lambdas (and, training, the weights).
@@ -364,8 +288,7 @@ void allocate_fracbits(AllocContext& ctx) {
     rm.quant().set_grad_enabled(true);
     for (int64_t it = 0; it < steps; ++it) {
       if (it == freeze_at && !frozen) freeze();
-      for (size_t j = 0; j < wl.size(); ++j)
-        rm.set_weight(plan.layers[wl[j]].name, fracbits_interpolate(lw[j], [&](int bits) { return weight_at(j, bits); }));
+      for (size_t j = 0; j < t.layers.size(); ++j) rm.set_weight(plan.layers[t.layers[j]].name, interpolated_weight(j));
       at::Tensor task;
       if (!train) {
         const size_t k = static_cast<size_t>(it) % data.batches();
@@ -379,8 +302,8 @@ void allocate_fracbits(AllocContext& ctx) {
         MIXQ_CHECK(classes, ErrorKind::kUnsupported, "--train-data: training mode needs class scores to apply the labels to");
         task = at::nll_loss(at::log_softmax(z.to(at::kDouble), 1), bt.labels);
       }
-      at::Tensor cost = cost_term(lw, la);
-      at::Tensor loss = frozen ? task : task + so.fracbits_kappa * cost;
+      at::Tensor c = cost.term(lw, la);
+      at::Tensor loss = frozen ? task : task + so.fracbits_kappa * c;
       opt.zero_grad();
       if (wopt) wopt->zero_grad();
       loss.backward();
@@ -392,7 +315,7 @@ void allocate_fracbits(AllocContext& ctx) {
       }
       if (it == 0) task_first = task.item<double>();
       task_last = task.item<double>();
-      cost_last = cost.item<double>();
+      cost_last = c.item<double>();
       bar.advance();
       if (it % 20 == 0) bar.set_postfix("loss " + std::to_string(task_last).substr(0, 6) + " cost " +
                                         std::to_string(cost_last).substr(0, 6));
@@ -404,18 +327,23 @@ void allocate_fracbits(AllocContext& ctx) {
   if (train) {
     // The fine-tuned float weights go into the job's graph; --method quantizes them at the plan.
     at::NoGradGuard ng;
-    for (size_t k = 0; k < wl.size(); ++k) {
-      const std::string& name = plan.layers[wl[k]].weight;
-      at::Tensor& dst = ctx.tune->initializers.at(name);
-      dst = wtrain[k].detach().clone().to(dst.scalar_type());
+    for (size_t k = 0; k < t.layers.size(); ++k) {
+      at::Tensor& dst = ctx.tune->initializers.at(plan.layers[t.layers[k]].weight);
+      dst = wtrain[k].detach().clone().reshape(dst.sizes()).to(dst.scalar_type());
     }
   }
+  // Kernel-wise: lambda_w is each layer's mean over its channels (the channels' bits are in the plan).
   nlohmann::json lambdas = nlohmann::json::object(), lambdas_a = nlohmann::json::object();
-  for (size_t k = 0; k < wl.size(); ++k) lambdas[plan.layers[wl[k]].name] = lwv[k];
-  for (size_t k = 0; k < acts.size(); ++k) lambdas_a[acts[k].tensor] = lav[k];
+  for (size_t k = 0; k < t.layers.size(); ++k) {
+    double m = 0;
+    for (double v : lwv[k]) m += v;
+    lambdas[plan.layers[t.layers[k]].name] = m / double(lwv[k].size());
+  }
+  for (size_t k = 0; k < t.acts.size(); ++k) lambdas_a[t.acts[k].tensor] = lav[k];
   plan.search = "fracbits";
   plan.budget = b.to_json();
   plan.search_params = {{"mode", train ? "training" : "ptq"},
+                        {"granularity", so.fracbits_granularity},
                         {"iters", steps},
                         {"frozen_at", freeze_at},
                         {"lr", so.fracbits_lr},
@@ -427,17 +355,18 @@ void allocate_fracbits(AllocContext& ctx) {
                         {"task_loss_first", task_first},
                         {"task_loss_last", task_last},
                         {"cost_term_last", cost_last},
-                        {"offset", off.offset},
-                        {"budget_ratio_offset", off.ratio},
-                        {"budget_ratio", budget_ratio(b, plan.cost)},
-                        {"filled", filled},
-                        {"bisection_tries", off.tries},
-                        {"feasible", off.feasible},
+                        {"offset", fz.off.offset},
+                        {"budget_ratio_offset", fz.off.ratio},
+                        {"budget_ratio", fracbits_budget_ratio(b, plan.cost)},
+                        {"filled", fz.filled},
+                        {"bisection_tries", fz.off.tries},
+                        {"feasible", fz.off.feasible},
                         {"lambda_w", lambdas},
                         {"lambda_a", lambdas_a},
                         {"seconds", std::chrono::duration<double>(clock::now() - t0).count()}};
-  log::verbose("fracbits: offset " + std::to_string(off.offset) + ", cost / budget " + std::to_string(off.ratio) +
-               ", after filling " + std::to_string(filled) + " bits " + std::to_string(budget_ratio(b, plan.cost)));
+  log::verbose("fracbits: offset " + std::to_string(fz.off.offset) + ", cost / budget " + std::to_string(fz.off.ratio) +
+               ", after filling " + std::to_string(fz.filled) + " bits " +
+               std::to_string(fracbits_budget_ratio(b, plan.cost)));
 }
 
 }  // namespace mixq

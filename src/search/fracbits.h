@@ -29,8 +29,15 @@
 // the grid its float value had, straight-through), the bits frozen by step 5 after 80% of the
 // steps (the lambdas then sit at their integers, where Q_lambda is the plain quantizer) and the
 // last 20% training the weights alone; the weights are written into the job's graph, and
-// --method quantizes them at the frozen bits. Not here: the kernel-wise (per output channel)
-// bit-widths.
+// --method quantizes them at the frozen bits.
+// Kernel-wise (--fracbits-granularity channel): lambda_w is a vector, one real bit-width per
+// output channel of each learned layer (activations stay per tensor); each channel interpolates
+// between its own floor and ceil quantizers (fracbits_interpolate_channels), the cost counts each
+// channel at its lambda (params / C weights and MACs each), and the offset, the fill (one channel
+// bit at a time) and the freeze work per channel, writing LayerPlan::channel_bits. The finishing
+// method then quantizes each channel on its own grid (quant/channel_bits.h).
+// Files: fracbits.cpp (the interpolation, bisection, the learning loop), fracbits_cost.cpp (what
+// is learned, the cost term), fracbits_freeze.cpp (offset, fill, freeze); fracbits_parts.h.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -45,6 +52,14 @@ constexpr int kFracBitsMin = 2, kFracBitsMax = 8;
 // [2, 8] (gradients flow to it through the interpolation weights); at an integer lambda the
 // result is Q_lambda(x) exactly (0 * Q_ceil + 1 * Q_floor).
 at::Tensor fracbits_interpolate(const at::Tensor& lambda, const std::function<at::Tensor(int)>& q_at);
+
+// Kernel-wise Q_lambda: `lambda` is [C] (one per channel of `axis` of the quantized tensor),
+// q_at(b) the whole tensor quantized at b bits (each channel on its own b-bit grid). Channel c of
+// the result is channel c of fracbits_interpolate(lambda[c], q_at): the mix of its own floor and
+// ceil quantizers, with gradients to lambda[c] only; at integer lambdas it equals, channel by
+// channel, the plain quantizer at that channel's bits exactly.
+at::Tensor fracbits_interpolate_channels(const at::Tensor& lambda, int64_t axis,
+                                         const std::function<at::Tensor(int)>& q_at);
 
 // round(lambda + offset) clamped to [2, 8].
 int fracbits_round(double lambda, double offset);

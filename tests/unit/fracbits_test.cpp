@@ -4,6 +4,7 @@
 // on a many-layer cost; end to end the allocator never exceeds the budget and the job quantizes.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -12,6 +13,7 @@
 #include "quant/methods/fused_quant.h"
 #include "quant/quantizer.h"
 #include "search/fracbits.h"
+#include "search/fracbits_parts.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -129,6 +131,124 @@ TEST(FracBits, TrainingModeFineTunesWeightsAndFreezesBitsAt80Percent) {
   CliResult n = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--budget-bits", "3", "--calib",
                          "fmnist:train:16", "--train-data", source_dir() + "/tests/fixtures/wild-a.npz", "-q"});
   EXPECT_NE(n.exit_code, 0);
+}
+
+// Kernel-wise: channel c of the interpolation is the scalar interpolation at lambda[c] (its own
+// floor and ceil quantizers), the plain per-channel quantizer at integer lambdas, and the gradient
+// of lambda[c] sees only channel c.
+TEST(FracBits, ChannelInterpolationIsTheScalarOnePerChannel) {
+  at::manual_seed(13);
+  for (int64_t axis : {0, 1}) {
+    at::Tensor w = axis == 0 ? at::randn({6, 4, 3}) : at::randn({10, 6});
+    auto q_w = [&](int bits) {
+      QScheme s = scheme_at(bits, Granularity::kPerChannel);
+      s.axis = axis;
+      return fake_quantize(w, weight_params(w, s, RangeOptions{}), s);
+    };
+    // Integer bits per channel: the plain quantizer of each channel at its bits, exactly.
+    const std::vector<float> ints = {2, 8, 3, 5, 4, 7};
+    at::Tensor li = at::tensor(ints);
+    at::Tensor y = fracbits_interpolate_channels(li, axis, q_w);
+    for (int64_t c = 0; c < 6; ++c)
+      EXPECT_TRUE(at::equal(y.select(axis, c), q_w(int(ints[size_t(c)])).select(axis, c))) << axis << " " << c;
+    // Fractional: per channel the scalar interpolation; gradient per channel.
+    at::Tensor lf = at::tensor(std::vector<float>{2.5f, 7.75f, 3.1f, 4.0f, 5.9f, 6.2f}).requires_grad_(true);
+    at::Tensor yf = fracbits_interpolate_channels(lf, axis, q_w);
+    at::Tensor g = at::randn(w.sizes());
+    (yf * g).sum().backward();
+    for (int64_t c = 0; c < 6; ++c) {
+      at::Tensor lc = lf.detach()[c].clone().requires_grad_(true);
+      at::Tensor yc = fracbits_interpolate(lc, q_w);
+      EXPECT_TRUE(at::allclose(yf.select(axis, c), yc.select(axis, c), 1e-6, 1e-6)) << axis << " " << c;
+      (yc.select(axis, c) * g.select(axis, c)).sum().backward();
+      EXPECT_NEAR(lf.grad()[c].item<double>(), lc.grad().item<double>(), 1e-4) << axis << " " << c;
+    }
+  }
+}
+
+// Kernel-wise freeze on a synthetic plan: random per-channel lambdas, the offset + fill meet a
+// size budget within 1% (never over), and the frozen bits land in channel_bits with bits = max.
+TEST(FracBits, KernelWiseFreezeMeetsTheBudgetWithinOnePercent) {
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<double> lam(2.0, 8.0);
+  QuantPlan plan;
+  for (int i = 0; i < 6; ++i) {
+    LayerPlan L;
+    L.name = "conv" + std::to_string(i);
+    L.op = "Conv";
+    L.weight_shape = {8 + 4 * i, 3, 3, 3};
+    L.params = L.weight_shape[0] * 27;
+    L.macs = L.params * 100;
+    L.weight_scheme.bits = 8;
+    L.weight_scheme.granularity = Granularity::kPerChannel;
+    L.pinned = i == 0;
+    L.input = "x" + std::to_string(i);
+    plan.layers.push_back(L);
+  }
+  update_cost(plan);
+  const FracTargets t = fracbits_targets(plan, false, true);
+  ASSERT_EQ(t.layers.size(), 5u);
+  for (double target : {3.0, 4.0, 5.5}) {
+    std::vector<std::vector<double>> lw;
+    for (size_t k = 0; k < t.layers.size(); ++k) {
+      lw.emplace_back(size_t(t.channels[k]));
+      for (double& l : lw.back()) l = lam(rng);
+    }
+    Budget b;
+    b.avg_wbits = target;
+    QuantPlan p = plan;
+    FracFreeze fz = fracbits_freeze(p, t, b, lw, {}, 40);
+    EXPECT_TRUE(fz.off.feasible);
+    EXPECT_LE(p.cost.avg_wbits, target + 1e-12);
+    EXPECT_GE(p.cost.avg_wbits, 0.99 * target) << target;
+    int mixed = 0;
+    for (size_t k = 0; k < t.layers.size(); ++k) {
+      const LayerPlan& L = p.layers[t.layers[k]];
+      if (L.channel_bits.empty()) continue;
+      ++mixed;
+      EXPECT_EQ(L.weight_scheme.bits, *std::max_element(L.channel_bits.begin(), L.channel_bits.end()));
+      EXPECT_EQ(int64_t(L.channel_bits.size()), t.channels[k]);
+    }
+    EXPECT_GT(mixed, 0) << target;
+    EXPECT_EQ(p.layers[0].weight_scheme.bits, 8);  // pinned: untouched
+  }
+}
+
+// Kernel-wise FracBits end to end: per-channel bits in the plan, the budget met within 1% (one
+// channel's bit is a fine step, so the fill lands close), activations per layer.
+TEST(FracBits, KernelWiseMeetsTheBudgetWithinOnePercent) {
+  TempDir d;
+  for (const char* budget : {"3", "4"}) {
+    CliResult s = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--fracbits-granularity",
+                           "channel", "--budget-bits", budget, "--calib", "fmnist:train:64", "--fracbits-iters", "6",
+                           "--fracbits-batch", "32", "--method", "mse", "--plan-out", d.file("kw.json"), "--json", "-q"});
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    auto j = nlohmann::json::parse(s.out);
+    const double target = std::stod(budget);
+    EXPECT_EQ(j["search_params"]["granularity"], "channel");
+    EXPECT_LE(j["avg_wbits"].get<double>(), target + 1e-9);
+    EXPECT_GE(j["avg_wbits"].get<double>(), 0.99 * target) << j["search_params"].dump();
+    auto plan = nlohmann::json::parse(read_file(d.file("kw.json")));
+    int kw = 0;
+    for (const auto& L : plan["layers"])
+      if (L["weight_quant"].contains("channel_bits")) {
+        ++kw;
+        int mx = 0;
+        for (int b : L["weight_quant"]["channel_bits"]) {
+          mx = std::max(mx, b);
+          EXPECT_GE(b, 2);
+          EXPECT_LE(b, 8);
+        }
+        EXPECT_EQ(L["weight_quant"]["bits"].get<int>(), mx);
+      }
+    EXPECT_GT(kw, 0) << "no layer got per-channel bits";
+  }
+  // Per-tensor weight scales have no channel grids to give bits to.
+  CliResult t = run_cli({"quantize", fixture("fmnist-resnet"), "--search", "fracbits", "--fracbits-granularity",
+                         "channel", "--granularity", "per_tensor", "--budget-bits", "3", "--calib", "fmnist:train:16",
+                         "-q"});
+  EXPECT_EQ(t.exit_code, 2) << t.err;
+  EXPECT_NE(t.err.find("needs per-channel weight scales"), std::string::npos) << t.err;
 }
 
 }  // namespace

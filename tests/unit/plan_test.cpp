@@ -143,6 +143,50 @@ TEST(Plan, RejectsImpossiblePlans) {
   expect_rejected(j, p, "version 7");
 }
 
+// Kernel-wise bits (weight_quant.channel_bits): JSON round trip, the cost of each channel at its
+// own bits, and clear errors naming the layer for lengths, values and an inconsistent `bits`.
+TEST(Plan, ChannelBitsRoundTripCostAndValidation) {
+  Graph g = test_graph();
+  PlanDefaults d;
+  d.wbits = 4;
+  QuantPlan p = plan_for(g, d);
+  nlohmann::json j = plan_to_json(p);
+  EXPECT_FALSE(j["layers"][1]["weight_quant"].contains("channel_bits"));  // absent = uniform
+  const std::vector<int> cb = {2, 3, 5, 4, 3, 2};  // conv_b: 6 output channels of 36 weights
+  j["layers"][1]["weight_quant"]["bits"] = 5;
+  j["layers"][1]["weight_quant"]["channel_bits"] = cb;
+  QuantPlan q = plan_from_json(j, p, "kw.json");
+  EXPECT_EQ(q.layers[1].channel_bits, cb);
+  EXPECT_EQ(q.layers[1].weight_scheme.bits, 5);
+  EXPECT_EQ(plan_to_json(plan_from_json(plan_to_json(q), p, "x")), plan_to_json(q));
+  // Size: 36 x (2+3+5+4+3+2) bits instead of 216 x 4; avg bits and BOPs by the channels' mean.
+  EXPECT_NEAR(layer_size_bits(q.layers[1]) - layer_size_bits(p.layers[1]), 36.0 * 19 - 216.0 * 4, 1e-9);
+  EXPECT_NEAR(q.cost.avg_wbits - p.cost.avg_wbits, (36.0 * 19 - 216.0 * 4) / 1236.0, 1e-12);
+  EXPECT_NEAR(layer_bops(q.layers[1]), double(q.layers[1].macs) * (19.0 / 6) * q.layers[1].input_scheme.bits, 1e-6);
+  EXPECT_DOUBLE_EQ(mean_weight_bits(q.layers[1]), 19.0 / 6);
+  // set_channel_bits: the max becomes `bits`; all equal is a plain layer.
+  LayerPlan L = q.layers[1];
+  set_channel_bits(L, {3, 3, 3, 3, 3, 3});
+  EXPECT_TRUE(L.channel_bits.empty());
+  EXPECT_EQ(L.weight_scheme.bits, 3);
+  set_channel_bits(L, {2, 6, 2, 2, 2, 2});
+  EXPECT_EQ(L.weight_scheme.bits, 6);
+  EXPECT_EQ(L.channel_bits.size(), 6u);
+
+  auto bad = j;
+  bad["layers"][1]["weight_quant"]["channel_bits"] = {2, 3, 5};
+  expect_rejected(bad, p, "layer 'conv_b': channel_bits has 3 entries but the weight has 6 output channels");
+  bad = j;
+  bad["layers"][1]["weight_quant"]["channel_bits"][2] = 9;
+  expect_rejected(bad, p, "layer 'conv_b': channel_bits[2] = 9 is not possible");
+  bad = j;
+  bad["layers"][1]["weight_quant"]["bits"] = 4;
+  expect_rejected(bad, p, "layer 'conv_b': with channel_bits, bits must be their maximum (5)");
+  bad = j;
+  bad["layers"][1]["weight_quant"]["granularity"] = "per_tensor";
+  expect_rejected(bad, p, "channel_bits needs a per_channel weight scheme");
+}
+
 TEST(MixQuant, BitsShrinkAsQemGrows) {
   Graph g = test_graph();
   QuantPlan p = plan_for(g, PlanDefaults{});

@@ -6,6 +6,7 @@
 #include "api/quantize_job.h"
 #include "common.h"
 #include "core/atomic_file.h"
+#include "core/log.h"
 #include "pack/from_qmodel.h"
 #include "runtime/ops.h"
 
@@ -32,7 +33,22 @@ nlohmann::json write_packed(const QuantizeResult& r, const std::string& path) {
   // The plan counts codes + scales/zero points + float tensors per layer, and the file's structure
   // (header, compressed graph, Constant tensors) as one measured term; `payload` is the first part.
   const int64_t payload = s.tensor_data + s.weight_codes + s.weight_params;
+  // Kernel-wise bits: .mxq stores one bit-width per weight tensor, so a layer whose channels have
+  // different widths is packed at its widest (each channel's codes exact, the file larger than the
+  // plan predicts); the QDQ export is exact the same way.
+  nlohmann::json widened = nlohmann::json::array();
+  for (const auto& w : r.qmodel.weights) {
+    if (w.channel_bits.empty()) continue;
+    double mean = 0;
+    for (int b : w.channel_bits) mean += b;
+    mean /= double(w.channel_bits.size());
+    widened.push_back({{"layer", w.node}, {"packed_bits", w.scheme.bits}, {"mean_channel_bits", mean}});
+    log::warn("layer '" + w.node + "' has per-channel bits (mean " + std::to_string(mean).substr(0, 4) +
+              "); the .mxq runtime packs a layer at one width, so it is stored at " + std::to_string(w.scheme.bits) +
+              " bits (results exact, file larger than the plan's size_bytes)");
+  }
   return {{"path", path},
+          {"packed_at_max_channel_bits", widened},
           {"file_bytes", s.total},
           {"predicted_bytes", predicted},
           {"ratio_to_predicted", predicted > 0 ? double(s.total) / double(predicted) : 0.0},

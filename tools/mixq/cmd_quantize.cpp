@@ -124,6 +124,11 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--fracbits-samples", so.fracbits_samples, "fracbits: calibration samples it learns on (the first ones)")
       ->capture_default_str();
   sub.add_option("--fracbits-batch", so.fracbits_batch, "fracbits: samples per step")->capture_default_str();
+  sub.add_option("--fracbits-granularity", so.fracbits_granularity,
+                 "fracbits: layer (one weight bit-width per layer) or channel (kernel-wise: one per output channel, "
+                 "written as channel_bits in the plan; activations stay per layer)")
+      ->check(CLI::IsMember({"layer", "channel"}))
+      ->capture_default_str();
   sub.add_option("--train-data", so.fracbits_train_data,
                  "fracbits training mode: learn weights and bit-widths together on this labelled dataset (e.g. "
                  "fmnist:train); bits frozen after 80% of the steps");
