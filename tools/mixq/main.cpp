@@ -1,8 +1,10 @@
 // mixq: mixed-precision post-training quantization of ONNX models. Thin CLI over the library:
 // each subcommand is one row below and one cmd_*.cpp file.
+#include <csignal>
 #include <iostream>
 
 #include "common.h"
+#include "core/interrupt.h"
 #include "core/malloc_tuning.h"
 #include "core/runtime_env.h"
 #include "mixq/error.h"
@@ -31,6 +33,8 @@ int main(int argc, char** argv) {
   // re-executing once when this CPU or machine needs it (core/runtime_env.h).
   mixq::reexec_with_runtime_env(argv);
   mixq::tune_malloc_for_tensors();  // see core/malloc_tuning.h
+  // Every subcommand: SIGINT / SIGTERM stop the work at its next safe point (core/interrupt.h).
+  mixq::install_interrupt_handler();
   using namespace mixq::cli;
   CLI::App app{"mixq: mixed-precision post-training quantization of ONNX models"};
   app.require_subcommand(1);
@@ -48,6 +52,13 @@ int main(int argc, char** argv) {
   try {
     for (auto& [sub, run] : subs)
       if (sub->parsed()) return run();
+  } catch (const mixq::Interrupted& i) {
+    // One message, no outputs written; 128 + signal as a shell reports a killed command.
+    const char* name = i.signal == SIGTERM ? "SIGTERM" : "SIGINT";
+    std::cerr << "interrupted (" << name << "): stopped at a safe point, no output written";
+    if (!mixq::resume_note().empty()) std::cerr << "; " << mixq::resume_note();
+    std::cerr << std::endl;
+    return 128 + i.signal;
   } catch (const mixq::Error& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return e.exit_code();
