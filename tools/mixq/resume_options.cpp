@@ -1,4 +1,5 @@
-// --checkpoint / --resume / --no-resume, and where a job's reconstruction checkpoint lives.
+// --checkpoint / --resume / --no-resume and where a job's reconstruction checkpoint lives;
+// --max-memory, the limit on cached activations (docs/reliability.md).
 #include <filesystem>
 
 #include "api/quantize_job.h"
@@ -20,6 +21,15 @@ void add_resume_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_flag_function(
       "--no-resume", [&job](int64_t) { job.recon.resume = job.sens.resume = false; },
       "Start over: ignore (and overwrite) an existing --checkpoint / --sens-cache / --table-out file");
+  sub.add_option_function<int64_t>(
+         "--max-memory",
+         [&job](int64_t mb) {
+           MIXQ_CHECK(mb >= 1, ErrorKind::kInvalidArgument, "--max-memory must be >= 1 (MB), got ", mb);
+           job.recon.cache_mb = mb;          // reconstruction caches: the rest spills to --cache-dir
+           job.sens.max_memory_mb = mb;      // the sensitivity probe cannot spill: refused above it
+         },
+         "MB of cached activations held in memory: reconstruction caches spill the rest to a file in --cache-dir "
+         "(as --cache-mb); the sensitivity probe, which cannot spill, refuses to start above it");
 }
 
 void prepare_checkpoint(QuantizeJob& job, std::initializer_list<const std::string*> outputs) {
@@ -49,6 +59,7 @@ void finish_checkpoint(const QuantizeJob& job) {
   if (job.recon.checkpoint.empty()) return;
   std::error_code ec;
   std::filesystem::remove(job.recon.checkpoint, ec);  // the outputs are complete: nothing to resume
+  remove_stale_temporaries(job.recon.checkpoint);     // what a SIGKILL mid-write left
 }
 
 }  // namespace mixq::cli
