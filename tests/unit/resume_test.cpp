@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/atomic_file.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -30,9 +31,10 @@ struct Outcome {
   double seconds = 0;
 };
 
-// Runs the CLI with `args` (stdout and stderr to `log`), sends `sig` after `delay` seconds unless it
-// has ended by then (sig 0: never), and waits for it.
-Outcome run_and_kill(const std::vector<std::string>& args, double delay, int sig, const std::string& log) {
+// Runs the CLI with `args` (stdout and stderr to `log`), sends `sig` after `delay` seconds (or, with
+// `ready`, as soon as ready() is true) unless it has ended by then (sig 0: never), and waits for it.
+Outcome run_and_kill(const std::vector<std::string>& args, double delay, int sig, const std::string& log,
+                     const std::function<bool()>& ready = nullptr) {
   const char* cli = std::getenv("MIXQ_CLI");
   const std::string exe = cli ? cli : MIXQ_BINARY_DIR "/mixq";
   std::vector<std::string> all = {exe};
@@ -57,7 +59,7 @@ Outcome run_and_kill(const std::vector<std::string>& args, double delay, int sig
     const pid_t r = waitpid(pid, &status, sig && !sent ? WNOHANG : 0);
     if (r == pid) break;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (!sent && s >= delay) {
+    if (!sent && (ready ? ready() : s >= delay)) {
       kill(pid, sig);
       sent = true;
       continue;
@@ -222,17 +224,9 @@ TEST(Resume, StaleCheckpointIsRefused) {
                                     d.file("c.ckpt"), "--plan-out", d.file("plan.json")};
   };
   // Stop after the first unit's checkpoint: SIGINT once the file exists.
-  const char* cli = std::getenv("MIXQ_CLI");
-  const std::string exe = cli ? cli : MIXQ_BINARY_DIR "/mixq";
-  std::string cmd = "'" + exe + "'";
-  for (const auto& a : args("1")) cmd += " '" + a + "'";
-  cmd += " 2>/dev/null & pid=$!; for i in $(seq 3000); do [ -s '" + d.file("c.ckpt") +
-         "' ] && break; sleep 0.01; done; kill -INT $pid; wait $pid; exit $?";
-  write_file(d.file("run.sh"), cmd + "\n");
-  int status = std::system(("bash '" + d.file("run.sh") + "'").c_str());
-  ASSERT_TRUE(WIFEXITED(status));
-  if (WEXITSTATUS(status) == 0) GTEST_SKIP() << "the run finished before the signal";
-  ASSERT_EQ(WEXITSTATUS(status), 130);
+  Outcome o = run_and_kill(args("1"), 0, SIGINT, d.file("log"), [&] { return fs::exists(d.file("c.ckpt")); });
+  if (o.exit_code == 0) GTEST_SKIP() << "the run finished before the signal";
+  ASSERT_EQ(o.exit_code, 130) << read_file(d.file("log"));
   ASSERT_TRUE(fs::exists(d.file("c.ckpt")));
   CliResult r = run_cli(args("2"));  // another seed: another job
   EXPECT_EQ(r.exit_code, 2) << r.err;
@@ -251,6 +245,68 @@ TEST(Resume, StaleCheckpointIsRefused) {
   r = run_cli(args("2"));
   EXPECT_EQ(r.exit_code, 7) << r.err;
   EXPECT_NE(r.err.find("c.ckpt"), std::string::npos) << r.err;
+}
+
+// AdaRound and AdaQuant: stopped after their first saved unit, resumed, the same model bytes.
+TEST(Resume, AdaroundAndAdaquantResumeBitIdentically) {
+  for (const char* method : {"adaround", "adaquant"}) {
+    SCOPED_TRACE(method);
+    TempDir ref, cut;
+    auto args = [&](const TempDir& d) {
+      return std::vector<std::string>{"quantize", fixture("fmnist-resnet"), "--method", method, "--iters", "40",
+                                      "--wbits", "3", "--calib", "fmnist:train:64", "--recon-precision", "fp32",
+                                      "--seed", "5", "--threads", "2", "-q", "-o", d.file("q.onnx")};
+    };
+    ASSERT_EQ(run_and_kill(args(ref), 0, 0, ref.file("log")).exit_code, 0) << read_file(ref.file("log"));
+    Outcome o = run_and_kill(args(cut), 0, SIGINT, cut.file("log"), [&] { return fs::exists(cut.file("q.onnx.ckpt")); });
+    std::printf("%s: SIGINT after the first saved unit at %.2f s -> exit %d\n", method, o.seconds, o.exit_code);
+    if (o.exit_code == 0) continue;  // finished before the signal: nothing to resume
+    ASSERT_EQ(o.exit_code, 130) << read_file(cut.file("log"));
+    EXPECT_FALSE(fs::exists(cut.file("q.onnx")));
+    ASSERT_TRUE(fs::exists(cut.file("q.onnx.ckpt")));
+    ASSERT_EQ(run_and_kill(args(cut), 0, 0, cut.file("log")).exit_code, 0) << read_file(cut.file("log"));
+    EXPECT_EQ(read_file(cut.file("q.onnx")), read_file(ref.file("q.onnx"))) << "resumed model bytes differ";
+    EXPECT_FALSE(fs::exists(cut.file("q.onnx.ckpt")));
+  }
+}
+
+// A temporary file a killed writer left (".NAME.tmp.PID.N", PID gone) is removed by the next write;
+// a live writer's is not.
+TEST(Resume, TemporariesOfKilledWritersAreRemoved) {
+  TempDir d;
+  const pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, nullptr, 0);  // reaped: its pid is free
+  const std::string stale = d.file(".out.json.tmp." + std::to_string(dead) + ".0");
+  const std::string live = d.file(".out.json.tmp." + std::to_string(getppid()) + ".3");
+  write_file(stale, "{\"half\": ");
+  write_file(live, "{");
+  write_file_atomic(d.file("out.json"), "{}\n");
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live));
+  EXPECT_EQ(read_file(d.file("out.json")), "{}\n");
+}
+
+// --max-memory: reconstruction caches spill beyond it; the sensitivity probe refuses to start.
+TEST(Resume, MaxMemorySpillsReconstructionCachesAndRefusesTheProbe) {
+  TempDir d;
+  CliResult r = run_cli({"quantize", fixture("fmnist-resnet"), "--method", "adaround", "--iters", "5", "--calib",
+                         "fmnist:train:64", "--max-memory", "1", "--no-act-learning", "-q", "--report",
+                         d.file("r.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  bool spilled = false;
+  const auto rep = nlohmann::json::parse(read_file(d.file("r.json")));
+  for (const auto& u : rep["method_report"]["units"])
+    spilled = spilled || u.value("cache_spilled", false);
+  EXPECT_TRUE(spilled);
+  r = run_cli({"pareto", fixture("fmnist-resnet"), "--calib", "fmnist:train:1024", "--sens-samples", "1024",
+               "--max-memory", "1", "-q", "--table-out", d.file("t.json")});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--max-memory"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(d.file("t.json")));
+  r = run_cli({"quantize", fixture("fmnist-resnet"), "--max-memory", "0"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--max-memory"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -55,12 +55,15 @@ void print_json(const nlohmann::json& j);
 std::string default_models_dir();
 
 // One subcommand: `setup` declares its options on the CLI11 subcommand and returns the function
-// that runs it (capturing the parsed options). Rows live in main.cpp.
+// that runs it (capturing the parsed options). Rows live in main.cpp. `safe_points`: the job polls
+// for SIGINT / SIGTERM and exits 130 / 143 at a safe point (core/interrupt.h); the others keep the
+// default action (Ctrl-C ends them at once: they write nothing, or only atomically).
 using RunFn = std::function<int()>;
 struct Command {
   const char* name;
   const char* help;
   RunFn (*setup)(CLI::App& sub);
+  bool safe_points;
 };
 
 RunFn setup_info(CLI::App& sub);

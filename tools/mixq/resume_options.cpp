@@ -24,12 +24,12 @@ void add_resume_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option_function<int64_t>(
          "--max-memory",
          [&job](int64_t mb) {
-           MIXQ_CHECK(mb >= 1, ErrorKind::kInvalidArgument, "--max-memory must be >= 1 (MB), got ", mb);
            job.recon.cache_mb = mb;          // reconstruction caches: the rest spills to --cache-dir
            job.sens.max_memory_mb = mb;      // the sensitivity probe cannot spill: refused above it
          },
          "MB of cached activations held in memory: reconstruction caches spill the rest to a file in --cache-dir "
-         "(as --cache-mb); the sensitivity probe, which cannot spill, refuses to start above it");
+         "(as --cache-mb); the sensitivity probe, which cannot spill, refuses to start above it")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
 }
 
 void prepare_checkpoint(QuantizeJob& job, std::initializer_list<const std::string*> outputs) {
