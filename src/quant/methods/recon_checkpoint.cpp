@@ -54,8 +54,11 @@ std::string make_key(const MethodContext& ctx, const std::string& method, const 
   Hasher h;
   h.str(method);
   h.str(settings.dump());
+  // The plan's layers (schemes, bits, ranges, pinning) and cost; not how the allocator got there
+  // (its report may differ between runs that reach the same plan) nor the model's path (its
+  // weights are hashed below; a moved model is the same model).
   nlohmann::json pj = plan_to_json(ctx.plan);
-  pj.erase("model");  // the model's bytes are hashed below; its path may move
+  for (const char* k : {"model", "search", "search_params", "budget"}) pj.erase(k);
   h.str(pj.dump());
   h.str(ctx.calib.describe());
   for (const auto& [name, t] : ctx.prepared.initializers) {
