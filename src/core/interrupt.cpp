@@ -39,9 +39,4 @@ void throw_if_interrupted() {
 void set_resume_note(const std::string& note) { g_note = note; }
 const std::string& resume_note() { return g_note; }
 
-void reset_interrupt_for_test() {
-  g_signal.store(0);
-  if (g_installed.exchange(false)) install_interrupt_handler();
-}
-
 }  // namespace mixq

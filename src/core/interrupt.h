@@ -31,7 +31,4 @@ void throw_if_interrupted();
 void set_resume_note(const std::string& note);
 const std::string& resume_note();
 
-// For tests: forget an earlier signal (the handler stays installed).
-void reset_interrupt_for_test();
-
 }  // namespace mixq
