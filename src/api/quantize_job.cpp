@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "api/allocate_step.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "exec/shapes.h"
 #include "graph/fold_bn.h"
@@ -97,7 +98,10 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
                  ErrorKind::kUnsupported, "layer '", L.name, "' has per-channel bits (channel_bits), which --method ",
                  job.method, ro.bn_reestimate ? " with --bn-reestimate" : "",
                  " does not handle yet; use a range method (minmax, mse, percentile, kl)");
+    // Methods without checkpoints stop their loops early on a signal; none of them writes a
+    // partial result: the job ends here (core/interrupt.h).
     if (m.refine) m.refine(ctx);
+    throw_if_interrupted();
     record_extra_points(r.qmodel, r.plan);  // multipoint's points count in the plan's size and BOPs
     // Floor/ceil rounding works on whatever codes the method left (seed 004 starts from nearest).
     const bool floorceil = job.search == "floorceil";
@@ -112,10 +116,11 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
         if (it != fc.layer_rounding.end()) L.weight_scheme.rounding = it->second;
       }
     }
+    throw_if_interrupted();
     if (ro.bn_reestimate) bn_reestimate(ctx);
     if (ro.bias_tune) bias_tune(ctx);
+    throw_if_interrupted();
     r.method_report = ctx.report;
-    r.interrupted = ctx.interrupted;
   }
   r.seconds_quantize = seconds_since(t_quant) + r.seconds_search;
 
@@ -181,7 +186,6 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                       {"bn_reestimate", job.recon.bn_reestimate},
                       {"bias_tune", job.recon.bias_tune},
                       {"method_report", r.method_report},
-                      {"interrupted", r.interrupted},
                       {"seconds", r.seconds_quantize},
                       {"seconds_search", r.seconds_search},
                       {"seconds_total", r.seconds_total},

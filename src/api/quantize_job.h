@@ -52,7 +52,6 @@ struct QuantizeResult {
   int bn_folded = 0;
   std::vector<FoldedBn> folded;     // what each fold did (BN re-estimation needs it)
   nlohmann::json method_report = nlohmann::json::object();  // per-unit losses and times
-  bool interrupted = false;         // Ctrl-C stopped a method early (outputs still consistent)
   QuantPlan plan;
   QuantizedModel qmodel;
   // With --eval: quant_eval carries the fidelity of every output against the float model on the

@@ -1,11 +1,13 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -35,6 +37,25 @@ struct TempGuard {
 
 }  // namespace
 
+void remove_stale_temporaries(const std::string& path) {
+  std::error_code ec;
+  const fs::path target(path);
+  const std::string prefix = "." + target.filename().string() + ".tmp.";
+  const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    // ".<name>.tmp.<pid>.<n>": only a dead writer's file is stale (a live one is mid-write).
+    const std::string rest = name.substr(prefix.size());
+    const size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos || rest.find_first_not_of("0123456789.") != std::string::npos) continue;
+    const long pid = std::strtol(rest.substr(0, dot).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    fs::remove(it->path(), ec);
+    ec.clear();
+  }
+}
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
   MIXQ_CHECK(!path.empty(), ErrorKind::kIO, "cannot write a file: the output path is empty");
   const fs::path target(path);
@@ -43,6 +64,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   MIXQ_CHECK(!base.empty() && base != "." && base != ".." && !fs::is_directory(target, ec),
              ErrorKind::kIO, "cannot write '", path, "': it is a directory (give a file name)");
   const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  remove_stale_temporaries(path);
 
   // Keep the permissions of a file we replace; new files get 0666 & ~umask from open().
   struct stat old_st {};

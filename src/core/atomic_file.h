@@ -15,6 +15,11 @@ namespace mixq {
 // Refusing to overwrite an input file is the caller's decision (see same_file).
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// Removes the temporary files ".<name>.tmp.<pid>.<n>" of `path` that a killed process (SIGKILL,
+// power loss) left behind: those whose pid is no longer running. write_file_atomic calls it first;
+// a job that removes a file it owns (a finished checkpoint) calls it too. Never throws.
+void remove_stale_temporaries(const std::string& path);
+
 // True when `a` and `b` name the same file: std::filesystem::equivalent when both exist (hard
 // links, symlinks, "./x" vs "x"), otherwise a comparison of their weakly canonical paths.
 // Never throws.

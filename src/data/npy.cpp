@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -207,6 +208,8 @@ std::map<std::string, at::Tensor> load_npz(const std::string& path) {
   MIXQ_CHECK(z != nullptr, ErrorKind::kInvalidData, "cannot open '", path,
              "' as an .npz (zip) archive (libzip error ", err, ")");
   std::map<std::string, at::Tensor> out;
+  std::error_code size_ec;
+  const zip_uint64_t archive_bytes = std::filesystem::file_size(path, size_ec);
   try {
     zip_int64_t n = zip_get_num_entries(z, 0);
     for (zip_int64_t i = 0; i < n; ++i) {
@@ -216,6 +219,15 @@ std::map<std::string, at::Tensor> load_npz(const std::string& path) {
       std::string name = st.name;
       MIXQ_CHECK(st.size < (zip_uint64_t(1) << 34), ErrorKind::kInvalidData, path, ": entry '", name,
                  "' is too large");
+      // The declared size is checked against what the archive can hold before the buffer for it is
+      // allocated: stored entries are their compressed size, deflate expands at most ~1032:1.
+      MIXQ_CHECK((st.valid & ZIP_STAT_SIZE) && (st.valid & ZIP_STAT_COMP_SIZE) && (st.valid & ZIP_STAT_COMP_METHOD),
+                 ErrorKind::kInvalidData, path, ": entry '", name, "' has no size in the archive directory");
+      const zip_uint64_t max_size =
+          st.comp_method == ZIP_CM_STORE ? st.comp_size : st.comp_size * 1032 + 64;
+      MIXQ_CHECK(st.size <= max_size && st.comp_size <= archive_bytes, ErrorKind::kInvalidData, path, ": entry '",
+                 name, "' declares ", st.size, " bytes from ", st.comp_size, " stored in a ", archive_bytes,
+                 "-byte archive (corrupt or crafted file)");
       std::string bytes(static_cast<size_t>(st.size), '\0');
       zip_file_t* f = zip_fopen_index(z, i, 0);
       MIXQ_CHECK(f != nullptr, ErrorKind::kInvalidData, path, ": cannot read entry '", name, "'");

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "data/npy.h"
@@ -66,6 +67,7 @@ EvalResult evaluate(const ModelFn& model, const std::vector<std::string>& names,
   std::vector<std::vector<at::Tensor>> kept(names.size());
   Progress bar(opts.label, opts.progress ? data.size() : 0, "img");
   for (int64_t b = 0; b < data.size(); b += opts.batch_size) {
+    throw_if_interrupted();
     int64_t e = std::min(data.size(), b + opts.batch_size);
     Batch batch = data.get(b, e);
     std::vector<at::Tensor> out = model(batch.inputs);

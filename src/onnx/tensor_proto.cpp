@@ -67,6 +67,17 @@ std::string read_external(const onnx::TensorProto& tp, const std::string& base_d
   return buf;
 }
 
+// Values in the typed repeated field that holds `dt` (ONNX's TensorProto layout).
+int64_t typed_count(const onnx::TensorProto& tp, DType dt) {
+  switch (dt) {
+    case DType::kFloat: return tp.float_data_size();
+    case DType::kDouble: return tp.double_data_size();
+    case DType::kInt64: return tp.int64_data_size();
+    case DType::kUInt32: case DType::kUInt64: return tp.uint64_data_size();
+    default: return tp.int32_data_size();
+  }
+}
+
 template <typename Src, typename Dst>
 void copy_field(const Src& field, Dst* dst) {
   int64_t i = 0;
@@ -90,9 +101,10 @@ at::Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& bas
   }
   const size_t esize = proto_elem_size(dt);
   MIXQ_ASSERT(esize > 0);
-  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(st));
 
-  // Raw little-endian bytes, from the proto or from an external file.
+  // Raw little-endian bytes, from the proto or from an external file. Every source is checked
+  // against the declared shape BEFORE the tensor is allocated: a huge declared dimension in a
+  // small file is an error naming the tensor, never an allocation of what it claims.
   std::string external;
   const std::string* raw = nullptr;
   if (tp.data_location() == onnx::TensorProto_DataLocation_EXTERNAL) {
@@ -103,7 +115,12 @@ at::Tensor tensor_from_proto(const onnx::TensorProto& tp, const std::string& bas
     MIXQ_CHECK(raw->size() == static_cast<size_t>(numel) * esize, ErrorKind::kInvalidModel, what,
                ": raw_data holds ", raw->size(), " bytes but shape ", at::IntArrayRef(shape),
                " of ", dtype_name(dt), " needs ", numel * static_cast<int64_t>(esize));
+  } else {
+    const int64_t n = typed_count(tp, dt);
+    MIXQ_CHECK(n == numel, ErrorKind::kInvalidModel, what, ": holds ", n, " values but shape ",
+               at::IntArrayRef(shape), " needs ", numel);
   }
+  at::Tensor out = at::empty(shape, at::TensorOptions().dtype(st));
 
   if (raw != nullptr) {
     const char* src = raw->data();

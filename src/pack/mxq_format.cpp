@@ -462,6 +462,11 @@ PackedModel read_mxq(const std::string& bytes, const std::string& where) {
              " bytes is implausible");
   ByteReader body(p + kHeaderBytes, bytes.size() - kHeaderBytes, where);
   const uint8_t* gz = body.take(graph_stored, "graph section");
+  // Deflate expands at most ~1032:1; a declared size beyond that is a lie, refused before the
+  // buffer for it is allocated.
+  MIXQ_CHECK(uint64_t(graph_raw) <= uint64_t(graph_stored) * 1032 + 64, ErrorKind::kInvalidModel, where,
+             ": graph section declares ", graph_raw, " bytes inflated from ", graph_stored,
+             " stored (more than deflate can expand): corrupt file");
   std::string graph(graph_raw, '\0');
   uLongf got = graph_raw;
   int rc = uncompress(reinterpret_cast<Bytef*>(graph.data()), &got, gz, graph_stored);

@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "core/interrupt.h"
 #include "core/progress.h"
 #include "exec/executor.h"
 #include "quant/channel_bits.h"
@@ -21,6 +22,7 @@ namespace {
 void calibration_pass(Executor& ex, const Dataset& calib, int64_t batch, const std::string& label, bool progress) {
   Progress bar(label, progress ? calib.size() : 0, "img");
   for (int64_t b = 0; b < calib.size(); b += batch) {
+    throw_if_interrupted();  // a safe point: calibration statistics are not kept anywhere
     int64_t e = std::min(calib.size(), b + batch);
     ex.run(calib.get(b, e).inputs);
     bar.advance(e - b);

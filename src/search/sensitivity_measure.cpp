@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <set>
 
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "mixq/error.h"
@@ -99,7 +100,7 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
   std::map<std::string, LayerSens> cached;
   std::map<std::string, ActSens> cached_acts;
   std::unique_ptr<SensitivityTable> old;
-  if (!opts.cache_path.empty() && std::filesystem::exists(opts.cache_path)) {
+  if (opts.resume && !opts.cache_path.empty() && std::filesystem::exists(opts.cache_path)) {
     try {
       old = std::make_unique<SensitivityTable>(load_table(opts.cache_path));
       if (old->key == t.key) {
@@ -133,6 +134,16 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
   if (!opts.data_free) {
     auto sub = head_dataset(*calib, opts.samples);
     t.samples = sub->size();
+    if (opts.max_memory_mb > 0 && sub->size() > 0) {
+      // The probe keeps every sample (and its float outputs) in memory for the whole measurement;
+      // it cannot spill, so a limit it would pass is refused here, before anything is cached.
+      int64_t per_sample = 0;
+      for (const auto& x : sub->get(0, 1).inputs) per_sample += static_cast<int64_t>(x.nbytes());
+      const int64_t need = per_sample * sub->size();
+      MIXQ_CHECK(need <= (opts.max_memory_mb << 20), ErrorKind::kInvalidArgument, "the sensitivity probe keeps its ",
+                 sub->size(), " samples in memory (", (need + (1 << 20) - 1) >> 20, " MB of inputs alone), over --max-memory ",
+                 opts.max_memory_mb, " MB; lower --sens-samples or raise --max-memory");
+    }
     probe = std::make_unique<SensitivityProbe>(prepared, ref, *sub, opts.batch_size);
     t.float_top1 = probe->float_metrics().top1;
     t.float_loss = probe->float_metrics().loss;
@@ -180,6 +191,7 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
       if (cached_acts.count(a.tensor) && !part.find_act(a.tensor)) part.acts.push_back(cached_acts[a.tensor]);
     part.seconds = t.seconds + seconds_since(t0);
     save_table(part, opts.cache_path);
+    set_resume_note("sensitivity table so far in " + opts.cache_path + ": the same command resumes from it");
   };
 
   Progress bar("sensitivity", opts.progress ? todo : 0, "units");
@@ -227,6 +239,7 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     t.layers.push_back(std::move(ls));
     bar.advance();
     save_partial();
+    throw_if_interrupted();  // a safe point: every finished unit is in the cache file
   }
   for (const auto& a0 : acts) {
     if (cached_acts.count(a0.tensor)) {
@@ -245,6 +258,7 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     t.acts.push_back(std::move(a));
     bar.advance();
     save_partial();
+    throw_if_interrupted();  // a safe point: every finished unit is in the cache file
   }
   bar.finish();
   t.seconds += seconds_since(t0);

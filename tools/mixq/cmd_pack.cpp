@@ -6,6 +6,7 @@
 #include "api/quantize_job.h"
 #include "common.h"
 #include "core/atomic_file.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "pack/from_qmodel.h"
 #include "runtime/ops.h"
@@ -103,7 +104,9 @@ RunFn setup_pack(CLI::App& sub) {
       if (calib_opt->count() == 0) job.calib = "fmnist:train:1";
       job.eval.clear();
     }
+    prepare_checkpoint(job, {&o->out});
     QuantizeResult r = run_quantize(job);
+    throw_if_interrupted();  // the last safe point before the file is written
     if (o->float_model) {
       r.qmodel.graph = r.prepared;
       r.qmodel.weights.clear();
@@ -111,6 +114,7 @@ RunFn setup_pack(CLI::App& sub) {
       r.plan.cost.size_bytes = r.plan.cost.float_bytes;
     }
     nlohmann::json j = write_packed(r, o->out);
+    finish_checkpoint(job);
     if (r.quant_eval) j["top1_sim"] = r.quant_eval->top1;
     j["avg_wbits"] = r.plan.cost.avg_wbits;
     if (o->g.json) {

@@ -10,6 +10,7 @@
 #include "api/quantize_job.h"
 #include "common.h"
 #include "core/atomic_file.h"
+#include "core/interrupt.h"
 #include "mixq/error.h"
 #include "search/hw_spec.h"
 #include "search/problem.h"
@@ -81,6 +82,7 @@ RunFn setup_pareto(CLI::App& sub) {
     so.cache_path = o->table_out;
     so.progress = !o->g.quiet;
     SensitivityTable t = measure_sensitivity(pp.prepared, pp.plan, calib.get(), so);
+    throw_if_interrupted();  // the front takes seconds; the table is saved, the front is not written
     std::vector<std::vector<int>> groups;
     if (hw)
       for (auto& g : shared_groups(*hw, pp.prepared, pp.plan))

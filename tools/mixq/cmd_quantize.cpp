@@ -5,6 +5,7 @@
 #include "api/quantize_job.h"
 #include "common.h"
 #include "core/atomic_file.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "data/dataset.h"
 #include "exec/fidelity.h"
@@ -147,6 +148,7 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                                        "vs float), top1, sqnr, cos, kl, maxabs; every metric is in --json either way");
   add_data_options(sub, job.preprocess, &job.input_shapes);
   add_budget_options(sub, job);
+  add_resume_options(sub, job);
 }
 
 RunFn setup_quantize(CLI::App& sub) {
@@ -185,7 +187,9 @@ RunFn setup_quantize(CLI::App& sub) {
                "--act-scheme ", act_scheme_name(job.defaults.act_sparq), " cannot be written with ",
                o->out.empty() ? "--pack" : "-o", ": QDQ ONNX and the packed runtime cannot express SPARQ's per-value ",
                "windows (the file would run plain 8-bit activations); SPARQ is simulated only (use --eval)");
+    prepare_checkpoint(job, {&o->out, &o->pack, &o->plan_out, &o->report, &o->job.save_outputs});
     QuantizeResult r = run_quantize(job);
+    throw_if_interrupted();  // the last safe point: after it every output is written
     if (!o->out.empty()) {
       check_no_sparq(r.qmodel, "QDQ ONNX export (-o)");  // a --plan can ask for SPARQ too
       save_onnx(qdq_graph(r.qmodel), o->out);
@@ -194,12 +198,10 @@ RunFn setup_quantize(CLI::App& sub) {
     nlohmann::json rep = quantize_report(job, r);
     if (!o->pack.empty()) rep["pack"] = write_packed(r, o->pack);
     if (!o->report.empty()) write_file_atomic(o->report, rep.dump(2) + "\n");
-    // Ctrl-C during a method: the outputs above are complete and consistent, but say so.
-    const int rc = r.interrupted ? 130 : 0;
-    if (r.interrupted) log::warn("interrupted: the method stopped early; outputs hold what it reached");
+    finish_checkpoint(job);
     if (o->g.json) {
       print_json(rep);
-      return rc;
+      return 0;
     }
     const PlanCost& c = r.plan.cost;
     std::printf("%s: %s search, %s ranges, %zu layers, avg %.2f weight bits\n", job.model_path.c_str(),
@@ -224,7 +226,7 @@ RunFn setup_quantize(CLI::App& sub) {
     for (const std::string* p : {&o->out, &o->plan_out, &o->report})
       if (!p->empty()) std::printf("wrote %s\n", p->c_str());
     if (!o->pack.empty()) print_pack_summary(rep["pack"]);
-    return rc;
+    return 0;
   };
 }
 

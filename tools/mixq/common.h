@@ -21,6 +21,14 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job);
 nlohmann::json write_packed(const QuantizeResult& r, const std::string& path);
 void print_pack_summary(const nlohmann::json& j);
 
+// --checkpoint, --resume, --no-resume (resume_options.cpp; part of add_quant_options).
+void add_resume_options(CLI::App& sub, QuantizeJob& job);
+// Resolves job.recon.checkpoint for a method that checkpoints (default: the first non-empty of
+// `outputs` + ".ckpt"; cleared for other methods) and refuses one that is the model or an output.
+void prepare_checkpoint(QuantizeJob& job, std::initializer_list<const std::string*> outputs);
+// Removes the checkpoint once every output is written.
+void finish_checkpoint(const QuantizeJob& job);
+
 // --budget-*, --max-drop, --signal, --hw, --sens-*, --table (budget_options.cpp).
 void add_budget_options(CLI::App& sub, QuantizeJob& job);
 
@@ -47,12 +55,15 @@ void print_json(const nlohmann::json& j);
 std::string default_models_dir();
 
 // One subcommand: `setup` declares its options on the CLI11 subcommand and returns the function
-// that runs it (capturing the parsed options). Rows live in main.cpp.
+// that runs it (capturing the parsed options). Rows live in main.cpp. `safe_points`: the job polls
+// for SIGINT / SIGTERM and exits 130 / 143 at a safe point (core/interrupt.h); the others keep the
+// default action (Ctrl-C ends them at once: they write nothing, or only atomically).
 using RunFn = std::function<int()>;
 struct Command {
   const char* name;
   const char* help;
   RunFn (*setup)(CLI::App& sub);
+  bool safe_points;
 };
 
 RunFn setup_info(CLI::App& sub);

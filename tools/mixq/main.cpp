@@ -1,8 +1,10 @@
 // mixq: mixed-precision post-training quantization of ONNX models. Thin CLI over the library:
 // each subcommand is one row below and one cmd_*.cpp file.
+#include <csignal>
 #include <iostream>
 
 #include "common.h"
+#include "core/interrupt.h"
 #include "core/malloc_tuning.h"
 #include "core/runtime_env.h"
 #include "mixq/error.h"
@@ -11,16 +13,16 @@ namespace mixq::cli {
 namespace {
 
 const Command kCommands[] = {
-    {"info", "List a model's quantizable layers (op, shape, params, MACs) and totals", setup_info},
-    {"eval", "Top-1 accuracy of a model on a dataset", setup_eval},
-    {"quantize", "Quantize a model: plan bit-widths, calibrate, evaluate, export QDQ ONNX", setup_quantize},
-    {"pack", "Quantize with a plan and store the model at its real bit-widths (.mxq)", setup_pack},
-    {"run", "Top-1 accuracy of a packed .mxq model on the libtorch-free runtime", setup_run},
-    {"bench", "Batch-1 latency and batch-64 throughput of a .mxq model on the runtime", setup_bench},
-    {"profile", "Per-layer batch-1 latency at each weight bit-width on the runtime (JSON table)", setup_profile},
-    {"pareto", "Sensitivity table once, then the size x BOPs x predicted-accuracy front", setup_pareto},
-    {"plan", "Solve a budget from a cached sensitivity table (no quantization, < 1 s)", setup_plan},
-    {"demo", "Evaluate the bundled Fashion-MNIST models (the default end-to-end job)", setup_demo},
+    {"info", "List a model's quantizable layers (op, shape, params, MACs) and totals", setup_info, false},
+    {"eval", "Top-1 accuracy of a model on a dataset", setup_eval, true},
+    {"quantize", "Quantize a model: plan bit-widths, calibrate, evaluate, export QDQ ONNX", setup_quantize, true},
+    {"pack", "Quantize with a plan and store the model at its real bit-widths (.mxq)", setup_pack, true},
+    {"run", "Top-1 accuracy of a packed .mxq model on the libtorch-free runtime", setup_run, false},
+    {"bench", "Batch-1 latency and batch-64 throughput of a .mxq model on the runtime", setup_bench, false},
+    {"profile", "Per-layer batch-1 latency at each weight bit-width on the runtime (JSON table)", setup_profile, false},
+    {"pareto", "Sensitivity table once, then the size x BOPs x predicted-accuracy front", setup_pareto, true},
+    {"plan", "Solve a budget from a cached sensitivity table (no quantization, < 1 s)", setup_plan, false},
+    {"demo", "Evaluate the bundled Fashion-MNIST models (the default end-to-end job)", setup_demo, true},
 };
 
 }  // namespace
@@ -35,10 +37,15 @@ int main(int argc, char** argv) {
   CLI::App app{"mixq: mixed-precision post-training quantization of ONNX models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "mixq 0.1.0");
-  std::vector<std::pair<CLI::App*, RunFn>> subs;
+  struct Sub {
+    CLI::App* app;
+    RunFn run;
+    bool safe_points;
+  };
+  std::vector<Sub> subs;
   for (const auto& c : kCommands) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
-    subs.emplace_back(sub, c.setup(*sub));
+    subs.push_back({sub, c.setup(*sub), c.safe_points});
   }
   try {
     app.parse(argc, argv);
@@ -46,8 +53,19 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    for (auto& [sub, run] : subs)
-      if (sub->parsed()) return run();
+    for (auto& s : subs)
+      if (s.app->parsed()) {
+        // SIGINT / SIGTERM then stop the job at its next safe point (core/interrupt.h).
+        if (s.safe_points) mixq::install_interrupt_handler();
+        return s.run();
+      }
+  } catch (const mixq::Interrupted& i) {
+    // One message, no outputs written; 128 + signal as a shell reports a killed command.
+    const char* name = i.signal == SIGTERM ? "SIGTERM" : "SIGINT";
+    std::cerr << "interrupted (" << name << "): stopped at a safe point, no output written";
+    if (!mixq::resume_note().empty()) std::cerr << "; " << mixq::resume_note();
+    std::cerr << std::endl;
+    return 128 + i.signal;
   } catch (const mixq::Error& e) {
     std::cerr << "error: " << e.what() << std::endl;
     return e.exit_code();

@@ -17,6 +17,7 @@
 #include "core/progress.h"
 #include "graph/blocks.h"
 #include "quant/methods/method.h"
+#include "quant/methods/recon_checkpoint.h"
 #include "quant/methods/recon_loop.h"
 #include "quant/methods/soft_quant.h"
 #include "quant/quantizer.h"
@@ -30,14 +31,21 @@ void refine_adaquant(MethodContext& ctx) {
   const std::vector<Unit> units = layer_units(ctx.prepared, quantized_layers(ctx));
   CacheBudget budget = cache_budget(o);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  const nlohmann::json settings = {{"iters", o.adaquant_iters}, {"batch", o.adaquant_batch},
+                                   {"sequential", o.adaquant_sequential},
+                                   {"lr", {o.adaquant_lr_w, o.adaquant_lr_b, o.adaquant_lr_in, o.adaquant_lr_wrange}},
+                                   {"seed", o.seed}, {"calib_batch", o.calib_batch}};
+  ReconCheckpoint ck(ctx, "adaquant", settings);
+  ck.restore_generator(gen);  // replaying finished units draws nothing from it
   ReconModel rm(ctx.qm);
   // Sequential: the model quantized so far includes activations; enable them as units finish.
-  nlohmann::json jr = nlohmann::json::array();
+  nlohmann::json jr = ck.reports("units");
   int todo = 0, done = 0;
   for (const auto& u : units) todo += pinned.count(u.layers[0]) ? 0 : 1;
   ActQuant* first_act = units.empty() ? nullptr : rm.act_of_layer(units[0].layers[0]);
   if (first_act && o.adaquant_sequential) first_act->enabled = true;
-  for (const auto& u : units) {
+  for (size_t ui = 0; ui < units.size(); ++ui) {
+    const Unit& u = units[ui];
     const std::string& l = u.layers[0];
     ActQuant* act = rm.act_of_layer(l);
     if (pinned.count(l)) {
@@ -45,13 +53,27 @@ void refine_adaquant(MethodContext& ctx) {
       continue;
     }
     ++done;
-    nlohmann::json ju = {{"unit", l}};
-    if (interrupted()) {
-      ju["skipped"] = "interrupted (Ctrl-C): keeps its range-estimated quantization";
-      if (act && o.adaquant_sequential) act->enabled = true;
-      jr.push_back(ju);
+    if (static_cast<int64_t>(ui) < ck.next("units")) {  // finished before an interrupt: replay it
+      QuantizedWeight& qw = rm.weight(l);
+      qw.codes = ck.tensor("codes/" + l).reshape(qw.codes.sizes()).contiguous();
+      qw.params.scale = ck.tensor("scale/" + l).to(qw.params.scale.scalar_type());
+      at::Tensor& wi = ctx.qm.graph.initializers[qw.weight];
+      wi = ck.tensor("weight/" + l).to(wi.scalar_type());
+      rm.use_quantized_weight(l);
+      const std::string& bname = rm.bias_name(l);
+      if (!bname.empty()) {
+        at::Tensor b = ck.tensor("bias/" + l);
+        at::Tensor& bi = ctx.qm.graph.initializers[bname];
+        bi = b.to(bi.scalar_type());
+        rm.set_bias(l, b);
+      }
+      if (act) {
+        act->scale = ck.tensor("act/" + l);
+        act->enabled = o.adaquant_sequential;
+      }
       continue;
     }
+    nlohmann::json ju = {{"unit", l}};
     auto t0 = LoopTimer::clock::now();
     if (act) act->enabled = false;  // the unit's own input quantizer is part of what is learned
     UnitCache cache;
@@ -95,7 +117,8 @@ void refine_adaquant(MethodContext& ctx) {
     Progress bar(label, o.progress ? o.adaquant_iters : 0, "it");
     LoopTimer timer;
     int64_t it = 0;
-    for (; it < o.adaquant_iters && !interrupted(); ++it) {
+    for (; it < o.adaquant_iters; ++it) {
+      throw_if_interrupted();  // a safe point: this unit restarts on resume, the earlier ones are saved
       at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
       rm.set_weight(l, current_weight());
       if (db.defined()) rm.set_bias(l, b0 + db);
@@ -138,9 +161,14 @@ void refine_adaquant(MethodContext& ctx) {
     }
     ju["loss_learned"] = unit_loss_eval(rm, u, cache);
     finish_unit_report(ju, it, timer, t0);
-    if (it < o.adaquant_iters) ctx.interrupted = true;
     if (!o.adaquant_sequential && act) act->enabled = false;
     jr.push_back(ju);
+    std::map<std::string, at::Tensor> saved = {{"codes/" + l, qw.codes},
+                                               {"scale/" + l, qw.params.scale},
+                                               {"weight/" + l, ctx.qm.graph.initializers.at(qw.weight)}};
+    if (!bname.empty()) saved["bias/" + l] = ctx.qm.graph.initializers.at(bname);
+    if (act) saved["act/" + l] = act->scale;
+    ck.record("units", static_cast<int64_t>(ui) + 1, saved, jr, gen);
   }
   rm.store_activation_params();
   ctx.report["units"] = jr;

@@ -12,6 +12,8 @@
 // layers' input quantizers learned LSQ-style (Adam 4e-4, cosine to 0, 5,000 iterations), inputs
 // from the model with weights and earlier activations quantized. First and last layer (pinned)
 // are neither reconstructed nor learned.
+// Interrupts: at the next iteration the method throws Interrupted; every finished unit is in the
+// checkpoint (--checkpoint, recon_checkpoint.h), so the same command resumes bit-identically.
 // Fisher weights (ours): g^2 with g = d(cross-entropy)/d(unit output) per sample, divided by the
 // mean g^2 so lambda keeps its meaning (BRECQ's released code weights by (|g| + 1)^2 of a
 // KL gradient instead, which for small gradients is close to plain MSE).
@@ -28,6 +30,7 @@
 #include "graph/blocks.h"
 #include "quant/methods/fused_adam.h"
 #include "quant/methods/method.h"
+#include "quant/methods/recon_checkpoint.h"
 #include "quant/methods/recon_loop.h"
 #include "quant/methods/soft_quant.h"
 #include "quant/quantize.h"
@@ -45,7 +48,7 @@ double beta_at(const ReconOptions& o, int64_t it) {
 // Phase 1: learned rounding of every unit's unpinned layers.
 void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<Unit>& units,
                           const std::set<std::string>& pinned, CacheBudget& budget, at::Generator& gen,
-                          ConvPrecision precision_in_loop, nlohmann::json& jr) {
+                          ConvPrecision precision_in_loop, ReconCheckpoint& ck, nlohmann::json& jr) {
   const ReconOptions& o = ctx.opts;
   const bool fisher = o.rec_loss == "fisher";
   int done = 0, todo = 0;
@@ -53,18 +56,22 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
     for (const auto& l : u.layers)
       if (!pinned.count(l)) { ++todo; break; }
   double spent = 0;
-  for (const auto& u : units) {
+  for (size_t ui = 0; ui < units.size(); ++ui) {
+    const Unit& u = units[ui];
     std::vector<std::string> layers;
     for (const auto& l : u.layers)
       if (!pinned.count(l)) layers.push_back(l);
     if (layers.empty()) continue;
     ++done;
-    nlohmann::json ju = {{"unit", u.name}, {"kind", unit_kind_name(u.kind)}, {"layers", layers}};
-    if (interrupted()) {
-      ju["skipped"] = "interrupted (Ctrl-C): keeps its initial rounding";
-      jr.push_back(ju);
+    if (static_cast<int64_t>(ui) < ck.next("weights")) {  // finished before an interrupt: replay it
+      for (const auto& l : layers) {
+        QuantizedWeight& w = rm.weight(l);
+        w.codes = ck.tensor("codes/" + l).reshape(w.codes.sizes()).contiguous();
+        rm.use_quantized_weight(l);
+      }
       continue;
     }
+    nlohmann::json ju = {{"unit", u.name}, {"kind", unit_kind_name(u.kind)}, {"layers", layers}};
     auto t0 = LoopTimer::clock::now();
     UnitCache cache = cache_unit(rm, u, ctx, budget, fisher);
     ju["cache_spilled"] = !cache.in.empty() && cache.in[0].spilled();
@@ -88,7 +95,8 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
     std::optional<ConvPrecisionScope> precision(std::in_place, precision_in_loop);
     int64_t it = 0;
     double rec_last = 0;
-    for (; it < o.iters && !interrupted(); ++it) {
+    for (; it < o.iters; ++it) {
+      throw_if_interrupted();  // a safe point: this unit restarts on resume, the earlier ones are saved
       at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
       const double beta = it >= warm ? beta_at(o, it) : 0.0;  // 0: regulariser off (warm-up)
       at::Tensor reg;
@@ -123,10 +131,6 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
     finish_unit_report(ju, it, timer, t0);
     const double secs = ju["seconds"].get<double>();
     spent += secs;
-    if (it < o.iters) {
-      ju["interrupted_at"] = it;
-      ctx.interrupted = true;
-    }
     log::verbose(std::string("  ") + u.name + ": rec loss nearest " + std::to_string(ju["loss_nearest"].get<double>()) +
                  " -> learned " + std::to_string(ju["loss_learned"].get<double>()));
     if (o.progress && todo > done) {
@@ -136,16 +140,20 @@ void reconstruct_rounding(MethodContext& ctx, ReconModel& rm, const std::vector<
       log::info(eta);
     }
     jr.push_back(ju);
+    std::map<std::string, at::Tensor> saved;
+    for (const auto& l : layers) saved["codes/" + l] = rm.weight(l).codes;
+    ck.record("weights", static_cast<int64_t>(ui) + 1, saved, jr, gen);
   }
 }
 
 // Phase 2: activation step sizes per unit (LSQ), activations of earlier units quantized.
 void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vector<Unit>& units,
                             const std::set<std::string>& pinned, CacheBudget& budget, at::Generator& gen,
-                            ConvPrecision precision_in_loop, nlohmann::json& jr) {
+                            ConvPrecision precision_in_loop, ReconCheckpoint& ck, nlohmann::json& jr) {
   const ReconOptions& o = ctx.opts;
   const bool fisher = o.rec_loss == "fisher";
-  for (const auto& u : units) {
+  for (size_t ui = 0; ui < units.size(); ++ui) {
+    const Unit& u = units[ui];
     std::vector<ActQuant*> learn, fixed;
     std::set<ActQuant*> seen;
     for (const auto& l : u.layers) {
@@ -159,16 +167,17 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
                                [&](ActQuant* a) { return std::find(fixed.begin(), fixed.end(), a) != fixed.end(); }),
                 learn.end());
     if (learn.empty()) continue;
+    if (static_cast<int64_t>(ui) < ck.next("acts")) {  // finished before an interrupt: replay it
+      for (ActQuant* a : learn) {
+        a->enabled = true;
+        a->scale = ck.tensor("act/" + a->tensor);
+      }
+      continue;
+    }
     nlohmann::json ju = {{"unit", u.name}};
     std::vector<std::string> names;
     for (ActQuant* a : learn) names.push_back(a->tensor);
     ju["activations"] = names;
-    if (interrupted()) {
-      for (ActQuant* a : learn) a->enabled = true;
-      ju["skipped"] = "interrupted (Ctrl-C): keeps its calibrated steps";
-      jr.push_back(ju);
-      continue;
-    }
     auto t0 = LoopTimer::clock::now();
     UnitCache cache = cache_unit(rm, u, ctx, budget, fisher);
     for (ActQuant* a : learn) a->enabled = true;
@@ -186,7 +195,8 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
     auto profile = op_profile("acts", u.name);
     std::optional<ConvPrecisionScope> precision(std::in_place, precision_in_loop);
     int64_t it = 0;
-    for (; it < o.act_iters && !interrupted(); ++it) {
+    for (; it < o.act_iters; ++it) {
+      throw_if_interrupted();
       opt.set_lr(o.act_lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(it) / static_cast<double>(o.act_iters))));
       at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
       timer.other += timer.lap();
@@ -207,8 +217,10 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
     for (ActQuant* a : learn) a->scale = a->scale.detach();
     ju["loss_learned"] = unit_loss_eval(rm, u, cache);
     finish_unit_report(ju, it, timer, t0);
-    if (it < o.act_iters) ctx.interrupted = true;
     jr.push_back(ju);
+    std::map<std::string, at::Tensor> saved;
+    for (ActQuant* a : learn) saved["act/" + a->tensor] = a->scale;
+    ck.record("acts", static_cast<int64_t>(ui) + 1, saved, jr, gen);
   }
   rm.store_activation_params();
 }
@@ -224,10 +236,20 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   const ConvPrecision precision = loop_precision(o);  // a bad --recon-precision fails before any caching
   CacheBudget budget = cache_budget(o);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  // Everything that changes the result is in the checkpoint's key (with the model, plan and data).
+  const nlohmann::json settings = {
+      {"units", blocks ? "blocks" : "layers"}, {"iters", o.iters}, {"batch", o.batch}, {"lr", o.lr},
+      {"lambda", o.lambda}, {"beta", {o.beta_start, o.beta_end, o.warmup}}, {"rec_loss", o.rec_loss},
+      {"act_iters", o.act_iters}, {"act_lr", o.act_lr}, {"learn_act", o.learn_act}, {"seed", o.seed},
+      {"calib_batch", o.calib_batch}, {"precision", precision == ConvPrecision::kBFloat16 ? "bf16" : "fp32"}};
+  ReconCheckpoint ck(ctx, blocks ? "brecq" : "adaround", settings);
+  // Replaying finished units draws nothing from the generator, so its saved state (after the last
+  // finished unit) is what the first unit still to run must start from.
+  ck.restore_generator(gen);
 
   ReconModel rm(ctx.qm);
-  nlohmann::json jw = nlohmann::json::array();
-  reconstruct_rounding(ctx, rm, units, pinned, budget, gen, precision, jw);
+  nlohmann::json jw = ck.reports("weights");
+  reconstruct_rounding(ctx, rm, units, pinned, budget, gen, precision, ck, jw);
   ctx.report["units"] = jw;
   ctx.report["rec_loss"] = o.rec_loss;
   ctx.report["iters"] = o.iters;
@@ -241,8 +263,8 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   qo.progress = o.progress;
   calibrate_activations(ctx.qm, ctx.plan, ctx.calib, qo);  // ranges for the reconstructed weights
   rm.load_activation_params();
-  nlohmann::json ja = nlohmann::json::array();
-  learn_activation_steps(ctx, rm, units, pinned, budget, gen, precision, ja);
+  nlohmann::json ja = ck.reports("acts");
+  learn_activation_steps(ctx, rm, units, pinned, budget, gen, precision, ck, ja);
   ctx.report["activation_units"] = ja;
   ctx.report["act_iters"] = o.act_iters;
 }

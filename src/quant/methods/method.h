@@ -56,6 +56,10 @@ struct ReconOptions {
   int64_t cache_mb = 2048;         // cached unit data kept in memory; the rest spills to a file
   std::string cache_dir;           // spill directory ("" = $TMPDIR or /tmp)
   uint64_t seed = 0;
+  // AdaRound / BRECQ / AdaQuant progress file (quant/methods/recon_checkpoint.h), rewritten after
+  // every unit ("" = none); resume: continue from it when it exists (else start over).
+  std::string checkpoint;
+  bool resume = true;
   int64_t calib_batch = 256;       // batch for caching passes
   // auto | fp32 | bf16: Conv math inside the AdaRound / BRECQ optimisation loops
   // (exec/conv_precision.h); auto = bf16 where the CPU has native bf16, else fp32.
@@ -73,7 +77,8 @@ struct MethodContext {
   const ReconOptions& opts;
   QuantizedModel& qm;                // in: range-estimated quantization; out: refined
   nlohmann::json report = nlohmann::json::object();  // per-unit losses, times, what was skipped
-  bool interrupted = false;
+  bool interrupted = false;          // a method without checkpoints stopped early (the job then
+                                     // throws Interrupted instead of writing outputs)
 };
 
 struct MethodRow {
@@ -82,6 +87,7 @@ struct MethodRow {
   RangeMethod weight_range;   // initial estimators written into the plan
   RangeMethod input_range;
   void (*refine)(MethodContext& ctx);  // nullptr: ranges only
+  bool checkpoints = false;   // saves progress per unit in ReconOptions::checkpoint (resumable)
 };
 
 // A method's progress line (printf format) through log::info, when opts.progress is on.

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "core/interrupt.h"
 #include "core/progress.h"
 #include "quant/embed_quant.h"
 #include "quant/methods/fused_quant.h"
@@ -164,6 +165,7 @@ std::vector<TensorStore> ReconModel::collect(Executor& ex, const Dataset& data, 
   for (size_t i = 0; i < names.size(); ++i) stores.emplace_back(budget);
   Progress bar(label, progress ? data.size() : 0, "img");
   for (int64_t b = 0; b < data.size(); b += batch) {
+    throw_if_interrupted();  // the stores free themselves (spill files are unlinked already)
     int64_t e = std::min(data.size(), b + batch);
     auto out = ex.run(feeds(data.get(b, e)), names);
     for (size_t i = 0; i < names.size(); ++i) stores[i].append(out.at(names[i]));
