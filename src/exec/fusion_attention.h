@@ -52,7 +52,7 @@ class AttentionKernel final : public FusedKernel {
     a.o = o.data_ptr<float>();
     a.scale = scale_;
     a.divide = divide_;
-    kernels::attention_f32(a, omp_in_parallel() ? 1 : omp_get_max_threads(), isa_);
+    kernels::attention_f32(a, omp_get_max_threads(), isa_);  // (serial inside a parallel region)
     out[0] = std::move(o);
   }
 

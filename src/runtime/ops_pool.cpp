@@ -57,13 +57,13 @@ class Pool2dOp : public Op {
       out[0] = std::move(y);
       return;
     }
-    for (int64_t c = 0; c < NC; ++c) {
+    for (int64_t c = 0; c < NC; ++c) {  // AveragePool
       const float* src = x.f.data() + c * H * W;
       float* dst = y.f.data() + c * OH * OW;
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           const int64_t h0 = oh * sh - pt, w0 = ow * sw - pl;
-          float acc = is_max ? -std::numeric_limits<float>::infinity() : 0.0f;
+          float acc = 0.0f;
           int64_t n = 0;
           for (int64_t i = 0; i < kh; ++i) {
             const int64_t h = h0 + i * dh;
@@ -71,21 +71,17 @@ class Pool2dOp : public Op {
             for (int64_t j = 0; j < kw; ++j) {
               const int64_t w = w0 + j * dw;
               if (w < 0 || w >= W) continue;
-              const float v = src[h * W + w];
-              acc = is_max ? std::max(acc, v) : acc + v;
+              acc += src[h * W + w];
               ++n;
             }
           }
-          if (!is_max) {
-            // count_include_pad counts padding cells but not the ceil_mode overhang past them.
-            int64_t denom = n;
-            if (count_include_pad) {
-              const int64_t he = std::min(h0 + kh, H + pb), we = std::min(w0 + kw, W + pr);
-              denom = (he - h0) * (we - w0);
-            }
-            acc = denom ? acc / static_cast<float>(denom) : 0.0f;
+          // count_include_pad counts padding cells but not the ceil_mode overhang past them.
+          int64_t denom = n;
+          if (count_include_pad) {
+            const int64_t he = std::min(h0 + kh, H + pb), we = std::min(w0 + kw, W + pr);
+            denom = (he - h0) * (we - w0);
           }
-          dst[oh * OW + ow] = acc;
+          dst[oh * OW + ow] = denom ? acc / static_cast<float>(denom) : 0.0f;
         }
     }
     out[0] = std::move(y);
