@@ -14,7 +14,7 @@ MIXQ_ATTENTION_BODY(base, 4)
 
 int64_t attention_scratch_floats(const AttnArgs& a) {
   const int64_t lkp = attn_detail::pad16(a.lk), dvp = attn_detail::pad16(a.dv);
-  return a.d * lkp + a.lk * dvp + attn_detail::kRows * (lkp + dvp + a.d);
+  return a.d * lkp + a.lk * dvp + attn_detail::kRows * lkp;
 }
 
 void attention_f32(const AttnArgs& a, int threads, Isa isa) {
@@ -54,7 +54,8 @@ void attention_f32_ref(const AttnArgs& a) {
         }
         double sum = 0;
         for (int64_t j = 0; j < a.lk; ++j) sum += (s[j] = std::exp(s[j] - mx));
-        float* o = a.o + ((b * a.heads + h) * a.lq + i) * a.dv;
+        float* o = a.o_sr < 0 ? a.o + ((b * a.heads + h) * a.lq + i) * a.dv
+                              : a.o + b * a.o_sb + h * a.o_sh + i * a.o_sr;
         for (int64_t e = 0; e < a.dv; ++e) {
           double acc = 0;
           for (int64_t j = 0; j < a.lk; ++j) acc += s[j] / sum * at(a.v, j, e);

@@ -9,7 +9,9 @@
 // Operands are strided views (any layout: the chain's inputs are often Transposes), element
 // (b, h, r, c) at p[b*sb + h*sh + r*sr + c*sc]:
 //   q: [batch, heads, lq, d]   k: [batch, heads, d, lk] (K already transposed, MatMul's B)
-//   v: [batch, heads, lk, dv]  o: [batch, heads, lq, dv], contiguous, written.
+//   v: [batch, heads, lk, dv]  o: [batch, heads, lq, dv], written: contiguous, or rows of dv
+//   contiguous values at o[b*o_sb + h*o_sh + r*o_sr] when o_sr >= 0 (a following Transpose to
+//   [batch, lq, heads, dv] written in place).
 #pragma once
 
 #include <cstdint>
@@ -27,6 +29,7 @@ struct AttnArgs {
   int64_t batch = 1, heads = 1, lq = 0, lk = 0, d = 0, dv = 0;
   AttnView q, k, v;
   float* o = nullptr;
+  int64_t o_sb = -1, o_sh = -1, o_sr = -1;  // output strides; o_sr < 0: contiguous
   float scale = 1.0f;
   bool divide = false;  // S = QK / scale (a Div in the graph) instead of QK * scale
 };

@@ -48,6 +48,10 @@ struct ChainGraph {
   }
   void replace(std::initializer_list<int> gone, int last, std::vector<int> xs, std::unique_ptr<Op> op,
                std::vector<std::unique_ptr<Op>>& ops) {
+    replace(std::vector<int>(gone), last, std::move(xs), std::move(op), ops);
+  }
+  void replace(const std::vector<int>& gone, int last, std::vector<int> xs, std::unique_ptr<Op> op,
+               std::vector<std::unique_ptr<Op>>& ops) {
     for (int j : gone) {
       skip[j] = true;
       op_in[j].clear();

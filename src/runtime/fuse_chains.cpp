@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "kernels/vmath.h"
+#include "kernels/gelu.h"
 #include "mixq/error.h"
 #include "runtime/chain_graph.h"
 #include "runtime/row_reduce.h"
@@ -43,23 +43,13 @@ class LayerNormOp : public Op {
 
 class GeluOp : public Op {
  public:
-  float c = 1, one = 1, half = 0.5f;
+  float c = 1;
   kernels::Isa isa = kernels::Isa::kRef;
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
     RT_CHECK(x.dtype == ElemType::kFloat32 && !x.nhwc && !x.is_codes(), this, "needs an NCHW float input");
     Tensor y = output_floats(x.shape, ctx);
-    const int64_t n = x.numel();
-    constexpr int64_t kChunk = 1024;  // the erf values of a chunk stay in L1
-    float t[kChunk];
-    for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
-      const int64_t m = std::min(kChunk, n - i0);
-      const float* xs = x.f.data() + i0;
-      for (int64_t i = 0; i < m; ++i) t[i] = xs[i] / c;              // Div
-      kernels::erf_f32(t, t, m, isa);                                  // Erf
-      float* ys = y.f.data() + i0;
-      for (int64_t i = 0; i < m; ++i) ys[i] = (xs[i] * (t[i] + one)) * half;  // Add, Mul, Mul
-    }
+    kernels::gelu_erf_f32(x.f.data(), y.f.data(), x.numel(), c, isa);
     out[0] = std::move(y);
   }
 };
@@ -136,12 +126,37 @@ int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& op
     if (!((mi[0] == x && mi[1] == g.out0(add)) || (mi[1] == x && mi[0] == g.out0(add)))) continue;
     const int mul2 = g.only_reader(g.out0(mul), "Mul");
     const float half = mul2 < 0 ? NAN : ChainGraph::scalar(g.const_other(mul2, g.out0(mul)));
-    if (half != 0.5f || g.out0(mul2) < 0) continue;
+    if (half != 0.5f || g.out0(mul2) < 0) continue;  // (then `one` and `half` are exactly the kernel's)
     auto op = std::make_unique<GeluOp>();
     op->c = c;
     op->isa = isa;
     op->desc = "node '" + pm.nodes[static_cast<size_t>(mul2)].name + "' (GELU fused from '" + pm.nodes[i0].name + "')";
     g.replace({dv, erf, add, mul}, mul2, x, std::move(op), ops);
+    ++fused;
+  }
+  return fused;
+}
+
+int fuse_linear_biases(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
+                       std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
+                       std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
+                       const std::vector<int>& output_slots) {
+  ChainGraph g(pm, op_in, op_out, skip, slots, is_const, output_slots);
+  int fused = 0;
+  for (size_t i0 = 0; i0 < ops.size(); ++i0) {
+    const int i = static_cast<int>(i0);
+    const std::string& op = pm.nodes[i0].op;
+    if (skip[i] || (op != "MatMul" && op != "Gemm")) continue;
+    const int s = g.out0(i);
+    const int add = g.only_reader(s, "Add");
+    if (add < 0 || g.out0(add) < 0) continue;
+    // Rank 1 only: a bias of more dims could broadcast the output to another shape.
+    const Tensor* b = g.const_other(add, s);
+    if (!b || b->rank() != 1 || !ops[i0]->fuse_bias(b->f)) continue;
+    op_out[i][0] = g.out0(add);  // the layer writes the Add's output; the Add is skipped
+    op_in[add].clear();
+    op_out[add].clear();
+    skip[add] = true;
     ++fused;
   }
   return fused;

@@ -23,9 +23,9 @@ int fuse_layernorms(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>
                     const std::vector<int>& output_slots);
 
 // GELU (erf form, what torch.onnx exports for nn.GELU): Div(x, c) -> Erf -> Add 1 -> Mul x ->
-// Mul 0.5 becomes one op computing (x * (erf(x / c) + 1)) * 0.5 with the same float operations
-// (the same bits), in one pass over x instead of five tensors. Same conventions as above; `isa`
-// picks the erf kernel (kernels/vmath.h: the same bits on every path).
+// Mul 0.5 becomes one op on kernels::gelu_erf_f32, one pass over x instead of five tensors. Not the
+// same bits as the chain (GELU's own erf, FMA; within 2e-7 of the exact value relative to 1 + |x|,
+// tested). Same conventions as above; `isa` picks the kernel path.
 int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
                std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out, std::vector<bool>& skip,
                const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
@@ -40,5 +40,14 @@ int fuse_attention(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>
                    std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
                    std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
                    const std::vector<int>& output_slots, kernels::Isa isa);
+
+// Linear layers' bias Adds: MatMul | Gemm with a constant weight -> Add(constant vector [N]) becomes
+// the layer with the vector added to its bias (the integer path adds it in its epilogue, in the GEMM's
+// tiles; the float paths where they add their bias). One pass over the output less per layer.
+// Layers on a oneDNN primitive (bias baked in) keep their Add.
+int fuse_linear_biases(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
+                       std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
+                       std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
+                       const std::vector<int>& output_slots);
 
 }  // namespace mixq::rt

@@ -89,6 +89,9 @@ class Op {
   // input `idx` (appended by the planner); then the Relu/Clip after the Add.
   virtual bool fuse_add(size_t idx) { (void)idx; return false; }
   virtual bool fuse_post_act(kernels::ActClamp act) { (void)act; return false; }
+  // Load time, linear layers: add a constant per-output-column vector (the Add after a MatMul) to
+  // the bias. False where the bias is already baked into a library primitive (oneDNN).
+  virtual bool fuse_bias(const std::vector<float>& b) { (void)b; return false; }
   virtual bool is_add() const { return false; }
   virtual bool set_output_form(Form form, const kernels::OutQuant* q) { (void)q; return form == Form::kNchw; }
   // Load time, Relu / Clip with constant bounds: the clamp they apply to input 0.

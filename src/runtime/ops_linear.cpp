@@ -56,6 +56,11 @@ class LinearOp : public Op {
   bool gemm = false;
   bool int_path(std::string* why) const override { *why = lin.why_float; return lin.int_path; }
   bool ran_int() const override { return lin.int_path; }
+  bool fuse_bias(const std::vector<float>& b) override {
+    if (lin.onednn || static_cast<int64_t>(b.size()) != lin.n) return false;
+    for (int64_t j = 0; j < lin.n; ++j) lin.bias[j] += b[j];
+    return true;
+  }
   void weight_info(std::string* kernel, int64_t* bytes) const override {
     *kernel = lin.kernel_name();
     *bytes = lin.weight_bytes();

@@ -36,12 +36,11 @@ struct ModelOptions {
   // AVX-512) instead of storing int32 sums for a second pass; the same bits either way. Off (or
   // MIXQ_RT_GEMM_EPI=0): the two passes, for comparisons.
   bool gemm_epilogue = true;
-  // MatMul -> scale -> Softmax -> MatMul as one op (kernels/attention.h; with the fused forms only):
-  // no score tensor, but not the same bits as the chain (float rounding). Off by default: on the ViT
-  // fixture it measured no faster than the four ops here (own sgemm + vectorised Softmax: equal at
-  // batch 64, slower at batch 1; BENCHMARKS.md), unlike in the libtorch executor. MIXQ_RT_ATTENTION=1
-  // / =0 overrides.
-  bool fuse_attention = false;
+  // MatMul -> scale -> Softmax -> MatMul as one op (kernels/attention.h; with the fused forms only),
+  // the Transposes around it folded into its strides: no score tensor, no copies, but not the same
+  // bits as the chain (float rounding, within a few ulp). On the ViT fixture it takes a fifth off
+  // the whole model at batch 1 (BENCHMARKS.md). MIXQ_RT_ATTENTION=0 / =1 overrides.
+  bool fuse_attention = true;
 };
 
 struct LayerPath {  // which kernel path each quantized layer takes (for --verbose and tests)
@@ -68,6 +67,7 @@ class Model {
     int layernorms = 0;  // LayerNorm chains fused into one op (runtime/fuse_chains.h)
     int gelus = 0;       // GELU (erf) chains fused into one op
     int attentions = 0;  // MatMul-scale-Softmax-MatMul chains fused into one op
+    int biases = 0;      // bias Adds after MatMul / Gemm taken into the layer
   };
   Forms forms() const { return forms_; }
   void set_threads(int t) { threads_ = t < 1 ? 1 : t; }

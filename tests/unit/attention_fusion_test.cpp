@@ -83,6 +83,29 @@ pack::PackedModel attention_packed(int rank) {
   return m;
 }
 
+// The layout transformer exports write: Q, K, V as [batch, tokens, heads, dim] projections,
+// transposed to [b, h, t, d] (K to [b, h, d, t]) before the chain, the output transposed back.
+pack::PackedModel attention_packed_transposed() {
+  pack::PackedModel m = attention_packed(4);
+  auto transpose = [](const char* name, const char* in, const char* out, std::vector<int64_t> perm) {
+    pack::Node n;
+    n.name = name;
+    n.op = "Transpose";
+    n.inputs = {in};
+    n.outputs = {out};
+    n.attrs["perm"].type = pack::Attr::kInts;
+    n.attrs["perm"].ints = std::move(perm);
+    return n;
+  };
+  m.nodes[0].inputs = {"tq", "tk"};
+  m.nodes[3].inputs = {"p", "tv"};
+  m.nodes[3].outputs = {"o"};
+  m.nodes.insert(m.nodes.begin(), {transpose("trq", "q", "tq", {0, 2, 1, 3}), transpose("trk", "k", "tk", {0, 2, 3, 1}),
+                                   transpose("trv", "v", "tv", {0, 2, 1, 3})});
+  m.nodes.push_back(transpose("tro", "o", "out", {0, 2, 1, 3}));
+  return m;
+}
+
 rt::Tensor random_rt(std::vector<int64_t> shape, float spread) { return to_rt(at::randn(shape) * spread); }
 
 TEST(AttentionFusion, RuntimeMatchesTheChainAndFallsBackOnOtherRanks) {
@@ -110,6 +133,19 @@ TEST(AttentionFusion, RuntimeMatchesTheChainAndFallsBackOnOtherRanks) {
     const rt::Tensor fy = fused.run(y).at(0);
     EXPECT_EQ(fy.shape, (std::vector<int64_t>{3, 6, 2}));
     EXPECT_LE(close(fy.f, plain.run(y).at(0).f), 1e-5);
+  }
+  {  // the Transposes around the chain folded into the kernel's strides
+    rt::Model fused(attention_packed_transposed(), on), plain(attention_packed_transposed(), off);
+    EXPECT_EQ(fused.forms().attentions, 1);
+    const std::vector<rt::Tensor> x = {random_rt({2, 9, 4, 8}, 3), random_rt({2, 11, 4, 8}, 1),
+                                       random_rt({2, 11, 4, 5}, 1)};
+    const rt::Tensor fx = fused.run(x).at(0), px = plain.run(x).at(0);
+    EXPECT_EQ(fx.shape, (std::vector<int64_t>{2, 9, 4, 5}));
+    EXPECT_EQ(fx.shape, px.shape);
+    EXPECT_LE(close(fx.f, px.f), 1e-5);
+    // Rank 3 inputs to the rank-4 Transposes: the fused op runs the original ops (and their error).
+    const std::vector<rt::Tensor> bad = {random_rt({9, 4, 8}, 1), random_rt({11, 4, 8}, 1), random_rt({11, 4, 5}, 1)};
+    EXPECT_THROW(fused.run(bad), Error);
   }
   {  // rank 5: the original four ops inside the fused one, the same bits as unfused
     rt::Model fused(attention_packed(5), on), plain(attention_packed(5), off);

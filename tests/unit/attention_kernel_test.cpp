@@ -24,7 +24,8 @@ struct Case {
 
 // Q, K, V stored [batch, tokens, heads, dim] (a Reshape of a projection) and viewed as the
 // attention operands through the permutations transformer exports use.
-void check(const Case& c, Isa isa, int threads) {
+// out_bthd: the output written as [batch, lq, heads, dv] (the Transpose after attention folded in).
+void check(const Case& c, Isa isa, int threads, bool out_bthd) {
   std::mt19937 g(7);
   std::normal_distribution<float> nd(0.0f, c.spread);
   std::vector<float> q(c.batch * c.lq * c.heads * c.d), k(c.batch * c.lk * c.heads * c.d),
@@ -39,6 +40,11 @@ void check(const Case& c, Isa isa, int threads) {
   a.v = {v.data(), c.lk * c.heads * c.dv, c.dv, c.heads * c.dv, 1};
   a.scale = c.scale;
   a.divide = c.divide;
+  if (out_bthd) {
+    a.o_sb = c.lq * c.heads * c.dv;
+    a.o_sh = c.dv;
+    a.o_sr = c.heads * c.dv;
+  }
   a.o = want.data();
   kernels::attention_f32_ref(a);
   a.o = got.data();
@@ -49,7 +55,7 @@ void check(const Case& c, Isa isa, int threads) {
     worst = std::max(worst, std::fabs(double(got[i]) - want[i]) / (1.0 + std::fabs(want[i])));
   }
   EXPECT_LE(worst, 2e-6) << kernels::isa_name(isa) << " threads " << threads << " b" << c.batch << " h" << c.heads
-                         << " lq" << c.lq << " lk" << c.lk << " d" << c.d << " dv" << c.dv;
+                         << " lq" << c.lq << " lk" << c.lk << " d" << c.d << " dv" << c.dv << " bthd " << out_bthd;
 }
 
 TEST(Attention, EveryPathMatchesReference) {
@@ -63,8 +69,9 @@ TEST(Attention, EveryPathMatchesReference) {
   for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512}) {
     if (!kernels::isa_supported(isa)) continue;
     for (const Case& c : cases) {
-      check(c, isa, 1);
-      check(c, isa, 2);
+      check(c, isa, 1, false);
+      check(c, isa, 2, false);
+      check(c, isa, 1, true);
     }
   }
 }

@@ -9,6 +9,7 @@
 
 #include "kernels/depthwise_u8.h"
 #include "kernels/epilogue.h"
+#include "kernels/gelu.h"
 #include "kernels/gemm_u8s8.h"
 #include "kernels/gemv_lowbit.h"
 #include "kernels/isa.h"
@@ -508,6 +509,40 @@ TEST(Vmath, ExpErfCloseToLibmAndIdenticalOnEveryPath) {
       if (std::isnan(x[i])) continue;
       ASSERT_EQ(e[i], e0[i]) << kernels::isa_name(isa) << " exp(" << x[i] << ")";
       ASSERT_EQ(f[i], f0[i]) << kernels::isa_name(isa) << " erf(" << x[i] << ")";
+    }
+  }
+}
+
+// The fused GELU (erf form) on every path, the baseline included, against its double reference:
+// within 2e-7 relative to 1 + |x| (erf's absolute error times |x| / 2, plus rounding), the tail
+// of a partial block included, special values passed through as the formula gives them.
+TEST(Gelu, EveryPathCloseToDoubleReference) {
+  std::vector<float> x;
+  for (float v = -12.0f; v <= 12.0f; v += 0.00731f) x.push_back(v);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 50.0f, -50.0f, 1e20f, -1e20f, INFINITY, NAN}) x.push_back(v);
+  const float c = 1.41421354f;  // sqrt(2) as torch exports it
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<float> want(x.size()), got(x.size());
+  kernels::gelu_erf_f32_ref(x.data(), want.data(), n, c);
+  for (auto isa : {kernels::Isa::kRef, kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+    if (!kernels::isa_supported(isa)) continue;
+    for (int64_t len : {n, n - 3}) {  // (n - 3: a partial last block)
+      std::fill(got.begin(), got.end(), -7.0f);
+      kernels::gelu_erf_f32(x.data(), got.data(), len, c, isa);
+      for (int64_t i = 0; i < len; ++i) {
+        if (std::isnan(want[i])) {
+          EXPECT_TRUE(std::isnan(got[i])) << kernels::isa_name(isa) << " gelu(" << x[i] << ")";
+          continue;
+        }
+        if (std::isinf(want[i])) {
+          EXPECT_EQ(got[i], want[i]) << kernels::isa_name(isa) << " gelu(" << x[i] << ")";
+          continue;
+        }
+        EXPECT_NEAR(got[i], want[i], 2e-7 * (1.0 + std::fabs(x[i]))) << kernels::isa_name(isa) << " gelu(" << x[i] << ")";
+      }
+      if (len < n) {
+        EXPECT_EQ(got[len], -7.0f) << "wrote past the end";
+      }
     }
   }
 }

@@ -177,10 +177,20 @@ void check_runtime(const std::string& name, bool grouped = false) {
   const ScoreAgreement sa = compare_scores(ref, y.f);
   EXPECT_LT(sa.maxdiff, 0.05 * (1 + sa.maxabs)) << name;
   EXPECT_GE(sa.agree, 63) << name;
-  // Unfused (every value NCHW float, no fused activation) gives the same bits.
+  // Unfused (every value NCHW float, no fused activation) gives the same bits; the ViT's fused
+  // GELU and attention round differently from their chains (own kernels), so there within rounding.
   rt::ModelOptions plain;
   plain.fuse = false;
-  EXPECT_EQ(rt::Model::load(path, plain).run({x}).at(0).f, y.f) << name;
+  const std::vector<float> u = rt::Model::load(path, plain).run({x}).at(0).f;
+  if (name != "fmnist-vit") {
+    EXPECT_EQ(u, y.f) << name;
+  } else {
+    const ScoreAgreement su = compare_scores(ref, u);
+    EXPECT_LT(su.maxdiff, 0.05 * (1 + su.maxabs)) << name << " unfused";
+    EXPECT_GE(su.agree, 63) << name << " unfused";
+    const ScoreAgreement sf = compare_scores(at::from_blob(const_cast<float*>(u.data()), ref.sizes()).clone(), y.f);
+    EXPECT_LT(sf.maxdiff, 0.05 * (1 + sf.maxabs)) << name << " fused vs unfused";
+  }
 }
 
 TEST(Multipoint, RuntimeMatchesSimulationResnet) { check_runtime("fmnist-resnet"); }

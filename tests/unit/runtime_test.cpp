@@ -432,8 +432,22 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
     // a rounding boundary; the effect on the logits stays small.
     EXPECT_LT(sa.maxdiff, 0.05 * (1 + sa.maxabs)) << name << " " << kernels::isa_name(isa);
     EXPECT_GE(sa.agree, samples - 1) << name << " " << kernels::isa_name(isa);
+    // The ViT's fused GELU and attention round differently per ISA (FMA on the vector paths) and
+    // from the unfused chain: a code can flip after them, so its paths agree within rounding; every
+    // other fixture's paths give the same bits.
+    const bool exact = name != "fmnist-vit";
+    auto same = [&](const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+      if (exact) {
+        EXPECT_EQ(a, b) << name << " " << what;
+        return;
+      }
+      ASSERT_EQ(a.size(), b.size());
+      const ScoreAgreement d = compare_scores(at::from_blob(const_cast<float*>(a.data()), ref.sizes()).clone(), b);
+      EXPECT_LT(d.maxdiff, 0.05 * (1 + d.maxabs)) << name << " " << what;
+      EXPECT_GE(d.agree, samples - 1) << name << " " << what;
+    };
     if (first.empty()) first = y.f;
-    else EXPECT_EQ(y.f, first) << name << ": ISA " << kernels::isa_name(isa) << " differs from ref";
+    else same(y.f, first, std::string("ISA ") + kernels::isa_name(isa) + " vs ref");
     // Fused activations, codes and channels-last values between layers (runtime/forms.h) give the
     // same bits as every value passed as NCHW float.
     rt::ModelOptions plain{isa, 1};
@@ -447,7 +461,7 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
       ASSERT_EQ(y1.f.size() * static_cast<size_t>(samples), y.f.size());
       EXPECT_TRUE(std::equal(y1.f.begin(), y1.f.end(), y.f.begin())) << name << " batch-1 on 2 threads";
     }
-    EXPECT_EQ(unfused.run({x}).at(0).f, y.f) << name << " " << kernels::isa_name(isa) << ": fused != unfused";
+    same(unfused.run({x}).at(0).f, y.f, std::string(kernels::isa_name(isa)) + ": fused vs unfused");
     EXPECT_EQ(unfused.forms().fused_acts + unfused.forms().codes_outputs + unfused.forms().nhwc_outputs, 0);
     if (conv_net && abits <= 8) {  // (the model runs 2 threads, images in parallel; `unfused` 1)
       EXPECT_GT(m.forms().fused_acts, 0) << name;
@@ -522,11 +536,13 @@ TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
     if (name == "fmnist-vit") {  // its LayerNorm and GELU chains run fused (own kernels: same bits, checked above)
       EXPECT_EQ(own.forms().gelus, 3);
       EXPECT_EQ(own.forms().layernorms, 7);
-      EXPECT_EQ(own.forms().attentions, 0);
+      EXPECT_EQ(own.forms().attentions, 3);  // (the default; each with its four Transposes folded)
+      EXPECT_EQ(own.forms().biases, 18);     // q, k, v, out, fc1, fc2: bias Adds into the layers
+      EXPECT_EQ(dn.forms().biases, 0);       // (oneDNN's linear layers keep theirs)
       rt::ModelOptions fa = fast;
-      fa.fuse_attention = true;
+      fa.fuse_attention = false;
       rt::Model att = rt::Model::load(path, fa);
-      EXPECT_EQ(att.forms().attentions, 3);
+      EXPECT_EQ(att.forms().attentions, 0);
       const std::vector<float> c = att.run({x}).at(0).f;
       ASSERT_EQ(c.size(), a.size());
       for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(c[i], a[i], 1e-4 * (1 + maxabs)) << i;

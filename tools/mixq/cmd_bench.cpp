@@ -123,7 +123,9 @@ RunFn setup_bench(CLI::App& sub) {
                                    {"nhwc_outputs", m.forms().nhwc_outputs},
                                    {"codes_and_nhwc_outputs", m.forms().dual_outputs},
                                    {"layernorms", m.forms().layernorms},
-                                   {"gelus", m.forms().gelus}}}};
+                                   {"gelus", m.forms().gelus},
+                                   {"attentions", m.forms().attentions},
+                                   {"bias_adds", m.forms().biases}}}};
     if (!o->onnx.empty()) {
       at::set_num_threads(mo.threads);
       Executor ex(load_model(o->onnx));
