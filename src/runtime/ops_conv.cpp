@@ -153,6 +153,7 @@ class ConvOp : public Op {
   struct Scratch {  // per thread
     std::vector<uint8_t> A;            // im2col rows
     std::vector<int32_t> rsum, acc, pix_sum;
+    std::vector<uint32_t> box;         // pix_sum's integral image per group (box_row_sums)
     std::vector<float> fbuf;           // NCHW float output: one block of epilogue rows
     kernels::DwQuadRows dw_rows;       // the tap-quad depthwise kernel's interleaved input rows
   };
@@ -363,6 +364,7 @@ class ConvOp : public Op {
         sc.pix_sum.resize(static_cast<size_t>(G * HW));
         for (int64_t g = 0; g < G; ++g)
           kernels::row_sums_u8(img + g * Ig, HW, Ig, C, sc.pix_sum.data() + g * HW, L0.isa);
+        if (dh == 1 && dw == 1) build_box(sc.pix_sum.data(), H, W, sc.box);
       }
       for (int64_t p0 = q0; p0 < q1; p0 += chunk) {
       const int64_t m = std::min(chunk, q1 - p0);
@@ -379,7 +381,10 @@ class ConvOp : public Op {
           ia.seg = seg;
           ia.stride = C;
           ia.pad = pad_.data();
-          if (need_rsum) indirect_row_sums(ia, sc.pix_sum.data() + g * HW, m, sc.rsum.data());
+          if (need_rsum && dh == 1 && dw == 1)
+            box_row_sums(sc.box.data() + g * (H + 1) * (W + 1), H, W, OW, p0, m, sc.rsum.data());
+          else if (need_rsum)
+            indirect_row_sums(ia, sc.pix_sum.data() + g * HW, m, sc.rsum.data());
           gemm_group(L, nullptr, 0, &ia, y, b, p0, m, P, g * Og, sc);
           continue;
         }
@@ -516,6 +521,46 @@ class ConvOp : public Op {
         s += px < 0 ? pad_sum : pix_sum[px];
       }
       rsum[p] = s;
+    }
+  }
+
+  // The same row sums for undilated kernels from an integral image of the pixel sums: a window's
+  // sum from 4 corners, plus the padding segment's sum for each tap outside the image (4 loads per
+  // output pixel instead of one indexed load per tap: the gather loop took ~6% of a ResNet).
+  // Unsigned arithmetic: the integral image may wrap, the differences are exact (rsum fits int32).
+  void build_box(const int32_t* pix_sum, int64_t H, int64_t W, std::vector<uint32_t>& box) const {
+    const int64_t W1 = W + 1, plane = (H + 1) * W1;
+    box.assign(static_cast<size_t>(G * plane), 0u);
+    for (int64_t g = 0; g < G; ++g) {
+      uint32_t* I = box.data() + g * plane;
+      const int32_t* S = pix_sum + g * H * W;
+      for (int64_t y = 0; y < H; ++y) {
+        uint32_t run = 0;
+        for (int64_t x = 0; x < W; ++x) {
+          run += static_cast<uint32_t>(S[y * W + x]);
+          I[(y + 1) * W1 + x + 1] = I[y * W1 + x + 1] + run;
+        }
+      }
+    }
+  }
+  void box_row_sums(const uint32_t* I, int64_t H, int64_t W, int64_t OW, int64_t p0, int64_t m, int32_t* rsum) const {
+    int32_t pad_sum = 0;
+    for (int64_t c = 0; c < Ig; ++c) pad_sum += pad_[static_cast<size_t>(c)];
+    const int64_t W1 = W + 1, taps = kh * kw;
+    for (int64_t i = 0, oy = p0 / OW, ox = p0 % OW; i < m; ++i) {
+      const int64_t y0 = std::max<int64_t>(0, oy * sh - pt), y1 = std::min(H, oy * sh - pt + kh);
+      const int64_t x0 = std::max<int64_t>(0, ox * sw - pl), x1 = std::min(W, ox * sw - pl + kw);
+      uint32_t s = 0;
+      int64_t inside = 0;
+      if (y1 > y0 && x1 > x0) {
+        s = I[y1 * W1 + x1] - I[y0 * W1 + x1] - I[y1 * W1 + x0] + I[y0 * W1 + x0];
+        inside = (y1 - y0) * (x1 - x0);
+      }
+      rsum[i] = static_cast<int32_t>(s) + static_cast<int32_t>(taps - inside) * pad_sum;
+      if (++ox == OW) {
+        ox = 0;
+        ++oy;
+      }
     }
   }
 
