@@ -12,7 +12,9 @@
 #include "quant/qdq.h"
 #include "quant/sparq_apply.h"
 #include "quant/quantize.h"
+#include "api/front.h"
 #include "api/quantize_job.h"
+#include "api/report_html.h"
 #include "exec/shapes.h"
 #include "graph/fold_bn.h"
 #include "graph/layers.h"
@@ -143,6 +145,15 @@ nlohmann::json run_allocation(const AllocateStep& step, const Graph& prepared, Q
     summary["calib_top1"] = acc;
     log::verbose("predicted calibration loss increase " + std::to_string(pred) + ", measured " +
                  std::to_string(loss - table->ref_loss));
+  }
+  if (step.report && table) {
+    const std::string sig = resolve_signal(step.opts.signal, table.get());
+    std::vector<std::vector<int>> groups;
+    if (hw)
+      for (auto& g : shared_groups(*hw, prepared, base))
+        if (g.size() > 1) groups.push_back(g);
+    (*step.report)["front"] = pareto_front(base, *table, sig, groups, hw.get(), 0.5);
+    (*step.report)["sensitivity"] = sensitivity_matrix(*table, sig);
   }
   return summary;
 }

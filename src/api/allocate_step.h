@@ -27,6 +27,9 @@ struct AllocateStep {
   bool progress = true;
   Graph* tune = nullptr;       // AllocContext::tune
   std::function<std::unique_ptr<Dataset>(const std::string& spec)> open_data;  // AllocContext::open_data
+  // Non-null: where a table-driven search used a sensitivity table, the HTML report's data goes
+  // here: "front" (api/front.h) and "sensitivity" (the layers x bits matrix of the signal).
+  nlohmann::json* report = nullptr;
 };
 
 // Runs the allocator on `plan` (from make_plan). `calib` may be null for data-free searches.

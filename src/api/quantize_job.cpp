@@ -72,6 +72,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     step.progress = job.qopts.progress;
     step.tune = &r.prepared;
     step.open_data = [&](const std::string& spec) { return open_dataset(spec, r.prepared.inputs, pp); };
+    if (job.report_data) step.report = &r.report_data;
     r.allocation = run_allocation(step, r.prepared, r.plan, calib.get());
   }
   r.seconds_search = seconds_since(t_search);
@@ -224,6 +225,36 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
   }
   j["layers"] = layers;
   return j;
+}
+
+nlohmann::json quantize_report_view(const nlohmann::json& rep, const QuantizeResult& r) {
+  nlohmann::json v = {{"title", "mixq quantize " + rep.value("model", std::string())}};
+  nlohmann::json sum = nlohmann::json::object(), set = nlohmann::json::object();
+  for (const char* k : {"metric", "metric_value", "top1_float", "top1_quant", "avg_wbits", "size_bytes", "size_ratio",
+                        "float_bytes", "bops", "seconds_total"})
+    if (rep.contains(k) && !rep[k].is_null()) sum[k] = rep[k];
+  if (rep.contains("fidelity") && !rep["fidelity"].empty()) {
+    const auto& f = rep["fidelity"][0];
+    sum["sqnr_db (" + f.value("name", std::string("output 0")) + ")"] = f.value("sqnr_db", 0.0);
+    sum["cosine"] = f.value("cosine", 0.0);
+  }
+  for (const char* k : {"model", "search", "method", "calib", "eval", "act_scheme", "bias_tune", "bn_reestimate"})
+    if (rep.contains(k) && !rep[k].is_null()) set[k] = rep[k];
+  if (rep.contains("search_params"))
+    for (auto it = rep["search_params"].begin(); it != rep["search_params"].end(); ++it)
+      if (!it.value().is_structured()) set["search." + it.key()] = it.value();
+  v["summary"] = sum;
+  v["settings"] = set;
+  if (rep.contains("layers")) v["layers"] = rep["layers"];
+  for (const char* k : {"front", "sensitivity"})
+    if (r.report_data.contains(k)) v[k] = r.report_data[k];
+  const nlohmann::json& a = r.allocation;
+  v["chosen"] = {{"size_bytes", rep.value("size_bytes", 0.0)}, {"avg_wbits", rep.value("avg_wbits", 0.0)}};
+  if (a.contains("predicted_dl")) {
+    v["chosen"]["predicted_dl"] = a["predicted_dl"];
+    v["predicted_vs_measured"] = {{"predicted_dl", a["predicted_dl"]}, {"measured_dl", a.value("measured_dl", 0.0)}};
+  }
+  return v;
 }
 
 }  // namespace mixq

@@ -45,6 +45,7 @@ struct QuantizeJob {
   PreprocessOverride preprocess;    // --scale/--mean/--std over the model's metadata
   std::vector<std::string> input_shapes;  // --input-shape NAME:d0,d1,... (else the first calib sample)
   std::string save_outputs;         // .npz of the quantized model's outputs on the eval data
+  bool report_data = false;         // keep the HTML report's front and sensitivity matrix
 };
 
 struct QuantizeResult {
@@ -60,6 +61,7 @@ struct QuantizeResult {
   std::optional<EvalResult> quant_eval_before_finish;  // before floor/ceil, --bn-reestimate, --bias-tune
   SparqCounters sparq;              // what the SPARQ activations saw during the quantized eval
   nlohmann::json allocation;        // allocation summary (api/allocate_step.h)
+  nlohmann::json report_data = nlohmann::json::object();  // with QuantizeJob::report_data
   double seconds_search = 0, seconds_quantize = 0, seconds_total = 0;
 };
 
@@ -68,6 +70,9 @@ QuantizeResult run_quantize(const QuantizeJob& job);
 // The `--json` / `--report` object: top1_float, top1_quant, avg_wbits, size_bytes, size_ratio,
 // bops, seconds, plan summary per layer.
 nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r);
+
+// What `--report-html` shows (api/report_html.h) from the `--json` object and the result.
+nlohmann::json quantize_report_view(const nlohmann::json& rep, const QuantizeResult& r);
 
 // Applies --method's initial range estimators (quant/methods/method.h) to the defaults.
 void apply_method(const std::string& method, PlanDefaults& d);

@@ -7,6 +7,8 @@
 #include <cstdio>
 
 #include "api/allocate_step.h"
+#include "api/front.h"
+#include "api/report_html.h"
 #include "api/quantize_job.h"
 #include "common.h"
 #include "core/atomic_file.h"
@@ -20,38 +22,11 @@ namespace mixq::cli {
 
 void add_quant_options(CLI::App& sub, QuantizeJob& job);
 
-namespace {
-
-nlohmann::json point_json(const Problem& p, const Choice& c, QuantPlan plan, const SensitivityTable& t,
-                          const std::string& source) {
-  apply_choice(p, c, plan);
-  // Predictions for every signal from the same choice (the table holds them all).
-  auto predict = [&](const std::string& sig) { return predicted_signal(t, plan, sig); };
-  nlohmann::json bits = nlohmann::json::object(), abits = nlohmann::json::object();
-  for (const auto& L : plan.layers) {
-    bits[L.name] = L.weight_scheme.bits;
-    if (L.weight_scheme.granularity == Granularity::kPerGroup)
-      bits[L.name] = std::to_string(L.weight_scheme.bits) + "/g" + std::to_string(L.weight_scheme.group_size);
-    if (L.quantize_input) abits[L.name] = L.input_scheme.bits;
-  }
-  return {{"source", source},
-          {"avg_wbits", plan.cost.avg_wbits},
-          {"size_bytes", plan.cost.size_bytes},
-          {"bops", plan.cost.bops},
-          {"predicted_dl", predict("dl")},
-          {"predicted_kl", predict("kl")},
-          {"predicted_top1", t.ref_top1 - predict("dacc")},
-          {"bits", bits},
-          {"abits", abits}};
-}
-
-}  // namespace
-
 RunFn setup_pareto(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
     QuantizeJob job;
-    std::string out, table_out;
+    std::string out, table_out, report_html;
     double grid_step = 0.25;
   };
   auto o = std::make_shared<Opts>();
@@ -59,6 +34,8 @@ RunFn setup_pareto(CLI::App& sub) {
   sub.add_option("model", o->job.model_path, "Float ONNX model")->required();
   add_quant_options(sub, o->job);
   sub.add_option("-o,--output", o->out, "Write the front (JSON) here");
+  sub.add_option("--report-html", o->report_html,
+                 "Write a self-contained HTML report here: the front and the sensitivity heatmap");
   sub.add_option("--table-out", o->table_out, "Write (and resume) the sensitivity table here")->required();
   sub.add_option("--grid-step", o->grid_step, "Average-bits step of the integer-program points")->capture_default_str();
   add_global_options(sub, o->g);
@@ -66,7 +43,7 @@ RunFn setup_pareto(CLI::App& sub) {
     apply_global_options(o->g);
     QuantizeJob& job = o->job;
     MIXQ_CHECK(o->grid_step > 0, ErrorKind::kInvalidArgument, "--grid-step must be > 0");
-    for (const std::string* p : {&o->out, &o->table_out})
+    for (const std::string* p : {&o->out, &o->table_out, &o->report_html})
       MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
                  "refusing to overwrite the input model '", job.model_path, "' with ", *p);
     PreparedPlan pp = prepare_plan(job.model_path, job.defaults, job.method, {job.calib, job.preprocess, job.input_shapes});
@@ -88,26 +65,7 @@ RunFn setup_pareto(CLI::App& sub) {
       for (auto& g : shared_groups(*hw, pp.prepared, pp.plan))
         if (g.size() > 1) groups.push_back(g);
     const std::string sig = resolve_signal(job.search_opts.signal, &t);
-    Problem free = build_problem(pp.plan, &t, sig, Budget{}, groups, hw.get(), nullptr);
-    nlohmann::json points = nlohmann::json::array();
-    for (const Choice& c : pareto_curve(free)) points.push_back(point_json(free, c, pp.plan, t, "greedy"));
-    double lo = 2, hi = 8;
-    for (double b = hi; b >= lo - 1e-9; b -= o->grid_step) {
-      Budget bud;
-      bud.avg_wbits = b;
-      Problem p = build_problem(pp.plan, &t, sig, bud, groups, hw.get(), nullptr);
-      if (auto c = solve_ip(p)) points.push_back(point_json(p, *c, pp.plan, t, "ip@" + std::to_string(b).substr(0, 4)));
-    }
-    // BOPs front: with activation candidates a BOPs budget trades weight against activation bits.
-    if (!t.acts.empty()) {
-      const double top = pp.plan.cost.bops;  // the reference plan: unpinned weights at 8 bits
-      for (double f = 1.0; f >= 0.15 - 1e-9; f -= 0.05) {
-        Budget bud;
-        bud.bops = top * f;
-        Problem p = build_problem(pp.plan, &t, sig, bud, groups, hw.get(), nullptr);
-        if (auto c = solve_ip(p)) points.push_back(point_json(p, *c, pp.plan, t, "ip-bops@" + std::to_string(f).substr(0, 4)));
-      }
-    }
+    const nlohmann::json points = pareto_front(pp.plan, t, sig, groups, hw.get(), o->grid_step);
     nlohmann::json j = {{"model", job.model_path},
                         {"table", o->table_out},
                         {"signal", sig},
@@ -117,6 +75,17 @@ RunFn setup_pareto(CLI::App& sub) {
                         {"ref_top1_calib", t.ref_top1},
                         {"points", points}};
     if (!o->out.empty()) write_file_atomic(o->out, j.dump(1) + "\n");
+    if (!o->report_html.empty()) {
+      const nlohmann::json view = {
+          {"title", "mixq pareto " + job.model_path},
+          {"summary", {{"front points", points.size()}, {"signal", sig}, {"sensitivity samples", t.samples},
+                       {"sensitivity seconds", t.seconds}, {"float top-1 (calibration)", t.float_top1}}},
+          {"settings", {{"model", job.model_path}, {"calib", job.calib}, {"table", o->table_out},
+                        {"grid step", o->grid_step}, {"method", job.method}}},
+          {"front", points},
+          {"sensitivity", sensitivity_matrix(t, sig)}};
+      write_file_atomic(o->report_html, render_report_html(view));
+    }
     if (o->g.json) {
       print_json(j);
       return 0;
@@ -130,7 +99,8 @@ RunFn setup_pareto(CLI::App& sub) {
         std::printf("%-8s %9.2f %11lld %12.4f %12.5f %9.2f\n", p["source"].get<std::string>().c_str(),
                     p["avg_wbits"].get<double>(), (long long)p["size_bytes"].get<int64_t>(), p["bops"].get<double>() / 1e9,
                     p["predicted_dl"].get<double>(), p["predicted_top1"].get<double>());
-    if (!o->out.empty()) std::printf("wrote %s\n", o->out.c_str());
+    for (const std::string* p : {&o->out, &o->report_html})
+      if (!p->empty()) std::printf("wrote %s\n", p->c_str());
     return 0;
   };
 }

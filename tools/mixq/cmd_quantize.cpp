@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "api/quantize_job.h"
+#include "api/report_html.h"
 #include "common.h"
 #include "core/atomic_file.h"
 #include "core/interrupt.h"
@@ -155,7 +156,7 @@ RunFn setup_quantize(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
     QuantizeJob job;
-    std::string out, plan_out, report, pack;
+    std::string out, plan_out, report, report_html, pack;
   };
   auto o = std::make_shared<Opts>();
   o->job.defaults.wbits = 4;
@@ -172,6 +173,9 @@ RunFn setup_quantize(CLI::App& sub) {
   sub.add_option("-o,--output", o->out, "Write the QDQ ONNX model here");
   sub.add_option("--plan-out", o->plan_out, "Write the QuantPlan (JSON) here");
   sub.add_option("--report", o->report, "Write the JSON report here");
+  sub.add_option("--report-html", o->report_html,
+                 "Write a self-contained HTML report here: the front with the chosen plan (table-driven searches), "
+                 "bits per layer, the sensitivity heatmap, predicted vs measured loss, settings");
   sub.add_option("--pack", o->pack, "Also write the packed model (.mxq) for `mixq run` / `mixq bench`");
   add_global_options(sub, o->g);
   return [o]() {
@@ -179,7 +183,8 @@ RunFn setup_quantize(CLI::App& sub) {
     QuantizeJob& job = o->job;
     job.defaults.wbits = job.search_opts.wbits;
     job.qopts.progress = !o->g.quiet;
-    for (const std::string* p : {&o->out, &o->plan_out, &o->report, &o->pack, &o->job.save_outputs})
+    job.report_data = !o->report_html.empty();
+    for (const std::string* p : {&o->out, &o->plan_out, &o->report, &o->report_html, &o->pack, &o->job.save_outputs})
       MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
                  "refusing to overwrite the input model '", job.model_path, "' with ", *p);
     // SPARQ has no QDQ or packed form: fail before the work, not after it.
@@ -187,7 +192,7 @@ RunFn setup_quantize(CLI::App& sub) {
                "--act-scheme ", act_scheme_name(job.defaults.act_sparq), " cannot be written with ",
                o->out.empty() ? "--pack" : "-o", ": QDQ ONNX and the packed runtime cannot express SPARQ's per-value ",
                "windows (the file would run plain 8-bit activations); SPARQ is simulated only (use --eval)");
-    prepare_checkpoint(job, {&o->out, &o->pack, &o->plan_out, &o->report, &o->job.save_outputs});
+    prepare_checkpoint(job, {&o->out, &o->pack, &o->plan_out, &o->report, &o->report_html, &o->job.save_outputs});
     QuantizeResult r = run_quantize(job);
     throw_if_interrupted();  // the last safe point: after it every output is written
     if (!o->out.empty()) {
@@ -198,6 +203,7 @@ RunFn setup_quantize(CLI::App& sub) {
     nlohmann::json rep = quantize_report(job, r);
     if (!o->pack.empty()) rep["pack"] = write_packed(r, o->pack);
     if (!o->report.empty()) write_file_atomic(o->report, rep.dump(2) + "\n");
+    if (!o->report_html.empty()) write_file_atomic(o->report_html, render_report_html(quantize_report_view(rep, r)));
     finish_checkpoint(job);
     if (o->g.json) {
       print_json(rep);
@@ -223,7 +229,7 @@ RunFn setup_quantize(CLI::App& sub) {
       std::printf("fidelity to the float model on %lld samples:\n%s", (long long)r.quant_eval->samples,
                   fidelity_text(r.quant_eval->fidelity).c_str());
     if (!job.save_outputs.empty() && r.quant_eval) std::printf("wrote %s\n", job.save_outputs.c_str());
-    for (const std::string* p : {&o->out, &o->plan_out, &o->report})
+    for (const std::string* p : {&o->out, &o->plan_out, &o->report, &o->report_html})
       if (!p->empty()) std::printf("wrote %s\n", p->c_str());
     if (!o->pack.empty()) print_pack_summary(rep["pack"]);
     return 0;
