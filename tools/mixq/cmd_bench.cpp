@@ -13,7 +13,7 @@
 #include "common.h"
 #include "exec/executor.h"
 #include "exec/fold_constants.h"
-#include "rt_data.h"
+#include "api/rt_data.h"
 
 namespace mixq::cli {
 

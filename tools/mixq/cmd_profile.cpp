@@ -1,5 +1,5 @@
 // mixq profile MODEL.mxq: per-node time, GOP/s and % of the measured peak of a packed model
-// (profile_packed.h).
+// (api/profile.h).
 // mixq profile MODEL.onnx: batch-1 latency of every quantizable layer on the packed runtime at each
 // weight bit-width (uniform plans, nothing pinned, --abits activations) and in float, measured on
 // this machine: the per-layer latency table a latency-budgeted allocator reads.
@@ -12,15 +12,56 @@
 #include <map>
 #include <sstream>
 
-#include "api/quantize_job.h"
+#include "api/profile.h"
+#include "api/rt_data.h"
 #include "common.h"
 #include "core/atomic_file.h"
 #include "mixq/error.h"
-#include "pack/from_qmodel.h"
-#include "profile_packed.h"
-#include "rt_data.h"
 
 namespace mixq::cli {
+
+namespace {
+
+// The per-node table of a packed model's profile (api/profile.h).
+void print_packed_profile(const nlohmann::json& j) {
+  const auto& nodes = j["nodes"];
+  const auto& kinds = j["by_kind"];
+  std::printf("%s: batch %lld, %s, %d thread(s); measured peak %.0f int8 / %.0f fp32 GOP/s (2 ops per MAC)\n",
+              j["model"].get<std::string>().c_str(), static_cast<long long>(j["batch"].get<int64_t>()),
+              j["isa"].get<std::string>().c_str(), j["threads"].get<int>(), j["peak_gops"]["int8"].get<double>(),
+              j["peak_gops"]["fp32"].get<double>());
+  std::printf("%-46s %-18s %9s %6s %10s %8s %7s\n", "node", "op", "ms", "share", "MMACs", "GOP/s", "% peak");
+  for (const auto& r : nodes) {
+    std::printf("%-46s %-18s %9.4f %5.1f%%", r["node"].get<std::string>().substr(0, 46).c_str(),
+                r["op"].get<std::string>().substr(0, 18).c_str(), r["ms"].get<double>(), 100 * r["share"].get<double>());
+    if (r.contains("gops"))
+      std::printf(" %10.2f %8.1f %6.1f%% %s", 1e-6 * r["macs"].get<double>(), r["gops"].get<double>(),
+                  r.contains("peak_share") ? 100 * r["peak_share"].get<double>() : 0.0, r["path"].get<std::string>().c_str());
+    std::printf("\n");
+  }
+  std::printf("by kind:\n");
+  for (const auto& k : kinds)
+    std::printf("  %-28s %9.4f ms %10.2f MMACs %8.1f GOP/s\n", k["kind"].get<std::string>().c_str(),
+                k["ms"].get<double>(), 1e-6 * k["macs"].get<double>(), k["gops"].get<double>());
+  std::printf("whole model (all nodes): %.4f ms per run\n", j["ms_in_nodes"].get<double>());
+}
+
+void print_latency_table(const nlohmann::json& j) {
+  std::vector<int> configs = j["bits"].get<std::vector<int>>();
+  std::printf("%-48s %-6s", "layer (batch-1 ms)", "op");
+  for (int b : configs) std::printf(" %8s", b == 32 ? "fp32" : ("w" + std::to_string(b)).c_str());
+  std::printf("\n");
+  for (const auto& l : j["layers"]) {
+    std::printf("%-48s %-6s", l["name"].get<std::string>().substr(0, 48).c_str(), l["op"].get<std::string>().c_str());
+    for (int b : configs) std::printf(" %8.4f", l["ms"][std::to_string(b)].get<double>());
+    std::printf("\n");
+  }
+  std::printf("%-48s %-6s", "whole model (all nodes)", "");
+  for (int b : configs) std::printf(" %8.4f", j["total_ms"][std::to_string(b)].get<double>());
+  std::printf("\n");
+}
+
+}  // namespace
 
 RunFn setup_profile(CLI::App& sub) {
   struct Opts {
@@ -48,109 +89,39 @@ RunFn setup_profile(CLI::App& sub) {
     apply_global_options(o->g);
     MIXQ_CHECK(o->out.empty() || !same_file(o->out, o->model), ErrorKind::kInvalidArgument,
                "refusing to overwrite the input model '", o->model, "'");
-    if (o->model.size() > 4 && o->model.compare(o->model.size() - 4, 4, ".mxq") == 0) {
-      PackedProfileOptions po{o->model, o->data, o->out, o->batch, o->runs, o->g.json};
-      return profile_packed(po, runtime_options(o->isa, o->g.threads));
-    }
-    std::vector<int> bits;
-    std::stringstream ss(o->bits);
-    for (std::string t; std::getline(ss, t, ',');) {
-      int b = 0;
-      try {
-        b = std::stoi(t);
-      } catch (...) {
-        b = -1;
-      }
-      MIXQ_CHECK(b >= 2 && b <= 8, ErrorKind::kInvalidArgument, "--bits: '", t, "' is not a bit-width in 2-8");
-      bits.push_back(b);
-    }
     const rt::ModelOptions mo = runtime_options(o->isa, o->g.threads);
-    std::vector<int> configs = {32};
-    configs.insert(configs.end(), bits.begin(), bits.end());
-    std::vector<std::string> layer_names, layer_ops;
-    std::map<std::string, std::map<int, double>> ms;  // layer -> bits -> ms
-    std::map<std::string, std::map<int, bool>> integer;
-    std::map<int, double> total;
-    for (int b : configs) {
-      QuantizeJob job;
-      job.model_path = o->model;
-      job.calib = o->calib;
-      job.eval_float = false;
-      job.defaults.pin_bits = 0;
-      job.defaults.abits = o->abits;
-      job.search_opts.wbits = job.defaults.wbits = b == 32 ? 8 : b;
-      job.qopts.progress = false;
-      QuantizeResult r = run_quantize(job);
-      if (layer_names.empty())
-        for (const auto& L : r.plan.layers) {
-          layer_names.push_back(L.name);
-          layer_ops.push_back(L.op);
+    nlohmann::json j;
+    const bool packed = o->model.size() > 4 && o->model.compare(o->model.size() - 4, 4, ".mxq") == 0;
+    if (packed) {
+      j = profile_packed(PackedProfileOptions{o->model, o->data, o->batch, o->runs}, mo);
+    } else {
+      LatencyTableOptions lo;
+      lo.model = o->model;
+      lo.calib = o->calib;
+      lo.abits = o->abits;
+      lo.runs = o->runs;
+      lo.rounds = o->rounds;
+      lo.bits.clear();
+      std::stringstream ss(o->bits);
+      for (std::string t; std::getline(ss, t, ',');) {
+        int b = 0;
+        try {
+          b = std::stoi(t);
+        } catch (...) {
+          b = -1;
         }
-      if (b == 32) {
-        r.qmodel.graph = r.prepared;
-        r.qmodel.weights.clear();
-        r.qmodel.activations.clear();
+        MIXQ_CHECK(b >= 2 && b <= 8, ErrorKind::kInvalidArgument, "--bits: '", t, "' is not a bit-width in 2-8");
+        lo.bits.push_back(b);
       }
-      rt::Model m(pack_quantized_model(r.qmodel), mo);
-      for (const auto& p : m.layer_paths()) integer[p.node][b] = p.int_path;
-      auto ds = open_dataset_for(m.packed(), "fmnist:test:1");
-      const auto x = to_runtime(ds->get(0, 1));
-      m.run(x);  // warm-up
-      std::map<std::string, std::vector<double>> samples;
-      std::vector<double> totals;
-      for (int round = 0; round < o->rounds; ++round) {
-        m.set_profile(true);
-        std::map<std::string, double> before;
-        for (const auto& [n, s] : m.profile()) before[n] += s;
-        for (int i = 0; i < o->runs; ++i) m.run(x);
-        m.set_profile(false);
-        std::map<std::string, double> now;
-        double sum = 0;
-        for (const auto& [n, s] : m.profile()) now[n] += s;
-        for (const auto& [n, s] : now) {
-          samples[n].push_back(1e3 * (s - before[n]) / o->runs);
-          sum += (s - before[n]);
-        }
-        totals.push_back(1e3 * sum / o->runs);
-      }
-      auto median = [](std::vector<double> v) {
-        std::sort(v.begin(), v.end());
-        return v.empty() ? 0.0 : v[v.size() / 2];
-      };
-      for (const auto& n : layer_names) ms[n][b] = median(samples[n]);
-      total[b] = median(totals);
+      j = latency_table(lo, mo);
     }
-    nlohmann::json layers = nlohmann::json::array();
-    for (size_t i = 0; i < layer_names.size(); ++i) {
-      nlohmann::json t = nlohmann::json::object(), in = nlohmann::json::object();
-      for (int b : configs) {
-        t[std::to_string(b)] = ms[layer_names[i]][b];
-        in[std::to_string(b)] = integer[layer_names[i]][b];
-      }
-      layers.push_back({{"name", layer_names[i]}, {"op", layer_ops[i]}, {"ms", t}, {"integer", in}});
-    }
-    nlohmann::json tot = nlohmann::json::object();
-    for (int b : configs) tot[std::to_string(b)] = total[b];
-    // Also a latency table for `quantize --budget-latency-ms T --latency-table FILE`.
-    nlohmann::json j = {{"mixq_latency_version", 1}, {"model", o->model}, {"isa", kernels::isa_name(mo.isa)}, {"threads", mo.threads},
-                        {"batch", 1}, {"runs", o->runs}, {"rounds", o->rounds}, {"abits", o->abits},
-                        {"bits", configs}, {"layers", layers}, {"total_ms", tot}};
     if (!o->out.empty()) write_file_atomic(o->out, j.dump(2) + "\n");
     if (o->g.json) {
       print_json(j);
       return 0;
     }
-    std::printf("%-48s %-6s", "layer (batch-1 ms)", "op");
-    for (int b : configs) std::printf(" %8s", b == 32 ? "fp32" : ("w" + std::to_string(b)).c_str());
-    std::printf("\n");
-    for (size_t i = 0; i < layer_names.size(); ++i) {
-      std::printf("%-48s %-6s", layer_names[i].substr(0, 48).c_str(), layer_ops[i].c_str());
-      for (int b : configs) std::printf(" %8.4f", ms[layer_names[i]][b]);
-      std::printf("\n");
-    }
-    std::printf("%-48s %-6s", "whole model (all nodes)", "");
-    for (int b : configs) std::printf(" %8.4f", total[b]);
-    std::printf("\n");
+    if (packed) print_packed_profile(j);
+    else print_latency_table(j);
     if (!o->out.empty()) std::printf("wrote %s\n", o->out.c_str());
     return 0;
   };

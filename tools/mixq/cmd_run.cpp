@@ -9,7 +9,7 @@
 #include "exec/evaluate.h"
 #include "eval_report.h"
 #include "mixq/error.h"
-#include "rt_data.h"
+#include "api/rt_data.h"
 
 namespace mixq::cli {
 

@@ -1,5 +1,5 @@
-// Glue between the CLI's datasets (libtorch tensors) and the libtorch-free runtime: the CLI owns
-// this conversion so src/runtime never sees at::Tensor.
+// Glue between mixq's datasets (libtorch tensors) and the libtorch-free runtime, for the front ends
+// (CLI, Python): the conversion lives here so src/runtime never sees at::Tensor.
 #pragma once
 
 #include <memory>
@@ -9,7 +9,7 @@
 #include "data/dataset.h"
 #include "runtime/runtime.h"
 
-namespace mixq::cli {
+namespace mixq {
 
 // Opens `spec` for a packed model: its declared inputs and the preprocessing in its metadata
 // (under the command line's overrides).
@@ -26,4 +26,4 @@ kernels::Isa parse_isa(const std::string& s);
 // machine (see BENCHMARKS.md).
 rt::ModelOptions runtime_options(const std::string& isa, int threads);
 
-}  // namespace mixq::cli
+}  // namespace mixq

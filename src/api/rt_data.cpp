@@ -1,4 +1,4 @@
-#include "rt_data.h"
+#include "api/rt_data.h"
 
 #include <ATen/ATen.h>
 
@@ -6,7 +6,7 @@
 
 #include "mixq/error.h"
 
-namespace mixq::cli {
+namespace mixq {
 
 std::unique_ptr<Dataset> open_dataset_for(const pack::PackedModel& m, const std::string& spec,
                                           const PreprocessOverride& pre) {
@@ -76,4 +76,4 @@ rt::ModelOptions runtime_options(const std::string& isa, int threads) {
   return mo;
 }
 
-}  // namespace mixq::cli
+}  // namespace mixq
