@@ -74,7 +74,8 @@ static inline float hsum(v16f v) {
 template <class V, class VI>
 static inline V vexp_nonpos(V x) {
   const V lo = V{} - 87.33654f;  // e^lo ~ FLT_MIN; below it the result is 0
-  const V c = x < lo ? lo : x;
+  const V cl = x < lo ? lo : x;
+  const V c = cl != cl ? V{} : cl;  // NaN: computed on 0 (no float-to-int conversion of NaN), passed below
   const V n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   V r = c - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -87,7 +88,7 @@ static inline V vexp_nonpos(V x) {
   p = p * r + 1.0f;
   const V s = reinterpret_cast<V>((__builtin_convertvector(n, VI) + 127) << 23);
   const V y = p * s;
-  return x < lo ? V{} : y;
+  return x != x ? x : (x < lo ? V{} : y);
 }
 
 }  // namespace mixq::kernels::vec_ext
