@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/erfc_fit.h"
 #include "kernels/gelu.h"
 #include "kernels/vec_ext.h"
 
@@ -16,16 +17,7 @@ static inline V gelu_block(V x, float inv_c) {
   const V u = x * inv_c;
   const V z = u < 0 ? -u : u;
   const V t = 1.0f / (z * 0.5f + 1.0f);
-  V p = V{} + 0.17087277f;
-  p = p * t - 0.82215223f;
-  p = p * t + 1.48851587f;
-  p = p * t - 1.13520398f;
-  p = p * t + 0.27886807f;
-  p = p * t - 0.18628806f;
-  p = p * t + 0.09678418f;
-  p = p * t + 0.37409196f;
-  p = p * t + 1.00002368f;
-  p = p * t - 1.26551223f;
+  const V p = erfc_fit_poly(t);
   // (the exponent is <= 3e-8 for every z: vexp_nonpos's range)
   const V e = 1.0f - t * vexp_nonpos<V, VI>(p - z * z);
   const V erf = u < 0 ? -e : e;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/erfc_fit.h"
 #include "kernels/vmath.h"
 
 namespace mixq::kernels {
@@ -43,16 +44,7 @@ inline float vexp1(float x) {
 inline float verf1(float x) {
   const float z = x < 0 ? -x : x;
   const float t = 1.0f / (1.0f + 0.5f * z);
-  float p = 0.17087277f;
-  p = p * t - 0.82215223f;
-  p = p * t + 1.48851587f;
-  p = p * t - 1.13520398f;
-  p = p * t + 0.27886807f;
-  p = p * t - 0.18628806f;
-  p = p * t + 0.09678418f;
-  p = p * t + 0.37409196f;
-  p = p * t + 1.00002368f;
-  p = p * t - 1.26551223f;
+  const float p = erfc_fit_poly(t);
   const float erfc = t * vexp1(-z * z + p);
   float e = 1.0f - erfc;
   // |x| < 0.5: 1 - erfc cancels; the Maclaurin series (to x^15, truncation < 1e-9) instead.
