@@ -1,155 +1,55 @@
 // mixq bench model.mxq: batch-1 latency (median of --runs) and batch-64 throughput of the runtime
-// on the first images of --data; with --onnx MODEL the libtorch executor runs the same images in
-// the same process, alternating with the runtime, so the two are measured side by side.
-#include <algorithm>
-#include <chrono>
+// on the first images of --data (api/bench.h); with --onnx MODEL the libtorch executor runs the same
+// images in the same process, so the two are measured side by side.
 #include <cstdio>
-#include <ctime>
-#include <map>
 
-#include <ATen/ATen.h>
-#include <ATen/Parallel.h>
-
-#include "common.h"
-#include "exec/executor.h"
-#include "exec/fold_constants.h"
+#include "api/bench.h"
 #include "api/rt_data.h"
+#include "common.h"
 
 namespace mixq::cli {
-
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-double cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-
-// Median wall time and median process CPU time (all threads) of `runs` calls. On a shared,
-// oversubscribed machine the wall time of a long call includes time spent descheduled; the CPU
-// time of a single-threaded run does not, so both are reported.
-struct Timing {
-  double wall = 0, cpu = 0;
-};
-
-template <typename F>
-Timing time_median(F f, int runs) {
-  f();  // warm-up
-  std::vector<double> t, c;
-  for (int i = 0; i < runs; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpu_seconds();
-    f();
-    c.push_back(cpu_seconds() - c0);
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return {median(t), median(c)};
-}
-
-}  // namespace
 
 RunFn setup_bench(CLI::App& sub) {
   struct Opts {
     GlobalOptions g;
-    std::string model, data = "fmnist:test:64", isa = "auto", onnx;
-    int runs = 200, runs64 = 20;
+    BenchOptions b;
+    std::string isa = "auto";
   };
   auto o = std::make_shared<Opts>();
-  sub.add_option("model", o->model, "Packed model (.mxq)")->required();
-  sub.add_option("-d,--data", o->data, "Images to run (the first 64 are used)")->capture_default_str();
-  sub.add_option("--runs", o->runs, "Timed batch-1 runs (median reported)")->capture_default_str();
-  sub.add_option("--runs64", o->runs64, "Timed batch-64 runs (median reported)")->capture_default_str();
+  sub.add_option("model", o->b.model, "Packed model (.mxq)")->required();
+  sub.add_option("-d,--data", o->b.data, "Images to run (the first 64 are used)")->capture_default_str();
+  sub.add_option("--runs", o->b.runs, "Timed batch-1 runs (median reported)")->capture_default_str();
+  sub.add_option("--runs64", o->b.runs64, "Timed batch-64 runs (median reported)")->capture_default_str();
   sub.add_option("--isa", o->isa, "Kernel path: auto, ref, avx2, avx512")->capture_default_str();
-  sub.add_option("--onnx", o->onnx, "Also time this ONNX model on the libtorch executor (same images, same run)");
+  sub.add_option("--onnx", o->b.onnx, "Also time this ONNX model on the libtorch executor (same images, same run)");
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
     const rt::ModelOptions mo = runtime_options(o->isa, o->g.threads);
-    rt::Model m = rt::Model::load(o->model, mo);
-    auto ds = open_dataset_for(m.packed(), o->data);
-    const int64_t nb = std::min<int64_t>(64, ds->size());
-    Batch b64 = ds->get(0, nb), b1 = ds->get(0, 1);
-    const auto x64 = to_runtime(b64), x1 = to_runtime(b1);
-    const Timing r1 = time_median([&] { m.run(x1); }, o->runs);
-    const Timing r64 = time_median([&] { m.run(x64); }, o->runs64);
-    const double rt1 = r1.wall, rt64 = r64.wall;
-    if (o->g.verbose) {  // where batch-1 time goes, per node (stderr)
-      m.set_profile(true);
-      for (int i = 0; i < o->runs; ++i) m.run(x1);
-      m.set_profile(false);
-      auto prof = m.profile();
-      std::sort(prof.begin(), prof.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-      for (size_t i = 0; i < std::min<size_t>(12, prof.size()); ++i)
-        std::fprintf(stderr, "  %-50s %8.4f ms\n", prof[i].first.c_str(), 1e3 * prof[i].second / o->runs);
-      // The same time by op kind (convolutions split by shape: where issue 18's work goes).
-      const pack::PackedModel& pm = m.packed();
-      std::map<std::string, std::vector<int64_t>> dims;
-      for (const auto& w : pm.weights) dims[w.tensor] = w.dims;
-      for (const auto& t : pm.tensors) dims[t.name] = t.dims;
-      std::map<std::string, std::pair<double, int>> by_kind;
-      double total = 0;
-      const auto per_node = m.profile();
-      for (size_t i = 0; i < per_node.size(); ++i) {
-        const pack::Node& n = pm.nodes[i];
-        std::string kind = n.op;
-        if (n.op == "Conv" && n.inputs.size() > 1 && dims.count(n.inputs[1]) && dims[n.inputs[1]].size() == 4) {
-          const auto& d = dims[n.inputs[1]];
-          const pack::Attr* g = n.attr("group");
-          kind = (g && g->i > 1 && d[1] == 1) ? "Conv depthwise" : (d[2] * d[3] == 1 ? "Conv 1x1" : "Conv kxk");
-        }
-        by_kind[kind].first += per_node[i].second;
-        by_kind[kind].second += 1;
-        total += per_node[i].second;
-      }
-      std::vector<std::pair<std::string, std::pair<double, int>>> kinds(by_kind.begin(), by_kind.end());
-      std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
-      std::fprintf(stderr, "  by op kind (batch 1, %.4f ms in nodes):\n", 1e3 * total / o->runs);
-      for (const auto& [k, v] : kinds)
-        std::fprintf(stderr, "  %-24s %3d nodes %8.4f ms %5.1f%%\n", k.c_str(), v.second, 1e3 * v.first / o->runs,
-                     total > 0 ? 100.0 * v.first / total : 0.0);
-    }
-    nlohmann::json j = {{"model", o->model}, {"isa", kernels::isa_name(m.isa())}, {"threads", mo.threads},
-                        {"batch1_ms", rt1 * 1e3}, {"batch64_images_per_second", double(nb) / rt64},
-                        {"batch64_ms", rt64 * 1e3}, {"batch", nb}, {"batch1_cpu_ms", r1.cpu * 1e3},
-                        {"batch64_cpu_ms", r64.cpu * 1e3},
-                        {"forms", {{"fused_activations", m.forms().fused_acts},
-                                   {"fused_adds", m.forms().fused_adds},
-                                   {"codes_outputs", m.forms().codes_outputs},
-                                   {"nhwc_outputs", m.forms().nhwc_outputs},
-                                   {"codes_and_nhwc_outputs", m.forms().dual_outputs},
-                                   {"layernorms", m.forms().layernorms},
-                                   {"gelus", m.forms().gelus},
-                                   {"attentions", m.forms().attentions},
-                                   {"bias_adds", m.forms().biases}}}};
-    if (!o->onnx.empty()) {
-      at::set_num_threads(mo.threads);
-      Executor ex(load_model(o->onnx));
-      at::InferenceMode guard;
-      const Timing e1 = time_median([&] { ex.run(b1.inputs); }, o->runs);
-      const Timing e64 = time_median([&] { ex.run(b64.inputs); }, o->runs64);
-      const double t1 = e1.wall, t64 = e64.wall;
-      j["executor"] = {{"model", o->onnx}, {"batch1_ms", t1 * 1e3}, {"batch64_images_per_second", double(nb) / t64},
-                       {"batch1_cpu_ms", e1.cpu * 1e3}, {"batch64_cpu_ms", e64.cpu * 1e3}};
-      j["batch1_cpu_speedup"] = e1.cpu / r1.cpu;
-      j["batch64_cpu_speedup"] = e64.cpu / r64.cpu;
-      j["batch1_speedup"] = t1 / rt1;
-      j["batch64_speedup"] = t64 / rt64;
+    o->b.node_profile = o->g.verbose;
+    nlohmann::json j = bench_packed(o->b, mo);
+    if (j.contains("nodes")) {  // where batch-1 time goes (stderr, --verbose)
+      for (size_t i = 0; i < std::min<size_t>(12, j["nodes"].size()); ++i)
+        std::fprintf(stderr, "  %-50s %8.4f ms\n", j["nodes"][i]["node"].get<std::string>().c_str(),
+                     j["nodes"][i]["ms"].get<double>());
+      std::fprintf(stderr, "  by op kind (batch 1, %.4f ms in nodes):\n", j["ms_in_nodes"].get<double>());
+      for (const auto& k : j["by_kind"])
+        std::fprintf(stderr, "  %-24s %3d nodes %8.4f ms %5.1f%%\n", k["kind"].get<std::string>().c_str(),
+                     k["nodes"].get<int>(), k["ms"].get<double>(), 100 * k["share"].get<double>());
+      for (const char* k : {"nodes", "by_kind", "ms_in_nodes"}) j.erase(k);
     }
     if (o->g.json) {
       print_json(j);
       return 0;
     }
+    const long long nb = j["batch"].get<long long>();
     std::printf("%s (%s, %d threads): batch 1 %.3f ms (cpu %.3f ms), batch %lld %.0f img/s (cpu %.3f ms)\n",
-                o->model.c_str(), kernels::isa_name(m.isa()), mo.threads, rt1 * 1e3, r1.cpu * 1e3, (long long)nb,
-                double(nb) / rt64, r64.cpu * 1e3);
+                o->b.model.c_str(), j["isa"].get<std::string>().c_str(), mo.threads, j["batch1_ms"].get<double>(),
+                j["batch1_cpu_ms"].get<double>(), nb, j["batch64_images_per_second"].get<double>(),
+                j["batch64_cpu_ms"].get<double>());
     if (j.contains("executor"))
       std::printf("%s on the libtorch executor: batch 1 %.3f ms, batch %lld %.0f img/s (runtime speedup %.2fx / %.2fx)\n",
-                  o->onnx.c_str(), j["executor"]["batch1_ms"].get<double>(), (long long)nb,
+                  o->b.onnx.c_str(), j["executor"]["batch1_ms"].get<double>(), nb,
                   j["executor"]["batch64_images_per_second"].get<double>(), j["batch1_speedup"].get<double>(),
                   j["batch64_speedup"].get<double>());
     return 0;
