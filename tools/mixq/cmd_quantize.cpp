@@ -4,6 +4,7 @@
 
 #include "api/quantize_job.h"
 #include "api/report_html.h"
+#include "api/write_packed.h"
 #include "common.h"
 #include "core/atomic_file.h"
 #include "core/interrupt.h"

@@ -17,8 +17,7 @@ namespace mixq::cli {
 
 // Options shared by quantize, pack and demo (cmd_quantize.cpp).
 void add_quant_options(CLI::App& sub, QuantizeJob& job);
-// Packs r.qmodel into `path` (.mxq, atomic) and returns the size report (cmd_pack.cpp).
-nlohmann::json write_packed(const QuantizeResult& r, const std::string& path);
+// The size report of api/write_packed.h on the terminal (cmd_pack.cpp).
 void print_pack_summary(const nlohmann::json& j);
 
 // --checkpoint, --resume, --no-resume (resume_options.cpp; part of add_quant_options).
