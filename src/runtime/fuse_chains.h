@@ -35,7 +35,9 @@ int fuse_gelus(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& op
 // Softmax(axis -1) -> MatMul(., V), both MatMuls of run-time tensors, becomes one op on
 // kernels::attention_f32 (no [.., lq, lk] score tensor; kernels/attention.h). Not the same bits as
 // the chain: the products are summed in another order and each row is scaled by 1/sum; within a few
-// ulp (tested). Shapes the kernel does not cover run the original ops, kept inside the fused one.
+// ulp (tested). Transposes feeding Q, K, V (read by nothing else) and a Transpose of the output that
+// swaps heads and rows are folded into the kernel's strides. Shapes the kernel does not cover run
+// the original ops (transposes included), kept inside the fused one.
 int fuse_attention(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
                    std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
                    std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
