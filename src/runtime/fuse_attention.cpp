@@ -29,6 +29,7 @@ class AttentionOp : public Op {
   Op* in_transpose[3] = {nullptr, nullptr, nullptr};
   std::vector<int64_t> perm[3];
   Op* out_transpose = nullptr;  // perm swapping the two dims before the last
+  int64_t out_perm_rank = 0;    // its rank (3 or 4)
   std::unique_ptr<Op> owned;
   Tensor scale_const;
   bool const_first = false;  // the scale op reads (constant, scores)
@@ -146,9 +147,6 @@ class AttentionOp : public Op {
     mm2->run({&p[0], x[2]}, o, c);
     out_transpose->run({&o[0]}, out, c);
   }
-
- public:
-  int64_t out_perm_rank = 0;  // the folded output Transpose's rank (3 or 4)
 };
 
 // perm as a Transpose node states it, or empty when absent (reverse: not folded).
