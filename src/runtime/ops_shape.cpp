@@ -24,8 +24,10 @@ std::vector<int64_t> ints_of(const Op* op, const Tensor* t, const char* what) {
   return t->i;
 }
 
-Tensor with_shape(const Tensor& x, std::vector<int64_t> shape) {
-  Tensor y = x;
+// x with another shape (the same values, codes and layout): the buffers moved from the donor when x
+// dies here, so a Reshape / Flatten / Squeeze costs no copy of its input, else a copy.
+Tensor with_shape(const Tensor& x, std::vector<int64_t> shape, const RunCtx& ctx) {
+  Tensor y = ctx.donor ? std::move(*ctx.donor) : x;
   y.shape = std::move(shape);
   return y;
 }
@@ -33,7 +35,7 @@ Tensor with_shape(const Tensor& x, std::vector<int64_t> shape) {
 class ReshapeOp : public Op {
  public:
   int64_t allowzero = 0;
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     RT_CHECK(in.size() >= 2 && in[0], this, "needs data and shape");
     std::vector<int64_t> s = ints_of(this, in[1], "shape");
     const Tensor& x = *in[0];
@@ -58,20 +60,20 @@ class ReshapeOp : public Op {
     int64_t n = 1;
     for (int64_t d : s) n *= d;
     RT_CHECK(n == x.numel(), this, "cannot reshape ", shape_str(x.shape), " to ", shape_str(s));
-    out[0] = with_shape(x, s);
+    out[0] = with_shape(x, s, ctx);
   }
 };
 
 class FlattenOp : public Op {
  public:
   int64_t axis = 1;
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
     const int64_t r = x.rank(), a = axis < 0 ? axis + r : axis;
     RT_CHECK(a >= 0 && a <= r, this, "axis ", axis, " outside rank ", r);
     int64_t o = 1, i = 1;
     for (int64_t d = 0; d < r; ++d) (d < a ? o : i) *= x.shape[d];
-    out[0] = with_shape(x, {o, i});
+    out[0] = with_shape(x, {o, i}, ctx);
   }
 };
 
@@ -130,7 +132,7 @@ class UnsqueezeOp : public Op {
  public:
   bool squeeze = false;
   std::vector<int64_t> axes;  // attribute (opset < 13); else input 1
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
     std::vector<int64_t> ax = axes;
     if (in.size() > 1 && in[1]) ax = ints_of(this, in[1], "axes");
@@ -142,14 +144,14 @@ class UnsqueezeOp : public Op {
       for (int64_t a : ax) drop[norm_axis(this, a, rk)] = true;
       for (int64_t d = 0; d < rk; ++d)
         if (!(ax.empty() ? s[d] == 1 : drop[d])) r.push_back(s[d]);
-      out[0] = with_shape(x, r);
+      out[0] = with_shape(x, r, ctx);
     } else {
       const int64_t rk = x.rank() + static_cast<int64_t>(ax.size());
       std::vector<int64_t> na;
       for (int64_t a : ax) na.push_back(norm_axis(this, a, rk));
       std::sort(na.begin(), na.end());
       for (int64_t a : na) s.insert(s.begin() + a, 1);
-      out[0] = with_shape(x, s);
+      out[0] = with_shape(x, s, ctx);
     }
   }
 };
