@@ -6,6 +6,7 @@
 #                               models/zoo/make_zoo.py and tests/fixtures/make_wild.py (PyTorch and
 #                               torchvision are always installed: the zoo tests rebuild the 224x224
 #                               torchvision members with them)
+#   scripts/setup.sh --deps-only  install only (scripts/test.sh --sanitize builds build-asan/ itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,7 @@ if (( ${#missing[@]} )); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if [[ "${1:-}" == "--deps-only" ]]; then exit 0; fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
 echo "setup: built build/mixq" >&2

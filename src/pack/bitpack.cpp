@@ -6,6 +6,7 @@ namespace mixq::pack {
 
 void pack_bits(const uint16_t* codes, int64_t n, int bits, uint8_t* dst) {
   const size_t nbytes = packed_bytes(n, bits);
+  if (n == 0) return;  // dst may be null then (an empty vector's data()); memset(nullptr, ...) is UB
   std::memset(dst, 0, nbytes);
   if (bits == 8) {
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<uint8_t>(codes[i]);

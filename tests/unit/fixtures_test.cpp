@@ -55,7 +55,10 @@ INSTANTIATE_TEST_SUITE_P(Bundled, Fixture,
                          });
 
 TEST(Fixtures, ModelsAreSmallAndCarryPreprocessing) {
-  for (const auto& [name, m] : fixtures().at("models").items()) {
+  // Not `fixtures().at("models").items()` in the loop header: the temporary would die before
+  // the loop runs (heap-use-after-free, found by scripts/test.sh --sanitize).
+  const nlohmann::json all = fixtures();
+  for (const auto& [name, m] : all.at("models").items()) {
     std::string path = models_dir() + "/" + m.at("file").get<std::string>();
     EXPECT_LT(std::filesystem::file_size(path), 5u << 20) << path;
     EXPECT_TRUE(m.contains("preprocessing")) << name;
