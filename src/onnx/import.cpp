@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -128,6 +131,66 @@ void check_structure(const Graph& g, const std::string& file) {
   MIXQ_CHECK(!g.outputs.empty(), ErrorKind::kInvalidModel, file, ": the graph has no outputs");
 }
 
+// libonnx 1.12's shape-inference functions trust ranks that only later ONNX releases check: a
+// ConvTranspose whose input is 2-D (a valid model as far as the checker goes) makes
+// convTransposeShapeInference read past the shape and crash the process (found by fuzzing;
+// ONNX >= 1.14 fails inference there instead). Shape inference runs on every import, so the
+// schemas it uses come through this registry: for the ops in kInferenceGuards it returns a copy of
+// the schema whose inference function first runs mixq's check (an onnx::InferenceError, which the
+// caller treats like any other inference failure) and then ONNX's own.
+using InferenceCheck = void (*)(onnx::InferenceContext&);
+
+void require_rank_at_least(onnx::InferenceContext& ctx, size_t input, int rank, const char* what) {
+  if (input >= ctx.getNumInputs()) return;
+  const onnx::TypeProto* t = ctx.getInputType(input);
+  if (t == nullptr || !t->has_tensor_type() || !t->tensor_type().has_shape()) return;
+  const int r = t->tensor_type().shape().dim_size();
+  if (r < rank)
+    fail_shape_inference(what, " must have at least ", rank, " dimensions (N x C x D1...Dn); got ", r);
+}
+
+void check_conv_transpose(onnx::InferenceContext& ctx) {
+  require_rank_at_least(ctx, 0, 3, "ConvTranspose input X");
+  require_rank_at_least(ctx, 1, 3, "ConvTranspose weight W");
+}
+
+struct InferenceGuard {
+  const char* op;  // default-domain op type
+  InferenceCheck check;
+};
+const InferenceGuard kInferenceGuards[] = {
+    {"ConvTranspose", check_conv_transpose},
+};
+
+class GuardedSchemaRegistry : public onnx::ISchemaRegistry {
+ public:
+  const onnx::OpSchema* GetSchema(const std::string& key, const int max_version,
+                                  const std::string& domain) const override {
+    const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(key, max_version, domain);
+    if (s == nullptr || !(domain.empty() || domain == "ai.onnx")) return s;
+    for (const auto& g : kInferenceGuards) {
+      if (key != g.op) continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& copy = guarded_[s];
+      if (!copy) {
+        copy = std::make_unique<onnx::OpSchema>(*s);
+        auto inner = s->GetTypeAndShapeInferenceFunction();
+        InferenceCheck check = g.check;
+        copy->TypeAndShapeInferenceFunction([check, inner](onnx::InferenceContext& ctx) {
+          check(ctx);
+          if (inner) inner(ctx);
+        });
+      }
+      return copy.get();
+    }
+    return s;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::map<const onnx::OpSchema*, std::unique_ptr<onnx::OpSchema>> guarded_;
+};
+
 // ONNX's shape inference (as ORT runs it at load) adds the types of intermediate values that the
 // file does not declare; symbolic dims stay symbolic (-1 with their name). Used for folding Shape
 // of statically shaped values and for messages. A model inference cannot handle is not an error
@@ -160,7 +223,8 @@ void infer_value_info(const onnx::ModelProto& model, Graph& g) {
     for (auto d : init.dims()) shape->add_dim()->set_dim_value(d);
   }
   try {
-    onnx::shape_inference::InferShapes(copy);
+    static GuardedSchemaRegistry registry;
+    onnx::shape_inference::InferShapes(copy, &registry);
   } catch (const std::exception& e) {
     log::verbose(g.source_path + ": ONNX shape inference stopped (" +
                  std::string(e.what()).substr(0, 200) + "); shapes come from running the model");
@@ -227,7 +291,6 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
     g.outputs.push_back(value_info_from_proto(out));
   }
   for (const auto& vi : gp.value_info()) g.value_info[vi.name()] = value_info_from_proto(vi);
-  if (opts.infer_shapes && opset <= kMaxCheckedOpset) infer_value_info(model, g);
 
   std::set<std::string> names;
   g.nodes.reserve(gp.node_size());
@@ -276,6 +339,9 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
                                  "onnx.checker.check_model('model.onnx')\"` shows the same)"));
     }
   }
+  // Shape inference last: it runs libonnx's per-op functions on the model, which should see only
+  // what mixq's checks and the checker accepted.
+  if (opts.infer_shapes && schemas_known) infer_value_info(model, g);
 
   return g;
 }
