@@ -131,27 +131,46 @@ void check_structure(const Graph& g, const std::string& file) {
   MIXQ_CHECK(!g.outputs.empty(), ErrorKind::kInvalidModel, file, ": the graph has no outputs");
 }
 
-// libonnx 1.12's shape-inference functions trust ranks that only later ONNX releases check: a
-// ConvTranspose whose input is 2-D (a valid model as far as the checker goes) makes
-// convTransposeShapeInference read past the shape and crash the process (found by fuzzing;
-// ONNX >= 1.14 fails inference there instead). Shape inference runs on every import, so the
-// schemas it uses come through this registry: for the ops in kInferenceGuards it returns a copy of
-// the schema whose inference function first runs mixq's check (an onnx::InferenceError, which the
-// caller treats like any other inference failure) and then ONNX's own.
+// libonnx 1.12's shape-inference functions trust ranks and attribute lengths that only later ONNX
+// releases check: a ConvTranspose or QLinearConv whose input is 2-D, or whose weight has another
+// rank than its input (a valid model as far as the checker goes), makes convTransposeShapeInference
+// / convPoolShapeInference index past a vector and crash the process (found by fuzzing). Shape
+// inference runs on every import, so the schemas it uses come through this registry: for the ops
+// in kInferenceGuards it returns a copy of the schema whose inference function first runs mixq's
+// check, then ONNX's own. A failed check is an onnx::InferenceError: like any inference failure it
+// only leaves that node's output shapes to be found when the model runs (the model is not refused
+// here; the executor reports what it cannot run).
 using InferenceCheck = void (*)(onnx::InferenceContext&);
 
-void require_rank_at_least(onnx::InferenceContext& ctx, size_t input, int rank, const char* what) {
-  if (input >= ctx.getNumInputs()) return;
-  const onnx::TypeProto* t = ctx.getInputType(input);
-  if (t == nullptr || !t->has_tensor_type() || !t->tensor_type().has_shape()) return;
-  const int r = t->tensor_type().shape().dim_size();
-  if (r < rank)
-    fail_shape_inference(what, " must have at least ", rank, " dimensions (N x C x D1...Dn); got ", r);
+// Rank of input `i` when its shape is known, else -1.
+int known_rank(onnx::InferenceContext& ctx, size_t i) {
+  if (i >= ctx.getNumInputs()) return -1;
+  const onnx::TypeProto* t = ctx.getInputType(i);
+  if (t == nullptr || !t->has_tensor_type() || !t->tensor_type().has_shape()) return -1;
+  return t->tensor_type().shape().dim_size();
 }
 
-void check_conv_transpose(onnx::InferenceContext& ctx) {
-  require_rank_at_least(ctx, 0, 3, "ConvTranspose input X");
-  require_rank_at_least(ctx, 1, 3, "ConvTranspose weight W");
+void check_attr_length(onnx::InferenceContext& ctx, const char* name, int expected) {
+  const onnx::AttributeProto* a = ctx.getAttribute(name);
+  if (a != nullptr && a->ints_size() != expected)
+    fail_shape_inference("attribute ", name, " has ", a->ints_size(), " values; the input's spatial rank needs ",
+                         expected);
+}
+
+// Convolutions and pools: the input is N x C x D1..Dn (n >= 1), a weight (when the op has one) has
+// the input's rank, and every per-axis attribute has one value per spatial axis (pads: two).
+void check_conv_pool(onnx::InferenceContext& ctx, int weight_input) {
+  const int r = known_rank(ctx, 0);
+  if (r < 0) return;
+  if (r < 3) fail_shape_inference("the input must have at least 3 dimensions (N x C x D1...Dn); got ", r);
+  const int spatial = r - 2;
+  if (weight_input >= 0) {
+    const int w = known_rank(ctx, static_cast<size_t>(weight_input));
+    if (w >= 0 && w != r) fail_shape_inference("the weight has rank ", w, " but the input has rank ", r);
+  }
+  for (const char* a : {"kernel_shape", "strides", "dilations", "output_padding", "output_shape"})
+    check_attr_length(ctx, a, spatial);
+  check_attr_length(ctx, "pads", 2 * spatial);
 }
 
 struct InferenceGuard {
@@ -159,7 +178,13 @@ struct InferenceGuard {
   InferenceCheck check;
 };
 const InferenceGuard kInferenceGuards[] = {
-    {"ConvTranspose", check_conv_transpose},
+    {"Conv", [](onnx::InferenceContext& c) { check_conv_pool(c, 1); }},
+    {"ConvInteger", [](onnx::InferenceContext& c) { check_conv_pool(c, 1); }},
+    {"ConvTranspose", [](onnx::InferenceContext& c) { check_conv_pool(c, 1); }},
+    {"QLinearConv", [](onnx::InferenceContext& c) { check_conv_pool(c, 3); }},
+    {"MaxPool", [](onnx::InferenceContext& c) { check_conv_pool(c, -1); }},
+    {"AveragePool", [](onnx::InferenceContext& c) { check_conv_pool(c, -1); }},
+    {"LpPool", [](onnx::InferenceContext& c) { check_conv_pool(c, -1); }},
 };
 
 class GuardedSchemaRegistry : public onnx::ISchemaRegistry {

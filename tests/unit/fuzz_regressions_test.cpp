@@ -6,6 +6,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -54,6 +55,7 @@ void expect_clean(const fs::path& input, F&& f) {
   } catch (const Error& e) {
     EXPECT_NE(e.kind(), ErrorKind::kInternal) << e.what();
     EXPECT_FALSE(std::string(e.what()).empty());
+    std::printf("  %s: %s\n", input.filename().c_str(), e.what());  // the message a user would see
   } catch (const std::exception& e) {
     ADD_FAILURE() << "not a mixq::Error: " << e.what();
   }
