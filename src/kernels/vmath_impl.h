@@ -11,7 +11,9 @@ namespace mixq::kernels {
 inline float vexp1(float x) {
   const float hi = 88.72283f, lo = -87.33654f;  // e^hi ~ FLT_MAX, e^lo ~ FLT_MIN (normal)
   const bool nan = x != x;
-  float c = x < lo ? lo : (x > hi ? hi : x);
+  // NaN goes through the arithmetic as 0 (the result is x anyway, selected below): converting a NaN
+  // n to int32 is undefined behaviour (UBSan, fuzzing a .mxq with NaN weights into a Softmax).
+  float c = nan ? 0.0f : (x < lo ? lo : (x > hi ? hi : x));
   // n = nearest integer to x / ln2 (magic-number rounding; |c / ln2| < 2^22).
   const float t = c * 1.44269504088896341f;
   const float n = (t + 12582912.0f) - 12582912.0f;

@@ -170,6 +170,11 @@ void check_conv_pool(onnx::InferenceContext& ctx, int weight_input) {
   }
   for (const char* a : {"kernel_shape", "strides", "dilations", "output_padding", "output_shape"})
     check_attr_length(ctx, a, spatial);
+  // ONNX divides by these (a stride of 0 was a SIGFPE in convPoolShapeInference).
+  for (const char* a : {"strides", "dilations"})
+    if (const onnx::AttributeProto* p = ctx.getAttribute(a))
+      for (int64_t v : p->ints())
+        if (v < 1) fail_shape_inference("attribute ", a, " has value ", v, "; every value must be >= 1");
   check_attr_length(ctx, "pads", 2 * spatial);
 }
 
