@@ -14,6 +14,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGETS="onnx_import external_data npy tensor_pb plan_json sens_table hw_spec mxq runtime"
 if [[ "${1:-}" == "list" ]]; then echo "$TARGETS"; exit 0; fi
+# Totals per target over every run in runs.tsv (the numbers of docs/reliability.md's table): CPU
+# seconds and executions summed, the latest corpus size and coverage, runs that ended in a finding.
+if [[ "${1:-}" == "summary" ]]; then
+  printf "%-14s %8s %12s %6s %6s %6s %5s %9s\n" target cpu_s execs files cov ft runs findings
+  awk -F'\t' 'NR > 1 { cpu[$1] += $4; ex[$1] += $5; files[$1] = $6; cov[$1] = $7; ft[$1] = $8; runs[$1]++;
+                        if ($9 != "ok") bad[$1]++ }
+               END { for (t in cpu) printf "%-14s %8d %12d %6d %6d %6d %5d %9d\n", t, cpu[t], ex[t], files[t], cov[t], ft[t], runs[t], bad[t] }' \
+    bench/results/fuzz/runs.tsv | sort
+  exit 0
+fi
 if [[ $# -lt 2 ]]; then echo "usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer flags] (targets: $TARGETS)" >&2; exit 2; fi
 T=$1; SECS=$2; shift 2
 [[ " $TARGETS " == *" $T "* ]] || { echo "fuzz.sh: unknown target '$T' (targets: $TARGETS)" >&2; exit 2; }

@@ -134,7 +134,8 @@ void check_structure(const Graph& g, const std::string& file) {
 // libonnx 1.12's shape-inference functions trust ranks and attribute lengths that only later ONNX
 // releases check: a ConvTranspose or QLinearConv whose input is 2-D, or whose weight has another
 // rank than its input (a valid model as far as the checker goes), makes convTransposeShapeInference
-// / convPoolShapeInference index past a vector and crash the process (found by fuzzing). Shape
+// / convPoolShapeInference index past a vector and crash the process, and a stride of 0 divides by
+// zero (SIGFPE) (all found by fuzzing). Shape
 // inference runs on every import, so the schemas it uses come through this registry: for the ops
 // in kInferenceGuards it returns a copy of the schema whose inference function first runs mixq's
 // check, then ONNX's own. A failed check is an onnx::InferenceError: like any inference failure it
