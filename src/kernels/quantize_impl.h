@@ -11,7 +11,9 @@ inline void quantize_u8_body(const float* __restrict x, int64_t n, float inv, fl
                              uint8_t* __restrict out) {
   for (int64_t i = 0; i < n; ++i) {
     float q = round_half_even(x[i] * inv) + zq;
-    q = q < lo ? lo : (q > hi ? hi : q);
+    // NaN -> lo (code 0, what the vector conversion gave it before): a NaN cast to int32 is
+    // undefined behaviour (UBSan, fuzzing .mxq files with NaN weights). Other values unchanged.
+    q = q >= lo ? (q > hi ? hi : q) : lo;
     out[i] = static_cast<uint8_t>(static_cast<int32_t>(q - lo));
   }
 }

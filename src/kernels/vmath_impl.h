@@ -12,8 +12,9 @@ namespace mixq::kernels {
 inline float vexp1(float x) {
   const float hi = 88.72283f, lo = -87.33654f;  // e^hi ~ FLT_MAX, e^lo ~ FLT_MIN (normal)
   const bool nan = x != x;
-  // NaN goes through the arithmetic as 0 (its result is replaced below): converting a NaN n to
-  // int32 and shifting the result would be undefined behaviour (UBSan, scripts/test.sh --sanitize).
+  // NaN goes through the arithmetic as 0 (the result is x anyway, selected below): converting a NaN
+  // n to int32 and shifting the result is undefined behaviour (UBSan: scripts/test.sh --sanitize,
+  // and fuzzing a .mxq with NaN weights into a Softmax).
   float c = nan ? 0.0f : (x < lo ? lo : (x > hi ? hi : x));
   // n = nearest integer to x / ln2 (magic-number rounding; |c / ln2| < 2^22).
   const float t = c * 1.44269504088896341f;

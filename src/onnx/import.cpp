@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -128,6 +131,97 @@ void check_structure(const Graph& g, const std::string& file) {
   MIXQ_CHECK(!g.outputs.empty(), ErrorKind::kInvalidModel, file, ": the graph has no outputs");
 }
 
+// libonnx 1.12's shape-inference functions trust ranks and attribute lengths that only later ONNX
+// releases check: a ConvTranspose or QLinearConv whose input is 2-D, or whose weight has another
+// rank than its input (a valid model as far as the checker goes), makes convTransposeShapeInference
+// / convPoolShapeInference index past a vector and crash the process, and a stride of 0 divides by
+// zero (SIGFPE) (all found by fuzzing). Shape
+// inference runs on every import, so the schemas it uses come through this registry: for the ops
+// in kInferenceGuards it returns a copy of the schema whose inference function first runs mixq's
+// check, then ONNX's own. A failed check is an onnx::InferenceError: like any inference failure it
+// only leaves that node's output shapes to be found when the model runs (the model is not refused
+// here; the executor reports what it cannot run).
+using InferenceCheck = void (*)(onnx::InferenceContext&);
+
+// Rank of input `i` when its shape is known, else -1.
+int known_rank(onnx::InferenceContext& ctx, size_t i) {
+  if (i >= ctx.getNumInputs()) return -1;
+  const onnx::TypeProto* t = ctx.getInputType(i);
+  if (t == nullptr || !t->has_tensor_type() || !t->tensor_type().has_shape()) return -1;
+  return t->tensor_type().shape().dim_size();
+}
+
+void check_attr_length(onnx::InferenceContext& ctx, const char* name, int expected) {
+  const onnx::AttributeProto* a = ctx.getAttribute(name);
+  if (a != nullptr && a->ints_size() != expected)
+    fail_shape_inference("attribute ", name, " has ", a->ints_size(), " values; the input's spatial rank needs ",
+                         expected);
+}
+
+// Convolutions and pools: the input is N x C x D1..Dn (n >= 1), a weight (when the op has one) has
+// the input's rank, and every per-axis attribute has one value per spatial axis (pads: two).
+void check_conv_pool(onnx::InferenceContext& ctx, int weight_input) {
+  const int r = known_rank(ctx, 0);
+  if (r < 0) return;
+  if (r < 3) fail_shape_inference("the input must have at least 3 dimensions (N x C x D1...Dn); got ", r);
+  const int spatial = r - 2;
+  if (weight_input >= 0) {
+    const int w = known_rank(ctx, static_cast<size_t>(weight_input));
+    if (w >= 0 && w != r) fail_shape_inference("the weight has rank ", w, " but the input has rank ", r);
+  }
+  for (const char* a : {"kernel_shape", "strides", "dilations", "output_padding", "output_shape"})
+    check_attr_length(ctx, a, spatial);
+  // ONNX divides by these (a stride of 0 was a SIGFPE in convPoolShapeInference).
+  for (const char* a : {"strides", "dilations"})
+    if (const onnx::AttributeProto* p = ctx.getAttribute(a))
+      for (int64_t v : p->ints())
+        if (v < 1) fail_shape_inference("attribute ", a, " has value ", v, "; every value must be >= 1");
+  check_attr_length(ctx, "pads", 2 * spatial);
+}
+
+struct InferenceGuard {
+  const char* op;  // default-domain op type
+  InferenceCheck check;
+};
+const InferenceGuard kInferenceGuards[] = {
+    {"Conv", [](onnx::InferenceContext& c) { check_conv_pool(c, 1); }},
+    {"ConvInteger", [](onnx::InferenceContext& c) { check_conv_pool(c, 1); }},
+    {"ConvTranspose", [](onnx::InferenceContext& c) { check_conv_pool(c, 1); }},
+    {"QLinearConv", [](onnx::InferenceContext& c) { check_conv_pool(c, 3); }},
+    {"MaxPool", [](onnx::InferenceContext& c) { check_conv_pool(c, -1); }},
+    {"AveragePool", [](onnx::InferenceContext& c) { check_conv_pool(c, -1); }},
+    {"LpPool", [](onnx::InferenceContext& c) { check_conv_pool(c, -1); }},
+};
+
+class GuardedSchemaRegistry : public onnx::ISchemaRegistry {
+ public:
+  const onnx::OpSchema* GetSchema(const std::string& key, const int max_version,
+                                  const std::string& domain) const override {
+    const onnx::OpSchema* s = onnx::OpSchemaRegistry::Schema(key, max_version, domain);
+    if (s == nullptr || !(domain.empty() || domain == "ai.onnx")) return s;
+    for (const auto& g : kInferenceGuards) {
+      if (key != g.op) continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      auto& copy = guarded_[s];
+      if (!copy) {
+        copy = std::make_unique<onnx::OpSchema>(*s);
+        auto inner = s->GetTypeAndShapeInferenceFunction();
+        InferenceCheck check = g.check;
+        copy->TypeAndShapeInferenceFunction([check, inner](onnx::InferenceContext& ctx) {
+          check(ctx);
+          if (inner) inner(ctx);
+        });
+      }
+      return copy.get();
+    }
+    return s;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::map<const onnx::OpSchema*, std::unique_ptr<onnx::OpSchema>> guarded_;
+};
+
 // ONNX's shape inference (as ORT runs it at load) adds the types of intermediate values that the
 // file does not declare; symbolic dims stay symbolic (-1 with their name). Used for folding Shape
 // of statically shaped values and for messages. A model inference cannot handle is not an error
@@ -160,7 +254,8 @@ void infer_value_info(const onnx::ModelProto& model, Graph& g) {
     for (auto d : init.dims()) shape->add_dim()->set_dim_value(d);
   }
   try {
-    onnx::shape_inference::InferShapes(copy);
+    static GuardedSchemaRegistry registry;
+    onnx::shape_inference::InferShapes(copy, &registry);
   } catch (const std::exception& e) {
     log::verbose(g.source_path + ": ONNX shape inference stopped (" +
                  std::string(e.what()).substr(0, 200) + "); shapes come from running the model");
@@ -227,7 +322,6 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
     g.outputs.push_back(value_info_from_proto(out));
   }
   for (const auto& vi : gp.value_info()) g.value_info[vi.name()] = value_info_from_proto(vi);
-  if (opts.infer_shapes && opset <= kMaxCheckedOpset) infer_value_info(model, g);
 
   std::set<std::string> names;
   g.nodes.reserve(gp.node_size());
@@ -276,6 +370,9 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
                                  "onnx.checker.check_model('model.onnx')\"` shows the same)"));
     }
   }
+  // Shape inference last: it runs libonnx's per-op functions on the model, which should see only
+  // what mixq's checks and the checker accepted.
+  if (opts.infer_shapes && schemas_known) infer_value_info(model, g);
 
   return g;
 }

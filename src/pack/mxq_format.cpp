@@ -28,8 +28,11 @@ int64_t checked_numel(const std::vector<int64_t>& dims, const std::string& where
   int64_t n = 1;
   for (int64_t d : dims) {
     MIXQ_CHECK(d >= 0 && d <= kMaxElems, ErrorKind::kInvalidModel, where, ": ", what, " has dimension ", d);
+    // Checked before multiplying: two dims under the bound can still overflow int64 (fuzzing
+    // found 2^32 x (2^32 - 6)).
+    MIXQ_CHECK(d == 0 || n <= kMaxElems / d, ErrorKind::kInvalidModel, where, ": ", what,
+               " has too many elements (more than ", kMaxElems, ")");
     n *= d;
-    MIXQ_CHECK(n <= kMaxElems, ErrorKind::kInvalidModel, where, ": ", what, " has too many elements");
   }
   return n;
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/json_int.h"
 #include "core/atomic_file.h"
 #include "mixq/error.h"
 
@@ -288,7 +289,7 @@ QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& tmpl, const s
   try {
     if (!j.is_object()) fail("a plan is a JSON object");
     if (!j.contains("mixq_plan_version")) fail("missing 'mixq_plan_version' (is this a mixq plan?)");
-    int version = j.at("mixq_plan_version").get<int>();
+    int version = json_int<int>(j.at("mixq_plan_version"), "mixq_plan_version");
     if (version != QuantPlan::kVersion)
       fail("plan version " + std::to_string(version) + " is not supported (this mixq reads version " +
            std::to_string(QuantPlan::kVersion) + ")");
@@ -307,23 +308,23 @@ QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& tmpl, const s
       if (!seen.insert(name).second) fail("layer '" + name + "' appears twice");
       LayerPlan& L = *it;
       const auto& wq = jl.at("weight_quant");
-      L.weight_scheme.bits = wq.at("bits").get<int>();
+      L.weight_scheme.bits = json_int<int>(wq.at("bits"), "weight_quant.bits");
       L.weight_scheme.symmetric = wq.value("symmetric", L.weight_scheme.symmetric);
       if (wq.contains("granularity")) L.weight_scheme.granularity = parse_granularity(wq.at("granularity").get<std::string>());
-      L.weight_scheme.axis = wq.value("axis", L.weight_scheme.axis);
-      L.weight_scheme.group_size = wq.value("group_size", L.weight_scheme.group_size);
+      L.weight_scheme.axis = json_int_or(wq, "axis", L.weight_scheme.axis);
+      L.weight_scheme.group_size = json_int_or(wq, "group_size", L.weight_scheme.group_size);
       if (wq.contains("rounding")) L.weight_scheme.rounding = parse_rounding(wq.at("rounding").get<std::string>());
       if (wq.contains("range")) L.weight_range = parse_range_method(wq.at("range").get<std::string>());
       L.embed = parse_embed_scheme(wq.value("embed_scheme", std::string("none")));
-      L.channel_bits = wq.value("channel_bits", std::vector<int>{});
+      L.channel_bits = wq.contains("channel_bits") ? json_ints(wq.at("channel_bits"), "channel_bits") : std::vector<int>{};
       // What a multipoint run added (cost accounting only: the next run's method decides again).
-      L.extra_points = wq.value("extra_points", int64_t(0));
-      L.extra_params = wq.value("extra_params", int64_t(0));
+      L.extra_points = json_int_or(wq, "extra_points", int64_t(0));
+      L.extra_params = json_int_or(wq, "extra_params", int64_t(0));
       if (L.extra_points < 0 || L.extra_params < 0) fail("layer '" + name + "': extra_points/extra_params must be >= 0");
       L.pinned = jl.value("pinned", L.pinned);
       if (jl.contains("input_quant") && !jl.at("input_quant").is_null() && L.quantize_input) {
         const auto& aq = jl.at("input_quant");
-        L.input_scheme.bits = aq.at("bits").get<int>();
+        L.input_scheme.bits = json_int<int>(aq.at("bits"), "input_quant.bits");
         L.input_scheme.symmetric = aq.value("symmetric", L.input_scheme.symmetric);
         if (aq.contains("range")) L.input_range = parse_range_method(aq.at("range").get<std::string>());
         L.input_sparq = parse_act_scheme(aq.value("act_scheme", std::string("uniform")));

@@ -44,6 +44,23 @@ std::vector<int64_t> BuildCtx::ints_attr(const std::string& k, std::vector<int64
   return a->ints;
 }
 
+void check_window_2d(const BuildCtx& c, const std::vector<int64_t>& kernel, const std::vector<int64_t>& strides,
+                     const std::vector<int64_t>& dilations, const std::vector<int64_t>& pads) {
+  constexpr int64_t kMaxWindow = int64_t(1) << 24;
+  MIXQ_CHECK(kernel.size() == 2 && strides.size() == 2 && dilations.size() == 2 && pads.size() == 4,
+             ErrorKind::kInvalidModel, c.desc, ": kernel_shape/strides/dilations/pads do not match a 2-D window");
+  for (int d = 0; d < 2; ++d) {
+    for (auto [name, v] : {std::pair{"kernel", kernel[d]}, {"stride", strides[d]}, {"dilation", dilations[d]}})
+      MIXQ_CHECK(v >= 1 && v <= kMaxWindow, ErrorKind::kInvalidModel, c.desc, ": ", name, " ", v,
+                 " is outside [1, ", kMaxWindow, "] (corrupt file?)");
+    const int64_t extent = dilations[d] * (kernel[d] - 1) + 1;
+    for (int64_t p : {pads[d], pads[d + 2]})
+      MIXQ_CHECK(p >= 0 && p < extent, ErrorKind::kInvalidModel, c.desc, ": pads ", shape_str(pads),
+                 " must be >= 0 and smaller than the (dilated) kernel extent ", extent,
+                 " on each side (a larger pad sees only padding; re-export the model)");
+  }
+}
+
 const pack::Tensor* BuildCtx::const_input(size_t idx) const {
   if (idx >= node.inputs.size() || node.inputs[idx].empty()) return nullptr;
   auto it = consts.find(node.inputs[idx]);

@@ -32,6 +32,14 @@ struct BuildCtx {
   const pack::Tensor* const_input(size_t idx) const;
 };
 
+// Checks a 2-D sliding window's attributes at load (Conv, MaxPool, AveragePool): kernel, strides
+// and dilations in [1, 2^24] (their products cannot overflow), pads in [0, dilated kernel extent).
+// A pad that large sees only padding: ONNX Runtime refuses it for pooling, and in a .mxq it is a
+// corrupt or hostile file (fuzzing: pads of 134217729 on a 6x6 input made one Conv ask for 12.9 GB).
+// `kernel` is {kh, kw}; the others have 2 values, pads 4 (top, left, bottom, right).
+void check_window_2d(const BuildCtx& c, const std::vector<int64_t>& kernel, const std::vector<int64_t>& strides,
+                     const std::vector<int64_t>& dilations, const std::vector<int64_t>& pads);
+
 class BufferPool;
 
 struct RunCtx {

@@ -695,6 +695,7 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
   MIXQ_CHECK(st.size() == 2 && di.size() == 2 && pads.size() == 4 && op->G >= 1 && op->O % op->G == 0 &&
                  st[0] > 0 && st[1] > 0 && di[0] > 0 && di[1] > 0,
              ErrorKind::kInvalidModel, c.desc, ": bad strides/dilations/pads/group");
+  check_window_2d(c, {op->kh, op->kw}, st, di, pads);
   op->sh = st[0]; op->sw = st[1]; op->dh = di[0]; op->dw = di[1];
   op->pt = pads[0]; op->pl = pads[1]; op->pb = pads[2]; op->pr = pads[3];
   const std::vector<float> bias = bias_of(c, 2, op->O);

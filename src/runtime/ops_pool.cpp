@@ -144,6 +144,7 @@ std::unique_ptr<Op> make_pool(const BuildCtx& c) {
              pads = c.ints_attr("pads", {0, 0, 0, 0});
   MIXQ_CHECK(st.size() == 2 && di.size() == 2 && pads.size() == 4, ErrorKind::kInvalidModel, c.desc,
              ": strides/dilations/pads do not match a 2-D kernel");
+  check_window_2d(c, k, st, di, pads);
   MIXQ_CHECK(c.int_attr("storage_order", 0) == 0, ErrorKind::kUnsupported, c.desc, ": storage_order=1");
   MIXQ_CHECK(kMax || (di[0] == 1 && di[1] == 1), ErrorKind::kUnsupported, c.desc, ": dilated AveragePool");
   MIXQ_CHECK(c.node.outputs.size() < 2 || c.node.outputs[1].empty(), ErrorKind::kUnsupported, c.desc,

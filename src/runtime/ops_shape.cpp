@@ -50,7 +50,10 @@ class ReshapeOp : public Op {
         infer = static_cast<int64_t>(i);
       } else {
         RT_CHECK(s[i] >= 0, this, "shape ", shape_str(s), " has a negative dim");
-        known *= s[i];
+        // The shape comes from the file (or a computed value): its product can overflow int64
+        // (found by fuzzing), and then no reshape matches anyway.
+        RT_CHECK(!__builtin_mul_overflow(known, s[i], &known), this, "shape ", shape_str(s),
+                 " has more elements than int64 can count");
       }
     }
     if (infer >= 0) {

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <set>
 
+#include "core/json_int.h"
 #include "mixq/error.h"
 
 namespace mixq {
@@ -56,7 +57,7 @@ HwSpec hw_spec_from_json(const nlohmann::json& j, const std::string& where) {
   try {
     MIXQ_CHECK(j.is_object() && j.contains("mixq_hw_version"), ErrorKind::kInvalidArgument, where,
                ": not a mixq hardware spec (no 'mixq_hw_version'); see docs/hwspec.md");
-    MIXQ_CHECK(j.at("mixq_hw_version").get<int>() == 1, ErrorKind::kInvalidArgument, where,
+    MIXQ_CHECK(json_int<int>(j.at("mixq_hw_version"), "mixq_hw_version") == 1, ErrorKind::kInvalidArgument, where,
                ": hardware spec version ", j.at("mixq_hw_version").dump(), " is not supported (this mixq reads 1)");
     hw.name = j.value("name", where);
     MIXQ_CHECK(j.contains("ops") && j.at("ops").is_object() && !j.at("ops").empty(), ErrorKind::kInvalidArgument,
@@ -64,8 +65,8 @@ HwSpec hw_spec_from_json(const nlohmann::json& j, const std::string& where) {
     for (const auto& [op, r] : j.at("ops").items()) {
       current = "ops." + op;
       OpRule rule;
-      rule.weight_bits = r.at("weight_bits").get<std::vector<int>>();
-      rule.act_bits = r.at("act_bits").get<std::vector<int>>();
+      rule.weight_bits = json_ints(r.at("weight_bits"), "weight_bits");
+      rule.act_bits = json_ints(r.at("act_bits"), "act_bits");
       rule.granularity = r.value("granularity", std::vector<std::string>{});
       rule.symmetry = r.value("symmetry", std::vector<std::string>{});
       MIXQ_CHECK(!rule.weight_bits.empty() && !rule.act_bits.empty(), ErrorKind::kInvalidArgument, where, ": ",

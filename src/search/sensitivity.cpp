@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/json_int.h"
 #include "core/atomic_file.h"
 #include "mixq/error.h"
 
@@ -198,13 +199,13 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
   try {
     MIXQ_CHECK(j.is_object() && j.contains("mixq_sensitivity_version"), ErrorKind::kInvalidArgument, where,
                ": not a mixq sensitivity table (no 'mixq_sensitivity_version'); make one with `mixq pareto`");
-    int v = j.at("mixq_sensitivity_version").get<int>();
+    int v = json_int<int>(j.at("mixq_sensitivity_version"), "mixq_sensitivity_version");
     MIXQ_CHECK(v == 1 || v == SensitivityTable::kVersion, ErrorKind::kInvalidArgument, where, ": table version ", v,
                " is not supported (this mixq reads ", SensitivityTable::kVersion, "); recompute it");
     t.model = j.value("model", std::string());
     t.key = j.at("key");
-    t.ref_bits = j.at("ref_bits").get<int>();
-    t.samples = j.value("samples", int64_t(0));
+    t.ref_bits = json_int<int>(j.at("ref_bits"), "ref_bits");
+    t.samples = json_int_or(j, "samples", int64_t(0));
     t.float_top1 = j.at("float").at("top1").get<double>();
     t.float_loss = j.at("float").at("loss").get<double>();
     const auto& r = j.at("reference");
@@ -220,7 +221,7 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
     for (const auto& jl : j.at("layers")) {
       LayerSens l;
       l.name = current = jl.at("name").get<std::string>();
-      l.params = jl.at("params").get<int64_t>();
+      l.params = json_int<int64_t>(jl.at("params"), "params");
       const std::string what = "layer '" + l.name + "'";
       l.bits = entries_from_json(jl.at("bits"), where, what);
       if (jl.contains("groups"))
@@ -241,7 +242,7 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
         ActSens a;
         a.tensor = current = ja.at("tensor").get<std::string>();
         a.layers = ja.at("layers").get<std::vector<std::string>>();
-        a.ref_bits = ja.at("ref_bits").get<int>();
+        a.ref_bits = json_int<int>(ja.at("ref_bits"), "ref_bits");
         a.bits = entries_from_json(ja.at("bits"), where, "activation '" + a.tensor + "'");
         t.acts.push_back(std::move(a));
       }
