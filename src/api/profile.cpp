@@ -68,6 +68,7 @@ nlohmann::json latency_table(const LatencyTableOptions& o, const rt::ModelOption
   std::map<std::string, std::map<int, double>> ms;  // layer -> bits -> ms
   std::map<std::string, std::map<int, bool>> integer;
   std::map<int, double> total;
+  std::vector<rt::Tensor> x;
   for (int b : configs) {
     QuantizeJob job;
     job.model_path = o.model;
@@ -90,9 +91,11 @@ nlohmann::json latency_table(const LatencyTableOptions& o, const rt::ModelOption
     }
     rt::Model m(pack_quantized_model(r.qmodel), mo);
     for (const auto& p : m.layer_paths()) integer[p.node][b] = p.int_path;
-    auto ds = open_dataset_for(m.packed(), o.calib);  // (one sample of the calibration set: any model)
-    MIXQ_CHECK(ds->size() >= 1, ErrorKind::kInvalidData, o.calib, ": no samples");
-    const auto x = to_runtime(ds->get(0, 1));
+    if (x.empty()) {  // one sample of the calibration set (any model); every config has the same inputs
+      auto ds = open_dataset_for(m.packed(), o.calib);
+      MIXQ_CHECK(ds->size() >= 1, ErrorKind::kInvalidData, o.calib, ": no samples");
+      x = to_runtime(ds->get(0, 1));
+    }
     m.run(x);  // warm-up
     std::map<std::string, std::vector<double>> samples;
     std::vector<double> totals;
