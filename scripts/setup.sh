@@ -22,6 +22,8 @@ PKGS=(
   dataset-fashion-mnist libonnx-testdata      # data and ONNX's operator tests
   python3-torch python3-torchvision python3-numpy python3-pil  # the tests regenerate the 224x224
                                                                  # zoo models (models/zoo/make_zoo.py)
+  python3-dev pybind11-dev python3-pytest     # the Python module (python/) and its tests
+  chromium                                    # headless: the HTML report's rendering test
 )
 if [[ "${1:-}" == "--python" ]]; then PKGS+=(python3-onnx fonts-dejavu-core); fi
 

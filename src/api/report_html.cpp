@@ -243,19 +243,25 @@ std::string render_report_html(const nlohmann::json& r) {
   std::ostringstream h;
   h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << esc(title)
     << "</title><style>" << kStyle << "</style></head><body>\n<h1>" << esc(title) << "</h1>\n";
-  if (r.contains("summary")) h << "<h2>Summary</h2>\n" << kv_table(r["summary"]);
+  // One <section id=...> per part: linkable (report.html#bits), and what the rendering check
+  // (bench/report_screenshots.py) photographs one at a time.
+  auto section = [&h](const char* id, const char* heading, const std::string& body) {
+    h << "<section id=\"" << id << "\"><h2>" << heading << "</h2>\n" << body << "</section>\n";
+  };
+  if (r.contains("summary")) section("summary", "Summary", kv_table(r["summary"]));
   if (r.contains("front") && !r["front"].empty())
-    h << "<h2>Size vs predicted loss (the front)</h2>\n" << front_svg(r["front"], r.value("chosen", nlohmann::json()));
-  if (r.contains("layers") && !r["layers"].empty()) h << "<h2>Bits per layer</h2>\n" << bits_svg(r["layers"]);
+    section("front", "Size vs predicted loss (the front)", front_svg(r["front"], r.value("chosen", nlohmann::json())));
+  if (r.contains("layers") && !r["layers"].empty()) section("bits", "Bits per layer", bits_svg(r["layers"]));
   if (r.contains("sensitivity") && !r["sensitivity"]["layers"].empty())
-    h << "<h2>Sensitivity table</h2>\n" << heatmap(r["sensitivity"]);
+    section("sensitivity", "Sensitivity table", heatmap(r["sensitivity"]));
   if (r.contains("predicted_vs_measured")) {
     const auto& p = r["predicted_vs_measured"];
-    h << "<h2>Predicted vs measured</h2>\n<p>Calibration loss increase of the chosen plan: predicted (sum of "
-         "single-layer increases from the sensitivity table) <b>"
-      << num(get(p, "predicted_dl")) << "</b>, measured <b>" << num(get(p, "measured_dl")) << "</b>.</p>\n";
+    section("predicted", "Predicted vs measured",
+            "<p>Calibration loss increase of the chosen plan: predicted (sum of single-layer increases from the "
+            "sensitivity table) <b>" + num(get(p, "predicted_dl")) + "</b>, measured <b>" +
+                num(get(p, "measured_dl")) + "</b>.</p>\n");
   }
-  if (r.contains("settings")) h << "<h2>Settings</h2>\n" << kv_table(r["settings"]);
+  if (r.contains("settings")) section("settings", "Settings", kv_table(r["settings"]));
   h << "<div id=\"tip\"></div><script>" << kScript << "</script>\n</body></html>\n";
   return h.str();
 }

@@ -29,6 +29,27 @@ void install_interrupt_handler() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+struct ScopedInterruptHandler::Saved {
+  struct sigaction int_action, term_action;
+};
+
+ScopedInterruptHandler::ScopedInterruptHandler() : saved_(new Saved) {
+  g_signal.store(0);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART | SA_RESETHAND;  // as install_interrupt_handler
+  sigaction(SIGINT, &sa, &saved_->int_action);
+  sigaction(SIGTERM, &sa, &saved_->term_action);
+}
+
+ScopedInterruptHandler::~ScopedInterruptHandler() {
+  sigaction(SIGINT, &saved_->int_action, nullptr);
+  sigaction(SIGTERM, &saved_->term_action, nullptr);
+  g_signal.store(0);
+  delete saved_;
+}
+
 bool interrupted() { return g_signal.load() != 0; }
 int interrupt_signal() { return g_signal.load(); }
 

@@ -26,6 +26,21 @@ int interrupt_signal();            // the first signal received (0: none)
 // Throws Interrupted when a signal arrived: call at safe points only.
 void throw_if_interrupted();
 
+// For an embedding process (the Python module): handles SIGINT / SIGTERM as above while it lives,
+// then puts the previous handlers back (Python's own) and clears the flag, so the next job starts
+// clean. Install it on the main thread only (signals are delivered there in Python).
+class ScopedInterruptHandler {
+ public:
+  ScopedInterruptHandler();
+  ~ScopedInterruptHandler();
+  ScopedInterruptHandler(const ScopedInterruptHandler&) = delete;
+  ScopedInterruptHandler& operator=(const ScopedInterruptHandler&) = delete;
+
+ private:
+  struct Saved;
+  Saved* saved_;
+};
+
 // What the CLI prints on an interrupt, so the user knows where progress lives: the last resume
 // file a job saved ("" if none). Not thread-safe; set from the job's main thread.
 void set_resume_note(const std::string& note);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <mutex>
 
 #include "core/log.h"
 
@@ -20,12 +21,24 @@ std::string format_duration(double s) {
     std::snprintf(buf, sizeof buf, "%02lld:%02lld", (long long)(t / 60), (long long)(t % 60));
   return buf;
 }
+std::mutex g_sink_mu;
+std::shared_ptr<const ProgressSink> g_sink;
+
+std::shared_ptr<const ProgressSink> current_sink() {
+  std::lock_guard<std::mutex> lock(g_sink_mu);
+  return g_sink;
+}
 }  // namespace
+
+void set_progress_sink(ProgressSink sink) {
+  std::lock_guard<std::mutex> lock(g_sink_mu);
+  g_sink = sink ? std::make_shared<const ProgressSink>(std::move(sink)) : nullptr;
+}
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_),
-      enabled_(log::level() >= log::Level::kInfo && total > 0), tty_(isatty(STDERR_FILENO) != 0) {}
+      start_(std::chrono::steady_clock::now()), last_draw_(start_), sink_(current_sink()),
+      enabled_(total > 0 && (sink_ || log::level() >= log::Level::kInfo)), tty_(isatty(STDERR_FILENO) != 0) {}
 
 Progress::~Progress() { finish(); }
 
@@ -37,7 +50,7 @@ void Progress::advance(int64_t n) {
   done_ += n;
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
-  if (tty_) {
+  if (tty_ || sink_) {
     if (now - last_draw_ > std::chrono::milliseconds(100) || done_ >= total_) {
       last_draw_ = now;
       draw(false);
@@ -55,6 +68,10 @@ void Progress::set_postfix(const std::string& text) { postfix_ = text; }
 
 void Progress::draw(bool final) {
   double el = elapsed_seconds();
+  if (sink_) {
+    (*sink_)(ProgressEvent{label_, unit_, done_, total_, el, final});
+    return;
+  }
   double rate = el > 0 ? done_ / el : 0;
   double eta = rate > 0 ? (total_ - done_) / rate : -1;
   int pct = total_ > 0 ? static_cast<int>(100 * done_ / total_) : 100;

@@ -5,9 +5,23 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace mixq {
+
+// Where bars go instead of stderr when set (the Python module's callback or tqdm bar): called on
+// the job's thread at most ~10 times a second per bar, and once more with final = true.
+struct ProgressEvent {
+  const std::string& label;
+  const std::string& unit;
+  int64_t done, total;
+  double elapsed_seconds;
+  bool final;
+};
+using ProgressSink = std::function<void(const ProgressEvent&)>;
+void set_progress_sink(ProgressSink sink);  // an empty function: back to stderr
 
 class Progress {
  public:
@@ -29,6 +43,7 @@ class Progress {
   int64_t total_, done_ = 0;
   std::chrono::steady_clock::time_point start_, last_draw_;
   int last_decile_ = -1;
+  std::shared_ptr<const ProgressSink> sink_;  // the sink when this bar started (null: stderr)
   bool enabled_, tty_, finished_ = false;
 };
 

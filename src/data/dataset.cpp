@@ -244,6 +244,24 @@ std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n) {
   return std::make_unique<HeadDataset>(base, n <= 0 ? base.size() : n);
 }
 
+namespace {
+std::mutex g_memory_mu;
+std::map<std::string, std::map<std::string, at::Tensor>>& memory_arrays() {
+  static std::map<std::string, std::map<std::string, at::Tensor>> m;
+  return m;
+}
+}  // namespace
+
+void register_memory_arrays(const std::string& name, std::map<std::string, at::Tensor> arrays) {
+  std::lock_guard<std::mutex> lock(g_memory_mu);
+  memory_arrays()[name] = std::move(arrays);
+}
+
+void unregister_memory_arrays(const std::string& name) {
+  std::lock_guard<std::mutex> lock(g_memory_mu);
+  memory_arrays().erase(name);
+}
+
 std::unique_ptr<Dataset> memory_dataset(std::vector<at::Tensor> inputs, at::Tensor labels, std::string name) {
   return std::make_unique<TensorDataset>(std::move(inputs), std::move(labels), std::move(name));
 }
@@ -272,6 +290,17 @@ std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::vector
     MIXQ_CHECK(vi.dtype == DType::kFloat || vi.dtype == DType::kUndefined, ErrorKind::kInvalidData,
                "dataset '", spec, "' yields float images but model input '", vi.name, "' is ", vi.str());
     return ds;
+  }
+  if (spec.rfind("mem:", 0) == 0) {
+    std::map<std::string, at::Tensor> arrays;
+    {
+      std::lock_guard<std::mutex> lock(g_memory_mu);
+      auto it = memory_arrays().find(spec.substr(4));
+      MIXQ_CHECK(it != memory_arrays().end(), ErrorKind::kInvalidArgument, "dataset '", spec,
+                 "': no arrays registered under that name in this process");
+      arrays = it->second;
+    }
+    return from_named(std::move(arrays), model_inputs, spec, &pp);
   }
   std::error_code ec;
   MIXQ_CHECK(fs::exists(spec, ec), ErrorKind::kIO, "dataset '", spec,

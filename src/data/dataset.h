@@ -12,6 +12,8 @@
 //   DIR/                                the same names as DIR/<name>.npy files
 //   FILE.npy                            one array of inputs for a single-input model (no labels)
 //   FILE.pb | DIR with input_<i>.pb     ONNX TensorProto files, as in ONNX's test data (no labels)
+//   mem:NAME                            arrays registered in this process (register_memory_arrays:
+//                                       the Python module's NumPy data), read like an .npz of them
 // Float arrays from files are used as they are (already preprocessed); uint8 arrays feeding a
 // float input are preprocessed with Preprocess (raw images). Arrays must match the model's
 // declared input dtype and non-batch dimensions; mismatches are kInvalidData errors naming the
@@ -20,6 +22,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,6 +88,12 @@ std::unique_ptr<Dataset> open_dataset(const std::string& spec, const std::vector
 // Samples already in memory: one tensor per model input ([n, ...]) and optional int64 labels [n]
 // (undefined: none); `name` is what describe() reports.
 std::unique_ptr<Dataset> memory_dataset(std::vector<at::Tensor> inputs, at::Tensor labels, std::string name);
+
+// Registers arrays (named as in an .npz: model inputs or x, labels in y / labels) under the
+// dataset spec "mem:NAME" until unregistered; re-registering a name replaces its arrays. The
+// tensors are shared, not copied. Thread-safe.
+void register_memory_arrays(const std::string& name, std::map<std::string, at::Tensor> arrays);
+void unregister_memory_arrays(const std::string& name);
 
 // A view of the first n samples of `base` (n <= 0 or n > size: all of them); `base` must outlive it.
 std::unique_ptr<Dataset> head_dataset(const Dataset& base, int64_t n);

@@ -45,7 +45,7 @@ RunFn setup_pack(CLI::App& sub) {
   return [o, calib_opt]() {
     apply_global_options(o->g);
     QuantizeJob& job = o->job;
-    job.defaults.wbits = job.search_opts.wbits;
+    finish_quantize_options(job);
     job.qopts.progress = !o->g.quiet;
     MIXQ_CHECK(!same_file(o->out, job.model_path), ErrorKind::kInvalidArgument, "refusing to overwrite the input model '",
                job.model_path, "' with ", o->out);

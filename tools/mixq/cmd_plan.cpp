@@ -1,15 +1,11 @@
 // mixq plan --from-table T: solve a budget from a cached sensitivity table and write the
 // QuantPlan, without measuring or quantizing anything (the model is only loaded for its layer
 // shapes and sizes, and checked against the table's hash).
-#include <chrono>
 #include <cstdio>
 
-#include "api/allocate_step.h"
+#include "api/plan_job.h"
 #include "api/quantize_job.h"
 #include "common.h"
-#include "core/atomic_file.h"
-#include "core/log.h"
-#include "mixq/error.h"
 
 namespace mixq::cli {
 
@@ -20,50 +16,16 @@ RunFn setup_plan(CLI::App& sub) {
     std::string model, out;
   };
   auto o = std::make_shared<Opts>();
-  o->job.search = "ip";
-  sub.add_option("--from-table", o->job.table_path, "Sensitivity table (from `mixq pareto --table-out`)")->required();
-  sub.add_option("--model", o->model, "The model (default: the path recorded in the table)");
-  sub.add_option("--search", o->job.search, "Allocator: ip, pareto, genetic")
-      ->check(CLI::IsMember({"ip", "pareto", "genetic"}))->capture_default_str();
-  sub.add_option("--budget-bits", o->job.search_opts.budget_avg_wbits, "Target average weight bits");
-  sub.add_option("--seed", o->job.search_opts.seed, "Seed (genetic)")->capture_default_str();
-  add_budget_options(sub, o->job);
+  add_plan_options(sub, o->job, o->model);
   sub.add_option("-o,--output", o->out, "Write the QuantPlan (JSON) here");
   add_global_options(sub, o->g);
   return [o]() {
     apply_global_options(o->g);
-    auto t0 = std::chrono::steady_clock::now();
+    const PlanFromTable r = run_plan_from_table(o->job, o->model, o->out);
+    const QuantPlan& plan = r.plan;
+    const nlohmann::json& j = r.summary;
+    const double secs = j["seconds"].get<double>();
     QuantizeJob& job = o->job;
-    MIXQ_CHECK(job.search_opts.budget_avg_wbits > 0 || job.search_opts.budget.any(), ErrorKind::kInvalidArgument,
-               "give a budget: --budget-bits, --budget-bytes, --budget-bops, --budget-latency-ms or --max-drop");
-    SensitivityTable t = load_table(job.table_path);
-    std::string model = o->model.empty() ? t.model : o->model;
-    MIXQ_CHECK(!model.empty(), ErrorKind::kInvalidArgument, job.table_path, ": the table names no model; pass --model");
-    std::string want = t.key.value("model_hash", std::string());
-    MIXQ_CHECK(want.empty() || file_hash(model) == want, ErrorKind::kInvalidArgument, job.table_path,
-               ": the table was measured on another model file than '", model,
-               "' (hash differs); recompute it with `mixq pareto`");
-    PreparedPlan pp = prepare_plan(model, PlanDefaults{}, t.plan.value("method", std::string("minmax")));
-    // The reference plan stored in the table carries the schemes and pinning it was measured with.
-    QuantPlan plan = plan_from_json(t.plan, pp.plan, job.table_path + " (plan)");
-    plan.model = model;
-    AllocateStep step;
-    step.search = job.search;
-    step.opts = job.search_opts;
-    step.opts.measure = false;
-    step.hw_path = job.hw_path;
-    step.table_path = job.table_path;
-    step.sens = job.sens;  // which of the table's candidates to use
-    step.progress = false;
-    nlohmann::json summary = run_allocation(step, pp.prepared, plan, nullptr);
-    if (!o->out.empty()) {
-      MIXQ_CHECK(!same_file(o->out, model), ErrorKind::kInvalidArgument, "refusing to overwrite the model with ", o->out);
-      save_plan(plan, o->out);
-    }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nlohmann::json j = {{"search", plan.search}, {"search_params", plan.search_params}, {"budget", plan.budget},
-                        {"avg_wbits", plan.cost.avg_wbits}, {"size_bytes", plan.cost.size_bytes},
-                        {"bops", plan.cost.bops}, {"seconds", secs}, {"plan", o->out}};
     if (o->g.json) {
       print_json(j);
       return 0;

@@ -14,22 +14,6 @@
 
 namespace mixq::cli {
 
-void add_data_options(CLI::App& sub, PreprocessOverride& pre, std::vector<std::string>* input_shapes) {
-  sub.add_option("--scale", pre.scale, "Pixel scale for uint8 images (fmnist, uint8 arrays) (default: model metadata or 1/255)");
-  sub.add_option_function<std::string>(
-      "--mean", [&pre](const std::string& v) { pre.mean = parse_float_list(v, "--mean"); },
-      "Input normalization mean for uint8 images: one value or one per channel, e.g. 0.485,0.456,0.406 "
-      "(default: model metadata, else 0)");
-  sub.add_option_function<std::string>(
-      "--std", [&pre](const std::string& v) { pre.std = parse_float_list(v, "--std"); },
-      "Input normalization std for uint8 images: one value or one per channel, e.g. 0.229,0.224,0.225 "
-      "(default: model metadata, else 1)");
-  if (input_shapes)
-    sub.add_option("--input-shape", *input_shapes,
-                   "Concrete shape of an input with dynamic axes, NAME:d0,d1,... (repeat per input; default: "
-                   "the first sample of the data)");
-}
-
 void add_global_options(CLI::App& sub, GlobalOptions& g) {
   sub.add_flag("--json", g.json, "Print exactly one JSON object on stdout (logs stay on stderr)");
   sub.add_option("--threads", g.threads, "Intra-op threads (default: all cores)")

@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "api/checkpoint_files.h"
+#include "api/job_options.h"
+
 namespace mixq {
 struct PreprocessOverride;
 struct QuantizeJob;
@@ -15,25 +18,8 @@ struct QuantizeResult;
 
 namespace mixq::cli {
 
-// Options shared by quantize, pack and demo (cmd_quantize.cpp).
-void add_quant_options(CLI::App& sub, QuantizeJob& job);
 // The size report of api/write_packed.h on the terminal (cmd_pack.cpp).
 void print_pack_summary(const nlohmann::json& j);
-
-// --checkpoint, --resume, --no-resume (resume_options.cpp; part of add_quant_options).
-void add_resume_options(CLI::App& sub, QuantizeJob& job);
-// Resolves job.recon.checkpoint for a method that checkpoints (default: the first non-empty of
-// `outputs` + ".ckpt"; cleared for other methods) and refuses one that is the model or an output.
-void prepare_checkpoint(QuantizeJob& job, std::initializer_list<const std::string*> outputs);
-// Removes the checkpoint once every output is written.
-void finish_checkpoint(const QuantizeJob& job);
-
-// --budget-*, --max-drop, --signal, --hw, --sens-*, --table (budget_options.cpp).
-void add_budget_options(CLI::App& sub, QuantizeJob& job);
-
-// --scale/--mean/--std (numbers or per-channel comma lists, over the model's mixq.input_*
-// metadata) and, when `input_shapes` is given, the repeatable --input-shape NAME:d0,d1,...
-void add_data_options(CLI::App& sub, PreprocessOverride& pre, std::vector<std::string>* input_shapes);
 
 // Options every subcommand has.
 struct GlobalOptions {

@@ -50,7 +50,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help / --version exit 0; every usage error is exit 2 (the README's table), not CLI11's
+    // own codes (105 for a bad value, 109 for an extra argument, ...).
+    return app.exit(e) == 0 ? 0 : static_cast<int>(mixq::ErrorKind::kInvalidArgument);
   }
   try {
     for (auto& s : subs)
