@@ -30,7 +30,8 @@ from .errors import (Error, ExecutionError, FileError, InternalError, Interrupte
 
 _runtime_env.warn_if_late(_mixq.runtime_env_changes())
 __version__ = _mixq.__version__
-__all__ = ["quantize", "pareto", "plan_from_table", "eval", "Runtime", "Result", "Error", "InvalidArgumentError",
+__all__ = ["quantize", "pareto", "plan_from_table", "eval", "pack", "run", "info", "supported_ops", "bench",
+           "Runtime", "Result", "Error", "InvalidArgumentError",
            "InvalidModelError", "UnsupportedError", "InvalidDataError", "ExecutionError", "FileError",
            "InternalError", "Interrupted", "runtime_env_changes"]
 
@@ -198,6 +199,64 @@ def eval(model, data="fmnist:test", *, reference=None, outputs=False, example_in
     if outputs:
         result["outputs"] = dict(outs)
     return result
+
+
+def pack(model, output, calib="fmnist:train:1024", *, float_model=False, eval=None, example_input=None, plan=None,
+         progress=True, quiet=False, verbose=False, threads=None, **options):
+    """Quantize with a plan (`plan=`) or a search and write the packed .mxq `output`, as `mixq pack`;
+    float_model=True packs the BatchNorm-folded float model (the runtime's fp32 baseline). Returns
+    the size report (file_bytes, predicted_bytes, ..., avg_wbits, top1_sim with eval=)."""
+    calib_given = calib != "fmnist:train:1024"
+    with _Resources() as res, _Call(progress, quiet, verbose, threads) as call:
+        path = res.model_path(model, example_input)
+        opts = dict(options, calib=res.data_spec(calib, "calib"), eval=res.data_spec(eval, "eval"), plan=plan,
+                    output=output, float=bool(float_model))
+        return _json.loads(_mixq.pack([path] + _options_to_args(opts), calib_given, call.sink, call.show,
+                                      call.signals))
+
+
+def run(model, data="fmnist:test", *, reference=None, outputs=False, isa="auto", threads=1, progress=True,
+        quiet=False, verbose=False, **options):
+    """A packed .mxq `model` over `data` on the runtime, as `mixq run --json`: top-1 where the data
+    has labels and class scores, the fidelity of every output to `reference` (the float .onnx or an
+    .npz of stored outputs), isa, integer_layers, weight_bytes. outputs=True adds "outputs"."""
+    with _Resources() as res, _Call(progress, quiet, verbose, None) as call:
+        ref = None
+        if reference is not None:
+            ref = (_os.fspath(reference) if isinstance(reference, (str, _os.PathLike)) and
+                   str(reference).endswith(".npz") else res.model_path(reference))
+        opts = dict(options, data=res.data_spec(data, "data"), reference=ref, isa=isa)
+        j, outs = _mixq.run([_os.fspath(model)] + _options_to_args(opts), int(threads), bool(outputs), call.sink,
+                            call.show, call.signals)
+    result = _json.loads(j)
+    if outputs:
+        result["outputs"] = dict(outs)
+    return result
+
+
+def info(model, data=None, *, input_shape=None, blocks=False, example_input=None):
+    """A model's quantizable layers (op, weight shape, params, MACs, output shape), inputs and totals
+    as `mixq info --json`; blocks=True: the reconstruction units instead (`info --blocks`).
+    Dynamic axes take their sizes from `input_shape` ("NAME:1,3,48,320" or a list) or `data`."""
+    shapes = [input_shape] if isinstance(input_shape, str) else list(input_shape or [])
+    with _Resources() as res:
+        path = res.model_path(model, example_input)
+        return _json.loads(_mixq.info(path, res.data_spec(data, "data") or "", shapes, bool(blocks)))
+
+
+def supported_ops():
+    """The ONNX operators and opset ranges mixq's executor runs (`mixq info --ops`)."""
+    return _json.loads(_mixq.supported_ops())["ops"]
+
+
+def bench(model, data="fmnist:test:64", *, runs=200, runs64=20, onnx=None, isa="auto", threads=1, nodes=False):
+    """Batch-1 latency and batch-64 throughput of a packed .mxq model on the runtime, as `mixq bench
+    --json` (wall and CPU time; onnx= also times that model on the executor; nodes=True adds the
+    per-node profile)."""
+    with _Resources() as res:
+        spec = res.data_spec(data, "data")
+        return _json.loads(_mixq.bench(_os.fspath(model), spec, int(runs), int(runs64),
+                                       _os.fspath(onnx) if onnx else "", isa, int(threads), bool(nodes)))
 
 
 class Runtime:

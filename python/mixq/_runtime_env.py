@@ -33,6 +33,8 @@ def apply():
         return done
     if _libraries_loaded():
         return None
+    if os.environ.get("OPENBLAS_CORETYPE") and (os.environ.get("OMP_WAIT_POLICY") or os.environ.get("GOMP_SPINCOUNT")):
+        return ""  # the user chose both: nothing left to decide (the CLI would change nothing either)
     env = dict(os.environ)
     env[_PROBE] = "1"
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)

@@ -7,10 +7,12 @@
 
 #include "api/eval_job.h"
 #include "api/job_options.h"
+#include "api/pack_job.h"
 #include "api/pareto_job.h"
 #include "api/plan_job.h"
 #include "api/quantize_job.h"
 #include "api/quantize_outputs.h"
+#include "api/run_job.h"
 #include "api/write_packed.h"
 #include "convert.h"
 #include "core/atomic_file.h"
@@ -176,6 +178,53 @@ void register_jobs(pyb::module_& m) {
       },
       pyb::arg("args"), pyb::arg("keep_outputs"), pyb::arg("progress"), pyb::arg("show_progress"),
       pyb::arg("handle_signals"));
+
+  m.def(
+      "pack",
+      [](const std::vector<std::string>& args, bool calib_given, const pyb::object& progress, bool show_progress,
+         bool handle_signals) {
+        QuantizeJob job;
+        PackOutputs out;
+        {
+          CLI::App app{"mixq.pack"};
+          add_pack_options(app, job, out);
+          parse_options(app, args);
+        }
+        finish_quantize_options(job);
+        job.qopts.progress = show_progress;
+        JobScope scope(progress, handle_signals);
+        pyb::gil_scoped_release nogil;
+        return run_pack(job, out, calib_given).dump();
+      },
+      pyb::arg("args"), pyb::arg("calib_given"), pyb::arg("progress"), pyb::arg("show_progress"),
+      pyb::arg("handle_signals"));
+
+  m.def(
+      "run",
+      [](const std::vector<std::string>& args, int threads, bool keep_outputs, const pyb::object& progress,
+         bool show_progress, bool handle_signals) {
+        RunJob job;
+        {
+          CLI::App app{"mixq.run"};
+          add_run_options(app, job);
+          parse_options(app, args);
+        }
+        job.threads = threads;
+        job.keep_outputs = keep_outputs;
+        RunJobResult r;
+        {
+          JobScope scope(progress, handle_signals);
+          pyb::gil_scoped_release nogil;
+          r = run_packed(job, show_progress);
+        }
+        pyb::dict outputs;
+        if (keep_outputs)
+          for (size_t i = 0; i < r.output_names.size() && i < r.result.outputs.size(); ++i)
+            outputs[pyb::str(r.output_names[i])] = array_from_tensor(r.result.outputs[i]);
+        return std::make_pair(r.json.dump(), outputs);
+      },
+      pyb::arg("args"), pyb::arg("threads"), pyb::arg("keep_outputs"), pyb::arg("progress"),
+      pyb::arg("show_progress"), pyb::arg("handle_signals"));
 
   m.def("register_arrays",
         [](const std::string& name, const pyb::dict& arrays) { register_memory_arrays(name, tensors_from_dict(arrays)); });

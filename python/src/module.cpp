@@ -9,6 +9,7 @@ PYBIND11_MODULE(_mixq, m) {
   mixq::py::register_errors(m);
   mixq::py::register_jobs(m);
   mixq::py::register_runtime(m);
+  mixq::py::register_inspect(m);
   m.def("runtime_env_changes", []() { return std::string(mixq::runtime_env_changes()); },
         "Environment variables `mixq` would set for OpenBLAS / libgomp on this machine (core/runtime_env.h)");
   m.attr("__version__") = "0.1.0";

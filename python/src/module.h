@@ -1,5 +1,6 @@
 // The pieces of the extension `mixq._mixq`, one file each: errors.cpp (exception mapping),
-// jobs.cpp (quantize, pareto, plan_from_table, eval), runtime_py.cpp (the .mxq runtime).
+// jobs.cpp (quantize, pareto, plan_from_table, eval, pack, run), runtime_py.cpp (the .mxq runtime),
+// inspect_py.cpp (info, supported_ops, bench).
 #pragma once
 
 #include <pybind11/functional.h>
@@ -20,6 +21,7 @@ namespace pyb = pybind11;
 void register_errors(pyb::module_& m);
 void register_jobs(pyb::module_& m);
 void register_runtime(pyb::module_& m);
+void register_inspect(pyb::module_& m);
 
 // What every long call does around its work: Ctrl-C / SIGTERM handled at the job's safe points
 // (on the main thread only), progress to `progress` (a callable (label, unit, done, total,

@@ -62,3 +62,29 @@ def test_pareto_and_plan_from_table_equal_cli(mlp, tmp_path):
     assert p["summary"]["avg_wbits"] == cli_plan["avg_wbits"] <= 3
     assert json.loads((tmp_path / "plan.json").read_text())["layers"] == \
         json.loads((tmp_path / "p2.json").read_text())["layers"] == p["plan"]["layers"]
+
+
+def test_pack_run_info_equal_cli(mlp, fmnist, tmp_path):
+    _, _, xte, yte = fmnist
+    j = mixq.pack(mlp, tmp_path / "py.mxq", calib="fmnist:train:128", wbits=4, quiet=True)
+    cli = cli_json("pack", mlp, "--calib", "fmnist:train:128", "--wbits", "4", "-o", tmp_path / "cli.mxq")
+    assert (tmp_path / "py.mxq").read_bytes() == (tmp_path / "cli.mxq").read_bytes()
+    assert j["file_bytes"] == cli["file_bytes"]
+    f = mixq.pack(mlp, tmp_path / "f.mxq", float_model=True, quiet=True)
+    assert f["file_bytes"] > j["file_bytes"]
+
+    np.savez(tmp_path / "t.npz", x=xte[:300], y=yte[:300])
+    r = mixq.run(tmp_path / "py.mxq", (xte[:300], yte[:300]), reference=mlp, outputs=True, quiet=True)
+    c = cli_json("run", tmp_path / "cli.mxq", "--data", tmp_path / "t.npz", "--reference", mlp)
+    for k in ("top1", "correct", "samples", "integer_layers", "weight_bytes", "isa", "fidelity"):
+        assert r[k] == c[k], k
+    assert r["outputs"][next(iter(r["outputs"]))].shape == (300, 10)
+
+    info = mixq.info(mlp)
+    cli_info = cli_json("info", mlp)
+    assert {k: info[k] for k in cli_info} == cli_info  # Python's also has io and producer
+    assert mixq.info(mlp, blocks=True)["units"] == cli_json("info", mlp, "--blocks")["units"]
+    ops = mixq.supported_ops()
+    assert any(o["op"] == "Conv" for o in ops)
+    b = mixq.bench(tmp_path / "py.mxq", runs=5, runs64=2)
+    assert b["batch1_ms"] > 0 and b["batch64_images_per_second"] > 0

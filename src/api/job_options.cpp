@@ -7,9 +7,11 @@
 #include <sstream>
 
 #include "api/eval_job.h"
+#include "api/pack_job.h"
 #include "api/pareto_job.h"
 #include "api/quantize_job.h"
 #include "api/quantize_outputs.h"
+#include "api/run_job.h"
 #include "data/dataset.h"
 #include "exec/fidelity.h"
 #include "mixq/error.h"
@@ -304,6 +306,31 @@ void add_eval_options(CLI::App& sub, EvalJob& job) {
   sub.add_option("--save-outputs", job.save_outputs,
                  "Write every output (all samples) to this .npz, named after the outputs");
   sub.add_option("--save-logits", job.save_logits, "Write the first output (all samples) to this .npy file");
+}
+
+void add_pack_options(CLI::App& sub, QuantizeJob& job, PackOutputs& out) {
+  job.defaults.wbits = 4;
+  job.eval_float = false;
+  sub.add_option("model", job.model_path, "Float ONNX model")->required();
+  add_quant_options(sub, job);
+  sub.add_option("--plan", job.plan_path, "QuantPlan (JSON) to apply (else --wbits/--abits/--search as quantize)");
+  sub.add_option("--eval", job.eval, "Also evaluate the fake-quant simulation on this dataset");
+  sub.add_option("-o,--output", out.path, "The .mxq file to write")->required();
+  sub.add_flag("--float", out.float_model,
+               "Pack the prepared float model (BatchNorm folded, nothing quantized): the runtime's fp32 baseline");
+}
+
+void add_run_options(CLI::App& sub, RunJob& job) {
+  sub.add_option("model", job.model, "Packed model (.mxq)")->required();
+  sub.add_option("-d,--data", job.data, "Dataset (as for eval)")->capture_default_str();
+  sub.add_option("-b,--batch", job.batch, "Batch size")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  sub.add_option("--isa", job.isa, "Kernel path: auto (MIXQ_ISA or cpuid), ref, avx2, avx512")->capture_default_str();
+  sub.add_option("--reference", job.reference,
+                 "Compare every output with the float .onnx model run on the same inputs, or with an .npz of stored "
+                 "outputs named after the model's outputs");
+  sub.add_option("--metric", job.metric, "Summary metric: auto, top1, sqnr, cos, kl, maxabs")->capture_default_str();
+  sub.add_option("--save-outputs", job.save_outputs, "Write every output (all samples) to this .npz");
+  add_data_options(sub, job.pre, nullptr);
 }
 
 void add_plan_options(CLI::App& sub, QuantizeJob& job, std::string& model) {

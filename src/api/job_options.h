@@ -18,6 +18,8 @@ struct QuantizeJob;
 struct QuantizeOutputs;
 struct ParetoOutputs;
 struct EvalJob;
+struct RunJob;
+struct PackOutputs;
 
 // Bits, granularity, method, reconstruction, search, budget, data and resume options (quantize,
 // pack, pareto, demo).
@@ -33,6 +35,13 @@ void add_pareto_output_options(CLI::App& sub, ParetoOutputs& out);
 // What `eval` takes: the model, --data, --batch, the data options, --reference, --metric,
 // --save-outputs, --save-logits.
 void add_eval_options(CLI::App& sub, EvalJob& job);
+
+// What `pack` takes: the model, every quantize option, --plan, --eval, -o (required), --float.
+void add_pack_options(CLI::App& sub, QuantizeJob& job, PackOutputs& out);
+
+// What `run` takes: the .mxq model, --data, --batch, --isa, --reference, --metric, --save-outputs
+// and the data options (--threads is a global option: RunJob::threads).
+void add_run_options(CLI::App& sub, RunJob& job);
 
 // What `plan` takes: --from-table (required), --model, --search (ip, pareto, genetic; default ip),
 // --budget-bits, --seed and the budget options.
