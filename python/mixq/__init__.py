@@ -30,7 +30,7 @@ from .errors import (Error, ExecutionError, FileError, InternalError, Interrupte
 
 _runtime_env.warn_if_late(_mixq.runtime_env_changes())
 __version__ = _mixq.__version__
-__all__ = ["quantize", "pareto", "plan_from_table", "eval", "pack", "run", "info", "supported_ops", "bench",
+__all__ = ["quantize", "pareto", "plan_from_table", "eval", "pack", "run", "info", "supported_ops", "bench", "profile",
            "Runtime", "Result", "Error", "InvalidArgumentError",
            "InvalidModelError", "UnsupportedError", "InvalidDataError", "ExecutionError", "FileError",
            "InternalError", "Interrupted", "runtime_env_changes"]
@@ -257,6 +257,22 @@ def bench(model, data="fmnist:test:64", *, runs=200, runs64=20, onnx=None, isa="
         spec = res.data_spec(data, "data")
         return _json.loads(_mixq.bench(_os.fspath(model), spec, int(runs), int(runs64),
                                        _os.fspath(onnx) if onnx else "", isa, int(threads), bool(nodes)))
+
+
+def profile(model, *, data="fmnist:test:64", batch=1, runs=100, calib="fmnist:train:64", bits=(2, 3, 4, 5, 6, 8),
+            abits=8, rounds=3, isa="auto", threads=1, output=None):
+    """As `mixq profile --json`: for a packed .mxq, where its time goes (per-node ms, GOP/s, share of
+    this core's peak); for a float .onnx, the latency table per weight bit-width that
+    `quantize(..., latency_table=..., budget_latency_ms=...)` reads (`output` writes it)."""
+    model = _os.fspath(model)
+    out = _os.fspath(output) if output else ""
+    with _Resources() as res:
+        if model.endswith(".mxq"):
+            j = _mixq.profile_packed(model, res.data_spec(data, "data"), int(batch), int(runs), isa, int(threads), out)
+        else:
+            j = _mixq.latency_table(model, res.data_spec(calib, "calib"), [int(b) for b in bits], int(abits),
+                                    int(runs), int(rounds), isa, int(threads), out)
+    return _json.loads(j)
 
 
 class Runtime:

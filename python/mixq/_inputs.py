@@ -144,3 +144,4 @@ def export_torch(module, example_input, path):
                               dynamic_axes={n: {0: "batch"} for n in names + ["output"]}, opset_version=13)
     finally:
         module.train(was_training)
+

@@ -88,3 +88,12 @@ def test_pack_run_info_equal_cli(mlp, fmnist, tmp_path):
     assert any(o["op"] == "Conv" for o in ops)
     b = mixq.bench(tmp_path / "py.mxq", runs=5, runs64=2)
     assert b["batch1_ms"] > 0 and b["batch64_images_per_second"] > 0
+
+
+def test_profile(mlp, packed, tmp_path):
+    p = mixq.profile(packed, runs=3)
+    assert p["nodes"] and p["ms_in_nodes"] > 0
+    t = mixq.profile(mlp, bits=[4, 8], runs=2, rounds=1, output=tmp_path / "lat.json")
+    assert set(t["bits"]) == {32, 4, 8} and json.loads((tmp_path / "lat.json").read_text())["layers"] == t["layers"]
+    with pytest.raises(mixq.InvalidArgumentError, match="not a bit-width"):
+        mixq.profile(mlp, bits=[9])

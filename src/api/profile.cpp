@@ -5,6 +5,7 @@
 
 #include "api/quantize_job.h"
 #include "api/rt_data.h"
+#include "core/atomic_file.h"
 #include "kernels/peak.h"
 #include "mixq/error.h"
 #include "pack/from_qmodel.h"
@@ -62,6 +63,8 @@ nlohmann::json profile_packed(const PackedProfileOptions& o, const rt::ModelOpti
 nlohmann::json latency_table(const LatencyTableOptions& o, const rt::ModelOptions& mo) {
   MIXQ_CHECK(o.runs >= 1 && o.rounds >= 1, ErrorKind::kInvalidArgument, "--runs and --rounds must be >= 1");
   const std::vector<int>& bits = o.bits;
+  MIXQ_CHECK(!bits.empty(), ErrorKind::kInvalidArgument, "--bits: give at least one bit-width");
+  for (int b : bits) MIXQ_CHECK(b >= 2 && b <= 8, ErrorKind::kInvalidArgument, "--bits: ", b, " is not a bit-width in 2-8");
   std::vector<int> configs = {32};
   configs.insert(configs.end(), bits.begin(), bits.end());
   std::vector<std::string> layer_names, layer_ops;
@@ -137,6 +140,11 @@ nlohmann::json latency_table(const LatencyTableOptions& o, const rt::ModelOption
                       {"batch", 1}, {"runs", o.runs}, {"rounds", o.rounds}, {"abits", o.abits},
                       {"bits", configs}, {"layers", layers}, {"total_ms", tot}};
   return j;
+}
+
+void save_profile(const std::string& out, const std::string& model, const nlohmann::json& j) {
+  MIXQ_CHECK(!same_file(out, model), ErrorKind::kInvalidArgument, "refusing to overwrite the input model '", model, "'");
+  write_file_atomic(out, j.dump(2) + "\n");
 }
 
 }  // namespace mixq

@@ -33,4 +33,7 @@ struct LatencyTableOptions {
 };
 nlohmann::json latency_table(const LatencyTableOptions& o, const rt::ModelOptions& mo);
 
+// Writes a profile or latency table (`-o`) atomically; refuses to write over `model`.
+void save_profile(const std::string& out, const std::string& model, const nlohmann::json& j);
+
 }  // namespace mixq

@@ -104,18 +104,17 @@ RunFn setup_profile(CLI::App& sub) {
       lo.bits.clear();
       std::stringstream ss(o->bits);
       for (std::string t; std::getline(ss, t, ',');) {
-        int b = 0;
         try {
-          b = std::stoi(t);
+          size_t used = 0;
+          lo.bits.push_back(std::stoi(t, &used));
+          MIXQ_CHECK(used == t.size(), ErrorKind::kInvalidArgument, "");
         } catch (...) {
-          b = -1;
+          throw Error(ErrorKind::kInvalidArgument, "--bits: '" + t + "' is not a bit-width in 2-8");
         }
-        MIXQ_CHECK(b >= 2 && b <= 8, ErrorKind::kInvalidArgument, "--bits: '", t, "' is not a bit-width in 2-8");
-        lo.bits.push_back(b);
       }
       j = latency_table(lo, mo);
     }
-    if (!o->out.empty()) write_file_atomic(o->out, j.dump(2) + "\n");
+    if (!o->out.empty()) save_profile(o->out, o->model, j);
     if (o->g.json) {
       print_json(j);
       return 0;
