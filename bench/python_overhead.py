@@ -12,7 +12,6 @@ one row per run to bench/results/python_overhead.tsv."""
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from exec_vs_ort import cpu_name  # noqa: E402 - one lscpu reader for every bench script
 
 JOB = dict(model=str(ROOT / "models" / "fmnist-resnet.onnx"), calib="fmnist:train:1024", eval="fmnist:test:2000",
            search="ip", budget_bits=4, method="mse", seed=0)
@@ -50,16 +51,6 @@ def timed(cmd, env):
     if status != 0:
         raise RuntimeError(f"{cmd[:3]} failed: {p.stderr.read().decode()[-2000:]}")
     return wall, ru.ru_utime + ru.ru_stime, json.loads(out)
-
-
-def cpu_name():
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main():

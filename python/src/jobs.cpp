@@ -46,6 +46,14 @@ struct QuantizeHandle {
   }
 };
 
+// {output name: every sample's values} of an evaluation that kept its outputs (empty without).
+pyb::dict outputs_dict(const std::vector<std::string>& names, const EvalResult& r, bool keep) {
+  pyb::dict d;
+  if (keep)
+    for (size_t i = 0; i < names.size() && i < r.outputs.size(); ++i) d[pyb::str(names[i])] = array_from_tensor(r.outputs[i]);
+  return d;
+}
+
 }  // namespace
 
 JobScope::JobScope(const pyb::object& progress, bool handle_signals) {
@@ -170,11 +178,7 @@ void register_jobs(pyb::module_& m) {
           pyb::gil_scoped_release nogil;
           r = run_eval(job, show_progress);
         }
-        pyb::dict outputs;
-        if (keep_outputs)
-          for (size_t i = 0; i < r.output_names.size() && i < r.result.outputs.size(); ++i)
-            outputs[pyb::str(r.output_names[i])] = array_from_tensor(r.result.outputs[i]);
-        return std::make_pair(r.json.dump(), outputs);
+        return std::make_pair(r.json.dump(), outputs_dict(r.output_names, r.result, keep_outputs));
       },
       pyb::arg("args"), pyb::arg("keep_outputs"), pyb::arg("progress"), pyb::arg("show_progress"),
       pyb::arg("handle_signals"));
@@ -217,11 +221,7 @@ void register_jobs(pyb::module_& m) {
           pyb::gil_scoped_release nogil;
           r = run_packed(job, show_progress);
         }
-        pyb::dict outputs;
-        if (keep_outputs)
-          for (size_t i = 0; i < r.output_names.size() && i < r.result.outputs.size(); ++i)
-            outputs[pyb::str(r.output_names[i])] = array_from_tensor(r.result.outputs[i]);
-        return std::make_pair(r.json.dump(), outputs);
+        return std::make_pair(r.json.dump(), outputs_dict(r.output_names, r.result, keep_outputs));
       },
       pyb::arg("args"), pyb::arg("threads"), pyb::arg("keep_outputs"), pyb::arg("progress"),
       pyb::arg("show_progress"), pyb::arg("handle_signals"));
