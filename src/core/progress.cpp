@@ -38,7 +38,9 @@ void set_progress_sink(ProgressSink sink) {
 Progress::Progress(std::string label, int64_t total, std::string unit)
     : label_(std::move(label)), unit_(std::move(unit)), total_(total),
       start_(std::chrono::steady_clock::now()), last_draw_(start_), sink_(current_sink()),
-      enabled_(total > 0 && (sink_ || log::level() >= log::Level::kInfo)), tty_(isatty(STDERR_FILENO) != 0) {}
+      enabled_(total > 0 && (sink_ || log::level() >= log::Level::kInfo)), tty_(isatty(STDERR_FILENO) != 0) {
+  if (sink_ && enabled_) draw(false);  // a sink's bar starts its clock now, not at the first update
+}
 
 Progress::~Progress() { finish(); }
 
