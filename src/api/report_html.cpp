@@ -206,7 +206,8 @@ const char* kStyle =
     "table.kv{border-collapse:collapse}table.kv th{text-align:left;padding:2px 12px 2px 0;font-weight:600}"
     "table.kv td{padding:2px 0;font-family:monospace}.chart{width:100%;height:auto}.heat{max-width:100%}"
     ".frame{fill:none;stroke:#999}.t{font-size:11px;fill:#555}.grid{stroke:#eee}.pg{fill:#3b528b}"
-    ".pi{fill:#21918c}.chosen{fill:#d62728}.abit{stroke:#d62728;stroke-width:2}.legend{font-size:12px;color:#555}"
+    ".pi{fill:#21918c}.chosen{fill:#d62728}.sw.pg{background:#3b528b}.sw.pi{background:#21918c}"
+    ".sw.chosen{background:#d62728}.abit{stroke:#d62728;stroke-width:2}.legend{font-size:12px;color:#555}"
     ".sw{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}.hl{stroke:#000;stroke-width:2}"
     "#tip{position:fixed;display:none;background:#222;color:#fff;padding:4px 8px;border-radius:4px;"
     "font-size:12px;pointer-events:none;max-width:480px}";
