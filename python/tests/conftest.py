@@ -32,7 +32,10 @@ def run_cli(*args, check=True):
 
 
 def cli_json(*args):
-    return json.loads(run_cli(*args, "--json", "-q")[1])
+    """`mixq ARGS --json`, less peak_rss_mb (the CLI adds it to every result; a process measure)."""
+    j = json.loads(run_cli(*args, "--json", "-q")[1])
+    j.pop("peak_rss_mb", None)
+    return j
 
 
 def _idx(name):

@@ -2,6 +2,7 @@
 // the four quantized rows per fixture, each reaching the row callback in order; a missing index is
 // one clear error.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "api/demo.h"
 #include "mixq/error.h"
@@ -45,6 +46,24 @@ TEST(Demo, MissingIndexIsAClearError) {
     EXPECT_EQ(e.kind(), ErrorKind::kIO);
     EXPECT_NE(std::string(e.what()).find("fixtures.json"), std::string::npos) << e.what();
   }
+}
+
+// Every `--json` result carries the process's peak resident memory (issue 24: what a job needed
+// at most); a usage error exits 2, as the README's table says (not CLI11's own codes).
+TEST(CliJson, PeakRssInEveryResultAndUsageErrorsExit2) {
+  const std::string model = source_dir() + "/models/fmnist-mlp.onnx";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"info", model, "--json"}, {"eval", model, "--data", "fmnist:test:50", "--json", "-q"}}) {
+    const CliResult r = run_cli(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    ASSERT_TRUE(j.contains("peak_rss_mb")) << args[0];
+    EXPECT_GT(j["peak_rss_mb"].get<double>(), 10.0) << args[0];  // libtorch alone is more
+    EXPECT_LT(j["peak_rss_mb"].get<double>(), 16384.0) << args[0];
+  }
+  EXPECT_EQ(run_cli({"quantize", model, "--wbits", "x"}).exit_code, 2);
+  EXPECT_EQ(run_cli({"info", model, "--no-such-flag"}).exit_code, 2);
+  EXPECT_EQ(run_cli({"info", "--help"}).exit_code, 0);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "core/log.h"
+#include "core/peak_rss.h"
 #include "data/dataset.h"
 
 #ifndef MIXQ_SOURCE_DIR
@@ -27,7 +28,12 @@ void apply_global_options(const GlobalOptions& g) {
   log::set_level(g.quiet ? log::Level::kQuiet : g.verbose ? log::Level::kVerbose : log::Level::kInfo);
 }
 
-void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << std::endl; }
+void print_json(const nlohmann::json& j) {
+  nlohmann::json out = j;
+  // Every result says how much memory its job took at most (the whole process: model, caches, libraries).
+  if (out.is_object() && !out.contains("peak_rss_mb")) out["peak_rss_mb"] = peak_rss_bytes() / 1048576.0;
+  std::cout << out.dump(2) << std::endl;
+}
 
 std::string default_models_dir() {
   const char* env = std::getenv("MIXQ_MODELS_DIR");

@@ -33,7 +33,7 @@ struct GlobalOptions {
 void add_global_options(CLI::App& sub, GlobalOptions& g);
 // Applies threads and log level; call first in every run function.
 void apply_global_options(const GlobalOptions& g);
-// Prints `j` as the single stdout JSON object.
+// Prints `j` as the single stdout JSON object, with the process's peak_rss_mb added.
 void print_json(const nlohmann::json& j);
 
 // The bundled fixture directory: --models, else $MIXQ_MODELS_DIR, else the source tree's models/.
