@@ -169,7 +169,8 @@ PreparedPlan prepare_plan(const std::string& model_path, PlanDefaults d, const s
              ": no quantizable layers (Conv, ConvTranspose, Gemm, MatMul or Gather with constant weights)");
   InputShapes shapes;
   if (!data.calib.empty()) {
-    p.calib = open_dataset(data.calib, p.prepared.inputs, data.preprocess.over(preprocess_from_metadata(p.original)));
+    p.calib = open_calibration(data.calib, p.prepared.inputs, data.preprocess.over(preprocess_from_metadata(p.original)),
+                               data.sampling);
     MIXQ_CHECK(p.calib->size() > 0, ErrorKind::kInvalidData, "calibration set ", p.calib->describe(), " is empty");
     shapes = input_shapes_of(p.prepared, *p.calib);
   }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "data/calib_sampling.h"
 #include "data/dataset.h"
 #include "graph/ir.h"
 #include "quant/plan.h"
@@ -51,6 +52,7 @@ struct PlanData {
   std::string calib;                       // "" : no data
   PreprocessOverride preprocess;
   std::vector<std::string> input_shapes;   // --input-shape specs
+  CalibSampling sampling;                  // which samples of `calib` (data/calib_sampling.h)
 };
 struct PreparedPlan {
   Graph original, prepared;

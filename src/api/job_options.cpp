@@ -95,6 +95,10 @@ void add_budget_options(CLI::App& sub, QuantizeJob& job) {
 void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   auto& d = job.defaults;
   sub.add_option("--calib", job.calib, "Calibration data (training set only)")->capture_default_str();
+  sub.add_option("--calib-sample", job.calib_sample,
+                 "Which calibration samples: first (the first N of the spec) or random (N drawn with --seed from the "
+                 "whole fmnist split; other data in a seeded random order)")
+      ->check(CLI::IsMember({"first", "random"}))->capture_default_str();
   sub.add_option("--wbits", job.search_opts.wbits, "Weight bits for --search uniform (2-8, 16)")
       ->capture_default_str();
   sub.add_option("--abits", d.abits, "Activation bits (layer inputs)")->capture_default_str();

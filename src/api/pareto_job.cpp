@@ -19,7 +19,7 @@ nlohmann::json run_pareto(const QuantizeJob& job, const ParetoOutputs& out, bool
   for (const std::string* p : {&out.front, &out.table, &out.report_html})
     MIXQ_CHECK(p->empty() || !same_file(*p, job.model_path), ErrorKind::kInvalidArgument,
                "refusing to overwrite the input model '", job.model_path, "' with ", *p);
-  PreparedPlan pp = prepare_plan(job.model_path, job.defaults, job.method, {job.calib, job.preprocess, job.input_shapes});
+  PreparedPlan pp = prepare_plan(job.model_path, job.defaults, job.method, {job.calib, job.preprocess, job.input_shapes, calib_sampling_of(job)});
   std::unique_ptr<HwSpec> hw;
   if (!job.hw_path.empty()) {
     hw = std::make_unique<HwSpec>(load_hw_spec(job.hw_path));
@@ -27,7 +27,7 @@ nlohmann::json run_pareto(const QuantizeJob& job, const ParetoOutputs& out, bool
   }
   auto calib = std::move(pp.calib);
   SensitivityOptions so = job.sens;
-  so.calib_spec = job.calib;
+  so.calib_spec = calib_sampling_of(job).key(job.calib);
   so.model_path = job.model_path;
   so.cache_path = out.table;
   so.progress = progress;

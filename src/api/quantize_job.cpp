@@ -26,6 +26,10 @@ void apply_method(const std::string& method, PlanDefaults& d) {
   d.input_range = m.input_range;
 }
 
+CalibSampling calib_sampling_of(const QuantizeJob& job) {
+  return CalibSampling{parse_calib_sampling(job.calib_sample), job.qopts.seed};
+}
+
 QuantizeResult run_quantize(const QuantizeJob& job) {
   auto t_start = std::chrono::steady_clock::now();
   QuantizeResult r;
@@ -38,7 +42,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   auto layers = find_layers(r.prepared);
   MIXQ_CHECK(!layers.empty(), ErrorKind::kUnsupported, job.model_path,
              ": no quantizable layers (Conv, ConvTranspose, Gemm, MatMul or Gather with constant weights)");
-  auto calib = open_dataset(job.calib, r.prepared.inputs, pp);
+  auto calib = open_calibration(job.calib, r.prepared.inputs, pp, calib_sampling_of(job));
   MIXQ_CHECK(calib->size() > 0, ErrorKind::kInvalidData, "calibration set ", calib->describe(), " is empty");
   {
     InputShapes shapes = input_shapes_of(r.prepared, *calib);
@@ -67,7 +71,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     step.hw_path = job.hw_path;
     step.table_path = job.table_path;
     step.sens = job.sens;
-    step.sens.calib_spec = job.calib;
+    step.sens.calib_spec = calib_sampling_of(job).key(job.calib);
     step.sens.model_path = job.model_path;
     step.progress = job.qopts.progress;
     step.tune = &r.prepared;
@@ -191,6 +195,7 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
                       {"seconds_search", r.seconds_search},
                       {"seconds_total", r.seconds_total},
                       {"allocation", r.allocation}};
+  if (calib_sampling_of(job).random) j["calib_sample"] = "random (seed " + std::to_string(job.qopts.seed) + ")";
   auto top1 = [](const std::optional<EvalResult>& e) {
     return e && e->has_top1 ? nlohmann::json(e->top1) : nlohmann::json(nullptr);
   };

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "data/calib_sampling.h"
 #include "data/dataset.h"
 #include "exec/evaluate.h"
 #include "graph/fold_bn.h"
@@ -25,6 +26,7 @@ namespace mixq {
 struct QuantizeJob {
   std::string model_path;
   std::string calib = "fmnist:train:1024";
+  std::string calib_sample = "first";  // --calib-sample first | random (data/calib_sampling.h; seed: qopts.seed)
   std::string eval;                 // dataset to evaluate on ("" = skip evaluation)
   bool eval_float = true;           // also evaluate the float model
   std::string method = "minmax";    // quant/methods/method.h table: minmax | mse | percentile | kl |
@@ -66,6 +68,9 @@ struct QuantizeResult {
 };
 
 QuantizeResult run_quantize(const QuantizeJob& job);
+
+// The job's calibration draw: --calib-sample with --seed.
+CalibSampling calib_sampling_of(const QuantizeJob& job);
 
 // The `--json` / `--report` object: top1_float, top1_quant, avg_wbits, size_bytes, size_ratio,
 // bops, seconds, plan summary per layer.
