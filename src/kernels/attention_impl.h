@@ -39,6 +39,7 @@ static void attention_pairs(const AttnArgs& a, int64_t p0, int64_t p1, float* sc
   const bool divide = a.divide;
   // V in place: rows of whole blocks with unit stride (a ViT's [tokens, heads, dim] projection).
   const bool v_direct = a.v.sc == 1 && dv % W == 0;
+  const int64_t dvw = (dv + W - 1) / W * W;  // output blocks: dv rounded up to the vector width
   // Scratch (attention_scratch_floats): K packed [d][lkp] (zero columns past lk), V packed
   // [lk][dvp] (zero past dv), kRows score rows [lkp].
   float* kp = scratch;
@@ -128,7 +129,9 @@ static void attention_pairs(const AttnArgs& a, int64_t p0, int64_t p1, float* sc
         inv[r] = 1.0f / hsum(sum);  // one division per row, not per value
       }
       // Outputs: kRows rows x W values in registers, summed over the keys, times 1/sum.
-      for (int64_t eb = 0; eb < dvp; eb += W) {
+      // Up to dv rounded to W, not to dvp: in place, V rows end at dv (reading on to dvp ran past the
+      // last row of the tensor; found by AddressSanitizer).
+      for (int64_t eb = 0; eb < dvw; eb += W) {
         // Even and odd keys in separate sums (twice the independent FMA chains).
         vec t[kRows] = {}, u[kRows] = {};
         int64_t j = 0;
