@@ -189,11 +189,7 @@ def eval(model, data="fmnist:test", *, reference=None, outputs=False, example_in
     agreement). outputs=True adds "outputs": {name: array of every sample}."""
     with _Resources() as res, _Call(progress, quiet, verbose, threads) as call:
         path = res.model_path(model, example_input)
-        ref = None
-        if reference is not None:
-            ref = (_os.fspath(reference) if isinstance(reference, (str, _os.PathLike)) and
-                   str(reference).endswith(".npz") else res.model_path(reference))
-        opts = dict(options, data=res.data_spec(data, "data"), reference=ref)
+        opts = dict(options, data=res.data_spec(data, "data"), reference=res.reference(reference))
         j, outs = _mixq.eval([path] + _options_to_args(opts), bool(outputs), call.sink, call.show, call.signals)
     result = _json.loads(j)
     if outputs:
@@ -221,11 +217,7 @@ def run(model, data="fmnist:test", *, reference=None, outputs=False, isa="auto",
     has labels and class scores, the fidelity of every output to `reference` (the float .onnx or an
     .npz of stored outputs), isa, integer_layers, weight_bytes. outputs=True adds "outputs"."""
     with _Resources() as res, _Call(progress, quiet, verbose, None) as call:
-        ref = None
-        if reference is not None:
-            ref = (_os.fspath(reference) if isinstance(reference, (str, _os.PathLike)) and
-                   str(reference).endswith(".npz") else res.model_path(reference))
-        opts = dict(options, data=res.data_spec(data, "data"), reference=ref, isa=isa)
+        opts = dict(options, data=res.data_spec(data, "data"), reference=res.reference(reference), isa=isa)
         j, outs = _mixq.run([_os.fspath(model)] + _options_to_args(opts), int(threads), bool(outputs), call.sink,
                             call.show, call.signals)
     result = _json.loads(j)

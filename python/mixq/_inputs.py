@@ -92,6 +92,15 @@ class Resources(contextlib.ExitStack):
         self.callback(_mixq.unregister_arrays, name)
         return "mem:" + name
 
+    def reference(self, reference):
+        """--reference for eval / run: an .npz of stored outputs as it is, else a model (any kind
+        model_path takes); None: none."""
+        if reference is None:
+            return None
+        if isinstance(reference, (str, os.PathLike)) and os.fspath(reference).endswith(".npz"):
+            return os.fspath(reference)
+        return self.model_path(reference)
+
     def model_path(self, model, example_input=None, keep=None):
         """A path for `model`. A temporary file is removed at the end of the call, unless `keep`
         (a list) is given: then its TemporaryDirectory is appended there and lives with the caller."""
