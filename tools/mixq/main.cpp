@@ -53,6 +53,10 @@ int main(int argc, char** argv) {
     // --help / --version exit 0; every usage error is exit 2 (the README's table), not CLI11's
     // own codes (105 for a bad value, 109 for an extra argument, ...).
     return app.exit(e) == 0 ? 0 : static_cast<int>(mixq::ErrorKind::kInvalidArgument);
+  } catch (const mixq::Error& e) {
+    // An option's own parser (--act-scheme, --act-placement, ...) rejected its value.
+    std::cerr << "error: " << e.what() << std::endl;
+    return e.exit_code();
   }
   try {
     for (auto& s : subs)
