@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "exec/fidelity.h"
 #include "mixq/error.h"
+#include "quant/act_placement.h"
 #include "quant/methods/lapq_search.h"
 
 namespace mixq {
@@ -102,6 +103,11 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_option("--wbits", job.search_opts.wbits, "Weight bits for --search uniform (2-8, 16)")
       ->capture_default_str();
   sub.add_option("--abits", d.abits, "Activation bits (layer inputs)")->capture_default_str();
+  sub.add_option_function<std::string>(
+         "--act-placement", [&d](const std::string& v) { d.act_placement = parse_act_placement(v); },
+         "Where activation quantizers sit: inputs (of quantized layers; residual paths float; default) or outputs "
+         "(BRECQ's reference: every reader quantized, the first layer's output at its pinned bits)")
+      ->default_str("inputs");
   sub.add_option_function<std::string>(
          "--act-scheme", [&d](const std::string& v) { d.act_sparq = parse_act_scheme(v); },
          "Activation scheme on the 8-bit layer inputs: uniform (default) or sparq:5opt|3opt|2opt[,v] (SPARQ: a "
@@ -278,6 +284,9 @@ void add_quantize_output_options(CLI::App& sub, QuantizeJob& job, QuantizeOutput
                  "With --eval: write every output of the quantized model (all samples) to this .npz");
   sub.add_flag("--no-float-eval", [&job](int64_t) { job.eval_float = false; },
                "With --eval: skip evaluating the float model");
+  sub.add_flag("--eval-weights-only", job.eval_weights_only,
+               "With --eval and --method adaround/brecq: also evaluate the model after the rounding phase, "
+               "activations float (report: top1_weights_only)");
   sub.add_option("-o,--output", out.onnx, "Write the QDQ ONNX model here");
   sub.add_option("--plan-out", out.plan, "Write the QuantPlan (JSON) here");
   sub.add_option("--report", out.report, "Write the JSON report here");

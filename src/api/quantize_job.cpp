@@ -84,12 +84,17 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
   auto t_quant = std::chrono::steady_clock::now();
   r.qmodel = quantize_model(r.prepared, r.plan, *calib, job.qopts);
   std::optional<QuantizedModel> before_finish;  // to report what the finishing steps changed
+  std::optional<QuantizedModel> weights_only;   // --eval-weights-only
   {
     ReconOptions ro = job.recon;
     if (job.recon_iters != -1) ro.scale_iters(job.recon_iters);
     ro.seed = job.qopts.seed;
     ro.progress = job.qopts.progress;
     MethodContext ctx{r.prepared, r.plan, *calib, r.folded, ro, r.qmodel};
+    if (job.eval_weights_only && !job.eval.empty()) {
+      weights_only.emplace();
+      ctx.after_rounding = &*weights_only;
+    }
     const MethodRow& m = find_method(job.method);
     if (m.refine)
       for (const auto& L : r.plan.layers)
@@ -162,6 +167,13 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
       eo.reference_top1 = false;
       r.quant_eval_before_finish = evaluate(*bex, *data, eo);
     }
+    if (weights_only && !weights_only->weights.empty()) {  // empty: the method has no rounding phase
+      std::unique_ptr<Executor> wex = simulation_executor(*weights_only);
+      eo.label = "eval weights only";
+      eo.keep_outputs = false;
+      eo.reference_top1 = false;
+      r.quant_eval_weights_only = evaluate(*wex, *data, eo);
+    }
   }
   if (!job.save_outputs.empty() && r.quant_eval) {
     std::vector<std::string> names;
@@ -208,6 +220,11 @@ nlohmann::json quantize_report(const QuantizeJob& job, const QuantizeResult& r) 
   j["loss_float"] = loss(r.float_eval);
   j["loss_quant"] = loss(r.quant_eval);
   j["loss_quant_before_finish"] = loss(r.quant_eval_before_finish);
+  if (job.eval_weights_only) {
+    j["top1_weights_only"] = top1(r.quant_eval_weights_only);
+    if (r.quant_eval_weights_only && !r.quant_eval_weights_only->fidelity.empty())
+      j["fidelity_weights_only"] = fidelity_json(r.quant_eval_weights_only->fidelity);
+  }
   // Fidelity to the float model on the eval inputs, every output (exec/fidelity.h), and the
   // metric the report leads with (--metric; auto: top-1 with labels, else SQNR).
   const bool fid = r.quant_eval && !r.quant_eval->fidelity.empty();

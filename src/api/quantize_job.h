@@ -47,6 +47,8 @@ struct QuantizeJob {
   PreprocessOverride preprocess;    // --scale/--mean/--std over the model's metadata
   std::vector<std::string> input_shapes;  // --input-shape NAME:d0,d1,... (else the first calib sample)
   std::string save_outputs;         // .npz of the quantized model's outputs on the eval data
+  bool eval_weights_only = false;   // --eval-weights-only: also evaluate AdaRound/BRECQ's rounding
+                                    // phase alone (weights quantized, activations float)
   bool report_data = false;         // keep the HTML report's front and sensitivity matrix
 };
 
@@ -61,6 +63,7 @@ struct QuantizeResult {
   // same inputs; float_eval / quant_eval top-1 where the data has labels and class scores.
   std::optional<EvalResult> float_eval, quant_eval;
   std::optional<EvalResult> quant_eval_before_finish;  // before floor/ceil, --bn-reestimate, --bias-tune
+  std::optional<EvalResult> quant_eval_weights_only;  // --eval-weights-only
   SparqCounters sparq;              // what the SPARQ activations saw during the quantized eval
   nlohmann::json allocation;        // allocation summary (api/allocate_step.h)
   nlohmann::json report_data = nlohmann::json::object();  // with QuantizeJob::report_data

@@ -23,6 +23,9 @@ void prepare_quantize_outputs(QuantizeJob& job, const QuantizeOutputs& o) {
              "--act-scheme ", act_scheme_name(job.defaults.act_sparq), " cannot be written with ",
              o.onnx.empty() ? "--pack" : "-o", ": QDQ ONNX and the packed runtime cannot express SPARQ's per-value ",
              "windows (the file would run plain 8-bit activations); SPARQ is simulated only (use --eval)");
+  MIXQ_CHECK(job.defaults.act_placement == ActPlacement::kInputs || o.pack.empty(), ErrorKind::kUnsupported,
+             "--act-placement outputs cannot be packed (--pack): the packed runtime keeps residual paths float; "
+             "use --act-placement inputs, or export QDQ ONNX (-o)");
   prepare_checkpoint(job, {&o.onnx, &o.pack, &o.plan, &o.report, &o.report_html, &job.save_outputs});
 }
 

@@ -193,6 +193,13 @@ int64_t file_bytes(const pack::PackedModel& m) { return static_cast<int64_t>(pac
 
 pack::PackedModel pack_quantized_model(const QuantizedModel& qm) {
   check_no_sparq(qm, "the packed .mxq format");  // the runtime has no SPARQ kernels (docs/sparq.md)
+  // The runtime quantizes a value for the quantized layers reading it and keeps float for the
+  // others (runtime/tensor.h), which is ActPlacement::kInputs; packing another placement would
+  // run a different model than the one simulated and evaluated.
+  for (const auto& qa : qm.activations)
+    MIXQ_CHECK(!qa.all_readers, ErrorKind::kUnsupported, "activation '", qa.tensor, "' is quantized for every ",
+               "reader (act_placement outputs), but the packed runtime keeps residual paths float; quantize with ",
+               "--act-placement inputs to pack, or export QDQ ONNX (-o)");
   const Graph& g = qm.graph;
   pack::PackedModel m;
   std::map<std::string, std::string> qweight_node;

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/json_int.h"
+#include "quant/act_placement.h"
 #include "core/atomic_file.h"
 #include "mixq/error.h"
 
@@ -110,6 +111,8 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
     if (!layer_tensors.count(name)) plan.other_bytes += static_cast<int64_t>(t.numel() * t.element_size());
   unify_shared_inputs(plan);
   update_cost(plan);
+  plan.act_placement = d.act_placement;
+  apply_act_placement(g, plan);
   return plan;
 }
 
@@ -218,6 +221,7 @@ nlohmann::json plan_to_json(const QuantPlan& plan) {
           {"search_params", plan.search_params},
           {"method", plan.method},
           {"budget", plan.budget},
+          {"act_placement", act_placement_name(plan.act_placement)},
           {"cost", {{"size_bytes", c.size_bytes}, {"float_bytes", c.float_bytes}, {"size_ratio", c.size_ratio},
                     {"avg_wbits", c.avg_wbits}, {"bops", c.bops},
                     {"structure_bytes", plan.structure_bytes}}},
@@ -297,6 +301,16 @@ QuantPlan plan_from_json(const nlohmann::json& j, const QuantPlan& tmpl, const s
     plan.search_params = j.value("search_params", nlohmann::json::object());
     plan.method = j.value("method", tmpl.method);
     plan.budget = j.value("budget", nlohmann::json::object());
+    plan.act_placement = ActPlacement::kInputs;  // plans written before the option
+    if (j.contains("act_placement")) {
+      const auto& v = j.at("act_placement");
+      if (!v.is_string()) fail("'act_placement' must be \"inputs\" or \"outputs\"");
+      try {
+        plan.act_placement = parse_act_placement(v.get<std::string>());
+      } catch (const Error& e) {
+        fail(e.what());
+      }
+    }
     if (!j.contains("layers") || !j.at("layers").is_array()) fail("missing 'layers' array");
     std::set<std::string> seen;
     for (const auto& jl : j.at("layers")) {

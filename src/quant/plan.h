@@ -71,6 +71,14 @@ struct PlanCost {
   double gbops() const { return bops / 1e9; }
 };
 
+// Where activation quantizers sit (--act-placement; quant/act_placement.h).
+//   kInputs: on the inputs of quantized layers, seen by those layers only (residual paths stay
+//            float, as the packed runtime runs them); the model's input at the first layer's bits.
+//   kOutputs: as BRECQ's reference code places them: a quantized value is quantized for every
+//            reader (residual Adds included), and the first layer's output is held at its pinned
+//            bits (the reference's quantizer on the first layer's output is 8-bit).
+enum class ActPlacement { kInputs, kOutputs };
+
 struct QuantPlan {
   static constexpr int kVersion = 1;
   std::string model;                // model path as given
@@ -78,6 +86,7 @@ struct QuantPlan {
   nlohmann::json search_params = nlohmann::json::object();
   std::string method = "minmax";    // quantization method the plan was made for
   nlohmann::json budget = nlohmann::json::object();  // e.g. {"avg_wbits": 4}
+  ActPlacement act_placement = ActPlacement::kInputs;  // plan JSON "act_placement" (absent: inputs)
   std::vector<LayerPlan> layers;
   int64_t other_bytes = 0;          // initializers that are not layer weights/biases, at their dtype size
   // The rest of the stored model, the same for every bit choice: the .mxq header, the compressed
@@ -103,6 +112,7 @@ struct PlanDefaults {
   SparqScheme act_sparq;     // --act-scheme: SPARQ on every unpinned layer's 8-bit input
   int pin_bits = 8;          // first/last layer weight and input bits; 0 = do not pin
   EmbedScheme embed_scheme = EmbedScheme::kNone;  // --embed-scheme: every embedding table's scheme
+  ActPlacement act_placement = ActPlacement::kInputs;  // --act-placement
 };
 
 // An embedding table: a Gather on a constant table (graph/layers.h). Pinning is by role, not

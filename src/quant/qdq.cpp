@@ -524,7 +524,7 @@ Graph qdq_graph(const QuantizedModel& qm, std::map<std::string, std::string>* dq
     std::vector<Node> chain;
     std::string t_dq;
     for (auto& n : g.nodes) {
-      if (!layers.count(n.name)) continue;
+      if (!layers.count(n.name) && !qa.all_readers) continue;
       for (auto& in : n.inputs) {
         if (in != t) continue;
         if (t_dq.empty()) t_dq = emit_activation(b, qa, chain);

@@ -51,6 +51,7 @@ struct QuantizedActivation {
   QParams params;       // scalar scale / zero_point
   SparqScheme sparq;    // SPARQ on top of the 8-bit grid (quant/sparq_ref.h); simulated only
   int64_t sparq_axis = 1;  // vSPARQ pairing axis (quant/sparq_apply.h sparq_pair_axis)
+  bool all_readers = false;  // quantized for every reader, not only quantized layers (ActPlacement::kOutputs)
 };
 
 struct QuantizedModel {

@@ -133,6 +133,7 @@ void calibrate_activations(QuantizedModel& qm, const QuantPlan& plan, const Data
     qa.scheme.granularity = Granularity::kPerTensor;
     qa.params = observers.at(t).params(qa.scheme, ro);
     qa.sparq = L->input_sparq;
+    qa.all_readers = plan.act_placement == ActPlacement::kOutputs;
     if (qa.sparq.enabled) {
       // One pairing for the tensor: every reader must reduce over the same axis.
       qa.sparq_axis = sparq_pair_axis(qm.graph, L->name);

@@ -64,6 +64,13 @@ TEST(CliJson, PeakRssInEveryResultAndUsageErrorsExit2) {
   EXPECT_EQ(run_cli({"quantize", model, "--wbits", "x"}).exit_code, 2);
   EXPECT_EQ(run_cli({"info", model, "--no-such-flag"}).exit_code, 2);
   EXPECT_EQ(run_cli({"info", "--help"}).exit_code, 0);
+  // A value rejected by the option's own parser: one message, exit 2, not an abort.
+  for (const char* opt : {"--act-scheme", "--act-placement"}) {
+    const CliResult r = run_cli({"quantize", model, opt, "bogus"});
+    EXPECT_EQ(r.exit_code, 2) << opt << ": " << r.err;
+    EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("bogus"), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace

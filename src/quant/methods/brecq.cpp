@@ -254,6 +254,14 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   ctx.report["rec_loss"] = o.rec_loss;
   ctx.report["iters"] = o.iters;
   ctx.report["precision"] = precision == ConvPrecision::kBFloat16 ? "bf16" : "fp32";  // as resolved
+  if (ctx.after_rounding) {  // deep: the finishing steps may change tensors in place
+    QuantizedModel& s = *ctx.after_rounding;
+    s.graph = ctx.qm.graph;
+    for (auto& [name, t] : s.graph.initializers) t = t.clone();
+    s.weights = ctx.qm.weights;
+    for (auto& w : s.weights) w.codes = w.codes.clone();
+    s.activations.clear();
+  }
 
   bool any_act = false;
   for (const auto& L : ctx.plan.layers) any_act = any_act || (L.quantize_input && L.input_scheme.bits < 16 && !L.pinned);

@@ -79,6 +79,9 @@ struct MethodContext {
   nlohmann::json report = nlohmann::json::object();  // per-unit losses, times, what was skipped
   bool interrupted = false;          // a method without checkpoints stopped early (the job then
                                      // throws Interrupted instead of writing outputs)
+  // When set, AdaRound / BRECQ copy the model here after the rounding phase with every activation
+  // float (--eval-weights-only: tells the rounding's share of the loss from the activations').
+  QuantizedModel* after_rounding = nullptr;
 };
 
 struct MethodRow {

@@ -20,14 +20,17 @@ Graph training_graph(const QuantizedModel& qm) {
   Graph g = qm.graph;
   std::set<std::string> layers;
   for (const auto& w : qm.weights) layers.insert(w.node);
-  std::set<std::string> acts;
-  for (const auto& a : qm.activations) acts.insert(a.tensor);
+  std::set<std::string> acts, all_readers;
+  for (const auto& a : qm.activations) {
+    acts.insert(a.tensor);
+    if (a.all_readers) all_readers.insert(a.tensor);
+  }
   std::vector<Node> nodes;
   std::set<std::string> inserted;
   for (auto& n : g.nodes) {
-    if (layers.count(n.name)) {
+    if (layers.count(n.name) || !all_readers.empty()) {
       for (auto& in : n.inputs) {
-        if (!acts.count(in)) continue;
+        if (!acts.count(in) || (!layers.count(n.name) && !all_readers.count(in))) continue;
         if (inserted.insert(in).second) {
           Node id;
           id.name = "mixq_actq/" + in;
