@@ -36,6 +36,9 @@ VARIANTS = {
     "default": [],                                  # bf16 loops where the CPU has native bf16
     "fp32": ["--recon-precision", "fp32"],
     "out-placement": ["--act-placement", "outputs"],
+    "act-p2.4": ["--act-loss-p", "2.4"],                # the reference's p in the activation phase
+    "init64": ["--act-init-samples", "64"],             # the reference's activation-range batch
+    "ref-like": ["--act-placement", "outputs", "--act-loss-p", "2.4", "--act-init-samples", "64"],
 }
 
 

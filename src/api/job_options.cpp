@@ -127,6 +127,15 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                  "iterations scale with it");
   sub.add_flag("--no-act-learning", [&ro](int64_t) { ro.learn_act = false; },
                "AdaRound/BRECQ: keep calibrated activation steps (skip LSQ step learning)");
+  sub.add_option("--act-loss-p", ro.act_loss_p,
+                 "AdaRound/BRECQ: the activation-step phase minimises |error|^p (BRECQ's reference code: 2.4)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub.add_option("--act-init-samples", ro.act_init_samples,
+                 "AdaRound/BRECQ: activation ranges before step learning from the first N calibration samples "
+                 "(0: all; BRECQ's reference code: 64)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   sub.add_option_function<std::string>("--adaquant-mode", [&ro](const std::string& m) { ro.adaquant_sequential = m == "seq"; },
                                        "AdaQuant inputs: seq (from the model quantized so far, default) or parallel "
                                        "(from the float model)")
@@ -162,7 +171,7 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
   sub.add_flag("--bias-tune", ro.bias_tune, "Finish by tuning the biases to the float logits (KL)");
   sub.add_option("--recon-precision", ro.precision,
                  "AdaRound/BRECQ: convolution math inside the optimisation loops: auto (bf16 on CPUs with "
-                 "AMX / AVX-512 BF16, else fp32), fp32 or bf16 (~1.3x faster loops; accuracy compared in "
+                 "AMX-BF16, else fp32: with AVX-512 BF16 alone bf16 measured slower), fp32 or bf16 (~1.3x faster loops; accuracy compared in "
                  "BENCHMARKS.md; the rounding variables, steps and the written model stay float32)")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))->capture_default_str();
   sub.add_option("--cache-mb", ro.cache_mb, "Cached reconstruction data kept in memory; the rest spills to a file")

@@ -46,4 +46,9 @@ bool exec_legacy_by_env();
 // them oneDNN emulates bf16 and is slower than float32.
 bool cpu_has_native_bf16();
 
+// Whether it has AMX-BF16, the only bf16 path measured faster than float32 in the reconstruction
+// loops: with AVX-512 BF16 alone (no AMX) a BRECQ run of the ResNet fixture took 1.37x the CPU
+// time of float32 (BENCHMARKS.md, issue 23), so `--recon-precision auto` picks bf16 only here.
+bool cpu_has_amx_bf16();
+
 }  // namespace mixq

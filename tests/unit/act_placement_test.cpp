@@ -118,5 +118,26 @@ TEST(ActPlacement, BrecqRunsWithOutputsPlacement) {
   ASSERT_TRUE(j["method_report"].contains("activation_units"));
 }
 
+// The other two switches of the comparison: the activation phase's |error|^p and the samples its
+// ranges start from. Both change the result (and so the checkpoint key), neither the rounding.
+TEST(ActPlacement, ActivationPhaseSwitchesChangeOnlyTheActivationPhase) {
+  const std::string model = fixture("fmnist-resnet");
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"quantize", model, "--calib", "fmnist:train:64", "--method", "brecq", "--wbits",
+                                     "4", "--abits", "4", "--iters", "8", "--eval", "fmnist:test:200",
+                                     "--eval-weights-only", "--recon-precision", "fp32", "--json", "-q"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliResult r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+  };
+  const auto base = run({}), p24 = run({"--act-loss-p", "2.4"}), init = run({"--act-init-samples", "16"});
+  EXPECT_EQ(base["top1_weights_only"], p24["top1_weights_only"]);
+  EXPECT_EQ(base["top1_weights_only"], init["top1_weights_only"]);
+  EXPECT_NE(base["fidelity"].dump(), p24["fidelity"].dump());
+  EXPECT_NE(base["fidelity"].dump(), init["fidelity"].dump());
+  EXPECT_EQ(run_cli({"quantize", model, "--act-loss-p", "0"}).exit_code, 2);
+}
+
 }  // namespace
 }  // namespace mixq::test

@@ -200,7 +200,7 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
       opt.set_lr(o.act_lr * 0.5 * (1.0 + std::cos(M_PI * static_cast<double>(it) / static_cast<double>(o.act_iters))));
       at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
       timer.other += timer.lap();
-      at::Tensor loss = unit_loss(rm, u, cache, idx);
+      at::Tensor loss = unit_loss(rm, u, cache, idx, o.act_loss_p);
       timer.backward_and_step(opt, loss);
       {
         at::NoGradGuard ng;
@@ -241,6 +241,7 @@ void reconstruct(MethodContext& ctx, bool blocks) {
       {"units", blocks ? "blocks" : "layers"}, {"iters", o.iters}, {"batch", o.batch}, {"lr", o.lr},
       {"lambda", o.lambda}, {"beta", {o.beta_start, o.beta_end, o.warmup}}, {"rec_loss", o.rec_loss},
       {"act_iters", o.act_iters}, {"act_lr", o.act_lr}, {"learn_act", o.learn_act}, {"seed", o.seed},
+      {"act_loss_p", o.act_loss_p}, {"act_init_samples", o.act_init_samples},
       {"calib_batch", o.calib_batch}, {"precision", precision == ConvPrecision::kBFloat16 ? "bf16" : "fp32"}};
   ReconCheckpoint ck(ctx, blocks ? "brecq" : "adaround", settings);
   // Replaying finished units draws nothing from the generator, so its saved state (after the last
@@ -269,7 +270,10 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   QuantizeOptions qo;
   qo.batch_size = o.calib_batch;
   qo.progress = o.progress;
-  calibrate_activations(ctx.qm, ctx.plan, ctx.calib, qo);  // ranges for the reconstructed weights
+  // Ranges for the reconstructed weights (on the first --act-init-samples samples when set).
+  std::unique_ptr<Dataset> head;
+  if (o.act_init_samples > 0) head = head_dataset(ctx.calib, o.act_init_samples);
+  calibrate_activations(ctx.qm, ctx.plan, head ? *head : ctx.calib, qo);
   rm.load_activation_params();
   nlohmann::json ja = ck.reports("acts");
   learn_activation_steps(ctx, rm, units, pinned, budget, gen, precision, ck, ja);

@@ -198,12 +198,13 @@ at::Tensor fake_quant_fused(const at::Tensor& x, const at::Tensor& scale, const 
   return FakeQuantFn::apply(x, scale.reshape({}), zero_point.item<double>(), qmin, qmax);
 }
 
-at::Tensor reconstruction_loss_fused(const at::Tensor& out, const at::Tensor& target, const at::Tensor& weight) {
-  const bool fast = dense_float(out) && target.defined() && target.sizes() == out.sizes() &&
+at::Tensor reconstruction_loss_fused(const at::Tensor& out, const at::Tensor& target, const at::Tensor& weight,
+                                     double p) {
+  const bool fast = p == 2.0 && dense_float(out) && target.defined() && target.sizes() == out.sizes() &&
                     target.scalar_type() == at::kFloat && !target.requires_grad() &&
                     (!weight.defined() || (weight.sizes() == out.sizes() && weight.scalar_type() == at::kFloat &&
                                            !weight.requires_grad()));
-  if (!fast) return reconstruction_loss(out, target, weight);
+  if (!fast) return reconstruction_loss(out, target, weight, p);
   return ReconLossFn::apply(out, strided_like(target, out),
                             Untracked{weight.defined() ? strided_like(weight, out) : weight});
 }

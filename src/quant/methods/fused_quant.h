@@ -20,9 +20,10 @@ namespace mixq {
 at::Tensor fake_quant_fused(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point,
                             double qmin, double qmax);
 
-// reconstruction_loss(out, target, weight) with gradients for `out` only.
+// reconstruction_loss(out, target, weight, p) with gradients for `out` only (one fused pass for
+// p = 2; other p through libtorch's ops).
 at::Tensor reconstruction_loss_fused(const at::Tensor& out, const at::Tensor& target,
-                                     const at::Tensor& weight = at::Tensor());
+                                     const at::Tensor& weight = at::Tensor(), double p = 2.0);
 
 // AdaRound's soft weight and (beta > 0) its regulariser from rounding variables v, in one pass
 // each way: the same as SoftRounding::soft_weight() and regularizer(beta). floor / scale / zero

@@ -30,6 +30,9 @@ struct ReconOptions {
   std::string rec_loss = "mse";    // mse | fisher
   int64_t act_iters = 5000;        // LSQ activation step learning per unit
   double act_lr = 4e-4;            // Adam, cosine-annealed to 0
+  double act_loss_p = 2.0;         // |error|^p of the activation phase (BRECQ's code passes p = 2.4 there)
+  int64_t act_init_samples = 0;    // activation ranges before step learning from the first N calibration
+                                   // samples (0: all; BRECQ's code: 64)
   bool learn_act = true;           // BRECQ / AdaRound: learn activation steps after the weights
   int64_t adaquant_iters = 1000, adaquant_batch = 50;
   bool adaquant_sequential = true; // inputs from the quantized model so far (else the float one)

@@ -20,7 +20,7 @@ CacheBudget cache_budget(const ReconOptions& o) {
 
 ConvPrecision loop_precision(const ReconOptions& o) {
   if (o.precision == "fp32") return ConvPrecision::kFloat32;
-  if (o.precision == "auto") return cpu_has_native_bf16() ? ConvPrecision::kBFloat16 : ConvPrecision::kFloat32;
+  if (o.precision == "auto") return cpu_has_amx_bf16() ? ConvPrecision::kBFloat16 : ConvPrecision::kFloat32;
   MIXQ_CHECK(o.precision == "bf16", ErrorKind::kInvalidArgument, "--recon-precision must be auto, fp32 or bf16 (got '",
              o.precision, "')");
   MIXQ_CHECK(cpu_has_native_bf16(), ErrorKind::kInvalidArgument,
@@ -116,13 +116,13 @@ std::map<std::string, at::Tensor> unit_outputs(ReconModel& rm, const Unit& u, co
   return rm.quant().run(feeds, u.outputs);
 }
 
-at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx) {
+at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx, double p) {
   auto out = unit_outputs(rm, u, c, idx);
   at::Tensor loss;
   for (size_t i = 0; i < u.outputs.size(); ++i) {
     at::Tensor w;
     if (!c.fisher.empty()) w = c.fisher[i].gather(idx) * c.fisher_scale;
-    at::Tensor l = reconstruction_loss_fused(out.at(u.outputs[i]), c.out[i].gather(idx), w);
+    at::Tensor l = reconstruction_loss_fused(out.at(u.outputs[i]), c.out[i].gather(idx), w, p);
     loss = loss.defined() ? loss + l : l;
   }
   return loss;

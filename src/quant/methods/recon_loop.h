@@ -48,8 +48,8 @@ UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, Ca
 std::map<std::string, at::Tensor> unit_outputs(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx);
 
 // Feeds rows `idx` of the cache to the unit in rm.quant() and returns the reconstruction loss
-// summed over the unit's outputs (quant/methods/soft_quant.h reconstruction_loss).
-at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx);
+// summed over the unit's outputs (quant/methods/soft_quant.h reconstruction_loss, |error|^p).
+at::Tensor unit_loss(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx, double p = 2.0);
 
 // The same loss over the first `max_rows` cached rows, without gradients (for reports).
 double unit_loss_eval(ReconModel& rm, const Unit& u, const UnitCache& c, int64_t max_rows = 1024);

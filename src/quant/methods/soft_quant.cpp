@@ -53,8 +53,8 @@ at::Tensor fake_quant_ste(const at::Tensor& x, const at::Tensor& scale, const at
   return (q - zero_point) * scale;
 }
 
-at::Tensor reconstruction_loss(const at::Tensor& out, const at::Tensor& target, const at::Tensor& weight) {
-  at::Tensor d = (out - target).pow(2);
+at::Tensor reconstruction_loss(const at::Tensor& out, const at::Tensor& target, const at::Tensor& weight, double p) {
+  at::Tensor d = p == 2.0 ? (out - target).pow(2) : (out - target).abs().pow(p);
   if (weight.defined()) d = d * weight;
   return d.dim() >= 2 ? d.sum(1).mean() : d.mean();
 }

@@ -47,10 +47,10 @@ at::Tensor round_ste(const at::Tensor& x);
 at::Tensor fake_quant_ste(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& zero_point,
                           double qmin, double qmax);
 
-// Reconstruction loss of BRECQ's reference implementation: squared error summed over dim 1
-// (channels / features) and averaged over the rest; `weight` (same shape, optional) multiplies
-// the squared error element-wise (Fisher).
+// Reconstruction loss of BRECQ's reference implementation: |error|^p (p = 2: squared) summed over
+// dim 1 (channels / features) and averaged over the rest; `weight` (same shape, optional)
+// multiplies it element-wise (Fisher).
 at::Tensor reconstruction_loss(const at::Tensor& out, const at::Tensor& target,
-                               const at::Tensor& weight = at::Tensor());
+                               const at::Tensor& weight = at::Tensor(), double p = 2.0);
 
 }  // namespace mixq
