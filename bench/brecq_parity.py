@@ -38,6 +38,8 @@ VARIANTS = {
     "out-placement": ["--act-placement", "outputs"],
     "act-p2.4": ["--act-loss-p", "2.4"],                # the reference's p in the activation phase
     "init64": ["--act-init-samples", "64"],             # the reference's activation-range batch
+    # inputs placement with the first layer's output readers at its pinned 8 bits (a user plan)
+    "pin-out": ["--plan", os.path.join(ROOT, "bench", "results", "brecq_parity_plans", "pin-out-{setting}.json")],
     "ref-like": ["--act-placement", "outputs", "--act-loss-p", "2.4", "--act-init-samples", "64"],
 }
 
@@ -87,7 +89,7 @@ def run_mixq(args, variant, model, setting, seed, calib):
     w, a = setting[1:].split("A")
     cmd = [args.mixq, "quantize", os.path.join(ROOT, ONNX[model]), "--calib", calib, "--method", "brecq",
            "--wbits", w, "--abits", a, "--iters", str(args.iters), "--seed", str(seed), "--threads",
-           str(args.threads), "--eval", "fmnist:test", "--eval-weights-only", "--json", "-q"] + VARIANTS[variant]
+           str(args.threads), "--eval", "fmnist:test", "--eval-weights-only", "--json", "-q"] + [f.replace("{setting}", setting) for f in VARIANTS[variant]]
     t0 = time.time()
     j = json.loads(subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout)
     return {"tool": "mixq", "variant": variant, "model": model, "setting": setting, "seed": seed,

@@ -108,6 +108,9 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
          "Where activation quantizers sit: inputs (of quantized layers; residual paths float; default) or outputs "
          "(BRECQ's reference: every reader quantized, the first layer's output at its pinned bits)")
       ->default_str("inputs");
+  sub.add_flag("--pin-first-output", d.pin_first_output,
+               "The layers reading the pinned first layer's output also get the pinned bits (as BRECQ's reference "
+               "code quantizes the first layer's output at 8 bits); implied by --act-placement outputs");
   sub.add_option_function<std::string>(
          "--act-scheme", [&d](const std::string& v) { d.act_sparq = parse_act_scheme(v); },
          "Activation scheme on the 8-bit layer inputs: uniform (default) or sparq:5opt|3opt|2opt[,v] (SPARQ: a "

@@ -27,8 +27,7 @@ ActPlacement parse_act_placement(const std::string& s) {
                                                "or outputs (BRECQ's reference: every reader, first layer's output pinned)");
 }
 
-void apply_act_placement(const Graph& g, QuantPlan& plan) {
-  if (plan.act_placement != ActPlacement::kOutputs) return;
+void pin_pinned_outputs(const Graph& g, QuantPlan& plan) {
   for (const LayerPlan& P : plan.layers) {
     if (!P.pinned || !P.quantize_input) continue;
     auto node = std::find_if(g.nodes.begin(), g.nodes.end(), [&](const Node& n) { return n.name == P.name; });

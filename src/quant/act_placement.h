@@ -19,9 +19,9 @@ namespace mixq {
 const char* act_placement_name(ActPlacement p);           // "inputs" | "outputs"
 ActPlacement parse_act_placement(const std::string& s);   // kInvalidArgument naming both
 
-// kOutputs: the layers reading a pinned layer's output (through activation functions) get that
-// layer's input bits, as the reference's 8-bit first-layer output quantizer gives them; then the
-// shared-input rule and the cost. Nothing for kInputs.
-void apply_act_placement(const Graph& g, QuantPlan& plan);
+// The layers reading a pinned layer's output (through activation functions) get that layer's input
+// bits, as the reference's 8-bit first-layer output quantizer gives them; then the shared-input
+// rule and the cost. make_plan calls it under kOutputs or with PlanDefaults::pin_first_output.
+void pin_pinned_outputs(const Graph& g, QuantPlan& plan);
 
 }  // namespace mixq

@@ -112,7 +112,7 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
   unify_shared_inputs(plan);
   update_cost(plan);
   plan.act_placement = d.act_placement;
-  apply_act_placement(g, plan);
+  if (d.act_placement == ActPlacement::kOutputs || d.pin_first_output) pin_pinned_outputs(g, plan);
   return plan;
 }
 

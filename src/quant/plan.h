@@ -113,6 +113,9 @@ struct PlanDefaults {
   int pin_bits = 8;          // first/last layer weight and input bits; 0 = do not pin
   EmbedScheme embed_scheme = EmbedScheme::kNone;  // --embed-scheme: every embedding table's scheme
   ActPlacement act_placement = ActPlacement::kInputs;  // --act-placement
+  // --pin-first-output: the layers reading the pinned first layer's output (through its activation)
+  // get the pinned bits too, as under kOutputs, with inputs placement (packable). Implied by kOutputs.
+  bool pin_first_output = false;
 };
 
 // An embedding table: a Gather on a constant table (graph/layers.h). Pinning is by role, not

@@ -19,11 +19,12 @@ namespace {
 
 const char* kStemOut = "/stem/stem.2/Relu_output_0";  // the ResNet fixture's first layer, after its ReLU
 
-PreparedPlan resnet_plan(ActPlacement p) {
+PreparedPlan resnet_plan(ActPlacement p, bool pin_first_output = false) {
   PlanDefaults d;
   d.wbits = 4;
   d.abits = 4;
   d.act_placement = p;
+  d.pin_first_output = pin_first_output;
   PlanData data;
   data.calib = "fmnist:train:64";
   return prepare_plan(fixture("fmnist-resnet"), d, "minmax", data);
@@ -80,6 +81,23 @@ TEST(ActPlacement, OutputsPinsTheFirstLayersOutputAndQuantizesEveryReader) {
     EXPECT_NE(std::string(e.what()).find("act-placement"), std::string::npos) << e.what();
   }
   EXPECT_NO_THROW(pack_quantized_model(qin));
+}
+
+// --pin-first-output: the same 8-bit readers of the first layer with mixq's own placement, which
+// the packed runtime runs.
+TEST(ActPlacement, PinFirstOutputRaisesItsReadersAndStillPacks) {
+  PreparedPlan in = resnet_plan(ActPlacement::kInputs), pin = resnet_plan(ActPlacement::kInputs, true),
+               out = resnet_plan(ActPlacement::kOutputs);
+  for (size_t i = 0; i < pin.plan.layers.size(); ++i)
+    EXPECT_EQ(pin.plan.layers[i].input_scheme.bits, out.plan.layers[i].input_scheme.bits) << pin.plan.layers[i].name;
+  EXPECT_EQ(pin.plan.act_placement, ActPlacement::kInputs);
+  EXPECT_DOUBLE_EQ(pin.plan.cost.bops, out.plan.cost.bops);
+  EXPECT_EQ(pin.plan.cost.size_bytes, in.plan.cost.size_bytes);  // activations only
+  QuantizedModel q = quantize(pin);
+  const Graph g = qdq_graph(q);
+  const Node& add = residual_add(g);
+  EXPECT_NE(std::find(add.inputs.begin(), add.inputs.end(), kStemOut), add.inputs.end());  // residual float
+  EXPECT_NO_THROW(pack_quantized_model(q));
 }
 
 TEST(ActPlacement, PlanJsonKeepsItAndRejectsUnknownValues) {
