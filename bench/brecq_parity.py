@@ -34,7 +34,7 @@ ONNX = {"resnet": "models/fmnist-resnet.onnx", "refnet": "models/fmnist-refnet.o
 # mixq's side: the default, and the switches of issue 23 item 2, one at a time.
 VARIANTS = {
     "default": [],                                  # bf16 loops where the CPU has native bf16
-    "fp32": ["--recon-precision", "fp32"],
+    "fp32": ["--recon-precision", "fp32"],              # = default on CPUs without AMX
     "out-placement": ["--act-placement", "outputs"],
     "act-p2.4": ["--act-loss-p", "2.4"],                # the reference's p in the activation phase
     "init64": ["--act-init-samples", "64"],             # the reference's activation-range batch
