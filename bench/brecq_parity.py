@@ -40,6 +40,7 @@ VARIANTS = {
     "init64": ["--act-init-samples", "64"],             # the reference's activation-range batch
     # inputs placement with the first layer's output readers at its pinned 8 bits (a user plan)
     "pin-out": ["--plan", os.path.join(ROOT, "bench", "results", "brecq_parity_plans", "pin-out-{setting}.json")],
+    "pin-first-output": ["--pin-first-output"],         # the same as pin-out, as an option (any model)
     "ref-like": ["--act-placement", "outputs", "--act-loss-p", "2.4", "--act-init-samples", "64"],
 }
 
