@@ -160,20 +160,16 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
       f.loss = r.quant_eval->reference_score->loss;
       r.float_eval = f;
     }
-    if (before_finish) {
-      std::unique_ptr<Executor> bex = simulation_executor(*before_finish);
-      eo.label = "eval before finishing steps";
-      eo.keep_outputs = false;
-      eo.reference_top1 = false;
-      r.quant_eval_before_finish = evaluate(*bex, *data, eo);
-    }
-    if (weights_only && !weights_only->weights.empty()) {  // empty: the method has no rounding phase
-      std::unique_ptr<Executor> wex = simulation_executor(*weights_only);
-      eo.label = "eval weights only";
-      eo.keep_outputs = false;
-      eo.reference_top1 = false;
-      r.quant_eval_weights_only = evaluate(*wex, *data, eo);
-    }
+    // The intermediate models of the report: the same data and float reference, no outputs kept.
+    eo.keep_outputs = false;
+    eo.reference_top1 = false;
+    auto evaluate_also = [&](const QuantizedModel& qm, const char* label) {
+      eo.label = label;
+      return evaluate(*simulation_executor(qm), *data, eo);
+    };
+    if (before_finish) r.quant_eval_before_finish = evaluate_also(*before_finish, "eval before finishing steps");
+    if (weights_only && !weights_only->weights.empty())  // empty: the method has no rounding phase
+      r.quant_eval_weights_only = evaluate_also(*weights_only, "eval weights only");
   }
   if (!job.save_outputs.empty() && r.quant_eval) {
     std::vector<std::string> names;

@@ -47,8 +47,6 @@ void pin_pinned_outputs(const Graph& g, QuantPlan& plan) {
         L.input_sparq = SparqScheme{};  // a pinned-width input, like the pinned layers' own
       }
   }
-  unify_shared_inputs(plan);
-  update_cost(plan);
 }
 
 }  // namespace mixq

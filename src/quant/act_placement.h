@@ -20,8 +20,8 @@ const char* act_placement_name(ActPlacement p);           // "inputs" | "outputs
 ActPlacement parse_act_placement(const std::string& s);   // kInvalidArgument naming both
 
 // The layers reading a pinned layer's output (through activation functions) get that layer's input
-// bits, as the reference's 8-bit first-layer output quantizer gives them; then the shared-input
-// rule and the cost. make_plan calls it under kOutputs or with PlanDefaults::pin_first_output.
+// bits, as the reference's 8-bit first-layer output quantizer gives them. make_plan calls it under
+// kOutputs or with PlanDefaults::pin_first_output, before its shared-input rule and cost.
 void pin_pinned_outputs(const Graph& g, QuantPlan& plan);
 
 }  // namespace mixq

@@ -7,9 +7,9 @@
 #include <set>
 
 #include "core/json_int.h"
-#include "quant/act_placement.h"
 #include "core/atomic_file.h"
 #include "mixq/error.h"
+#include "quant/act_placement.h"
 
 namespace mixq {
 
@@ -109,10 +109,10 @@ QuantPlan make_plan(const Graph& g, const std::vector<LayerInfo>& layers, const 
   }
   for (const auto& [name, t] : g.initializers)
     if (!layer_tensors.count(name)) plan.other_bytes += static_cast<int64_t>(t.numel() * t.element_size());
-  unify_shared_inputs(plan);
-  update_cost(plan);
   plan.act_placement = d.act_placement;
   if (d.act_placement == ActPlacement::kOutputs || d.pin_first_output) pin_pinned_outputs(g, plan);
+  unify_shared_inputs(plan);
+  update_cost(plan);
   return plan;
 }
 

@@ -15,7 +15,8 @@ namespace mixq {
 namespace {
 const std::string kQuantSuffix = "::mixq_q";
 
-// The prepared graph with an Identity "T::mixq_q" in front of the quantized layers reading T.
+// The prepared graph with an Identity "T::mixq_q" in front of the quantized layers reading T (in
+// front of every reader when T is quantized for all of them, ActPlacement::kOutputs).
 Graph training_graph(const QuantizedModel& qm) {
   Graph g = qm.graph;
   std::set<std::string> layers;
@@ -28,19 +29,18 @@ Graph training_graph(const QuantizedModel& qm) {
   std::vector<Node> nodes;
   std::set<std::string> inserted;
   for (auto& n : g.nodes) {
-    if (layers.count(n.name) || !all_readers.empty()) {
-      for (auto& in : n.inputs) {
-        if (!acts.count(in) || (!layers.count(n.name) && !all_readers.count(in))) continue;
-        if (inserted.insert(in).second) {
-          Node id;
-          id.name = "mixq_actq/" + in;
-          id.op_type = "Identity";
-          id.inputs = {in};
-          id.outputs = {in + kQuantSuffix};
-          nodes.push_back(std::move(id));
-        }
-        in += kQuantSuffix;
+    const bool layer = layers.count(n.name) > 0;
+    for (auto& in : n.inputs) {
+      if (!acts.count(in) || (!layer && !all_readers.count(in))) continue;
+      if (inserted.insert(in).second) {
+        Node id;
+        id.name = "mixq_actq/" + in;
+        id.op_type = "Identity";
+        id.inputs = {in};
+        id.outputs = {in + kQuantSuffix};
+        nodes.push_back(std::move(id));
       }
+      in += kQuantSuffix;
     }
     nodes.push_back(std::move(n));
   }
