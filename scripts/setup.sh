@@ -19,6 +19,7 @@ PKGS=(
   libgtest-dev libbenchmark-dev
   coinor-libcbc-dev                           # integer programming (bit allocation)
   libnlopt-dev                                # derivative-free optimisation (LAPQ's joint search)
+  libopenmpi-dev openmpi-bin                  # MPI: `mpirun -np N mixq pareto|quantize` (src/dist/)
   dataset-fashion-mnist libonnx-testdata      # data and ONNX's operator tests
   python3-torch python3-torchvision python3-numpy python3-pil  # the tests regenerate the 224x224
                                                                  # zoo models (models/zoo/make_zoo.py)

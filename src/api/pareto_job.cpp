@@ -6,6 +6,7 @@
 #include "api/report_html.h"
 #include "core/atomic_file.h"
 #include "core/interrupt.h"
+#include "dist/dist.h"
 #include "mixq/error.h"
 #include "search/hw_spec.h"
 #include "search/problem.h"
@@ -32,6 +33,7 @@ nlohmann::json run_pareto(const QuantizeJob& job, const ParetoOutputs& out, bool
   so.cache_path = out.table;
   so.progress = progress;
   SensitivityTable t = measure_sensitivity(pp.prepared, pp.plan, calib.get(), so);
+  dist::release_workers();  // MPI: the table is made; the front and the files are rank 0's
   throw_if_interrupted();  // the front takes seconds; the table is saved, the front is not written
   std::vector<std::vector<int>> groups;
   if (hw)

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "api/allocate_step.h"
+#include "dist/dist.h"
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "exec/shapes.h"
@@ -80,6 +81,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     r.allocation = run_allocation(step, r.prepared, r.plan, calib.get());
   }
   r.seconds_search = seconds_since(t_search);
+  dist::release_workers();  // MPI: the plan is made; quantizing, evaluating and writing are rank 0's
 
   auto t_quant = std::chrono::steady_clock::now();
   r.qmodel = quantize_model(r.prepared, r.plan, *calib, job.qopts);

@@ -56,7 +56,14 @@ void remove_stale_temporaries(const std::string& path) {
   }
 }
 
+namespace {
+std::string g_no_writes;  // who may not write ("" : this process may)
+}
+
+void forbid_file_writes(const std::string& who) { g_no_writes = who; }
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
+  MIXQ_CHECK(g_no_writes.empty(), ErrorKind::kInternal, g_no_writes, " tried to write '", path, "'");
   MIXQ_CHECK(!path.empty(), ErrorKind::kIO, "cannot write a file: the output path is empty");
   const fs::path target(path);
   const std::string base = target.filename().string();

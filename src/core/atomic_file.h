@@ -15,6 +15,10 @@ namespace mixq {
 // Refusing to overwrite an input file is the caller's decision (see same_file).
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// From now on write_file_atomic throws kInternal naming `who`: an MPI worker rank never writes
+// (rank 0 owns every output, dist/dist.h); a write there would be a bug, not a race to lose.
+void forbid_file_writes(const std::string& who);
+
 // Removes the temporary files ".<name>.tmp.<pid>.<n>" of `path` that a killed process (SIGKILL,
 // power loss) left behind: those whose pid is no longer running. write_file_atomic calls it first;
 // a job that removes a file it owns (a finished checkpoint) calls it too. Never throws.

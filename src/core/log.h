@@ -13,6 +13,8 @@ Level level();
 
 void info(const std::string& msg);     // shown unless --quiet
 void verbose(const std::string& msg);  // shown with --verbose (dispatch reasons, timings)
-void warn(const std::string& msg);     // always shown, prefixed "warning: "
+void warn(const std::string& msg);     // shown unless muted, prefixed "warning: "
+// Off on an MPI worker rank: rank 0 prints the same warnings once (dist/dist.h).
+void set_warnings(bool on);
 
 }  // namespace mixq::log

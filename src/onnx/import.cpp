@@ -226,26 +226,27 @@ class GuardedSchemaRegistry : public onnx::ISchemaRegistry {
 // file does not declare; symbolic dims stay symbolic (-1 with their name). Used for folding Shape
 // of statically shaped values and for messages. A model inference cannot handle is not an error
 // here: the executor finds real shapes when it runs.
-void infer_value_info(const onnx::ModelProto& model, Graph& g) {
+// The model without its large initializers: those become typed graph inputs of their shape (what
+// the checker and shape inference need of them), small ones (Reshape targets and the like) stay
+// whole. The import frees each initializer's bytes once it is a tensor, so the checker and
+// inference run on this copy: a ResNet-50 is not held twice (once as protobuf, once as tensors).
+onnx::ModelProto light_model(const onnx::ModelProto& model, const std::set<std::string>& large) {
   onnx::ModelProto copy;
+  copy.mutable_graph()->set_name(model.graph().name());
   copy.mutable_graph()->mutable_node()->CopyFrom(model.graph().node());
   copy.mutable_graph()->mutable_input()->CopyFrom(model.graph().input());
   copy.mutable_graph()->mutable_output()->CopyFrom(model.graph().output());
   copy.mutable_graph()->mutable_value_info()->CopyFrom(model.graph().value_info());
   copy.mutable_opset_import()->CopyFrom(model.opset_import());
   copy.set_ir_version(model.ir_version());
-  // Initializers matter for inference only through their shapes and (for Reshape targets and
-  // the like) small values: pass small ones whole, large ones as typed inputs of known shape.
+  std::set<std::string> declared;
+  for (const auto& in : model.graph().input()) declared.insert(in.name());
   for (const auto& init : model.graph().initializer()) {
-    int64_t numel = 1;
-    for (auto d : init.dims()) numel *= d;
-    if (numel <= 64 && init.data_location() != onnx::TensorProto::EXTERNAL) {
+    if (!large.count(init.name())) {
       *copy.mutable_graph()->add_initializer() = init;
       continue;
     }
-    bool declared = false;
-    for (const auto& in : model.graph().input()) declared = declared || in.name() == init.name();
-    if (declared) continue;
+    if (declared.count(init.name())) continue;
     auto* vi = copy.mutable_graph()->add_input();
     vi->set_name(init.name());
     auto* tt = vi->mutable_type()->mutable_tensor_type();
@@ -253,6 +254,18 @@ void infer_value_info(const onnx::ModelProto& model, Graph& g) {
     auto* shape = tt->mutable_shape();
     for (auto d : init.dims()) shape->add_dim()->set_dim_value(d);
   }
+  return copy;
+}
+
+// Initializers whose values neither the checker nor shape inference reads: more than 64 elements
+// (shape-like inputs are smaller) or stored externally.
+bool is_large_initializer(const onnx::TensorProto& init) {
+  int64_t numel = 1;
+  for (auto d : init.dims()) numel *= d;
+  return numel > 64 || init.data_location() == onnx::TensorProto::EXTERNAL;
+}
+
+void infer_value_info(onnx::ModelProto& copy, Graph& g) {
   try {
     static GuardedSchemaRegistry registry;
     onnx::shape_inference::InferShapes(copy, &registry);
@@ -267,16 +280,23 @@ void infer_value_info(const onnx::ModelProto& model, Graph& g) {
 
 }  // namespace
 
-Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
-                      const std::string& base_dir, const ImportOptions& opts) {
-  onnx::ModelProto model;
-  MIXQ_CHECK(!bytes.empty(), ErrorKind::kInvalidModel, display_name,
-             ": the file is empty (expected an ONNX model)");
-  MIXQ_CHECK(bytes.size() < (size_t(2) << 30), ErrorKind::kInvalidModel, display_name,
+namespace {
+
+void check_model_size(size_t n, const std::string& display_name) {
+  MIXQ_CHECK(n > 0, ErrorKind::kInvalidModel, display_name, ": the file is empty (expected an ONNX model)");
+  MIXQ_CHECK(n < (size_t(2) << 30), ErrorKind::kInvalidModel, display_name,
              ": protobuf files over 2 GiB cannot be parsed; store weights as external data");
-  MIXQ_CHECK(model.ParseFromString(bytes), ErrorKind::kInvalidModel, display_name,
+}
+
+void check_parsed(bool ok, const std::string& display_name) {
+  MIXQ_CHECK(ok, ErrorKind::kInvalidModel, display_name,
              ": not a valid ONNX model (protobuf parsing failed: the file is corrupt, truncated or "
              "not an .onnx file)");
+}
+
+// The graph of a parsed model. Each initializer's bytes are freed as soon as it is a tensor.
+Graph graph_from_model(onnx::ModelProto& model, const std::string& display_name, const std::string& base_dir,
+                       const ImportOptions& opts) {
   MIXQ_CHECK(model.has_graph(), ErrorKind::kInvalidModel, display_name,
              ": the file parses but holds no graph (is it an ONNX model?)");
 
@@ -296,15 +316,20 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
              opset, "; mixq supports opsets up to ", kMaxOpset,
              " (re-export with opset_version between 11 and ", kMaxOpset, ")");
 
-  const auto& gp = model.graph();
+  auto& gp = *model.mutable_graph();
   g.name = gp.name();
   MIXQ_CHECK(gp.sparse_initializer_size() == 0, ErrorKind::kUnsupported, display_name,
              ": sparse initializers are not supported (densify them before quantizing)");
-  for (const auto& init : gp.initializer()) {
+  std::set<std::string> large;
+  for (auto& init : *gp.mutable_initializer()) {
     MIXQ_CHECK(!init.name().empty(), ErrorKind::kInvalidModel, display_name,
                ": an initializer has no name");
     g.initializers[init.name()] = tensor_from_proto(
         init, base_dir, "initializer '" + init.name() + "' in " + display_name);
+    if (is_large_initializer(init)) {
+      large.insert(init.name());
+      delete init.release_raw_data();  // the tensor holds the values now (release frees capacity)
+    }
   }
   // mixq runs tensors only: sequence, map and optional values are refused up front.
   auto require_tensor = [&](const onnx::ValueInfoProto& vi, const char* kind) {
@@ -347,6 +372,8 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
   if (opts.run_checker && !schemas_known)
     log::verbose(display_name + ": opset " + std::to_string(opset) +
                  " is newer than libonnx's schemas (17): the ONNX checker is skipped");
+  onnx::ModelProto light;
+  if ((opts.run_checker || opts.infer_shapes) && schemas_known) light = light_model(model, large);
   if (opts.run_checker && schemas_known) {
     try {
       onnx::checker::CheckerContext ctx;
@@ -356,7 +383,7 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
       ctx.set_opset_imports(versions);
       ctx.set_model_dir(base_dir);
       onnx::checker::LexicalScopeContext lex;
-      onnx::checker::check_graph(model.graph(), ctx, lex);
+      onnx::checker::check_graph(light.graph(), ctx, lex);
     } catch (const std::exception& e) {
       std::string msg = e.what();
       // The checker appends a long context dump; the first paragraph is the useful part.
@@ -372,15 +399,33 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
   }
   // Shape inference last: it runs libonnx's per-op functions on the model, which should see only
   // what mixq's checks and the checker accepted.
-  if (opts.infer_shapes && schemas_known) infer_value_info(model, g);
+  if (opts.infer_shapes && schemas_known) infer_value_info(light, g);
 
   return g;
 }
 
+}  // namespace
+
+Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
+                      const std::string& base_dir, const ImportOptions& opts) {
+  check_model_size(bytes.size(), display_name);
+  onnx::ModelProto model;
+  check_parsed(model.ParseFromString(bytes), display_name);
+  return graph_from_model(model, display_name, base_dir, opts);
+}
+
 Graph load_onnx(const std::string& path, const ImportOptions& opts) {
-  std::string bytes = read_file(path);
-  std::string dir = fs::path(path).parent_path().string();
-  return load_onnx_bytes(bytes, path, dir, opts);
+  // Parsed from the file through protobuf's buffered stream: the file's bytes are never all in
+  // memory beside the parsed model.
+  std::error_code ec;
+  MIXQ_CHECK(fs::exists(path, ec), ErrorKind::kIO, "cannot open '", path, "': no such file");
+  MIXQ_CHECK(!fs::is_directory(path, ec), ErrorKind::kIO, "'", path, "' is a directory, expected an .onnx file");
+  std::ifstream f(path, std::ios::binary);
+  MIXQ_CHECK(f.good(), ErrorKind::kIO, "cannot open '", path, "' for reading");
+  check_model_size(static_cast<size_t>(fs::file_size(path, ec)), path);
+  onnx::ModelProto model;
+  check_parsed(model.ParseFromIstream(&f), path);
+  return graph_from_model(model, path, fs::path(path).parent_path().string(), opts);
 }
 
 at::Tensor load_tensor_pb(const std::string& path, std::string* name_out) {

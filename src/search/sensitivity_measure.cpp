@@ -1,16 +1,24 @@
 // Measuring the sensitivity table (search/sensitivity.h): the reference plan, the probe, every
-// (layer, candidate) and (activation tensor, bits) run once, the cache written after each unit so
-// a killed run resumes.
+// (layer, candidate) and (activation tensor, bits) run once, the cache written after each finished
+// layer or activation tensor so a killed run resumes. Under `mpirun -np N` (dist/dist.h) every rank
+// builds the same probe and takes candidates from a shared counter; rank 0 gathers the entries,
+// writes the cache and hands the finished table to every rank.
 #include <ATen/ATen.h>
+
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "dist/dist.h"
 #include "mixq/error.h"
 #include "search/curvature.h"
 #include "search/probe.h"
@@ -74,6 +82,48 @@ std::vector<ActSens> act_units(const QuantPlan& ref, const SensitivityOptions& o
   return keep;
 }
 
+
+// One candidate of the table: a weight scheme of layer `idx` (group 0: the plan's granularity) or
+// activation bits of tensor `idx`. The unit of work a rank takes.
+struct Unit {
+  bool act = false;
+  size_t idx = 0;  // into the layers to measure, or the activations to measure
+  int bits = 0;
+  int64_t group = 0;
+};
+
+// A measured entry on its way to rank 0: the unit's index, then the entry's doubles (ranks run the
+// same binary on one kind of machine, so the bytes are the same struct).
+constexpr int kEntryTag = 101;
+std::string pack_entry(int64_t u, const SensEntry& e) {
+  std::string b(sizeof u + sizeof e, '\0');
+  std::memcpy(b.data(), &u, sizeof u);
+  std::memcpy(b.data() + sizeof u, &e, sizeof e);
+  return b;
+}
+int64_t unpack_entry(const std::string& b, SensEntry* e) {
+  MIXQ_CHECK(b.size() == sizeof(int64_t) + sizeof(SensEntry), ErrorKind::kInternal, "sensitivity entry message of ",
+             b.size(), " bytes");
+  int64_t u = 0;
+  std::memcpy(&u, b.data(), sizeof u);
+  std::memcpy(e, b.data() + sizeof u, sizeof *e);
+  return u;
+}
+
+// The cache file's text as rank 0 reads it, on every rank ("" : none), so all ranks resume from
+// the same finished units even while rank 0 rewrites the file.
+std::string shared_cache_text(const SensitivityOptions& o) {
+  std::string text;
+  if (dist::is_root() && o.resume && !o.cache_path.empty() && std::filesystem::exists(o.cache_path)) {
+    std::ifstream f(o.cache_path, std::ios::binary);
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  dist::broadcast(text);
+  return text;
+}
+
 }  // namespace
 
 SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& plan, const Dataset* calib,
@@ -100,9 +150,15 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
   std::map<std::string, LayerSens> cached;
   std::map<std::string, ActSens> cached_acts;
   std::unique_ptr<SensitivityTable> old;
-  if (opts.resume && !opts.cache_path.empty() && std::filesystem::exists(opts.cache_path)) {
+  if (const std::string text = shared_cache_text(opts); !text.empty()) {
     try {
-      old = std::make_unique<SensitivityTable>(load_table(opts.cache_path));
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(text);
+      } catch (const std::exception& e) {
+        throw Error(ErrorKind::kInvalidArgument, opts.cache_path + ": not valid JSON: " + e.what());
+      }
+      old = std::make_unique<SensitivityTable>(table_from_json(j, opts.cache_path));
       if (old->key == t.key) {
         for (auto& l : old->layers) cached[l.name] = l;
         for (auto& a : old->acts) cached_acts[a.tensor] = a;
@@ -118,16 +174,32 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     }
   }
 
-  const std::vector<ActSens> acts = act_units(ref, opts);
-  int64_t todo = 0;
+  // What is left to measure: layers and activation tensors not in the cache, and their candidates.
+  std::vector<const LayerPlan*> layers;
   for (const auto& L : ref.layers)
-    if (!L.pinned && !cached.count(L.name)) ++todo;
-  for (const auto& a : acts)
-    if (!cached_acts.count(a.tensor)) ++todo;
-  if (old && todo == 0) {  // nothing to measure: skip building the reference model and its logits
+    if (!L.pinned && !cached.count(L.name)) layers.push_back(&L);
+  std::vector<ActSens> acts;
+  for (auto& a : act_units(ref, opts))
+    if (!cached_acts.count(a.tensor)) acts.push_back(std::move(a));
+  if (old && layers.empty() && acts.empty()) {  // nothing to measure: skip building the reference model
     old->model = opts.model_path;
     return *old;
   }
+  std::vector<Unit> units;
+  std::vector<int64_t> left(layers.size() + acts.size(), 0);  // candidates still unmeasured, per owner
+  for (size_t i = 0; i < layers.size(); ++i) {
+    for (int b : opts.bits)
+      if (b != opts.ref_bits) units.push_back({false, i, b, 0});
+    for (int64_t g : opts.group_sizes) {
+      // A group reaching the whole reduction length is one group per channel: the plain entries.
+      if (g >= q_layout(candidate_scheme(*layers[i], opts.ref_bits, g), layers[i]->weight_shape).k) continue;
+      for (int b : opts.bits) units.push_back({false, i, b, g});
+    }
+  }
+  for (size_t i = 0; i < acts.size(); ++i)
+    for (int b : opts.act_bits)
+      if (b < acts[i].ref_bits) units.push_back({true, i, b, 0});
+  for (const Unit& u : units) ++left[u.act ? layers.size() + u.idx : u.idx];
 
   std::unique_ptr<SensitivityProbe> probe;
   std::vector<Batch> batches;  // the probe's samples, for the curvature pass
@@ -156,13 +228,17 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
       for (int64_t b = 0, bs = opts.batch_size > 0 ? opts.batch_size : kProbeMaxBatch; b < sub->size(); b += bs)
         batches.push_back(sub->get(b, std::min(sub->size(), b + bs)));
   }
+  log::verbose("sensitivity: probe ready in " + std::to_string(seconds_since(t0)) + " s (float pass and reference " +
+               "quantization on " + std::to_string(t.samples) + " samples" +
+               (dist::size() > 1 ? ", on each of " + std::to_string(dist::size()) + " MPI ranks" : std::string()) +
+               "); " + std::to_string(units.size()) + " candidates to measure");
   const ProbeMetrics mref = probe ? probe->reference() : ProbeMetrics{};
+  const double ref_sqnr = mref.noise > 0 ? -10 * std::log10(mref.noise) : 0;
 
   Curvature curv;
   if (!batches.empty()) {
     std::vector<std::string> ws;
-    for (const auto& L : ref.layers)
-      if (!L.pinned && !cached.count(L.name)) ws.push_back(L.weight);
+    for (const LayerPlan* L : layers) ws.push_back(L->weight);
     if (!ws.empty()) curv = measure_curvature(prepared, ws, batches);
     t.has_fisher = true;
     t.has_hessian = curv.has_trace;
@@ -181,88 +257,137 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
     e.dl = probe->has_labels() ? m.loss - mref.loss : e.kl;
     e.dacc = mref.top1 - m.top1;
   };
-  auto save_partial = [&]() {
-    if (opts.cache_path.empty()) return;
-    // The units done so far, so a killed run resumes here.
-    SensitivityTable part = t;
-    for (const auto& L2 : ref.layers)
-      if (!L2.pinned && cached.count(L2.name) && !part.find(L2.name)) part.layers.push_back(cached[L2.name]);
-    for (const auto& a : acts)
-      if (cached_acts.count(a.tensor) && !part.find_act(a.tensor)) part.acts.push_back(cached_acts[a.tensor]);
-    part.seconds = t.seconds + seconds_since(t0);
-    save_table(part, opts.cache_path);
-    set_resume_note("sensitivity table so far in " + opts.cache_path + ": the same command resumes from it");
+  // The layer a rank last worked on: its float weight and the reference scheme's squared error
+  // (increases over the reference, so the reference is exactly 0 and values stay additive).
+  size_t w_of = SIZE_MAX;
+  at::Tensor w, d2ref;
+  auto measure = [&](const Unit& u) {
+    SensEntry e;
+    if (u.act) {
+      ProbeChange ch;
+      ch.acts[acts[u.idx].tensor] = u.bits;
+      data_entry(probe->run_change(ch), e);
+      return e;
+    }
+    const LayerPlan& L = *layers[u.idx];
+    if (w_of != u.idx) {
+      w_of = u.idx;
+      w = prepared.initializers.at(L.weight).to(at::kFloat);
+      d2ref = (requantized_weight(w, L, opts.ref_bits) - w).pow(2);
+    }
+    at::Tensor dq = requantized_weight(w, L, candidate_scheme(L, u.bits, u.group));
+    at::Tensor d2 = (dq - w).pow(2);
+    e.mse = d2.sum().item<double>() - d2ref.sum().item<double>();
+    if (auto it = curv.fisher.find(L.weight); it != curv.fisher.end())
+      e.fisher = 0.5 * (it->second.reshape(w.sizes()) * (d2 - d2ref)).sum().item<double>();
+    if (auto it = curv.trace.find(L.weight); it != curv.trace.end())
+      e.hessian = 0.5 * it->second / double(w.numel()) * e.mse;
+    if (opts.data_free)
+      e.dl = e.kl = e.noise = e.mse;
+    else
+      data_entry(probe->run({{L.name, dq}}), e);
+    return e;
   };
 
-  Progress bar("sensitivity", opts.progress ? todo : 0, "units");
-  for (const auto& L : ref.layers) {
-    if (L.pinned) continue;
-    if (cached.count(L.name)) {
-      t.layers.push_back(cached[L.name]);
-      continue;
+  // Rank 0: the finished owners (every candidate in), written to the cache as they complete.
+  std::map<std::string, LayerSens> done_layers;
+  std::map<std::string, ActSens> done_acts;
+  std::vector<SensEntry> got(units.size());
+  Progress bar("sensitivity", opts.progress && dist::is_root() ? static_cast<int64_t>(units.size()) : 0, "candidates");
+  auto table_so_far = [&]() {
+    SensitivityTable part = t;
+    for (const auto& L : ref.layers) {
+      if (L.pinned) continue;
+      if (auto it = cached.find(L.name); it != cached.end()) part.layers.push_back(it->second);
+      else if (auto jt = done_layers.find(L.name); jt != done_layers.end()) part.layers.push_back(jt->second);
     }
-    LayerSens ls;
-    ls.name = L.name;
-    ls.params = L.params;
-    at::Tensor w = prepared.initializers.at(L.weight).to(at::kFloat);
-    // Increases over the reference scheme, so the reference is exactly 0 and values stay additive.
-    at::Tensor d2ref = (requantized_weight(w, L, opts.ref_bits) - w).pow(2);
-    auto entry = [&](const QScheme& s) {
-      SensEntry e;
-      at::Tensor dq = requantized_weight(w, L, s);
-      at::Tensor d2 = (dq - w).pow(2);
-      e.mse = d2.sum().item<double>() - d2ref.sum().item<double>();
-      if (auto it = curv.fisher.find(L.weight); it != curv.fisher.end())
-        e.fisher = 0.5 * (it->second.reshape(w.sizes()) * (d2 - d2ref)).sum().item<double>();
-      if (auto it = curv.trace.find(L.weight); it != curv.trace.end())
-        e.hessian = 0.5 * it->second / double(w.numel()) * e.mse;
-      if (opts.data_free)
-        e.dl = e.kl = e.noise = e.mse;
-      else
-        data_entry(probe->run({{L.name, dq}}), e);
-      return e;
-    };
-    for (int b : opts.bits) {
-      if (b == opts.ref_bits) {
-        SensEntry e;
-        e.sqnr_db = mref.noise > 0 ? -10 * std::log10(mref.noise) : 0;
-        ls.bits[b] = e;
-        continue;
+    for (const auto& a : act_units(ref, opts)) {
+      if (auto it = cached_acts.find(a.tensor); it != cached_acts.end()) part.acts.push_back(it->second);
+      else if (auto jt = done_acts.find(a.tensor); jt != done_acts.end()) part.acts.push_back(jt->second);
+    }
+    part.seconds = t.seconds + seconds_since(t0);
+    return part;
+  };
+  // Rank 0: an owner (layer, or activation tensor) whose candidates are all in is finished and saved.
+  auto finish_owner = [&](size_t owner) {
+    const bool is_act = owner >= layers.size();
+    const size_t idx = is_act ? owner - layers.size() : owner;
+    if (is_act) {
+      ActSens a = acts[idx];
+      a.bits[a.ref_bits] = SensEntry{};
+      a.bits[a.ref_bits].sqnr_db = ref_sqnr;
+      for (size_t j = 0; j < units.size(); ++j)
+        if (units[j].act && units[j].idx == idx) a.bits[units[j].bits] = got[j];
+      done_acts[a.tensor] = std::move(a);
+    } else {
+      LayerSens ls;
+      ls.name = layers[idx]->name;
+      ls.params = layers[idx]->params;
+      for (int b : opts.bits)
+        if (b == opts.ref_bits) ls.bits[b].sqnr_db = ref_sqnr;
+      for (size_t j = 0; j < units.size(); ++j)
+        if (!units[j].act && units[j].idx == idx)
+          (units[j].group ? ls.groups[units[j].group] : ls.bits)[units[j].bits] = got[j];
+      done_layers[ls.name] = std::move(ls);
+    }
+    if (!opts.cache_path.empty()) {
+      // The units done so far, so a killed run resumes here.
+      save_table(table_so_far(), opts.cache_path);
+      set_resume_note("sensitivity table so far in " + opts.cache_path + ": the same command resumes from it");
+    }
+  };
+  auto file_entry = [&](int64_t k, const SensEntry& e) {
+    const Unit& u = units[static_cast<size_t>(k)];
+    got[static_cast<size_t>(k)] = e;
+    bar.advance();
+    const size_t owner = u.act ? layers.size() + u.idx : u.idx;
+    if (--left[owner] == 0) finish_owner(owner);
+  };
+  if (dist::is_root())
+    for (size_t owner = 0; owner < left.size(); ++owner)
+      if (left[owner] == 0) finish_owner(owner);  // only the reference bits asked for: nothing to run
+  auto drain = [&]() {
+    std::string msg;
+    SensEntry e;
+    while (dist::poll_from_workers(kEntryTag, &msg)) file_entry(unpack_entry(msg, &e), e);
+  };
+
+  {
+    dist::WorkCounter counter;  // each rank measures candidates in plan order, so its probe's cut moves forward
+    for (int64_t k = counter.next(); k < static_cast<int64_t>(units.size()); k = counter.next()) {
+      const SensEntry e = measure(units[static_cast<size_t>(k)]);
+      if (dist::is_root()) {
+        file_entry(k, e);
+        drain();
+      } else {
+        dist::send_to_root(kEntryTag, pack_entry(k, e));
       }
-      ls.bits[b] = entry(candidate_scheme(L, b, 0));
+      throw_if_interrupted();  // a safe point: every finished layer is in the cache file
     }
-    for (int64_t g : opts.group_sizes) {
-      // A group reaching the whole reduction length is one group per channel: the plain entries.
-      if (g >= q_layout(candidate_scheme(L, opts.ref_bits, g), L.weight_shape).k) continue;
-      for (int b : opts.bits) ls.groups[g][b] = entry(candidate_scheme(L, b, g));
-    }
-    t.layers.push_back(std::move(ls));
-    bar.advance();
-    save_partial();
-    throw_if_interrupted();  // a safe point: every finished unit is in the cache file
-  }
-  for (const auto& a0 : acts) {
-    if (cached_acts.count(a0.tensor)) {
-      t.acts.push_back(cached_acts[a0.tensor]);
-      continue;
-    }
-    ActSens a = a0;
-    a.bits[a.ref_bits] = SensEntry{};
-    a.bits[a.ref_bits].sqnr_db = mref.noise > 0 ? -10 * std::log10(mref.noise) : 0;
-    for (int b : opts.act_bits) {
-      if (b >= a.ref_bits) continue;
-      ProbeChange ch;
-      ch.acts[a.tensor] = b;
-      data_entry(probe->run_change(ch), a.bits[b]);
-    }
-    t.acts.push_back(std::move(a));
-    bar.advance();
-    save_partial();
-    throw_if_interrupted();  // a safe point: every finished unit is in the cache file
+    if (dist::is_root())
+      for (useconds_t nap = 50; static_cast<int64_t>(done_layers.size() + done_acts.size()) <
+                                static_cast<int64_t>(layers.size() + acts.size());
+           nap = std::min<useconds_t>(nap * 2, 5000)) {
+        drain();  // what the other ranks still measure
+        throw_if_interrupted();
+        usleep(nap);
+      }
   }
   bar.finish();
-  t.seconds += seconds_since(t0);
-  if (!opts.cache_path.empty()) save_table(t, opts.cache_path);
+  std::string text;
+  if (dist::is_root()) {
+    SensitivityTable full = table_so_far();
+    t.layers = std::move(full.layers);
+    t.acts = std::move(full.acts);
+    t.seconds += seconds_since(t0);
+    if (!opts.cache_path.empty()) save_table(t, opts.cache_path);
+    if (dist::size() > 1) text = table_to_json(t).dump();
+  }
+  if (dist::size() > 1) {
+    // Every rank continues with the same table (whatever it does next, it does with rank 0's numbers).
+    dist::broadcast(text);
+    if (!dist::is_root()) t = table_from_json(nlohmann::json::parse(text), "the table from MPI rank 0");
+  }
   if (keep_probe) *keep_probe = std::move(probe);
   return t;
 }

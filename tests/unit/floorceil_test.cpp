@@ -121,8 +121,9 @@ TEST(FloorCeil, NeverKeepsAMoveThatRaisesTheMeasuredLoss) {
     EXPECT_EQ(r["loss"], "cross-entropy");
     EXPECT_GT(r["evaluations"].get<int>(), 0);
     check_trace(r);
-    // The codes left in the model give exactly the reported loss.
-    EXPECT_NEAR(measured_loss(qm, *f.calib), r["loss_after"].get<double>(), 1e-9);
+    // The codes left in the model give the reported loss, up to float32 summation order (the
+    // method and this check batch differently; AVX2 and AVX-512 kernels differ at ~1e-8).
+    EXPECT_NEAR(measured_loss(qm, *f.calib), r["loss_after"].get<double>(), 2e-8);
     // Every changed code moved to floor or ceil of its own value, never further; layers reported
     // as wholly floor / ceil hold exactly those codes.
     for (size_t i = 0; i < qm.weights.size(); ++i) {

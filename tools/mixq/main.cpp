@@ -5,8 +5,10 @@
 
 #include "common.h"
 #include "core/interrupt.h"
+#include "core/log.h"
 #include "core/malloc_tuning.h"
 #include "core/runtime_env.h"
+#include "dist/dist.h"
 #include "mixq/error.h"
 
 namespace mixq::cli {
@@ -28,11 +30,31 @@ const Command kCommands[] = {
 }  // namespace
 }  // namespace mixq::cli
 
+int run_cli(int argc, char** argv);
+
 int main(int argc, char** argv) {
   // OpenBLAS's kernel choice and libgomp's wait policy are read at load time: fix them by
   // re-executing once when this CPU or machine needs it (core/runtime_env.h).
   mixq::reexec_with_runtime_env(argv);
   mixq::tune_malloc_for_tensors();  // see core/malloc_tuning.h
+  // Under `mpirun -np N`, join the group (dist/dist.h): rank 0 runs the job, the other ranks share
+  // its parallel parts (the sensitivity table) and leave when those are done.
+  mixq::dist::init(&argc, &argv);
+  const int code = run_cli(argc, argv);
+  if (code == 0) mixq::dist::finalize();  // a failed rank exits without it: mpirun then ends the whole job
+  return code;
+}
+
+namespace {
+// Subcommands that use the ranks of an MPI launch; the others run on rank 0 alone.
+bool uses_ranks(const std::string& name) { return name == "quantize" || name == "pareto"; }
+// Errors of MPI workers say whose they are.
+std::string rank_prefix() {
+  return mixq::dist::is_root() ? std::string() : "MPI rank " + std::to_string(mixq::dist::rank()) + ": ";
+}
+}  // namespace
+
+int run_cli(int argc, char** argv) {
   using namespace mixq::cli;
   CLI::App app{"mixq: mixed-precision post-training quantization of ONNX models"};
   app.require_subcommand(1);
@@ -61,22 +83,31 @@ int main(int argc, char** argv) {
   try {
     for (auto& s : subs)
       if (s.app->parsed()) {
+        if (!uses_ranks(s.app->get_name()) && mixq::dist::size() > 1) {
+          mixq::dist::release_workers();  // workers leave here; rank 0 keeps every core
+          mixq::log::warn("mixq " + s.app->get_name() + " runs on MPI rank 0 alone; only quantize and pareto " +
+                          "spread work over the ranks");
+        }
         // SIGINT / SIGTERM then stop the job at its next safe point (core/interrupt.h).
         if (s.safe_points) mixq::install_interrupt_handler();
         return s.run();
       }
+  } catch (const mixq::dist::WorkerDone&) {
+    return 0;  // an MPI worker whose part of the job is over (rank 0 prints the results)
   } catch (const mixq::Interrupted& i) {
     // One message, no outputs written; 128 + signal as a shell reports a killed command.
     const char* name = i.signal == SIGTERM ? "SIGTERM" : "SIGINT";
-    std::cerr << "interrupted (" << name << "): stopped at a safe point, no output written";
+    std::cerr << rank_prefix() << "interrupted (" << name
+              << (mixq::dist::size() > 1 ? " from mpirun: an MPI rank failed or the job was stopped" : "")
+              << "): stopped at a safe point, no output written";
     if (!mixq::resume_note().empty()) std::cerr << "; " << mixq::resume_note();
     std::cerr << std::endl;
     return 128 + i.signal;
   } catch (const mixq::Error& e) {
-    std::cerr << "error: " << e.what() << std::endl;
+    std::cerr << rank_prefix() << "error: " << e.what() << std::endl;
     return e.exit_code();
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << std::endl;
+    std::cerr << rank_prefix() << "error: " << e.what() << std::endl;
     return 1;
   }
   return 0;
