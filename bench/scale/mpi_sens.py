@@ -42,6 +42,9 @@ def strip(t):
 def run(cfg, d, tag):
     np_, threads = cfg
     table, front = os.path.join(d, tag + ".table.json"), os.path.join(d, tag + ".front.json")
+    for f in (table, front):  # a table left by the previous repeat would be resumed, not measured
+        if os.path.exists(f):
+            os.remove(f)
     cmd = [a.mixq, "pareto", a.model, "--calib", a.calib, "--sens-samples", str(a.samples), "--table-out", table,
            "-o", front, "--json", "-q"] + a.extra.split()
     if np_ == 1:

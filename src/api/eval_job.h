@@ -18,7 +18,7 @@ namespace mixq {
 struct EvalJob {
   std::string model;
   std::string data = "fmnist:test";
-  int64_t batch = 250;
+  int64_t batch = 0;  // 0: automatic (exec/evaluate.h auto_batch_size)
   PreprocessOverride pre;
   std::string reference;         // "" : none
   std::string metric = "auto";   // what the summary leads with (exec/fidelity.h)

@@ -320,7 +320,10 @@ void add_eval_options(CLI::App& sub, EvalJob& job) {
   sub.add_option("model", job.model, "ONNX model file")->required();
   sub.add_option("-d,--data", job.data, "Dataset: fmnist:train|test[:N], FILE.npz, DIR of .npy, FILE.npy, .pb")
       ->capture_default_str();
-  sub.add_option("-b,--batch", job.batch, "Batch size")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  sub.add_option("-b,--batch", job.batch,
+                 "Batch size (0: automatic: up to 250, fewer where one batch's largest activation would pass 32 MB)")
+      ->check(CLI::Range(0, 1 << 20))
+      ->capture_default_str();
   add_data_options(sub, job.pre, nullptr);
   sub.add_option("--reference", job.reference,
                  "Compare every output with a reference: a (float) .onnx model run on the same inputs, or an .npz of "

@@ -81,7 +81,10 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     r.allocation = run_allocation(step, r.prepared, r.plan, calib.get());
   }
   r.seconds_search = seconds_since(t_search);
-  dist::release_workers();  // MPI: the plan is made; quantizing, evaluating and writing are rank 0's
+  // MPI: the plan is made. AdaQuant's parallel mode spreads its units over the ranks too; for
+  // everything else quantizing, evaluating and writing are rank 0's alone.
+  const bool ranks_refine = job.method == "adaquant" && !job.recon.adaquant_sequential;
+  if (!ranks_refine) dist::release_workers();
 
   auto t_quant = std::chrono::steady_clock::now();
   r.qmodel = quantize_model(r.prepared, r.plan, *calib, job.qopts);
@@ -113,6 +116,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     // Methods without checkpoints stop their loops early on a signal; none of them writes a
     // partial result: the job ends here (core/interrupt.h).
     if (m.refine) m.refine(ctx);
+    dist::release_workers();  // the rest is rank 0's (a no-op where the workers already left)
     throw_if_interrupted();
     record_extra_points(r.qmodel, r.plan);  // multipoint's points count in the plan's size and BOPs
     // Floor/ceil rounding works on whatever codes the method left (seed 004 starts from nearest).

@@ -42,7 +42,7 @@ struct QuantizeJob {
   std::string table_path;           // sensitivity table to allocate from instead of measuring one
   SensitivityOptions sens;          // table-driven searches: calibration subset, cache file
   QuantizeOptions qopts;
-  int64_t eval_batch = 250;
+  int64_t eval_batch = 0;  // 0: automatic (exec/evaluate.h auto_batch_size)
   Metric metric = Metric::kAuto;    // what the report leads with (exec/fidelity.h)
   PreprocessOverride preprocess;    // --scale/--mean/--std over the model's metadata
   std::vector<std::string> input_shapes;  // --input-shape NAME:d0,d1,... (else the first calib sample)

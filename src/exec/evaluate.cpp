@@ -46,17 +46,46 @@ bool score_batch(const at::Tensor& out0, const at::Tensor& labels, const std::st
 
 }  // namespace
 
+int64_t auto_batch_size(Executor& ex, const Dataset& data, int64_t max_batch, size_t bytes) {
+  MIXQ_CHECK(data.size() > 0, ErrorKind::kInvalidData, "dataset ", data.describe(), " is empty");
+  // The largest per-sample value: node outputs whose first dimension is the batch (weights reshaped
+  // by static nodes are not per-sample).
+  const Graph& g = ex.graph();
+  size_t biggest = 1;
+  std::vector<int> ids;
+  for (const auto& n : g.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty())
+        ids.push_back(ex.add_hook(o, [&biggest](const std::string&, at::Tensor& v) {
+          if (v.defined() && v.dim() >= 1 && v.size(0) == 1) biggest = std::max(biggest, v.nbytes());
+        }));
+  try {
+    ex.run(data.get(0, 1).inputs);
+  } catch (...) {
+    for (int id : ids) ex.remove_hook(id);
+    throw;
+  }
+  for (int id : ids) ex.remove_hook(id);
+  if (static_cast<size_t>(max_batch) * biggest <= bytes) return max_batch;
+  int64_t b = 1;
+  while (b < max_batch && static_cast<size_t>(2 * b) * biggest <= bytes) b *= 2;
+  return b;
+}
+
 EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& opts) {
   std::vector<std::string> names;
   for (const auto& o : ex.graph().outputs) names.push_back(o.name);
+  EvalOptions o = opts;
+  if (o.batch_size <= 0 && data.size() > 0) o.batch_size = auto_batch_size(ex, data, kEvalMaxBatch);
   return evaluate([&ex](const std::vector<at::Tensor>& in) { return ex.run(in); }, names, ex.graph().source_path,
-                  data, opts);
+                  data, o);
 }
 
 EvalResult evaluate(const ModelFn& model, const std::vector<std::string>& names, const std::string& model_name,
                     const Dataset& data, const EvalOptions& opts) {
   MIXQ_CHECK(data.size() > 0, ErrorKind::kInvalidData, "dataset ", data.describe(), " is empty");
-  MIXQ_CHECK(opts.batch_size > 0, ErrorKind::kInvalidArgument, "batch size must be positive");
+  MIXQ_CHECK(opts.batch_size >= 0, ErrorKind::kInvalidArgument, "batch size must be positive (or 0: automatic)");
+  const int64_t batch_size = opts.batch_size > 0 ? opts.batch_size : kEvalMaxBatch;
   FidelityAccumulator fid(names);
   EvalResult r;
   r.has_top1 = data.has_labels();
@@ -66,9 +95,9 @@ EvalResult evaluate(const ModelFn& model, const std::vector<std::string>& names,
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::vector<at::Tensor>> kept(names.size());
   Progress bar(opts.label, opts.progress ? data.size() : 0, "img");
-  for (int64_t b = 0; b < data.size(); b += opts.batch_size) {
+  for (int64_t b = 0; b < data.size(); b += batch_size) {
     throw_if_interrupted();
-    int64_t e = std::min(data.size(), b + opts.batch_size);
+    int64_t e = std::min(data.size(), b + batch_size);
     Batch batch = data.get(b, e);
     std::vector<at::Tensor> out = model(batch.inputs);
     if (r.has_top1 && !score_batch(out.at(0), batch.labels, data.describe(), r.correct, loss_sum)) {

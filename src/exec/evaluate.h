@@ -20,7 +20,9 @@ namespace mixq {
 using ReferenceFn = std::function<std::vector<at::Tensor>(const Batch& batch, int64_t begin, int64_t end)>;
 
 struct EvalOptions {
-  int64_t batch_size = 250;
+  // Samples per batch; 0: automatic (auto_batch_size with kEvalMaxBatch, kBatchBytes), so a
+  // 224x224 model's batch activations stay bounded instead of growing with the batch.
+  int64_t batch_size = 0;
   bool keep_outputs = false;  // return every output, all samples (EvalResult::outputs)
   bool progress = true;       // progress bar on stderr
   std::string label = "eval";
@@ -57,11 +59,21 @@ bool looks_like_class_scores(const at::Tensor& out);
 // `model` names the model in the error when there is no such output.
 at::Tensor comparable_outputs(const std::vector<at::Tensor>& outs, bool* classes, const std::string& model);
 
+constexpr int64_t kEvalMaxBatch = 250;
+// The byte budget of one batch's largest activation (glibc's mmap threshold tops out at 32 MiB:
+// larger buffers are fresh page-faulted mmaps on every allocation).
+constexpr size_t kBatchBytes = size_t{32} << 20;
+// The most samples (a power of two up to max_batch, or max_batch itself when every activation
+// fits) whose largest per-sample value of one float run of `ex` on the first sample of `data`
+// stays within `bytes`. On a 28x28 fixture that is max_batch; on ResNet-50 at 224x224, 8.
+int64_t auto_batch_size(Executor& ex, const Dataset& data, int64_t max_batch, size_t bytes = kBatchBytes);
+
 // Runs the model over the whole dataset. Never needs labels: without them (or without class
 // scores) only the outputs, fidelity and timing are reported.
 EvalResult evaluate(Executor& ex, const Dataset& data, const EvalOptions& opts = {});
 // The same for any model function (e.g. the packed runtime): inputs -> outputs in the order of
-// `output_names`; `model_name` names it in messages.
+// `output_names`; `model_name` names it in messages. batch_size 0 means kEvalMaxBatch here (no
+// executor to measure activations with).
 using ModelFn = std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>& inputs)>;
 EvalResult evaluate(const ModelFn& model, const std::vector<std::string>& output_names, const std::string& model_name,
                     const Dataset& data, const EvalOptions& opts = {});

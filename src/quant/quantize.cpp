@@ -1,5 +1,7 @@
 #include "quant/quantize.h"
 
+#include "exec/evaluate.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -100,18 +102,19 @@ std::map<std::string, ActivationObserver> observe_activations(const QuantizedMod
   }
   if (observers.empty()) return observers;
   Executor ex(with_dequantized_weights(qm));
+  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : auto_batch_size(ex, calib, 256);
   for (auto& [t, obs] : observers) {
     ActivationObserver* o = &obs;
     ex.add_hook(t, [o](const std::string&, at::Tensor& x) { o->observe_range(x); });
   }
-  calibration_pass(ex, calib, opts.batch_size, "calibrate", opts.progress);
+  calibration_pass(ex, calib, batch, "calibrate", opts.progress);
   if (need_hist) {
     ex.clear_hooks();
     for (auto& [t, obs] : observers) {
       ActivationObserver* o = &obs;
       ex.add_hook(t, [o](const std::string&, at::Tensor& x) { o->observe_histogram(x); });
     }
-    calibration_pass(ex, calib, opts.batch_size, "histogram", opts.progress);
+    calibration_pass(ex, calib, batch, "histogram", opts.progress);
   }
   return observers;
 }

@@ -14,7 +14,9 @@
 namespace mixq {
 
 struct QuantizeOptions {
-  int64_t batch_size = 256;
+  // Calibration samples per batch; 0: automatic (exec/evaluate.h auto_batch_size: up to 256, fewer
+  // where a batch's largest activation would pass 32 MB). Ranges do not depend on it.
+  int64_t batch_size = 0;
   uint64_t seed = 0;       // stochastic rounding noise
   bool progress = true;
 };

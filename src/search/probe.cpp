@@ -61,22 +61,7 @@ ProbeMetrics compare_to_float(const at::Tensor& zf, const at::Tensor& z, bool cl
 }
 
 int64_t probe_batch_size(Executor& ex, const Dataset& samples) {
-  // The largest per-sample value of one float run on the first sample: node outputs whose first
-  // dimension is the batch (weights reshaped by static nodes are not per-sample).
-  const Graph& g = ex.graph();
-  size_t biggest = 1;
-  std::vector<int> ids;
-  for (const auto& n : g.nodes)
-    for (const auto& o : n.outputs)
-      if (!o.empty())
-        ids.push_back(ex.add_hook(o, [&biggest](const std::string&, at::Tensor& v) {
-          if (v.defined() && v.dim() >= 1 && v.size(0) == 1) biggest = std::max(biggest, v.nbytes());
-        }));
-  ex.run(samples.get(0, 1).inputs);
-  for (int id : ids) ex.remove_hook(id);
-  int64_t b = 1;
-  while (b < kProbeMaxBatch && static_cast<size_t>(2 * b) * biggest <= kProbeBatchBytes) b *= 2;
-  return b;
+  return auto_batch_size(ex, samples, kProbeMaxBatch, kProbeBatchBytes);
 }
 
 SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples,

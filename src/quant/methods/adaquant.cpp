@@ -5,16 +5,23 @@
 // Adam with the paper's per-group learning rates: weights 1e-5, bias 1e-3, input range 1e-1,
 // weight range 1e-3; 1,000 iterations, batch 50. Quantizers use straight-through rounding.
 // Sequential (default): X comes from the model quantized so far (weights and activations).
-// Parallel: X comes from the float model, every layer independently.
+// Parallel: X comes from the float model, every layer independently, each with its own random
+// stream (seeded by the seed and the unit's index), so the units can run in any order: under
+// `mpirun -np N` (dist/dist.h) the ranks take units from a shared counter and send what they
+// learned to rank 0, and the result is the same for any N up to float summation order.
 // Step sizes are clamped positive after each step. Pinned (first/last) layers are not tuned.
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/optim/adam.h>
 
+#include <unistd.h>
+
+#include <map>
 #include <set>
 
 #include "core/interrupt.h"
 #include "core/progress.h"
+#include "dist/dist.h"
 #include "graph/blocks.h"
 #include "quant/methods/method.h"
 #include "quant/methods/recon_checkpoint.h"
@@ -24,9 +31,14 @@
 
 namespace mixq {
 
+namespace {
+constexpr int kUnitTag = 102;  // a finished parallel unit on its way to rank 0
+}  // namespace
+
 void refine_adaquant(MethodContext& ctx) {
   install_interrupt_handler();
   const ReconOptions& o = ctx.opts;
+  const bool parallel = !o.adaquant_sequential;
   const std::set<std::string> pinned = pinned_layers(ctx.plan);
   const std::vector<Unit> units = layer_units(ctx.prepared, quantized_layers(ctx));
   CacheBudget budget = cache_budget(o);
@@ -44,35 +56,36 @@ void refine_adaquant(MethodContext& ctx) {
   for (const auto& u : units) todo += pinned.count(u.layers[0]) ? 0 : 1;
   ActQuant* first_act = units.empty() ? nullptr : rm.act_of_layer(units[0].layers[0]);
   if (first_act && o.adaquant_sequential) first_act->enabled = true;
-  for (size_t ui = 0; ui < units.size(); ++ui) {
+
+  // What a unit learned, put into the model: from the checkpoint (replay) or from another rank.
+  auto apply_saved = [&](size_t ui, const std::function<at::Tensor(const std::string&)>& get) {
+    const std::string& l = units[ui].layers[0];
+    ActQuant* act = rm.act_of_layer(l);
+    QuantizedWeight& qw = rm.weight(l);
+    qw.codes = get("codes/" + l).reshape(qw.codes.sizes()).contiguous();
+    qw.params.scale = get("scale/" + l).to(qw.params.scale.scalar_type());
+    at::Tensor& wi = ctx.qm.graph.initializers[qw.weight];
+    wi = get("weight/" + l).to(wi.scalar_type());
+    rm.use_quantized_weight(l);
+    const std::string& bname = rm.bias_name(l);
+    if (!bname.empty()) {
+      at::Tensor b = get("bias/" + l);
+      at::Tensor& bi = ctx.qm.graph.initializers[bname];
+      bi = b.to(bi.scalar_type());
+      rm.set_bias(l, b);
+    }
+    if (act) {
+      act->scale = get("act/" + l);
+      act->enabled = o.adaquant_sequential;
+    }
+  };
+
+  // Learns unit `ui` with random stream `g`, writes the result into the model and returns its
+  // report entry and the tensors that reproduce it (apply_saved).
+  auto optimise = [&](size_t ui, at::Generator& g) -> std::pair<nlohmann::json, std::map<std::string, at::Tensor>> {
     const Unit& u = units[ui];
     const std::string& l = u.layers[0];
     ActQuant* act = rm.act_of_layer(l);
-    if (pinned.count(l)) {
-      if (act && o.adaquant_sequential) act->enabled = true;
-      continue;
-    }
-    ++done;
-    if (static_cast<int64_t>(ui) < ck.next("units")) {  // finished before an interrupt: replay it
-      QuantizedWeight& qw = rm.weight(l);
-      qw.codes = ck.tensor("codes/" + l).reshape(qw.codes.sizes()).contiguous();
-      qw.params.scale = ck.tensor("scale/" + l).to(qw.params.scale.scalar_type());
-      at::Tensor& wi = ctx.qm.graph.initializers[qw.weight];
-      wi = ck.tensor("weight/" + l).to(wi.scalar_type());
-      rm.use_quantized_weight(l);
-      const std::string& bname = rm.bias_name(l);
-      if (!bname.empty()) {
-        at::Tensor b = ck.tensor("bias/" + l);
-        at::Tensor& bi = ctx.qm.graph.initializers[bname];
-        bi = b.to(bi.scalar_type());
-        rm.set_bias(l, b);
-      }
-      if (act) {
-        act->scale = ck.tensor("act/" + l);
-        act->enabled = o.adaquant_sequential;
-      }
-      continue;
-    }
     nlohmann::json ju = {{"unit", l}};
     auto t0 = LoopTimer::clock::now();
     if (act) act->enabled = false;  // the unit's own input quantizer is part of what is learned
@@ -113,13 +126,13 @@ void refine_adaquant(MethodContext& ctx) {
     rm.quant().set_grad_enabled(true);
     const int64_t n = cache.rows(), batch = std::min(o.adaquant_batch, n);
     char label[160];
-    std::snprintf(label, sizeof label, "adaquant %d/%d %s", done, todo, l.c_str());
+    std::snprintf(label, sizeof label, "adaquant %d/%d %s", ++done, todo, l.c_str());
     Progress bar(label, o.progress ? o.adaquant_iters : 0, "it");
     LoopTimer timer;
     int64_t it = 0;
     for (; it < o.adaquant_iters; ++it) {
       throw_if_interrupted();  // a safe point: this unit restarts on resume, the earlier ones are saved
-      at::Tensor idx = at::randperm(n, gen, at::kLong).slice(0, 0, batch);
+      at::Tensor idx = at::randperm(n, g, at::kLong).slice(0, 0, batch);
       rm.set_weight(l, current_weight());
       if (db.defined()) rm.set_bias(l, b0 + db);
       timer.other += timer.lap();
@@ -162,14 +175,116 @@ void refine_adaquant(MethodContext& ctx) {
     ju["loss_learned"] = unit_loss_eval(rm, u, cache);
     finish_unit_report(ju, it, timer, t0);
     if (!o.adaquant_sequential && act) act->enabled = false;
-    jr.push_back(ju);
     std::map<std::string, at::Tensor> saved = {{"codes/" + l, qw.codes},
                                                {"scale/" + l, qw.params.scale},
                                                {"weight/" + l, ctx.qm.graph.initializers.at(qw.weight)}};
     if (!bname.empty()) saved["bias/" + l] = ctx.qm.graph.initializers.at(bname);
     if (act) saved["act/" + l] = act->scale;
+    return {ju, saved};
+  };
+
+  // The state apply_saved sets, as it is now (the quantized model the method started from).
+  auto current_state = [&](size_t ui) {
+    const std::string& l = units[ui].layers[0];
+    QuantizedWeight& qw = rm.weight(l);
+    std::map<std::string, at::Tensor> s = {{"codes/" + l, qw.codes},
+                                           {"scale/" + l, qw.params.scale},
+                                           {"weight/" + l, ctx.qm.graph.initializers.at(qw.weight)}};
+    if (!rm.bias_name(l).empty()) s["bias/" + l] = ctx.qm.graph.initializers.at(rm.bias_name(l));
+    if (ActQuant* act = rm.act_of_layer(l)) s["act/" + l] = act->scale;
+    return s;
+  };
+
+  // Parallel mode: every unit independent, taken from a shared counter (one rank: in order). A
+  // unit's subgraph can hold other layers (a shortcut conv's unit ends after the residual Add), so
+  // each unit is learned against the starting model and its result applied only at the end:
+  // the same result whichever rank learns it, in whatever order. Rank 0 collects the other ranks'
+  // units and records the checkpoint in unit order (its `next` is a prefix), so a killed job
+  // resumes from the units finished in front.
+  auto run_parallel = [&](const std::vector<size_t>& todo_units, const std::vector<size_t>& replayed) {
+    std::map<size_t, std::map<std::string, at::Tensor>> learned;  // rank 0: every unit's result
+    std::map<size_t, std::pair<nlohmann::json, std::map<std::string, at::Tensor>>> finished;
+    size_t front = static_cast<size_t>(std::max<int64_t>(ck.next("units"), 0));
+    auto record_front = [&]() {
+      for (; front < units.size(); ++front) {
+        if (pinned.count(units[front].layers[0])) continue;
+        auto it = finished.find(front);
+        if (it == finished.end()) break;
+        jr.push_back(it->second.first);
+        ck.record("units", static_cast<int64_t>(front) + 1, it->second.second, jr, gen);
+        finished.erase(it);
+      }
+    };
+    auto drain = [&]() {
+      std::string msg;
+      while (dist::poll_from_workers(kUnitTag, &msg)) {
+        const nlohmann::json j = nlohmann::json::from_cbor(msg);
+        const size_t ui = j.at("unit").get<size_t>();
+        std::map<std::string, at::Tensor> saved;
+        for (const auto& [name, t] : j.at("tensors").items())
+          saved[name] = tensor_from_json(t, "the unit from MPI rank " + std::to_string(j.at("rank").get<int>()), name);
+        learned[ui] = saved;
+        finished[ui] = {j.at("report"), std::move(saved)};
+        ++done;
+      }
+      record_front();
+    };
+    dist::WorkCounter counter;
+    for (int64_t k = counter.next(); k < static_cast<int64_t>(todo_units.size()); k = counter.next()) {
+      const size_t ui = todo_units[static_cast<size_t>(k)];
+      auto g = at::make_generator<at::CPUGeneratorImpl>(o.seed * 1000003ull + ui);  // the unit's own stream
+      const std::map<std::string, at::Tensor> start = current_state(ui);
+      auto result = optimise(ui, g);
+      apply_saved(ui, [&](const std::string& name) { return start.at(name); });  // back to the start
+      if (dist::is_root()) {
+        learned[ui] = result.second;
+        finished[ui] = std::move(result);
+        drain();
+      } else {
+        nlohmann::json j = {{"unit", ui}, {"rank", dist::rank()}, {"report", result.first}, {"tensors", nlohmann::json::object()}};
+        for (const auto& [name, t] : result.second) j["tensors"][name] = tensor_to_json(t);
+        const std::vector<uint8_t> bytes = nlohmann::json::to_cbor(j);
+        dist::send_to_root(kUnitTag, std::string(bytes.begin(), bytes.end()));
+      }
+      throw_if_interrupted();  // a safe point: the units in front are in the checkpoint
+    }
+    if (dist::is_root())
+      for (useconds_t nap = 50; front < units.size() || !finished.empty(); nap = std::min<useconds_t>(nap * 2, 5000)) {
+        drain();  // what the other ranks still learn
+        if (front >= units.size()) break;
+        throw_if_interrupted();
+        usleep(nap);
+      }
+    if (!dist::is_root()) return;  // a worker's part ends here (the job releases it next)
+    for (size_t ui : replayed) apply_saved(ui, [&](const std::string& name) { return ck.tensor(name); });
+    for (const auto& [ui, saved] : learned) apply_saved(ui, [&](const std::string& name) { return saved.at(name); });
+  };
+
+  std::vector<size_t> todo_units, replayed;
+  for (size_t ui = 0; ui < units.size(); ++ui) {
+    const std::string& l = units[ui].layers[0];
+    ActQuant* act = rm.act_of_layer(l);
+    if (pinned.count(l)) {
+      if (act && o.adaquant_sequential) act->enabled = true;
+      continue;
+    }
+    if (static_cast<int64_t>(ui) < ck.next("units")) {  // finished before an interrupt: replay it
+      ++done;
+      if (parallel)
+        replayed.push_back(ui);  // applied at the end, as the units learned now are
+      else
+        apply_saved(ui, [&](const std::string& name) { return ck.tensor(name); });
+      continue;
+    }
+    if (parallel) {
+      todo_units.push_back(ui);
+      continue;
+    }
+    auto [ju, saved] = optimise(ui, gen);
+    jr.push_back(ju);
     ck.record("units", static_cast<int64_t>(ui) + 1, saved, jr, gen);
   }
+  if (parallel) run_parallel(todo_units, replayed);
   rm.store_activation_params();
   ctx.report["units"] = jr;
   ctx.report["mode"] = o.adaquant_sequential ? "sequential" : "parallel";

@@ -79,6 +79,8 @@ std::string make_key(const MethodContext& ctx, const std::string& method, const 
   return h.hex();
 }
 
+}  // namespace
+
 nlohmann::json tensor_to_json(const at::Tensor& t0) {
   at::Tensor t = t0.detach().contiguous().cpu();
   const auto* p = static_cast<const uint8_t*>(t.data_ptr());
@@ -87,7 +89,6 @@ nlohmann::json tensor_to_json(const at::Tensor& t0) {
           {"data", nlohmann::json::binary_t(std::vector<uint8_t>(p, p + t.numel() * t.element_size()))}};
 }
 
-}  // namespace
 
 ReconCheckpoint::ReconCheckpoint(const MethodContext& ctx, const std::string& method, const nlohmann::json& settings)
     : path_(ctx.opts.checkpoint) {
@@ -136,13 +137,16 @@ at::Tensor ReconCheckpoint::tensor(const std::string& name) const {
   const auto& ts = state_["tensors"];
   MIXQ_CHECK(ts.contains(name), ErrorKind::kIO, "the reconstruction checkpoint '", path_, "' lacks '", name,
              "'; delete it or pass --no-resume to start over");
-  const auto& j = ts[name];
+  return tensor_from_json(ts[name], "the reconstruction checkpoint '" + path_ + "'", name);
+}
+
+at::Tensor tensor_from_json(const nlohmann::json& j, const std::string& where, const std::string& name) {
   try {
     const auto type = static_cast<at::ScalarType>(j.at("dtype").get<int>());
     const auto shape = j.at("shape").get<std::vector<int64_t>>();
     const auto& data = j.at("data").get_binary();
     MIXQ_CHECK(type == at::kFloat || type == at::kByte || type == at::kLong || type == at::kInt, ErrorKind::kIO,
-               "the reconstruction checkpoint '", path_, "' is corrupt: tensor '", name, "' has dtype code ",
+               where, " is corrupt: tensor '", name, "' has dtype code ",
                static_cast<int>(type), "; delete it or pass --no-resume");
     // Never trust the lengths: the bytes must be exactly what the shape and dtype declare, checked
     // before anything is allocated.
@@ -152,8 +156,8 @@ at::Tensor ReconCheckpoint::tensor(const std::string& name) const {
       ok = ok && d >= 0 && (d == 0 || bytes <= data.size() / static_cast<uint64_t>(d));
       if (ok) bytes *= static_cast<uint64_t>(d);
     }
-    MIXQ_CHECK(ok && bytes == data.size(), ErrorKind::kIO, "the reconstruction checkpoint '", path_,
-               "' is corrupt: tensor '", name, "' holds ", data.size(), " bytes, not what its shape declares; ",
+    MIXQ_CHECK(ok && bytes == data.size(), ErrorKind::kIO, where,
+               " is corrupt: tensor '", name, "' holds ", data.size(), " bytes, not what its shape declares; ",
                "delete it or pass --no-resume");
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(type));
     std::memcpy(t.data_ptr(), data.data(), data.size());
@@ -161,7 +165,7 @@ at::Tensor ReconCheckpoint::tensor(const std::string& name) const {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error(ErrorKind::kIO, detail::concat("the reconstruction checkpoint '", path_, "' is corrupt at tensor '",
+    throw Error(ErrorKind::kIO, detail::concat(where, " is corrupt at tensor '",
                                                name, "' (", e.what(), "); delete it or pass --no-resume"));
   }
 }

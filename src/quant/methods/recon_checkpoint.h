@@ -54,4 +54,10 @@ class ReconCheckpoint {
   nlohmann::json state_;
 };
 
+// A tensor as the checkpoint stores it (dtype code, shape, raw bytes), also the form in which an
+// MPI rank sends a finished unit to rank 0 (dist/dist.h). tensor_from_json checks the bytes
+// against the declared shape before allocating; `where` names the source in its errors.
+nlohmann::json tensor_to_json(const at::Tensor& t);
+at::Tensor tensor_from_json(const nlohmann::json& j, const std::string& where, const std::string& name);
+
 }  // namespace mixq
