@@ -17,17 +17,18 @@ import subprocess
 import tempfile
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
+from common import MIXQ, RESULTS, cpu_name
+
 ap = argparse.ArgumentParser()
-ap.add_argument("--models", default=",".join(os.path.join(here, "..", "results", "scale", m + ".onnx")
+ap.add_argument("--models", default=",".join(os.path.join(RESULTS, m + ".onnx")
                                              for m in ("resnet50", "vit_b_16")))
-ap.add_argument("--data", default=os.path.join(here, "..", "results", "scale", "inputs32.npy"))
+ap.add_argument("--data", default=os.path.join(RESULTS, "inputs32.npy"))
 ap.add_argument("--sens-extra", default="--sens-bits 2,4,8 --act-candidates none")
 ap.add_argument("--steps", default="info,eval,quantize,pareto")
-ap.add_argument("--mixq", default=os.path.join(here, "..", "..", "build", "mixq"))
-ap.add_argument("--out", default=os.path.join(here, "..", "results", "scale", "memory.jsonl"))
+ap.add_argument("--mixq", default=MIXQ)
+ap.add_argument("--out", default=os.path.join(RESULTS, "memory.jsonl"))
 a = ap.parse_args()
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+cpu = cpu_name()
 rows = []
 with tempfile.TemporaryDirectory() as d:
     for model in a.models.split(","):

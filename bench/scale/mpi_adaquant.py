@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import time
 
+from common import CORES, MIXQ, MPI_ENV, RESULTS, cpu_name, mpi_configs
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="models/fmnist-resnet.onnx")
 ap.add_argument("--calib", default="fmnist:train:256")
@@ -25,13 +27,11 @@ ap.add_argument("--eval", default="fmnist:test")
 ap.add_argument("--np", default="2")
 ap.add_argument("--repeats", type=int, default=1)
 ap.add_argument("--extra", default="--wbits 4")
-ap.add_argument("--mixq", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "mixq"))
-ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "results", "scale", "mpi_adaquant.jsonl"))
+ap.add_argument("--mixq", default=MIXQ)
+ap.add_argument("--out", default=os.path.join(RESULTS, "mpi_adaquant.jsonl"))
 a = ap.parse_args()
-cores = os.cpu_count()
-env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-cfgs = [(1, cores), (1, 1)] + [(int(n), max(1, cores // int(n))) for n in a.np.split(",")]
+cores, env, cpu = CORES, MPI_ENV, cpu_name()
+cfgs = mpi_configs(a.np)
 rows = []
 with tempfile.TemporaryDirectory() as d:
     for r in range(a.repeats):

@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 import time
 
+from common import CORES, MIXQ, MPI_ENV, RESULTS, cpu_name, mpi_configs
+
 ap = argparse.ArgumentParser()
 ap.add_argument("model")
 ap.add_argument("--calib", required=True)
@@ -25,12 +27,10 @@ ap.add_argument("--samples", type=int, default=128)
 ap.add_argument("--repeats", type=int, default=2)
 ap.add_argument("--np", default="2,4")
 ap.add_argument("--extra", default="")
-ap.add_argument("--mixq", default=os.path.join(os.path.dirname(__file__), "..", "..", "build", "mixq"))
-ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "results", "scale", "mpi_sens.jsonl"))
+ap.add_argument("--mixq", default=MIXQ)
+ap.add_argument("--out", default=os.path.join(RESULTS, "mpi_sens.jsonl"))
 a = ap.parse_args()
-cores = os.cpu_count()
-env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+cores, env, cpu = CORES, MPI_ENV, cpu_name()
 
 
 def strip(t):
@@ -62,7 +62,7 @@ def run(cfg, d, tag):
                 {k: v for k, v in q.items() if not k.startswith("predicted")} for q in json.load(open(front))["points"]]}
 
 
-nps = [(1, cores), (1, 1)] + [(int(x), max(1, cores // int(x))) for x in a.np.split(",")]
+nps = mpi_configs(a.np)
 rows = []
 with tempfile.TemporaryDirectory() as d:
     for r in range(a.repeats):
