@@ -1,5 +1,7 @@
 #include "api/front.h"
 
+#include <algorithm>
+
 #include "search/solvers.h"
 
 namespace mixq {
@@ -22,7 +24,9 @@ nlohmann::json front_point(const Problem& p, const Choice& c, QuantPlan plan, co
           {"bops", plan.cost.bops},
           {"predicted_dl", predict("dl")},
           {"predicted_kl", predict("kl")},
-          {"predicted_top1", t.ref_top1 - predict("dacc")},
+          // A sum of single-layer drops can pass the whole score (unlabelled agreement near 100 with
+          // many low-bit layers): a top-1 stays a percentage.
+          {"predicted_top1", std::clamp(t.ref_top1 - predict("dacc"), 0.0, 100.0)},
           {"bits", bits},
           {"abits", abits}};
 }
