@@ -3,9 +3,9 @@
 #include <chrono>
 
 #include "api/allocate_step.h"
-#include "dist/dist.h"
 #include "core/interrupt.h"
 #include "core/log.h"
+#include "dist/dist.h"
 #include "exec/shapes.h"
 #include "graph/fold_bn.h"
 #include "exec/fold_constants.h"

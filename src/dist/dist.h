@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace mixq::dist {
@@ -59,8 +60,12 @@ class WorkCounter {
 
 // Results to rank 0: `tag` separates kinds of messages of one phase.
 void send_to_root(int tag, const std::string& bytes);
-// On rank 0: a waiting message with `tag` from any rank, without blocking (false: none yet).
-bool poll_from_workers(int tag, std::string* bytes, int* from = nullptr);
+// On rank 0: hands every message with `tag` that has arrived from the other ranks to on_message,
+// and keeps doing so, sleeping between polls and stopping at SIGINT/SIGTERM, until done() holds
+// after a poll. With done() true at the call it only takes what has arrived. A group of one has
+// no messages: done() must already hold there.
+void receive_until(int tag, const std::function<bool()>& done,
+                   const std::function<void(const std::string& bytes)>& on_message);
 // Rank 0's `bytes` on every rank (collective).
 void broadcast(std::string& bytes);
 // Every rank reaches this point (collective; polls without spinning a core).

@@ -38,16 +38,21 @@ bool launched_by_mpirun() {
   return false;
 }
 
-// Polls `req` to completion, sleeping between polls; checks for SIGINT/SIGTERM (a job stopped
-// by mpirun because a peer died must not wait here for ever).
-void wait_lazily(MPI_Request& req) {
-  int done = 0;
-  for (useconds_t nap = 50;; nap = std::min<useconds_t>(nap * 2, 2000)) {
-    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (done) return;
+// Calls ready() until it holds, sleeping between calls (50 us doubling to 2 ms) and checking for
+// SIGINT/SIGTERM: a job stopped by mpirun because a peer died must not wait here for ever.
+void poll_lazily(const std::function<bool()>& ready) {
+  for (useconds_t nap = 50; !ready(); nap = std::min<useconds_t>(nap * 2, 2000)) {
     throw_if_interrupted();
     usleep(nap);
   }
+}
+
+void wait_lazily(MPI_Request& req) {
+  poll_lazily([&req]() {
+    int done = 0;
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    return done != 0;
+  });
 }
 
 void reap_sends() {
@@ -159,18 +164,26 @@ void send_to_root(int tag, const std::string& bytes) {
   MPI_Isend(p.bytes.data(), static_cast<int>(p.bytes.size()), MPI_BYTE, 0, tag, MPI_COMM_WORLD, &p.req);
 }
 
-bool poll_from_workers(int tag, std::string* bytes, int* from) {
-  if (!g_on) return false;
-  int flag = 0;
-  MPI_Status st;
-  MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, &st);
-  if (!flag) return false;
-  int n = 0;
-  MPI_Get_count(&st, MPI_BYTE, &n);
-  bytes->resize(static_cast<size_t>(n));
-  MPI_Recv(bytes->data(), n, MPI_BYTE, st.MPI_SOURCE, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-  if (from) *from = st.MPI_SOURCE;
-  return true;
+void receive_until(int tag, const std::function<bool()>& done,
+                   const std::function<void(const std::string&)>& on_message) {
+  if (!g_on) {  // a group of one: nothing can arrive
+    MIXQ_CHECK(done(), ErrorKind::kInternal, "waiting for messages from other ranks in a group of one");
+    return;
+  }
+  std::string bytes;
+  poll_lazily([&]() {
+    for (int flag = 1; flag;) {
+      MPI_Status st;
+      MPI_Iprobe(MPI_ANY_SOURCE, tag, MPI_COMM_WORLD, &flag, &st);
+      if (!flag) break;
+      int n = 0;
+      MPI_Get_count(&st, MPI_BYTE, &n);
+      bytes.resize(static_cast<size_t>(n));
+      MPI_Recv(bytes.data(), n, MPI_BYTE, st.MPI_SOURCE, tag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      on_message(bytes);
+    }
+    return done();
+  });
 }
 
 void broadcast(std::string& bytes) {

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "dist/dist.h"
+#include "mixq/error.h"
 
 namespace mixq::dist {
 
@@ -23,7 +24,9 @@ WorkCounter::~WorkCounter() { delete impl_; }
 int64_t WorkCounter::next() { return impl_->n++; }
 
 void send_to_root(int, const std::string&) {}
-bool poll_from_workers(int, std::string*, int*) { return false; }
+void receive_until(int, const std::function<bool()>& done, const std::function<void(const std::string&)>&) {
+  MIXQ_CHECK(done(), ErrorKind::kInternal, "waiting for messages from other ranks in a group of one");
+}
 void broadcast(std::string&) {}
 void barrier() {}
 

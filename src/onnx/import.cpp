@@ -27,7 +27,8 @@ constexpr int64_t kMaxOpset = 18;
 // run up to here; opset-18 models are validated by mixq's own checks and the op registry only.
 constexpr int64_t kMaxCheckedOpset = 17;
 
-std::string read_file(const std::string& path) {
+// `path` opened for reading, or an error saying why not (missing, a directory, unreadable).
+std::ifstream open_input(const std::string& path) {
   std::error_code ec;
   MIXQ_CHECK(fs::exists(path, ec), ErrorKind::kIO, "cannot open '", path,
              "': no such file");
@@ -35,6 +36,11 @@ std::string read_file(const std::string& path) {
              "' is a directory, expected an .onnx file");
   std::ifstream f(path, std::ios::binary);
   MIXQ_CHECK(f.good(), ErrorKind::kIO, "cannot open '", path, "' for reading");
+  return f;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f = open_input(path);
   std::ostringstream ss;
   ss << f.rdbuf();
   return ss.str();
@@ -222,10 +228,6 @@ class GuardedSchemaRegistry : public onnx::ISchemaRegistry {
   mutable std::map<const onnx::OpSchema*, std::unique_ptr<onnx::OpSchema>> guarded_;
 };
 
-// ONNX's shape inference (as ORT runs it at load) adds the types of intermediate values that the
-// file does not declare; symbolic dims stay symbolic (-1 with their name). Used for folding Shape
-// of statically shaped values and for messages. A model inference cannot handle is not an error
-// here: the executor finds real shapes when it runs.
 // The model without its large initializers: those become typed graph inputs of their shape (what
 // the checker and shape inference need of them), small ones (Reshape targets and the like) stay
 // whole. The import frees each initializer's bytes once it is a tensor, so the checker and
@@ -265,6 +267,10 @@ bool is_large_initializer(const onnx::TensorProto& init) {
   return numel > 64 || init.data_location() == onnx::TensorProto::EXTERNAL;
 }
 
+// ONNX's shape inference (as ORT runs it at load) adds the types of intermediate values that the
+// file does not declare; symbolic dims stay symbolic (-1 with their name). Used for folding Shape
+// of statically shaped values and for messages. A model inference cannot handle is not an error
+// here: the executor finds real shapes when it runs. `copy` is the light model (it is changed).
 void infer_value_info(onnx::ModelProto& copy, Graph& g) {
   try {
     static GuardedSchemaRegistry registry;
@@ -277,10 +283,6 @@ void infer_value_info(onnx::ModelProto& copy, Graph& g) {
     if (!g.value_info.count(vi.name()) && !g.is_initializer(vi.name()))
       g.value_info[vi.name()] = value_info_from_proto(vi);
 }
-
-}  // namespace
-
-namespace {
 
 void check_model_size(size_t n, const std::string& display_name) {
   MIXQ_CHECK(n > 0, ErrorKind::kInvalidModel, display_name, ": the file is empty (expected an ONNX model)");
@@ -417,11 +419,8 @@ Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
 Graph load_onnx(const std::string& path, const ImportOptions& opts) {
   // Parsed from the file through protobuf's buffered stream: the file's bytes are never all in
   // memory beside the parsed model.
+  std::ifstream f = open_input(path);
   std::error_code ec;
-  MIXQ_CHECK(fs::exists(path, ec), ErrorKind::kIO, "cannot open '", path, "': no such file");
-  MIXQ_CHECK(!fs::is_directory(path, ec), ErrorKind::kIO, "'", path, "' is a directory, expected an .onnx file");
-  std::ifstream f(path, std::ios::binary);
-  MIXQ_CHECK(f.good(), ErrorKind::kIO, "cannot open '", path, "' for reading");
   check_model_size(static_cast<size_t>(fs::file_size(path, ec)), path);
   onnx::ModelProto model;
   check_parsed(model.ParseFromIstream(&f), path);

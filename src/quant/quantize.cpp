@@ -1,7 +1,5 @@
 #include "quant/quantize.h"
 
-#include "exec/evaluate.h"
-
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -9,6 +7,7 @@
 
 #include "core/interrupt.h"
 #include "core/progress.h"
+#include "exec/evaluate.h"
 #include "exec/executor.h"
 #include "quant/channel_bits.h"
 #include "quant/embed_quant.h"
@@ -102,7 +101,7 @@ std::map<std::string, ActivationObserver> observe_activations(const QuantizedMod
   }
   if (observers.empty()) return observers;
   Executor ex(with_dequantized_weights(qm));
-  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : auto_batch_size(ex, calib, 256);
+  const int64_t batch = opts.batch_size > 0 ? opts.batch_size : auto_batch_size(ex, calib, kCalibMaxBatch);
   for (auto& [t, obs] : observers) {
     ActivationObserver* o = &obs;
     ex.add_hook(t, [o](const std::string&, at::Tensor& x) { o->observe_range(x); });

@@ -13,9 +13,12 @@
 
 namespace mixq {
 
+constexpr int64_t kCalibMaxBatch = 256;
+
 struct QuantizeOptions {
-  // Calibration samples per batch; 0: automatic (exec/evaluate.h auto_batch_size: up to 256, fewer
-  // where a batch's largest activation would pass 32 MB). Ranges do not depend on it.
+  // Calibration samples per batch; 0: automatic (exec/evaluate.h auto_batch_size: up to
+  // kCalibMaxBatch, fewer where a batch's largest activation would pass 32 MB). Ranges do not
+  // depend on it.
   int64_t batch_size = 0;
   uint64_t seed = 0;       // stochastic rounding noise
   bool progress = true;

@@ -61,7 +61,7 @@ ProbeMetrics compare_to_float(const at::Tensor& zf, const at::Tensor& z, bool cl
 }
 
 int64_t probe_batch_size(Executor& ex, const Dataset& samples) {
-  return auto_batch_size(ex, samples, kProbeMaxBatch, kProbeBatchBytes);
+  return auto_batch_size(ex, samples, kProbeMaxBatch);
 }
 
 SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples,

@@ -53,13 +53,12 @@ struct ProbeChange {
 };
 
 // Automatic probe batches: the most samples (a power of two, at most kProbeMaxBatch) whose largest
-// per-sample activation stays within kProbeBatchBytes. Larger buffers are fresh mmaps in glibc
-// (its mmap threshold tops out at 32 MiB), page-faulted in on every allocation: on a 224x224
-// mobile net at 128 samples per batch that was ~7% of the table's time. Measurements do not
-// depend on the batching where the executor's kernels are batch-independent (checked on the zoo's
-// mobilenet_v3_small: the same table to the last bit at 16, 32, 64 and 128 samples per batch).
+// per-sample activation stays within kBatchBytes (exec/evaluate.h auto_batch_size: larger buffers
+// are fresh page-faulted mmaps in glibc; on a 224x224 mobile net at 128 samples per batch that was
+// ~7% of the table's time). Measurements do not depend on the batching where the executor's
+// kernels are batch-independent (checked on the zoo's mobilenet_v3_small: the same table to the
+// last bit at 16, 32, 64 and 128 samples per batch).
 constexpr int64_t kProbeMaxBatch = 256;
-constexpr size_t kProbeBatchBytes = size_t{32} << 20;
 // The batch size `ex` (a float executor of the model) gets under that rule, measured on the first
 // sample.
 int64_t probe_batch_size(Executor& ex, const Dataset& samples);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include "core/json_int.h"
 #include "core/atomic_file.h"
@@ -254,16 +255,22 @@ SensitivityTable table_from_json(const nlohmann::json& j, const std::string& whe
   return t;
 }
 
-SensitivityTable load_table(const std::string& path) {
-  std::ifstream f(path);
-  MIXQ_CHECK(f.good(), ErrorKind::kIO, "cannot open sensitivity table '", path, "'");
+SensitivityTable table_from_text(const std::string& text, const std::string& where) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(f);
+    j = nlohmann::json::parse(text);
   } catch (const std::exception& e) {
-    throw Error(ErrorKind::kInvalidArgument, path + ": not valid JSON: " + e.what());
+    throw Error(ErrorKind::kInvalidArgument, where + ": not valid JSON: " + e.what());
   }
-  return table_from_json(j, path);
+  return table_from_json(j, where);
+}
+
+SensitivityTable load_table(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  MIXQ_CHECK(f.good(), ErrorKind::kIO, "cannot open sensitivity table '", path, "'");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return table_from_text(ss.str(), path);
 }
 
 void save_table(const SensitivityTable& t, const std::string& path) {

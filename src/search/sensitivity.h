@@ -146,6 +146,8 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
 nlohmann::json table_to_json(const SensitivityTable& t);
 // Throws kInvalidArgument naming `where` and the field for malformed tables.
 SensitivityTable table_from_json(const nlohmann::json& j, const std::string& where);
+// The same from a table's JSON text (`where` names its source in errors).
+SensitivityTable table_from_text(const std::string& text, const std::string& where);
 SensitivityTable load_table(const std::string& path);
 void save_table(const SensitivityTable& t, const std::string& path);  // atomic
 

@@ -5,13 +5,12 @@
 // writes the cache and hands the finished table to every rank.
 #include <ATen/ATen.h>
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -152,13 +151,7 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
   std::unique_ptr<SensitivityTable> old;
   if (const std::string text = shared_cache_text(opts); !text.empty()) {
     try {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(text);
-      } catch (const std::exception& e) {
-        throw Error(ErrorKind::kInvalidArgument, opts.cache_path + ": not valid JSON: " + e.what());
-      }
-      old = std::make_unique<SensitivityTable>(table_from_json(j, opts.cache_path));
+      old = std::make_unique<SensitivityTable>(table_from_text(text, opts.cache_path));
       if (old->key == t.key) {
         for (auto& l : old->layers) cached[l.name] = l;
         for (auto& a : old->acts) cached_acts[a.tensor] = a;
@@ -346,10 +339,14 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
   if (dist::is_root())
     for (size_t owner = 0; owner < left.size(); ++owner)
       if (left[owner] == 0) finish_owner(owner);  // only the reference bits asked for: nothing to run
-  auto drain = [&]() {
-    std::string msg;
-    SensEntry e;
-    while (dist::poll_from_workers(kEntryTag, &msg)) file_entry(unpack_entry(msg, &e), e);
+  // Rank 0 files what the other ranks measured, until done() (taking only what has arrived when
+  // done() already holds).
+  auto receive = [&](const std::function<bool()>& done) {
+    dist::receive_until(kEntryTag, done, [&](const std::string& msg) {
+      SensEntry e;
+      const int64_t k = unpack_entry(msg, &e);
+      file_entry(k, e);
+    });
   };
 
   {
@@ -358,20 +355,14 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
       const SensEntry e = measure(units[static_cast<size_t>(k)]);
       if (dist::is_root()) {
         file_entry(k, e);
-        drain();
+        receive([] { return true; });
       } else {
         dist::send_to_root(kEntryTag, pack_entry(k, e));
       }
       throw_if_interrupted();  // a safe point: every finished layer is in the cache file
     }
-    if (dist::is_root())
-      for (useconds_t nap = 50; static_cast<int64_t>(done_layers.size() + done_acts.size()) <
-                                static_cast<int64_t>(layers.size() + acts.size());
-           nap = std::min<useconds_t>(nap * 2, 5000)) {
-        drain();  // what the other ranks still measure
-        throw_if_interrupted();
-        usleep(nap);
-      }
+    if (dist::is_root())  // what the other ranks still measure
+      receive([&] { return done_layers.size() + done_acts.size() == layers.size() + acts.size(); });
   }
   bar.finish();
   std::string text;
@@ -386,7 +377,7 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
   if (dist::size() > 1) {
     // Every rank continues with the same table (whatever it does next, it does with rank 0's numbers).
     dist::broadcast(text);
-    if (!dist::is_root()) t = table_from_json(nlohmann::json::parse(text), "the table from MPI rank 0");
+    if (!dist::is_root()) t = table_from_text(text, "the table from MPI rank 0");
   }
   if (keep_probe) *keep_probe = std::move(probe);
   return t;

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   mixq::reexec_with_runtime_env(argv);
   mixq::tune_malloc_for_tensors();  // see core/malloc_tuning.h
   // Under `mpirun -np N`, join the group (dist/dist.h): rank 0 runs the job, the other ranks share
-  // its parallel parts (the sensitivity table) and leave when those are done.
+  // its parallel parts (the sensitivity table, AdaQuant's parallel units) and leave when those are done.
   mixq::dist::init(&argc, &argv);
   const int code = run_cli(argc, argv);
   if (code == 0) mixq::dist::finalize();  // a failed rank exits without it: mpirun then ends the whole job

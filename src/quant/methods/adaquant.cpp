@@ -14,8 +14,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/optim/adam.h>
 
-#include <unistd.h>
-
+#include <functional>
 #include <map>
 #include <set>
 
@@ -78,6 +77,18 @@ void refine_adaquant(MethodContext& ctx) {
       act->scale = get("act/" + l);
       act->enabled = o.adaquant_sequential;
     }
+  };
+
+  // The tensors apply_saved sets, as the model holds them now: what reproduces unit `ui`'s state.
+  auto current_state = [&](size_t ui) {
+    const std::string& l = units[ui].layers[0];
+    QuantizedWeight& qw = rm.weight(l);
+    std::map<std::string, at::Tensor> s = {{"codes/" + l, qw.codes},
+                                           {"scale/" + l, qw.params.scale},
+                                           {"weight/" + l, ctx.qm.graph.initializers.at(qw.weight)}};
+    if (!rm.bias_name(l).empty()) s["bias/" + l] = ctx.qm.graph.initializers.at(rm.bias_name(l));
+    if (ActQuant* act = rm.act_of_layer(l)) s["act/" + l] = act->scale;
+    return s;
   };
 
   // Learns unit `ui` with random stream `g`, writes the result into the model and returns its
@@ -175,24 +186,7 @@ void refine_adaquant(MethodContext& ctx) {
     ju["loss_learned"] = unit_loss_eval(rm, u, cache);
     finish_unit_report(ju, it, timer, t0);
     if (!o.adaquant_sequential && act) act->enabled = false;
-    std::map<std::string, at::Tensor> saved = {{"codes/" + l, qw.codes},
-                                               {"scale/" + l, qw.params.scale},
-                                               {"weight/" + l, ctx.qm.graph.initializers.at(qw.weight)}};
-    if (!bname.empty()) saved["bias/" + l] = ctx.qm.graph.initializers.at(bname);
-    if (act) saved["act/" + l] = act->scale;
-    return {ju, saved};
-  };
-
-  // The state apply_saved sets, as it is now (the quantized model the method started from).
-  auto current_state = [&](size_t ui) {
-    const std::string& l = units[ui].layers[0];
-    QuantizedWeight& qw = rm.weight(l);
-    std::map<std::string, at::Tensor> s = {{"codes/" + l, qw.codes},
-                                           {"scale/" + l, qw.params.scale},
-                                           {"weight/" + l, ctx.qm.graph.initializers.at(qw.weight)}};
-    if (!rm.bias_name(l).empty()) s["bias/" + l] = ctx.qm.graph.initializers.at(rm.bias_name(l));
-    if (ActQuant* act = rm.act_of_layer(l)) s["act/" + l] = act->scale;
-    return s;
+    return {ju, current_state(ui)};
   };
 
   // Parallel mode: every unit independent, taken from a shared counter (one rank: in order). A
@@ -203,31 +197,32 @@ void refine_adaquant(MethodContext& ctx) {
   // resumes from the units finished in front.
   auto run_parallel = [&](const std::vector<size_t>& todo_units, const std::vector<size_t>& replayed) {
     std::map<size_t, std::map<std::string, at::Tensor>> learned;  // rank 0: every unit's result
-    std::map<size_t, std::pair<nlohmann::json, std::map<std::string, at::Tensor>>> finished;
+    std::map<size_t, nlohmann::json> reports;                       // rank 0: not yet recorded
     size_t front = static_cast<size_t>(std::max<int64_t>(ck.next("units"), 0));
     auto record_front = [&]() {
       for (; front < units.size(); ++front) {
         if (pinned.count(units[front].layers[0])) continue;
-        auto it = finished.find(front);
-        if (it == finished.end()) break;
-        jr.push_back(it->second.first);
-        ck.record("units", static_cast<int64_t>(front) + 1, it->second.second, jr, gen);
-        finished.erase(it);
+        auto it = reports.find(front);
+        if (it == reports.end()) break;
+        jr.push_back(it->second);
+        ck.record("units", static_cast<int64_t>(front) + 1, learned.at(front), jr, gen);
+        reports.erase(it);
       }
     };
-    auto drain = [&]() {
-      std::string msg;
-      while (dist::poll_from_workers(kUnitTag, &msg)) {
+    // Rank 0 takes the other ranks' units until until() holds (only what has arrived, when it
+    // holds at once).
+    auto receive = [&](const std::function<bool()>& until) {
+      record_front();  // rank 0's own units, and trailing pinned ones
+      dist::receive_until(kUnitTag, until, [&](const std::string& msg) {
         const nlohmann::json j = nlohmann::json::from_cbor(msg);
         const size_t ui = j.at("unit").get<size_t>();
-        std::map<std::string, at::Tensor> saved;
         for (const auto& [name, t] : j.at("tensors").items())
-          saved[name] = tensor_from_json(t, "the unit from MPI rank " + std::to_string(j.at("rank").get<int>()), name);
-        learned[ui] = saved;
-        finished[ui] = {j.at("report"), std::move(saved)};
+          learned[ui][name] =
+              tensor_from_json(t, "the unit from MPI rank " + std::to_string(j.at("rank").get<int>()), name);
+        reports[ui] = j.at("report");
         ++done;
-      }
-      record_front();
+        record_front();
+      });
     };
     dist::WorkCounter counter;
     for (int64_t k = counter.next(); k < static_cast<int64_t>(todo_units.size()); k = counter.next()) {
@@ -237,9 +232,9 @@ void refine_adaquant(MethodContext& ctx) {
       auto result = optimise(ui, g);
       apply_saved(ui, [&](const std::string& name) { return start.at(name); });  // back to the start
       if (dist::is_root()) {
-        learned[ui] = result.second;
-        finished[ui] = std::move(result);
-        drain();
+        learned[ui] = std::move(result.second);
+        reports[ui] = std::move(result.first);
+        receive([] { return true; });
       } else {
         nlohmann::json j = {{"unit", ui}, {"rank", dist::rank()}, {"report", result.first}, {"tensors", nlohmann::json::object()}};
         for (const auto& [name, t] : result.second) j["tensors"][name] = tensor_to_json(t);
@@ -248,14 +243,8 @@ void refine_adaquant(MethodContext& ctx) {
       }
       throw_if_interrupted();  // a safe point: the units in front are in the checkpoint
     }
-    if (dist::is_root())
-      for (useconds_t nap = 50; front < units.size() || !finished.empty(); nap = std::min<useconds_t>(nap * 2, 5000)) {
-        drain();  // what the other ranks still learn
-        if (front >= units.size()) break;
-        throw_if_interrupted();
-        usleep(nap);
-      }
     if (!dist::is_root()) return;  // a worker's part ends here (the job releases it next)
+    receive([&] { return front >= units.size(); });  // what the other ranks still learn
     for (size_t ui : replayed) apply_saved(ui, [&](const std::string& name) { return ck.tensor(name); });
     for (const auto& [ui, saved] : learned) apply_saved(ui, [&](const std::string& name) { return saved.at(name); });
   };
