@@ -41,6 +41,10 @@ VARIANTS = {
     # inputs placement with the first layer's output readers at its pinned 8 bits (a user plan)
     "pin-out": ["--plan", os.path.join(ROOT, "bench", "results", "brecq_parity_plans", "pin-out-{setting}.json")],
     "pin-first-output": ["--pin-first-output"],         # the same as pin-out, as an option (any model)
+    "recon-pinned": ["--recon-pinned"],               # the reference reconstructs first/last layers at 8 bits
+    "act-seq": ["--act-init", "sequential"],          # ranges from 64 images through the quantizers before each
+    "act-float-in": ["--act-inputs", "float"],         # the reference's activation phase reads float inputs
+    "out-float-in": ["--act-placement", "outputs", "--act-inputs", "float"],
     "ref-like": ["--act-placement", "outputs", "--act-loss-p", "2.4", "--act-init-samples", "64"],
 }
 

@@ -130,6 +130,9 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                  "iterations scale with it");
   sub.add_flag("--no-act-learning", [&ro](int64_t) { ro.learn_act = false; },
                "AdaRound/BRECQ: keep calibrated activation steps (skip LSQ step learning)");
+  sub.add_flag("--recon-pinned", ro.recon_pinned,
+               "AdaRound/BRECQ: also reconstruct the pinned first/last layers (rounding and activation step) at "
+               "their bits, layer by layer, as BRECQ's reference code does");
   sub.add_option("--act-loss-p", ro.act_loss_p,
                  "AdaRound/BRECQ: the activation-step phase minimises |error|^p (BRECQ's reference code: 2.4)")
       ->check(CLI::PositiveNumber)
@@ -139,6 +142,17 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
                  "(0: all; BRECQ's reference code: 64)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub.add_option_function<std::string>("--act-init", [&ro](const std::string& m) { ro.act_init_sequential = m == "sequential"; },
+                                       "AdaRound/BRECQ activation ranges before step learning: calibrated (all "
+                                       "calibration samples, float activations upstream; default) or sequential (the "
+                                       "first --act-init-samples, 64 if 0, through the quantizers before each tensor, "
+                                       "as BRECQ's reference code does)")
+      ->check(CLI::IsMember({"calibrated", "sequential"}));
+  sub.add_option_function<std::string>("--act-inputs", [&ro](const std::string& m) { ro.act_float_inputs = m == "float"; },
+                                       "AdaRound/BRECQ activation-step phase: each unit's inputs from the model "
+                                       "quantized so far (quantized, default) or from the float model (float, as "
+                                       "BRECQ's reference code does)")
+      ->check(CLI::IsMember({"quantized", "float"}));
   sub.add_option_function<std::string>("--adaquant-mode", [&ro](const std::string& m) { ro.adaquant_sequential = m == "seq"; },
                                        "AdaQuant inputs: seq (from the model quantized so far, default) or parallel "
                                        "(from the float model)")

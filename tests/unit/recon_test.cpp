@@ -2,6 +2,7 @@
 // cached unit data, gradient routing, BN re-estimation, bias tuning and reproducibility.
 #include <ATen/ATen.h>
 
+#include <map>
 #include <set>
 
 #include "api/quantize_job.h"
@@ -267,6 +268,42 @@ TEST(Recon, BrecqImprovesEveryBlockAndIsReproducible) {
   auto a = run(5), b = run(5);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(at::equal(a[i], b[i])) << i;
+}
+
+TEST(Recon, PinnedLayersAreReconstructedOnlyWithReconPinned) {
+  // BRECQ's released code reconstructs the 8-bit first and last layers too (--recon-pinned);
+  // METHODS.md's default leaves them at nearest rounding, steps as calibrated.
+  auto run = [](bool recon_pinned) {
+    auto f = quantized_resnet(2, 4, 64);
+    std::set<std::string> pinned;
+    for (const auto& L : f->plan.layers)
+      if (L.pinned) pinned.insert(L.name);
+    EXPECT_EQ(pinned.size(), 2u);
+    std::map<std::string, at::Tensor> before;
+    for (const auto& w : f->qm.weights)
+      if (pinned.count(w.node)) before[w.node] = w.codes.clone();
+    ReconOptions o;
+    o.progress = false;
+    o.scale_iters(60);
+    o.recon_pinned = recon_pinned;
+    o.seed = 1;
+    MethodContext ctx{f->prepared, f->plan, *f->calib, f->folded, o, f->qm};
+    refine_brecq(ctx);
+    std::set<std::string> reconstructed, stepped;
+    for (const auto& u : ctx.report["units"])
+      for (const auto& l : u["layers"]) reconstructed.insert(l.get<std::string>());
+    for (const auto& u : ctx.report["activation_units"])
+      for (const auto& a : u["activations"]) stepped.insert(a.get<std::string>());
+    int changed = 0;
+    for (const auto& w : f->qm.weights)
+      if (pinned.count(w.node)) changed += !at::equal(before.at(w.node), w.codes);
+    for (const auto& name : pinned) EXPECT_EQ(reconstructed.count(name), recon_pinned ? 1u : 0u) << name;
+    // The first layer reads the model input: a learned step for it only with --recon-pinned.
+    EXPECT_EQ(stepped.count(f->prepared.inputs[0].name), recon_pinned ? 1u : 0u);
+    return changed;
+  };
+  EXPECT_EQ(run(false), 0);
+  EXPECT_GT(run(true), 0);
 }
 
 TEST(TensorStore, SpillsPastTheBudgetAndReadsBackTheSameRows) {

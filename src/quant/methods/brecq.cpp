@@ -11,7 +11,9 @@
 // Then activations: ranges recalibrated with the new weights, and per unit the step sizes of its
 // layers' input quantizers learned LSQ-style (Adam 4e-4, cosine to 0, 5,000 iterations), inputs
 // from the model with weights and earlier activations quantized. First and last layer (pinned)
-// are neither reconstructed nor learned.
+// are neither reconstructed nor learned (METHODS.md), unless --recon-pinned: BRECQ's released
+// code reconstructs them too, layer-wise at their 8 bits (the last layer then absorbs the error
+// of the low-bit layers before it).
 // Interrupts: at the next iteration the method throws Interrupted; every finished unit is in the
 // checkpoint (--checkpoint, recon_checkpoint.h), so the same command resumes bit-identically.
 // Fisher weights (ours): g^2 with g = d(cross-entropy)/d(unit output) per sample, divided by the
@@ -21,6 +23,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -179,7 +182,7 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
     for (ActQuant* a : learn) names.push_back(a->tensor);
     ju["activations"] = names;
     auto t0 = LoopTimer::clock::now();
-    UnitCache cache = cache_unit(rm, u, ctx, budget, fisher);
+    UnitCache cache = cache_unit(rm, u, ctx, budget, fisher, o.act_float_inputs);
     for (ActQuant* a : learn) a->enabled = true;
     ju["loss_calibrated"] = unit_loss_eval(rm, u, cache);
     std::vector<at::Tensor> params;
@@ -225,6 +228,50 @@ void learn_activation_steps(MethodContext& ctx, ReconModel& rm, const std::vecto
   rm.store_activation_params();
 }
 
+constexpr int64_t kSequentialInitSamples = 64;  // BRECQ's code: cali_data[:64]
+
+// Activation ranges as BRECQ's code initialises them: one pass of `head` (one batch) through the
+// quantized model, every quantizer taking its range (the plan's estimator) from the values that
+// reach it, with the weights and every quantizer before it already applied; then all disabled
+// again, as the step-learning phase expects.
+void init_steps_sequential(MethodContext& ctx, ReconModel& rm, const Dataset& head) {
+  std::map<std::string, const LayerPlan*> reader;  // the first layer reading a tensor names its estimator
+  for (const auto& L : ctx.plan.layers)
+    if (L.quantize_input) reader.emplace(L.input, &L);
+  std::map<std::string, const QuantizedActivation*> qa;
+  for (const auto& a : ctx.qm.activations) qa[a.tensor] = &a;
+  for (ActQuant* a : rm.acts()) {
+    auto r = reader.find(a->tensor);
+    auto q = qa.find(a->tensor);
+    if (r == reader.end() || q == qa.end()) continue;
+    RangeOptions ro;
+    ro.method = r->second->input_range;
+    const QScheme scheme = q->second->scheme;
+    a->on_value = [ro, scheme](ActQuant& self, const at::Tensor& x) {
+      ActivationObserver obs(ro.bins);
+      obs.observe_range(x);
+      if (obs.needs_histogram(ro)) obs.observe_histogram(x);
+      const QParams p = obs.params(scheme, ro);
+      self.scale = p.scale.to(at::kFloat).reshape({}).clone();
+      self.zero_point = p.zero_point.to(at::kFloat).reshape({}).clone();
+      self.enabled = true;
+      self.on_value = nullptr;  // once: later runs quantize with this range
+    };
+  }
+  {
+    at::NoGradGuard ng;
+    Batch b = head.get(0, head.size());
+    std::vector<std::string> outputs;
+    for (const auto& v : ctx.prepared.outputs) outputs.push_back(v.name);
+    rm.quant().run(rm.feeds(b), outputs);
+  }
+  for (ActQuant* a : rm.acts()) {
+    a->on_value = nullptr;
+    a->enabled = false;
+  }
+  rm.store_activation_params();
+}
+
 void reconstruct(MethodContext& ctx, bool blocks) {
   install_interrupt_handler();
   const ReconOptions& o = ctx.opts;
@@ -241,7 +288,9 @@ void reconstruct(MethodContext& ctx, bool blocks) {
       {"units", blocks ? "blocks" : "layers"}, {"iters", o.iters}, {"batch", o.batch}, {"lr", o.lr},
       {"lambda", o.lambda}, {"beta", {o.beta_start, o.beta_end, o.warmup}}, {"rec_loss", o.rec_loss},
       {"act_iters", o.act_iters}, {"act_lr", o.act_lr}, {"learn_act", o.learn_act}, {"seed", o.seed},
-      {"act_loss_p", o.act_loss_p}, {"act_init_samples", o.act_init_samples},
+      {"act_loss_p", o.act_loss_p}, {"act_init_samples", o.act_init_samples}, {"act_float_inputs", o.act_float_inputs},
+      {"act_init_sequential", o.act_init_sequential},
+      {"recon_pinned", o.recon_pinned},
       {"calib_batch", o.calib_batch}, {"precision", precision == ConvPrecision::kBFloat16 ? "bf16" : "fp32"}};
   ReconCheckpoint ck(ctx, blocks ? "brecq" : "adaround", settings);
   // Replaying finished units draws nothing from the generator, so its saved state (after the last
@@ -250,7 +299,9 @@ void reconstruct(MethodContext& ctx, bool blocks) {
 
   ReconModel rm(ctx.qm);
   nlohmann::json jw = ck.reports("weights");
-  reconstruct_rounding(ctx, rm, units, pinned, budget, gen, precision, ck, jw);
+  // Layers the loops leave as they are: the pinned ones, or none with --recon-pinned.
+  const std::set<std::string> kept = o.recon_pinned ? std::set<std::string>{} : pinned;
+  reconstruct_rounding(ctx, rm, units, kept, budget, gen, precision, ck, jw);
   ctx.report["units"] = jw;
   ctx.report["rec_loss"] = o.rec_loss;
   ctx.report["iters"] = o.iters;
@@ -265,18 +316,24 @@ void reconstruct(MethodContext& ctx, bool blocks) {
   }
 
   bool any_act = false;
-  for (const auto& L : ctx.plan.layers) any_act = any_act || (L.quantize_input && L.input_scheme.bits < 16 && !L.pinned);
+  for (const auto& L : ctx.plan.layers)
+    any_act = any_act || (L.quantize_input && L.input_scheme.bits < 16 && (!L.pinned || o.recon_pinned));
   if (!o.learn_act || !any_act) return;
   QuantizeOptions qo;
   qo.batch_size = o.calib_batch;
   qo.progress = o.progress;
   // Ranges for the reconstructed weights (on the first --act-init-samples samples when set).
   std::unique_ptr<Dataset> head;
-  if (o.act_init_samples > 0) head = head_dataset(ctx.calib, o.act_init_samples);
-  calibrate_activations(ctx.qm, ctx.plan, head ? *head : ctx.calib, qo);
-  rm.load_activation_params();
+  if (o.act_init_samples > 0 || o.act_init_sequential)
+    head = head_dataset(ctx.calib, o.act_init_samples > 0 ? o.act_init_samples : kSequentialInitSamples);
+  if (o.act_init_sequential) {
+    init_steps_sequential(ctx, rm, *head);
+  } else {
+    calibrate_activations(ctx.qm, ctx.plan, head ? *head : ctx.calib, qo);
+    rm.load_activation_params();
+  }
   nlohmann::json ja = ck.reports("acts");
-  learn_activation_steps(ctx, rm, units, pinned, budget, gen, precision, ck, ja);
+  learn_activation_steps(ctx, rm, units, kept, budget, gen, precision, ck, ja);
   ctx.report["activation_units"] = ja;
   ctx.report["act_iters"] = o.act_iters;
 }

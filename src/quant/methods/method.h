@@ -33,6 +33,13 @@ struct ReconOptions {
   double act_loss_p = 2.0;         // |error|^p of the activation phase (BRECQ's code passes p = 2.4 there)
   int64_t act_init_samples = 0;    // activation ranges before step learning from the first N calibration
                                    // samples (0: all; BRECQ's code: 64)
+  bool act_init_sequential = false;  // activation ranges before step learning: each from the first
+                                   // act_init_samples (64 if 0) samples as they reach it through the
+                                   // weights and the activation quantizers before it, in one pass
+                                   // (BRECQ's code); else from all samples with float activations
+  bool act_float_inputs = false;   // activation phase: each unit reads the float model's inputs (BRECQ's
+                                   // code: asym=False there) instead of the model quantized so far
+  bool recon_pinned = false;       // BRECQ / AdaRound: reconstruct the pinned (8-bit) layers too, as BRECQ's code does
   bool learn_act = true;           // BRECQ / AdaRound: learn activation steps after the weights
   int64_t adaquant_iters = 1000, adaquant_batch = 50;
   bool adaquant_sequential = true; // inputs from the quantized model so far (else the float one)

@@ -66,10 +66,11 @@ void finish_unit_report(nlohmann::json& ju, int64_t iters, const LoopTimer& time
   ju["seconds"] = std::chrono::duration<double>(LoopTimer::clock::now() - start).count();
 }
 
-UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, CacheBudget& budget, bool fisher) {
+UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, CacheBudget& budget, bool fisher,
+                     bool float_inputs) {
   const ReconOptions& o = ctx.opts;
   UnitCache c;
-  c.in = rm.collect(rm.quant(), ctx.calib, u.inputs, &budget, o.calib_batch, "cache inputs", o.progress);
+  c.in = rm.collect(float_inputs ? rm.fp() : rm.quant(), ctx.calib, u.inputs, &budget, o.calib_batch, "cache inputs", o.progress);
   c.out = rm.collect(rm.fp(), ctx.calib, u.outputs, &budget, o.calib_batch, "cache targets", o.progress);
   if (!fisher) return c;
 

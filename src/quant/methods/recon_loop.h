@@ -39,10 +39,12 @@ struct UnitCache {
   int64_t rows() const { return in.empty() ? 0 : in[0].rows(); }
 };
 
-// Inputs from rm.quant() as it is configured now, float outputs from rm.fp(); with `fisher`, the
-// squared gradients of the task loss (cross-entropy on the dataset's labels, or on the float
-// model's top-1 when it has none) with respect to each unit output of the float model.
-UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, CacheBudget& budget, bool fisher);
+// Inputs from rm.quant() as it is configured now (from rm.fp() with `float_inputs`), float outputs
+// from rm.fp(); with `fisher`, the squared gradients of the task loss (cross-entropy on the
+// dataset's labels, or on the float model's top-1 when it has none) with respect to each unit
+// output of the float model.
+UnitCache cache_unit(ReconModel& rm, const Unit& u, const MethodContext& ctx, CacheBudget& budget, bool fisher,
+                     bool float_inputs = false);
 
 // Feeds rows `idx` of the cache to the unit in rm.quant() and returns its outputs by name.
 std::map<std::string, at::Tensor> unit_outputs(ReconModel& rm, const Unit& u, const UnitCache& c, const at::Tensor& idx);

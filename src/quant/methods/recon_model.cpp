@@ -85,6 +85,7 @@ ReconModel::ReconModel(QuantizedModel& qm) : qm_(qm) {
     acts_[a.tensor] = std::move(aq);
     if (!quant_->has_value(a.tensor + kQuantSuffix)) continue;  // no quantized layer reads it
     quant_->add_hook(a.tensor + kQuantSuffix, [p](const std::string&, at::Tensor& t) {
+      if (p->on_value) p->on_value(*p, t);
       if (p->enabled) t = fake_quant_fused(t, p->scale, p->zero_point, p->qmin, p->qmax);
     });
   }

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+
 #include "data/dataset.h"
 #include "exec/executor.h"
 #include "quant/methods/tensor_store.h"
@@ -31,6 +33,9 @@ struct ActQuant {
   at::Tensor zero_point;  // 0-d float32 (fixed)
   double qmin = 0, qmax = 255;
   bool enabled = false;
+  // Called with the tensor's value before it is quantized (when set): lets a quantizer take its
+  // range from the values that reach it through the quantizers before it (BRECQ's code does).
+  std::function<void(ActQuant&, const at::Tensor&)> on_value;
 };
 
 class ReconModel {
