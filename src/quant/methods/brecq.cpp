@@ -238,22 +238,19 @@ void init_steps_sequential(MethodContext& ctx, ReconModel& rm, const Dataset& he
   std::map<std::string, const LayerPlan*> reader;  // the first layer reading a tensor names its estimator
   for (const auto& L : ctx.plan.layers)
     if (L.quantize_input) reader.emplace(L.input, &L);
-  std::map<std::string, const QuantizedActivation*> qa;
-  for (const auto& a : ctx.qm.activations) qa[a.tensor] = &a;
-  for (ActQuant* a : rm.acts()) {
-    auto r = reader.find(a->tensor);
-    auto q = qa.find(a->tensor);
-    if (r == reader.end() || q == qa.end()) continue;
+  for (QuantizedActivation& qa : ctx.qm.activations) {
+    ActQuant* a = rm.act(qa.tensor);
+    auto r = reader.find(qa.tensor);
+    if (!a || r == reader.end()) continue;
     RangeOptions ro;
     ro.method = r->second->input_range;
-    const QScheme scheme = q->second->scheme;
-    a->on_value = [ro, scheme](ActQuant& self, const at::Tensor& x) {
+    // Writes the range into qm's activation (what the step learning starts from), then applies it.
+    a->on_value = [ro, &qa](ActQuant& self, const at::Tensor& x) {
       ActivationObserver obs(ro.bins);
       obs.observe_range(x);
       if (obs.needs_histogram(ro)) obs.observe_histogram(x);
-      const QParams p = obs.params(scheme, ro);
-      self.scale = p.scale.to(at::kFloat).reshape({}).clone();
-      self.zero_point = p.zero_point.to(at::kFloat).reshape({}).clone();
+      qa.params = obs.params(qa.scheme, ro);
+      self.load(qa);
       self.enabled = true;
       self.on_value = nullptr;  // once: later runs quantize with this range
     };
@@ -269,7 +266,6 @@ void init_steps_sequential(MethodContext& ctx, ReconModel& rm, const Dataset& he
     a->on_value = nullptr;
     a->enabled = false;
   }
-  rm.store_activation_params();
 }
 
 void reconstruct(MethodContext& ctx, bool blocks) {

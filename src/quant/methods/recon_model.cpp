@@ -93,15 +93,16 @@ ReconModel::ReconModel(QuantizedModel& qm) : qm_(qm) {
   for (const auto& w : qm.weights) use_quantized_weight(w.node);
 }
 
+void ActQuant::load(const QuantizedActivation& a) {
+  scale = a.params.scale.to(at::kFloat).reshape({}).clone();
+  zero_point = a.params.zero_point.to(at::kFloat).reshape({}).clone();
+  qmin = static_cast<double>(a.scheme.qmin());
+  qmax = static_cast<double>(a.scheme.qmax());
+}
+
 void ReconModel::load_activation_params() {
-  for (const auto& a : qm_.activations) {
-    ActQuant* p = act(a.tensor);
-    if (!p) continue;
-    p->scale = a.params.scale.to(at::kFloat).reshape({}).clone();
-    p->zero_point = a.params.zero_point.to(at::kFloat).reshape({}).clone();
-    p->qmin = static_cast<double>(a.scheme.qmin());
-    p->qmax = static_cast<double>(a.scheme.qmax());
-  }
+  for (const auto& a : qm_.activations)
+    if (ActQuant* p = act(a.tensor)) p->load(a);
 }
 
 QuantizedWeight& ReconModel::weight(const std::string& layer) {

@@ -12,12 +12,11 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <functional>
 
 #include "data/dataset.h"
 #include "exec/executor.h"
@@ -36,6 +35,9 @@ struct ActQuant {
   // Called with the tensor's value before it is quantized (when set): lets a quantizer take its
   // range from the values that reach it through the quantizers before it (BRECQ's code does).
   std::function<void(ActQuant&, const at::Tensor&)> on_value;
+
+  // Scale, zero point and grid from a calibrated activation (enabled stays as it is).
+  void load(const QuantizedActivation& a);
 };
 
 class ReconModel {
