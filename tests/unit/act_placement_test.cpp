@@ -155,6 +155,32 @@ TEST(ActPlacement, ActivationPhaseSwitchesChangeOnlyTheActivationPhase) {
   EXPECT_NE(base["fidelity"].dump(), p24["fidelity"].dump());
   EXPECT_NE(base["fidelity"].dump(), init["fidelity"].dump());
   EXPECT_EQ(run_cli({"quantize", model, "--act-loss-p", "0"}).exit_code, 2);
+  // The sequential initialisation starts the steps elsewhere; the rounding is untouched.
+  const auto seq = run({"--act-init", "sequential"});
+  EXPECT_EQ(base["top1_weights_only"], seq["top1_weights_only"]);
+  EXPECT_NE(base["fidelity"].dump(), seq["fidelity"].dump());
+}
+
+// A model from another exporter with units of several inputs and outputs, a Resize under
+// autograd and no labels (the zoo's detection head): BRECQ with the default and with every switch
+// of the reference comparison. Both once crashed: a moved TensorStore read an uninitialised
+// budget pointer, and Resize's cached tables (and the sequential init's steps) were inference
+// tensors that autograd cannot save.
+TEST(ActPlacement, BrecqRunsOnADetectionHeadWithEveryReferenceSwitch) {
+  TempDir tmp;
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{}, {"--act-init", "sequential", "--recon-pinned", "--act-inputs", "float"}}) {
+    std::vector<std::string> args = {"quantize", models_dir() + "/zoo/det_fpn.onnx", "--calib",
+                                     models_dir() + "/zoo/det_fpn.in.npz", "--method", "brecq", "--wbits", "4",
+                                     "--abits", "8", "--iters", "8", "-o", tmp.file("q.onnx"), "--no-resume",
+                                     "--json", "-q"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliResult r = run_cli(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["metric"], "sqnr");
+    EXPECT_FALSE(j["method_report"]["activation_units"].empty());
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 // at::upsample_* is not used: it implements only some of the coordinate modes and rounds
 // nearest neighbours differently.
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <cmath>
 
@@ -166,6 +167,9 @@ class Resize final : public OpKernel {
 
  private:
   void plan(const at::Tensor& x) {
+    // The tables outlive this run: built as normal tensors even when the run is in inference
+    // mode, so a later run with autograd on (reconstruction) can save them for backward.
+    c10::InferenceMode normal_tensors(false);
     plans_valid_ = false;
     const int64_t r = x.dim();
     const bool has_scales = !scales_.empty(), has_sizes = !sizes_.empty();

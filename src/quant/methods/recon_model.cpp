@@ -1,6 +1,7 @@
 #include "quant/methods/recon_model.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <set>
 
@@ -94,6 +95,9 @@ ReconModel::ReconModel(QuantizedModel& qm) : qm_(qm) {
 }
 
 void ActQuant::load(const QuantizedActivation& a) {
+  // Normal tensors even inside an inference-mode run (the sequential init loads from a hook):
+  // autograd saves the step of a quantizer it does not learn.
+  c10::InferenceMode normal_tensors(false);
   scale = a.params.scale.to(at::kFloat).reshape({}).clone();
   zero_point = a.params.zero_point.to(at::kFloat).reshape({}).clone();
   qmin = static_cast<double>(a.scheme.qmin());

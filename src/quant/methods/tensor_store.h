@@ -47,7 +47,7 @@ class TensorStore {
   // Image rows ([C, H, W]) are stored as [H, W, C]; logical() views stored rows as [n, C, H, W].
   bool channels_last() const { return row_shape_.size() == 3; }
   at::Tensor logical(const at::Tensor& rows) const { return channels_last() ? rows.permute({0, 3, 1, 2}) : rows; }
-  CacheBudget* budget_;
+  CacheBudget* budget_ = nullptr;  // read by release() when a move constructs into this store
   std::vector<at::Tensor> pending_;
   std::vector<int64_t> row_shape_;  // trailing dims
   int64_t rows_ = 0, row_elems_ = 0, counted_ = 0;
