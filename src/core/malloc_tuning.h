@@ -6,8 +6,9 @@
 // defaults many of them come back as new pages every run, and the page faults (zeroing 2,400
 // pages each) cost more than the math: ViT batch-256 ran at ~2,900 img/s instead of ~4,300
 // (BENCHMARKS.md, executor). Keeping freed memory in the heap makes the next run reuse it.
-// Users who set MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ (or preload another allocator)
-// keep their settings. No effect outside glibc.
+// Blocks above glibc's largest mmap threshold (32 MiB) are kept on the heap as well (M_MMAP_MAX).
+// Users who set MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_MAX_ (or preload
+// another allocator) keep their settings. No effect outside glibc.
 #pragma once
 
 namespace mixq {

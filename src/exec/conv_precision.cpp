@@ -23,6 +23,7 @@ bool env_on(const char* name) {
 
 bool exec_legacy_by_env() { return env_on("MIXQ_EXEC_LEGACY"); }
 bool conv_channels_last_enabled() { return !env_on("MIXQ_NO_CHANNELS_LAST") && !exec_legacy_by_env(); }
+bool conv_dnnl_enabled() { return conv_channels_last_enabled() && !env_on("MIXQ_NO_DNNL_CONV"); }
 
 namespace {
 struct Bf16Features {

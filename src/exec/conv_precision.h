@@ -38,6 +38,11 @@ class ConvPrecisionScope {
 // (read when a Conv kernel is built, i.e. when an Executor is constructed).
 bool conv_channels_last_enabled();
 
+// Whether inference-mode 2-D float convolutions run on oneDNN directly (exec/dnnl_conv_cache.h)
+// rather than through at::convolution: with channels-last, unless MIXQ_NO_DNNL_CONV is set to
+// something other than "" or "0" (read when a Conv kernel is built).
+bool conv_dnnl_enabled();
+
 // MIXQ_EXEC_LEGACY=1: the executor without the inference fast paths added for issue 17 item 4
 // (channels-last Conv, Conv + activation and element-wise chain fusions), for before/after runs.
 bool exec_legacy_by_env();

@@ -159,6 +159,16 @@ struct Activation {
       case kSilu: at::silu_(y); break;
     }
   }
+  // out[0] = this activation of conv(in): in the convolution's own pass where it can take a Relu or
+  // Clip (OpKernel::compute_clamped), else computed and then activated in place.
+  void run_after(OpKernel& conv, const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) const {
+    if (kind == kRelu && conv.compute_clamped(in, out, 0.f, INFINITY)) return;
+    if (kind == kClip && conv.compute_clamped(in, out, lo ? static_cast<float>(*lo) : -INFINITY,
+                                              hi ? static_cast<float>(*hi) : INFINITY))
+      return;
+    conv.compute(in, out);
+    apply_(out[0]);
+  }
   // Out of place (standalone chains, where the input may be read elsewhere).
   at::Tensor apply(const at::Tensor& x) const {
     if (kind == kHardSwish && exact_hardswish()) return at::hardswish(x);
@@ -185,8 +195,7 @@ class ConvActKernel final : public FusedKernel {
   }
   void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
     std::vector<at::Tensor> cin(in.begin(), in.begin() + n_), cout(1);
-    conv_->compute(cin, cout);
-    act_.apply_(cout[0]);
+    act_.run_after(*conv_, cin, cout);
     out[0] = std::move(cout[0]);
   }
 
@@ -241,8 +250,7 @@ class ConvBnKernel final : public FusedKernel {
       if (!cached(in)) fold(in);
     }
     std::vector<at::Tensor> cin = {in[0], wf_, bf_}, cout(1);
-    conv_->compute(cin, cout);
-    act_.apply_(cout[0]);
+    act_.run_after(*conv_, cin, cout);
     out[0] = std::move(cout[0]);
   }
 

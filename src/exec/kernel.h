@@ -64,6 +64,12 @@ class OpKernel {
   // Kernels throw mixq::Error(kRuntime, ...) (or let libtorch throw) for data-dependent failures;
   // the executor adds the node and input shapes to the message.
   virtual void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) = 0;
+  // compute() followed by y = min(max(y, lo), hi) (a Relu or Clip) in the same pass, for kernels
+  // that can (Conv on oneDNN: a post-op while the output tile is in registers). Returns false, having
+  // computed nothing, where the kernel cannot; the caller then runs compute() and the clamp itself.
+  virtual bool compute_clamped(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out, float lo, float hi) {
+    return false;
+  }
 };
 
 using KernelFactory = std::unique_ptr<OpKernel> (*)(const NodeInfo&);

@@ -109,9 +109,16 @@ struct DnnlConv::Impl {
 };
 
 DnnlConv::DnnlConv(const ConvGeom& g, std::vector<float> w, std::vector<float> bias)
-    : g_(g), w_(std::move(w)), bias_(std::move(bias)), impl_(std::make_unique<Impl>()) {
+    : g_(g), w_(std::move(w)), bias_(std::move(bias)), wp_(w_.data()), impl_(std::make_unique<Impl>()) {
   MIXQ_CHECK(static_cast<int64_t>(w_.size()) == g.O * g.Ig * g.kh * g.kw && static_cast<int64_t>(bias_.size()) == g.O,
              ErrorKind::kInternal, "DnnlConv: weight/bias sizes do not match the geometry");
+  impl_->bias = memory({{g.O}, memory::data_type::f32, tag::x}, cpu_engine(), bias_.data());
+}
+
+DnnlConv::DnnlConv(const ConvGeom& g, const float* w, std::vector<float> bias)
+    : g_(g), bias_(std::move(bias)), wp_(w), impl_(std::make_unique<Impl>()) {
+  MIXQ_CHECK(w != nullptr && static_cast<int64_t>(bias_.size()) == g.O, ErrorKind::kInternal,
+             "DnnlConv: no weights, or the bias size does not match the geometry");
   impl_->bias = memory({{g.O}, memory::data_type::f32, tag::x}, cpu_engine(), bias_.data());
 }
 
@@ -169,7 +176,7 @@ void DnnlConv::run(const float* x, bool x_nhwc, int64_t N, int64_t H, int64_t W,
       pd = make(true, true);
     }
     const size_t wi = weights_in(pd.weights_desc(), {wd, memory::data_type::f32, g.G > 1 ? tag::goihw : tag::oihw},
-                                 w_.data(), im.wmem, im.stream);
+                                 wp_, im.wmem, im.stream);
     im.prims.push_back(Impl::Prim{N, H, W, x_nhwc, y_nhwc, src_cl, dst_cl, dnnl::convolution_forward(pd),
                                   pd.src_desc(), pd.dst_desc(), wi});
     p = &im.prims.back();

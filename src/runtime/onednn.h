@@ -60,6 +60,9 @@ class DnnlConv {
  public:
   // w: [O][Ig][kh][kw] float (dequantized when the layer's weight is quantized); bias: [O].
   DnnlConv(const ConvGeom& g, std::vector<float> w, std::vector<float> bias);
+  // The same with borrowed weights: `w` must stay alive and unchanged while this object lives
+  // (the executor's conv weights are tensors it holds anyway: no second float copy of them).
+  DnnlConv(const ConvGeom& g, const float* w, std::vector<float> bias);
   ~DnnlConv();
   DnnlConv(const DnnlConv&) = delete;
   DnnlConv& operator=(const DnnlConv&) = delete;
@@ -80,6 +83,7 @@ class DnnlConv {
   struct Impl;
   ConvGeom g_;
   std::vector<float> w_, bias_;
+  const float* wp_;  // w_.data() or the borrowed weights
   kernels::ActClamp act_, post_;
   bool has_act_ = false, has_post_ = false, sum_ = false;
   std::unique_ptr<Impl> impl_;

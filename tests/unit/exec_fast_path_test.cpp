@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "data/dataset.h"
+#include "exec/dnnl_conv_cache.h"
 #include "exec/executor.h"
 #include "exec/fusion.h"
 #include "graph_util.h"
@@ -179,6 +180,65 @@ TEST(ExecFastPath, ChannelsLastConvSeesReplacedWeights) {
     EXPECT_GT((b - base).abs().max().item<double>(), 1e-3);
     EXPECT_LE(rel_err(a, b), 1e-5);
   }
+}
+
+// x [N, 8, H, W] -> pw (1x1, stride 2, asymmetric pads, bias) -> dw (depthwise 3x3, pads 0/1/2/1)
+//   -> Relu -> grp (3x3, group 2, no bias) -> Clip(-1, 2) -> y: the layers that run on oneDNN
+// directly in inference (exec/dnnl_conv_cache.h), with the fused Relu / Clip post-ops.
+Graph dnnl_graph() {
+  at::manual_seed(11);
+  Graph g = new_graph("dnnl_conv.onnx");
+  g.inputs = {float_value("x", {-1, 8, -1, -1}, {"N", "", "H", "W"})};
+  g.outputs = {float_value("y")};
+  g.initializers["Wp"] = at::randn({6, 8, 1, 1}) * 0.4;
+  g.initializers["Bp"] = at::randn({6});
+  g.initializers["Wd"] = at::randn({6, 1, 3, 3}) * 0.5;
+  g.initializers["Bd"] = at::randn({6});
+  g.initializers["Wg"] = at::randn({4, 3, 3, 3}) * 0.3;
+  g.initializers["lo"] = at::full({}, -1.0f);
+  g.initializers["hi"] = at::full({}, 2.0f);
+  g.nodes = {
+      make_node("pw", "Conv", {"x", "Wp", "Bp"}, {"p"}, {{"strides", ints({2, 2})}, {"pads", ints({0, 1, 1, 0})}}),
+      make_node("dw", "Conv", {"p", "Wd", "Bd"}, {"d"}, {{"group", int_attr(6)}, {"pads", ints({0, 1, 2, 1})}}),
+      make_node("relu", "Relu", {"d"}, {"d_act"}),
+      make_node("grp", "Conv", {"d_act", "Wg"}, {"q"}, {{"group", int_attr(2)}, {"pads", ints({1, 1, 1, 1})}}),
+      make_node("clip", "Clip", {"q", "lo", "hi"}, {"y"}),
+  };
+  return g;
+}
+
+// oneDNN directly vs libtorch's at::convolution (MIXQ_NO_DNNL_CONV=1) vs the plain executor, on odd
+// sizes; then a weight edited in place (as reconstruction does between runs) is seen.
+TEST(ExecFastPath, OneDnnConvMatchesLibtorchAndSeesEditedWeights) {
+  Graph g = dnnl_graph();
+  auto fast = make_executor(g, true), plain = make_executor(g, false);
+  std::unique_ptr<Executor> torch_conv;
+  {
+    EnvScope off(std::map<std::string, std::string>{{"MIXQ_NO_DNNL_CONV", "1"}});
+    torch_conv = make_executor(g, true);
+  }
+  at::manual_seed(12);
+  for (auto shape : {std::vector<int64_t>{3, 8, 13, 11}, {1, 8, 7, 16}, {2, 8, 5, 5}}) {
+    at::Tensor x = at::randn(shape);
+    const int64_t before = DnnlConvCache::total_runs();
+    at::Tensor a = fast->run({x})[0];
+    EXPECT_EQ(DnnlConvCache::total_runs() - before, 3);  // pw, dw + Relu, grp + Clip
+    at::Tensor b = plain->run({x})[0], c = torch_conv->run({x})[0];
+    EXPECT_EQ(DnnlConvCache::total_runs() - before, 3);  // neither of the others took it
+    ASSERT_EQ(a.sizes(), b.sizes());
+    EXPECT_LE(rel_err(a, b), 1e-5);
+    EXPECT_LE(rel_err(c, b), 1e-5);
+    EXPECT_GT((b - b.clamp(-0.99, 1.99)).abs().max().item<double>(), 0) << "the Clip must bite";
+  }
+  at::Tensor x = at::randn({2, 8, 9, 9});
+  at::Tensor y0 = fast->run({x})[0];
+  {
+    at::NoGradGuard ng;
+    g.initializers.at("Wd").mul_(-0.5);  // the executors share the tensor: an in-place edit
+  }
+  at::Tensor y1 = fast->run({x})[0], want = plain->run({x})[0];
+  EXPECT_GT((y1 - y0).abs().max().item<double>(), 1e-3);
+  EXPECT_LE(rel_err(y1, want), 1e-5);
 }
 
 // The fixtures: BN-folded Conv + Clip (ReLU6) on MobileNetV2 fuse as ConvBn with the Clip; logits

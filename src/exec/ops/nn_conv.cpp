@@ -7,12 +7,15 @@
 //
 // Inference (grad mode off) on float32 4-D tensors runs channels-last (exec/conv_precision.h):
 // the input is made NHWC once (the first Conv of a chain; later ones receive NHWC outputs) and the
-// weight's NHWC copy is cached while the weight tensor is unchanged.
+// weight's NHWC copy is cached while the weight tensor is unchanged. There, grouped and 1x1 2-D
+// convolutions run on oneDNN directly (exec/dnnl_conv_cache.h: weights reordered once, not on
+// every call) with asymmetric pads and a fused Relu/Clip; at::convolution is the fallback.
 #include <ATen/ATen.h>
 
 #include <mutex>
 
 #include "exec/conv_precision.h"
+#include "exec/dnnl_conv_cache.h"
 #include "exec/ops/nn_internal.h"
 
 namespace mixq {
@@ -34,7 +37,7 @@ int64_t floor_half(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
 class Conv final : public OpKernel {
  public:
   explicit Conv(const NodeInfo& info)
-      : group_(info.get_int("group", 1)), channels_last_(conv_channels_last_enabled()) {
+      : group_(info.get_int("group", 1)), channels_last_(conv_channels_last_enabled()), dnnl_on_(conv_dnnl_enabled()) {
     require_inputs(info, 2);
     sp_.parse(info, /*kernel_required=*/false, /*allow_dilations=*/true);
     if (group_ < 1) info.fail("attribute 'group' must be positive");
@@ -44,6 +47,46 @@ class Conv final : public OpKernel {
   }
 
   void compute(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) override {
+    if (!run_dnnl(in, out, nullptr)) compute_libtorch(in, out);
+  }
+
+  bool compute_clamped(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out, float lo, float hi) override {
+    const kernels::ActClamp act{lo, hi};
+    return run_dnnl(in, out, &act);
+  }
+
+ private:
+  // The oneDNN path: inference (grad mode off), float32, 2-D, channels-last enabled.
+  bool run_dnnl(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out, const kernels::ActClamp* act) {
+    const at::Tensor& x = in[0];
+    const at::Tensor& w = in[1];
+    if (!dnnl_on_ || at::GradMode::is_enabled() || sp_.nd != 2 || x.dim() != 4 || w.dim() != 4 ||
+        x.scalar_type() != at::kFloat || conv_precision() != ConvPrecision::kFloat32)
+      return false;
+    check_ranks(x, w, sp_);
+    if (dynamic_pads_) set_pads(x, w);
+    // Grouped (depthwise) and 1x1 layers only: there oneDNN directly is 1.2-1.7x libtorch's
+    // call on 224x224 mobile nets; dense kxk layers measured the same either way (resnet18) and
+    // would hold a reordered copy of the largest weights for nothing (BENCHMARKS.md, issue 17).
+    if (group_ == 1 && (w.size(2) != 1 || w.size(3) != 1)) return false;
+    rt::ConvGeom g;
+    g.G = group_;
+    g.sh = sp_.strides[0];
+    g.sw = sp_.strides[1];
+    g.dh = sp_.dilations[0];
+    g.dw = sp_.dilations[1];
+    // pad_ holds the symmetric part, extra_ the excess per side (last axis first).
+    g.pt = pad_[0] + extra_[2];
+    g.pb = pad_[0] + extra_[3];
+    g.pl = pad_[1] + extra_[0];
+    g.pr = pad_[1] + extra_[1];
+    at::Tensor y = dnnl_.run(x, w, in.size() > 2 ? in[2] : at::Tensor(), g, act);
+    if (!y.defined()) return false;
+    out[0] = std::move(y);
+    return true;
+  }
+
+  void compute_libtorch(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out) {
     const at::Tensor& x = in[0];
     const at::Tensor& w = in[1];
     if (sp_.nd < 0) {
@@ -73,7 +116,6 @@ class Conv final : public OpKernel {
     if (recast) out[0] = out[0].to(x.scalar_type());
   }
 
- private:
   void prepare() {
     zeros_.assign(sp_.nd, 0);
     pad_.assign(sp_.nd, 0);
@@ -114,12 +156,13 @@ class Conv final : public OpKernel {
 
   Spatial sp_;
   int64_t group_;
-  bool channels_last_;
+  bool channels_last_, dnnl_on_;
   bool dynamic_pads_ = false, need_extra_ = false;
   std::vector<int64_t> zeros_, pad_, extra_;
   std::mutex mu_;
   at::Tensor w_src_, w_cl_;
   uint32_t w_version_ = 0;
+  DnnlConvCache dnnl_;
 };
 
 class ConvTranspose final : public OpKernel {
