@@ -16,6 +16,7 @@
 
 #include "exec/conv_precision.h"
 #include "exec/fusion.h"
+#include "kernels/isa.h"
 #include "runtime/onednn.h"
 
 namespace mixq::fusion_kernels {
@@ -431,12 +432,17 @@ class ProducerQdqKernel final : public FusedKernel {
 // - the weight is packed once for oneDNN's inner product (runtime/onednn.h; refreshed when the
 //   weight or bias tensor or its version changes, as ConvBnKernel does): OpenBLAS repacks B on
 //   every call, and packs a transposed view ~25% slower still (layer 784 -> 256: 163 vs 125 us);
-// - GEMMs under kSerialMacs multiply-adds run on the calling thread only: for them OpenBLAS's
-//   fork/join over OpenMP threads costs more than the second thread gains, and far more when the
-//   other core is busy (784 -> 256 at batch 32: 125 us on 1 thread, 157-160 us on 2).
+// - GEMMs under serial_macs() multiply-adds run on the calling thread only: for them the fork/join
+//   over OpenMP threads costs more than the second thread gains, and far more when the other core
+//   is busy (AVX-512 VNNI Xeon: 784 -> 256 at batch 32: 125 us on 1 thread, 157-160 us on 2). On a
+//   CPU without AVX-512 the same layer is ~2.5x the work per core, and two threads win: Zen 3
+//   (AVX2), fmnist-mlp batch 32: 165-168k img/s serial, 188-283k with that layer on both cores.
 class GemmActKernel final : public FusedKernel {
  public:
-  static constexpr int64_t kSerialMacs = int64_t{1} << 24;
+  static int64_t serial_macs() {
+    static const int64_t v = kernels::detect_isa() == kernels::Isa::kAvx512 ? int64_t{1} << 24 : int64_t{1} << 21;
+    return v;
+  }
 
   // flatten_axis >= 0: A is the input of a Flatten(axis) (its only reader is the Gemm), viewed as
   // [prod(dims before axis), prod(dims from axis)] here instead of by a Flatten node.
@@ -465,7 +471,7 @@ class GemmActKernel final : public FusedKernel {
     const int64_t n = trans_b_ ? b.size(0) : b.size(1);
     const int64_t macs = a.size(0) * a.size(1) * n;
     const int threads = omp_get_max_threads();
-    const bool serial = threads > 1 && macs < kSerialMacs && !omp_in_parallel();
+    const bool serial = threads > 1 && macs < serial_macs() && !omp_in_parallel();
     at::Tensor y;
     if (rt::DnnlLinear* lin = cache_.get(b, has_c_ ? &in[2] : nullptr, /*k_major=*/!trans_b_)) {
       const at::Tensor x = a.is_contiguous() ? a : a.contiguous();
