@@ -266,6 +266,25 @@ TEST(GemmU8S8, IndirectMatchesGatheredReference) {
   }
 }
 
+// A layer-sized GEMM (ResNet's 3x3x128 -> 264 columns): the AVX2 path takes its columns in chunks
+// of L2-sized panels and its rows in blocks of six; every chunk, block and edge column must be exact.
+TEST(GemmU8S8, LayerSizedAcrossColumnChunksAndRowBlocks) {
+  std::mt19937 rng(5);
+  const int64_t m = 13, n = 264, k = 1152, kp = kernels::gemm_kp(k);
+  std::vector<uint8_t> A(static_cast<size_t>(m * kp));
+  std::vector<int8_t> B(static_cast<size_t>(n * k));
+  for (auto& a : A) a = static_cast<uint8_t>(rng());
+  for (auto& b : B) b = static_cast<int8_t>(rng());
+  std::vector<int32_t> ref(static_cast<size_t>(m * n));
+  kernels::gemm_u8s8_ref(A.data(), kp, m, B.data(), n, k, ref.data(), n);
+  for (auto isa : isas())
+    for (int threads : {1, 2}) {
+      std::vector<int32_t> C(static_cast<size_t>(m * n), 0);
+      kernels::gemm_u8s8(A.data(), kp, m, kernels::pack_b(B.data(), n, k, isa), C.data(), n, threads);
+      EXPECT_EQ(C, ref) << kernels::isa_name(isa) << " threads=" << threads;
+    }
+}
+
 TEST(GemmU8S8, LargeKDoesNotOverflow) {
   const int64_t m = 5, n = 17, k = 4608;  // 3x3x512: the largest reduction of a common conv
   std::vector<uint8_t> A(m * k, 255);
