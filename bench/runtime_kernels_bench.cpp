@@ -158,11 +158,12 @@ BENCHMARK(BM_ConvEpi)->ArgsProduct({{0, 1, 2}, {16, 64, 144}})->Unit(benchmark::
 
 void BM_Depthwise(benchmark::State& st) {
   namespace k = mixq::kernels;
-  if (!k::isa_supported(Isa::kAvx512)) {
-    st.SkipWithError("no AVX-512 VNNI");
+  const int kernel = static_cast<int>(st.range(0)), shape = static_cast<int>(st.range(1));
+  // kernels 3, 4: AVX2 (tap pairs; the compiler-vectorised body the runtime used before them)
+  if (!k::isa_supported(kernel >= 3 ? Isa::kAvx2 : Isa::kAvx512)) {
+    st.SkipWithError(kernel >= 3 ? "no AVX2" : "no AVX-512 VNNI");
     return;
   }
-  const int kernel = static_cast<int>(st.range(0)), shape = static_cast<int>(st.range(1));
   k::DepthwiseShape s;
   const int64_t dims[3][3] = {{96, 14, 1}, {64, 28, 2}, {144, 56, 1}};
   s.C = dims[shape][0];
@@ -187,14 +188,17 @@ void BM_Depthwise(benchmark::State& st) {
     rows.reset();
     for (int64_t oy = 0; oy < s.OH; ++oy) {
       if (kernel == 0) k::depthwise_u8_acc_row_pairs_avx512(a.data(), nz.data(), w2.data(), zrow.data(), s, oy, acc.data());
+      else if (kernel == 3) k::depthwise_u8_acc_row_pairs_avx2(a.data(), nz.data(), w2.data(), zrow.data(), s, oy, acc.data());
+      else if (kernel == 4) k::depthwise_u8_acc_row_avx2(a.data(), 100, w.data(), s, oy, acc.data());
       else k::depthwise_u8_acc_row_quads_avx512(a.data(), q, zrow.data(), s, oy, rows, acc.data());
       benchmark::DoNotOptimize(acc.data());
     }
   }
   st.counters["MAC/s"] = benchmark::Counter(double(s.OH * s.OW * s.C * T), benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel(kernel == 0 ? "tap pairs" : kernel == 1 ? "tap quads" : "tap quads, split weights");
+  st.SetLabel(kernel == 0 ? "tap pairs" : kernel == 1 ? "tap quads" : kernel == 2 ? "tap quads, split weights"
+              : kernel == 3 ? "tap pairs avx2" : "vectorised body avx2");
 }
-BENCHMARK(BM_Depthwise)->ArgsProduct({{0, 1, 2}, {0, 1, 2}})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Depthwise)->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1, 2}})->Unit(benchmark::kMicrosecond);
 
 // One packed weight per width, shared by every ISA and both kernels (packing 2^28 codes takes a
 // while): n x 16384 with n chosen so the codes fill >= 64 MiB.

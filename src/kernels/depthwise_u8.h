@@ -50,6 +50,10 @@ std::vector<int16_t> interleave_tap_pairs(const int16_t* w, int64_t taps, int64_
 std::vector<int32_t> tap_pair_zero_terms(const int16_t* w2, int64_t taps, int64_t C, int32_t za);
 void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, const int32_t* nz, const int16_t* w2, const uint8_t* zrow,
                                        const DepthwiseShape& s, int64_t oy, int32_t* acc);
+// The same on AVX2 (vpmaddwd + add per tap pair and 8 channels): the runtime's depthwise kernel on
+// CPUs without AVX-512 (2x+ the compiler-vectorised body; BENCHMARKS.md).
+void depthwise_u8_acc_row_pairs_avx2(const uint8_t* a, const int32_t* nz, const int16_t* w2, const uint8_t* zrow,
+                                     const DepthwiseShape& s, int64_t oy, int32_t* acc);
 
 // AVX-512 VNNI form: the taps of each kernel row in groups of four (kx)
 // summed by one vpdpbusd (u8 x s8 products summed in fours into int32, exact), reading a copy of

@@ -37,42 +37,9 @@ inline void dw_pixel(const uint8_t* const* src, int64_t pairs, int64_t C, const 
 
 void depthwise_u8_acc_row_pairs_avx512(const uint8_t* a, const int32_t* nz, const int16_t* w2, const uint8_t* zrow,
                                        const DepthwiseShape& s, int64_t oy, int32_t* acc) {
-  const int64_t C = s.C, H = s.H, W = s.W, OW = s.OW, KH = s.KH, KW = s.KW, T = KH * KW, pairs = (T + 1) / 2;
-  const uint8_t* src[64 + 1];  // the runtime keeps depthwise taps <= 64
-  src[T] = zrow;               // the partner of an odd last tap (its weights are 0)
-  // Output pixels whose taps are all inside the image: this row's kernel rows all inside, and ox
-  // in [lo, hi). Their tap rows are the first pixel's plus ox * SW * C.
-  bool rows_inside = true;
-  for (int64_t ky = 0; ky < KH; ++ky) {
-    const int64_t iy = oy * s.SH - s.PT + ky * s.DH;
-    rows_inside = rows_inside && iy >= 0 && iy < H;
-  }
-  int64_t lo = 0, hi = OW;
-  while (lo < OW && lo * s.SW - s.PL < 0) ++lo;
-  while (hi > lo && (hi - 1) * s.SW - s.PL + (KW - 1) * s.DW >= W) --hi;
-  if (!rows_inside) lo = hi = 0;
-  for (int64_t ox = 0; ox < OW; ++ox) {
-    if (ox == lo && lo < hi) {  // the interior run
-      const uint8_t* base[64];
-      for (int64_t ky = 0, t = 0; ky < KH; ++ky)
-        for (int64_t kx = 0; kx < KW; ++kx, ++t)
-          base[t] = a + ((oy * s.SH - s.PT + ky * s.DH) * W + lo * s.SW - s.PL + kx * s.DW) * C;
-      for (; ox < hi; ++ox) {
-        const int64_t step = (ox - lo) * s.SW * C;
-        for (int64_t t = 0; t < T; ++t) src[t] = base[t] + step;
-        dw_pixel(src, pairs, C, nz, w2, acc + ox * C);
-      }
-      if (ox >= OW) break;
-    }
-    for (int64_t ky = 0, t = 0; ky < KH; ++ky) {
-      const int64_t iy = oy * s.SH - s.PT + ky * s.DH;
-      for (int64_t kx = 0; kx < KW; ++kx, ++t) {
-        const int64_t ix = ox * s.SW - s.PL + kx * s.DW;
-        src[t] = iy < 0 || iy >= H || ix < 0 || ix >= W ? zrow : a + (iy * W + ix) * C;
-      }
-    }
-    dw_pixel(src, pairs, C, nz, w2, acc + ox * C);
-  }
+  const int64_t C = s.C, pairs = (s.KH * s.KW + 1) / 2;
+  depthwise_pairs_row(a, zrow, s, oy, acc,
+                      [&](const uint8_t* const* src, int32_t* out) { dw_pixel(src, pairs, C, nz, w2, out); });
 }
 
 }  // namespace mixq::kernels

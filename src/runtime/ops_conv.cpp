@@ -64,7 +64,7 @@ class ConvOp : public Op {
     *kernel = lin[0].kernel_name();
     *bytes = 0;
     for (const QLinear& l : lin) *bytes += l.weight_bytes();
-    *bytes += static_cast<int64_t>(dw_w16.size() * sizeof(int16_t));
+    *bytes += static_cast<int64_t>((dw_w16.size() + dw_w2.size()) * sizeof(int16_t));
     if (dnnl) {
       *kernel = "f32-onednn";
       *bytes += O * Ig * kh * kw * static_cast<int64_t>(sizeof(float));
@@ -312,6 +312,9 @@ class ConvOp : public Op {
           if (!dw_q.w4.empty())
             kernels::depthwise_u8_acc_row_quads_avx512(codes + b * C * HW, dw_q, dw_zrow.data(), s, oy, sc.dw_rows,
                                                        sc.acc.data());
+          else if (!dw_w2.empty())
+            kernels::depthwise_u8_acc_row_pairs_avx2(codes + b * C * HW, dw_nz.data(), dw_w2.data(), dw_zrow.data(),
+                                                     s, oy, sc.acc.data());
           else
             kernels::depthwise_u8_acc_row(codes + b * C * HW, L0.za, dw_w16.data(), s, oy, sc.acc.data(), L0.isa);
           emit(e, y, b, oy * OW, P, 0, sc);
@@ -648,6 +651,8 @@ class ConvOp : public Op {
   std::vector<int16_t> dw_w16;  // depthwise int path: [kh*kw][C] weight codes minus their zero points
   kernels::DwQuads dw_q;        // the tap-quad form (AVX-512; empty: other ISAs)
   std::vector<uint8_t> dw_zrow;  // C codes of 0.0 (taps outside the image)
+  std::vector<int16_t> dw_w2;    // the AVX2 tap-pair form: interleave_tap_pairs(dw_w16) (empty: other ISAs)
+  std::vector<int32_t> dw_nz;    // its zero-point terms
 
  private:
   void depthwise_float(const float* xf, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
@@ -717,6 +722,11 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
         kernels::DepthwiseShape ks;
         ks.C = op->O; ks.KH = op->kh; ks.KW = op->kw;
         op->dw_q = kernels::pack_dw_quads(op->dw_w16.data(), ks, L.za);
+      } else if (c.isa == kernels::Isa::kAvx2) {
+        op->dw_zrow.assign(static_cast<size_t>(op->O), static_cast<uint8_t>(L.za));
+        op->dw_w2 = kernels::interleave_tap_pairs(op->dw_w16.data(), K, op->O);
+        op->dw_nz = kernels::tap_pair_zero_terms(op->dw_w2.data(), K, op->O, L.za);
+        std::vector<int16_t>().swap(op->dw_w16);  // (only the other ISAs' kernel reads it)
       }
     }
     op->lin.push_back(std::move(L));

@@ -114,6 +114,14 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
           kernels::depthwise_u8_acc_row(a.data(), za, w.data(), s, oy, got.data(), isa);
           ASSERT_EQ(got, want) << kernels::isa_name(isa) << " acc row " << oy;
         }
+        if (kernels::isa_supported(kernels::Isa::kAvx2)) {
+          const auto w2 = kernels::interleave_tap_pairs(w.data(), T, c.C);
+          const std::vector<uint8_t> zrow(static_cast<size_t>(c.C), static_cast<uint8_t>(za));
+          const auto nz = kernels::tap_pair_zero_terms(w2.data(), T, c.C, za);
+          std::fill(got.begin(), got.end(), -1);
+          kernels::depthwise_u8_acc_row_pairs_avx2(a.data(), nz.data(), w2.data(), zrow.data(), s, oy, got.data());
+          ASSERT_EQ(got, want) << "tap pairs avx2, acc row " << oy;
+        }
         if (kernels::isa_supported(kernels::Isa::kAvx512)) {
           const auto w2 = kernels::interleave_tap_pairs(w.data(), T, c.C);
           const std::vector<uint8_t> zrow(static_cast<size_t>(c.C), static_cast<uint8_t>(za));
