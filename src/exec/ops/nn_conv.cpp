@@ -148,7 +148,11 @@ class Conv final : public OpKernel {
   at::Tensor channels_last_weight(const at::Tensor& w) {
     constexpr auto kCL = at::MemoryFormat::ChannelsLast;
     if (w.is_contiguous(kCL)) return w;
-    if (w.is_inference()) return w.contiguous(kCL);
+    // Inference tensors (no version counter) and the large dense layers (those oneDNN does not take
+    // here, more than 512 KiB each) are converted per call: a cached copy of ResNet-50's large
+    // layers held 45 MB per Conv kernel (and a fused group's Conv is a second kernel), while the
+    // transient copy is small next to those layers' math.
+    if (w.is_inference() || w.numel() > kMaxDenseDnnlWeights) return w.contiguous(kCL);
     std::lock_guard<std::mutex> lock(mu_);
     if (!w_src_.is_same(w) || w_version_ != w._version()) {
       w_cl_ = w.contiguous(kCL);
