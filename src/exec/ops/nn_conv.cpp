@@ -15,6 +15,7 @@
 // on the 28x28 fixtures' 3x3 layers, the same on resnet18's.
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <mutex>
 
 #include "exec/conv_precision.h"
@@ -54,9 +55,15 @@ class Conv final : public OpKernel {
     if (!run_dnnl(in, out, nullptr)) compute_libtorch(in, out);
   }
 
+  // Always takes the clamp: in oneDNN's pass, else after libtorch's (computing here rather than
+  // declining keeps one call per run, which the oneDNN cache counts to build on a weight's second).
   bool compute_clamped(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out, float lo, float hi) override {
     const kernels::ActClamp act{lo, hi};
-    return run_dnnl(in, out, &act);
+    if (run_dnnl(in, out, &act)) return true;
+    compute_libtorch(in, out);
+    out[0].clamp_(std::isinf(lo) ? c10::optional<at::Scalar>() : c10::optional<at::Scalar>(lo),
+                  std::isinf(hi) ? c10::optional<at::Scalar>() : c10::optional<at::Scalar>(hi));
+    return true;
   }
 
  private:
