@@ -32,6 +32,16 @@ PackedB pack_b(const int8_t* B, int64_t n, int64_t k, Isa isa) {
       break;
     }
     case Isa::kAvx2: {
+      p.narrow = std::all_of(B, B + n * k, [](int8_t v) { return v >= -64 && v <= 63; });
+      if (p.narrow) {
+        const int64_t panels = (n + 7) / 8, k4 = p.kp / 4;
+        p.b8.assign(static_cast<size_t>(panels * k4 * 32), 0);
+        for (int64_t pn = 0; pn < panels; ++pn)
+          for (int64_t q = 0; q < k4; ++q)
+            for (int64_t j = 0; j < 8; ++j)
+              for (int64_t t = 0; t < 4; ++t) p.b8[((pn * k4 + q) * 8 + j) * 4 + t] = at(pn * 8 + j, q * 4 + t);
+        break;
+      }
       const int64_t panels = (n + 7) / 8, k2 = p.kp / 2;
       p.b16.assign(static_cast<size_t>(panels * k2 * 16), 0);
       for (int64_t pn = 0; pn < panels; ++pn)

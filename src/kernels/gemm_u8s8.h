@@ -5,7 +5,8 @@
 // No libtorch.
 //
 // Paths: ref (plain loops, the specification), avx2 (u8/s8 widened to int16, vpmaddwd: exact, no
-// saturation, unlike vpmaddubsw), avx512 (AVX-512 VNNI vpdpbusd, 64 MACs per instruction).
+// saturation, unlike vpmaddubsw; with weights in [-64, 63] vpmaddubsw is exact too and takes
+// over: PackedB::narrow), avx512 (AVX-512 VNNI vpdpbusd, 64 MACs per instruction).
 // B is packed once per weight for the chosen path (PackedB); A rows are read in steps of 4 bytes,
 // so the caller pads every A row to `kp` = PackedB::kp bytes with zeros (lda >= kp).
 #pragma once
@@ -20,8 +21,11 @@ namespace mixq::kernels {
 struct PackedB {
   Isa isa = Isa::kRef;
   int64_t n = 0, k = 0, kp = 0;      // kp: k rounded up to 4
-  std::vector<int8_t> b8;            // ref: [n][kp]; avx512: panels [n/16][kp/4][16][4]
+  std::vector<int8_t> b8;            // ref: [n][kp]; avx512: panels [n/16][kp/4][16][4]; avx2 narrow: [n/8][kp/4][8][4]
   std::vector<int16_t> b16;          // avx2: panels [n/8][kp/2][8][2]
+  // avx2 only: every weight in [-64, 63] (weights of 7 bits or fewer), so vpmaddubsw's int16 pair
+  // sums cannot saturate (2 * 255 * 64 < 32768): B is kept as int8 quads in b8 instead of b16.
+  bool narrow = false;
   std::vector<int32_t> row_sums;     // sum_k B[n][k], for the zero-point correction
 };
 

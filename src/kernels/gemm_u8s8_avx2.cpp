@@ -91,6 +91,56 @@ void widen(const uint8_t* A, int64_t lda, int rows, int64_t kp, int16_t* out) {
   }
 }
 
+// Narrow weights (PackedB::narrow, all in [-64, 63]): R rows x the `cols` (<= 8) columns of one
+// int8 panel, or x 16 columns of two (p1 != nullptr). Four codes of A are one broadcast load;
+// vpmaddubsw sums them with the weights in int16 pairs (exact here), vpmaddwd by ones into int32:
+// 64 multiply-adds per two panels in 2 + 2 instructions and no widening of A.
+template <int R>
+void tile_narrow(const uint8_t* A, int64_t lda, const int8_t* p0, const int8_t* p1, int64_t k4, int32_t* C,
+                 int64_t ldc, int64_t cols) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_si256();
+  for (int64_t q = 0; q < k4; ++q) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p0 + q * 32));
+    const __m256i b1 = p1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p1 + q * 32)) : b0;
+    for (int r = 0; r < R; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, A + r * lda + 4 * q, sizeof quad);
+      const __m256i a = _mm256_set1_epi32(quad);
+      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b0), ones));
+      if (p1) acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b1), ones));
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    if (cols == 8 || p1) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(C + r * ldc), acc0[r]);
+      if (p1) _mm256_storeu_si256(reinterpret_cast<__m256i*>(C + r * ldc + 8), acc1[r]);
+    } else {
+      alignas(32) int32_t tmp[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc0[r]);
+      std::copy(tmp, tmp + cols, C + r * ldc);
+    }
+  }
+}
+
+void gemm_narrow(const uint8_t* A, int64_t lda, int64_t m0, int64_t m1, const PackedB& B, int32_t* C, int64_t ldc) {
+  const int64_t k4 = B.kp / 4, panels = (B.n + 7) / 8, pairs = (B.n / 8) / 2, panel_bytes = k4 * 32;
+  for (int64_t pr = 0; pr < pairs; ++pr) {  // two full panels at a time (B stays in L1 across rows)
+    const int8_t* p0 = B.b8.data() + 2 * pr * panel_bytes;
+    int64_t i = m0;
+    for (; i + 4 <= m1; i += 4) tile_narrow<4>(A + i * lda, lda, p0, p0 + panel_bytes, k4, C + i * ldc + pr * 16, ldc, 8);
+    for (; i < m1; ++i) tile_narrow<1>(A + i * lda, lda, p0, p0 + panel_bytes, k4, C + i * ldc + pr * 16, ldc, 8);
+  }
+  for (int64_t pn = 2 * pairs; pn < panels; ++pn) {
+    const int8_t* p0 = B.b8.data() + pn * panel_bytes;
+    const int64_t cols = std::min<int64_t>(8, B.n - pn * 8);
+    int64_t i = m0;
+    for (; i + 4 <= m1; i += 4) tile_narrow<4>(A + i * lda, lda, p0, nullptr, k4, C + i * ldc + pn * 8, ldc, cols);
+    for (; i < m1; ++i) tile_narrow<1>(A + i * lda, lda, p0, nullptr, k4, C + i * ldc + pn * 8, ldc, cols);
+  }
+}
+
 constexpr int kRows = 6;
 constexpr int64_t kChunkBytes = int64_t{256} << 10;
 
@@ -98,6 +148,10 @@ constexpr int64_t kChunkBytes = int64_t{256} << 10;
 
 void gemm_u8s8_avx2(const uint8_t* A, int64_t lda, int64_t m0, int64_t m1, const PackedB& B, int32_t* C,
                     int64_t ldc) {
+  if (B.narrow) {
+    gemm_narrow(A, lda, m0, m1, B, C, ldc);
+    return;
+  }
   const int64_t kp = B.kp, k2 = kp / 2, panels = (B.n + 7) / 8, pairs = (B.n / 8) / 2;
   const int64_t panel_elems = k2 * 16;
   if (pairs > 0) {

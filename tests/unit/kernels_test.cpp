@@ -293,6 +293,35 @@ TEST(GemmU8S8, LayerSizedAcrossColumnChunksAndRowBlocks) {
     }
 }
 
+// Weights of 7 bits or fewer ([-64, 63]) take the AVX2 path's vpmaddubsw form (PackedB::narrow):
+// exact at the extremes (255 x -64 in both codes of a pair: -32640, one step from saturation).
+TEST(GemmU8S8, NarrowWeightsAreExactAtTheExtremes) {
+  std::mt19937 rng(8);
+  for (int64_t m : {1, 5, 13})
+    for (int64_t n : {7, 8, 16, 33, 264})
+      for (int64_t k : {4, 13, 1152}) {
+        const int64_t kp = kernels::gemm_kp(k);
+        std::vector<uint8_t> A(static_cast<size_t>(m * kp), 0);
+        std::vector<int8_t> B(static_cast<size_t>(n * k));
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t q = 0; q < k; ++q) A[i * kp + q] = q % 3 == 0 ? 255 : static_cast<uint8_t>(rng());
+        for (size_t j = 0; j < B.size(); ++j) B[j] = j % 5 == 0 ? -64 : j % 7 == 0 ? 63 : static_cast<int8_t>(rng() % 128) - 64;
+        std::vector<int32_t> ref(static_cast<size_t>(m * n));
+        kernels::gemm_u8s8_ref(A.data(), kp, m, B.data(), n, k, ref.data(), n);
+        for (auto isa : isas()) {
+          const kernels::PackedB P = kernels::pack_b(B.data(), n, k, isa);
+          EXPECT_EQ(P.narrow, isa == kernels::Isa::kAvx2);
+          for (int threads : {1, 2}) {
+            std::vector<int32_t> C(static_cast<size_t>(m * n), 0);
+            kernels::gemm_u8s8(A.data(), kp, m, P, C.data(), n, threads);
+            ASSERT_EQ(C, ref) << kernels::isa_name(isa) << " m=" << m << " n=" << n << " k=" << k;
+          }
+        }
+        B[0] = -65;  // one weight beyond: the int16 form
+        EXPECT_FALSE(kernels::pack_b(B.data(), n, k, kernels::Isa::kAvx2).narrow);
+      }
+}
+
 TEST(GemmU8S8, LargeKDoesNotOverflow) {
   const int64_t m = 5, n = 17, k = 4608;  // 3x3x512: the largest reduction of a common conv
   std::vector<uint8_t> A(m * k, 255);
