@@ -17,39 +17,28 @@ PackedB pack_b(const int8_t* B, int64_t n, int64_t k, Isa isa) {
   for (int64_t j = 0; j < n; ++j)
     for (int64_t i = 0; i < k; ++i) p.row_sums[j] += B[j * k + i];
   auto at = [&](int64_t j, int64_t i) -> int8_t { return j < n && i < k ? B[j * k + i] : int8_t(0); };
+  // Panels of `cols` columns, each [kp / group][cols][group] (0 past n or k): what a path's tile
+  // loads as one vector per step of `group` reduction elements.
+  auto panels_of = [&](auto& out, int64_t cols, int64_t group) {
+    const int64_t panels = (n + cols - 1) / cols, kg = p.kp / group;
+    out.assign(static_cast<size_t>(panels * kg * cols * group), 0);
+    for (int64_t pn = 0; pn < panels; ++pn)
+      for (int64_t q = 0; q < kg; ++q)
+        for (int64_t j = 0; j < cols; ++j)
+          for (int64_t t = 0; t < group; ++t)
+            out[((pn * kg + q) * cols + j) * group + t] = at(pn * cols + j, q * group + t);
+  };
   switch (isa) {
     case Isa::kRef:
       p.b8.assign(static_cast<size_t>(n * p.kp), 0);
       for (int64_t j = 0; j < n; ++j) std::copy(B + j * k, B + j * k + k, p.b8.begin() + j * p.kp);
       break;
-    case Isa::kAvx512: {
-      const int64_t panels = (n + 15) / 16, k4 = p.kp / 4;
-      p.b8.assign(static_cast<size_t>(panels * k4 * 64), 0);
-      for (int64_t pn = 0; pn < panels; ++pn)
-        for (int64_t q = 0; q < k4; ++q)
-          for (int64_t j = 0; j < 16; ++j)
-            for (int64_t t = 0; t < 4; ++t) p.b8[((pn * k4 + q) * 16 + j) * 4 + t] = at(pn * 16 + j, q * 4 + t);
-      break;
-    }
-    case Isa::kAvx2: {
+    case Isa::kAvx512: panels_of(p.b8, 16, 4); break;
+    case Isa::kAvx2:
       p.narrow = std::all_of(B, B + n * k, [](int8_t v) { return v >= -64 && v <= 63; });
-      if (p.narrow) {
-        const int64_t panels = (n + 7) / 8, k4 = p.kp / 4;
-        p.b8.assign(static_cast<size_t>(panels * k4 * 32), 0);
-        for (int64_t pn = 0; pn < panels; ++pn)
-          for (int64_t q = 0; q < k4; ++q)
-            for (int64_t j = 0; j < 8; ++j)
-              for (int64_t t = 0; t < 4; ++t) p.b8[((pn * k4 + q) * 8 + j) * 4 + t] = at(pn * 8 + j, q * 4 + t);
-        break;
-      }
-      const int64_t panels = (n + 7) / 8, k2 = p.kp / 2;
-      p.b16.assign(static_cast<size_t>(panels * k2 * 16), 0);
-      for (int64_t pn = 0; pn < panels; ++pn)
-        for (int64_t q = 0; q < k2; ++q)
-          for (int64_t j = 0; j < 8; ++j)
-            for (int64_t t = 0; t < 2; ++t) p.b16[((pn * k2 + q) * 8 + j) * 2 + t] = at(pn * 8 + j, q * 2 + t);
+      if (p.narrow) panels_of(p.b8, 8, 4);
+      else panels_of(p.b16, 8, 2);
       break;
-    }
   }
   return p;
 }
