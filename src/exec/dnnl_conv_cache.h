@@ -19,7 +19,7 @@ namespace mixq {
 class DnnlConvCache {
  public:
   // Runs y = act(conv(x, w) + bias) on oneDNN, y channels-last; returns an undefined tensor where
-  // oneDNN cannot take it, or on a weight's first run (see run()), (not float32 / not 4-D / not CPU / no oneDNN / a primitive it refused),
+  // oneDNN cannot take it (not float32 / not 4-D / not CPU / no oneDNN / a primitive it refused),
   // and the caller takes libtorch's path. `geom` has everything but O, Ig and the kernel size,
   // which come from w. The cache key is the weight's and bias's identity (plus their version
   // counters where they have one: a reconstruction edits weights in place between runs); an
@@ -38,8 +38,6 @@ class DnnlConvCache {
   std::unique_ptr<rt::DnnlConv> conv_;
   at::Tensor w_src_, b_src_;
   at::Tensor w_plain_;  // the OIHW-ordered weights conv_ reads (borrowed: w_src_ itself when contiguous)
-  at::Tensor seen_;     // a weight run once on libtorch's path: made for oneDNN if it comes again
-  uint32_t seen_version_ = 0;
   uint32_t w_version_ = 0, b_version_ = 0;
   bool has_act_ = false;
   kernels::ActClamp act_;

@@ -55,8 +55,7 @@ class Conv final : public OpKernel {
     if (!run_dnnl(in, out, nullptr)) compute_libtorch(in, out);
   }
 
-  // Always takes the clamp: in oneDNN's pass, else after libtorch's (computing here rather than
-  // declining keeps one call per run, which the oneDNN cache counts to build on a weight's second).
+  // Always takes the clamp: in oneDNN's pass, else after libtorch's.
   bool compute_clamped(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out, float lo, float hi) override {
     const kernels::ActClamp act{lo, hi};
     if (run_dnnl(in, out, &act)) return true;
