@@ -717,13 +717,13 @@ std::unique_ptr<Op> make_conv(const BuildCtx& c) {
           op->dw_w16[t * op->O + ch] = static_cast<int16_t>(int32_t(L.w8[ch * K + t]) - L.zw[ch]);
       L.release_w8();
       L.B = kernels::PackedB{};  // the GEMM form: not read by the depthwise kernel
-      if (c.isa == kernels::Isa::kAvx512) {
+      if (c.isa == kernels::Isa::kAvx512 || c.isa == kernels::Isa::kAvx2)
         op->dw_zrow.assign(static_cast<size_t>(op->O), static_cast<uint8_t>(L.za));
+      if (c.isa == kernels::Isa::kAvx512) {
         kernels::DepthwiseShape ks;
         ks.C = op->O; ks.KH = op->kh; ks.KW = op->kw;
         op->dw_q = kernels::pack_dw_quads(op->dw_w16.data(), ks, L.za);
       } else if (c.isa == kernels::Isa::kAvx2) {
-        op->dw_zrow.assign(static_cast<size_t>(op->O), static_cast<uint8_t>(L.za));
         op->dw_w2 = kernels::interleave_tap_pairs(op->dw_w16.data(), K, op->O);
         op->dw_nz = kernels::tap_pair_zero_terms(op->dw_w2.data(), K, op->O, L.za);
         std::vector<int16_t>().swap(op->dw_w16);  // (only the other ISAs' kernel reads it)

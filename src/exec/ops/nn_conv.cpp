@@ -15,7 +15,6 @@
 // on the 28x28 fixtures' 3x3 layers, the same on resnet18's.
 #include <ATen/ATen.h>
 
-#include <cmath>
 #include <mutex>
 
 #include "exec/conv_precision.h"
@@ -55,14 +54,11 @@ class Conv final : public OpKernel {
     if (!run_dnnl(in, out, nullptr)) compute_libtorch(in, out);
   }
 
-  // Always takes the clamp: in oneDNN's pass, else after libtorch's.
+  // The clamp as oneDNN's post-op; where oneDNN does not take the layer, declines (the caller runs
+  // compute() and its own activation).
   bool compute_clamped(const std::vector<at::Tensor>& in, std::vector<at::Tensor>& out, float lo, float hi) override {
     const kernels::ActClamp act{lo, hi};
-    if (run_dnnl(in, out, &act)) return true;
-    compute_libtorch(in, out);
-    out[0].clamp_(std::isinf(lo) ? c10::optional<at::Scalar>() : c10::optional<at::Scalar>(lo),
-                  std::isinf(hi) ? c10::optional<at::Scalar>() : c10::optional<at::Scalar>(hi));
-    return true;
+    return run_dnnl(in, out, &act);
   }
 
  private:
