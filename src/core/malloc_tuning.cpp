@@ -8,6 +8,12 @@
 
 namespace mixq {
 
+namespace {
+bool g_tuned = false;   // tune_malloc_for_tensors changed the settings
+int g_load_depth = 0;   // nested MappedTensorScope
+constexpr int kTunedMmapThreshold = 32 << 20;
+}  // namespace
+
 bool tune_malloc_for_tensors() {
 #if defined(__GLIBC__)
   if (std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("MALLOC_MMAP_MAX_"))
@@ -19,12 +25,31 @@ bool tune_malloc_for_tensors() {
   // them from the heap too (glibc still maps when the heap cannot grow, and threads' own arenas
   // map blocks larger than their heaps). The trim threshold keeps up to 1 GiB of freed heap top
   // for reuse instead of returning it after every run.
-  const bool a = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+  const bool a = mallopt(M_MMAP_THRESHOLD, kTunedMmapThreshold) == 1;
   const bool b = mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
   const bool c = mallopt(M_MMAP_MAX, 0) == 1;
-  return a && b && c;
+  g_tuned = a && b && c;
+  return g_tuned;
 #else
   return false;
+#endif
+}
+
+MappedTensorScope::MappedTensorScope() {
+#if defined(__GLIBC__)
+  if (g_tuned && g_load_depth++ == 0) {
+    mallopt(M_MMAP_MAX, 1 << 16);  // glibc's default count
+    mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  }
+#endif
+}
+
+MappedTensorScope::~MappedTensorScope() {
+#if defined(__GLIBC__)
+  if (g_tuned && --g_load_depth == 0) {
+    mallopt(M_MMAP_THRESHOLD, kTunedMmapThreshold);
+    mallopt(M_MMAP_MAX, 0);
+  }
 #endif
 }
 

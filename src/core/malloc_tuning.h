@@ -16,4 +16,20 @@ namespace mixq {
 // Call once at program start (the CLI and the benchmarks do). Returns true if settings changed.
 bool tune_malloc_for_tensors();
 
+// While long-lived tensors are made (a model's weights as it loads; a quantized model's codes and
+// dequantized weights), blocks of 256 KiB and more are mapped again, as glibc does by default.
+// Why: import frees the protobuf's initializer bytes one tensor at a time as it makes the tensors,
+// and a freed mapped block goes back to the kernel where a freed heap block stays resident below
+// the tensors made after it (the file's bytes and the tensors both resident: 2x the weights); and
+// whole-model tensor sets freed later leave no heap holes that only some later sizes fit. The
+// tuned settings come back when the scope ends. No effect unless tune_malloc_for_tensors changed
+// them. Not for concurrent use from several threads (such a phase is one thread's work).
+class MappedTensorScope {
+ public:
+  MappedTensorScope();
+  ~MappedTensorScope();
+  MappedTensorScope(const MappedTensorScope&) = delete;
+  MappedTensorScope& operator=(const MappedTensorScope&) = delete;
+};
+
 }  // namespace mixq

@@ -41,8 +41,12 @@ class DnnlLinearCache {
         (bias && (!bias->is_same(bias_src_) || cv != bias_version_))) {
       const at::Tensor wc = w.contiguous(), bc = bias ? bias->contiguous() : at::Tensor();
       const int64_t n = k_major ? wc.size(1) : wc.size(0), k = k_major ? wc.size(0) : wc.size(1);
+      lin_.reset();  // the old primitive may borrow the old weights
+      // Borrowed weights: `held_` keeps them alive; an in-place edit bumps w's version, and the
+      // check above rebuilds before the next run reads them.
+      held_ = wc;
       lin_ = std::make_unique<rt::DnnlLinear>(wc.data_ptr<float>(), n, k, k_major,
-                                              bias ? bc.data_ptr<float>() : nullptr);
+                                              bias ? bc.data_ptr<float>() : nullptr, nullptr, /*borrow=*/true);
       src_ = w;
       version_ = w._version();
       if (bias) {
@@ -57,6 +61,7 @@ class DnnlLinearCache {
   std::mutex mu_;
   std::unique_ptr<rt::DnnlLinear> lin_;
   at::Tensor src_, bias_src_;  // the weight and bias lin_ was made from (identity + version)
+  at::Tensor held_;            // the contiguous weight lin_ borrows
   uint32_t version_ = 0, bias_version_ = 0;
 };
 

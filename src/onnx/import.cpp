@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "core/malloc_tuning.h"
 #include "mixq/error.h"
 #include "onnx/tensor_proto.h"
 
@@ -411,6 +412,7 @@ Graph graph_from_model(onnx::ModelProto& model, const std::string& display_name,
 Graph load_onnx_bytes(const std::string& bytes, const std::string& display_name,
                       const std::string& base_dir, const ImportOptions& opts) {
   check_model_size(bytes.size(), display_name);
+  MappedTensorScope mapped_blocks;  // core/malloc_tuning.h
   onnx::ModelProto model;
   check_parsed(model.ParseFromString(bytes), display_name);
   return graph_from_model(model, display_name, base_dir, opts);
@@ -422,6 +424,7 @@ Graph load_onnx(const std::string& path, const ImportOptions& opts) {
   std::ifstream f = open_input(path);
   std::error_code ec;
   check_model_size(static_cast<size_t>(fs::file_size(path, ec)), path);
+  MappedTensorScope mapped_blocks;  // the file's bytes go back as their tensors are made (core/malloc_tuning.h)
   onnx::ModelProto model;
   check_parsed(model.ParseFromIstream(&f), path);
   return graph_from_model(model, path, fs::path(path).parent_path().string(), opts);

@@ -14,18 +14,21 @@ namespace mixq {
 
 namespace {
 
-pack::Tensor to_plain(const std::string& name, const at::Tensor& t0, const std::string& what) {
+// `with_data` false: the declaration only (name, dtype, dims), for sizing a file (mxq_file_size).
+pack::Tensor to_plain(const std::string& name, const at::Tensor& t0, const std::string& what, bool with_data) {
   pack::Tensor t;
   t.name = name;
   t.dims.assign(t0.sizes().begin(), t0.sizes().end());
   const at::ScalarType st = t0.scalar_type();
   if (at::isFloatingType(st)) {
-    at::Tensor c = t0.to(at::kFloat).contiguous();
     t.dtype = pack::ElemType::kFloat32;
+    if (!with_data) return t;
+    at::Tensor c = t0.to(at::kFloat).contiguous();
     t.f.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
   } else if (at::isIntegralType(st, /*includeBool=*/true)) {
-    at::Tensor c = t0.to(at::kLong).contiguous();
     t.dtype = pack::ElemType::kInt64;
+    if (!with_data) return t;
+    at::Tensor c = t0.to(at::kLong).contiguous();
     t.i.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
   } else {
     throw Error(ErrorKind::kUnsupported, what + " has dtype " + std::string(c10::toString(st)) +
@@ -80,7 +83,9 @@ pack::QWeight pack_weight(const QuantizedWeight& w) {
 // Everything but the quantized weights' data and the activation quantizers: inputs/outputs,
 // nodes, Constant values and the initializers that stay float. `qweight_node` maps each quantized
 // weight to the layer node reading it (a weight another node also reads is stored float too).
-void pack_graph(const Graph& g, const std::map<std::string, std::string>& qweight_node, pack::PackedModel& m) {
+// `with_data` false declares the float tensors without copying their elements.
+void pack_graph(const Graph& g, const std::map<std::string, std::string>& qweight_node, pack::PackedModel& m,
+                bool with_data = true) {
   m.metadata = g.metadata;
   for (const auto* src : {&g.inputs, &g.outputs}) {
     auto& dst = src == &g.inputs ? m.inputs : m.outputs;
@@ -98,7 +103,7 @@ void pack_graph(const Graph& g, const std::map<std::string, std::string>& qweigh
       const Attribute* v = n.attr("value");
       MIXQ_CHECK(v && v->type == AttrType::kTensor && n.outputs.size() == 1, ErrorKind::kUnsupported,
                  g.describe(n), ": only Constant with a 'value' tensor can be packed");
-      m.tensors.push_back(to_plain(n.outputs[0], v->t, g.describe(n)));
+      m.tensors.push_back(to_plain(n.outputs[0], v->t, g.describe(n), with_data));
       continue;
     }
     pack::Node p;
@@ -119,7 +124,7 @@ void pack_graph(const Graph& g, const std::map<std::string, std::string>& qweigh
         case AttrType::kTensor:  // stored beside the initializers, referenced by name
           pa.type = pack::Attr::kTensor;
           pa.s = n.name + "::" + k;
-          m.tensors.push_back(to_plain(pa.s, a.t, g.describe(n) + " attribute '" + k + "'"));
+          m.tensors.push_back(to_plain(pa.s, a.t, g.describe(n) + " attribute '" + k + "'", with_data));
           break;
         default:
           throw Error(ErrorKind::kUnsupported, g.describe(n) + ": attribute '" + k +
@@ -135,14 +140,15 @@ void pack_graph(const Graph& g, const std::map<std::string, std::string>& qweigh
   }
   for (const auto& [name, t] : g.initializers)
     if (!qweight_node.count(name) || float_needed.count(name))
-      m.tensors.push_back(to_plain(name, t, "initializer '" + name + "'"));
+      m.tensors.push_back(to_plain(name, t, "initializer '" + name + "'", with_data));
 }
 
-// A plan's pack before calibration: every planned weight declared at its scheme with zero codes
-// and unit scales, every quantized input with a made-up quantizer. Only values differ from the
-// real pack, and the data section stores them raw (fixed width), so the sizes differ only by how
-// well zlib compresses the activation quantizers in the graph section: their scales get full
-// 23-bit mantissas, like calibrated ones, so that difference stays within a few dozen bytes.
+// A plan's pack before calibration, declarations only (sized by mxq_file_size, no data copied):
+// every planned weight declared at its scheme, every quantized input with a made-up quantizer.
+// Only values differ from the real pack, and the data section stores them raw (fixed width), so
+// the sizes differ only by how well zlib compresses the activation quantizers in the graph
+// section: their scales get full 23-bit mantissas, like calibrated ones, so that difference stays
+// within a few dozen bytes.
 pack::PackedModel skeleton_pack(const Graph& g, const QuantPlan& plan, bool quantized) {
   pack::PackedModel m;
   uint32_t state = 2463534242u;  // xorshift32: deterministic, so a plan's predicted size is too
@@ -166,10 +172,6 @@ pack::PackedModel skeleton_pack(const Graph& g, const QuantPlan& plan, bool quan
       const int64_t rank = static_cast<int64_t>(q.dims.size()), ax = L.weight_scheme.axis;
       q.axis = q.granularity == pack::Gran::kPerTensor ? 0 : (ax < 0 ? ax + rank : ax);
       q.group_size = q.granularity == pack::Gran::kPerGroup ? L.weight_scheme.group_size : 0;
-      q.scales.assign(static_cast<size_t>(q.num_params()), 1.0f);
-      // A symmetric grid's zero point is 0 (the format checks it); qmin is any valid asymmetric one.
-      q.zero_points.assign(static_cast<size_t>(q.num_params()), q.symmetric ? 0 : static_cast<int32_t>(q.qmin()));
-      q.packed.assign(pack::packed_bytes(q.numel(), q.bits), 0);
       qweight_node[q.tensor] = q.node;
       m.weights.push_back(std::move(q));
       if (L.quantize_input && acts.insert(L.input).second) {
@@ -183,11 +185,11 @@ pack::PackedModel skeleton_pack(const Graph& g, const QuantPlan& plan, bool quan
       }
     }
   }
-  pack_graph(g, qweight_node, m);
+  pack_graph(g, qweight_node, m, /*with_data=*/false);
   return m;
 }
 
-int64_t file_bytes(const pack::PackedModel& m) { return static_cast<int64_t>(pack::write_mxq(m).size()); }
+int64_t file_bytes(const pack::PackedModel& m) { return static_cast<int64_t>(pack::mxq_file_size(m)); }
 
 }  // namespace
 

@@ -354,6 +354,29 @@ void put_header(std::string& out, uint16_t minor, uint64_t file_size, uint32_t c
   out.replace(0, kHeaderBytes, h.buf());
 }
 
+std::string deflate_graph(const std::string& graph) {
+  uLongf cap = compressBound(graph.size());
+  std::string z(cap, '\0');
+  int rc = compress2(reinterpret_cast<Bytef*>(z.data()), &cap, reinterpret_cast<const Bytef*>(graph.data()),
+                     graph.size(), 9);
+  MIXQ_ASSERT(rc == Z_OK, "zlib compress2 failed: ", rc);
+  z.resize(cap);
+  return z;
+}
+
+// What write_data writes, counted from the declarations (read_data's layout).
+uint64_t data_bytes(const PackedModel& m) {
+  uint64_t n = 0;
+  for (const auto& t : m.tensors) n += uint64_t(t.numel()) * (t.dtype == ElemType::kFloat32 ? 4 : 8);
+  for (const auto& q : m.weights) {
+    const uint64_t np = uint64_t(q.num_params());
+    if (q.form) n += np * uint64_t(q.form == 1 ? 2 : (int64_t(1) << q.bits)) * 2;
+    else n += np * 4 + (q.symmetric ? 0 : np * (q.bits <= 8 ? 1 : 2));
+    n += packed_bytes(q.numel(), q.bits);
+  }
+  return n;
+}
+
 }  // namespace
 
 const char* elem_type_name(ElemType t) { return t == ElemType::kFloat32 ? "float32" : "int64"; }
@@ -412,18 +435,18 @@ std::vector<float> QWeight::dequantize() const {
   return x;
 }
 
+uint64_t mxq_file_size(const PackedModel& m) {
+  for (const auto& q : m.weights) check_qweight_decl(q, "mxq_file_size");
+  return kHeaderBytes + deflate_graph(write_graph(m)).size() + data_bytes(m);
+}
+
 std::string write_mxq(const PackedModel& m) {
   for (const auto& q : m.weights) { check_qweight_decl(q, "write_mxq"); check_qweight_data(q, "write_mxq"); }
   for (const auto& a : m.acts) check_act(a, "write_mxq");
   for (const auto& t : m.tensors)
     MIXQ_ASSERT((t.dtype == ElemType::kFloat32 ? t.f.size() : t.i.size()) == size_t(t.numel()), t.name);
   const std::string graph = write_graph(m);
-  uLongf cap = compressBound(graph.size());
-  std::string z(cap, '\0');
-  int rc = compress2(reinterpret_cast<Bytef*>(z.data()), &cap, reinterpret_cast<const Bytef*>(graph.data()),
-                     graph.size(), 9);
-  MIXQ_ASSERT(rc == Z_OK, "zlib compress2 failed: ", rc);
-  z.resize(cap);
+  const std::string z = deflate_graph(graph);
   ByteWriter body;
   body.bytes(z.data(), z.size());
   write_data(m, body);

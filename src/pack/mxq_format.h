@@ -135,6 +135,10 @@ constexpr size_t kHeaderBytes = 40;
 // Serializes `m` (checks the same invariants the reader does: a writer bug must not produce a
 // file the reader refuses).
 std::string write_mxq(const PackedModel& m);
+// The size of the file write_mxq(m) makes, from the declarations alone: tensor data, scales, zero
+// points and codes are not read (they may be empty), so a plan's file size is known without
+// holding a second copy of the model's weights (quant/plan's structure bytes on a 100 MB model).
+uint64_t mxq_file_size(const PackedModel& m);
 // Parses a whole file's bytes; `where` names the file in errors.
 PackedModel read_mxq(const std::string& bytes, const std::string& where);
 PackedModel load_mxq(const std::string& path);                 // kIO when unreadable

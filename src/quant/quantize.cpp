@@ -4,8 +4,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <map>
+#include <optional>
 
 #include "core/interrupt.h"
+#include "core/malloc_tuning.h"
 #include "core/progress.h"
 #include "exec/evaluate.h"
 #include "exec/executor.h"
@@ -33,6 +35,7 @@ void calibration_pass(Executor& ex, const Dataset& calib, int64_t batch, const s
 }  // namespace
 
 Graph with_dequantized_weights(const QuantizedModel& qm) {
+  MappedTensorScope mapped;  // a whole model's tensors, freed together (core/malloc_tuning.h)
   Graph g = qm.graph;
   for (const auto& w : qm.weights) g.initializers[w.weight] = dequantize_weight(w);
   return g;
@@ -46,6 +49,7 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
   QuantizedModel qm;
   qm.graph = prepared;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(opts.seed);
+  std::optional<MappedTensorScope> mapped(std::in_place);  // the codes: long-lived (core/malloc_tuning.h)
   for (const auto& L : plan.layers) {
     auto it = prepared.initializers.find(L.weight);
     MIXQ_CHECK(it != prepared.initializers.end(), ErrorKind::kInvalidArgument, "plan layer '", L.name,
@@ -82,6 +86,7 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
     qw.codes = quantize(w, qw.params, qw.scheme, noise);
     qm.weights.push_back(std::move(qw));
   }
+  mapped.reset();
   calibrate_activations(qm, plan, calib, opts);
   return qm;
 }

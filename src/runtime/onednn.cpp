@@ -223,7 +223,12 @@ struct DnnlLinear::Impl {
   };
   std::vector<Prim> prims;
   std::vector<memory> wmem;  // the weights in each format a primitive asked for
-  std::vector<float> w;      // the user's weight as [n][k] (reordered for each new format)
+  // Not borrowed: the user's weight as [n][k] until the first format is made, then released (on
+  // ViT-B that plain copy beside the packed one was 300 MB); a later format is reordered from
+  // wmem[0]. Borrowed: `user` in `user_desc`, the source of every format.
+  std::vector<float> w;
+  const float* user = nullptr;
+  memory::desc user_desc;
   memory bias;
   std::vector<float> bias_data;
   bool has_bias = false;
@@ -232,12 +237,17 @@ struct DnnlLinear::Impl {
 };
 
 DnnlLinear::DnnlLinear(const float* w, int64_t n, int64_t k, bool k_major, const float* bias,
-                       const kernels::ActClamp* act)
+                       const kernels::ActClamp* act, bool borrow)
     : n_(n), k_(k), impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
-  im.w.resize(static_cast<size_t>(n * k));
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t i = 0; i < k; ++i) im.w[j * k + i] = k_major ? w[i * n + j] : w[j * k + i];
+  if (borrow) {
+    im.user = w;
+    im.user_desc = memory::desc({n, k}, memory::data_type::f32, k_major ? tag::ba : tag::ab);
+  } else {
+    im.w.resize(static_cast<size_t>(n * k));
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < k; ++i) im.w[j * k + i] = k_major ? w[i * n + j] : w[j * k + i];
+  }
   if (bias) {
     im.bias_data.assign(bias, bias + n);
     im.bias = memory({{n}, memory::data_type::f32, tag::x}, cpu_engine(), im.bias_data.data());
@@ -265,8 +275,22 @@ void DnnlLinear::run(const float* x, int64_t m, float* y, int threads) {
                                                         im.bias.get_desc(), dst)
                     : dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src, wany, dst);
     const dnnl::inner_product_forward::primitive_desc pd(d, im.attr, cpu_engine());
-    const size_t wi =
-        weights_in(pd.weights_desc(), {{n_, k_}, memory::data_type::f32, tag::oi}, im.w.data(), im.wmem, im.stream);
+    size_t wi = im.wmem.size();
+    for (size_t i = 0; i < im.wmem.size(); ++i)
+      if (im.wmem[i].get_desc() == pd.weights_desc()) wi = i;
+    if (wi < im.wmem.size()) {
+      // made for another row count
+    } else if (im.user && pd.weights_desc() == im.user_desc) {
+      im.wmem.emplace_back(im.user_desc, cpu_engine(), const_cast<float*>(im.user));  // the caller's own
+    } else if (im.user) {
+      wi = weights_in(pd.weights_desc(), im.user_desc, im.user, im.wmem, im.stream);
+    } else if (im.wmem.empty()) {
+      wi = weights_in(pd.weights_desc(), {{n_, k_}, memory::data_type::f32, tag::oi}, im.w.data(), im.wmem, im.stream);
+      std::vector<float>().swap(im.w);
+    } else {
+      wi = weights_in(pd.weights_desc(), im.wmem[0].get_desc(), static_cast<const float*>(im.wmem[0].get_data_handle()),
+                      im.wmem, im.stream);
+    }
     if (im.prims.size() >= 8) im.prims.erase(im.prims.begin());  // a few batch sizes at a time
     im.prims.push_back(Impl::Prim{m, dnnl::inner_product_forward(pd), pd.src_desc(), pd.dst_desc(), wi});
     p = &im.prims.back();

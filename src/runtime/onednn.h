@@ -39,9 +39,12 @@ void sgemm_onednn(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, c
 class DnnlLinear {
  public:
   // w: n x k, stored [n][k] (k_major = false) or [k][n] (k_major = true); bias: n values or empty.
-  // `act`: a Relu/Clip applied in the same pass (nullptr: none).
+  // `act`: a Relu/Clip applied in the same pass (nullptr: none). `borrow`: `w` stays alive and
+  // unchanged while this object lives (the executor's weights are tensors it holds anyway), so a
+  // format equal to the caller's layout runs on `w` itself and no copy of it is kept; otherwise
+  // the weights are copied, and that copy is released once the first packed format exists.
   DnnlLinear(const float* w, int64_t n, int64_t k, bool k_major, const float* bias,
-             const kernels::ActClamp* act = nullptr);
+             const kernels::ActClamp* act = nullptr, bool borrow = false);
   ~DnnlLinear();
   DnnlLinear(const DnnlLinear&) = delete;
   DnnlLinear& operator=(const DnnlLinear&) = delete;

@@ -13,6 +13,7 @@
 #include "exec/fusion.h"
 #include "graph_util.h"
 #include "onnx/import.h"
+#include "runtime/onednn.h"
 #include "test_util.h"
 
 namespace mixq::test {
@@ -248,6 +249,28 @@ TEST(ExecFastPath, OneDnnConvMatchesLibtorchAndSeesEditedWeights) {
 
 // The fixtures: BN-folded Conv + Clip (ReLU6) on MobileNetV2 fuse as ConvBn with the Clip; logits
 // and top-1 match the plain path on real images.
+// oneDNN's inner product keeps only its packed weights once the first format is made; row
+// counts that ask for another format reorder from the packed one. Every count, in any order,
+// matches the plain product.
+TEST(ExecFastPath, OneDnnLinearEveryRowCountFromThePackedWeights) {
+  if (!rt::DnnlConv::available()) GTEST_SKIP() << "no oneDNN engine";
+  at::manual_seed(3);
+  for (bool k_major : {false, true}) {
+    const int64_t n = 37, k = 70;
+    at::Tensor w = at::randn({n, k});
+    at::Tensor b = at::randn({n});
+    at::Tensor stored = k_major ? w.t().contiguous() : w.contiguous();
+    rt::DnnlLinear lin(stored.data_ptr<float>(), n, k, k_major, b.data_ptr<float>());
+    for (int64_t m : {64, 1, 5, 256, 1, 64}) {
+      at::Tensor x = at::randn({m, k});
+      at::Tensor y = at::empty({m, n});
+      lin.run(x.data_ptr<float>(), m, y.data_ptr<float>(), 1);
+      at::Tensor want = at::addmm(b, x, w.t());
+      EXPECT_TRUE(at::allclose(y, want, 1e-4, 1e-4)) << "m=" << m << " k_major=" << k_major;
+    }
+  }
+}
+
 TEST(ExecFastPath, FixturesMatchThePlainPath) {
   for (const char* name : {"fmnist-mobilenetv2", "fmnist-resnet", "fmnist-vit"}) {
     Graph g = load_onnx(fixture(name));

@@ -106,6 +106,45 @@ TEST(MxqFormat, RoundTrip) {
   EXPECT_EQ(pack::write_mxq(r), bytes);  // deterministic
 }
 
+// The file size from the declarations alone (what a plan's size prediction uses): equal to the
+// written file's, with or without the data, for affine weights (symmetric or not, 16-bit zero
+// points) and both row-wise table forms.
+TEST(MxqFormat, FileSizeFromDeclarationsAlone) {
+  pack::PackedModel m = tiny_model();
+  pack::QWeight sym = m.weights[0];
+  sym.tensor = "w_sym";
+  sym.symmetric = true;
+  sym.zero_points = {0, 0, 0};
+  m.weights.push_back(sym);
+  pack::QWeight wide = m.weights[0];
+  wide.tensor = "w16";
+  wide.bits = 16;
+  std::vector<uint16_t> u16(15, 40000);
+  wide.packed.assign(pack::packed_bytes(15, 16), 0);
+  pack::pack_bits(u16.data(), 15, 16, wide.packed.data());
+  m.weights.push_back(wide);
+  for (uint8_t form : {1, 2}) {
+    pack::QWeight t;
+    t.node = "emb" + std::to_string(form);
+    t.tensor = t.node + "_w";
+    t.dims = {4, 6};
+    t.bits = 2;
+    t.granularity = pack::Gran::kPerChannel;
+    t.form = form;
+    t.scales.assign(4, form == 1 ? 0.5f : 1.0f);
+    t.zero_points.assign(4, 0);
+    if (form == 1) t.offsets.assign(4, -1.0f);
+    else t.codebook.assign(4 * 4, 0.25f);
+    t.packed.assign(pack::packed_bytes(24, 2), 0x1B);
+    m.weights.push_back(t);
+  }
+  const uint64_t written = pack::write_mxq(m).size();
+  EXPECT_EQ(pack::mxq_file_size(m), written);
+  for (auto& t : m.tensors) { t.f.clear(); t.i.clear(); }
+  for (auto& q : m.weights) { q.packed.clear(); q.scales.clear(); q.zero_points.clear(); q.offsets.clear(); q.codebook.clear(); }
+  EXPECT_EQ(pack::mxq_file_size(m), written);
+}
+
 void expect_invalid(const std::string& bytes, const std::string& needle) {
   try {
     pack::read_mxq(bytes, "bad.mxq");
