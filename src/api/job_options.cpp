@@ -278,10 +278,11 @@ void add_resume_options(CLI::App& sub, QuantizeJob& job) {
          "--max-memory",
          [&job](int64_t mb) {
            job.recon.cache_mb = mb;          // reconstruction caches: the rest spills to --cache-dir
-           job.sens.max_memory_mb = mb;      // the sensitivity probe cannot spill: refused above it
+           job.sens.max_memory_mb = mb;      // the probe's cached activations spill past it
          },
-         "MB of cached activations held in memory: reconstruction caches spill the rest to a file in --cache-dir "
-         "(as --cache-mb); the sensitivity probe, which cannot spill, refuses to start above it")
+         "MB of cached activations held in memory, the rest spilled to a file in --cache-dir: reconstruction "
+         "caches (as --cache-mb) and the sensitivity probe's cached activations (its input samples stay in "
+         "memory: refused when they alone pass it)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
 }
 

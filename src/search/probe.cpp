@@ -65,11 +65,19 @@ int64_t probe_batch_size(Executor& ex, const Dataset& samples) {
 }
 
 SensitivityProbe::SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples,
-                                   int64_t batch_size)
-    : prepared_(prepared), ref_plan_(ref), samples_(samples.size()) {
+                                   int64_t batch_size, int64_t cut_budget_bytes, std::string spill_dir)
+    : prepared_(prepared),
+      ref_plan_(ref),
+      samples_(samples.size()),
+      cut_budget_(cut_budget_bytes),
+      spill_dir_(std::move(spill_dir)) {
   MIXQ_CHECK(samples_ > 0, ErrorKind::kInvalidArgument, "the sensitivity measurement needs calibration samples, got none");
   Executor fex(prepared);
-  calib_batch_ = batch_size > 0 ? batch_size : kProbeMaxBatch;
+  // Activation calibration in the probe's batches when they are given, else sized as quantize
+  // sizes them (quant/quantize.h: at most kCalibMaxBatch, fewer where a batch-wide activation would
+  // pass 32 MB: all 32 samples of a 224x224 ResNet-50 at once held 500 MB of activations). Ranges
+  // and histograms do not depend on the batching.
+  calib_batch_ = batch_size > 0 ? batch_size : 0;
   if (batch_size <= 0) batch_size = probe_batch_size(fex, samples);
   for (int64_t b = 0; b < samples_; b += batch_size) batches_.push_back(samples.get(b, std::min(samples_, b + batch_size)));
   zf_ = logits(fex);
@@ -189,18 +197,21 @@ void SensitivityProbe::move_cut(int k) {
   for (const auto& o : g.outputs)
     if (auto it = made.find(o.name); it != made.end() && it->second < k) want.insert(o.name);
   const bool forward = cut_node_ >= 0 && cut_node_ < k;
-  std::vector<std::map<std::string, at::Tensor>> next(batches_.size());
+  if (!forward) cut_ = CutStore(0, -1, "");  // (freed before the new one is made)
+  CutStore next(batches_.size(), cut_budget_, spill_dir_);
   for (size_t b = 0; b < batches_.size(); ++b) {
     std::map<std::string, at::Tensor> feeds;
-    if (forward) feeds = cut_[b];
-    else
+    if (forward) {
+      feeds = cut_.get(b);
+      cut_.drop(b);  // the old cut shrinks as the new one grows
+    } else
       for (size_t i = 0; i < g.inputs.size(); ++i) feeds[g.inputs[i].name] = batches_[b].inputs[i];
     std::vector<std::string> fetch;
     for (const auto& v : want)
       if (!feeds.count(v)) fetch.push_back(v);
     std::map<std::string, at::Tensor> got =
         fetch.empty() ? std::map<std::string, at::Tensor>{} : sim_->run(feeds, fetch, /*fused=*/true);
-    for (const auto& v : want) next[b][v] = feeds.count(v) ? feeds.at(v) : got.at(v);
+    for (const auto& v : want) next.put(b, v, feeds.count(v) ? feeds.at(v) : got.at(v));
   }
   cut_ = std::move(next);
   cut_node_ = k;
@@ -211,8 +222,8 @@ at::Tensor SensitivityProbe::logits_from_cut(Executor& ex, const std::map<std::s
   std::vector<std::string> fetch;
   for (const auto& o : g.outputs) fetch.push_back(o.name);
   std::vector<at::Tensor> zs;
-  for (const auto& cut : cut_) {
-    std::map<std::string, at::Tensor> feeds = cut;
+  for (size_t b = 0; b < cut_.batches(); ++b) {
+    std::map<std::string, at::Tensor> feeds = cut_.get(b);
     for (const auto& kv : extra) feeds[kv.first] = kv.second;
     std::map<std::string, at::Tensor> got = ex.run(feeds, fetch, /*fused=*/true);
     std::vector<at::Tensor> outs;

@@ -18,6 +18,7 @@
 #include "graph/ir.h"
 #include "quant/plan.h"
 #include "quant/qmodel.h"
+#include "search/probe_cut_store.h"
 
 namespace mixq {
 
@@ -59,6 +60,9 @@ struct ProbeChange {
 // kernels are batch-independent (checked on the zoo's mobilenet_v3_small: the same table to the
 // last bit at 16, 32, 64 and 128 samples per batch).
 constexpr int64_t kProbeMaxBatch = 256;
+// Bytes of cut values (see move_cut) kept in memory by default; past it they spill to a file
+// (search/probe_cut_store.h). --max-memory sets it lower.
+constexpr int64_t kProbeCutBudget = int64_t{2} << 30;
 // The batch size `ex` (a float executor of the model) gets under that rule, measured on the first
 // sample.
 int64_t probe_batch_size(Executor& ex, const Dataset& samples);
@@ -66,9 +70,14 @@ int64_t probe_batch_size(Executor& ex, const Dataset& samples);
 class SensitivityProbe {
  public:
   // `ref`: the reference plan. Quantizes it once (activation ranges from the samples, calibrated in
-  // batches of `batch_size`, or kProbeMaxBatch) and runs the float model once for the float
-  // logits. batch_size <= 0: the probe's runs use probe_batch_size.
-  SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples, int64_t batch_size);
+  // batches of `batch_size`, or sized as quantize sizes them) and runs the float model once for the float
+  // logits. batch_size <= 0: the probe's runs use probe_batch_size. `cut_budget_bytes`: the cut's
+  // values held in memory, the rest in a spill file in `spill_dir` ("" = $TMPDIR or /tmp); < 0: no
+  // limit. The measurements do not depend on it.
+  SensitivityProbe(const Graph& prepared, const QuantPlan& ref, const Dataset& samples, int64_t batch_size,
+                   int64_t cut_budget_bytes = kProbeCutBudget, std::string spill_dir = "");
+  // Bytes of the current cut written to the spill file (0: all resident).
+  int64_t cut_spilled_bytes() const { return cut_.spilled_bytes(); }
   ~SensitivityProbe();
 
   const ProbeMetrics& float_metrics() const { return float_; }
@@ -121,13 +130,15 @@ class SensitivityProbe {
   std::map<std::string, std::string> dq_name_;  // layer -> the tensor its QDQ node reads as weight
   ProbeMetrics float_, ref_;
   int64_t samples_ = 0;
-  int64_t calib_batch_ = kProbeMaxBatch;         // activation calibration batches
+  int64_t calib_batch_ = 0;                      // activation calibration batches (0: quantize's sizing)
   std::map<std::string, int> layer_node_;        // layer -> its node index in the sim graph
   std::vector<char> sim_static_;                 // per sim node: computed from constants only
   int cut_node_ = -1;                            // -1: no cut cached
   std::vector<std::pair<int, int>> spans_;       // the sim executor's active fusion groups
   bool spans_known_ = false;
-  std::vector<std::map<std::string, at::Tensor>> cut_;  // per batch: value name -> tensor
+  int64_t cut_budget_ = kProbeCutBudget;
+  std::string spill_dir_;
+  CutStore cut_{0, -1, ""};  // per batch: value name -> tensor
 };
 
 }  // namespace mixq

@@ -125,7 +125,9 @@ struct SensitivityOptions {
   std::string model_path;    // hashed for the key ("" : no hash)
   std::string cache_path;    // "" : no cache
   bool resume = true;        // reuse the finished units of an existing cache_path (else remeasure)
-  int64_t max_memory_mb = 0; // --max-memory: the probe keeps its samples resident; refused above (0: no limit)
+  int64_t max_memory_mb = 0; // --max-memory: the probe's samples stay resident (refused above it), its
+                             // cached activations spill past what the samples leave (0: kProbeCutBudget)
+  std::string spill_dir;     // --cache-dir: where they spill ("" = $TMPDIR or /tmp)
   bool data_free = false;    // only `mse` (no calibration data needed)
   bool progress = true;
   bool curvature = false;    // also the fisher and hessian signals (an autograd pass with

@@ -199,17 +199,20 @@ SensitivityTable measure_sensitivity(const Graph& prepared, const QuantPlan& pla
   if (!opts.data_free) {
     auto sub = head_dataset(*calib, opts.samples);
     t.samples = sub->size();
+    int64_t cut_budget = kProbeCutBudget;
     if (opts.max_memory_mb > 0 && sub->size() > 0) {
-      // The probe keeps every sample (and its float outputs) in memory for the whole measurement;
-      // it cannot spill, so a limit it would pass is refused here, before anything is cached.
+      // The probe keeps every sample (and its float outputs) in memory for the whole measurement,
+      // so a limit they would pass is refused here, before anything is cached; its cached
+      // activations (the cut) get what the samples leave and spill the rest.
       int64_t per_sample = 0;
       for (const auto& x : sub->get(0, 1).inputs) per_sample += static_cast<int64_t>(x.nbytes());
       const int64_t need = per_sample * sub->size();
       MIXQ_CHECK(need <= (opts.max_memory_mb << 20), ErrorKind::kInvalidArgument, "the sensitivity probe keeps its ",
                  sub->size(), " samples in memory (", (need + (1 << 20) - 1) >> 20, " MB of inputs alone), over --max-memory ",
                  opts.max_memory_mb, " MB; lower --sens-samples or raise --max-memory");
+      cut_budget = (opts.max_memory_mb << 20) - need;
     }
-    probe = std::make_unique<SensitivityProbe>(prepared, ref, *sub, opts.batch_size);
+    probe = std::make_unique<SensitivityProbe>(prepared, ref, *sub, opts.batch_size, cut_budget, opts.spill_dir);
     t.float_top1 = probe->float_metrics().top1;
     t.float_loss = probe->float_metrics().loss;
     t.ref_top1 = probe->reference().top1;

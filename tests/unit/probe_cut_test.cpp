@@ -15,7 +15,7 @@
 namespace mixq::test {
 namespace {
 
-nlohmann::json table_layers(const std::string& model, const std::string& calib, bool full) {
+nlohmann::json table_layers(const std::string& model, const std::string& calib, bool full, int64_t max_memory_mb = 0) {
   PlanDefaults d;
   d.wbits = 8;
   PlanData data;
@@ -28,6 +28,7 @@ nlohmann::json table_layers(const std::string& model, const std::string& calib, 
   so.bits = {2, 5, 8};
   so.act_bits.clear();
   so.progress = false;
+  so.max_memory_mb = max_memory_mb;
   if (full) setenv("MIXQ_PROBE_FULL", "1", 1);
   SensitivityTable t = measure_sensitivity(pp.prepared, pp.plan, pp.calib.get(), so);
   unsetenv("MIXQ_PROBE_FULL");
@@ -81,6 +82,36 @@ TEST(ProbeCut, SeveralLayersFromTheFirstCutMatchWholeModelRuns) {
   }
   unsetenv("MIXQ_PROBE_FULL");
   EXPECT_GT(cut[0].noise, probe.reference().noise);
+}
+
+// The cut's values spilled to a file (a zero budget: every dense value) give the same metrics
+// as resident ones, on a residual graph whose cut values are channels-last activations; and the
+// table with --max-memory (part spilled) equals the whole-model table.
+TEST(ProbeCut, SpilledCutMeasuresTheSame) {
+  PlanDefaults d;
+  d.wbits = 8;
+  PlanData data;
+  data.calib = "fmnist:train:48";
+  PreparedPlan pp = prepare_plan(fixture("fmnist-resnet"), d, "minmax", data);
+  for (auto& L : pp.plan.layers) L.pinned = false;
+  SensitivityProbe resident(pp.prepared, pp.plan, *pp.calib, 16, -1);
+  SensitivityProbe spilled(pp.prepared, pp.plan, *pp.calib, 16, 0);
+  size_t n = 0;
+  for (const auto& L : pp.plan.layers) {
+    ProbeChange ch;
+    ch.weights[L.name] = candidate_scheme(L, 3, 0);
+    const ProbeMetrics a = resident.run_change(ch), b = spilled.run_change(ch);
+    EXPECT_EQ(a.noise, b.noise) << L.name;
+    EXPECT_EQ(a.kl, b.kl) << L.name;
+    EXPECT_EQ(a.top1, b.top1) << L.name;
+    if (spilled.cut_spilled_bytes() > 0) ++n;
+    EXPECT_EQ(resident.cut_spilled_bytes(), 0);
+  }
+  EXPECT_GT(n, 0u);
+
+  auto full = table_layers(fixture("fmnist-mobilenetv2"), "fmnist:train:48", true);
+  auto limited = table_layers(fixture("fmnist-mobilenetv2"), "fmnist:train:48", false, 1);
+  EXPECT_EQ(limited, full);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/spill_file.h"
 #include "mixq/error.h"
 
 namespace mixq {
@@ -30,6 +31,7 @@ TensorStore& TensorStore::operator=(TensorStore&& o) noexcept {
   counted_ = o.counted_;
   all_ = std::move(o.all_);
   fd_ = o.fd_;
+  file_ = std::move(o.file_);
   map_ = o.map_;
   map_bytes_ = o.map_bytes_;
   finished_ = o.finished_;
@@ -44,7 +46,7 @@ void TensorStore::release() {
   pending_.clear();
   if (map_) munmap(map_, map_bytes_);
   map_ = nullptr;
-  if (fd_ >= 0) close(fd_);
+  file_.reset();
   fd_ = -1;
   if (budget_) budget_->used_bytes -= counted_;
   counted_ = 0;
@@ -70,42 +72,17 @@ void TensorStore::append(const at::Tensor& batch_in) {
   const int64_t nbytes = batch.numel() * static_cast<int64_t>(sizeof(float));
   if (fd_ < 0 && budget_->used_bytes + nbytes > budget_->limit_bytes) {
     // Spill: everything so far and from now on goes to an unlinked temporary file.
-    std::string dir = budget_->spill_dir;
-    if (dir.empty()) {
-      const char* t = std::getenv("TMPDIR");
-      dir = t && *t ? t : "/tmp";
-    }
-    std::string tmpl = dir + "/mixq-cache-XXXXXX";
-    std::vector<char> path(tmpl.begin(), tmpl.end());
-    path.push_back('\0');
-    fd_ = mkstemp(path.data());
-    MIXQ_CHECK(fd_ >= 0, ErrorKind::kIO, "cannot create a cache spill file in ", dir, ": ", std::strerror(errno),
-               "; pass --cache-dir or raise --cache-mb");
-    unlink(path.data());
+    file_ = std::make_unique<SpillFile>(budget_->spill_dir, "reconstruction caches",
+                                        "pass --cache-dir or raise --cache-mb");
+    fd_ = file_->fd();
     std::vector<at::Tensor> old = std::move(pending_);
     pending_.clear();
     budget_->used_bytes -= counted_;
     counted_ = 0;
-    for (const auto& t : old) {
-      const char* p = static_cast<const char*>(t.data_ptr());
-      size_t left = static_cast<size_t>(t.numel()) * sizeof(float);
-      while (left) {
-        ssize_t w = write(fd_, p, left);
-        MIXQ_CHECK(w > 0, ErrorKind::kIO, "writing the cache spill file failed: ", std::strerror(errno));
-        p += w;
-        left -= static_cast<size_t>(w);
-      }
-    }
+    for (const auto& t : old) file_->append(t.data_ptr(), static_cast<size_t>(t.numel()) * sizeof(float));
   }
   if (fd_ >= 0) {
-    const char* p = static_cast<const char*>(batch.data_ptr());
-    size_t left = static_cast<size_t>(nbytes);
-    while (left) {
-      ssize_t w = write(fd_, p, left);
-      MIXQ_CHECK(w > 0, ErrorKind::kIO, "writing the cache spill file failed: ", std::strerror(errno));
-      p += w;
-      left -= static_cast<size_t>(w);
-    }
+    file_->append(batch.data_ptr(), static_cast<size_t>(nbytes));
   } else {
     pending_.push_back(batch);
     budget_->used_bytes += nbytes;

@@ -10,10 +10,13 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace mixq {
+
+class SpillFile;
 
 struct CacheBudget {
   int64_t limit_bytes = int64_t(2) << 30;  // --cache-mb
@@ -52,7 +55,8 @@ class TensorStore {
   std::vector<int64_t> row_shape_;  // trailing dims
   int64_t rows_ = 0, row_elems_ = 0, counted_ = 0;
   at::Tensor all_;                  // [rows, ...] after finish()
-  int fd_ = -1;
+  std::unique_ptr<SpillFile> file_;
+  int fd_ = -1;  // file_'s, or -1
   void* map_ = nullptr;
   size_t map_bytes_ = 0;
   bool finished_ = false;
