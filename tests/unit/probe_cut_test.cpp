@@ -37,6 +37,17 @@ nlohmann::json table_layers(const std::string& model, const std::string& calib, 
   return j;
 }
 
+// A fixture's W8 min-max plan on 48 training images, nothing pinned.
+PreparedPlan unpinned_w8(const std::string& model) {
+  PlanDefaults d;
+  d.wbits = 8;
+  PlanData data;
+  data.calib = "fmnist:train:48";
+  PreparedPlan pp = prepare_plan(model, d, "minmax", data);
+  for (auto& L : pp.plan.layers) L.pinned = false;
+  return pp;
+}
+
 TEST(ProbeCut, SameTableAsWholeModelRuns) {
   for (const std::string m : {"fmnist-resnet", "fmnist-mobilenetv2"}) {
     auto cut = table_layers(fixture(m), "fmnist:train:48", false);
@@ -54,12 +65,7 @@ TEST(ProbeCut, SameTableAsWholeModelRuns) {
 // Changes of several layers (the additivity check's pairs) run from the cut before the first of
 // them, in cut order by run_changes: the same metrics as whole-model runs, in the order given.
 TEST(ProbeCut, SeveralLayersFromTheFirstCutMatchWholeModelRuns) {
-  PlanDefaults d;
-  d.wbits = 8;
-  PlanData data;
-  data.calib = "fmnist:train:48";
-  PreparedPlan pp = prepare_plan(fixture("fmnist-mobilenetv2"), d, "minmax", data);
-  for (auto& L : pp.plan.layers) L.pinned = false;
+  PreparedPlan pp = unpinned_w8(fixture("fmnist-mobilenetv2"));
   SensitivityProbe probe(pp.prepared, pp.plan, *pp.calib, 16);
   const auto& ls = pp.plan.layers;
   std::vector<ProbeChange> changes;
@@ -88,12 +94,7 @@ TEST(ProbeCut, SeveralLayersFromTheFirstCutMatchWholeModelRuns) {
 // as resident ones, on a residual graph whose cut values are channels-last activations; and the
 // table with --max-memory (part spilled) equals the whole-model table.
 TEST(ProbeCut, SpilledCutMeasuresTheSame) {
-  PlanDefaults d;
-  d.wbits = 8;
-  PlanData data;
-  data.calib = "fmnist:train:48";
-  PreparedPlan pp = prepare_plan(fixture("fmnist-resnet"), d, "minmax", data);
-  for (auto& L : pp.plan.layers) L.pinned = false;
+  PreparedPlan pp = unpinned_w8(fixture("fmnist-resnet"));
   SensitivityProbe resident(pp.prepared, pp.plan, *pp.calib, 16, -1);
   SensitivityProbe spilled(pp.prepared, pp.plan, *pp.calib, 16, 0);
   size_t n = 0;
