@@ -64,7 +64,7 @@ def input_name(path):
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()[0].name
 
 
-def ort_w8a8(src, dst, x_calib):
+def ort_w8a8(src, dst, x_calib, reduce_range=False):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -92,7 +92,7 @@ def ort_w8a8(src, dst, x_calib):
     except Exception:  # noqa: BLE001 - symbolic shape inference fails on some graphs
         pre = src
     quantize_static(pre, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
 
 
 def ort_times(path, threads, x64, runs, runs64):

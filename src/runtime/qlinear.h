@@ -114,7 +114,13 @@ struct QLinear {
 };
 
 // The weight's 8-bit integer offset (see above).
-inline int32_t weight_offset(const pack::QWeight& q) { return (!q.symmetric && q.bits == 8) ? 128 : 0; }
+// The constant subtracted from a weight's codes to make the int8 operand (the zero-point terms
+// absorb it): asymmetric 8-bit codes [0, 255] -> [-128, 127]; asymmetric 7-bit codes [0, 127] ->
+// [-64, 63], so that on AVX2 they take the exact vpmaddubsw path (PackedB::narrow), as every
+// narrower weight does.
+inline int32_t weight_offset(const pack::QWeight& q) {
+  return (!q.symmetric && q.bits >= 7 && q.bits <= 8) ? (1 << (q.bits - 1)) : 0;
+}
 
 // Parameter (scale / zero point) index of flat element `i` of q, as QWeight::dequantize.
 int64_t param_index(const pack::QWeight& q, int64_t i);
@@ -192,7 +198,8 @@ void QLinear::init(const pack::QWeight* qw, const std::vector<float>* fw, int64_
   if (int_path) {
     int32_t off = 0;
     const std::vector<int32_t>* row_sums = nullptr;
-    lowbit = lowbit_int && qw->bits < 8;
+    // (7-bit weights have no packed low-bit form: they take the int8 GEMM, narrow on AVX2.)
+    lowbit = lowbit_int && qw->bits < 8 && kernels::lowbit_bits_supported(qw->bits);
     if (lowbit) {
       L = kernels::pack_lowbit(lowbit_codes(*qw, n, k, w_index).data(), n, k, qw->bits);
       off = static_cast<int32_t>(qw->qmin()) + L.code_offset;

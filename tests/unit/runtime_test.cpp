@@ -135,7 +135,7 @@ TEST(Runtime, QuantizedConvMatchesReferenceEveryBitWidthAndPath) {
       {1, 64, 72, 72, 64, 3, 3, 1, 1, 1, 1, 1, 1, 64},  // depthwise
   };
   for (const ConvCase& c : cases)
-    for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int bits : {2, 3, 4, 5, 6, 7, 8})
       for (bool sym : {false, true})
         for (int abits : {8, 4, 16}) {
           SCOPED_TRACE(testing::Message() << "case C=" << c.C << " group=" << c.group << " bits=" << bits
@@ -171,7 +171,7 @@ TEST(Runtime, QuantizedGemmAndMatMul) {
   std::mt19937 rng(13);
   std::normal_distribution<float> nd(0, 1);
   for (const char* op : {"Gemm", "MatMul"})
-    for (int bits : {2, 3, 4, 5, 6, 8})
+    for (int bits : {2, 3, 4, 5, 6, 7, 8})
       for (bool sym : {false, true}) {
         SCOPED_TRACE(testing::Message() << op << " bits=" << bits << " sym=" << sym);
         const int64_t M = 7, K = 37, N = 19;  // K not a multiple of 4: padded rows
