@@ -22,12 +22,7 @@ print("| model | ORT fp32 | ORT W8A8 | mixq W8A8 before | mixq W8A8 after | W4A8
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for m in models:
     zoo = m in rb.ZOO
-    onnx = os.path.join("/tmp/rtzoo", m + ".onnx") if zoo else os.path.join(rb.ROOT, "models", m + ".onnx")
-    runs = 20 if zoo else 200
-    if zoo:
-        x = rb.images224(64); data = os.path.join(tmp, m + ".in.npz"); np.savez(data, **{rb.input_name(onnx): x}); calib = data
-    else:
-        x, data, calib = x_fm[:64], "fmnist:test:64", "fmnist:train:1024"
+    onnx, runs, x, data, calib = rb.model_case(m, tmp, x_fm)
     mx = {}
     for cfg, args in rb.CONFIGS:
         if cfg not in ("W8A8", "W4A8"): continue

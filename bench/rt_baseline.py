@@ -59,6 +59,19 @@ def images224(n):
     return ((x - mean) / std).astype(np.float32)
 
 
+def model_case(m, tmp, x_fm):
+    """A runtime benchmark's model m: (onnx path, batch-1 runs, 64 inputs, --data spec, --calib spec).
+    224x224 zoo members (from /tmp/rtzoo) calibrate on and run images224(64), written to an .npz in
+    tmp; the Fashion-MNIST fixtures use x_fm[:64] (normalised training images) and fmnist: specs."""
+    if m in ZOO:
+        onnx = os.path.join("/tmp/rtzoo", m + ".onnx")
+        x = images224(64)
+        data = os.path.join(tmp, m + ".in.npz")
+        np.savez(data, **{input_name(onnx): x})
+        return onnx, 20, x, data, data
+    return os.path.join(ROOT, "models", m + ".onnx"), 200, x_fm[:64], "fmnist:test:64", "fmnist:train:1024"
+
+
 def input_name(path):
     import onnxruntime as ort
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()[0].name
