@@ -193,7 +193,9 @@ void add_quant_options(CLI::App& sub, QuantizeJob& job) {
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}))->capture_default_str();
   sub.add_option("--cache-mb", ro.cache_mb, "Cached reconstruction data kept in memory; the rest spills to a file")
       ->capture_default_str();
-  sub.add_option("--cache-dir", ro.cache_dir, "Directory for spilled cache files (default $TMPDIR or /tmp)");
+  sub.add_option_function<std::string>(
+      "--cache-dir", [&job](const std::string& dir) { job.recon.cache_dir = job.sens.spill_dir = dir; },
+      "Directory for spilled cache files: reconstruction caches and the sensitivity probe's (default $TMPDIR or /tmp)");
   sub.add_option("--granularity", [&d](const CLI::results_t& v) { d.granularity = parse_granularity(v[0]); return true; },
                  "Weight granularity: per_tensor, per_channel (default), per_group");
   sub.add_option("--group-size", d.group_size, "Elements per group for per_group");

@@ -29,7 +29,6 @@ nlohmann::json run_pareto(const QuantizeJob& job, const ParetoOutputs& out, bool
   auto calib = std::move(pp.calib);
   SensitivityOptions so = job.sens;
   so.calib_spec = calib_sampling_of(job).key(job.calib);
-  so.spill_dir = job.recon.cache_dir;  // --cache-dir
   so.model_path = job.model_path;
   so.cache_path = out.table;
   so.progress = progress;

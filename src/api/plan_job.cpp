@@ -31,7 +31,6 @@ PlanFromTable run_plan_from_table(const QuantizeJob& job, const std::string& mod
   step.hw_path = job.hw_path;
   step.table_path = job.table_path;
   step.sens = job.sens;  // which of the table's candidates to use
-  step.sens.spill_dir = job.recon.cache_dir;
   step.progress = false;
   nlohmann::json summary = run_allocation(step, pp.prepared, plan, nullptr);
   if (!out.empty()) {

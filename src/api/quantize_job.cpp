@@ -73,7 +73,6 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     step.table_path = job.table_path;
     step.sens = job.sens;
     step.sens.calib_spec = calib_sampling_of(job).key(job.calib);
-    step.sens.spill_dir = job.recon.cache_dir;  // --cache-dir
     step.sens.model_path = job.model_path;
     step.progress = job.qopts.progress;
     step.tune = &r.prepared;

@@ -4,7 +4,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <map>
-#include <optional>
 
 #include "core/interrupt.h"
 #include "core/malloc_tuning.h"
@@ -32,6 +31,50 @@ void calibration_pass(Executor& ex, const Dataset& calib, int64_t batch, const s
   }
 }
 
+// Every planned layer's weight quantized (codes and parameters); activations are calibrated after.
+std::vector<QuantizedWeight> quantize_weights(const Graph& prepared, const QuantPlan& plan, uint64_t seed) {
+  MappedTensorScope mapped;  // the codes are long-lived (core/malloc_tuning.h)
+  std::vector<QuantizedWeight> out;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& L : plan.layers) {
+    auto it = prepared.initializers.find(L.weight);
+    MIXQ_CHECK(it != prepared.initializers.end(), ErrorKind::kInvalidArgument, "plan layer '", L.name,
+               "' names weight '", L.weight, "' which the model does not have");
+    at::Tensor w = it->second.to(at::kFloat);
+    MIXQ_CHECK(at::isfinite(w).all().item<bool>(), ErrorKind::kInvalidModel, prepared.source_path,
+               ": weight '", L.weight, "' of layer '", L.name, "' contains NaN or infinite values; ",
+               "fix the model before quantizing");
+    if (L.embed != EmbedScheme::kNone) {  // a row-wise table: its scheme chooses its own ranges
+      QuantizedWeight qw;
+      qw.node = L.name;
+      qw.weight = L.weight;
+      quantize_table(w, L.embed, L.weight_scheme.bits, qw, "layer '" + L.name + "'");
+      out.push_back(std::move(qw));
+      continue;
+    }
+    RangeOptions ro;
+    ro.method = L.weight_range == RangeMethod::kKl ? RangeMethod::kMinMax : L.weight_range;
+    QuantizedWeight qw;
+    qw.node = L.name;
+    qw.weight = L.weight;
+    qw.scheme = L.weight_scheme;
+    at::Tensor noise;
+    if (!L.channel_bits.empty()) {  // kernel-wise: each channel on its own grid
+      qw.channel_bits = L.channel_bits;
+      qw.params = channel_bits_params(w, qw.scheme, qw.channel_bits, ro);
+      if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
+      qw.codes = channel_bits_quantize(w, qw.params, qw.scheme, qw.channel_bits, noise);
+      out.push_back(std::move(qw));
+      continue;
+    }
+    qw.params = weight_params(w, qw.scheme, ro);
+    if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
+    qw.codes = quantize(w, qw.params, qw.scheme, noise);
+    out.push_back(std::move(qw));
+  }
+  return out;
+}
+
 }  // namespace
 
 Graph with_dequantized_weights(const QuantizedModel& qm) {
@@ -48,45 +91,7 @@ QuantizedModel quantize_model(const Graph& prepared, const QuantPlan& plan, cons
   validate_plan(plan, "plan");
   QuantizedModel qm;
   qm.graph = prepared;
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(opts.seed);
-  std::optional<MappedTensorScope> mapped(std::in_place);  // the codes: long-lived (core/malloc_tuning.h)
-  for (const auto& L : plan.layers) {
-    auto it = prepared.initializers.find(L.weight);
-    MIXQ_CHECK(it != prepared.initializers.end(), ErrorKind::kInvalidArgument, "plan layer '", L.name,
-               "' names weight '", L.weight, "' which the model does not have");
-    at::Tensor w = it->second.to(at::kFloat);
-    MIXQ_CHECK(at::isfinite(w).all().item<bool>(), ErrorKind::kInvalidModel, prepared.source_path,
-               ": weight '", L.weight, "' of layer '", L.name, "' contains NaN or infinite values; ",
-               "fix the model before quantizing");
-    if (L.embed != EmbedScheme::kNone) {  // a row-wise table: its scheme chooses its own ranges
-      QuantizedWeight qw;
-      qw.node = L.name;
-      qw.weight = L.weight;
-      quantize_table(w, L.embed, L.weight_scheme.bits, qw, "layer '" + L.name + "'");
-      qm.weights.push_back(std::move(qw));
-      continue;
-    }
-    RangeOptions ro;
-    ro.method = L.weight_range == RangeMethod::kKl ? RangeMethod::kMinMax : L.weight_range;
-    QuantizedWeight qw;
-    qw.node = L.name;
-    qw.weight = L.weight;
-    qw.scheme = L.weight_scheme;
-    at::Tensor noise;
-    if (!L.channel_bits.empty()) {  // kernel-wise: each channel on its own grid
-      qw.channel_bits = L.channel_bits;
-      qw.params = channel_bits_params(w, qw.scheme, qw.channel_bits, ro);
-      if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
-      qw.codes = channel_bits_quantize(w, qw.params, qw.scheme, qw.channel_bits, noise);
-      qm.weights.push_back(std::move(qw));
-      continue;
-    }
-    qw.params = weight_params(w, qw.scheme, ro);
-    if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
-    qw.codes = quantize(w, qw.params, qw.scheme, noise);
-    qm.weights.push_back(std::move(qw));
-  }
-  mapped.reset();
+  qm.weights = quantize_weights(prepared, plan, opts.seed);
   calibrate_activations(qm, plan, calib, opts);
   return qm;
 }

@@ -56,12 +56,17 @@ class OmpThreads {
 };
 
 // The index in `have` of the weights in the format `want` a primitive asked for, reordering the
-// user's weights (`user` layout at `data`) into it the first time.
+// user's weights (`user` layout at `data`) into it the first time; where `want` is the user's own
+// layout, the user's memory itself (the caller keeps it alive as long as `have`).
 size_t weights_in(const memory::desc& want, const memory::desc& user, const float* data, std::vector<memory>& have,
                   dnnl::stream& stream) {
   for (size_t i = 0; i < have.size(); ++i)
     if (have[i].get_desc() == want) return i;
   memory src(user, cpu_engine(), const_cast<float*>(data));
+  if (want == user) {
+    have.push_back(src);
+    return have.size() - 1;
+  }
   memory packed(want, cpu_engine());
   dnnl::reorder(src, packed).execute(stream, src, packed);
   stream.wait();
@@ -223,9 +228,9 @@ struct DnnlLinear::Impl {
   };
   std::vector<Prim> prims;
   std::vector<memory> wmem;  // the weights in each format a primitive asked for
-  // Not borrowed: the user's weight as [n][k] until the first format is made, then released (on
-  // ViT-B that plain copy beside the packed one was 300 MB); a later format is reordered from
-  // wmem[0]. Borrowed: `user` in `user_desc`, the source of every format.
+  // Where new formats are reordered from: the caller's weights when borrowed; else `w`, our [n][k]
+  // copy, until the first format exists, then that format (`w` is released unless it is that
+  // format: on ViT-B the plain copy beside the packed one was 300 MB).
   std::vector<float> w;
   const float* user = nullptr;
   memory::desc user_desc;
@@ -275,22 +280,17 @@ void DnnlLinear::run(const float* x, int64_t m, float* y, int threads) {
                                                         im.bias.get_desc(), dst)
                     : dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, src, wany, dst);
     const dnnl::inner_product_forward::primitive_desc pd(d, im.attr, cpu_engine());
-    size_t wi = im.wmem.size();
-    for (size_t i = 0; i < im.wmem.size(); ++i)
-      if (im.wmem[i].get_desc() == pd.weights_desc()) wi = i;
-    if (wi < im.wmem.size()) {
-      // made for another row count
-    } else if (im.user && pd.weights_desc() == im.user_desc) {
-      im.wmem.emplace_back(im.user_desc, cpu_engine(), const_cast<float*>(im.user));  // the caller's own
-    } else if (im.user) {
-      wi = weights_in(pd.weights_desc(), im.user_desc, im.user, im.wmem, im.stream);
-    } else if (im.wmem.empty()) {
-      wi = weights_in(pd.weights_desc(), {{n_, k_}, memory::data_type::f32, tag::oi}, im.w.data(), im.wmem, im.stream);
-      std::vector<float>().swap(im.w);
-    } else {
-      wi = weights_in(pd.weights_desc(), im.wmem[0].get_desc(), static_cast<const float*>(im.wmem[0].get_data_handle()),
-                      im.wmem, im.stream);
+    memory::desc from = im.user_desc;
+    const float* from_data = im.user;
+    if (!im.user && im.wmem.empty()) {
+      from = memory::desc({n_, k_}, memory::data_type::f32, tag::oi);
+      from_data = im.w.data();
+    } else if (!im.user) {
+      from = im.wmem[0].get_desc();
+      from_data = static_cast<const float*>(im.wmem[0].get_data_handle());
     }
+    const size_t wi = weights_in(pd.weights_desc(), from, from_data, im.wmem, im.stream);
+    if (!im.w.empty() && im.wmem[0].get_data_handle() != im.w.data()) std::vector<float>().swap(im.w);
     if (im.prims.size() >= 8) im.prims.erase(im.prims.begin());  // a few batch sizes at a time
     im.prims.push_back(Impl::Prim{m, dnnl::inner_product_forward(pd), pd.src_desc(), pd.dst_desc(), wi});
     p = &im.prims.back();

@@ -33,7 +33,6 @@ class CutStore {
   std::map<std::string, at::Tensor> get(size_t batch) const;
   // Frees batch b's resident values and their share of the budget (after its last get).
   void drop(size_t batch);
-  int64_t resident_bytes() const { return resident_; }
   int64_t spilled_bytes() const;
 
  private:

@@ -1,12 +1,9 @@
 #include "quant/methods/tensor_store.h"
 
 #include <ATen/ATen.h>
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/spill_file.h"
@@ -30,12 +27,10 @@ TensorStore& TensorStore::operator=(TensorStore&& o) noexcept {
   row_elems_ = o.row_elems_;
   counted_ = o.counted_;
   all_ = std::move(o.all_);
-  fd_ = o.fd_;
   file_ = std::move(o.file_);
   map_ = o.map_;
   map_bytes_ = o.map_bytes_;
   finished_ = o.finished_;
-  o.fd_ = -1;
   o.map_ = nullptr;
   o.counted_ = 0;
   return *this;
@@ -47,7 +42,6 @@ void TensorStore::release() {
   if (map_) munmap(map_, map_bytes_);
   map_ = nullptr;
   file_.reset();
-  fd_ = -1;
   if (budget_) budget_->used_bytes -= counted_;
   counted_ = 0;
 }
@@ -70,18 +64,17 @@ void TensorStore::append(const at::Tensor& batch_in) {
   }
   MIXQ_CHECK(shape == row_shape_, ErrorKind::kInvalidData, "cached tensor changed shape between batches");
   const int64_t nbytes = batch.numel() * static_cast<int64_t>(sizeof(float));
-  if (fd_ < 0 && budget_->used_bytes + nbytes > budget_->limit_bytes) {
+  if (!file_ && budget_->used_bytes + nbytes > budget_->limit_bytes) {
     // Spill: everything so far and from now on goes to an unlinked temporary file.
     file_ = std::make_unique<SpillFile>(budget_->spill_dir, "reconstruction caches",
                                         "pass --cache-dir or raise --cache-mb");
-    fd_ = file_->fd();
     std::vector<at::Tensor> old = std::move(pending_);
     pending_.clear();
     budget_->used_bytes -= counted_;
     counted_ = 0;
     for (const auto& t : old) file_->append(t.data_ptr(), static_cast<size_t>(t.numel()) * sizeof(float));
   }
-  if (fd_ >= 0) {
+  if (file_) {
     file_->append(batch.data_ptr(), static_cast<size_t>(nbytes));
   } else {
     pending_.push_back(batch);
@@ -97,7 +90,7 @@ void TensorStore::finish() {
   std::vector<int64_t> shape = {rows_};
   shape.insert(shape.end(), row_shape_.begin(), row_shape_.end());
   if (channels_last()) shape = {rows_, row_shape_[1], row_shape_[2], row_shape_[0]};
-  if (fd_ < 0) {
+  if (!file_) {
     all_ = pending_.empty() ? at::empty(shape, at::kFloat) : at::cat(pending_, 0);
     pending_.clear();
     return;
@@ -107,7 +100,7 @@ void TensorStore::finish() {
     all_ = at::empty(shape, at::kFloat);
     return;
   }
-  map_ = mmap(nullptr, map_bytes_, PROT_READ, MAP_SHARED, fd_, 0);
+  map_ = mmap(nullptr, map_bytes_, PROT_READ, MAP_SHARED, file_->fd(), 0);
   MIXQ_CHECK(map_ != MAP_FAILED, ErrorKind::kIO, "mapping the cache spill file failed: ", std::strerror(errno));
   all_ = at::from_blob(map_, shape, at::TensorOptions().dtype(at::kFloat));
 }

@@ -38,7 +38,7 @@ class TensorStore {
   void finish();  // after the last append: concatenates or maps the spill file
 
   int64_t rows() const { return rows_; }
-  bool spilled() const { return fd_ >= 0; }
+  bool spilled() const { return file_ != nullptr; }
   int64_t bytes() const;
   // Rows idx (int64 [k]) as a new [k, ...] tensor (4-D: channels-last strides).
   at::Tensor gather(const at::Tensor& idx) const;
@@ -55,8 +55,7 @@ class TensorStore {
   std::vector<int64_t> row_shape_;  // trailing dims
   int64_t rows_ = 0, row_elems_ = 0, counted_ = 0;
   at::Tensor all_;                  // [rows, ...] after finish()
-  std::unique_ptr<SpillFile> file_;
-  int fd_ = -1;  // file_'s, or -1
+  std::unique_ptr<SpillFile> file_;  // set once the store spills
   void* map_ = nullptr;
   size_t map_bytes_ = 0;
   bool finished_ = false;
