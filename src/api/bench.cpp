@@ -107,7 +107,8 @@ nlohmann::json bench_packed(const BenchOptions& o, const rt::ModelOptions& mo) {
                                  {"layernorms", m.forms().layernorms},
                                  {"gelus", m.forms().gelus},
                                  {"attentions", m.forms().attentions},
-                                 {"bias_adds", m.forms().biases}}}};
+                                 {"bias_adds", m.forms().biases},
+                                 {"embedding_bags", m.forms().embedding_bags}}}};
   if (!o.onnx.empty()) {
     at::set_num_threads(mo.threads);
     Executor ex(load_model(o.onnx));

@@ -54,4 +54,41 @@ void unpack_bits(const uint8_t* src, int64_t n, int bits, uint16_t* codes) {
   }
 }
 
+namespace {
+
+template <int B>
+void unpack8(const uint8_t* src, int64_t n, uint8_t* codes) {
+  constexpr uint64_t kMask = (uint64_t{1} << B) - 1;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8, src += B) {  // 8 codes are exactly B bytes
+    // Little-endian: code j at bit j * B, as pack_bits writes them. One 8-byte load where the codes
+    // still hold 8 bytes (a B-byte memcpy into w stalls on store forwarding), else byte by byte.
+    uint64_t w = 0;
+    if ((n - i) * B >= 64) {
+      std::memcpy(&w, src, 8);
+    } else {
+      for (int b = 0; b < B; ++b) w |= uint64_t{src[b]} << (8 * b);
+    }
+    for (int j = 0; j < 8; ++j) codes[i + j] = static_cast<uint8_t>((w >> (j * B)) & kMask);
+  }
+  for (int64_t j = 0; i < n; ++i, ++j) codes[i] = static_cast<uint8_t>(unpack_one(src, j, B));
+}
+
+}  // namespace
+
+void unpack_bits_u8(const uint8_t* src, int64_t n, int bits, uint8_t* codes) {
+  switch (bits) {
+    case 1: return unpack8<1>(src, n, codes);
+    case 2: return unpack8<2>(src, n, codes);
+    case 3: return unpack8<3>(src, n, codes);
+    case 4: return unpack8<4>(src, n, codes);
+    case 5: return unpack8<5>(src, n, codes);
+    case 6: return unpack8<6>(src, n, codes);
+    case 7: return unpack8<7>(src, n, codes);
+    case 8: std::memcpy(codes, src, static_cast<size_t>(n)); return;
+    default: break;
+  }
+  for (int64_t i = 0; i < n; ++i) codes[i] = static_cast<uint8_t>(unpack_one(src, i, bits));  // (not reached: bits <= 8)
+}
+
 }  // namespace mixq::pack

@@ -22,6 +22,10 @@ void pack_bits(const uint16_t* codes, int64_t n, int bits, uint8_t* dst);
 // Unpacks n codes from src (packed_bytes(n, bits) bytes). Inverse of pack_bits.
 void unpack_bits(const uint8_t* src, int64_t n, int bits, uint16_t* codes);
 
+// unpack_bits for bits <= 8 into bytes, eight codes (`bits` bytes) at a time with constant shifts:
+// the runtime's embedding rows (ops_shape.cpp). Same codes as unpack_bits (tested).
+void unpack_bits_u8(const uint8_t* src, int64_t n, int bits, uint8_t* codes);
+
 // Code i alone (random access; the runtime's embedding lookups use it).
 inline uint32_t unpack_one(const uint8_t* src, int64_t i, int bits) {
   const int64_t bit = i * bits;

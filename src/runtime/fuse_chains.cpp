@@ -162,4 +162,30 @@ int fuse_linear_biases(const pack::PackedModel& pm, std::vector<std::unique_ptr<
   return fused;
 }
 
+int fuse_embedding_bags(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
+                        std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
+                        std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
+                        const std::vector<int>& output_slots) {
+  ChainGraph g(pm, op_in, op_out, skip, slots, is_const, output_slots);
+  int fused = 0;
+  for (size_t i0 = 0; i0 < ops.size(); ++i0) {
+    const int i = static_cast<int>(i0);
+    if (skip[i] || pm.nodes[i0].op != "Gather" || op_in[i].size() != 2 || op_in[i][1] < 0) continue;
+    int red = g.only_reader(g.out0(i), "ReduceSum");
+    if (red < 0) red = g.only_reader(g.out0(i), "ReduceMean");
+    if (red < 0 || g.out0(red) < 0 || op_in[red].empty() || op_in[red][0] != g.out0(i)) continue;
+    const Tensor* axes = nullptr;
+    if (op_in[red].size() > 1 && op_in[red][1] >= 0) {
+      const int a = op_in[red][1];
+      if (!is_const[static_cast<size_t>(a)]) continue;  // (axes computed at run time: not matched)
+      axes = &slots[static_cast<size_t>(a)];
+    }
+    std::unique_ptr<Op> bag = make_embedding_bag(ops[i0].get(), ops[static_cast<size_t>(red)], axes);
+    if (!bag) continue;
+    g.replace({i}, red, std::vector<int>(op_in[i]), std::move(bag), ops);
+    ++fused;
+  }
+  return fused;
+}
+
 }  // namespace mixq::rt

@@ -52,4 +52,13 @@ int fuse_linear_biases(const pack::PackedModel& pm, std::vector<std::unique_ptr<
                        std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
                        const std::vector<int>& output_slots);
 
+// Embedding bags: Gather (table, indices) -> ReduceSum | ReduceMean (axes an attribute or a
+// constant input), the Gather read by nothing else, becomes one op summing the gathered rows
+// straight into the output (ops.h make_embedding_bag; the same bits). Shapes and axes other than
+// "the trailing index axes" run the two ops, kept inside the fused one.
+int fuse_embedding_bags(const pack::PackedModel& pm, std::vector<std::unique_ptr<Op>>& ops,
+                        std::vector<std::vector<int>>& op_in, std::vector<std::vector<int>>& op_out,
+                        std::vector<bool>& skip, const std::vector<Tensor>& slots, const std::vector<bool>& is_const,
+                        const std::vector<int>& output_slots);
+
 }  // namespace mixq::rt

@@ -130,6 +130,11 @@ const std::vector<OpRow>& upsample_rows();     // ops_upsample.cpp (Resize, Conv
 const std::vector<OpRow>& slice_rows();        // ops_slice.cpp (Slice, Split, ConstantOfShape, Range)
 const std::vector<OpRow>& rnn_rows();         // ops_rnn.cpp (LSTM, GRU, RNN)
 const std::vector<OpRow>& multipoint_rows();   // ops_multipoint.cpp (MultipointSum, mixq's own)
+// ops_shape.cpp: Gather -> ReduceSum | ReduceMean as one op (an embedding bag: gathered rows summed
+// into the output, no [.., bag, row] tensor; the same bits), built from the two ops (`gather` must
+// outlive it; `reduce` is taken on success) and the reduction's constant axes input, if any. Null
+// when they are not those ops.
+std::unique_ptr<Op> make_embedding_bag(Op* gather, std::unique_ptr<Op>& reduce, const Tensor* axes);
 // The row for `op`, or nullptr.
 const OpRow* find_op(const std::string& op);
 std::vector<std::string> supported_ops();

@@ -151,7 +151,11 @@ class UnaryOp : public Op {
       case Un::kRelu: return x > 0 ? x : 0.0f;
       case Un::kSqrt: return std::sqrt(x);
       case Un::kErf: return std::erf(x);
-      case Un::kRound: return std::nearbyint(x);
+      case Un::kRound: {  // half to even, as nearbyint in the default mode, without its libm call:
+        // below 2^23 adding and taking away 2^23 rounds |x| to an integer; above it x is one.
+        const float a = std::fabs(x);
+        return a < 0x1p23f ? std::copysign((a + 0x1p23f) - 0x1p23f, x) : x;
+      }
       case Un::kSigmoid: return 1.0f / (1.0f + std::exp(-x));
       case Un::kTanh: return std::tanh(x);
       case Un::kExp: return std::exp(x);

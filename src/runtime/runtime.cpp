@@ -155,6 +155,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
     const int biases = fuse_linear_biases(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_);
     const int ln = fuse_layernorms(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_);
     const int gelu = fuse_gelus(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_, isa_);
+    const int bags = fuse_embedding_bags(pm, ops_, op_in_, op_out_, ln_skip, slots_, is_const_, output_slots_);
     const char* fa = std::getenv("MIXQ_RT_ATTENTION");
     const bool want_attn = fa && *fa ? std::string(fa) != "0" : opts.fuse_attention;
     const int attn = want_attn
@@ -162,7 +163,7 @@ Model::Model(pack::PackedModel m, ModelOptions opts)
                          : 0;
     const FormStats st = plan_forms(ops_, op_in_, op_out_, skip_, output_slots_, slots_.size());
     for (size_t i = 0; i < ops_.size(); ++i) skip_[i] = skip_[i] || ln_skip[i];
-    forms_ = Forms{st.fused_acts, st.fused_adds, st.codes_outputs, st.nhwc_outputs, st.dual_outputs, ln, gelu, attn, biases};
+    forms_ = Forms{st.fused_acts, st.fused_adds, st.codes_outputs, st.nhwc_outputs, st.dual_outputs, ln, gelu, attn, biases, bags};
   } else {
     skip_.assign(ops_.size(), false);
   }

@@ -68,6 +68,7 @@ class Model {
     int gelus = 0;       // GELU (erf) chains fused into one op
     int attentions = 0;  // MatMul-scale-Softmax-MatMul chains fused into one op
     int biases = 0;      // bias Adds after MatMul / Gemm taken into the layer
+    int embedding_bags = 0;  // Gather -> ReduceSum / ReduceMean pairs fused into one op
   };
   Forms forms() const { return forms_; }
   void set_threads(int t) { threads_ = t < 1 ? 1 : t; }

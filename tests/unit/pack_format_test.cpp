@@ -23,6 +23,11 @@ TEST(BitPack, RoundTripEveryWidthOddSizes) {
       pack::unpack_bits(p.data(), n, bits, back.data());
       ASSERT_EQ(c, back) << bits << " bits, n=" << n;
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(pack::unpack_one(p.data(), i, bits), c[i]) << bits << " " << i;
+      if (bits <= 8) {  // the byte-wide fast path reads exactly the packed bytes
+        std::vector<uint8_t> exact(p.begin(), p.end()), u(static_cast<size_t>(n));
+        pack::unpack_bits_u8(exact.data(), n, bits, u.data());
+        ASSERT_TRUE(std::equal(u.begin(), u.end(), c.begin())) << bits << " bits, n=" << n << " (unpack_bits_u8)";
+      }
       if (n * bits % 8) {  // padding bits of the last byte are zero (files are deterministic)
         const int used = static_cast<int>(n * bits % 8);
         EXPECT_EQ(p.back() >> used, 0) << bits << " bits, n=" << n;

@@ -6,8 +6,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
+#include <string>
 #include <vector>
 
+#include "pack/bitpack.h"
+#include "pack/mxq_format.h"
 #include "runtime/tensor.h"
 
 namespace mixq::test {
@@ -31,6 +35,30 @@ inline std::vector<rt::Tensor> to_rt(const std::vector<at::Tensor>& ts) {
   std::vector<rt::Tensor> out;
   for (const auto& t : ts) out.push_back(to_rt(t));
   return out;
+}
+
+// A weight of `dims` quantized per channel on `axis` at `bits`, codes random over the full range.
+inline pack::QWeight random_qweight(const std::string& node, const std::vector<int64_t>& dims, int64_t axis, int bits,
+                             bool sym, std::mt19937& rng) {
+  pack::QWeight w;
+  w.node = node;
+  w.tensor = node + ".w";
+  w.dims = dims;
+  w.bits = bits;
+  w.symmetric = sym;
+  w.granularity = pack::Gran::kPerChannel;
+  w.axis = axis;
+  const int64_t C = dims[axis], n = w.numel();
+  std::uniform_real_distribution<float> us(0.01f, 0.1f);
+  for (int64_t c = 0; c < C; ++c) {
+    w.scales.push_back(us(rng));
+    w.zero_points.push_back(sym ? 0 : static_cast<int32_t>(rng() % (1u << bits)));
+  }
+  std::vector<uint16_t> u(n);
+  for (auto& v : u) v = static_cast<uint16_t>(rng() % (1u << bits));
+  w.packed.resize(pack::packed_bytes(n, bits));
+  pack::pack_bits(u.data(), n, bits, w.packed.data());
+  return w;
 }
 
 // Scores y [N, C] (row-major) against the reference [N, C]: the largest absolute difference, the

@@ -32,30 +32,6 @@ rt::ModelOptions own_kernels(kernels::Isa isa, int threads) {
 
 using kernels::Isa;
 
-// A weight of `dims` quantized per channel on `axis` at `bits`, codes random over the full range.
-pack::QWeight random_qweight(const std::string& node, const std::vector<int64_t>& dims, int64_t axis, int bits,
-                             bool sym, std::mt19937& rng) {
-  pack::QWeight w;
-  w.node = node;
-  w.tensor = node + ".w";
-  w.dims = dims;
-  w.bits = bits;
-  w.symmetric = sym;
-  w.granularity = pack::Gran::kPerChannel;
-  w.axis = axis;
-  const int64_t C = dims[axis], n = w.numel();
-  std::uniform_real_distribution<float> us(0.01f, 0.1f);
-  for (int64_t c = 0; c < C; ++c) {
-    w.scales.push_back(us(rng));
-    w.zero_points.push_back(sym ? 0 : static_cast<int32_t>(rng() % (1u << bits)));
-  }
-  std::vector<uint16_t> u(n);
-  for (auto& v : u) v = static_cast<uint16_t>(rng() % (1u << bits));
-  w.packed.resize(pack::packed_bytes(n, bits));
-  pack::pack_bits(u.data(), n, bits, w.packed.data());
-  return w;
-}
-
 // The runtime's activation quantizer: x times the float reciprocal of the scale (kernels/quantize.h).
 float fake_quant(float x, const pack::QAct& a) {
   const float inv = 1.0f / a.scale;
@@ -463,6 +439,9 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
     }
     same(unfused.run({x}).at(0).f, y.f, std::string(kernels::isa_name(isa)) + ": fused vs unfused");
     EXPECT_EQ(unfused.forms().fused_acts + unfused.forms().codes_outputs + unfused.forms().nhwc_outputs, 0);
+    if (name == "fmnist-embedbag") {  // its Gather -> ReduceSum ran as one op (same bits, checked above)
+      EXPECT_EQ(m.forms().embedding_bags, 1);
+    }
     if (conv_net && abits <= 8) {  // (the model runs 2 threads, images in parallel; `unfused` 1)
       EXPECT_GT(m.forms().fused_acts, 0) << name;
       EXPECT_GT(m.forms().codes_outputs, 0) << name;
@@ -556,6 +535,42 @@ TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
     const std::vector<float> b1 = dn.run({x1}).at(0).f;
     for (size_t i = 0; i < b1.size(); ++i) EXPECT_NEAR(b1[i], b[i], 1e-4 * (1 + maxabs)) << name << " batch 1";
   }
+}
+
+}  // namespace
+}  // namespace mixq::test
+
+namespace mixq::test {
+namespace {
+
+// Round without libm (ops_elementwise.cpp) is nearbyint: ties to even, signs of zeros, large
+// values, infinities and NaN.
+TEST(Runtime, RoundIsNearbyint) {
+  pack::PackedModel m;
+  m.inputs.push_back({"x", pack::ElemType::kFloat32, {-1}});
+  m.outputs.push_back({"y", pack::ElemType::kFloat32, {}});
+  pack::Node n;
+  n.name = "r";
+  n.op = "Round";
+  n.inputs = {"x"};
+  n.outputs = {"y"};
+  m.nodes.push_back(n);
+  rt::Model model(m);
+  std::vector<float> v = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, -0.0f, 0.0f, -0.3f, 0.49999997f, 8388607.5f,
+                          8388608.0f, 8388609.0f, -8388607.5f, 1e30f, -1e30f, INFINITY, -INFINITY, 1e-40f, -1e-40f};
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(-1000.0f, 1000.0f);
+  for (int i = 0; i < 100000; ++i) v.push_back(i % 2 ? u(rng) : std::ldexp(float(int(rng() % 4001) - 2000), -1));
+  rt::Tensor x = rt::Tensor::floats({static_cast<int64_t>(v.size()) + 1});
+  std::copy(v.begin(), v.end(), x.f.begin());
+  x.f.back() = NAN;
+  const rt::Tensor y = model.run({x}).at(0);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const float want = std::nearbyint(v[i]);
+    ASSERT_EQ(std::signbit(y.f[i]), std::signbit(want)) << v[i];
+    ASSERT_EQ(y.f[i], want) << v[i];
+  }
+  EXPECT_TRUE(std::isnan(y.f.back()));
 }
 
 }  // namespace
