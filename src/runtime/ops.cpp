@@ -1,6 +1,9 @@
 #include "runtime/ops.h"
 
 #include <sstream>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "mixq/error.h"
 #include "runtime/buffer_pool.h"
@@ -13,6 +16,14 @@ std::string shape_str(const std::vector<int64_t>& s) {
   for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
   os << "]";
   return os.str();
+}
+
+int omp_thread() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
 }
 
 Tensor output_floats(std::vector<int64_t> shape, const RunCtx& ctx) {

@@ -55,6 +55,9 @@ struct RunCtx {
 // one (contents unspecified), else zeroed.
 Tensor output_floats(std::vector<int64_t> shape, const RunCtx& ctx);
 
+// The OpenMP thread number inside an op's `omp parallel` loop (0 without OpenMP): its scratch.
+int omp_thread();
+
 // Input 0's tensor to overwrite: moved from the donor when allowed, else a copy.
 // (Codes of the input's value are dropped: the op changes the value.)
 inline Tensor take_input0(const std::vector<const Tensor*>& in, const RunCtx& ctx) {

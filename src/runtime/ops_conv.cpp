@@ -7,10 +7,6 @@
 #include <cmath>
 #include <cstring>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "kernels/depthwise_u8.h"
 #include "kernels/epilogue.h"
 #include "kernels/quantize.h"
@@ -24,14 +20,6 @@
 namespace mixq::rt {
 
 namespace {
-
-int omp_thread() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 class ConvOp : public Op {
  public:

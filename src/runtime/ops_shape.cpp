@@ -276,8 +276,12 @@ class GatherOp : public Op {
   const pack::QWeight* q = nullptr;  // packed rows (axis 0, not per-group)
   Tensor table;                      // dequantized at load when q cannot be used directly
   bool has_table = false;
-  std::vector<uint8_t> codes_;       // one row's codes (row_codes)
-  std::vector<uint16_t> wide_;       // (as unpack_bits writes them)
+  // One row's codes as row_codes / wide_codes unpack them (one per thread of an embedding bag).
+  struct RowBuf {
+    std::vector<uint8_t> codes;
+    std::vector<uint16_t> wide;
+  };
+  RowBuf buf_;
 
   const Tensor* data_of(const std::vector<const Tensor*>& in) const { return has_table ? &table : in[0]; }
   std::vector<int64_t> data_shape(const Tensor* data) const { return q ? q->dims : data->shape; }
@@ -291,7 +295,7 @@ class GatherOp : public Op {
   // row's place in an outer slice) written to dst (kAdd false) or added to it (kAdd true; the same
   // value as written, then one float add: an embedding bag gives the bits of Gather + ReduceSum).
   template <bool kAdd>
-  void float_row(const Tensor* data, int64_t src, int64_t k, int64_t inner, float* dst) {
+  void float_row(const Tensor* data, int64_t src, int64_t k, int64_t inner, float* dst, RowBuf& buf) const {
     auto put = [dst](int64_t t, float v) {
       if (kAdd) dst[t] += v;
       else dst[t] = v;
@@ -302,8 +306,8 @@ class GatherOp : public Op {
       return;
     }
     const int64_t p = q->granularity == pack::Gran::kPerTensor ? 0 : k;
-    if (q->bits <= 8) values(p, row_codes(src, inner), inner, put);
-    else values(p, wide_codes(src, inner), inner, put);
+    if (q->bits <= 8) values(p, row_codes(src, inner, buf), inner, put);
+    else values(p, wide_codes(src, inner, buf), inner, put);
   }
 
   template <typename C, typename Put>
@@ -320,8 +324,9 @@ class GatherOp : public Op {
     }
   }
 
-  // The `inner` codes from code index `src` on, unpacked into wide_ (any width).
-  const uint16_t* wide_codes(int64_t src, int64_t inner) {
+  // The `inner` codes from code index `src` on, unpacked into buf (any width).
+  const uint16_t* wide_codes(int64_t src, int64_t inner, RowBuf& buf) const {
+    std::vector<uint16_t>& wide_ = buf.wide;
     wide_.resize(static_cast<size_t>(inner));
     const int bits = q->bits;
     if (src * bits % 8 == 0) {
@@ -333,13 +338,13 @@ class GatherOp : public Op {
   }
 
   // The `inner` codes (<= 8 bits) from code index `src` on, one per byte: the packed bytes
-  // themselves at 8 bits, else expanded into codes_.
-  const uint8_t* row_codes(int64_t src, int64_t inner) {
+  // themselves at 8 bits, else expanded into buf.
+  const uint8_t* row_codes(int64_t src, int64_t inner, RowBuf& buf) const {
     const uint8_t* packed = q->packed.data();
     const int bits = q->bits;
     if (bits == 8) return packed + src;
-    codes_.resize(static_cast<size_t>(inner));
-    uint8_t* u = codes_.data();
+    buf.codes.resize(static_cast<size_t>(inner));
+    uint8_t* u = buf.codes.data();
     if (src * bits % 8 != 0) {  // the row starts inside a byte
       for (int64_t t = 0; t < inner; ++t) u[t] = static_cast<uint8_t>(pack::unpack_one(packed, src + t, bits));
       return u;
@@ -367,7 +372,7 @@ class GatherOp : public Op {
       for (int64_t j = 0; j < ni; ++j) {
         const int64_t k = row_of(idx.i[j], n);
         const int64_t src = (o * n + k) * inner, dst = (o * ni + j) * inner;
-        if (fl) float_row<false>(data, src, k, inner, y.f.data() + dst);
+        if (fl) float_row<false>(data, src, k, inner, y.f.data() + dst, buf_);
         else std::copy(data->i.begin() + src, data->i.begin() + src + inner, y.i.begin() + dst);
       }
     out[0] = std::move(y);
@@ -388,6 +393,7 @@ class EmbeddingBagOp : public Op {
   std::vector<int64_t> attr_axes;
   int64_t keepdims = 1, noop_empty = 0;
   bool mean = false;
+  std::vector<GatherOp::RowBuf> bufs_;  // per thread
 
   void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor* data = gather->data_of(in);
@@ -426,11 +432,17 @@ class EmbeddingBagOp : public Op {
     Tensor y = output_floats(shape, ctx);
     std::fill(y.f.begin(), y.f.end(), 0.0f);
     const int64_t n = dshape[0];
+    for (int64_t j = 0; j < bags * count; ++j) gather->row_of(idx.i[j], n);  // (refused before the threads)
+    // Bags split over the threads where each has at least 64K values to sum.
+    const int nthreads = static_cast<int>(std::clamp<int64_t>(bags * count * inner >> 16, 1, std::min<int64_t>(ctx.threads, bags)));
+    bufs_.resize(static_cast<size_t>(nthreads));
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
     for (int64_t b = 0; b < bags; ++b) {
+      GatherOp::RowBuf& buf = bufs_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
       float* yb = y.f.data() + b * inner;
       for (int64_t j = b * count; j < (b + 1) * count; ++j) {
-        const int64_t k = gather->row_of(idx.i[j], n);
-        gather->float_row<true>(data, k * inner, k, inner, yb);
+        const int64_t k = idx.i[j] < 0 ? idx.i[j] + n : idx.i[j];
+        gather->float_row<true>(data, k * inner, k, inner, yb, buf);
       }
     }
     if (mean && count > 0)

@@ -2,7 +2,7 @@
 // ReduceMean run as one op gives the bits of the two ops run apart, for float and packed tables
 // (every weight width, per-row and per-tensor parameters, row-wise forms), bags over one or more
 // trailing index axes, axes as attribute or input, keepdims 0/1; reductions it does not cover run
-// the two ops inside it; a bad index is refused naming the node.
+// the two ops inside it; threads split the bags; a bad index is refused naming the node.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -128,6 +128,19 @@ TEST(EmbeddingBag, FusedGivesTheBitsOfGatherThenReduce) {
         expect_same_bits(bag_model(c, {}, &w, rng), idx,
                          what + " " + std::to_string(bits) + "-bit" + (per_tensor ? " per-tensor" : ""));
       }
+    for (int form : {1, 2})  // row-wise tables: s * q + offset per row, or a codebook per row
+      for (int bits : {3, 4, 8}) {
+        pack::QWeight w = random_qweight("emb", {rows, 5}, 0, bits, false, rng);
+        w.form = static_cast<uint8_t>(form);
+        std::normal_distribution<float> nd;
+        if (form == 1) {
+          for (int64_t r = 0; r < rows; ++r) w.offsets.push_back(nd(rng));
+        } else {
+          for (int64_t i = 0; i < (rows << bits); ++i) w.codebook.push_back(nd(rng));
+        }
+        expect_same_bits(bag_model(c, {}, &w, rng), idx, what + " form " + std::to_string(form) + " " +
+                                                             std::to_string(bits) + "-bit");
+      }
   }
 }
 
@@ -151,6 +164,26 @@ TEST(EmbeddingBag, SumsThePackedTablesValues) {
         EXPECT_EQ(y.f[static_cast<size_t>(b * dim + t)], s) << bits << " " << b << "," << t;
       }
   }
+}
+
+// Large enough to be split over threads (>= 64K values per thread): the bags are the same bits on
+// 1 and 2 threads, and a bad index is still refused before the threads start.
+TEST(EmbeddingBag, ThreadsSplitTheBagsWithTheSameBits) {
+  std::mt19937 rng(9);
+  const int64_t rows = 300;
+  const pack::QWeight w = random_qweight("emb", {rows, 24}, 0, 5, false, rng);
+  const pack::PackedModel m = bag_model(BagCase{{16, 700}, {1}, true, 0, false}, {}, &w, rng);
+  rt::Tensor idx = random_indices({16, 700}, rows, rng);
+  rt::ModelOptions two;
+  two.threads = 2;
+  rt::Model one(m), par(m, two);
+  const std::vector<float> a = one.run({idx}).at(0).f;
+  EXPECT_EQ(par.run({idx}).at(0).f, a);
+  rt::ModelOptions plain;
+  plain.fuse = false;
+  EXPECT_EQ(rt::Model(m, plain).run({idx}).at(0).f, a);
+  idx.i[16 * 700 - 1] = rows;
+  EXPECT_THROW(par.run({idx}), Error);
 }
 
 TEST(EmbeddingBag, AnIndexOutsideTheTableNamesTheNode) {
