@@ -19,24 +19,26 @@ class LayerNormOp : public Op {
  public:
   std::vector<float> gamma, beta;  // [D]
   float eps = 0;
-  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx&) override {
+  void run(const std::vector<const Tensor*>& in, std::vector<Tensor>& out, const RunCtx& ctx) override {
     const Tensor& x = *in[0];
     const int64_t D = static_cast<int64_t>(gamma.size());
     RT_CHECK(x.dtype == ElemType::kFloat32 && !x.nhwc && !x.is_codes() && x.rank() >= 1 && x.shape.back() == D, this,
              "input ", shape_str(x.shape), " does not end in the ", D, " normalised features");
-    Tensor y = Tensor::floats(x.shape);
-    std::vector<float> d(static_cast<size_t>(D));
+    Tensor y = output_floats(x.shape, ctx);
     const float fd = static_cast<float>(D);
-    for (int64_t r = 0, rows = x.numel() / D; r < rows; ++r) {
-      const float* xr = x.f.data() + r * D;
-      float* yr = y.f.data() + r * D;
-      const float mean = row_sum8(xr, D) / fd;                           // ReduceMean
-      for (int64_t j = 0; j < D; ++j) d[j] = xr[j] - mean;               // Sub
-      for (int64_t j = 0; j < D; ++j) yr[j] = d[j] * d[j];               // Pow 2 (as BinaryOp: x * x)
-      const float var = row_sum8(yr, D) / fd;                            // ReduceMean
-      const float sd = std::sqrt(var + eps);                             // Add eps, Sqrt
-      for (int64_t j = 0; j < D; ++j) yr[j] = d[j] / sd * gamma[j] + beta[j];  // Div, Mul, Add
-    }
+    parallel_ranges(ctx.threads, D > 0 ? x.numel() / D : 0, 4 * D, 1, [&](int64_t r0, int64_t r1) {  // rows
+      std::vector<float> d(static_cast<size_t>(D));
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xr = x.f.data() + r * D;
+        float* yr = y.f.data() + r * D;
+        const float mean = row_sum8(xr, D) / fd;                           // ReduceMean
+        for (int64_t j = 0; j < D; ++j) d[j] = xr[j] - mean;               // Sub
+        for (int64_t j = 0; j < D; ++j) yr[j] = d[j] * d[j];               // Pow 2 (as BinaryOp: x * x)
+        const float var = row_sum8(yr, D) / fd;                            // ReduceMean
+        const float sd = std::sqrt(var + eps);                             // Add eps, Sqrt
+        for (int64_t j = 0; j < D; ++j) yr[j] = d[j] / sd * gamma[j] + beta[j];  // Div, Mul, Add
+      }
+    });
     out[0] = std::move(y);
   }
 };
@@ -49,7 +51,9 @@ class GeluOp : public Op {
     const Tensor& x = *in[0];
     RT_CHECK(x.dtype == ElemType::kFloat32 && !x.nhwc && !x.is_codes(), this, "needs an NCHW float input");
     Tensor y = output_floats(x.shape, ctx);
-    kernels::gelu_erf_f32(x.f.data(), y.f.data(), x.numel(), c, isa);
+    parallel_ranges(ctx.threads, x.numel(), 8, 64, [&](int64_t b, int64_t e) {  // (~8 vector ops per value)
+      kernels::gelu_erf_f32(x.f.data() + b, y.f.data() + b, e - b, c, isa);
+    });
     out[0] = std::move(y);
   }
 };

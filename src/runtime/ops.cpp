@@ -1,5 +1,6 @@
 #include "runtime/ops.h"
 
+#include <algorithm>
 #include <sstream>
 #ifdef _OPENMP
 #include <omp.h>
@@ -24,6 +25,20 @@ int omp_thread() {
 #else
   return 0;
 #endif
+}
+
+void parallel_ranges(int threads, int64_t n, int64_t cost_per_item, int64_t align,
+                     const std::function<void(int64_t, int64_t)>& f) {
+  constexpr int64_t kMinWork = int64_t{1} << 16;
+  int64_t parts = n * cost_per_item >= kMinWork ? std::min<int64_t>(threads, n / std::max<int64_t>(align, 1)) : 1;
+  parts = std::min<int64_t>(parts, n * cost_per_item / kMinWork);
+  if (parts <= 1) {
+    if (n > 0) f(0, n);
+    return;
+  }
+  auto bound = [&](int64_t p) { return p == parts ? n : n * p / parts / align * align; };
+#pragma omp parallel for num_threads(static_cast<int>(parts)) schedule(static)
+  for (int64_t p = 0; p < parts; ++p) f(bound(p), bound(p + 1));
 }
 
 Tensor output_floats(std::vector<int64_t> shape, const RunCtx& ctx) {

@@ -3,6 +3,7 @@
 // per ONNX op type. No libtorch.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -57,6 +58,12 @@ Tensor output_floats(std::vector<int64_t> shape, const RunCtx& ctx);
 
 // The OpenMP thread number inside an op's `omp parallel` loop (0 without OpenMP): its scratch.
 int omp_thread();
+
+// f(begin, end) over [0, n) in up to `threads` contiguous parts, their bounds multiples of `align`
+// (so a vector kernel sees the same blocks and tail as in one call: the same bits), where the work
+// (n * cost_per_item) is worth a thread (>= 64K); else f(0, n) on this thread. f must not throw.
+void parallel_ranges(int threads, int64_t n, int64_t cost_per_item, int64_t align,
+                     const std::function<void(int64_t, int64_t)>& f);
 
 // Input 0's tensor to overwrite: moved from the donor when allowed, else a copy.
 // (Codes of the input's value are dropped: the op changes the value.)

@@ -438,6 +438,8 @@ void check_fixture(const std::string& name, int wbits, int abits, int64_t sample
       EXPECT_TRUE(std::equal(y1.f.begin(), y1.f.end(), y.f.begin())) << name << " batch-1 on 2 threads";
     }
     same(unfused.run({x}).at(0).f, y.f, std::string(kernels::isa_name(isa)) + ": fused vs unfused");
+    // Threads split rows (layers, LayerNorm, GELU, embedding bags): the same bits as one thread.
+    EXPECT_EQ(rt::Model::load(path, own_kernels(isa, 1)).run({x}).at(0).f, y.f) << name << " 1 vs 2 threads";
     EXPECT_EQ(unfused.forms().fused_acts + unfused.forms().codes_outputs + unfused.forms().nhwc_outputs, 0);
     if (name == "fmnist-embedbag") {  // its Gather -> ReduceSum ran as one op (same bits, checked above)
       EXPECT_EQ(m.forms().embedding_bags, 1);
