@@ -136,6 +136,7 @@ QuantizeResult run_quantize(const QuantizeJob& job) {
     if (ro.bn_reestimate) bn_reestimate(ctx);
     if (ro.bias_tune) bias_tune(ctx);
     throw_if_interrupted();
+    compact_codes(r.qmodel);  // the methods' float codes (qmodel.h), before evaluation and export
     r.method_report = ctx.report;
   }
   r.seconds_quantize = seconds_since(t_quant) + r.seconds_search;

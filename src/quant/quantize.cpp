@@ -35,6 +35,10 @@ void calibration_pass(Executor& ex, const Dataset& calib, int64_t batch, const s
 std::vector<QuantizedWeight> quantize_weights(const Graph& prepared, const QuantPlan& plan, uint64_t seed) {
   MappedTensorScope mapped;  // the codes are long-lived (core/malloc_tuning.h)
   std::vector<QuantizedWeight> out;
+  auto keep = [&out](QuantizedWeight&& qw) {  // its codes compact at once: one float copy at a time
+    compact_codes(qw);
+    out.push_back(std::move(qw));
+  };
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (const auto& L : plan.layers) {
     auto it = prepared.initializers.find(L.weight);
@@ -49,7 +53,7 @@ std::vector<QuantizedWeight> quantize_weights(const Graph& prepared, const Quant
       qw.node = L.name;
       qw.weight = L.weight;
       quantize_table(w, L.embed, L.weight_scheme.bits, qw, "layer '" + L.name + "'");
-      out.push_back(std::move(qw));
+      keep(std::move(qw));
       continue;
     }
     RangeOptions ro;
@@ -64,13 +68,13 @@ std::vector<QuantizedWeight> quantize_weights(const Graph& prepared, const Quant
       qw.params = channel_bits_params(w, qw.scheme, qw.channel_bits, ro);
       if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
       qw.codes = channel_bits_quantize(w, qw.params, qw.scheme, qw.channel_bits, noise);
-      out.push_back(std::move(qw));
+      keep(std::move(qw));
       continue;
     }
     qw.params = weight_params(w, qw.scheme, ro);
     if (qw.scheme.rounding == Rounding::kStochastic) noise = at::rand(w.sizes(), gen);
     qw.codes = quantize(w, qw.params, qw.scheme, noise);
-    out.push_back(std::move(qw));
+    keep(std::move(qw));
   }
   return out;
 }

@@ -254,7 +254,8 @@ at::Tensor quantize(const at::Tensor& x, const QParams& p, const QScheme& scheme
 }
 
 at::Tensor dequantize(const at::Tensor& q, const QParams& p, const QScheme& scheme) {
-  at::Tensor q32 = as_float(q, "codes");
+  // Codes may be held compact (qmodel.h compact_codes): integer dtypes convert exactly.
+  at::Tensor q32 = q.defined() && at::isIntegralType(q.scalar_type(), false) ? q.to(at::kFloat) : as_float(q, "codes");
   at::Tensor s = broadcast_param(p.scale, scheme, q32.sizes());
   at::Tensor z = broadcast_param(p.zero_point, scheme, q32.sizes());
   return dequantize_core(q32, s, z).contiguous();

@@ -87,7 +87,7 @@ FloorCeilResult floorceil_rounding(MethodContext& ctx, const FloorCeilOptions& o
       t.index = i;
       t.layer = qw.node;
       t.w = qm.graph.initializers.at(qw.weight).to(at::kFloat);
-      t.start = qw.codes.clone();
+      t.start = qw.codes.to(at::kFloat).clone();  // (codes may be compact: qmodel.h)
       t.opt[0] = rounded_codes(qw, t.w, Rounding::kFloor);
       t.opt[1] = rounded_codes(qw, t.w, Rounding::kCeil);
       if (per_channel && t.w.dim() > 0) {
@@ -196,7 +196,7 @@ FloorCeilResult floorceil_rounding(MethodContext& ctx, const FloorCeilOptions& o
       if (evals >= o.max_evals) break;
       if (done[m.target]) continue;
       Target& t = targets[m.target];
-      const at::Tensor cur = qm.weights[t.index].codes;
+      const at::Tensor cur = qm.weights[t.index].codes.to(at::kFloat);
       at::Tensor codes = cur;
       for (int op = 0; op < 2; ++op) codes = at::where(along_axis(t, m.choice == op + 1), t.opt[op], codes);
       set_codes(t, codes);
@@ -231,7 +231,7 @@ FloorCeilResult floorceil_rounding(MethodContext& ctx, const FloorCeilOptions& o
   {
     at::NoGradGuard ng;
     for (auto& t : targets) {
-      const at::Tensor& codes = qm.weights[t.index].codes;
+      const at::Tensor codes = qm.weights[t.index].codes.to(at::kFloat);
       channels_total += t.channels;
       const bool changed = !at::equal(codes, t.start);
       if (!changed) continue;
