@@ -4,6 +4,7 @@
 
 #include "core/atomic_file.h"
 #include "core/log.h"
+#include "core/malloc_tuning.h"
 #include "mixq/error.h"
 #include "pack/from_qmodel.h"
 #include "pack/mxq_format.h"
@@ -12,6 +13,7 @@
 namespace mixq {
 
 nlohmann::json write_packed(const QuantizeResult& r, const std::string& path) {
+  MappedTensorScope mapped;  // the packed model and its bytes: whole-model buffers (as the QDQ export)
   const pack::PackedModel pm = pack_quantized_model(r.qmodel);
   // A file the runtime cannot run is not written: say which operators it lacks, all at once.
   std::map<std::string, std::string> missing;  // op -> first node
