@@ -306,16 +306,22 @@ TEST(Runtime, FloatPathPerGroupWeightsStayLowbit) {
     }
 }
 
-TEST(Runtime, LoadErrorsNameTheNode) {
+// x [dims] -> node `name` (op) -> y.
+pack::PackedModel one_node_model(const std::string& name, const std::string& op, std::vector<int64_t> dims) {
   pack::PackedModel m;
-  m.inputs.push_back({"x", pack::ElemType::kFloat32, {-1, 4}});
+  m.inputs.push_back({"x", pack::ElemType::kFloat32, std::move(dims)});
   m.outputs.push_back({"y", pack::ElemType::kFloat32, {}});
   pack::Node n;
-  n.name = "weird";
-  n.op = "FancyOp";
+  n.name = name;
+  n.op = op;
   n.inputs = {"x"};
   n.outputs = {"y"};
   m.nodes.push_back(n);
+  return m;
+}
+
+TEST(Runtime, LoadErrorsNameTheNode) {
+  pack::PackedModel m = one_node_model("weird", "FancyOp", {-1, 4});
   try {
     rt::Model model(m);
     FAIL();
@@ -539,25 +545,10 @@ TEST(RuntimeFixtures, FloatModelsOnOneDnnMatchOwnKernels) {
   }
 }
 
-}  // namespace
-}  // namespace mixq::test
-
-namespace mixq::test {
-namespace {
-
 // Round without libm (ops_elementwise.cpp) is nearbyint: ties to even, signs of zeros, large
 // values, infinities and NaN.
 TEST(Runtime, RoundIsNearbyint) {
-  pack::PackedModel m;
-  m.inputs.push_back({"x", pack::ElemType::kFloat32, {-1}});
-  m.outputs.push_back({"y", pack::ElemType::kFloat32, {}});
-  pack::Node n;
-  n.name = "r";
-  n.op = "Round";
-  n.inputs = {"x"};
-  n.outputs = {"y"};
-  m.nodes.push_back(n);
-  rt::Model model(m);
+  rt::Model model(one_node_model("r", "Round", {-1}));
   std::vector<float> v = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, -0.0f, 0.0f, -0.3f, 0.49999997f, 8388607.5f,
                           8388608.0f, 8388609.0f, -8388607.5f, 1e30f, -1e30f, INFINITY, -INFINITY, 1e-40f, -1e-40f};
   std::mt19937 rng(4);
