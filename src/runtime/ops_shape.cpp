@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "mixq/error.h"
+#include "kernels/embed_bag.h"
 #include "pack/bitpack.h"
 #include "runtime/ops.h"
 #include "runtime/row_reduce.h"
@@ -274,6 +275,7 @@ class GatherOp : public Op {
  public:
   int64_t axis = 0;
   const pack::QWeight* q = nullptr;  // packed rows (axis 0, not per-group)
+  kernels::Isa isa = kernels::Isa::kRef;  // the bag's dequantize-add kernel (kernels/embed_bag.h)
   Tensor table;                      // dequantized at load when q cannot be used directly
   bool has_table = false;
   // One row's codes as row_codes / wide_codes unpack them (one per thread of an embedding bag).
@@ -306,6 +308,11 @@ class GatherOp : public Op {
       return;
     }
     const int64_t p = q->granularity == pack::Gran::kPerTensor ? 0 : k;
+    if (kAdd && q->form == 0 && q->bits <= 8) {  // an embedding bag's row: the vector kernel, same bits
+      kernels::embed_add_u8(row_codes(src, inner, buf), inner, q->scales[p], static_cast<float>(q->qmin()),
+                            static_cast<float>(q->zero_points[p]), dst, isa);
+      return;
+    }
     if (q->bits <= 8) values(p, row_codes(src, inner, buf), inner, put);
     else values(p, wide_codes(src, inner, buf), inner, put);
   }
@@ -485,6 +492,7 @@ std::unique_ptr<Op> make_gap(const BuildCtx&) { return std::make_unique<GlobalAv
 std::unique_ptr<Op> make_gather(const BuildCtx& c) {
   auto op = std::make_unique<GatherOp>();
   op->axis = c.int_attr("axis", 0);
+  op->isa = c.isa;
   if (c.qweight) {
     MIXQ_CHECK(!c.node.inputs.empty() && c.node.inputs[0] == c.qweight->tensor, ErrorKind::kUnsupported, c.desc,
                ": a quantized Gather must read the table as its data input");

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "kernels/depthwise_u8.h"
+#include "kernels/embed_bag.h"
 #include "kernels/epilogue.h"
 #include "kernels/gelu.h"
 #include "kernels/gemm_u8s8.h"
@@ -94,7 +95,9 @@ TEST(DepthwiseU8, EveryPathMatchesReferenceExactly) {
       }
       const int32_t za = extreme == 1 ? 0 : extreme == 3 ? 255 : 117;
       const bool fits = extreme >= 2;
-      if (fits || c.C * T > 1) ASSERT_EQ(kernels::dw_quads_fit(w.data(), T, c.C), fits);
+      if (fits || c.C * T > 1) {
+        ASSERT_EQ(kernels::dw_quads_fit(w.data(), T, c.C), fits);
+      }
       const kernels::DwQuads quads = kernels::pack_dw_quads(w.data(), s, za);  // (split when not fits)
       EXPECT_EQ(quads.split, !kernels::dw_quads_fit(w.data(), T, c.C));
       kernels::DwQuadRows qrows;
@@ -495,6 +498,29 @@ TEST(Sgemm, MatchesDoubleReference) {
 
 // quantize_u8 (x * (1/scale)) on every path equals its scalar reference bit for bit, ties and their
 // neighbours included; the reference equals the scheme's x / scale except beside a tie.
+// The embedding bag's dequantize-add: every path gives the reference loop's bits (the same float
+// operations in the same order; no FMA), at every length (vector bodies and tails).
+TEST(EmbedAddU8, EveryPathMatchesReferenceExactly) {
+  std::mt19937 rng(12);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f), us(1e-3f, 0.2f);
+  for (int64_t n = 0; n <= 70; ++n)
+    for (float qmin : {0.0f, -128.0f}) {
+      std::vector<uint8_t> c(static_cast<size_t>(n));
+      for (auto& v : c) v = static_cast<uint8_t>(rng());
+      std::vector<float> base(static_cast<size_t>(n));
+      for (auto& v : base) v = u(rng);
+      const float s = us(rng), z = qmin + static_cast<float>(rng() % 256);
+      std::vector<float> want = base;
+      kernels::embed_add_u8_ref(c.data(), n, s, qmin, z, want.data());
+      for (kernels::Isa isa : {kernels::Isa::kAvx2, kernels::Isa::kAvx512}) {
+        if (!kernels::isa_supported(isa)) continue;
+        std::vector<float> got = base;
+        kernels::embed_add_u8(c.data(), n, s, qmin, z, got.data(), isa);
+        ASSERT_EQ(got, want) << kernels::isa_name(isa) << " n=" << n;
+      }
+    }
+}
+
 TEST(QuantizeU8, EveryPathMatchesReferenceAndSchemeAwayFromTies) {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0, 3);
