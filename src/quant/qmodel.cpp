@@ -20,7 +20,7 @@ void compact(at::Tensor& codes, int64_t lo, int64_t hi) {
   if (t == at::ScalarType::Undefined) return;
   // Only exact integers inside the grid convert: anything else stays as it is for the checks
   // downstream (the QDQ export and the packer name such a code) to report.
-  const at::Tensor mn = codes.min(), mx = codes.max();
+  const auto [mn, mx] = at::aminmax(codes);  // (one pass)
   if (mn.item<double>() < double(lo) || mx.item<double>() > double(hi)) return;
   if (!at::equal(codes, codes.round())) return;
   codes = codes.to(t);

@@ -30,8 +30,8 @@ int omp_thread() {
 void parallel_ranges(int threads, int64_t n, int64_t cost_per_item, int64_t align,
                      const std::function<void(int64_t, int64_t)>& f) {
   constexpr int64_t kMinWork = int64_t{1} << 16;
-  int64_t parts = n * cost_per_item >= kMinWork ? std::min<int64_t>(threads, n / std::max<int64_t>(align, 1)) : 1;
-  parts = std::min<int64_t>(parts, n * cost_per_item / kMinWork);
+  align = std::max<int64_t>(align, 1);
+  const int64_t parts = std::min<int64_t>({threads, n / align, n * cost_per_item / kMinWork});
   if (parts <= 1) {
     if (n > 0) f(0, n);
     return;

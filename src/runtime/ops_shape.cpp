@@ -4,8 +4,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "mixq/error.h"
 #include "kernels/embed_bag.h"
+#include "mixq/error.h"
 #include "pack/bitpack.h"
 #include "runtime/ops.h"
 #include "runtime/row_reduce.h"
@@ -287,8 +287,10 @@ class GatherOp : public Op {
 
   const Tensor* data_of(const std::vector<const Tensor*>& in) const { return has_table ? &table : in[0]; }
   std::vector<int64_t> data_shape(const Tensor* data) const { return q ? q->dims : data->shape; }
+  // Index k of an axis of n (negative counts from the end), unchecked / checked.
+  static int64_t wrap(int64_t k, int64_t n) { return k < 0 ? k + n : k; }
   int64_t row_of(int64_t k, int64_t n) const {
-    const int64_t r = k < 0 ? k + n : k;
+    const int64_t r = wrap(k, n);
     RT_CHECK(r >= 0 && r < n, this, "index ", k, " outside [", -n, ", ", n - 1, "]");
     return r;
   }
@@ -333,15 +335,15 @@ class GatherOp : public Op {
 
   // The `inner` codes from code index `src` on, unpacked into buf (any width).
   const uint16_t* wide_codes(int64_t src, int64_t inner, RowBuf& buf) const {
-    std::vector<uint16_t>& wide_ = buf.wide;
-    wide_.resize(static_cast<size_t>(inner));
+    std::vector<uint16_t>& w = buf.wide;
+    w.resize(static_cast<size_t>(inner));
     const int bits = q->bits;
     if (src * bits % 8 == 0) {
-      pack::unpack_bits(q->packed.data() + src * bits / 8, inner, bits, wide_.data());
+      pack::unpack_bits(q->packed.data() + src * bits / 8, inner, bits, w.data());
     } else {
-      for (int64_t t = 0; t < inner; ++t) wide_[t] = static_cast<uint16_t>(pack::unpack_one(q->packed.data(), src + t, bits));
+      for (int64_t t = 0; t < inner; ++t) w[t] = static_cast<uint16_t>(pack::unpack_one(q->packed.data(), src + t, bits));
     }
-    return wide_.data();
+    return w.data();
   }
 
   // The `inner` codes (<= 8 bits) from code index `src` on, one per byte: the packed bytes
@@ -423,9 +425,11 @@ class EmbeddingBagOp : public Op {
     int64_t inner = 1;
     for (int64_t d = 1; d < r; ++d) inner *= dshape[d];
     if (!ok || r0 == ri || inner == 1) {  // (inner 1: ReduceOp sums rows pairwise; not this order)
+      RunCtx apart = ctx;
+      apart.donor = nullptr;  // (the donor is this op's input 0; neither op may take it)
       std::vector<Tensor> g(1);
-      gather->run({in[0], in[1]}, g, ctx);
-      reduce->run({&g[0], has_axes ? &axes : nullptr}, out, ctx);
+      gather->run({in[0], in[1]}, g, apart);
+      reduce->run({&g[0], has_axes ? &axes : nullptr}, out, apart);
       return;
     }
     int64_t bags = 1, count = 1;
@@ -448,7 +452,7 @@ class EmbeddingBagOp : public Op {
       GatherOp::RowBuf& buf = bufs_[static_cast<size_t>(nthreads > 1 ? omp_thread() : 0)];
       float* yb = y.f.data() + b * inner;
       for (int64_t j = b * count; j < (b + 1) * count; ++j) {
-        const int64_t k = idx.i[j] < 0 ? idx.i[j] + n : idx.i[j];
+        const int64_t k = GatherOp::wrap(idx.i[j], n);  // (checked above)
         gather->float_row<true>(data, k * inner, k, inner, yb, buf);
       }
     }
